@@ -1,0 +1,354 @@
+//! The account domain: registration, password login and identity resolution. Sessions and
+//! profiles live in their own modules as further `impl Accounts` blocks.
+
+use std::sync::{Arc, LazyLock};
+
+use rand::{Rng, distr::Alphanumeric};
+use rosetta_auth::{SessionGuard, TokenIssuer};
+use rosetta_db::{
+    entity::{credential, user},
+    now_ms,
+};
+use rosetta_kit::{ApiError, ApiResult};
+use rosetta_proto::account::v1::{
+    self as pb, LoginRequest, LoginResponse, RegisterRequest, SendVerificationCodeRequest,
+    VerificationChannel, VerificationPurpose, login_request::Identifier,
+};
+use rosetta_proto::common::v1::{UserRef, user_ref::Ref};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, Select,
+    TransactionTrait,
+};
+
+use crate::{
+    AccountConfig, CodeSender, Scheme, codes,
+    password::{self, bad_credentials, blocking},
+    throttle::Throttle,
+};
+
+/// Length of the generated public handle (OurChat's ocid).
+const OCID_LEN: usize = 10;
+
+/// A verifier of a password nobody has, checked when the user does not exist so that a
+/// failed login takes as long for unknown users as for known ones.
+static DUMMY_VERIFIER: LazyLock<String> =
+    LazyLock::new(|| password::hash("no such user").unwrap_or_default());
+
+pub struct Accounts {
+    pub(crate) db: DatabaseConnection,
+    pub(crate) cfg: AccountConfig,
+    pub(crate) issuer: TokenIssuer,
+    pub(crate) sessions: Arc<SessionGuard>,
+    pub(crate) sender: Arc<dyn CodeSender>,
+    pub(crate) public_pems: Vec<String>,
+    pub(crate) login_throttle: Throttle,
+}
+
+impl Accounts {
+    pub fn new(
+        db: DatabaseConnection,
+        cfg: AccountConfig,
+        private_pem: &str,
+        public_pems: Vec<String>,
+        sessions: Arc<SessionGuard>,
+        sender: Arc<dyn CodeSender>,
+    ) -> ApiResult<Self> {
+        let issuer = TokenIssuer::new(private_pem, cfg.issuer.clone(), cfg.access_ttl)?;
+        let login_throttle = Throttle {
+            threshold: cfg.lockout_threshold,
+            base: cfg.lockout_base,
+            max: cfg.lockout_max,
+        };
+        Ok(Self { db, cfg, issuer, sessions, sender, public_pems, login_throttle })
+    }
+
+    pub async fn register(&self, req: RegisterRequest) -> ApiResult<pb::User> {
+        let scheme = Scheme::from_proto(req.password_scheme)?;
+        let password = scheme.normalize(&req.password)?;
+        let ocid = self.fresh_ocid().await?;
+        let username = if req.username.is_empty() { ocid.clone() } else { valid_username(&req.username)? };
+        let email = optional(&req.email).map(valid_email).transpose()?;
+        let phone = optional(&req.phone).map(valid_phone).transpose()?;
+        if self.find(user::Column::Username.eq(&username)).await?.is_some() {
+            return Err(ApiError::exists("USERNAME_TAKEN", "user name is taken"));
+        }
+        if let Some(email) = &email
+            && self.find(user::Column::Email.eq(email)).await?.is_some()
+        {
+            return Err(ApiError::exists("EMAIL_TAKEN", "e-mail address is registered"));
+        }
+        if let Some(phone) = &phone
+            && self.find(user::Column::Phone.eq(phone)).await?.is_some()
+        {
+            return Err(ApiError::exists("PHONE_TAKEN", "phone number is registered"));
+        }
+        self.check_registration_code(&req.verification_code, phone.as_deref(), email.as_deref()).await?;
+
+        let answer = normalize_answer(&req.security_answer);
+        let verifiers = blocking(move || {
+            let answer = answer.map(|a| password::hash(&a)).transpose()?;
+            Ok((password::verifiers_for(&password, scheme)?, answer))
+        })
+        .await?;
+        let now = now_ms();
+        let txn = self.db.begin().await?;
+        let inserted = user::Entity::insert(user::ActiveModel {
+            username: Set(username),
+            ocid: Set(ocid),
+            email: Set(email),
+            phone: Set(phone),
+            nickname: Set(limit(&req.nickname, 64)?),
+            avatar: Set(limit(&req.avatar, 512)?),
+            signature: Set(limit(&req.signature, 512)?),
+            gender: Set(i16::try_from(req.gender).unwrap_or(0)),
+            vip: Set(req.vip),
+            security_question_id: Set(req.security_question_id),
+            security_answer_hash: Set(verifiers.1),
+            created_at_ms: Set(now),
+            deleted_at_ms: Set(None),
+            ..Default::default()
+        })
+        .exec_with_returning(&txn)
+        .await
+        .map_err(|err| unique_violation(err, "USERNAME_TAKEN"))?;
+        store_verifiers(&txn, inserted.id, verifiers.0).await?;
+        txn.commit().await?;
+        tracing::info!(user_id = inserted.id, "registered");
+        Ok(own_profile(&inserted))
+    }
+
+    pub async fn send_code(&self, req: SendVerificationCodeRequest) -> ApiResult<i64> {
+        let channel = VerificationChannel::try_from(req.channel).unwrap_or(VerificationChannel::Unspecified);
+        let purpose = VerificationPurpose::try_from(req.purpose).unwrap_or(VerificationPurpose::Unspecified);
+        let (target, column, taken) = match channel {
+            VerificationChannel::Phone => (valid_phone(&req.target)?, user::Column::Phone, "PHONE_TAKEN"),
+            VerificationChannel::Email => (valid_email(&req.target)?, user::Column::Email, "EMAIL_TAKEN"),
+            VerificationChannel::Unspecified => {
+                return Err(ApiError::invalid("INVALID_ARGUMENT", "channel is required"));
+            }
+        };
+        let owner = self.find(column.eq(&target)).await?;
+        match purpose {
+            VerificationPurpose::Register if owner.is_some() => {
+                return Err(ApiError::exists(taken, "already registered"));
+            }
+            VerificationPurpose::Recovery if owner.is_none() => {
+                return Err(ApiError::not_found("no account has this address").with_reason("UNKNOWN_TARGET"));
+            }
+            VerificationPurpose::Unspecified => {
+                return Err(ApiError::invalid("INVALID_ARGUMENT", "purpose is required"));
+            }
+            _ => {}
+        }
+        let (code, expires_at_ms) = codes::issue(&self.db, &self.cfg, channel, &target, purpose).await?;
+        self.sender.send(channel, &target, &code).await?;
+        Ok(expires_at_ms)
+    }
+
+    pub async fn login(&self, req: LoginRequest) -> ApiResult<LoginResponse> {
+        let scheme = Scheme::from_proto(req.password_scheme)?;
+        let password = scheme.normalize(&req.password)?;
+        let by = match req.identifier {
+            Some(Identifier::Username(v)) => Ref::Username(v),
+            Some(Identifier::Email(v)) => Ref::Email(v),
+            Some(Identifier::UserId(v)) => Ref::Id(v),
+            Some(Identifier::Ocid(v)) => Ref::Ocid(v),
+            Some(Identifier::Phone(v)) => {
+                let found = self.find(user::Column::Phone.eq(v)).await?;
+                return self.login_user(found, password, scheme, req.client).await;
+            }
+            None => return Err(ApiError::invalid("INVALID_ARGUMENT", "identifier is required")),
+        };
+        let found = self.resolve(&UserRef { r#ref: Some(by) }).await.ok();
+        self.login_user(found, password, scheme, req.client).await
+    }
+
+    async fn login_user(
+        &self,
+        found: Option<user::Model>,
+        password: String,
+        scheme: Scheme,
+        client: String,
+    ) -> ApiResult<LoginResponse> {
+        let Some(user) = found else {
+            blocking(move || Ok(password::verify(&password, &DUMMY_VERIFIER))).await?;
+            return Err(bad_credentials());
+        };
+        self.check_password(&user, password, scheme).await?;
+        self.open_session(&user, &client).await
+    }
+
+    /// Verifies a password under the login throttle, upgrading the stored verifiers when a
+    /// plain password fills a gap.
+    pub(crate) async fn check_password(&self, user: &user::Model, password: String, scheme: Scheme) -> ApiResult<()> {
+        let key = format!("login:{}", user.id);
+        self.login_throttle.check(&self.db, &key).await?;
+        let stored = self.verifiers(user.id).await?;
+        match blocking(move || password::check(&password, scheme, &stored)).await {
+            Ok(added) => {
+                self.login_throttle.reset(&self.db, &key).await?;
+                if let Some(added) = added {
+                    store_verifiers(&self.db, user.id, added).await?;
+                    tracing::info!(user_id = user.id, "added password verifiers after a plain login");
+                }
+                Ok(())
+            }
+            Err(err) => {
+                self.login_throttle.fail(&self.db, &key).await?;
+                Err(err)
+            }
+        }
+    }
+
+    pub(crate) async fn verifiers(&self, user_id: i64) -> ApiResult<Vec<(Scheme, String)>> {
+        Ok(credential::Entity::find()
+            .filter(credential::Column::UserId.eq(user_id))
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .filter_map(|c| Scheme::from_db(c.scheme).map(|s| (s, c.verifier)))
+            .collect())
+    }
+
+    /// The live (not deleted) user a handle names.
+    pub async fn resolve(&self, r: &UserRef) -> ApiResult<user::Model> {
+        let filter = match &r.r#ref {
+            Some(Ref::Id(id)) => user::Column::Id.eq(*id),
+            Some(Ref::Username(name)) => user::Column::Username.eq(name),
+            Some(Ref::Ocid(ocid)) => user::Column::Ocid.eq(ocid),
+            Some(Ref::Email(email)) => user::Column::Email.eq(email.trim().to_ascii_lowercase()),
+            None => return Err(ApiError::invalid("INVALID_ARGUMENT", "user reference is required")),
+        };
+        self.find(filter).await?.ok_or_else(|| ApiError::not_found("no such user"))
+    }
+
+    pub(crate) async fn find(&self, filter: impl sea_orm::sea_query::IntoCondition) -> ApiResult<Option<user::Model>> {
+        Ok(live_users().filter(filter).one(&self.db).await?)
+    }
+
+    async fn check_registration_code(&self, code: &str, phone: Option<&str>, email: Option<&str>) -> ApiResult<()> {
+        let target = match (phone, email) {
+            (Some(phone), _) => Some((VerificationChannel::Phone, phone, self.cfg.require_phone_code)),
+            (None, Some(email)) => Some((VerificationChannel::Email, email, self.cfg.require_email_code)),
+            (None, None) => None,
+        };
+        match target {
+            Some((channel, target, _)) if !code.is_empty() => {
+                codes::consume(&self.db, channel, target, VerificationPurpose::Register, code).await
+            }
+            Some((_, _, true)) => Err(ApiError::precondition("CODE_REQUIRED", "a verification code is required")),
+            _ if !code.is_empty() => Err(ApiError::invalid("INVALID_ARGUMENT", "a code needs a phone or e-mail")),
+            _ => Ok(()),
+        }
+    }
+
+    async fn fresh_ocid(&self) -> ApiResult<String> {
+        loop {
+            let ocid: String = rand::rng().sample_iter(&Alphanumeric).take(OCID_LEN).map(char::from).collect();
+            if self.find(user::Column::Ocid.eq(&ocid)).await?.is_none() {
+                return Ok(ocid);
+            }
+        }
+    }
+}
+
+pub(crate) fn live_users() -> Select<user::Entity> {
+    user::Entity::find().filter(user::Column::DeletedAtMs.is_null())
+}
+
+/// Replaces (or adds) the given verifiers of a user.
+pub(crate) async fn store_verifiers<C: sea_orm::ConnectionTrait>(
+    db: &C,
+    user_id: i64,
+    verifiers: Vec<(Scheme, String)>,
+) -> ApiResult<()> {
+    let now = now_ms();
+    for (scheme, verifier) in verifiers {
+        credential::Entity::delete_by_id((user_id, scheme as i16)).exec(db).await?;
+        credential::Entity::insert(credential::ActiveModel {
+            user_id: Set(user_id),
+            scheme: Set(scheme as i16),
+            verifier: Set(verifier),
+            created_at_ms: Set(now),
+        })
+        .exec(db)
+        .await?;
+    }
+    Ok(())
+}
+
+pub(crate) fn own_profile(u: &user::Model) -> pb::User {
+    pb::User {
+        email: u.email.clone().unwrap_or_default(),
+        phone: u.phone.clone().unwrap_or_default(),
+        security_question_id: u.security_question_id,
+        ..public_profile(u)
+    }
+}
+
+pub(crate) fn public_profile(u: &user::Model) -> pb::User {
+    pb::User {
+        id: u.id,
+        username: u.username.clone(),
+        ocid: u.ocid.clone(),
+        nickname: u.nickname.clone(),
+        avatar: u.avatar.clone(),
+        signature: u.signature.clone(),
+        gender: i32::from(u.gender),
+        vip: u.vip,
+        created_at_ms: u.created_at_ms,
+        ..Default::default()
+    }
+}
+
+fn optional(value: &str) -> Option<&str> {
+    let value = value.trim();
+    (!value.is_empty()).then_some(value)
+}
+
+pub(crate) fn valid_username(name: &str) -> ApiResult<String> {
+    let ok = (1..=64).contains(&name.chars().count())
+        && !name.chars().any(|c| c.is_whitespace() || c.is_control() || c == '|');
+    if ok {
+        Ok(name.to_owned())
+    } else {
+        Err(ApiError::invalid("INVALID_ARGUMENT", "user name must be 1 to 64 characters without spaces or '|'"))
+    }
+}
+
+pub(crate) fn valid_email(email: &str) -> ApiResult<String> {
+    let email = email.trim().to_ascii_lowercase();
+    let ok = email.len() <= 254
+        && email.split_once('@').is_some_and(|(local, domain)| !local.is_empty() && !domain.is_empty())
+        && !email.chars().any(|c| c.is_whitespace() || c.is_control());
+    if ok { Ok(email) } else { Err(ApiError::invalid("INVALID_ARGUMENT", "not an e-mail address")) }
+}
+
+pub(crate) fn valid_phone(phone: &str) -> ApiResult<String> {
+    let phone = phone.trim();
+    let digits = phone.strip_prefix('+').unwrap_or(phone);
+    if (5..=20).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit()) {
+        Ok(phone.to_owned())
+    } else {
+        Err(ApiError::invalid("INVALID_ARGUMENT", "not a phone number"))
+    }
+}
+
+pub(crate) fn normalize_answer(answer: &str) -> Option<String> {
+    optional(answer).map(str::to_owned)
+}
+
+pub(crate) fn limit(value: &str, max_chars: usize) -> ApiResult<String> {
+    if value.chars().count() > max_chars {
+        return Err(ApiError::invalid("INVALID_ARGUMENT", format!("field longer than {max_chars} characters")));
+    }
+    Ok(value.to_owned())
+}
+
+/// A unique-constraint race lost to a concurrent writer becomes ALREADY_EXISTS.
+pub(crate) fn unique_violation(err: sea_orm::DbErr, reason: &'static str) -> ApiError {
+    match err.sql_err() {
+        Some(sea_orm::SqlErr::UniqueConstraintViolation(_)) => ApiError::exists(reason, "already exists"),
+        _ => ApiError::from(err),
+    }
+}

@@ -1,0 +1,19 @@
+//! The account service: who users are and how they prove it.
+//!
+//! [`Accounts`] holds the domain logic and is tested without a network; [`AccountGrpc`] is the
+//! thin gRPC face over it.
+
+mod accounts;
+mod codes;
+mod config;
+mod grpc;
+mod password;
+mod profile;
+mod session;
+mod throttle;
+
+pub use accounts::Accounts;
+pub use codes::{CodeSender, LogSender, MemorySender};
+pub use config::AccountConfig;
+pub use grpc::{AccountGrpc, PUBLIC_METHODS};
+pub use password::Scheme;

@@ -1,0 +1,214 @@
+//! Profiles, search, password changes, recovery and account deletion.
+
+use rosetta_auth::Caller;
+use rosetta_db::{
+    entity::{credential, user},
+    now_ms,
+};
+use rosetta_kit::{ApiError, ApiResult, page::Page};
+use rosetta_proto::account::v1::{
+    self as pb, ChangePasswordRequest, DeleteAccountRequest, RecoverPasswordRequest,
+    SearchUsersRequest, SearchUsersResponse, UpdateProfileRequest, VerificationChannel,
+    VerificationPurpose, recover_password_request::Proof, search_users_request::Query,
+};
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, IntoActiveModel, QueryFilter,
+    QueryOrder, QuerySelect, TransactionTrait,
+    sea_query::{Expr, ExprTrait, Func, LikeExpr},
+};
+
+use crate::{
+    Accounts, Scheme,
+    accounts::{
+        limit, live_users, normalize_answer, own_profile, public_profile, store_verifiers,
+        unique_violation, valid_email, valid_username,
+    },
+    codes,
+    password::{self, blocking},
+    throttle::Throttle,
+};
+
+impl Accounts {
+    pub async fn my_profile(&self, caller: &Caller) -> ApiResult<pb::User> {
+        Ok(own_profile(&self.me(caller).await?))
+    }
+
+    pub async fn profiles(&self, ids: &[i64]) -> ApiResult<Vec<pb::User>> {
+        if ids.len() > 1000 {
+            return Err(ApiError::invalid("INVALID_ARGUMENT", "at most 1000 ids per call"));
+        }
+        let users = live_users().filter(user::Column::Id.is_in(ids.iter().copied())).all(&self.db).await?;
+        Ok(users.iter().map(public_profile).collect())
+    }
+
+    pub async fn search(&self, req: SearchUsersRequest) -> ApiResult<SearchUsersResponse> {
+        let page = Page::from_request(req.page.as_ref())?;
+        let mut query = live_users().order_by_asc(user::Column::Id).limit(page.fetch());
+        if let Some(after) = page.after {
+            query = query.filter(user::Column::Id.gt(after));
+        }
+        query = match req.query {
+            Some(Query::UserId(id)) => query.filter(user::Column::Id.eq(id)),
+            Some(Query::Name(name)) if !name.trim().is_empty() => {
+                let pattern = format!("%{}%", escape_like(&name.trim().to_lowercase()));
+                let lower = |c| Expr::expr(Func::lower(Expr::col(c)));
+                query.filter(
+                    sea_orm::Condition::any()
+                        .add(lower(user::Column::Username).like(LikeExpr::new(&pattern).escape('\\')))
+                        .add(lower(user::Column::Nickname).like(LikeExpr::new(&pattern).escape('\\'))),
+                )
+            }
+            _ => return Err(ApiError::invalid("INVALID_ARGUMENT", "a user id or a name is required")),
+        };
+        let (rows, page) = page.finish(query.all(&self.db).await?, |u| u.id);
+        Ok(SearchUsersResponse { users: rows.iter().map(public_profile).collect(), page: Some(page) })
+    }
+
+    pub async fn update_profile(&self, caller: &Caller, req: UpdateProfileRequest) -> ApiResult<pb::User> {
+        let me = self.me(caller).await?;
+        let answer_hash = match req.security_answer.as_deref().and_then(normalize_answer) {
+            Some(answer) => Some(blocking(move || password::hash(&answer)).await?),
+            None => None,
+        };
+        let mut active = me.into_active_model();
+        if let Some(v) = req.nickname {
+            active.nickname = Set(limit(&v, 64)?);
+        }
+        if let Some(v) = req.avatar {
+            active.avatar = Set(limit(&v, 512)?);
+        }
+        if let Some(v) = req.signature {
+            active.signature = Set(limit(&v, 512)?);
+        }
+        if let Some(v) = req.gender {
+            active.gender = Set(i16::try_from(v).unwrap_or(0));
+        }
+        if let Some(v) = req.username {
+            let v = valid_username(&v)?;
+            if self.find(user::Column::Username.eq(&v).and(user::Column::Id.ne(caller.user_id))).await?.is_some() {
+                return Err(ApiError::exists("USERNAME_TAKEN", "user name is taken"));
+            }
+            active.username = Set(v);
+        }
+        if let Some(v) = req.email {
+            let v = if v.trim().is_empty() { None } else { Some(valid_email(&v)?) };
+            if let Some(email) = &v
+                && self.find(user::Column::Email.eq(email).and(user::Column::Id.ne(caller.user_id))).await?.is_some()
+            {
+                return Err(ApiError::exists("EMAIL_TAKEN", "e-mail address is registered"));
+            }
+            active.email = Set(v);
+        }
+        if let Some(v) = req.security_question_id {
+            active.security_question_id = Set(v);
+        }
+        if answer_hash.is_some() {
+            active.security_answer_hash = Set(answer_hash);
+        }
+        let updated = active.update(&self.db).await.map_err(|e| unique_violation(e, "USERNAME_TAKEN"))?;
+        Ok(own_profile(&updated))
+    }
+
+    pub async fn change_password(&self, caller: &Caller, req: ChangePasswordRequest) -> ApiResult<()> {
+        let me = self.me(caller).await?;
+        let current_scheme = Scheme::from_proto(req.current_scheme)?;
+        let current = current_scheme.normalize(&req.current_password)?;
+        let new_scheme = Scheme::from_proto(req.new_scheme)?;
+        let new = new_scheme.normalize(&req.new_password)?;
+        self.check_password(&me, current, current_scheme).await?;
+        self.replace_password(me.id, new, new_scheme).await
+    }
+
+    pub async fn recover_password(&self, req: RecoverPasswordRequest) -> ApiResult<()> {
+        let refused = || ApiError::denied("BAD_PROOF", "the proof of identity does not match");
+        let user = match &req.user {
+            Some(r) => self.resolve(r).await.map_err(|_| refused())?,
+            None => return Err(ApiError::invalid("INVALID_ARGUMENT", "user is required")),
+        };
+        let new_scheme = Scheme::from_proto(req.new_scheme)?;
+        let new = new_scheme.normalize(&req.new_password)?;
+        let key = format!("recover:{}", user.id);
+        let throttle = self.recovery_throttle();
+        throttle.check(&self.db, &key).await?;
+        let proven = match req.proof {
+            Some(Proof::SecurityAnswer(answer)) => {
+                let stored = user.security_answer_hash.clone();
+                let question_ok = answer.question_id == user.security_question_id;
+                let presented = normalize_answer(&answer.answer).unwrap_or_default();
+                question_ok
+                    && blocking(move || Ok(stored.is_some_and(|phc| password::verify(&presented, &phc)))).await?
+            }
+            Some(Proof::VerificationCode(code)) => self.consume_recovery_code(&user, &code).await,
+            None => return Err(ApiError::invalid("INVALID_ARGUMENT", "a proof is required")),
+        };
+        if !proven {
+            throttle.fail(&self.db, &key).await?;
+            return Err(refused());
+        }
+        throttle.reset(&self.db, &key).await?;
+        self.login_throttle.reset(&self.db, &format!("login:{}", user.id)).await?;
+        self.replace_password(user.id, new, new_scheme).await?;
+        // Whoever needed recovery may have lost control of a device: end every session.
+        self.revoke_all(user.id).await
+    }
+
+    pub async fn delete_account(&self, caller: &Caller, req: DeleteAccountRequest) -> ApiResult<()> {
+        let me = self.me(caller).await?;
+        let scheme = Scheme::from_proto(req.password_scheme)?;
+        self.check_password(&me, scheme.normalize(&req.password)?, scheme).await?;
+        let id = me.id;
+        let mut active = me.into_active_model();
+        active.username = Set(format!("deleted-{id}"));
+        active.email = Set(None);
+        active.phone = Set(None);
+        active.nickname = Set(String::new());
+        active.avatar = Set(String::new());
+        active.signature = Set(String::new());
+        active.security_answer_hash = Set(None);
+        active.deleted_at_ms = Set(Some(now_ms()));
+        let txn = self.db.begin().await?;
+        active.update(&txn).await?;
+        credential::Entity::delete_many().filter(credential::Column::UserId.eq(id)).exec(&txn).await?;
+        txn.commit().await?;
+        self.revoke_all(id).await
+    }
+
+    async fn me(&self, caller: &Caller) -> ApiResult<user::Model> {
+        self.find(user::Column::Id.eq(caller.user_id))
+            .await?
+            .ok_or_else(|| ApiError::unauthenticated("SESSION_REVOKED", "account is gone"))
+    }
+
+    async fn replace_password(&self, user_id: i64, password: String, scheme: Scheme) -> ApiResult<()> {
+        let verifiers = blocking(move || password::verifiers_for(&password, scheme)).await?;
+        let txn = self.db.begin().await?;
+        credential::Entity::delete_many().filter(credential::Column::UserId.eq(user_id)).exec(&txn).await?;
+        store_verifiers(&txn, user_id, verifiers).await?;
+        txn.commit().await?;
+        Ok(())
+    }
+
+    /// A recovery code may have gone to the account's phone or to its e-mail address.
+    async fn consume_recovery_code(&self, user: &user::Model, code: &str) -> bool {
+        let targets = [
+            (VerificationChannel::Phone, user.phone.as_deref()),
+            (VerificationChannel::Email, user.email.as_deref()),
+        ];
+        for (channel, target) in targets {
+            if let Some(target) = target
+                && codes::consume(&self.db, channel, target, VerificationPurpose::Recovery, code).await.is_ok()
+            {
+                return true;
+            }
+        }
+        false
+    }
+
+    fn recovery_throttle(&self) -> Throttle {
+        Throttle { threshold: self.cfg.lockout_threshold, base: self.cfg.lockout_base, max: self.cfg.lockout_max }
+    }
+}
+
+fn escape_like(text: &str) -> String {
+    text.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")
+}

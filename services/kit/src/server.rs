@@ -1,0 +1,112 @@
+//! The gRPC server every role runs: the Rosetta services it was given, plus standard health
+//! (`grpc.health.v1`) and reflection (v1 and v1alpha, for older `grpcurl`) for exactly those
+//! services, shut down gracefully on a signal.
+
+use std::{convert::Infallible, future::Future};
+
+use tokio::net::TcpListener;
+use tonic::{
+    body::Body,
+    server::NamedService,
+    service::{Routes, RoutesBuilder},
+    transport::{Server, server::TcpIncoming},
+};
+use tonic_health::ServingStatus;
+
+/// Services to serve on one listener.
+#[derive(Default)]
+pub struct ServiceSet {
+    routes: RoutesBuilder,
+    names: Vec<&'static str>,
+}
+
+impl ServiceSet {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds a service; its name is reported SERVING by health and listed by reflection.
+    pub fn add<S>(&mut self, service: S) -> &mut Self
+    where
+        S: tower_service::Service<http::Request<Body>, Error = Infallible>
+            + NamedService
+            + Clone
+            + Send
+            + Sync
+            + 'static,
+        S::Response: axum::response::IntoResponse,
+        S::Future: Send + 'static,
+    {
+        self.names.push(S::NAME);
+        self.routes.add_service(service);
+        self
+    }
+
+    /// Names of the services added so far.
+    pub fn names(&self) -> &[&'static str] {
+        &self.names
+    }
+
+    /// The routes, with health and reflection added.
+    pub async fn into_routes(mut self) -> Result<Routes, tonic_reflection::server::Error> {
+        let (reporter, health) = tonic_health::server::health_reporter();
+        reporter.set_service_status("", ServingStatus::Serving).await;
+        for name in &self.names {
+            reporter.set_service_status(*name, ServingStatus::Serving).await;
+        }
+        let reflection = || {
+            let mut builder = tonic_reflection::server::Builder::configure()
+                .register_encoded_file_descriptor_set(rosetta_proto::FILE_DESCRIPTOR_SET)
+                .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+                .with_service_name("grpc.health.v1.Health");
+            for name in &self.names {
+                builder = builder.with_service_name(*name);
+            }
+            builder
+        };
+        let v1 = reflection().build_v1()?;
+        let v1alpha = reflection().build_v1alpha()?;
+        self.routes.add_service(health).add_service(v1).add_service(v1alpha);
+        Ok(self.routes.routes())
+    }
+}
+
+/// Serves `routes` on `listener` until `shutdown` completes, then drains open calls.
+pub async fn serve(
+    listener: TcpListener,
+    routes: Routes,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), tonic::transport::Error> {
+    let local = listener.local_addr().ok();
+    tracing::info!(addr = ?local, "gRPC listening");
+    Server::builder()
+        .tcp_nodelay(true)
+        .add_routes(routes)
+        .serve_with_incoming_shutdown(TcpIncoming::from(listener).with_nodelay(Some(true)), shutdown)
+        .await
+}
+
+/// Completes on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!("shutdown signal received");
+}
