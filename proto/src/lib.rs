@@ -6,7 +6,8 @@
 #![allow(clippy::all, clippy::pedantic)]
 
 /// Encoded `FileDescriptorSet` of every Rosetta proto file.
-pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/rosetta_descriptor.bin"));
+pub const FILE_DESCRIPTOR_SET: &[u8] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/rosetta_descriptor.bin"));
 
 pub mod common {
     pub mod v1 {

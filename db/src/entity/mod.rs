@@ -1,4 +1,4 @@
-//! sea-orm entities, one module per table.
+//! sea-orm entities, one module per table (grouped by owning service past the accounts).
 
 pub mod credential;
 pub mod legacy_token;
@@ -6,3 +6,8 @@ pub mod session;
 pub mod throttle;
 pub mod user;
 pub mod verification_code;
+
+pub mod social;
+
+pub mod files;
+pub mod messaging;

@@ -54,7 +54,11 @@ impl MigrationTrait for Migration {
                 .col(small_integer(Credentials::Scheme))
                 .col(string(Credentials::Verifier))
                 .col(big_integer(Credentials::CreatedAtMs))
-                .primary_key(Index::create().col(Credentials::UserId).col(Credentials::Scheme))
+                .primary_key(
+                    Index::create()
+                        .col(Credentials::UserId)
+                        .col(Credentials::Scheme),
+                )
                 .foreign_key(
                     ForeignKey::create()
                         .from(Credentials::Table, Credentials::UserId)
@@ -90,8 +94,14 @@ impl MigrationTrait for Migration {
             ("idx_sessions_user", Sessions::UserId),
             ("idx_sessions_prev_refresh", Sessions::PrevRefreshHash),
         ] {
-            m.create_index(Index::create().name(name).table(Sessions::Table).col(col).to_owned())
-                .await?;
+            m.create_index(
+                Index::create()
+                    .name(name)
+                    .table(Sessions::Table)
+                    .col(col)
+                    .to_owned(),
+            )
+            .await?;
         }
 
         m.create_table(
@@ -102,7 +112,11 @@ impl MigrationTrait for Migration {
                 .col(string(LegacyTokens::TokenHash))
                 .col(string(LegacyTokens::SessionId))
                 .col(big_integer(LegacyTokens::CreatedAtMs))
-                .primary_key(Index::create().col(LegacyTokens::UserId).col(LegacyTokens::Protocol))
+                .primary_key(
+                    Index::create()
+                        .col(LegacyTokens::UserId)
+                        .col(LegacyTokens::Protocol),
+                )
                 .foreign_key(
                     ForeignKey::create()
                         .from(LegacyTokens::Table, LegacyTokens::SessionId)

@@ -59,30 +59,53 @@ impl Accounts {
             base: cfg.lockout_base,
             max: cfg.lockout_max,
         };
-        Ok(Self { db, cfg, issuer, sessions, sender, public_pems, login_throttle })
+        Ok(Self {
+            db,
+            cfg,
+            issuer,
+            sessions,
+            sender,
+            public_pems,
+            login_throttle,
+        })
     }
 
     pub async fn register(&self, req: RegisterRequest) -> ApiResult<pb::User> {
         let scheme = Scheme::from_proto(req.password_scheme)?;
         let password = scheme.normalize(&req.password)?;
         let ocid = self.fresh_ocid().await?;
-        let username = if req.username.is_empty() { ocid.clone() } else { valid_username(&req.username)? };
+        let username = if req.username.is_empty() {
+            ocid.clone()
+        } else {
+            valid_username(&req.username)?
+        };
         let email = optional(&req.email).map(valid_email).transpose()?;
         let phone = optional(&req.phone).map(valid_phone).transpose()?;
-        if self.find(user::Column::Username.eq(&username)).await?.is_some() {
+        if self
+            .find(user::Column::Username.eq(&username))
+            .await?
+            .is_some()
+        {
             return Err(ApiError::exists("USERNAME_TAKEN", "user name is taken"));
         }
         if let Some(email) = &email
             && self.find(user::Column::Email.eq(email)).await?.is_some()
         {
-            return Err(ApiError::exists("EMAIL_TAKEN", "e-mail address is registered"));
+            return Err(ApiError::exists(
+                "EMAIL_TAKEN",
+                "e-mail address is registered",
+            ));
         }
         if let Some(phone) = &phone
             && self.find(user::Column::Phone.eq(phone)).await?.is_some()
         {
-            return Err(ApiError::exists("PHONE_TAKEN", "phone number is registered"));
+            return Err(ApiError::exists(
+                "PHONE_TAKEN",
+                "phone number is registered",
+            ));
         }
-        self.check_registration_code(&req.verification_code, phone.as_deref(), email.as_deref()).await?;
+        self.check_registration_code(&req.verification_code, phone.as_deref(), email.as_deref())
+            .await?;
 
         let answer = normalize_answer(&req.security_answer);
         let verifiers = blocking(move || {
@@ -118,11 +141,21 @@ impl Accounts {
     }
 
     pub async fn send_code(&self, req: SendVerificationCodeRequest) -> ApiResult<i64> {
-        let channel = VerificationChannel::try_from(req.channel).unwrap_or(VerificationChannel::Unspecified);
-        let purpose = VerificationPurpose::try_from(req.purpose).unwrap_or(VerificationPurpose::Unspecified);
+        let channel =
+            VerificationChannel::try_from(req.channel).unwrap_or(VerificationChannel::Unspecified);
+        let purpose =
+            VerificationPurpose::try_from(req.purpose).unwrap_or(VerificationPurpose::Unspecified);
         let (target, column, taken) = match channel {
-            VerificationChannel::Phone => (valid_phone(&req.target)?, user::Column::Phone, "PHONE_TAKEN"),
-            VerificationChannel::Email => (valid_email(&req.target)?, user::Column::Email, "EMAIL_TAKEN"),
+            VerificationChannel::Phone => (
+                valid_phone(&req.target)?,
+                user::Column::Phone,
+                "PHONE_TAKEN",
+            ),
+            VerificationChannel::Email => (
+                valid_email(&req.target)?,
+                user::Column::Email,
+                "EMAIL_TAKEN",
+            ),
             VerificationChannel::Unspecified => {
                 return Err(ApiError::invalid("INVALID_ARGUMENT", "channel is required"));
             }
@@ -133,14 +166,16 @@ impl Accounts {
                 return Err(ApiError::exists(taken, "already registered"));
             }
             VerificationPurpose::Recovery if owner.is_none() => {
-                return Err(ApiError::not_found("no account has this address").with_reason("UNKNOWN_TARGET"));
+                return Err(ApiError::not_found("no account has this address")
+                    .with_reason("UNKNOWN_TARGET"));
             }
             VerificationPurpose::Unspecified => {
                 return Err(ApiError::invalid("INVALID_ARGUMENT", "purpose is required"));
             }
             _ => {}
         }
-        let (code, expires_at_ms) = codes::issue(&self.db, &self.cfg, channel, &target, purpose).await?;
+        let (code, expires_at_ms) =
+            codes::issue(&self.db, &self.cfg, channel, &target, purpose).await?;
         self.sender.send(channel, &target, &code).await?;
         Ok(expires_at_ms)
     }
@@ -157,7 +192,12 @@ impl Accounts {
                 let found = self.find(user::Column::Phone.eq(v)).await?;
                 return self.login_user(found, password, scheme, req.client).await;
             }
-            None => return Err(ApiError::invalid("INVALID_ARGUMENT", "identifier is required")),
+            None => {
+                return Err(ApiError::invalid(
+                    "INVALID_ARGUMENT",
+                    "identifier is required",
+                ));
+            }
         };
         let found = self.resolve(&UserRef { r#ref: Some(by) }).await.ok();
         self.login_user(found, password, scheme, req.client).await
@@ -180,7 +220,12 @@ impl Accounts {
 
     /// Verifies a password under the login throttle, upgrading the stored verifiers when a
     /// plain password fills a gap.
-    pub(crate) async fn check_password(&self, user: &user::Model, password: String, scheme: Scheme) -> ApiResult<()> {
+    pub(crate) async fn check_password(
+        &self,
+        user: &user::Model,
+        password: String,
+        scheme: Scheme,
+    ) -> ApiResult<()> {
         let key = format!("login:{}", user.id);
         self.login_throttle.check(&self.db, &key).await?;
         let stored = self.verifiers(user.id).await?;
@@ -189,7 +234,10 @@ impl Accounts {
                 self.login_throttle.reset(&self.db, &key).await?;
                 if let Some(added) = added {
                     store_verifiers(&self.db, user.id, added).await?;
-                    tracing::info!(user_id = user.id, "added password verifiers after a plain login");
+                    tracing::info!(
+                        user_id = user.id,
+                        "added password verifiers after a plain login"
+                    );
                 }
                 Ok(())
             }
@@ -217,34 +265,74 @@ impl Accounts {
             Some(Ref::Username(name)) => user::Column::Username.eq(name),
             Some(Ref::Ocid(ocid)) => user::Column::Ocid.eq(ocid),
             Some(Ref::Email(email)) => user::Column::Email.eq(email.trim().to_ascii_lowercase()),
-            None => return Err(ApiError::invalid("INVALID_ARGUMENT", "user reference is required")),
+            None => {
+                return Err(ApiError::invalid(
+                    "INVALID_ARGUMENT",
+                    "user reference is required",
+                ));
+            }
         };
-        self.find(filter).await?.ok_or_else(|| ApiError::not_found("no such user"))
+        self.find(filter)
+            .await?
+            .ok_or_else(|| ApiError::not_found("no such user"))
     }
 
-    pub(crate) async fn find(&self, filter: impl sea_orm::sea_query::IntoCondition) -> ApiResult<Option<user::Model>> {
+    pub(crate) async fn find(
+        &self,
+        filter: impl sea_orm::sea_query::IntoCondition,
+    ) -> ApiResult<Option<user::Model>> {
         Ok(live_users().filter(filter).one(&self.db).await?)
     }
 
-    async fn check_registration_code(&self, code: &str, phone: Option<&str>, email: Option<&str>) -> ApiResult<()> {
+    async fn check_registration_code(
+        &self,
+        code: &str,
+        phone: Option<&str>,
+        email: Option<&str>,
+    ) -> ApiResult<()> {
         let target = match (phone, email) {
-            (Some(phone), _) => Some((VerificationChannel::Phone, phone, self.cfg.require_phone_code)),
-            (None, Some(email)) => Some((VerificationChannel::Email, email, self.cfg.require_email_code)),
+            (Some(phone), _) => Some((
+                VerificationChannel::Phone,
+                phone,
+                self.cfg.require_phone_code,
+            )),
+            (None, Some(email)) => Some((
+                VerificationChannel::Email,
+                email,
+                self.cfg.require_email_code,
+            )),
             (None, None) => None,
         };
         match target {
             Some((channel, target, _)) if !code.is_empty() => {
-                codes::consume(&self.db, channel, target, VerificationPurpose::Register, code).await
+                codes::consume(
+                    &self.db,
+                    channel,
+                    target,
+                    VerificationPurpose::Register,
+                    code,
+                )
+                .await
             }
-            Some((_, _, true)) => Err(ApiError::precondition("CODE_REQUIRED", "a verification code is required")),
-            _ if !code.is_empty() => Err(ApiError::invalid("INVALID_ARGUMENT", "a code needs a phone or e-mail")),
+            Some((_, _, true)) => Err(ApiError::precondition(
+                "CODE_REQUIRED",
+                "a verification code is required",
+            )),
+            _ if !code.is_empty() => Err(ApiError::invalid(
+                "INVALID_ARGUMENT",
+                "a code needs a phone or e-mail",
+            )),
             _ => Ok(()),
         }
     }
 
     async fn fresh_ocid(&self) -> ApiResult<String> {
         loop {
-            let ocid: String = rand::rng().sample_iter(&Alphanumeric).take(OCID_LEN).map(char::from).collect();
+            let ocid: String = rand::rng()
+                .sample_iter(&Alphanumeric)
+                .take(OCID_LEN)
+                .map(char::from)
+                .collect();
             if self.find(user::Column::Ocid.eq(&ocid)).await?.is_none() {
                 return Ok(ocid);
             }
@@ -264,7 +352,9 @@ pub(crate) async fn store_verifiers<C: sea_orm::ConnectionTrait>(
 ) -> ApiResult<()> {
     let now = now_ms();
     for (scheme, verifier) in verifiers {
-        credential::Entity::delete_by_id((user_id, scheme as i16)).exec(db).await?;
+        credential::Entity::delete_by_id((user_id, scheme as i16))
+            .exec(db)
+            .await?;
         credential::Entity::insert(credential::ActiveModel {
             user_id: Set(user_id),
             scheme: Set(scheme as i16),
@@ -308,20 +398,34 @@ fn optional(value: &str) -> Option<&str> {
 
 pub(crate) fn valid_username(name: &str) -> ApiResult<String> {
     let ok = (1..=64).contains(&name.chars().count())
-        && !name.chars().any(|c| c.is_whitespace() || c.is_control() || c == '|');
+        && !name
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control() || c == '|');
     if ok {
         Ok(name.to_owned())
     } else {
-        Err(ApiError::invalid("INVALID_ARGUMENT", "user name must be 1 to 64 characters without spaces or '|'"))
+        Err(ApiError::invalid(
+            "INVALID_ARGUMENT",
+            "user name must be 1 to 64 characters without spaces or '|'",
+        ))
     }
 }
 
 pub(crate) fn valid_email(email: &str) -> ApiResult<String> {
     let email = email.trim().to_ascii_lowercase();
     let ok = email.len() <= 254
-        && email.split_once('@').is_some_and(|(local, domain)| !local.is_empty() && !domain.is_empty())
+        && email
+            .split_once('@')
+            .is_some_and(|(local, domain)| !local.is_empty() && !domain.is_empty())
         && !email.chars().any(|c| c.is_whitespace() || c.is_control());
-    if ok { Ok(email) } else { Err(ApiError::invalid("INVALID_ARGUMENT", "not an e-mail address")) }
+    if ok {
+        Ok(email)
+    } else {
+        Err(ApiError::invalid(
+            "INVALID_ARGUMENT",
+            "not an e-mail address",
+        ))
+    }
 }
 
 pub(crate) fn valid_phone(phone: &str) -> ApiResult<String> {
@@ -340,7 +444,10 @@ pub(crate) fn normalize_answer(answer: &str) -> Option<String> {
 
 pub(crate) fn limit(value: &str, max_chars: usize) -> ApiResult<String> {
     if value.chars().count() > max_chars {
-        return Err(ApiError::invalid("INVALID_ARGUMENT", format!("field longer than {max_chars} characters")));
+        return Err(ApiError::invalid(
+            "INVALID_ARGUMENT",
+            format!("field longer than {max_chars} characters"),
+        ));
     }
     Ok(value.to_owned())
 }
@@ -348,7 +455,9 @@ pub(crate) fn limit(value: &str, max_chars: usize) -> ApiResult<String> {
 /// A unique-constraint race lost to a concurrent writer becomes ALREADY_EXISTS.
 pub(crate) fn unique_violation(err: sea_orm::DbErr, reason: &'static str) -> ApiError {
     match err.sql_err() {
-        Some(sea_orm::SqlErr::UniqueConstraintViolation(_)) => ApiError::exists(reason, "already exists"),
+        Some(sea_orm::SqlErr::UniqueConstraintViolation(_)) => {
+            ApiError::exists(reason, "already exists")
+        }
         _ => ApiError::from(err),
     }
 }

@@ -11,7 +11,9 @@ use rand::Rng;
 use rosetta_db::{entity::verification_code as code, now_ms};
 use rosetta_kit::ApiError;
 use rosetta_proto::account::v1::{VerificationChannel, VerificationPurpose};
-use sea_orm::{ActiveModelTrait, ActiveValue::Set, DatabaseConnection, EntityTrait, IntoActiveModel};
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, DatabaseConnection, EntityTrait, IntoActiveModel,
+};
 use sha2::{Digest, Sha256};
 
 use crate::AccountConfig;
@@ -22,7 +24,12 @@ const MAX_ATTEMPTS: i32 = 5;
 /// Delivers codes. The default logs them; a deployment plugs in SMS or e-mail.
 #[async_trait::async_trait]
 pub trait CodeSender: Send + Sync {
-    async fn send(&self, channel: VerificationChannel, target: &str, code: &str) -> Result<(), ApiError>;
+    async fn send(
+        &self,
+        channel: VerificationChannel,
+        target: &str,
+        code: &str,
+    ) -> Result<(), ApiError>;
 }
 
 /// Writes each code to the log, for operators of deployments without SMS or e-mail.
@@ -30,8 +37,18 @@ pub struct LogSender;
 
 #[async_trait::async_trait]
 impl CodeSender for LogSender {
-    async fn send(&self, channel: VerificationChannel, target: &str, code: &str) -> Result<(), ApiError> {
-        tracing::info!(channel = channel.as_str_name(), target, code, "verification code issued");
+    async fn send(
+        &self,
+        channel: VerificationChannel,
+        target: &str,
+        code: &str,
+    ) -> Result<(), ApiError> {
+        tracing::info!(
+            channel = channel.as_str_name(),
+            target,
+            code,
+            "verification code issued"
+        );
         Ok(())
     }
 }
@@ -42,14 +59,21 @@ pub struct MemorySender(Arc<Mutex<HashMap<String, String>>>);
 
 impl MemorySender {
     pub fn last_code(&self, target: &str) -> Option<String> {
-        self.0.lock().unwrap_or_else(|e| e.into_inner()).get(target).cloned()
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(target)
+            .cloned()
     }
 }
 
 #[async_trait::async_trait]
 impl CodeSender for MemorySender {
     async fn send(&self, _: VerificationChannel, target: &str, code: &str) -> Result<(), ApiError> {
-        self.0.lock().unwrap_or_else(|e| e.into_inner()).insert(target.to_owned(), code.to_owned());
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(target.to_owned(), code.to_owned());
         Ok(())
     }
 }
@@ -67,7 +91,9 @@ pub async fn issue(
     purpose: VerificationPurpose,
 ) -> Result<(String, i64), ApiError> {
     let now = now_ms();
-    let existing = code::Entity::find_by_id((channel as i16, target.to_owned())).one(db).await?;
+    let existing = code::Entity::find_by_id((channel as i16, target.to_owned()))
+        .one(db)
+        .await?;
     let hour = 3_600_000;
     let (window_start_ms, sends_in_window) = match &existing {
         Some(row) => {
@@ -116,17 +142,31 @@ pub async fn consume(
     purpose: VerificationPurpose,
     presented: &str,
 ) -> Result<(), ApiError> {
-    let Some(row) = code::Entity::find_by_id((channel as i16, target.to_owned())).one(db).await? else {
-        return Err(ApiError::precondition("CODE_NOT_REQUESTED", "no code was sent to this target"));
+    let Some(row) = code::Entity::find_by_id((channel as i16, target.to_owned()))
+        .one(db)
+        .await?
+    else {
+        return Err(ApiError::precondition(
+            "CODE_NOT_REQUESTED",
+            "no code was sent to this target",
+        ));
     };
     if row.purpose != purpose as i16 {
-        return Err(ApiError::precondition("CODE_NOT_REQUESTED", "no code was sent for this purpose"));
+        return Err(ApiError::precondition(
+            "CODE_NOT_REQUESTED",
+            "no code was sent for this purpose",
+        ));
     }
     if row.expires_at_ms <= now_ms() || row.attempts >= MAX_ATTEMPTS {
-        return Err(ApiError::invalid("CODE_INVALID", "code expired; request a new one"));
+        return Err(ApiError::invalid(
+            "CODE_INVALID",
+            "code expired; request a new one",
+        ));
     }
     if row.code_hash == digest(presented) {
-        code::Entity::delete_by_id((row.channel, row.target)).exec(db).await?;
+        code::Entity::delete_by_id((row.channel, row.target))
+            .exec(db)
+            .await?;
         return Ok(());
     }
     let attempts = row.attempts + 1;
@@ -138,5 +178,8 @@ pub async fn consume(
 
 fn rate_limited(wait_ms: i64) -> ApiError {
     let wait = Duration::from_millis(u64::try_from(wait_ms).unwrap_or(0));
-    ApiError { reason: "RATE_LIMITED", ..ApiError::throttled(wait) }
+    ApiError {
+        reason: "RATE_LIMITED",
+        ..ApiError::throttled(wait)
+    }
 }

@@ -43,7 +43,9 @@ impl AccountService for AccountGrpc {
         req: Request<SendVerificationCodeRequest>,
     ) -> Reply<SendVerificationCodeResponse> {
         let expires_at_ms = self.accounts.send_code(req.into_inner()).await?;
-        Ok(Response::new(SendVerificationCodeResponse { expires_at_ms }))
+        Ok(Response::new(SendVerificationCodeResponse {
+            expires_at_ms,
+        }))
     }
 
     async fn login(&self, req: Request<LoginRequest>) -> Reply<LoginResponse> {
@@ -51,7 +53,11 @@ impl AccountService for AccountGrpc {
     }
 
     async fn refresh(&self, req: Request<RefreshRequest>) -> Reply<LoginResponse> {
-        Ok(Response::new(self.accounts.refresh(&req.into_inner().refresh_token).await?))
+        Ok(Response::new(
+            self.accounts
+                .refresh(&req.into_inner().refresh_token)
+                .await?,
+        ))
     }
 
     async fn logout(&self, req: Request<LogoutRequest>) -> Reply<LogoutResponse> {
@@ -59,19 +65,34 @@ impl AccountService for AccountGrpc {
         Ok(Response::new(LogoutResponse {}))
     }
 
-    async fn issue_legacy_token(&self, req: Request<IssueLegacyTokenRequest>) -> Reply<IssueLegacyTokenResponse> {
+    async fn issue_legacy_token(
+        &self,
+        req: Request<IssueLegacyTokenRequest>,
+    ) -> Reply<IssueLegacyTokenResponse> {
         let caller = Caller::of(&req)?;
         let req = req.into_inner();
-        let token = self.accounts.issue_legacy_token(&caller, &req.protocol, req.format).await?;
+        let token = self
+            .accounts
+            .issue_legacy_token(&caller, &req.protocol, req.format)
+            .await?;
         Ok(Response::new(IssueLegacyTokenResponse { token }))
     }
 
-    async fn exchange_legacy_token(&self, req: Request<ExchangeLegacyTokenRequest>) -> Reply<LoginResponse> {
-        Ok(Response::new(self.accounts.exchange_legacy_token(req.into_inner()).await?))
+    async fn exchange_legacy_token(
+        &self,
+        req: Request<ExchangeLegacyTokenRequest>,
+    ) -> Reply<LoginResponse> {
+        Ok(Response::new(
+            self.accounts
+                .exchange_legacy_token(req.into_inner())
+                .await?,
+        ))
     }
 
     async fn get_my_profile(&self, req: Request<GetMyProfileRequest>) -> Reply<User> {
-        Ok(Response::new(self.accounts.my_profile(&Caller::of(&req)?).await?))
+        Ok(Response::new(
+            self.accounts.my_profile(&Caller::of(&req)?).await?,
+        ))
     }
 
     async fn get_profiles(&self, req: Request<GetProfilesRequest>) -> Reply<GetProfilesResponse> {
@@ -91,23 +112,40 @@ impl AccountService for AccountGrpc {
 
     async fn update_profile(&self, req: Request<UpdateProfileRequest>) -> Reply<User> {
         let caller = Caller::of(&req)?;
-        Ok(Response::new(self.accounts.update_profile(&caller, req.into_inner()).await?))
+        Ok(Response::new(
+            self.accounts
+                .update_profile(&caller, req.into_inner())
+                .await?,
+        ))
     }
 
-    async fn change_password(&self, req: Request<ChangePasswordRequest>) -> Reply<ChangePasswordResponse> {
+    async fn change_password(
+        &self,
+        req: Request<ChangePasswordRequest>,
+    ) -> Reply<ChangePasswordResponse> {
         let caller = Caller::of(&req)?;
-        self.accounts.change_password(&caller, req.into_inner()).await?;
+        self.accounts
+            .change_password(&caller, req.into_inner())
+            .await?;
         Ok(Response::new(ChangePasswordResponse {}))
     }
 
-    async fn recover_password(&self, req: Request<RecoverPasswordRequest>) -> Reply<RecoverPasswordResponse> {
+    async fn recover_password(
+        &self,
+        req: Request<RecoverPasswordRequest>,
+    ) -> Reply<RecoverPasswordResponse> {
         self.accounts.recover_password(req.into_inner()).await?;
         Ok(Response::new(RecoverPasswordResponse {}))
     }
 
-    async fn delete_account(&self, req: Request<DeleteAccountRequest>) -> Reply<DeleteAccountResponse> {
+    async fn delete_account(
+        &self,
+        req: Request<DeleteAccountRequest>,
+    ) -> Reply<DeleteAccountResponse> {
         let caller = Caller::of(&req)?;
-        self.accounts.delete_account(&caller, req.into_inner()).await?;
+        self.accounts
+            .delete_account(&caller, req.into_inner())
+            .await?;
         Ok(Response::new(DeleteAccountResponse {}))
     }
 

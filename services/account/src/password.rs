@@ -36,7 +36,10 @@ impl Scheme {
             Ok(PasswordScheme::Unspecified | PasswordScheme::Plain) => Ok(Self::Plain),
             Ok(PasswordScheme::Md5Hex) => Ok(Self::Md5Hex),
             Ok(PasswordScheme::Sha256Hex) => Ok(Self::Sha256Hex),
-            Err(_) => Err(ApiError::invalid("INVALID_ARGUMENT", "unknown password scheme")),
+            Err(_) => Err(ApiError::invalid(
+                "INVALID_ARGUMENT",
+                "unknown password scheme",
+            )),
         }
     }
 
@@ -47,7 +50,10 @@ impl Scheme {
     /// Checks the presented text's shape and puts digests in canonical (lowercase) form.
     pub fn normalize(self, password: &str) -> Result<String, ApiError> {
         if password.is_empty() || password.len() > MAX_PASSWORD_BYTES {
-            return Err(ApiError::invalid("INVALID_ARGUMENT", "password must be 1 to 1024 bytes"));
+            return Err(ApiError::invalid(
+                "INVALID_ARGUMENT",
+                "password must be 1 to 1024 bytes",
+            ));
         }
         let hex_len = match self {
             Scheme::Plain => return Ok(password.to_owned()),
@@ -88,20 +94,26 @@ pub fn hash(secret: &str) -> Result<String, ApiError> {
 
 /// Whether `secret` matches a PHC string. CPU-heavy: call from a blocking thread.
 pub fn verify(secret: &str, phc: &str) -> bool {
-    PasswordHash::new(phc).is_ok_and(|parsed| argon2().verify_password(secret.as_bytes(), &parsed).is_ok())
+    PasswordHash::new(phc)
+        .is_ok_and(|parsed| argon2().verify_password(secret.as_bytes(), &parsed).is_ok())
 }
 
 /// Runs CPU-heavy hashing off the async workers.
 pub async fn blocking<T: Send + 'static>(
     work: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
 ) -> Result<T, ApiError> {
-    tokio::task::spawn_blocking(work).await.map_err(ApiError::internal)?
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(ApiError::internal)?
 }
 
 /// Verifiers for a new password presented in `scheme`.
 pub fn verifiers_for(password: &str, scheme: Scheme) -> Result<Vec<(Scheme, String)>, ApiError> {
     match scheme {
-        Scheme::Plain => Scheme::ALL.iter().map(|s| Ok((*s, hash(&s.derive(password))?))).collect(),
+        Scheme::Plain => Scheme::ALL
+            .iter()
+            .map(|s| Ok((*s, hash(&s.derive(password))?)))
+            .collect(),
         digest => Ok(vec![(digest, hash(password)?)]),
     }
 }
@@ -113,7 +125,12 @@ pub fn check(
     scheme: Scheme,
     stored: &[(Scheme, String)],
 ) -> Result<Option<Vec<(Scheme, String)>>, ApiError> {
-    let find = |s: Scheme| stored.iter().find(|(k, _)| *k == s).map(|(_, v)| v.as_str());
+    let find = |s: Scheme| {
+        stored
+            .iter()
+            .find(|(k, _)| *k == s)
+            .map(|(_, v)| v.as_str())
+    };
     let matched = match scheme {
         Scheme::Plain => Scheme::ALL
             .iter()
@@ -127,11 +144,17 @@ pub fn check(
     if scheme != Scheme::Plain {
         return Ok(None);
     }
-    let missing: Vec<Scheme> = Scheme::ALL.into_iter().filter(|s| find(*s).is_none()).collect();
+    let missing: Vec<Scheme> = Scheme::ALL
+        .into_iter()
+        .filter(|s| find(*s).is_none())
+        .collect();
     if missing.is_empty() {
         return Ok(None);
     }
-    let added = missing.into_iter().map(|s| Ok((s, hash(&s.derive(password))?))).collect::<Result<_, ApiError>>()?;
+    let added = missing
+        .into_iter()
+        .map(|s| Ok((s, hash(&s.derive(password))?)))
+        .collect::<Result<_, ApiError>>()?;
     Ok(Some(added))
 }
 
@@ -146,8 +169,14 @@ mod tests {
     #[test]
     fn digests_match_the_legacy_clients() {
         // Values from the protocol notes' example sessions.
-        assert_eq!(Scheme::Md5Hex.derive("123456"), "e10adc3949ba59abbe56e057f20f883e");
-        assert_eq!(Scheme::Md5Hex.derive("abc123"), "e99a18c428cb38d5f260853678922e03");
+        assert_eq!(
+            Scheme::Md5Hex.derive("123456"),
+            "e10adc3949ba59abbe56e057f20f883e"
+        );
+        assert_eq!(
+            Scheme::Md5Hex.derive("abc123"),
+            "e99a18c428cb38d5f260853678922e03"
+        );
         assert_eq!(
             Scheme::Sha256Hex.derive("123456"),
             "8d969eef6ecad3c29a3a629280e686cf0c3f5d5a86aff3ca12020c923adc6c92"
@@ -176,7 +205,9 @@ mod tests {
     fn digest_shape_is_checked() {
         assert!(Scheme::Md5Hex.normalize("xyz").is_err());
         assert_eq!(
-            Scheme::Md5Hex.normalize("E10ADC3949BA59ABBE56E057F20F883E").unwrap(),
+            Scheme::Md5Hex
+                .normalize("E10ADC3949BA59ABBE56E057F20F883E")
+                .unwrap(),
             "e10adc3949ba59abbe56e057f20f883e"
         );
         assert!(Scheme::Plain.normalize("").is_err());

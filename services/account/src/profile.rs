@@ -12,8 +12,10 @@ use rosetta_proto::account::v1::{
     VerificationPurpose, recover_password_request::Proof, search_users_request::Query,
 };
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, IntoActiveModel, QueryFilter,
-    QueryOrder, QuerySelect, TransactionTrait,
+    ActiveModelTrait,
+    ActiveValue::Set,
+    ColumnTrait, EntityTrait, IntoActiveModel, QueryFilter, QueryOrder, QuerySelect,
+    TransactionTrait,
     sea_query::{Expr, ExprTrait, Func, LikeExpr},
 };
 
@@ -35,15 +37,23 @@ impl Accounts {
 
     pub async fn profiles(&self, ids: &[i64]) -> ApiResult<Vec<pb::User>> {
         if ids.len() > 1000 {
-            return Err(ApiError::invalid("INVALID_ARGUMENT", "at most 1000 ids per call"));
+            return Err(ApiError::invalid(
+                "INVALID_ARGUMENT",
+                "at most 1000 ids per call",
+            ));
         }
-        let users = live_users().filter(user::Column::Id.is_in(ids.iter().copied())).all(&self.db).await?;
+        let users = live_users()
+            .filter(user::Column::Id.is_in(ids.iter().copied()))
+            .all(&self.db)
+            .await?;
         Ok(users.iter().map(public_profile).collect())
     }
 
     pub async fn search(&self, req: SearchUsersRequest) -> ApiResult<SearchUsersResponse> {
         let page = Page::from_request(req.page.as_ref())?;
-        let mut query = live_users().order_by_asc(user::Column::Id).limit(page.fetch());
+        let mut query = live_users()
+            .order_by_asc(user::Column::Id)
+            .limit(page.fetch());
         if let Some(after) = page.after {
             query = query.filter(user::Column::Id.gt(after));
         }
@@ -54,17 +64,35 @@ impl Accounts {
                 let lower = |c| Expr::expr(Func::lower(Expr::col(c)));
                 query.filter(
                     sea_orm::Condition::any()
-                        .add(lower(user::Column::Username).like(LikeExpr::new(&pattern).escape('\\')))
-                        .add(lower(user::Column::Nickname).like(LikeExpr::new(&pattern).escape('\\'))),
+                        .add(
+                            lower(user::Column::Username)
+                                .like(LikeExpr::new(&pattern).escape('\\')),
+                        )
+                        .add(
+                            lower(user::Column::Nickname)
+                                .like(LikeExpr::new(&pattern).escape('\\')),
+                        ),
                 )
             }
-            _ => return Err(ApiError::invalid("INVALID_ARGUMENT", "a user id or a name is required")),
+            _ => {
+                return Err(ApiError::invalid(
+                    "INVALID_ARGUMENT",
+                    "a user id or a name is required",
+                ));
+            }
         };
         let (rows, page) = page.finish(query.all(&self.db).await?, |u| u.id);
-        Ok(SearchUsersResponse { users: rows.iter().map(public_profile).collect(), page: Some(page) })
+        Ok(SearchUsersResponse {
+            users: rows.iter().map(public_profile).collect(),
+            page: Some(page),
+        })
     }
 
-    pub async fn update_profile(&self, caller: &Caller, req: UpdateProfileRequest) -> ApiResult<pb::User> {
+    pub async fn update_profile(
+        &self,
+        caller: &Caller,
+        req: UpdateProfileRequest,
+    ) -> ApiResult<pb::User> {
         let me = self.me(caller).await?;
         let answer_hash = match req.security_answer.as_deref().and_then(normalize_answer) {
             Some(answer) => Some(blocking(move || password::hash(&answer)).await?),
@@ -85,17 +113,39 @@ impl Accounts {
         }
         if let Some(v) = req.username {
             let v = valid_username(&v)?;
-            if self.find(user::Column::Username.eq(&v).and(user::Column::Id.ne(caller.user_id))).await?.is_some() {
+            if self
+                .find(
+                    user::Column::Username
+                        .eq(&v)
+                        .and(user::Column::Id.ne(caller.user_id)),
+                )
+                .await?
+                .is_some()
+            {
                 return Err(ApiError::exists("USERNAME_TAKEN", "user name is taken"));
             }
             active.username = Set(v);
         }
         if let Some(v) = req.email {
-            let v = if v.trim().is_empty() { None } else { Some(valid_email(&v)?) };
+            let v = if v.trim().is_empty() {
+                None
+            } else {
+                Some(valid_email(&v)?)
+            };
             if let Some(email) = &v
-                && self.find(user::Column::Email.eq(email).and(user::Column::Id.ne(caller.user_id))).await?.is_some()
+                && self
+                    .find(
+                        user::Column::Email
+                            .eq(email)
+                            .and(user::Column::Id.ne(caller.user_id)),
+                    )
+                    .await?
+                    .is_some()
             {
-                return Err(ApiError::exists("EMAIL_TAKEN", "e-mail address is registered"));
+                return Err(ApiError::exists(
+                    "EMAIL_TAKEN",
+                    "e-mail address is registered",
+                ));
             }
             active.email = Set(v);
         }
@@ -105,11 +155,18 @@ impl Accounts {
         if answer_hash.is_some() {
             active.security_answer_hash = Set(answer_hash);
         }
-        let updated = active.update(&self.db).await.map_err(|e| unique_violation(e, "USERNAME_TAKEN"))?;
+        let updated = active
+            .update(&self.db)
+            .await
+            .map_err(|e| unique_violation(e, "USERNAME_TAKEN"))?;
         Ok(own_profile(&updated))
     }
 
-    pub async fn change_password(&self, caller: &Caller, req: ChangePasswordRequest) -> ApiResult<()> {
+    pub async fn change_password(
+        &self,
+        caller: &Caller,
+        req: ChangePasswordRequest,
+    ) -> ApiResult<()> {
         let me = self.me(caller).await?;
         let current_scheme = Scheme::from_proto(req.current_scheme)?;
         let current = current_scheme.normalize(&req.current_password)?;
@@ -136,7 +193,10 @@ impl Accounts {
                 let question_ok = answer.question_id == user.security_question_id;
                 let presented = normalize_answer(&answer.answer).unwrap_or_default();
                 question_ok
-                    && blocking(move || Ok(stored.is_some_and(|phc| password::verify(&presented, &phc)))).await?
+                    && blocking(move || {
+                        Ok(stored.is_some_and(|phc| password::verify(&presented, &phc)))
+                    })
+                    .await?
             }
             Some(Proof::VerificationCode(code)) => self.consume_recovery_code(&user, &code).await,
             None => return Err(ApiError::invalid("INVALID_ARGUMENT", "a proof is required")),
@@ -146,16 +206,23 @@ impl Accounts {
             return Err(refused());
         }
         throttle.reset(&self.db, &key).await?;
-        self.login_throttle.reset(&self.db, &format!("login:{}", user.id)).await?;
+        self.login_throttle
+            .reset(&self.db, &format!("login:{}", user.id))
+            .await?;
         self.replace_password(user.id, new, new_scheme).await?;
         // Whoever needed recovery may have lost control of a device: end every session.
         self.revoke_all(user.id).await
     }
 
-    pub async fn delete_account(&self, caller: &Caller, req: DeleteAccountRequest) -> ApiResult<()> {
+    pub async fn delete_account(
+        &self,
+        caller: &Caller,
+        req: DeleteAccountRequest,
+    ) -> ApiResult<()> {
         let me = self.me(caller).await?;
         let scheme = Scheme::from_proto(req.password_scheme)?;
-        self.check_password(&me, scheme.normalize(&req.password)?, scheme).await?;
+        self.check_password(&me, scheme.normalize(&req.password)?, scheme)
+            .await?;
         let id = me.id;
         let mut active = me.into_active_model();
         active.username = Set(format!("deleted-{id}"));
@@ -168,7 +235,10 @@ impl Accounts {
         active.deleted_at_ms = Set(Some(now_ms()));
         let txn = self.db.begin().await?;
         active.update(&txn).await?;
-        credential::Entity::delete_many().filter(credential::Column::UserId.eq(id)).exec(&txn).await?;
+        credential::Entity::delete_many()
+            .filter(credential::Column::UserId.eq(id))
+            .exec(&txn)
+            .await?;
         txn.commit().await?;
         self.revoke_all(id).await
     }
@@ -179,10 +249,18 @@ impl Accounts {
             .ok_or_else(|| ApiError::unauthenticated("SESSION_REVOKED", "account is gone"))
     }
 
-    async fn replace_password(&self, user_id: i64, password: String, scheme: Scheme) -> ApiResult<()> {
+    async fn replace_password(
+        &self,
+        user_id: i64,
+        password: String,
+        scheme: Scheme,
+    ) -> ApiResult<()> {
         let verifiers = blocking(move || password::verifiers_for(&password, scheme)).await?;
         let txn = self.db.begin().await?;
-        credential::Entity::delete_many().filter(credential::Column::UserId.eq(user_id)).exec(&txn).await?;
+        credential::Entity::delete_many()
+            .filter(credential::Column::UserId.eq(user_id))
+            .exec(&txn)
+            .await?;
         store_verifiers(&txn, user_id, verifiers).await?;
         txn.commit().await?;
         Ok(())
@@ -196,7 +274,15 @@ impl Accounts {
         ];
         for (channel, target) in targets {
             if let Some(target) = target
-                && codes::consume(&self.db, channel, target, VerificationPurpose::Recovery, code).await.is_ok()
+                && codes::consume(
+                    &self.db,
+                    channel,
+                    target,
+                    VerificationPurpose::Recovery,
+                    code,
+                )
+                .await
+                .is_ok()
             {
                 return true;
             }
@@ -205,10 +291,16 @@ impl Accounts {
     }
 
     fn recovery_throttle(&self) -> Throttle {
-        Throttle { threshold: self.cfg.lockout_threshold, base: self.cfg.lockout_base, max: self.cfg.lockout_max }
+        Throttle {
+            threshold: self.cfg.lockout_threshold,
+            base: self.cfg.lockout_base,
+            max: self.cfg.lockout_max,
+        }
     }
 }
 
 fn escape_like(text: &str) -> String {
-    text.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")
+    text.replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_")
 }

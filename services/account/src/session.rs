@@ -10,9 +10,7 @@ use rosetta_db::{
 };
 use rosetta_kit::{ApiError, ApiResult};
 use rosetta_proto::account::v1::{ExchangeLegacyTokenRequest, LegacyTokenFormat, LoginResponse};
-use sea_orm::{
-    ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, sea_query::Expr,
-};
+use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, sea_query::Expr};
 use sha2::{Digest, Sha256};
 
 use crate::{Accounts, accounts::own_profile};
@@ -33,20 +31,36 @@ fn legacy_token(format: LegacyTokenFormat) -> String {
     match format {
         LegacyTokenFormat::Printable => {
             let len = rng.random_range(15..=19);
-            (0..len).map(|_| char::from(rng.random_range(b'!'..=b'~'))).collect()
+            (0..len)
+                .map(|_| char::from(rng.random_range(b'!'..=b'~')))
+                .collect()
         }
-        _ => (&mut rng).sample_iter(&Alphanumeric).take(16).map(char::from).collect(),
+        _ => (&mut rng)
+            .sample_iter(&Alphanumeric)
+            .take(16)
+            .map(char::from)
+            .collect(),
     }
 }
 
 fn protocol_name(protocol: &str) -> ApiResult<String> {
     let ok = (1..=32).contains(&protocol.len())
-        && protocol.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
-    if ok { Ok(protocol.to_owned()) } else { Err(ApiError::invalid("INVALID_ARGUMENT", "bad protocol name")) }
+        && protocol
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+    if ok {
+        Ok(protocol.to_owned())
+    } else {
+        Err(ApiError::invalid("INVALID_ARGUMENT", "bad protocol name"))
+    }
 }
 
 impl Accounts {
-    pub(crate) async fn open_session(&self, user: &user::Model, client: &str) -> ApiResult<LoginResponse> {
+    pub(crate) async fn open_session(
+        &self,
+        user: &user::Model,
+        client: &str,
+    ) -> ApiResult<LoginResponse> {
         let now = now_ms();
         let id = uuid::Uuid::new_v4().to_string();
         let refresh = refresh_token();
@@ -81,21 +95,37 @@ impl Accounts {
     pub async fn refresh(&self, presented: &str) -> ApiResult<LoginResponse> {
         let hash = digest(presented);
         let now = now_ms();
-        let Some(current) = session::Entity::find().filter(session::Column::RefreshHash.eq(&hash)).one(&self.db).await?
+        let Some(current) = session::Entity::find()
+            .filter(session::Column::RefreshHash.eq(&hash))
+            .one(&self.db)
+            .await?
         else {
-            if let Some(leaked) =
-                session::Entity::find().filter(session::Column::PrevRefreshHash.eq(&hash)).one(&self.db).await?
+            if let Some(leaked) = session::Entity::find()
+                .filter(session::Column::PrevRefreshHash.eq(&hash))
+                .one(&self.db)
+                .await?
             {
                 tracing::warn!(session = %leaked.id, "refresh token reused; revoking the session");
                 self.revoke(&leaked.id).await?;
-                return Err(ApiError::unauthenticated("REFRESH_REUSED", "refresh token was already used"));
+                return Err(ApiError::unauthenticated(
+                    "REFRESH_REUSED",
+                    "refresh token was already used",
+                ));
             }
-            return Err(ApiError::unauthenticated("TOKEN_INVALID", "unknown refresh token"));
+            return Err(ApiError::unauthenticated(
+                "TOKEN_INVALID",
+                "unknown refresh token",
+            ));
         };
         if current.revoked_at_ms.is_some() || current.refresh_expires_at_ms <= now {
-            return Err(ApiError::unauthenticated("SESSION_REVOKED", "session has ended"));
+            return Err(ApiError::unauthenticated(
+                "SESSION_REVOKED",
+                "session has ended",
+            ));
         }
-        let user = self.find(user::Column::Id.eq(current.user_id)).await?
+        let user = self
+            .find(user::Column::Id.eq(current.user_id))
+            .await?
             .ok_or_else(|| ApiError::unauthenticated("SESSION_REVOKED", "account is gone"))?;
         let next = refresh_token();
         let refresh_expires_at_ms = now + self.cfg.refresh_ttl.as_millis() as i64;
@@ -103,14 +133,20 @@ impl Accounts {
         let updated = session::Entity::update_many()
             .col_expr(session::Column::RefreshHash, Expr::value(digest(&next)))
             .col_expr(session::Column::PrevRefreshHash, Expr::value(hash.clone()))
-            .col_expr(session::Column::RefreshExpiresAtMs, Expr::value(refresh_expires_at_ms))
+            .col_expr(
+                session::Column::RefreshExpiresAtMs,
+                Expr::value(refresh_expires_at_ms),
+            )
             .col_expr(session::Column::LastUsedAtMs, Expr::value(now))
             .filter(session::Column::Id.eq(&current.id))
             .filter(session::Column::RefreshHash.eq(&hash))
             .exec(&self.db)
             .await?;
         if updated.rows_affected != 1 {
-            return Err(ApiError::unauthenticated("REFRESH_REUSED", "refresh token was already used"));
+            return Err(ApiError::unauthenticated(
+                "REFRESH_REUSED",
+                "refresh token was already used",
+            ));
         }
         let (access_token, access_expires_at_ms) = self.issuer.issue(user.id, &current.id, now)?;
         Ok(LoginResponse {
@@ -157,10 +193,16 @@ impl Accounts {
         Ok(())
     }
 
-    pub async fn issue_legacy_token(&self, caller: &Caller, protocol: &str, format: i32) -> ApiResult<String> {
+    pub async fn issue_legacy_token(
+        &self,
+        caller: &Caller,
+        protocol: &str,
+        format: i32,
+    ) -> ApiResult<String> {
         let protocol = protocol_name(protocol)?;
         let format = LegacyTokenFormat::try_from(format).unwrap_or(LegacyTokenFormat::Alnum16);
-        self.store_legacy_token(caller.user_id, &caller.session_id, protocol, format).await
+        self.store_legacy_token(caller.user_id, &caller.session_id, protocol, format)
+            .await
     }
 
     async fn store_legacy_token(
@@ -171,7 +213,9 @@ impl Accounts {
         format: LegacyTokenFormat,
     ) -> ApiResult<String> {
         let token = legacy_token(format);
-        legacy_token::Entity::delete_by_id((user_id, protocol.clone())).exec(&self.db).await?;
+        legacy_token::Entity::delete_by_id((user_id, protocol.clone()))
+            .exec(&self.db)
+            .await?;
         legacy_token::Entity::insert(legacy_token::ActiveModel {
             user_id: Set(user_id),
             protocol: Set(protocol),
@@ -184,7 +228,10 @@ impl Accounts {
         Ok(token)
     }
 
-    pub async fn exchange_legacy_token(&self, req: ExchangeLegacyTokenRequest) -> ApiResult<LoginResponse> {
+    pub async fn exchange_legacy_token(
+        &self,
+        req: ExchangeLegacyTokenRequest,
+    ) -> ApiResult<LoginResponse> {
         let protocol = protocol_name(&req.protocol)?;
         let refused = || ApiError::unauthenticated("BAD_CREDENTIALS", "token does not match");
         let user = match &req.user {
@@ -200,8 +247,11 @@ impl Accounts {
         }
         let mut response = self.open_session(&user, &req.client).await?;
         if req.rotate {
-            let format = LegacyTokenFormat::try_from(req.format).unwrap_or(LegacyTokenFormat::Alnum16);
-            response.legacy_token = self.store_legacy_token(user.id, &response.session_id, protocol, format).await?;
+            let format =
+                LegacyTokenFormat::try_from(req.format).unwrap_or(LegacyTokenFormat::Alnum16);
+            response.legacy_token = self
+                .store_legacy_token(user.id, &response.session_id, protocol, format)
+                .await?;
         }
         Ok(response)
     }

@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use rosetta_db::{entity::throttle, now_ms};
 use rosetta_kit::ApiError;
-use sea_orm::{ActiveModelTrait, ActiveValue::Set, DatabaseConnection, EntityTrait, IntoActiveModel};
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, DatabaseConnection, EntityTrait, IntoActiveModel,
+};
 
 pub struct Throttle {
     pub threshold: u32,
@@ -20,9 +22,9 @@ impl Throttle {
     pub async fn check(&self, db: &DatabaseConnection, key: &str) -> Result<(), ApiError> {
         let now = now_ms();
         match throttle::Entity::find_by_id(key.to_owned()).one(db).await? {
-            Some(row) if row.locked_until_ms > now => Err(ApiError::throttled(Duration::from_millis(
-                u64::try_from(row.locked_until_ms - now).unwrap_or(0),
-            ))),
+            Some(row) if row.locked_until_ms > now => Err(ApiError::throttled(
+                Duration::from_millis(u64::try_from(row.locked_until_ms - now).unwrap_or(0)),
+            )),
             _ => Ok(()),
         }
     }
@@ -32,7 +34,10 @@ impl Throttle {
         let now = now_ms();
         let row = throttle::Entity::find_by_id(key.to_owned()).one(db).await?;
         let failures = row.as_ref().map_or(0, |r| r.failures).saturating_add(1);
-        let locked_until_ms = match u32::try_from(failures).unwrap_or(u32::MAX).checked_sub(self.threshold) {
+        let locked_until_ms = match u32::try_from(failures)
+            .unwrap_or(u32::MAX)
+            .checked_sub(self.threshold)
+        {
             Some(over) => now + self.lock_for(over).as_millis() as i64,
             None => 0,
         };
@@ -59,12 +64,16 @@ impl Throttle {
     }
 
     pub async fn reset(&self, db: &DatabaseConnection, key: &str) -> Result<(), ApiError> {
-        throttle::Entity::delete_by_id(key.to_owned()).exec(db).await?;
+        throttle::Entity::delete_by_id(key.to_owned())
+            .exec(db)
+            .await?;
         Ok(())
     }
 
     fn lock_for(&self, over_threshold: u32) -> Duration {
-        self.base.saturating_mul(1 << over_threshold.min(16)).min(self.max)
+        self.base
+            .saturating_mul(1 << over_threshold.min(16))
+            .min(self.max)
     }
 }
 
@@ -74,7 +83,11 @@ mod tests {
 
     #[test]
     fn lock_doubles_and_is_capped() {
-        let t = Throttle { threshold: 5, base: Duration::from_secs(30), max: Duration::from_secs(900) };
+        let t = Throttle {
+            threshold: 5,
+            base: Duration::from_secs(30),
+            max: Duration::from_secs(900),
+        };
         assert_eq!(t.lock_for(0), Duration::from_secs(30));
         assert_eq!(t.lock_for(1), Duration::from_secs(60));
         assert_eq!(t.lock_for(10), Duration::from_secs(900));

@@ -22,7 +22,10 @@ pub struct KeyFiles {
 impl KeyFiles {
     /// The default file names inside a data directory.
     pub fn in_dir(dir: &Path) -> Self {
-        Self { private: dir.join("jwt-ed25519.pem"), public: dir.join("jwt-ed25519.pub.pem") }
+        Self {
+            private: dir.join("jwt-ed25519.pem"),
+            public: dir.join("jwt-ed25519.pub.pem"),
+        }
     }
 }
 
@@ -35,7 +38,9 @@ pub struct KeyPair {
 
 impl std::fmt::Debug for KeyPair {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("KeyPair").field("public_pem", &self.public_pem).finish_non_exhaustive()
+        f.debug_struct("KeyPair")
+            .field("public_pem", &self.public_pem)
+            .finish_non_exhaustive()
     }
 }
 
@@ -45,10 +50,18 @@ impl KeyPair {
         let mut seed = [0u8; 32];
         rand::rng().fill_bytes(&mut seed);
         let key = SigningKey::from_bytes(&seed);
-        let private_pem = key.to_pkcs8_pem(LineEnding::LF).map_err(io::Error::other)?.to_string();
-        let public_pem =
-            key.verifying_key().to_public_key_pem(LineEnding::LF).map_err(io::Error::other)?;
-        Ok(Self { private_pem, public_pem })
+        let private_pem = key
+            .to_pkcs8_pem(LineEnding::LF)
+            .map_err(io::Error::other)?
+            .to_string();
+        let public_pem = key
+            .verifying_key()
+            .to_public_key_pem(LineEnding::LF)
+            .map_err(io::Error::other)?;
+        Ok(Self {
+            private_pem,
+            public_pem,
+        })
     }
 
     /// Reads the pair from `files`, generating and writing it first if neither file exists.
@@ -74,7 +87,11 @@ fn write_private(path: &Path, pem: &str) -> io::Result<()> {
     #[cfg(unix)]
     {
         use std::{io::Write, os::unix::fs::OpenOptionsExt};
-        let mut file = fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path)?;
+        let mut file = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(path)?;
         file.write_all(pem.as_bytes())
     }
     #[cfg(not(unix))]

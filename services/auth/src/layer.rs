@@ -34,7 +34,11 @@ impl Authenticator {
     /// Wraps a generated tonic server so that every method except those in `public` requires
     /// a valid bearer token of a live session.
     pub fn protect<S>(&self, inner: S, public: &'static [&'static str]) -> Authenticated<S> {
-        Authenticated { inner, auth: self.clone(), public }
+        Authenticated {
+            inner,
+            auth: self.clone(),
+            public,
+        }
     }
 
     /// The caller named by the `authorization: Bearer …` header.
@@ -42,11 +46,17 @@ impl Authenticator {
         let token = headers
             .get(http::header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+            .and_then(|v| {
+                v.strip_prefix("Bearer ")
+                    .or_else(|| v.strip_prefix("bearer "))
+            })
             .ok_or_else(|| ApiError::unauthenticated("TOKEN_MISSING", "missing bearer token"))?;
         let caller = self.verifier.verify(token.trim())?;
         if !self.sessions.is_live(&caller.session_id).await? {
-            return Err(ApiError::unauthenticated("SESSION_REVOKED", "session has ended"));
+            return Err(ApiError::unauthenticated(
+                "SESSION_REVOKED",
+                "session has ended",
+            ));
         }
         Ok(caller)
     }
@@ -66,7 +76,10 @@ impl<S: NamedService> NamedService for Authenticated<S> {
 
 impl<S> Service<Request<Body>> for Authenticated<S>
 where
-    S: Service<Request<Body>, Response = Response<Body>, Error = Infallible> + Clone + Send + 'static,
+    S: Service<Request<Body>, Response = Response<Body>, Error = Infallible>
+        + Clone
+        + Send
+        + 'static,
     S::Future: Send + 'static,
 {
     type Response = Response<Body>;

@@ -24,7 +24,11 @@ impl SessionGuard {
     /// `ttl`: how long a "live" answer is trusted; a revocation by another process takes
     /// effect here within that time. Revocations in this process take effect at once.
     pub fn new(db: DatabaseConnection, ttl: Duration) -> Self {
-        Self { db, ttl, cache: Mutex::new(HashMap::new()) }
+        Self {
+            db,
+            ttl,
+            cache: Mutex::new(HashMap::new()),
+        }
     }
 
     pub async fn is_live(&self, session_id: &str) -> Result<bool, ApiError> {

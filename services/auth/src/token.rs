@@ -32,13 +32,26 @@ pub struct TokenIssuer {
 }
 
 impl TokenIssuer {
-    pub fn new(private_pem: &str, issuer: impl Into<String>, ttl: Duration) -> Result<Self, ApiError> {
+    pub fn new(
+        private_pem: &str,
+        issuer: impl Into<String>,
+        ttl: Duration,
+    ) -> Result<Self, ApiError> {
         let key = EncodingKey::from_ed_pem(private_pem.as_bytes()).map_err(ApiError::internal)?;
-        Ok(Self { key, issuer: issuer.into(), ttl })
+        Ok(Self {
+            key,
+            issuer: issuer.into(),
+            ttl,
+        })
     }
 
     /// A token for `user_id` in `session_id`, and its expiry in Unix milliseconds.
-    pub fn issue(&self, user_id: i64, session_id: &str, now_ms: i64) -> Result<(String, i64), ApiError> {
+    pub fn issue(
+        &self,
+        user_id: i64,
+        session_id: &str,
+        now_ms: i64,
+    ) -> Result<(String, i64), ApiError> {
         let iat = u64::try_from(now_ms / 1000).unwrap_or(0);
         let exp = iat + self.ttl.as_secs().max(1);
         let claims = Claims {
@@ -48,7 +61,8 @@ impl TokenIssuer {
             exp,
             iss: self.issuer.clone(),
         };
-        let token = encode(&Header::new(Algorithm::EdDSA), &claims, &self.key).map_err(ApiError::internal)?;
+        let token = encode(&Header::new(Algorithm::EdDSA), &claims, &self.key)
+            .map_err(ApiError::internal)?;
         Ok((token, i64::try_from(exp).unwrap_or(i64::MAX) * 1000))
     }
 }
@@ -61,7 +75,10 @@ pub struct TokenVerifier {
 
 impl TokenVerifier {
     /// `public_pems`: every key that may have signed a live token (the first is current).
-    pub fn new<'a>(public_pems: impl IntoIterator<Item = &'a str>, issuer: &str) -> Result<Self, ApiError> {
+    pub fn new<'a>(
+        public_pems: impl IntoIterator<Item = &'a str>,
+        issuer: &str,
+    ) -> Result<Self, ApiError> {
         let keys = public_pems
             .into_iter()
             .map(|pem| DecodingKey::from_ed_pem(pem.as_bytes()).map_err(ApiError::internal))
@@ -83,10 +100,16 @@ impl TokenVerifier {
             match decode::<Claims>(token, key, &self.validation) {
                 Ok(data) => {
                     let user_id = data.claims.sub.parse().map_err(|_| invalid_token())?;
-                    return Ok(Caller { user_id, session_id: data.claims.sid });
+                    return Ok(Caller {
+                        user_id,
+                        session_id: data.claims.sid,
+                    });
                 }
                 Err(err) if matches!(err.kind(), ErrorKind::ExpiredSignature) => {
-                    return Err(ApiError::unauthenticated("TOKEN_EXPIRED", "access token expired"));
+                    return Err(ApiError::unauthenticated(
+                        "TOKEN_EXPIRED",
+                        "access token expired",
+                    ));
                 }
                 Err(err) => last = Some(err),
             }
@@ -108,17 +131,28 @@ mod tests {
     #[test]
     fn issued_tokens_verify_and_others_do_not() {
         let pair = KeyPair::generate().unwrap();
-        let issuer = TokenIssuer::new(&pair.private_pem, "rosetta", Duration::from_secs(60)).unwrap();
+        let issuer =
+            TokenIssuer::new(&pair.private_pem, "rosetta", Duration::from_secs(60)).unwrap();
         let verifier = TokenVerifier::new([pair.public_pem.as_str()], "rosetta").unwrap();
         let now = rosetta_db::now_ms();
         let (token, exp) = issuer.issue(42, "s1", now).unwrap();
         assert!(exp > now);
-        assert_eq!(verifier.verify(&token).unwrap(), Caller { user_id: 42, session_id: "s1".into() });
+        assert_eq!(
+            verifier.verify(&token).unwrap(),
+            Caller {
+                user_id: 42,
+                session_id: "s1".into()
+            }
+        );
 
         let other = KeyPair::generate().unwrap();
-        let foreign = TokenIssuer::new(&other.private_pem, "rosetta", Duration::from_secs(60)).unwrap();
+        let foreign =
+            TokenIssuer::new(&other.private_pem, "rosetta", Duration::from_secs(60)).unwrap();
         let (forged, _) = foreign.issue(42, "s1", now).unwrap();
-        assert_eq!(verifier.verify(&forged).unwrap_err().reason, "TOKEN_INVALID");
+        assert_eq!(
+            verifier.verify(&forged).unwrap_err().reason,
+            "TOKEN_INVALID"
+        );
 
         let (old, _) = issuer.issue(42, "s1", now - 120_000).unwrap();
         assert_eq!(verifier.verify(&old).unwrap_err().reason, "TOKEN_EXPIRED");

@@ -26,7 +26,12 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(code: Code, reason: &'static str, message: impl Into<String>) -> Self {
-        Self { code, reason, message: message.into(), retry_after: None }
+        Self {
+            code,
+            reason,
+            message: message.into(),
+            retry_after: None,
+        }
     }
 
     pub fn invalid(reason: &'static str, message: impl Into<String>) -> Self {
@@ -59,7 +64,10 @@ impl ApiError {
             ..Self::new(
                 Code::ResourceExhausted,
                 "THROTTLED",
-                format!("too many attempts; retry in {} s", retry_after.as_secs().max(1)),
+                format!(
+                    "too many attempts; retry in {} s",
+                    retry_after.as_secs().max(1)
+                ),
             )
         }
     }

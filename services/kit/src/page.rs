@@ -19,7 +19,10 @@ pub struct Page {
 impl Page {
     pub fn from_request(request: Option<&PageRequest>) -> Result<Self, ApiError> {
         let Some(request) = request else {
-            return Ok(Self { limit: DEFAULT_PAGE_SIZE, after: None });
+            return Ok(Self {
+                limit: DEFAULT_PAGE_SIZE,
+                after: None,
+            });
         };
         let limit = match u64::from(request.page_size) {
             0 => DEFAULT_PAGE_SIZE,
@@ -65,8 +68,11 @@ mod tests {
 
     #[test]
     fn token_round_trips_and_marks_last_page() {
-        let page = Page::from_request(Some(&PageRequest { page_size: 2, page_token: String::new() }))
-            .unwrap();
+        let page = Page::from_request(Some(&PageRequest {
+            page_size: 2,
+            page_token: String::new(),
+        }))
+        .unwrap();
         let (rows, resp) = page.finish(vec![10, 20, 30], |r| *r);
         assert_eq!(rows, vec![10, 20]);
         let next = Page::from_request(Some(&PageRequest {
@@ -82,8 +88,11 @@ mod tests {
 
     #[test]
     fn garbage_token_is_invalid_argument() {
-        let err = Page::from_request(Some(&PageRequest { page_size: 0, page_token: "!!".into() }))
-            .unwrap_err();
+        let err = Page::from_request(Some(&PageRequest {
+            page_size: 0,
+            page_token: "!!".into(),
+        }))
+        .unwrap_err();
         assert_eq!(err.reason, "BAD_PAGE_TOKEN");
     }
 }

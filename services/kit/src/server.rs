@@ -18,6 +18,7 @@ use tonic_health::ServingStatus;
 pub struct ServiceSet {
     routes: RoutesBuilder,
     names: Vec<&'static str>,
+    advertised: Vec<&'static str>,
 }
 
 impl ServiceSet {
@@ -42,6 +43,12 @@ impl ServiceSet {
         self
     }
 
+    /// Lists a service in reflection without serving it: its calls answer UNIMPLEMENTED.
+    pub fn advertise(&mut self, name: &'static str) -> &mut Self {
+        self.advertised.push(name);
+        self
+    }
+
     /// Names of the services added so far.
     pub fn names(&self) -> &[&'static str] {
         &self.names
@@ -50,23 +57,30 @@ impl ServiceSet {
     /// The routes, with health and reflection added.
     pub async fn into_routes(mut self) -> Result<Routes, tonic_reflection::server::Error> {
         let (reporter, health) = tonic_health::server::health_reporter();
-        reporter.set_service_status("", ServingStatus::Serving).await;
+        reporter
+            .set_service_status("", ServingStatus::Serving)
+            .await;
         for name in &self.names {
-            reporter.set_service_status(*name, ServingStatus::Serving).await;
+            reporter
+                .set_service_status(*name, ServingStatus::Serving)
+                .await;
         }
         let reflection = || {
             let mut builder = tonic_reflection::server::Builder::configure()
                 .register_encoded_file_descriptor_set(rosetta_proto::FILE_DESCRIPTOR_SET)
                 .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
                 .with_service_name("grpc.health.v1.Health");
-            for name in &self.names {
+            for name in self.names.iter().chain(&self.advertised) {
                 builder = builder.with_service_name(*name);
             }
             builder
         };
         let v1 = reflection().build_v1()?;
         let v1alpha = reflection().build_v1alpha()?;
-        self.routes.add_service(health).add_service(v1).add_service(v1alpha);
+        self.routes
+            .add_service(health)
+            .add_service(v1)
+            .add_service(v1alpha);
         Ok(self.routes.routes())
     }
 }
@@ -82,7 +96,10 @@ pub async fn serve(
     Server::builder()
         .tcp_nodelay(true)
         .add_routes(routes)
-        .serve_with_incoming_shutdown(TcpIncoming::from(listener).with_nodelay(Some(true)), shutdown)
+        .serve_with_incoming_shutdown(
+            TcpIncoming::from(listener).with_nodelay(Some(true)),
+            shutdown,
+        )
         .await
 }
 

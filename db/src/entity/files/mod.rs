@@ -1,0 +1,1 @@
+//! Files tables (issue: files service).

@@ -1,0 +1,1 @@
+//! The social service (not yet implemented).

@@ -1,0 +1,174 @@
+//! Configuration from, in rising precedence: defaults, an optional TOML file, `ROSETTA_…`
+//! environment variables, and command-line flags.
+
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
+
+use figment::{
+    Figment,
+    providers::{Env, Format, Serialized, Toml},
+};
+use rosetta_account::AccountConfig;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Where the embedded database, blobs and generated keys live.
+    pub data_dir: PathBuf,
+    /// `sqlite://…` or `postgres://…`; defaults to a SQLite file in `data_dir`.
+    pub database_url: Option<String>,
+    /// gRPC listen address of this process.
+    pub grpc_listen: SocketAddr,
+    /// PEM file of the Ed25519 token signing key (account role). Defaults to a key generated
+    /// into `data_dir` on first start.
+    pub jwt_private_key_file: Option<PathBuf>,
+    /// PEM file of the matching public key (every role).
+    pub jwt_public_key_file: Option<PathBuf>,
+    /// `text` or `json` log lines.
+    pub log_format: LogFormat,
+    /// OTLP/gRPC endpoint (e.g. `http://127.0.0.1:4317`); traces are exported when set.
+    pub otlp_endpoint: Option<String>,
+    pub account: AccountSettings,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// The account service's tunables, in plain units for files and environment variables.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AccountSettings {
+    pub access_token_ttl_secs: u64,
+    pub refresh_token_ttl_secs: u64,
+    pub lockout_threshold: u32,
+    pub lockout_base_secs: u64,
+    pub lockout_max_secs: u64,
+    pub code_ttl_secs: u64,
+    pub code_resend_interval_secs: u64,
+    pub code_max_per_hour: u32,
+    pub require_phone_code: bool,
+    pub require_email_code: bool,
+    /// How long another process may keep trusting a session after it was revoked.
+    pub session_cache_secs: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            data_dir: PathBuf::from("./rosetta-data"),
+            database_url: None,
+            grpc_listen: SocketAddr::from(([127, 0, 0, 1], 50051)),
+            jwt_private_key_file: None,
+            jwt_public_key_file: None,
+            log_format: LogFormat::Text,
+            otlp_endpoint: None,
+            account: AccountSettings::default(),
+        }
+    }
+}
+
+impl Default for AccountSettings {
+    fn default() -> Self {
+        let d = AccountConfig::default();
+        Self {
+            access_token_ttl_secs: d.access_ttl.as_secs(),
+            refresh_token_ttl_secs: d.refresh_ttl.as_secs(),
+            lockout_threshold: d.lockout_threshold,
+            lockout_base_secs: d.lockout_base.as_secs(),
+            lockout_max_secs: d.lockout_max.as_secs(),
+            code_ttl_secs: d.code_ttl.as_secs(),
+            code_resend_interval_secs: d.code_resend_interval.as_secs(),
+            code_max_per_hour: d.code_max_per_hour,
+            require_phone_code: d.require_phone_code,
+            require_email_code: d.require_email_code,
+            session_cache_secs: 5,
+        }
+    }
+}
+
+impl AccountSettings {
+    pub fn to_domain(&self) -> AccountConfig {
+        let secs = Duration::from_secs;
+        AccountConfig {
+            access_ttl: secs(self.access_token_ttl_secs),
+            refresh_ttl: secs(self.refresh_token_ttl_secs),
+            lockout_threshold: self.lockout_threshold,
+            lockout_base: secs(self.lockout_base_secs),
+            lockout_max: secs(self.lockout_max_secs),
+            code_ttl: secs(self.code_ttl_secs),
+            code_resend_interval: secs(self.code_resend_interval_secs),
+            code_max_per_hour: self.code_max_per_hour,
+            require_phone_code: self.require_phone_code,
+            require_email_code: self.require_email_code,
+            ..AccountConfig::default()
+        }
+    }
+}
+
+/// Values given on the command line; unset ones leave lower layers alone.
+#[derive(Debug, Default, Clone, Serialize, clap::Args)]
+pub struct Overrides {
+    /// Data directory (database file, blobs, generated keys) [default: ./rosetta-data]
+    #[arg(long, global = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data_dir: Option<PathBuf>,
+    /// Database URL: sqlite://FILE or postgres://USER@HOST/DB [default: SQLite in the data dir]
+    #[arg(long, global = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub database_url: Option<String>,
+    /// gRPC listen address [default: 127.0.0.1:50051]
+    #[arg(long, global = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub grpc_listen: Option<SocketAddr>,
+    /// Log line format: text or json [default: text]
+    #[arg(long, global = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub log_format: Option<LogFormat>,
+    /// OTLP/gRPC endpoint to export traces to, e.g. http://127.0.0.1:4317 [default: off]
+    #[arg(long, global = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub otlp_endpoint: Option<String>,
+}
+
+impl clap::ValueEnum for LogFormat {
+    fn value_variants<'a>() -> &'a [Self] {
+        &[LogFormat::Text, LogFormat::Json]
+    }
+
+    fn to_possible_value(&self) -> Option<clap::builder::PossibleValue> {
+        Some(clap::builder::PossibleValue::new(match self {
+            LogFormat::Text => "text",
+            LogFormat::Json => "json",
+        }))
+    }
+}
+
+impl Config {
+    /// Layers defaults, `file` (if given), the environment and `overrides`.
+    pub fn load(
+        file: Option<&std::path::Path>,
+        overrides: &Overrides,
+    ) -> Result<Self, figment::Error> {
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(file) = file {
+            figment = figment.merge(Toml::file_exact(file));
+        }
+        figment
+            .merge(Env::prefixed("ROSETTA_").split("__"))
+            .merge(Serialized::defaults(overrides))
+            .extract()
+    }
+
+    pub fn database_url(&self) -> String {
+        self.database_url.clone().unwrap_or_else(|| {
+            format!(
+                "sqlite://{}?mode=rwc",
+                self.data_dir.join("rosetta.db").display()
+            )
+        })
+    }
+}

@@ -1,0 +1,138 @@
+//! A node is one process's share of Rosetta: the roles it runs, on one gRPC listener, over
+//! one database connection pool and one token verifier.
+
+use std::{future::Future, sync::Arc, time::Duration};
+
+use anyhow::Context as _;
+use rosetta_account::{AccountGrpc, Accounts, CodeSender, LogSender};
+use rosetta_auth::{Authenticator, KeyFiles, KeyPair, SessionGuard, TokenVerifier};
+use rosetta_db::sea_orm::DatabaseConnection;
+use rosetta_events::{DiscardEvents, EventSink, NoPresence, PresenceView};
+use rosetta_kit::server::{self, ServiceSet};
+use rosetta_proto::account::v1::account_service_server::AccountServiceServer;
+use tokio::net::TcpListener;
+
+use crate::Config;
+
+/// What a process serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Role {
+    /// Every service in one process.
+    All,
+    Account,
+    Social,
+    Messaging,
+    Files,
+}
+
+impl Role {
+    fn runs(self, other: Role) -> bool {
+        self == Role::All || self == other
+    }
+}
+
+/// Services whose contract is published (reflection lists them) but whose implementation has
+/// not landed yet: calls answer UNIMPLEMENTED.
+const PENDING: &[(Role, &str)] = &[
+    (Role::Social, "rosetta.social.v1.SocialService"),
+    (Role::Messaging, "rosetta.messaging.v1.MessagingService"),
+    (Role::Files, "rosetta.files.v1.FilesService"),
+];
+
+/// Replaceable parts of a node, for embedding and tests.
+#[derive(Clone)]
+pub struct Plugins {
+    /// Delivers verification codes; logs them by default.
+    pub code_sender: Arc<dyn CodeSender>,
+}
+
+impl Default for Plugins {
+    fn default() -> Self {
+        Self {
+            code_sender: Arc::new(LogSender),
+        }
+    }
+}
+
+pub struct Node {
+    pub db: DatabaseConnection,
+    services: ServiceSet,
+}
+
+impl Node {
+    /// Connects to the database (running migrations) and assembles the services of `role`.
+    pub async fn build(config: &Config, role: Role, plugins: Plugins) -> anyhow::Result<Self> {
+        std::fs::create_dir_all(&config.data_dir)
+            .with_context(|| format!("creating data dir {}", config.data_dir.display()))?;
+        let db = rosetta_db::connect(&config.database_url())
+            .await
+            .context("opening the database")?;
+        let (private_pem, public_pem) = load_keys(config, role.runs(Role::Account))?;
+        let verifier =
+            TokenVerifier::new([public_pem.as_str()], &config.account.to_domain().issuer)?;
+        let sessions = Arc::new(SessionGuard::new(
+            db.clone(),
+            Duration::from_secs(config.account.session_cache_secs),
+        ));
+        let auth = Authenticator::new(Arc::new(verifier), sessions.clone());
+
+        // The seams between services: the messaging service, where it runs, replaces these with
+        // its durable event log and live presence.
+        let events: Arc<dyn EventSink> = Arc::new(DiscardEvents);
+        let presence: Arc<dyn PresenceView> = Arc::new(NoPresence);
+        let _ = (&events, &presence);
+
+        let mut services = ServiceSet::new();
+        if let Some(private_pem) = private_pem {
+            let accounts = Accounts::new(
+                db.clone(),
+                config.account.to_domain(),
+                &private_pem,
+                vec![public_pem],
+                sessions,
+                plugins.code_sender,
+            )?;
+            let grpc = AccountServiceServer::new(AccountGrpc::new(Arc::new(accounts)));
+            services.add(auth.protect(grpc, rosetta_account::PUBLIC_METHODS));
+        }
+        for (pending, name) in PENDING {
+            if role.runs(*pending) {
+                services.advertise(name);
+            }
+        }
+        Ok(Self { db, services })
+    }
+
+    /// Serves until `shutdown` completes.
+    pub async fn serve(
+        self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()>,
+    ) -> anyhow::Result<()> {
+        let routes = self.services.into_routes().await?;
+        server::serve(listener, routes, shutdown).await?;
+        Ok(())
+    }
+}
+
+/// The token key pair: configured files, or a pair generated into the data dir.
+fn load_keys(config: &Config, need_private: bool) -> anyhow::Result<(Option<String>, String)> {
+    let read = |path: &std::path::Path| {
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))
+    };
+    match (&config.jwt_private_key_file, &config.jwt_public_key_file) {
+        (None, None) => {
+            let pair = KeyPair::load_or_generate(&KeyFiles::in_dir(&config.data_dir))?;
+            Ok((need_private.then_some(pair.private_pem), pair.public_pem))
+        }
+        (private, Some(public)) => {
+            let private = match (need_private, private) {
+                (true, Some(path)) => Some(read(path)?),
+                (true, None) => anyhow::bail!("the account role needs jwt_private_key_file"),
+                (false, _) => None,
+            };
+            Ok((private, read(public)?))
+        }
+        (Some(_), None) => anyhow::bail!("jwt_private_key_file needs jwt_public_key_file"),
+    }
+}
