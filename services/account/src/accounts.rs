@@ -124,7 +124,8 @@ impl Accounts {
             avatar: Set(limit(&req.avatar, 512)?),
             signature: Set(limit(&req.signature, 512)?),
             gender: Set(i16::try_from(req.gender).unwrap_or(0)),
-            vip: Set(req.vip),
+            // Self-service registration never grants VIP (the legacy servers stored 0 too).
+            vip: Set(false),
             security_question_id: Set(req.security_question_id),
             security_answer_hash: Set(verifiers.1),
             created_at_ms: Set(now),
