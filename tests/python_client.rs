@@ -6,7 +6,10 @@
 
 mod support;
 
-use std::process::Command;
+use std::{
+    process::{Command, Stdio},
+    time::{Duration, Instant},
+};
 
 use support::{Backend, TestServer};
 
@@ -17,11 +20,22 @@ async fn python_grpcio_client_via_reflection() {
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python");
     let addr = server.addr.to_string();
     let output = tokio::task::spawn_blocking(move || {
-        Command::new(&python)
+        let mut child = Command::new(&python)
             .args(["-m", "pytest", "-q", "-p", "no:cacheprovider", dir])
             .env("ROSETTA_GRPC", addr)
-            .output()
-            .unwrap_or_else(|err| panic!("cannot run {python}: {err}"))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|err| panic!("cannot run {python}: {err}"));
+        let deadline = Instant::now() + Duration::from_secs(180);
+        while child.try_wait().expect("wait for python").is_none() {
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        child.wait_with_output().expect("python output")
     })
     .await
     .unwrap();

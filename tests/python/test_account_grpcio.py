@@ -26,26 +26,33 @@ def channel():
 
 
 def reflect(channel):
-    """Every service the server lists, and a descriptor pool of their files."""
+    """Every service the server lists, and a descriptor pool holding the account API."""
     stub = reflection_pb2_grpc.ServerReflectionStub(channel)
-    services = [
-        s.name
-        for r in stub.ServerReflectionInfo(iter([reflection_pb2.ServerReflectionRequest(list_services="")]))
-        for s in r.list_services_response.service
-    ]
+
+    def ask(**request):
+        return list(stub.ServerReflectionInfo(iter([reflection_pb2.ServerReflectionRequest(**request)]), timeout=10))
+
+    services = [s.name for r in ask(list_services="") for s in r.list_services_response.service]
+    files = {}
+    pending = [("symbol", ACCOUNT)]
+    while pending:
+        kind, name = pending.pop()
+        responses = ask(file_containing_symbol=name) if kind == "symbol" else ask(file_by_filename=name)
+        for response in responses:
+            assert not response.HasField("error_response"), response.error_response
+            for raw in response.file_descriptor_response.file_descriptor_proto:
+                proto = FileDescriptorProto.FromString(raw)
+                files[proto.name] = proto
+        pending += [("file", dep) for proto in list(files.values()) for dep in proto.dependency if dep not in files]
+
     pool = descriptor_pool.DescriptorPool()
-    seen = set()
-    for response in stub.ServerReflectionInfo(
-        iter([reflection_pb2.ServerReflectionRequest(file_containing_symbol=ACCOUNT)])
-    ):
-        protos = [FileDescriptorProto.FromString(b) for b in response.file_descriptor_response.file_descriptor_proto]
-        # Dependencies first.
-        while protos:
-            for proto in list(protos):
-                if all(dep in seen for dep in proto.dependency):
-                    pool.Add(proto)
-                    seen.add(proto.name)
-                    protos.remove(proto)
+    added = set()
+    while len(added) < len(files):
+        ready = [p for n, p in files.items() if n not in added and all(d in added for d in p.dependency)]
+        assert ready, f"unresolvable dependencies among {sorted(files)}"
+        for proto in ready:
+            pool.Add(proto)
+            added.add(proto.name)
     return services, pool
 
 
