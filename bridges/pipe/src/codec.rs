@@ -75,7 +75,9 @@ impl Command {
         use Command::*;
         match self {
             GetUserFriend => Reply::Raw("get_user_friend|您无权进行此操作！".into()),
-            GetUserGroup | GetGroupInfo | AddFriend | JoinGroup => Reply::Raw("token_error|token错误，请重新登录！".into()),
+            GetUserGroup | GetGroupInfo | AddFriend | JoinGroup => {
+                Reply::Raw("token_error|token错误，请重新登录！".into())
+            }
             _ => Reply::Raw("update_profile_error|token错误，请重新登录！".into()),
         }
     }
@@ -91,10 +93,14 @@ pub struct Id {
 impl Id {
     fn parse(raw: &str) -> Option<Self> {
         let trimmed = raw.trim();
-        if trimmed.is_empty() || trimmed.len() > 18 || !trimmed.bytes().all(|b| b.is_ascii_digit()) {
+        if trimmed.is_empty() || trimmed.len() > 18 || !trimmed.bytes().all(|b| b.is_ascii_digit())
+        {
             return None;
         }
-        Some(Self { raw: raw.to_owned(), value: trimmed.parse().ok()? })
+        Some(Self {
+            raw: raw.to_owned(),
+            value: trimmed.parse().ok()?,
+        })
     }
 }
 
@@ -108,30 +114,102 @@ pub struct Auth {
 /// A client request, fields as the real client sends them (HEAD and seed-doc forms).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Request {
-    Register { username: String, password: String, nickname: String, icon: String, signature: String, question: String, answer: String },
-    Login { username: String, password: String },
-    UpdateProfile { auth: Auth, nickname: String, icon: String, signature: String, security: Option<(String, String)> },
-    ForgetPasswd { username: String, question: String, answer: String, new_password: String },
-    GetUserInfo { auth: Auth, target: Id },
-    GetUserFriend { auth: Auth },
-    GetUserGroup { auth: Auth },
-    GetGroupInfo { auth: Auth, group: Id },
-    AddFriend { auth: Auth, target: Id, note: String },
-    DelFriend { auth: Auth, friend: Id },
-    HandFriendRequest { auth: Auth, applicant: Id, flag: String },
+    Register {
+        username: String,
+        password: String,
+        nickname: String,
+        icon: String,
+        signature: String,
+        question: String,
+        answer: String,
+    },
+    Login {
+        username: String,
+        password: String,
+    },
+    UpdateProfile {
+        auth: Auth,
+        nickname: String,
+        icon: String,
+        signature: String,
+        security: Option<(String, String)>,
+    },
+    ForgetPasswd {
+        username: String,
+        question: String,
+        answer: String,
+        new_password: String,
+    },
+    GetUserInfo {
+        auth: Auth,
+        target: Id,
+    },
+    GetUserFriend {
+        auth: Auth,
+    },
+    GetUserGroup {
+        auth: Auth,
+    },
+    GetGroupInfo {
+        auth: Auth,
+        group: Id,
+    },
+    AddFriend {
+        auth: Auth,
+        target: Id,
+        note: String,
+    },
+    DelFriend {
+        auth: Auth,
+        friend: Id,
+    },
+    HandFriendRequest {
+        auth: Auth,
+        applicant: Id,
+        flag: String,
+    },
     /// `group` is the client-chosen id (HEAD form); `None` in the seed doc's 3-field form.
-    CreateGroup { auth: Auth, name: String, group: Option<Id> },
-    JoinGroup { auth: Auth, group: Id, note: String },
+    CreateGroup {
+        auth: Auth,
+        name: String,
+        group: Option<Id>,
+    },
+    JoinGroup {
+        auth: Auth,
+        group: Id,
+        note: String,
+    },
     /// HEAD form: `admin|applicant|group|flag|token`. Seed form: `applicant|group|flag|token`,
     /// where the admin is whoever owns the token (`applicant` is then `auth.uid`).
-    HandGroupRequest { auth: Auth, applicant: Id, group: Id, flag: String },
-    SendMessage { auth: Auth, kind: u32, to: Id, time: String, data: String },
+    HandGroupRequest {
+        auth: Auth,
+        applicant: Id,
+        group: Id,
+        flag: String,
+    },
+    SendMessage {
+        auth: Auth,
+        kind: u32,
+        to: Id,
+        time: String,
+        data: String,
+    },
     /// HEAD relay form: the text after the receiver is passed through verbatim.
-    SendFile { auth: Auth, receiver: Id, rest: String },
+    SendFile {
+        auth: Auth,
+        receiver: Id,
+        rest: String,
+    },
     /// Bare (seed) form has no auth: the session's login applies.
-    GetUnreadFriendRequest { auth: Option<Auth> },
-    GetUnreadGroupRequest { auth: Option<Auth> },
-    GetUnreadMessage { auth: Option<Auth> },
+    GetUnreadFriendRequest {
+        auth: Option<Auth>,
+    },
+    GetUnreadGroupRequest {
+        auth: Option<Auth>,
+    },
+    GetUnreadMessage {
+        auth: Option<Auth>,
+    },
 }
 
 /// Parses one read. Trailing CR, LF and NUL are ignored; interior spaces are kept.
@@ -142,8 +220,13 @@ pub fn parse(bytes: &[u8]) -> Result<Request, ParseError> {
         return Err(ParseError::Empty);
     }
     let (name, rest) = text.split_once('|').unwrap_or((text, ""));
-    let command = Command::from_name(name).ok_or_else(|| ParseError::Unknown(name.chars().take(64).collect()))?;
-    let fields: Vec<&str> = if rest.is_empty() { Vec::new() } else { rest.split('|').collect() };
+    let command = Command::from_name(name)
+        .ok_or_else(|| ParseError::Unknown(name.chars().take(64).collect()))?;
+    let fields: Vec<&str> = if rest.is_empty() {
+        Vec::new()
+    } else {
+        rest.split('|').collect()
+    };
     parse_fields(command, &fields).ok_or(ParseError::Fields(command))
 }
 
@@ -151,7 +234,12 @@ fn parse_fields(command: Command, f: &[&str]) -> Option<Request> {
     use Command as C;
     let s = |i: usize| f.get(i).map(|v| (*v).to_owned());
     let id = |i: usize| f.get(i).and_then(|v| Id::parse(v));
-    let auth = |uid: usize, token: usize| Some(Auth { uid: id(uid)?, token: s(token)? });
+    let auth = |uid: usize, token: usize| {
+        Some(Auth {
+            uid: id(uid)?,
+            token: s(token)?,
+        })
+    };
     // Free text at `at`, then exactly `after` more fields: surplus `|`s belong to the text.
     let text = |at: usize, after: usize| -> Option<String> {
         let end = f.len().checked_sub(after)?;
@@ -169,27 +257,78 @@ fn parse_fields(command: Command, f: &[&str]) -> Option<Request> {
             // An eighth field is the seed doc's VIP flag, which the server ignores.
             answer: s(6)?,
         },
-        C::Login if f.len() >= 2 => Request::Login { username: s(0)?, password: text(1, 0)? },
+        C::Login if f.len() >= 2 => Request::Login {
+            username: s(0)?,
+            password: text(1, 0)?,
+        },
         C::UpdateProfile if f.len() >= 5 => Request::UpdateProfile {
             auth: auth(0, 1)?,
             nickname: s(2)?,
             icon: s(3)?,
             signature: s(4)?,
-            security: if f.len() >= 7 { Some((s(5)?, s(6)?)) } else { None },
+            security: if f.len() >= 7 {
+                Some((s(5)?, s(6)?))
+            } else {
+                None
+            },
         },
-        C::ForgetPasswd if f.len() >= 4 => Request::ForgetPasswd { username: s(0)?, question: s(1)?, answer: s(2)?, new_password: s(3)? },
-        C::GetUserInfo if f.len() >= 3 => Request::GetUserInfo { auth: auth(0, 2)?, target: id(1)? },
+        C::ForgetPasswd if f.len() >= 4 => Request::ForgetPasswd {
+            username: s(0)?,
+            question: s(1)?,
+            answer: s(2)?,
+            new_password: s(3)?,
+        },
+        C::GetUserInfo if f.len() >= 3 => Request::GetUserInfo {
+            auth: auth(0, 2)?,
+            target: id(1)?,
+        },
         C::GetUserFriend if f.len() >= 2 => Request::GetUserFriend { auth: auth(0, 1)? },
         C::GetUserGroup if f.len() >= 2 => Request::GetUserGroup { auth: auth(0, 1)? },
-        C::GetGroupInfo if f.len() >= 3 => Request::GetGroupInfo { auth: auth(0, 2)?, group: id(1)? },
-        C::AddFriend if f.len() >= 4 => Request::AddFriend { auth: auth(0, last?)?, target: id(1)?, note: text(2, 1)? },
-        C::DelFriend if f.len() >= 3 => Request::DelFriend { auth: auth(0, 2)?, friend: id(1)? },
-        C::HandFriendRequest if f.len() >= 4 => Request::HandFriendRequest { auth: auth(0, 3)?, applicant: id(1)?, flag: s(2)? },
-        C::CreateGroup if f.len() >= 4 => Request::CreateGroup { auth: auth(0, 3)?, name: s(1)?, group: Some(id(2)?) },
-        C::CreateGroup if f.len() == 3 => Request::CreateGroup { auth: auth(0, 2)?, name: s(1)?, group: None },
-        C::JoinGroup if f.len() >= 4 => Request::JoinGroup { auth: auth(0, last?)?, group: id(1)?, note: text(2, 1)? },
-        C::HandGroupRequest if f.len() >= 5 => Request::HandGroupRequest { auth: auth(0, 4)?, applicant: id(1)?, group: id(2)?, flag: s(3)? },
-        C::HandGroupRequest if f.len() == 4 => Request::HandGroupRequest { auth: auth(0, 3)?, applicant: id(0)?, group: id(1)?, flag: s(2)? },
+        C::GetGroupInfo if f.len() >= 3 => Request::GetGroupInfo {
+            auth: auth(0, 2)?,
+            group: id(1)?,
+        },
+        C::AddFriend if f.len() >= 4 => Request::AddFriend {
+            auth: auth(0, last?)?,
+            target: id(1)?,
+            note: text(2, 1)?,
+        },
+        C::DelFriend if f.len() >= 3 => Request::DelFriend {
+            auth: auth(0, 2)?,
+            friend: id(1)?,
+        },
+        C::HandFriendRequest if f.len() >= 4 => Request::HandFriendRequest {
+            auth: auth(0, 3)?,
+            applicant: id(1)?,
+            flag: s(2)?,
+        },
+        C::CreateGroup if f.len() >= 4 => Request::CreateGroup {
+            auth: auth(0, 3)?,
+            name: s(1)?,
+            group: Some(id(2)?),
+        },
+        C::CreateGroup if f.len() == 3 => Request::CreateGroup {
+            auth: auth(0, 2)?,
+            name: s(1)?,
+            group: None,
+        },
+        C::JoinGroup if f.len() >= 4 => Request::JoinGroup {
+            auth: auth(0, last?)?,
+            group: id(1)?,
+            note: text(2, 1)?,
+        },
+        C::HandGroupRequest if f.len() >= 5 => Request::HandGroupRequest {
+            auth: auth(0, 4)?,
+            applicant: id(1)?,
+            group: id(2)?,
+            flag: s(3)?,
+        },
+        C::HandGroupRequest if f.len() == 4 => Request::HandGroupRequest {
+            auth: auth(0, 3)?,
+            applicant: id(0)?,
+            group: id(1)?,
+            flag: s(2)?,
+        },
         C::SendMessage if f.len() >= 6 => Request::SendMessage {
             kind: f[0].trim().parse().ok()?,
             auth: auth(1, last?)?,
@@ -197,10 +336,20 @@ fn parse_fields(command: Command, f: &[&str]) -> Option<Request> {
             time: s(3)?,
             data: text(4, 1)?,
         },
-        C::SendFile if f.len() >= 4 => Request::SendFile { auth: auth(0, 1)?, receiver: id(2)?, rest: f[3..].join("|") },
-        C::GetUnreadFriendRequest => Request::GetUnreadFriendRequest { auth: optional_auth(f)? },
-        C::GetUnreadGroupRequest => Request::GetUnreadGroupRequest { auth: optional_auth(f)? },
-        C::GetUnreadMessage => Request::GetUnreadMessage { auth: optional_auth(f)? },
+        C::SendFile if f.len() >= 4 => Request::SendFile {
+            auth: auth(0, 1)?,
+            receiver: id(2)?,
+            rest: f[3..].join("|"),
+        },
+        C::GetUnreadFriendRequest => Request::GetUnreadFriendRequest {
+            auth: optional_auth(f)?,
+        },
+        C::GetUnreadGroupRequest => Request::GetUnreadGroupRequest {
+            auth: optional_auth(f)?,
+        },
+        C::GetUnreadMessage => Request::GetUnreadMessage {
+            auth: optional_auth(f)?,
+        },
         _ => return None,
     })
 }
@@ -209,7 +358,10 @@ fn parse_fields(command: Command, f: &[&str]) -> Option<Request> {
 fn optional_auth(f: &[&str]) -> Option<Option<Auth>> {
     match f {
         [] | [""] => Some(None),
-        [uid, token, ..] => Some(Some(Auth { uid: Id::parse(uid)?, token: (*token).to_owned() })),
+        [uid, token, ..] => Some(Some(Auth {
+            uid: Id::parse(uid)?,
+            token: (*token).to_owned(),
+        })),
         _ => None,
     }
 }
@@ -245,46 +397,104 @@ pub struct PendingJoin {
 pub enum Reply {
     RegisterSucc,
     RegisterError,
-    LoginSucc { uid: i64, token: String, unread: u64 },
+    LoginSucc {
+        uid: i64,
+        token: String,
+        unread: u64,
+    },
     LoginError,
     UpdateProfileSucc,
     UpdateProfileError,
     UpPassSucc,
     UpPassError,
     /// `userinfo` when the two uid strings were identical, else `friend_detail_info`.
-    UserInfo { own: bool, nickname: String, icon: String, signature: String },
+    UserInfo {
+        own: bool,
+        nickname: String,
+        icon: String,
+        signature: String,
+    },
     UnknownUserInfo,
-    FriendInfo { friends: Vec<i64> },
-    GroupInfo { groups: Vec<i64> },
+    FriendInfo {
+        friends: Vec<i64>,
+    },
+    GroupInfo {
+        groups: Vec<i64>,
+    },
     /// HEAD run-together layout: `<name><count>`; the doc layout separates them.
-    GroupDetail { group: String, name: String, admin: i64, members: Vec<i64>, doc_layout: bool },
+    GroupDetail {
+        group: String,
+        name: String,
+        admin: i64,
+        members: Vec<i64>,
+        doc_layout: bool,
+    },
     GroupNotFound,
     AddFriendSucc,
     AddFriendError(&'static str),
     DelFriendSucc,
     DelFriendError,
-    HandFriendRequestSucc { accepted: bool },
+    HandFriendRequestSucc {
+        accepted: bool,
+    },
     HandFriendRequestError(&'static str),
-    CreateGroupSucc { group: String },
+    CreateGroupSucc {
+        group: String,
+    },
     CreateGroupError(&'static str),
     JoinGroupSucc,
     JoinGroupError(&'static str),
-    HandGroupRequestSucc { accepted: bool },
+    HandGroupRequestSucc {
+        accepted: bool,
+    },
     HandGroupRequestError(&'static str),
-    SendMessageSucc { online: bool },
+    SendMessageSucc {
+        online: bool,
+    },
     SendMessageError(&'static str),
-    SendFile { online: bool },
+    SendFile {
+        online: bool,
+    },
     UnreadFriendRequests(Vec<PendingFriend>),
     UnreadGroupRequests(Vec<PendingJoin>),
-    UnreadPrivate { from: i64, time: String, data: String },
-    UnreadGroup { group: i64, time: String, data: String },
+    UnreadPrivate {
+        from: i64,
+        time: String,
+        data: String,
+    },
+    UnreadGroup {
+        group: i64,
+        time: String,
+        data: String,
+    },
     NoUnreadMessage,
     // Pushes.
-    PrivateMessage { kind: u32, from: String, time: String, data: String },
-    GroupMessage { kind: u32, group: String, from: String, time: String, data: String },
-    FriendRequest { from: String, note: String },
-    GroupRequest { from: String, group: String, note: String },
-    FileOffer { from: String, rest: String },
+    PrivateMessage {
+        kind: u32,
+        from: String,
+        time: String,
+        data: String,
+    },
+    GroupMessage {
+        kind: u32,
+        group: String,
+        from: String,
+        time: String,
+        data: String,
+    },
+    FriendRequest {
+        from: String,
+        note: String,
+    },
+    GroupRequest {
+        from: String,
+        group: String,
+        note: String,
+    },
+    FileOffer {
+        from: String,
+        rest: String,
+    },
     /// A literal line (per-command token errors).
     Raw(String),
 }
@@ -306,20 +516,37 @@ impl Reply {
         match self {
             RegisterSucc => "register_succ|注册成功！".into(),
             RegisterError => "register_error|注册失败！".into(),
-            LoginSucc { uid, token, unread } => format!("login_succ|登录成功!|{}|{token}|{unread}", padded_uid(*uid)),
+            LoginSucc { uid, token, unread } => {
+                format!("login_succ|登录成功!|{}|{token}|{unread}", padded_uid(*uid))
+            }
             LoginError => "login_error|用户名或密码错误！".into(),
             UpdateProfileSucc => "update_profile_succ|修改成功！".into(),
             UpdateProfileError => "update_profile_error|修改失败！".into(),
             UpPassSucc => "up_pass_succ|修改成功！".into(),
             UpPassError => "up_pass_error|密保错误！".into(),
-            UserInfo { own, nickname, icon, signature } => {
-                let name = if *own { "userinfo" } else { "friend_detail_info" };
+            UserInfo {
+                own,
+                nickname,
+                icon,
+                signature,
+            } => {
+                let name = if *own {
+                    "userinfo"
+                } else {
+                    "friend_detail_info"
+                };
                 format!("{name}|{nickname}|{icon}|{signature}")
             }
             UnknownUserInfo => "friend_detail_info|NULL|NULL|NULL".into(),
             FriendInfo { friends } => list("friendinfo", friends, "00"),
             GroupInfo { groups } => list("groupinfo", groups, ""),
-            GroupDetail { group, name, admin, members, doc_layout } => {
+            GroupDetail {
+                group,
+                name,
+                admin,
+                members,
+                doc_layout,
+            } => {
                 let count = members.len() + 1;
                 let mut out = if *doc_layout {
                     format!("groupinfo|{group}|{name}|{count}|{admin}")
@@ -336,15 +563,23 @@ impl Reply {
             AddFriendError(why) => format!("add_friend_error|{why}"),
             DelFriendSucc => "del_friend_succ|删除成功！".into(),
             DelFriendError => "del_friend_error|没有这个好友！".into(),
-            HandFriendRequestSucc { accepted: true } => "hand_friend_request_succ|成功同意请求！".into(),
-            HandFriendRequestSucc { accepted: false } => "hand_friend_request_succ|成功拒绝请求！".into(),
+            HandFriendRequestSucc { accepted: true } => {
+                "hand_friend_request_succ|成功同意请求！".into()
+            }
+            HandFriendRequestSucc { accepted: false } => {
+                "hand_friend_request_succ|成功拒绝请求！".into()
+            }
             HandFriendRequestError(why) => format!("hand_friend_request_error|{why}"),
             CreateGroupSucc { group } => format!("create_group_succ|{group}|群组创建成功"),
             CreateGroupError(why) => format!("create_group_error|{why}"),
             JoinGroupSucc => "join_group_succ|已发送请求！".into(),
             JoinGroupError(why) => format!("join_group_error|{why}"),
-            HandGroupRequestSucc { accepted: true } => "hand_group_request_succ|成功同意请求！".into(),
-            HandGroupRequestSucc { accepted: false } => "hand_group_request_succ|成功拒绝请求！".into(),
+            HandGroupRequestSucc { accepted: true } => {
+                "hand_group_request_succ|成功同意请求！".into()
+            }
+            HandGroupRequestSucc { accepted: false } => {
+                "hand_group_request_succ|成功拒绝请求！".into()
+            }
             HandGroupRequestError(why) => format!("hand_group_request_error|{why}"),
             SendMessageSucc { online: true } => "send_message_succ|发送成功！".into(),
             SendMessageSucc { online: false } => "send_message_succ|对方离线！".into(),
@@ -365,11 +600,26 @@ impl Reply {
                 }
                 out
             }
-            UnreadPrivate { from, time, data } => format!("unread_message|0|{}|{time}|{data}", padded_uid(*from)),
-            UnreadGroup { group, time, data } => format!("unread_message|1|{}|{time}|{data}", padded_gid(*group)),
+            UnreadPrivate { from, time, data } => {
+                format!("unread_message|0|{}|{time}|{data}", padded_uid(*from))
+            }
+            UnreadGroup { group, time, data } => {
+                format!("unread_message|1|{}|{time}|{data}", padded_gid(*group))
+            }
             NoUnreadMessage => "no_unread_message|0".into(),
-            PrivateMessage { kind, from, time, data } => format!("message|{kind}|{from}|{time}|{data}"),
-            GroupMessage { kind, group, from, time, data } => format!("message|{kind}|{group}|{from}|{time}|{data}"),
+            PrivateMessage {
+                kind,
+                from,
+                time,
+                data,
+            } => format!("message|{kind}|{from}|{time}|{data}"),
+            GroupMessage {
+                kind,
+                group,
+                from,
+                time,
+                data,
+            } => format!("message|{kind}|{group}|{from}|{time}|{data}"),
             FriendRequest { from, note } => format!("friend_request|{from}|{note}"),
             GroupRequest { from, group, note } => format!("group_request|{from}|{group}|{note}"),
             FileOffer { from, rest } => format!("file|{from}|{rest}"),
@@ -391,42 +641,105 @@ mod tests {
         let register = Reply::RegisterSucc.to_bytes();
         assert_eq!(register.len(), 29);
         assert!(register.ends_with(&[0xe6, 0x88, 0x90, 0xe5, 0x8a, 0x9f, 0xef, 0xbc, 0x81]));
-        let login = Reply::LoginSucc { uid: 124, token: "aB3dE5fG7hJ9kL1m".into(), unread: 0 }.to_bytes();
-        assert_eq!(login, "login_succ|登录成功!|00124|aB3dE5fG7hJ9kL1m|0".as_bytes());
+        let login = Reply::LoginSucc {
+            uid: 124,
+            token: "aB3dE5fG7hJ9kL1m".into(),
+            unread: 0,
+        }
+        .to_bytes();
+        assert_eq!(
+            login,
+            "login_succ|登录成功!|00124|aB3dE5fG7hJ9kL1m|0".as_bytes()
+        );
         assert_eq!(login.len(), 49);
     }
 
     #[test]
     fn example_session_replies() {
-        assert_eq!(Reply::FriendInfo { friends: vec![125] }.render(), "friendinfo|1|00125");
-        assert_eq!(Reply::FriendInfo { friends: vec![] }.render(), "friendinfo|0");
-        let detail = Reply::GroupDetail { group: "4001".into(), name: "team".into(), admin: 124, members: vec![125], doc_layout: false };
+        assert_eq!(
+            Reply::FriendInfo { friends: vec![125] }.render(),
+            "friendinfo|1|00125"
+        );
+        assert_eq!(
+            Reply::FriendInfo { friends: vec![] }.render(),
+            "friendinfo|0"
+        );
+        let detail = Reply::GroupDetail {
+            group: "4001".into(),
+            name: "team".into(),
+            admin: 124,
+            members: vec![125],
+            doc_layout: false,
+        };
         assert_eq!(detail.render(), "group_detail_info|4001|team2|124|125");
         assert_eq!(
-            Reply::UnreadFriendRequests(vec![PendingFriend { applicant: 124, note: "letsbefriends".into() }]).render(),
+            Reply::UnreadFriendRequests(vec![PendingFriend {
+                applicant: 124,
+                note: "letsbefriends".into()
+            }])
+            .render(),
             "unread_friend_request|1|124|letsbefriends"
         );
         assert_eq!(
-            Reply::UnreadPrivate { from: 125, time: "20190905103200".into(), data: "are_you_there".into() }.render(),
+            Reply::UnreadPrivate {
+                from: 125,
+                time: "20190905103200".into(),
+                data: "are_you_there".into()
+            }
+            .render(),
             "unread_message|0|00125|20190905103200|are_you_there"
         );
-        assert_eq!(Reply::UnreadGroup { group: 4001, time: "t".into(), data: "d".into() }.render(), "unread_message|1|00000004001|t|d");
-        assert_eq!(Reply::CreateGroupSucc { group: "4001".into() }.render(), "create_group_succ|4001|群组创建成功");
+        assert_eq!(
+            Reply::UnreadGroup {
+                group: 4001,
+                time: "t".into(),
+                data: "d".into()
+            }
+            .render(),
+            "unread_message|1|00000004001|t|d"
+        );
+        assert_eq!(
+            Reply::CreateGroupSucc {
+                group: "4001".into()
+            }
+            .render(),
+            "create_group_succ|4001|群组创建成功"
+        );
     }
 
     #[test]
     fn parses_both_request_forms() {
-        let register = parse(b"register|alice|e10adc3949ba59abbe56e057f20f883e|Alice|3|hello|1|cat|0").unwrap();
+        let register =
+            parse(b"register|alice|e10adc3949ba59abbe56e057f20f883e|Alice|3|hello|1|cat|0")
+                .unwrap();
         assert!(matches!(register, Request::Register { ref answer, .. } if answer == "cat"));
         assert_eq!(
             parse(b"create_group|00124|team|4001|tok").unwrap(),
-            Request::CreateGroup { auth: Auth { uid: id("00124"), token: "tok".into() }, name: "team".into(), group: Some(id("4001")) }
+            Request::CreateGroup {
+                auth: Auth {
+                    uid: id("00124"),
+                    token: "tok".into()
+                },
+                name: "team".into(),
+                group: Some(id("4001"))
+            }
         );
-        assert!(matches!(parse(b"create_group|00124|team|tok").unwrap(), Request::CreateGroup { group: None, .. }));
-        assert_eq!(parse(b"get_unread_message|").unwrap(), Request::GetUnreadMessage { auth: None });
-        assert_eq!(parse(b"get_unread_message").unwrap(), Request::GetUnreadMessage { auth: None });
+        assert!(matches!(
+            parse(b"create_group|00124|team|tok").unwrap(),
+            Request::CreateGroup { group: None, .. }
+        ));
+        assert_eq!(
+            parse(b"get_unread_message|").unwrap(),
+            Request::GetUnreadMessage { auth: None }
+        );
+        assert_eq!(
+            parse(b"get_unread_message").unwrap(),
+            Request::GetUnreadMessage { auth: None }
+        );
         let doc_hand = parse(b"hand_group_request|00125|4001|0|tok").unwrap();
-        assert!(matches!(doc_hand, Request::HandGroupRequest { ref applicant, .. } if applicant.value == 125));
+        assert!(
+            matches!(doc_hand, Request::HandGroupRequest { ref applicant, .. } if applicant.value == 125)
+        );
     }
 
     #[test]
@@ -435,7 +748,10 @@ mod tests {
         assert_eq!(
             msg,
             Request::SendMessage {
-                auth: Auth { uid: id("00124"), token: "tok".into() },
+                auth: Auth {
+                    uid: id("00124"),
+                    token: "tok".into()
+                },
                 kind: 0,
                 to: id("00125"),
                 time: "t1".into(),
@@ -448,9 +764,61 @@ mod tests {
     fn malformed_input_is_an_error_not_a_panic() {
         assert_eq!(parse(b""), Err(ParseError::Empty));
         assert_eq!(parse(b"\xff\xfe"), Err(ParseError::Encoding));
-        assert_eq!(parse(b"nonsense|1|2"), Err(ParseError::Unknown("nonsense".into())));
+        assert_eq!(
+            parse(b"nonsense|1|2"),
+            Err(ParseError::Unknown("nonsense".into()))
+        );
         assert_eq!(parse(b"login"), Err(ParseError::Fields(Command::Login)));
-        assert_eq!(parse(b"get_user_friend|abc|tok"), Err(ParseError::Fields(Command::GetUserFriend)));
-        assert_eq!(parse(b"send_message|x|1|2|t|d|tok"), Err(ParseError::Fields(Command::SendMessage)));
+        assert_eq!(
+            parse(b"get_user_friend|abc|tok"),
+            Err(ParseError::Fields(Command::GetUserFriend))
+        );
+        assert_eq!(
+            parse(b"send_message|x|1|2|t|d|tok"),
+            Err(ParseError::Fields(Command::SendMessage))
+        );
+    }
+
+    /// Random reads built from protocol-shaped pieces never panic the parser, and nothing
+    /// that is not UTF-8 ever parses.
+    #[test]
+    fn arbitrary_reads_never_panic() {
+        const PIECES: &[&[u8]] = &[
+            b"|",
+            b"send_message",
+            b"login",
+            b"create_group",
+            b"hand_group_request",
+            b"get_unread_message",
+            b"00124",
+            b"4001",
+            b"tok",
+            b"\xff",
+            b" ",
+            b"\r\n",
+            b"\0",
+            "你".as_bytes(),
+            b"0",
+            b"",
+        ];
+        let mut state = 0x2545_f491_4f6c_dd1d_u64;
+        let mut next = || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        for _ in 0..50_000 {
+            let mut read = Vec::new();
+            for _ in 0..next() % 12 {
+                read.extend_from_slice(PIECES[(next() % PIECES.len() as u64) as usize]);
+            }
+            if let Ok(request) = parse(&read) {
+                assert!(
+                    std::str::from_utf8(&read).is_ok(),
+                    "{request:?} parsed from invalid UTF-8"
+                );
+            }
+        }
     }
 }
