@@ -58,6 +58,18 @@ impl MigrationTrait for Migration {
                 .to_owned(),
         )
         .await?;
+        // Contacts are listed by when the friendship began: keyset (since_ms, friend_id).
+        index(
+            m,
+            "idx_friendships_since",
+            Friendships::Table,
+            &[
+                Friendships::UserId,
+                Friendships::SinceMs,
+                Friendships::FriendId,
+            ],
+        )
+        .await?;
 
         m.create_table(
             Table::create()
@@ -114,7 +126,12 @@ impl MigrationTrait for Migration {
             m,
             "idx_group_members_user",
             GroupMembers::Table,
-            &[GroupMembers::UserId, GroupMembers::GroupId],
+            // "My groups" are listed by join time: keyset (joined_at_ms, group_id).
+            &[
+                GroupMembers::UserId,
+                GroupMembers::JoinedAtMs,
+                GroupMembers::GroupId,
+            ],
         )
         .await?;
 

@@ -1,0 +1,606 @@
+//! Groups: creation (with a client-chosen id or the well-known public lobby), what members
+//! see of a group, renaming and dissolution. Membership changes live in `members`.
+//!
+//! Group ids: the server allocates from the table's sequence; a pipe client may instead ask
+//! for its own number. On PostgreSQL an explicit id does not advance the sequence, so the
+//! sequence is first moved past the requested id (never backwards), and an allocated id that
+//! still collides with a concurrent explicit insert is retried under a savepoint.
+
+use std::collections::HashMap;
+
+use rosetta_auth::Caller;
+use rosetta_db::{
+    entity::social::{group, group_member, join_request},
+    entity::user,
+    now_ms,
+};
+use rosetta_kit::{ApiError, ApiResult};
+use rosetta_proto::{
+    messaging::v1::{GroupDissolved, GroupMemberChanged, event::Kind},
+    social::v1::{
+        CreateGroupRequest, Group, GroupMember, GroupRole, JoinPublicGroupRequest,
+        ListGroupMembersRequest, ListGroupMembersResponse, ListMyGroupsRequest,
+        ListMyGroupsResponse, RequestState, UpdateGroupRequest,
+    },
+};
+use sea_orm::{
+    ActiveValue::Set,
+    ColumnTrait, Condition, ConnectionTrait, DatabaseTransaction, DbBackend, EntityTrait, JoinType,
+    Order, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, RelationDef, Statement,
+    TransactionTrait,
+    sea_query::{Expr, ExprTrait},
+};
+
+use crate::{
+    Social,
+    cursor::Cursor,
+    limits::{self, MAX_GROUP_MEMBERS, invalid, within},
+    social::none_blocks,
+    users::{profile, require_live},
+};
+
+pub(crate) const MEMBER: i16 = GroupRole::Member as i16;
+pub(crate) const ADMIN: i16 = GroupRole::Admin as i16;
+pub(crate) const OWNER: i16 = GroupRole::Owner as i16;
+
+/// Tries of an allocated id that lost a race to an explicit one.
+const ALLOCATION_TRIES: usize = 3;
+
+impl Social {
+    pub async fn create_group(&self, caller: &Caller, req: CreateGroupRequest) -> ApiResult<Group> {
+        let me = caller.user_id;
+        let name = limits::group_name(&req.name)?;
+        if req.requested_id.is_some_and(|id| id <= 0) {
+            return Err(invalid("requested_id must be positive"));
+        }
+        let mut invited: Vec<i64> = req.member_ids.into_iter().filter(|id| *id != me).collect();
+        invited.sort_unstable();
+        invited.dedup();
+        within(
+            1,
+            invited.len() as u64,
+            MAX_GROUP_MEMBERS,
+            "members per group",
+        )?;
+        require_live(&self.db, &invited).await?;
+
+        let now = now_ms();
+        let txn = self.write().await?;
+        none_blocks(&txn, &invited, me).await?;
+        let row = group::ActiveModel {
+            name: Set(name),
+            owner_id: Set(me),
+            public: Set(req.public),
+            slug: Set(None),
+            created_at_ms: Set(now),
+            dissolved_at_ms: Set(None),
+            ..Default::default()
+        };
+        let created = match req.requested_id {
+            Some(id) => insert_with_id(&txn, row, id).await?,
+            None => insert_allocated(&txn, row).await?,
+        };
+        add_rows(&txn, created.id, &[me], OWNER, now).await?;
+        add_rows(&txn, created.id, &invited, MEMBER, now).await?;
+        txn.commit().await?;
+
+        let mut everyone = invited.clone();
+        everyone.push(me);
+        for user_id in &invited {
+            self.publish(&everyone, joined(created.id, *user_id, me))
+                .await;
+        }
+        self.group_view(me, created).await
+    }
+
+    /// The well-known public group named `slug`, created (owned by the first caller) on first
+    /// use; the caller becomes a member.
+    pub async fn join_public_group(
+        &self,
+        caller: &Caller,
+        req: JoinPublicGroupRequest,
+    ) -> ApiResult<Group> {
+        let me = caller.user_id;
+        let slug = limits::slug(&req.slug)?;
+        let name = if req.name.trim().is_empty() {
+            slug.clone()
+        } else {
+            limits::group_name(&req.name)?
+        };
+        let now = now_ms();
+        let lobby = match self.by_slug(&slug).await? {
+            Some(lobby) => lobby,
+            None => {
+                let row = group::ActiveModel {
+                    name: Set(name),
+                    owner_id: Set(me),
+                    public: Set(true),
+                    slug: Set(Some(slug.clone())),
+                    created_at_ms: Set(now),
+                    dissolved_at_ms: Set(None),
+                    ..Default::default()
+                };
+                let txn = self.write().await?;
+                match insert_allocated(&txn, row).await {
+                    Ok(created) => {
+                        add_rows(&txn, created.id, &[me], OWNER, now).await?;
+                        txn.commit().await?;
+                        return self.group_view(me, created).await;
+                    }
+                    // A concurrent first caller created it.
+                    Err(err) if err.reason == "GROUP_ID_TAKEN" => {
+                        txn.rollback().await?;
+                        self.by_slug(&slug)
+                            .await?
+                            .ok_or_else(|| ApiError::internal("public group vanished"))?
+                    }
+                    Err(err) => return Err(err),
+                }
+            }
+        };
+        let txn = self.write().await?;
+        if membership(&txn, lobby.id, me).await?.is_none() {
+            within(
+                member_count(&txn, lobby.id).await?,
+                1,
+                MAX_GROUP_MEMBERS,
+                "members per group",
+            )?;
+            add_rows(&txn, lobby.id, &[me], MEMBER, now).await?;
+            txn.commit().await?;
+            let members = member_ids(&self.db, lobby.id).await?;
+            self.publish(&members, joined(lobby.id, me, me)).await;
+        } else {
+            txn.commit().await?;
+        }
+        self.group_view(me, lobby).await
+    }
+
+    /// Members only, except for public groups.
+    pub async fn get_group(&self, caller: &Caller, group_id: i64) -> ApiResult<Group> {
+        let group = live_group(&self.db, group_id).await?;
+        if !group.public {
+            require_member(&self.db, group_id, caller.user_id).await?;
+        }
+        self.group_view(caller.user_id, group).await
+    }
+
+    /// The caller's groups by the time they joined: one indexed join per page, then one batch
+    /// query for the counts and admins of the whole page.
+    pub async fn list_my_groups(
+        &self,
+        caller: &Caller,
+        req: ListMyGroupsRequest,
+    ) -> ApiResult<ListMyGroupsResponse> {
+        let cursor = Cursor::<2>::from_request(req.page.as_ref())?;
+        let rows = my_groups_query(caller.user_id, &cursor)
+            .all(&self.db)
+            .await?;
+        let (rows, page) = cursor.finish(rows, |(m, _)| [m.joined_at_ms, m.group_id]);
+        let groups = rows.into_iter().map(|(_, g)| g).collect();
+        Ok(ListMyGroupsResponse {
+            groups: self.group_views(caller.user_id, groups).await?,
+            page: Some(page),
+        })
+    }
+
+    /// Owner first, then admins, then members, each by join time.
+    pub async fn list_group_members(
+        &self,
+        caller: &Caller,
+        req: ListGroupMembersRequest,
+    ) -> ApiResult<ListGroupMembersResponse> {
+        live_group(&self.db, req.group_id).await?;
+        require_member(&self.db, req.group_id, caller.user_id).await?;
+        let cursor = Cursor::<3>::from_request(req.page.as_ref())?;
+        let mut query = group_member::Entity::find()
+            .join(JoinType::InnerJoin, member_user())
+            .filter(group_member::Column::GroupId.eq(req.group_id))
+            .order_by(group_member::Column::Role, Order::Desc)
+            .order_by(group_member::Column::JoinedAtMs, Order::Asc)
+            .order_by(group_member::Column::UserId, Order::Asc)
+            .limit(cursor.fetch());
+        if let Some([role, joined_at, user_id]) = cursor.after {
+            let role = i16::try_from(role).map_err(|_| invalid("malformed page token"))?;
+            let (role_col, later) = (
+                Expr::col((group_member::Entity, group_member::Column::Role)),
+                Expr::tuple([
+                    Expr::col((group_member::Entity, group_member::Column::JoinedAtMs)),
+                    Expr::col((group_member::Entity, group_member::Column::UserId)),
+                ])
+                .gt(Expr::tuple([Expr::val(joined_at), Expr::val(user_id)])),
+            );
+            query = query.filter(
+                Condition::any()
+                    .add(role_col.clone().lt(role))
+                    .add(role_col.eq(role).and(later)),
+            );
+        }
+        let rows = query
+            .select_two_required(user::Entity)
+            .all(&self.db)
+            .await?;
+        let (rows, page) = cursor.finish(rows, |(m, _)| {
+            [i64::from(m.role), m.joined_at_ms, m.user_id]
+        });
+        let members = rows
+            .into_iter()
+            .map(|(m, u)| GroupMember {
+                user: Some(profile(&u)),
+                role: i32::from(m.role),
+                joined_at_ms: m.joined_at_ms,
+                muted_until_ms: m.muted_until_ms,
+            })
+            .collect();
+        Ok(ListGroupMembersResponse {
+            members,
+            page: Some(page),
+        })
+    }
+
+    /// Owner or admin renames the group.
+    pub async fn update_group(&self, caller: &Caller, req: UpdateGroupRequest) -> ApiResult<Group> {
+        let group = live_group(&self.db, req.group_id).await?;
+        require_admin(&self.db, group.id, caller.user_id).await?;
+        let Some(name) = req.name else {
+            return self.group_view(caller.user_id, group).await;
+        };
+        let name = limits::group_name(&name)?;
+        group::Entity::update_many()
+            .col_expr(group::Column::Name, Expr::val(name.clone()))
+            .filter(group::Column::Id.eq(group.id))
+            .exec(&self.db)
+            .await?;
+        self.announce_update(group.id).await?;
+        self.group_view(caller.user_id, group::Model { name, ..group })
+            .await
+    }
+
+    /// Owner deletes every membership; the row stays (messages reference it) and its slug is
+    /// freed so a public lobby can be created anew.
+    pub async fn dissolve_group(&self, caller: &Caller, group_id: i64) -> ApiResult<()> {
+        let group = live_group(&self.db, group_id).await?;
+        require_owner(&self.db, group_id, caller.user_id).await?;
+        let now = now_ms();
+        let txn = self.write().await?;
+        let former = member_ids(&txn, group_id).await?;
+        group::Entity::update_many()
+            .col_expr(group::Column::DissolvedAtMs, Expr::val(now))
+            .col_expr(group::Column::Slug, Expr::val(Option::<String>::None))
+            .filter(group::Column::Id.eq(group_id))
+            .exec(&txn)
+            .await?;
+        group_member::Entity::delete_many()
+            .filter(group_member::Column::GroupId.eq(group_id))
+            .exec(&txn)
+            .await?;
+        join_request::Entity::update_many()
+            .col_expr(
+                join_request::Column::State,
+                Expr::val(RequestState::Cancelled as i16),
+            )
+            .col_expr(join_request::Column::AnsweredAtMs, Expr::val(now))
+            .filter(join_request::Column::GroupId.eq(group_id))
+            .filter(join_request::Column::State.eq(RequestState::Pending as i16))
+            .exec(&txn)
+            .await?;
+        txn.commit().await?;
+        self.publish(
+            &former,
+            Kind::GroupDissolved(GroupDissolved {
+                group_id,
+                name: group.name,
+            }),
+        )
+        .await;
+        Ok(())
+    }
+
+    /// Tells every member the group's new state (rename, transfer, admin change).
+    pub(crate) async fn announce_update(&self, group_id: i64) -> ApiResult<()> {
+        let group = live_group(&self.db, group_id).await?;
+        let members = member_ids(&self.db, group_id).await?;
+        let mut shown = self.group_views(0, vec![group]).await?;
+        if let Some(view) = shown.pop() {
+            self.publish(&members, Kind::GroupUpdated(view)).await;
+        }
+        Ok(())
+    }
+
+    pub(crate) async fn group_view(&self, viewer: i64, group: group::Model) -> ApiResult<Group> {
+        self.group_views(viewer, vec![group])
+            .await?
+            .pop()
+            .ok_or_else(|| ApiError::internal("group view missing"))
+    }
+
+    /// Views of several groups in two batch queries: member counts, and the rows of admins and
+    /// of the viewer.
+    pub(crate) async fn group_views(
+        &self,
+        viewer: i64,
+        groups: Vec<group::Model>,
+    ) -> ApiResult<Vec<Group>> {
+        if groups.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids: Vec<i64> = groups.iter().map(|g| g.id).collect();
+        let counts: HashMap<i64, i64> = group_member::Entity::find()
+            .select_only()
+            .column(group_member::Column::GroupId)
+            .column_as(group_member::Column::UserId.count(), "n")
+            .filter(group_member::Column::GroupId.is_in(ids.clone()))
+            .group_by(group_member::Column::GroupId)
+            .into_tuple::<(i64, i64)>()
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .collect();
+        let notable = group_member::Entity::find()
+            .filter(group_member::Column::GroupId.is_in(ids))
+            .filter(
+                Condition::any()
+                    .add(group_member::Column::Role.eq(ADMIN))
+                    .add(group_member::Column::UserId.eq(viewer)),
+            )
+            .order_by_asc(group_member::Column::JoinedAtMs)
+            .order_by_asc(group_member::Column::UserId)
+            .all(&self.db)
+            .await?;
+        Ok(groups
+            .into_iter()
+            .map(|g| {
+                let rows = notable.iter().filter(|m| m.group_id == g.id);
+                Group {
+                    id: g.id,
+                    admin_ids: rows
+                        .clone()
+                        .filter(|m| m.role == ADMIN)
+                        .map(|m| m.user_id)
+                        .collect(),
+                    my_role: rows
+                        .clone()
+                        .find(|m| m.user_id == viewer)
+                        .map_or(0, |m| i32::from(m.role)),
+                    member_count: u32::try_from(counts.get(&g.id).copied().unwrap_or(0))
+                        .unwrap_or(u32::MAX),
+                    name: g.name,
+                    owner_id: g.owner_id,
+                    public: g.public,
+                    slug: g.slug.unwrap_or_default(),
+                    created_at_ms: g.created_at_ms,
+                }
+            })
+            .collect())
+    }
+
+    async fn by_slug(&self, slug: &str) -> ApiResult<Option<group::Model>> {
+        Ok(group::Entity::find()
+            .filter(group::Column::Slug.eq(slug))
+            .filter(group::Column::DissolvedAtMs.is_null())
+            .one(&self.db)
+            .await?)
+    }
+}
+
+/// One page of the caller's memberships joined with their groups, keyed by
+/// (joined_at_ms, group_id) on `idx_group_members_user`.
+pub(crate) fn my_groups_query(
+    me: i64,
+    cursor: &Cursor<2>,
+) -> sea_orm::SelectTwoRequired<group_member::Entity, group::Entity> {
+    let mut query = group_member::Entity::find()
+        .join(JoinType::InnerJoin, member_group())
+        .filter(group_member::Column::UserId.eq(me))
+        .order_by(group_member::Column::JoinedAtMs, Order::Asc)
+        .order_by(group_member::Column::GroupId, Order::Asc)
+        .limit(cursor.fetch());
+    if let Some([joined_at, group_id]) = cursor.after {
+        query = query.filter(
+            Expr::tuple([
+                Expr::col((group_member::Entity, group_member::Column::JoinedAtMs)),
+                Expr::col((group_member::Entity, group_member::Column::GroupId)),
+            ])
+            .gt(Expr::tuple([Expr::val(joined_at), Expr::val(group_id)])),
+        );
+    }
+    query.select_two_required(group::Entity)
+}
+
+fn member_group() -> RelationDef {
+    group_member::Entity::belongs_to(group::Entity)
+        .from(group_member::Column::GroupId)
+        .to(group::Column::Id)
+        .into()
+}
+
+fn member_user() -> RelationDef {
+    group_member::Entity::belongs_to(user::Entity)
+        .from(group_member::Column::UserId)
+        .to(user::Column::Id)
+        .into()
+}
+
+pub(crate) fn joined(group_id: i64, user_id: i64, actor_id: i64) -> Kind {
+    Kind::MemberJoined(GroupMemberChanged {
+        group_id,
+        user_id,
+        actor_id,
+    })
+}
+
+/// A group that exists and is not dissolved.
+pub(crate) async fn live_group(db: &impl ConnectionTrait, id: i64) -> ApiResult<group::Model> {
+    group::Entity::find_by_id(id)
+        .filter(group::Column::DissolvedAtMs.is_null())
+        .one(db)
+        .await?
+        .ok_or_else(|| ApiError::not_found("no such group"))
+}
+
+pub(crate) async fn membership(
+    db: &impl ConnectionTrait,
+    group_id: i64,
+    user_id: i64,
+) -> ApiResult<Option<group_member::Model>> {
+    Ok(group_member::Entity::find_by_id((group_id, user_id))
+        .one(db)
+        .await?)
+}
+
+pub(crate) fn not_member() -> ApiError {
+    ApiError::denied("NOT_MEMBER", "not a member of this group")
+}
+
+pub(crate) async fn require_member(
+    db: &impl ConnectionTrait,
+    group_id: i64,
+    user_id: i64,
+) -> ApiResult<group_member::Model> {
+    membership(db, group_id, user_id)
+        .await?
+        .ok_or_else(not_member)
+}
+
+pub(crate) async fn require_admin(
+    db: &impl ConnectionTrait,
+    group_id: i64,
+    user_id: i64,
+) -> ApiResult<group_member::Model> {
+    let me = require_member(db, group_id, user_id).await?;
+    if me.role < ADMIN {
+        return Err(ApiError::denied(
+            "NOT_ADMIN",
+            "only the owner or an admin may do this",
+        ));
+    }
+    Ok(me)
+}
+
+pub(crate) async fn require_owner(
+    db: &impl ConnectionTrait,
+    group_id: i64,
+    user_id: i64,
+) -> ApiResult<group_member::Model> {
+    let me = require_member(db, group_id, user_id).await?;
+    if me.role != OWNER {
+        return Err(ApiError::denied("NOT_OWNER", "only the owner may do this"));
+    }
+    Ok(me)
+}
+
+pub(crate) async fn member_ids(db: &impl ConnectionTrait, group_id: i64) -> ApiResult<Vec<i64>> {
+    Ok(group_member::Entity::find()
+        .select_only()
+        .column(group_member::Column::UserId)
+        .filter(group_member::Column::GroupId.eq(group_id))
+        .into_tuple::<i64>()
+        .all(db)
+        .await?)
+}
+
+pub(crate) async fn member_count(db: &impl ConnectionTrait, group_id: i64) -> ApiResult<u64> {
+    Ok(group_member::Entity::find()
+        .filter(group_member::Column::GroupId.eq(group_id))
+        .count(db)
+        .await?)
+}
+
+/// Inserts memberships with one role; users already members are left as they are.
+pub(crate) async fn add_rows(
+    db: &impl ConnectionTrait,
+    group_id: i64,
+    users: &[i64],
+    role: i16,
+    now: i64,
+) -> ApiResult<()> {
+    if users.is_empty() {
+        return Ok(());
+    }
+    let rows = users.iter().map(|&user_id| group_member::ActiveModel {
+        group_id: Set(group_id),
+        user_id: Set(user_id),
+        role: Set(role),
+        joined_at_ms: Set(now),
+        muted_until_ms: Set(0),
+    });
+    group_member::Entity::insert_many(rows)
+        .on_conflict_do_nothing()
+        .exec_without_returning(db)
+        .await?;
+    Ok(())
+}
+
+fn id_taken() -> ApiError {
+    ApiError::exists("GROUP_ID_TAKEN", "this group id is taken")
+}
+
+async fn insert_with_id(
+    txn: &DatabaseTransaction,
+    mut row: group::ActiveModel,
+    id: i64,
+) -> ApiResult<group::Model> {
+    // Dissolved groups keep their id: messages still reference it.
+    if group::Entity::find_by_id(id).one(txn).await?.is_some() {
+        return Err(id_taken());
+    }
+    if txn.get_database_backend() == DbBackend::Postgres {
+        txn.query_one_raw(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "SELECT setval(pg_get_serial_sequence('groups', 'id'), \
+             GREATEST($1, COALESCE(pg_sequence_last_value(\
+             pg_get_serial_sequence('groups', 'id')::regclass), 0)))",
+            [id.into()],
+        ))
+        .await?;
+    }
+    row.id = Set(id);
+    group::Entity::insert(row)
+        .exec_with_returning(txn)
+        .await
+        .map_err(|err| unique(err, id_taken()))
+}
+
+/// Inserts with a sequence-allocated id, retrying (under a savepoint) an id a concurrent
+/// explicit insert took. A slug clash is GROUP_ID_TAKEN too: the caller re-reads by slug.
+async fn insert_allocated(
+    txn: &DatabaseTransaction,
+    row: group::ActiveModel,
+) -> ApiResult<group::Model> {
+    let has_slug = matches!(&row.slug, sea_orm::ActiveValue::Set(Some(_)));
+    for _ in 1..ALLOCATION_TRIES {
+        let savepoint = txn.begin().await?;
+        match group::Entity::insert(row.clone())
+            .exec_with_returning(&savepoint)
+            .await
+        {
+            Ok(created) => {
+                savepoint.commit().await?;
+                return Ok(created);
+            }
+            Err(err) if is_unique(&err) && !has_slug => {
+                savepoint.rollback().await?;
+            }
+            Err(err) => return Err(unique(err, id_taken())),
+        }
+    }
+    group::Entity::insert(row)
+        .exec_with_returning(txn)
+        .await
+        .map_err(|err| unique(err, id_taken()))
+}
+
+fn is_unique(err: &sea_orm::DbErr) -> bool {
+    matches!(
+        err.sql_err(),
+        Some(sea_orm::SqlErr::UniqueConstraintViolation(_))
+    )
+}
+
+fn unique(err: sea_orm::DbErr, instead: ApiError) -> ApiError {
+    if is_unique(&err) {
+        instead
+    } else {
+        ApiError::from(err)
+    }
+}
