@@ -7,8 +7,8 @@ use std::{sync::Arc, time::Instant};
 
 use rosetta::{Config, Node, Role, node::Plugins};
 use rosetta_proto::account::v1::{
-    GetMyProfileRequest, LoginRequest, RegisterRequest, account_service_client::AccountServiceClient,
-    login_request::Identifier,
+    GetMyProfileRequest, LoginRequest, RegisterRequest,
+    account_service_client::AccountServiceClient, login_request::Identifier,
 };
 use tokio::net::TcpListener;
 use tonic::{Request, transport::Channel};
@@ -20,15 +20,24 @@ const CONCURRENCY: usize = 32;
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
-    let config = Config { data_dir: dir.path().to_path_buf(), ..Config::default() };
+    let config = Config {
+        data_dir: dir.path().to_path_buf(),
+        ..Config::default()
+    };
     let node = Node::build(&config, Role::All, Plugins::default()).await?;
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
     tokio::spawn(node.serve(listener, std::future::pending()));
-    let channel = Channel::from_shared(format!("http://{addr}"))?.connect().await?;
+    let channel = Channel::from_shared(format!("http://{addr}"))?
+        .connect()
+        .await?;
     let mut account = AccountServiceClient::new(channel.clone());
     account
-        .register(RegisterRequest { username: "bench".into(), password: "bench-password".into(), ..Default::default() })
+        .register(RegisterRequest {
+            username: "bench".into(),
+            password: "bench-password".into(),
+            ..Default::default()
+        })
         .await?;
 
     let login = || LoginRequest {
@@ -54,7 +63,9 @@ async fn main() -> anyhow::Result<()> {
             let mut client = AccountServiceClient::new(channel);
             for _ in 0..CALLS / CONCURRENCY {
                 let mut request = Request::new(GetMyProfileRequest {});
-                request.metadata_mut().insert("authorization", rosetta_auth::bearer(&token)?);
+                request
+                    .metadata_mut()
+                    .insert("authorization", rosetta_auth::bearer(&token)?);
                 client.get_my_profile(request).await?;
             }
             Ok::<_, anyhow::Error>(())
@@ -68,7 +79,10 @@ async fn main() -> anyhow::Result<()> {
 
     println!("| measure | value |");
     println!("|---|---|");
-    println!("| password login p50 ({LOGINS} sequential) | {:.1} ms |", latencies[LOGINS / 2]);
+    println!(
+        "| password login p50 ({LOGINS} sequential) | {:.1} ms |",
+        latencies[LOGINS / 2]
+    );
     println!("| password login max | {:.1} ms |", latencies[LOGINS - 1]);
     println!(
         "| token-checked GetMyProfile ({CONCURRENCY} concurrent, {calls} calls) | {:.0} calls/s |",

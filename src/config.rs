@@ -28,7 +28,12 @@ pub struct Config {
     pub log_format: LogFormat,
     /// OTLP/gRPC endpoint (e.g. `http://127.0.0.1:4317`); traces are exported when set.
     pub otlp_endpoint: Option<String>,
+    /// NATS server (e.g. `nats://127.0.0.1:4222`) carrying events between processes; unset,
+    /// events travel in-process only (right for `rosetta all`).
+    pub nats_url: Option<String>,
     pub account: AccountSettings,
+    pub messaging: MessagingSettings,
+    pub files: rosetta_files::FilesSettings,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
@@ -66,7 +71,10 @@ impl Default for Config {
             jwt_public_key_file: None,
             log_format: LogFormat::Text,
             otlp_endpoint: None,
+            nats_url: None,
             account: AccountSettings::default(),
+            messaging: MessagingSettings::default(),
+            files: rosetta_files::FilesSettings::default(),
         }
     }
 }
@@ -86,6 +94,43 @@ impl Default for AccountSettings {
             require_phone_code: d.require_phone_code,
             require_email_code: d.require_email_code,
             session_cache_secs: 5,
+        }
+    }
+}
+
+/// The messaging service's tunables.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MessagingSettings {
+    /// Without a stream or a heartbeat for this long, a user goes offline.
+    pub presence_timeout_ms: u64,
+    /// How long senders may recall their messages.
+    pub recall_window_secs: u64,
+    /// How often open streams re-read their log for wake-ups the bus did not carry.
+    pub poll_interval_ms: u64,
+    /// NATS subject prefix of the event bus; deployments sharing a NATS server need distinct
+    /// prefixes.
+    pub bus_subject: String,
+}
+
+impl Default for MessagingSettings {
+    fn default() -> Self {
+        let d = rosetta_messaging::MessagingConfig::default();
+        Self {
+            presence_timeout_ms: u64::try_from(d.presence_timeout.as_millis()).unwrap_or(u64::MAX),
+            recall_window_secs: d.recall_window.as_secs(),
+            poll_interval_ms: u64::try_from(d.poll_interval.as_millis()).unwrap_or(u64::MAX),
+            bus_subject: "rosetta.events".into(),
+        }
+    }
+}
+
+impl MessagingSettings {
+    pub fn to_domain(&self) -> rosetta_messaging::MessagingConfig {
+        rosetta_messaging::MessagingConfig {
+            presence_timeout: Duration::from_millis(self.presence_timeout_ms),
+            recall_window: Duration::from_secs(self.recall_window_secs),
+            poll_interval: Duration::from_millis(self.poll_interval_ms.max(10)),
         }
     }
 }

@@ -7,9 +7,13 @@ use anyhow::Context as _;
 use rosetta_account::{AccountGrpc, Accounts, CodeSender, LogSender};
 use rosetta_auth::{Authenticator, KeyFiles, KeyPair, SessionGuard, TokenVerifier};
 use rosetta_db::sea_orm::DatabaseConnection;
-use rosetta_events::{DiscardEvents, EventSink, NoPresence, PresenceView};
+use rosetta_events::{EventSink, PresenceView};
 use rosetta_kit::server::{self, ServiceSet};
 use rosetta_proto::account::v1::account_service_server::AccountServiceServer;
+use rosetta_proto::files::v1::files_service_server::FilesServiceServer;
+use rosetta_proto::messaging::v1::messaging_service_server::MessagingServiceServer;
+use rosetta_proto::social::v1::social_service_server::SocialServiceServer;
+use rosetta_social::{Social, SocialGrpc};
 use tokio::net::TcpListener;
 
 use crate::Config;
@@ -33,11 +37,7 @@ impl Role {
 
 /// Services whose contract is published (reflection lists them) but whose implementation has
 /// not landed yet: calls answer UNIMPLEMENTED.
-const PENDING: &[(Role, &str)] = &[
-    (Role::Social, "rosetta.social.v1.SocialService"),
-    (Role::Messaging, "rosetta.messaging.v1.MessagingService"),
-    (Role::Files, "rosetta.files.v1.FilesService"),
-];
+const PENDING: &[(Role, &str)] = &[];
 
 /// Replaceable parts of a node, for embedding and tests.
 #[derive(Clone)]
@@ -76,11 +76,19 @@ impl Node {
         ));
         let auth = Authenticator::new(Arc::new(verifier), sessions.clone());
 
-        // The seams between services: the messaging service, where it runs, replaces these with
-        // its durable event log and live presence.
-        let events: Arc<dyn EventSink> = Arc::new(DiscardEvents);
-        let presence: Arc<dyn PresenceView> = Arc::new(NoPresence);
-        let _ = (&events, &presence);
+        // The seams between services: the messaging service's durable per-user event log and
+        // its presence table. They need only the database and the bus, so they work in every
+        // process (a split `rosetta social` publishes friend events through them too).
+        let messaging_config = config.messaging.to_domain();
+        let bus = messaging_bus(config).await?;
+        let message_events = Arc::new(rosetta_messaging::Events::new(db.clone(), bus.clone()));
+        let presences = Arc::new(rosetta_messaging::Presences::new(
+            db.clone(),
+            messaging_config.presence_timeout,
+            message_events.clone(),
+        ));
+        let events: Arc<dyn EventSink> = message_events.clone();
+        let presence: Arc<dyn PresenceView> = presences.clone();
 
         let mut services = ServiceSet::new();
         if let Some(private_pem) = private_pem {
@@ -94,6 +102,31 @@ impl Node {
             )?;
             let grpc = AccountServiceServer::new(AccountGrpc::new(Arc::new(accounts)));
             services.add(auth.protect(grpc, rosetta_account::PUBLIC_METHODS));
+        }
+        if role.runs(Role::Social) {
+            let social = Social::new(db.clone(), events.clone(), presence.clone());
+            let grpc = SocialServiceServer::new(SocialGrpc::new(Arc::new(social)));
+            services.add(auth.protect(grpc, rosetta_social::PUBLIC_METHODS));
+        }
+        if role.runs(Role::Messaging) {
+            presences.clone().keep(bus.hub().clone());
+            let messaging = rosetta_messaging::Messaging::new(
+                db.clone(),
+                messaging_config,
+                bus,
+                message_events,
+                presences,
+            );
+            let grpc = MessagingServiceServer::new(rosetta_messaging::MessagingGrpc::new(
+                Arc::new(messaging),
+            ));
+            services.add(auth.protect(grpc, rosetta_messaging::PUBLIC_METHODS));
+        }
+        if role.runs(Role::Files) {
+            let store = rosetta_files::open_store(&config.files.store, &config.data_dir)?;
+            let files = rosetta_files::Files::new(db.clone(), store, config.files.clone());
+            let grpc = FilesServiceServer::new(rosetta_files::FilesGrpc::new(Arc::new(files)));
+            services.add(auth.protect(grpc, &[]));
         }
         for (pending, name) in PENDING {
             if role.runs(*pending) {
@@ -113,6 +146,18 @@ impl Node {
         server::serve(listener, routes, shutdown).await?;
         Ok(())
     }
+}
+
+/// The event bus: NATS when configured (split deployments), else in-process.
+async fn messaging_bus(config: &Config) -> anyhow::Result<Arc<dyn rosetta_messaging::Bus>> {
+    Ok(match &config.nats_url {
+        Some(url) => Arc::new(
+            rosetta_messaging::NatsBus::connect(url, &config.messaging.bus_subject)
+                .await
+                .map_err(|err| anyhow::anyhow!("connecting to NATS at {url}: {err}"))?,
+        ),
+        None => Arc::new(rosetta_messaging::LocalBus::default()),
+    })
 }
 
 /// The token key pair: configured files, or a pair generated into the data dir.

@@ -6,12 +6,12 @@ use std::time::Duration;
 
 use rosetta_proto::{
     account::v1::{
-        ChangePasswordRequest, DeleteAccountRequest, ExchangeLegacyTokenRequest, GetMyProfileRequest,
-        GetProfilesRequest, IssueLegacyTokenRequest, LegacyTokenFormat, LoginRequest, LogoutRequest,
-        PasswordScheme, RecoverPasswordRequest, RefreshRequest, RegisterRequest, SearchUsersRequest,
-        SecurityAnswer, SendVerificationCodeRequest, UpdateProfileRequest, VerificationChannel,
-        VerificationPurpose, login_request::Identifier, recover_password_request::Proof,
-        search_users_request::Query,
+        ChangePasswordRequest, DeleteAccountRequest, ExchangeLegacyTokenRequest,
+        GetMyProfileRequest, GetProfilesRequest, IssueLegacyTokenRequest, LegacyTokenFormat,
+        LoginRequest, LogoutRequest, PasswordScheme, RecoverPasswordRequest, RefreshRequest,
+        RegisterRequest, SearchUsersRequest, SecurityAnswer, SendVerificationCodeRequest,
+        UpdateProfileRequest, VerificationChannel, VerificationPurpose, login_request::Identifier,
+        recover_password_request::Proof, search_users_request::Query,
     },
     common::v1::{UserRef, user_ref::Ref},
 };
@@ -42,22 +42,42 @@ fn register(username: &str, password: &str, scheme: PasswordScheme) -> RegisterR
 async fn register_login_and_profile(backend: Backend) {
     let server = TestServer::start(backend).await;
     let session = server.user("alice", "correct horse").await;
-    assert!(session.user.as_ref().unwrap().id >= 100, "user ids start at 100");
+    assert!(
+        session.user.as_ref().unwrap().id >= 100,
+        "user ids start at 100"
+    );
     let mut account = server.account().await;
-    let me = account.get_my_profile(authed(GetMyProfileRequest {}, &session.access_token)).await.unwrap().into_inner();
+    let me = account
+        .get_my_profile(authed(GetMyProfileRequest {}, &session.access_token))
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!(me.username, "alice");
     assert_eq!(me.nickname, "ALICE");
     assert_eq!(me.ocid.len(), 10);
 
-    let dup = account.register(register("alice", "x", PasswordScheme::Plain)).await.unwrap_err();
+    let dup = account
+        .register(register("alice", "x", PasswordScheme::Plain))
+        .await
+        .unwrap_err();
     assert_eq!(dup.code(), Code::AlreadyExists);
     assert_eq!(reason(&dup), "USERNAME_TAKEN");
 
-    let wrong = account.login(login("alice", "wrong", PasswordScheme::Plain)).await.unwrap_err();
+    let wrong = account
+        .login(login("alice", "wrong", PasswordScheme::Plain))
+        .await
+        .unwrap_err();
     assert_eq!(wrong.code(), Code::Unauthenticated);
     assert_eq!(reason(&wrong), "BAD_CREDENTIALS");
-    let nobody = account.login(login("nobody", "wrong", PasswordScheme::Plain)).await.unwrap_err();
-    assert_eq!(reason(&nobody), "BAD_CREDENTIALS", "unknown users look like wrong passwords");
+    let nobody = account
+        .login(login("nobody", "wrong", PasswordScheme::Plain))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        reason(&nobody),
+        "BAD_CREDENTIALS",
+        "unknown users look like wrong passwords"
+    );
 
     // Every other handle logs in too.
     let ocid = me.ocid.clone();
@@ -70,12 +90,18 @@ async fn register_login_and_profile(backend: Backend) {
         };
         account.login(req).await.unwrap();
     }
-    let no_token = account.get_my_profile(GetMyProfileRequest {}).await.unwrap_err();
+    let no_token = account
+        .get_my_profile(GetMyProfileRequest {})
+        .await
+        .unwrap_err();
     assert_eq!(no_token.code(), Code::Unauthenticated);
     assert_eq!(reason(&no_token), "TOKEN_MISSING");
     server.stop().await;
 }
-both_backends!(register_login_and_profile, super::register_login_and_profile);
+both_backends!(
+    register_login_and_profile,
+    super::register_login_and_profile
+);
 
 /// Five failures lock the account (even against the right password); recovery still works.
 async fn throttling(backend: Backend) {
@@ -83,10 +109,16 @@ async fn throttling(backend: Backend) {
     server.user("bob", "right-password").await;
     let mut account = server.account().await;
     for _ in 0..5 {
-        let err = account.login(login("bob", "guess", PasswordScheme::Plain)).await.unwrap_err();
+        let err = account
+            .login(login("bob", "guess", PasswordScheme::Plain))
+            .await
+            .unwrap_err();
         assert_eq!(reason(&err), "BAD_CREDENTIALS");
     }
-    let locked = account.login(login("bob", "right-password", PasswordScheme::Plain)).await.unwrap_err();
+    let locked = account
+        .login(login("bob", "right-password", PasswordScheme::Plain))
+        .await
+        .unwrap_err();
     assert_eq!(locked.code(), Code::ResourceExhausted);
     assert_eq!(reason(&locked), "THROTTLED");
     let retry = tonic_types::StatusExt::get_details_retry_info(&locked).expect("retry info");
@@ -98,18 +130,28 @@ async fn throttling(backend: Backend) {
     req.security_answer = "Rex".into();
     account.register(req).await.unwrap();
     for _ in 0..6 {
-        let _ = account.login(login("carol", "nope", PasswordScheme::Plain)).await;
+        let _ = account
+            .login(login("carol", "nope", PasswordScheme::Plain))
+            .await;
     }
     let recover = |answer: &str| RecoverPasswordRequest {
-        user: Some(UserRef { r#ref: Some(Ref::Username("carol".into())) }),
-        proof: Some(Proof::SecurityAnswer(SecurityAnswer { question_id: 2, answer: answer.into() })),
+        user: Some(UserRef {
+            r#ref: Some(Ref::Username("carol".into())),
+        }),
+        proof: Some(Proof::SecurityAnswer(SecurityAnswer {
+            question_id: 2,
+            answer: answer.into(),
+        })),
         new_password: "new-carol".into(),
         new_scheme: PasswordScheme::Plain.into(),
     };
     let bad = account.recover_password(recover("Max")).await.unwrap_err();
     assert_eq!(reason(&bad), "BAD_PROOF");
     account.recover_password(recover("Rex")).await.unwrap();
-    account.login(login("carol", "new-carol", PasswordScheme::Plain)).await.unwrap();
+    account
+        .login(login("carol", "new-carol", PasswordScheme::Plain))
+        .await
+        .unwrap();
     server.stop().await;
 }
 both_backends!(throttling, super::throttling);
@@ -118,14 +160,29 @@ async fn token_expiry(backend: Backend) {
     let server = TestServer::start_with(backend, |c| c.account.access_token_ttl_secs = 1).await;
     let session = server.user("dave", "pw-dave").await;
     let mut account = server.account().await;
-    account.get_my_profile(authed(GetMyProfileRequest {}, &session.access_token)).await.unwrap();
+    account
+        .get_my_profile(authed(GetMyProfileRequest {}, &session.access_token))
+        .await
+        .unwrap();
     tokio::time::sleep(Duration::from_millis(2100)).await;
-    let expired = account.get_my_profile(authed(GetMyProfileRequest {}, &session.access_token)).await.unwrap_err();
+    let expired = account
+        .get_my_profile(authed(GetMyProfileRequest {}, &session.access_token))
+        .await
+        .unwrap_err();
     assert_eq!(expired.code(), Code::Unauthenticated);
     assert_eq!(reason(&expired), "TOKEN_EXPIRED");
     // The refresh token still gives a working access token.
-    let fresh = account.refresh(RefreshRequest { refresh_token: session.refresh_token }).await.unwrap().into_inner();
-    account.get_my_profile(authed(GetMyProfileRequest {}, &fresh.access_token)).await.unwrap();
+    let fresh = account
+        .refresh(RefreshRequest {
+            refresh_token: session.refresh_token,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    account
+        .get_my_profile(authed(GetMyProfileRequest {}, &fresh.access_token))
+        .await
+        .unwrap();
     server.stop().await;
 }
 both_backends!(token_expiry, super::token_expiry);
@@ -135,19 +192,43 @@ async fn refresh_rotation(backend: Backend) {
     let server = TestServer::start(backend).await;
     let first = server.user("erin", "pw-erin").await;
     let mut account = server.account().await;
-    let second = account.refresh(RefreshRequest { refresh_token: first.refresh_token.clone() }).await.unwrap().into_inner();
+    let second = account
+        .refresh(RefreshRequest {
+            refresh_token: first.refresh_token.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
     assert_ne!(second.refresh_token, first.refresh_token);
     assert_eq!(second.session_id, first.session_id);
 
-    let replay = account.refresh(RefreshRequest { refresh_token: first.refresh_token }).await.unwrap_err();
+    let replay = account
+        .refresh(RefreshRequest {
+            refresh_token: first.refresh_token,
+        })
+        .await
+        .unwrap_err();
     assert_eq!(replay.code(), Code::Unauthenticated);
     assert_eq!(reason(&replay), "REFRESH_REUSED");
     // The reuse ended the session: the newest tokens are dead too.
-    let after = account.refresh(RefreshRequest { refresh_token: second.refresh_token }).await.unwrap_err();
+    let after = account
+        .refresh(RefreshRequest {
+            refresh_token: second.refresh_token,
+        })
+        .await
+        .unwrap_err();
     assert_eq!(reason(&after), "SESSION_REVOKED");
-    let call = account.get_my_profile(authed(GetMyProfileRequest {}, &second.access_token)).await.unwrap_err();
+    let call = account
+        .get_my_profile(authed(GetMyProfileRequest {}, &second.access_token))
+        .await
+        .unwrap_err();
     assert_eq!(reason(&call), "SESSION_REVOKED");
-    let garbage = account.refresh(RefreshRequest { refresh_token: "nonsense".into() }).await.unwrap_err();
+    let garbage = account
+        .refresh(RefreshRequest {
+            refresh_token: "nonsense".into(),
+        })
+        .await
+        .unwrap_err();
     assert_eq!(reason(&garbage), "TOKEN_INVALID");
     server.stop().await;
 }
@@ -157,15 +238,33 @@ async fn logout_revokes_session(backend: Backend) {
     let server = TestServer::start(backend).await;
     let phone = server.user("frank", "pw-frank").await;
     let mut account = server.account().await;
-    let laptop = account.login(login("frank", "pw-frank", PasswordScheme::Plain)).await.unwrap().into_inner();
-    account.logout(authed(LogoutRequest {}, &phone.access_token)).await.unwrap();
+    let laptop = account
+        .login(login("frank", "pw-frank", PasswordScheme::Plain))
+        .await
+        .unwrap()
+        .into_inner();
+    account
+        .logout(authed(LogoutRequest {}, &phone.access_token))
+        .await
+        .unwrap();
 
-    let revoked = account.get_my_profile(authed(GetMyProfileRequest {}, &phone.access_token)).await.unwrap_err();
+    let revoked = account
+        .get_my_profile(authed(GetMyProfileRequest {}, &phone.access_token))
+        .await
+        .unwrap_err();
     assert_eq!(reason(&revoked), "SESSION_REVOKED");
-    let refresh = account.refresh(RefreshRequest { refresh_token: phone.refresh_token }).await.unwrap_err();
+    let refresh = account
+        .refresh(RefreshRequest {
+            refresh_token: phone.refresh_token,
+        })
+        .await
+        .unwrap_err();
     assert_eq!(reason(&refresh), "SESSION_REVOKED");
     // Other sessions live on.
-    account.get_my_profile(authed(GetMyProfileRequest {}, &laptop.access_token)).await.unwrap();
+    account
+        .get_my_profile(authed(GetMyProfileRequest {}, &laptop.access_token))
+        .await
+        .unwrap();
     server.stop().await;
 }
 both_backends!(logout_revokes_session, super::logout_revokes_session);
@@ -196,20 +295,36 @@ async fn cross_scheme_matrix(backend: Backend) {
     ];
     for (i, (reg, log, works)) in matrix.into_iter().enumerate() {
         let name = format!("cross{i}");
-        account.register(register(&name, form(reg), reg)).await.unwrap();
+        account
+            .register(register(&name, form(reg), reg))
+            .await
+            .unwrap();
         let result = account.login(login(&name, form(log), log)).await;
-        assert_eq!(result.is_ok(), works, "registered {reg:?}, login {log:?}: {result:?}");
+        assert_eq!(
+            result.is_ok(),
+            works,
+            "registered {reg:?}, login {log:?}: {result:?}"
+        );
     }
     // After one plain login, a digest-registered account works in every form.
     for (i, digest) in [(5, Md5Hex), (8, Sha256Hex)] {
         let name = format!("cross{i}");
         account.login(login(&name, "123456", Plain)).await.unwrap();
         let other = if digest == Md5Hex { Sha256Hex } else { Md5Hex };
-        account.login(login(&name, form(other), other)).await.unwrap();
+        account
+            .login(login(&name, form(other), other))
+            .await
+            .unwrap();
     }
     // Uppercase hex is the same digest.
-    account.login(login("cross0", &MD5_123456.to_uppercase(), Md5Hex)).await.unwrap();
-    let malformed = account.login(login("cross0", "not-hex", Md5Hex)).await.unwrap_err();
+    account
+        .login(login("cross0", &MD5_123456.to_uppercase(), Md5Hex))
+        .await
+        .unwrap();
+    let malformed = account
+        .login(login("cross0", "not-hex", Md5Hex))
+        .await
+        .unwrap_err();
     assert_eq!(malformed.code(), Code::InvalidArgument);
     server.stop().await;
 }
@@ -224,27 +339,53 @@ async fn no_acting_for_others(backend: Backend) {
     req.phone = "13800138000".into();
     req.nickname = "GRACE".into();
     account.register(req).await.unwrap();
-    let grace = account.login(login("grace", "pw-grace", PasswordScheme::Plain)).await.unwrap().into_inner();
+    let grace = account
+        .login(login("grace", "pw-grace", PasswordScheme::Plain))
+        .await
+        .unwrap()
+        .into_inner();
     let heidi = server.user("heidi", "pw-heidi").await;
     let grace_id = grace.user.unwrap().id;
 
     // Heidi's token only ever reaches Heidi's account.
-    let me = account.get_my_profile(authed(GetMyProfileRequest {}, &heidi.access_token)).await.unwrap().into_inner();
+    let me = account
+        .get_my_profile(authed(GetMyProfileRequest {}, &heidi.access_token))
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!(me.username, "heidi");
-    let update = UpdateProfileRequest { nickname: Some("hacked".into()), ..Default::default() };
-    account.update_profile(authed(update, &heidi.access_token)).await.unwrap();
-    let public = account.get_profiles(authed(GetProfilesRequest { user_ids: vec![grace_id] }, &heidi.access_token))
+    let update = UpdateProfileRequest {
+        nickname: Some("hacked".into()),
+        ..Default::default()
+    };
+    account
+        .update_profile(authed(update, &heidi.access_token))
+        .await
+        .unwrap();
+    let public = account
+        .get_profiles(authed(
+            GetProfilesRequest {
+                user_ids: vec![grace_id],
+            },
+            &heidi.access_token,
+        ))
         .await
         .unwrap()
         .into_inner()
         .users;
     assert_eq!(public[0].nickname, "GRACE");
-    assert!(public[0].email.is_empty() && public[0].phone.is_empty(), "private fields stay private");
+    assert!(
+        public[0].email.is_empty() && public[0].phone.is_empty(),
+        "private fields stay private"
+    );
 
     // A legacy token issued to Heidi does not open Grace's account.
     let heidi_legacy = account
         .issue_legacy_token(authed(
-            IssueLegacyTokenRequest { protocol: "pipe".into(), format: LegacyTokenFormat::Alnum16.into() },
+            IssueLegacyTokenRequest {
+                protocol: "pipe".into(),
+                format: LegacyTokenFormat::Alnum16.into(),
+            },
             &heidi.access_token,
         ))
         .await
@@ -253,14 +394,22 @@ async fn no_acting_for_others(backend: Backend) {
         .token;
     let forged = ExchangeLegacyTokenRequest {
         protocol: "pipe".into(),
-        user: Some(UserRef { r#ref: Some(Ref::Id(grace_id)) }),
+        user: Some(UserRef {
+            r#ref: Some(Ref::Id(grace_id)),
+        }),
         token: heidi_legacy,
         ..Default::default()
     };
-    assert_eq!(reason(&account.exchange_legacy_token(forged).await.unwrap_err()), "BAD_CREDENTIALS");
+    assert_eq!(
+        reason(&account.exchange_legacy_token(forged).await.unwrap_err()),
+        "BAD_CREDENTIALS"
+    );
 
     // A forged token is refused.
-    let err = account.get_my_profile(authed(GetMyProfileRequest {}, "eyJhbGciOiJub25lIn0.e30.")).await.unwrap_err();
+    let err = account
+        .get_my_profile(authed(GetMyProfileRequest {}, "eyJhbGciOiJub25lIn0.e30."))
+        .await
+        .unwrap_err();
     assert_eq!(reason(&err), "TOKEN_INVALID");
     server.stop().await;
 }
@@ -273,9 +422,20 @@ async fn legacy_tokens(backend: Backend) {
     let ivan = server.user("ivan", "pw-ivan").await;
     let mut account = server.account().await;
     let issue = |format: LegacyTokenFormat, protocol: &str| {
-        authed(IssueLegacyTokenRequest { protocol: protocol.into(), format: format.into() }, &ivan.access_token)
+        authed(
+            IssueLegacyTokenRequest {
+                protocol: protocol.into(),
+                format: format.into(),
+            },
+            &ivan.access_token,
+        )
     };
-    let pipe = account.issue_legacy_token(issue(LegacyTokenFormat::Alnum16, "pipe")).await.unwrap().into_inner().token;
+    let pipe = account
+        .issue_legacy_token(issue(LegacyTokenFormat::Alnum16, "pipe"))
+        .await
+        .unwrap()
+        .into_inner()
+        .token;
     assert_eq!(pipe.len(), 16);
     let cloud = account
         .issue_legacy_token(issue(LegacyTokenFormat::Printable, "cloudchat"))
@@ -287,26 +447,56 @@ async fn legacy_tokens(backend: Backend) {
 
     let exchange = |token: &str, rotate: bool| ExchangeLegacyTokenRequest {
         protocol: "cloudchat".into(),
-        user: Some(UserRef { r#ref: Some(Ref::Username("ivan".into())) }),
+        user: Some(UserRef {
+            r#ref: Some(Ref::Username("ivan".into())),
+        }),
         token: token.into(),
         rotate,
         format: LegacyTokenFormat::Printable.into(),
         client: "cloudchat".into(),
     };
-    let rotated = account.exchange_legacy_token(exchange(&cloud, true)).await.unwrap().into_inner();
+    let rotated = account
+        .exchange_legacy_token(exchange(&cloud, true))
+        .await
+        .unwrap()
+        .into_inner();
     assert!(!rotated.legacy_token.is_empty() && rotated.legacy_token != cloud);
-    assert_eq!(reason(&account.exchange_legacy_token(exchange(&cloud, false)).await.unwrap_err()), "BAD_CREDENTIALS");
-    account.exchange_legacy_token(exchange(&rotated.legacy_token, false)).await.unwrap();
+    assert_eq!(
+        reason(
+            &account
+                .exchange_legacy_token(exchange(&cloud, false))
+                .await
+                .unwrap_err()
+        ),
+        "BAD_CREDENTIALS"
+    );
+    account
+        .exchange_legacy_token(exchange(&rotated.legacy_token, false))
+        .await
+        .unwrap();
 
     // Logging out the session that issued the pipe token voids it.
-    account.logout(authed(LogoutRequest {}, &ivan.access_token)).await.unwrap();
+    account
+        .logout(authed(LogoutRequest {}, &ivan.access_token))
+        .await
+        .unwrap();
     let pipe_exchange = ExchangeLegacyTokenRequest {
         protocol: "pipe".into(),
-        user: Some(UserRef { r#ref: Some(Ref::Username("ivan".into())) }),
+        user: Some(UserRef {
+            r#ref: Some(Ref::Username("ivan".into())),
+        }),
         token: pipe,
         ..Default::default()
     };
-    assert_eq!(reason(&account.exchange_legacy_token(pipe_exchange).await.unwrap_err()), "BAD_CREDENTIALS");
+    assert_eq!(
+        reason(
+            &account
+                .exchange_legacy_token(pipe_exchange)
+                .await
+                .unwrap_err()
+        ),
+        "BAD_CREDENTIALS"
+    );
     server.stop().await;
 }
 both_backends!(legacy_tokens, super::legacy_tokens);
@@ -326,38 +516,75 @@ async fn verification_codes(backend: Backend) {
         verification_code: code.into(),
         ..register("judy", "pw-judy", PasswordScheme::Plain)
     };
-    let none = account.register(with_phone("", "13900139000")).await.unwrap_err();
+    let none = account
+        .register(with_phone("", "13900139000"))
+        .await
+        .unwrap_err();
     assert_eq!(reason(&none), "CODE_REQUIRED");
-    let unrequested = account.register(with_phone("1234", "13900139000")).await.unwrap_err();
+    let unrequested = account
+        .register(with_phone("1234", "13900139000"))
+        .await
+        .unwrap_err();
     assert_eq!(reason(&unrequested), "CODE_NOT_REQUESTED");
 
-    account.send_verification_code(send("13900139000", VerificationPurpose::Register)).await.unwrap();
+    account
+        .send_verification_code(send("13900139000", VerificationPurpose::Register))
+        .await
+        .unwrap();
     let code = server.codes.last_code("13900139000").expect("code sent");
     assert_eq!(code.len(), 6);
     let wrong = if code == "000000" { "111111" } else { "000000" };
-    assert_eq!(reason(&account.register(with_phone(wrong, "13900139000")).await.unwrap_err()), "CODE_INVALID");
-    account.register(with_phone(&code, "13900139000")).await.unwrap();
+    assert_eq!(
+        reason(
+            &account
+                .register(with_phone(wrong, "13900139000"))
+                .await
+                .unwrap_err()
+        ),
+        "CODE_INVALID"
+    );
+    account
+        .register(with_phone(&code, "13900139000"))
+        .await
+        .unwrap();
     // Spent.
-    let again = account.register(RegisterRequest { username: "judy2".into(), ..with_phone(&code, "13900139001") });
+    let again = account.register(RegisterRequest {
+        username: "judy2".into(),
+        ..with_phone(&code, "13900139001")
+    });
     assert_eq!(reason(&again.await.unwrap_err()), "CODE_NOT_REQUESTED");
 
-    let taken = account.send_verification_code(send("13900139000", VerificationPurpose::Register)).await.unwrap_err();
+    let taken = account
+        .send_verification_code(send("13900139000", VerificationPurpose::Register))
+        .await
+        .unwrap_err();
     assert_eq!(reason(&taken), "PHONE_TAKEN");
-    let bad = account.send_verification_code(send("call me", VerificationPurpose::Register)).await.unwrap_err();
+    let bad = account
+        .send_verification_code(send("call me", VerificationPurpose::Register))
+        .await
+        .unwrap_err();
     assert_eq!(bad.code(), Code::InvalidArgument);
 
-    account.send_verification_code(send("13900139000", VerificationPurpose::Recovery)).await.unwrap();
+    account
+        .send_verification_code(send("13900139000", VerificationPurpose::Recovery))
+        .await
+        .unwrap();
     let code = server.codes.last_code("13900139000").unwrap();
     account
         .recover_password(RecoverPasswordRequest {
-            user: Some(UserRef { r#ref: Some(Ref::Username("judy".into())) }),
+            user: Some(UserRef {
+                r#ref: Some(Ref::Username("judy".into())),
+            }),
             proof: Some(Proof::VerificationCode(code)),
             new_password: "judy-new".into(),
             new_scheme: PasswordScheme::Plain.into(),
         })
         .await
         .unwrap();
-    account.login(login("judy", "judy-new", PasswordScheme::Plain)).await.unwrap();
+    account
+        .login(login("judy", "judy-new", PasswordScheme::Plain))
+        .await
+        .unwrap();
     server.stop().await;
 }
 both_backends!(verification_codes, super::verification_codes);
@@ -371,18 +598,33 @@ async fn profile_search_password_and_delete(backend: Backend) {
     let token = ken.access_token.clone();
 
     let by_name = account
-        .search_users(authed(SearchUsersRequest { query: Some(Query::Name("KEN".into())), page: None }, &token))
+        .search_users(authed(
+            SearchUsersRequest {
+                query: Some(Query::Name("KEN".into())),
+                page: None,
+            },
+            &token,
+        ))
         .await
         .unwrap()
         .into_inner();
     let names: Vec<_> = by_name.users.iter().map(|u| u.username.as_str()).collect();
     assert_eq!(names, ["ken", "kenneth"]);
     let wildcard = account
-        .search_users(authed(SearchUsersRequest { query: Some(Query::Name("%".into())), page: None }, &token))
+        .search_users(authed(
+            SearchUsersRequest {
+                query: Some(Query::Name("%".into())),
+                page: None,
+            },
+            &token,
+        ))
         .await
         .unwrap()
         .into_inner();
-    assert!(wildcard.users.is_empty(), "LIKE wildcards are matched literally");
+    assert!(
+        wildcard.users.is_empty(),
+        "LIKE wildcards are matched literally"
+    );
 
     let updated = account
         .update_profile(authed(
@@ -397,9 +639,18 @@ async fn profile_search_password_and_delete(backend: Backend) {
         .await
         .unwrap()
         .into_inner();
-    assert_eq!((updated.nickname.as_str(), updated.signature.as_str()), ("Kenny", "hello world"));
+    assert_eq!(
+        (updated.nickname.as_str(), updated.signature.as_str()),
+        ("Kenny", "hello world")
+    );
     let taken = account
-        .update_profile(authed(UpdateProfileRequest { username: Some("laura".into()), ..Default::default() }, &token))
+        .update_profile(authed(
+            UpdateProfileRequest {
+                username: Some("laura".into()),
+                ..Default::default()
+            },
+            &token,
+        ))
         .await
         .unwrap_err();
     assert_eq!(reason(&taken), "USERNAME_TAKEN");
@@ -410,17 +661,64 @@ async fn profile_search_password_and_delete(backend: Backend) {
         new_password: "pw-ken-2".into(),
         new_scheme: PasswordScheme::Plain.into(),
     };
-    assert_eq!(reason(&account.change_password(authed(change("nope"), &token)).await.unwrap_err()), "BAD_CREDENTIALS");
-    account.change_password(authed(change("pw-ken"), &token)).await.unwrap();
-    account.login(login("ken", "pw-ken-2", PasswordScheme::Plain)).await.unwrap();
-    assert!(account.login(login("ken", "pw-ken", PasswordScheme::Plain)).await.is_err());
+    assert_eq!(
+        reason(
+            &account
+                .change_password(authed(change("nope"), &token))
+                .await
+                .unwrap_err()
+        ),
+        "BAD_CREDENTIALS"
+    );
+    account
+        .change_password(authed(change("pw-ken"), &token))
+        .await
+        .unwrap();
+    account
+        .login(login("ken", "pw-ken-2", PasswordScheme::Plain))
+        .await
+        .unwrap();
+    assert!(
+        account
+            .login(login("ken", "pw-ken", PasswordScheme::Plain))
+            .await
+            .is_err()
+    );
 
-    let delete = DeleteAccountRequest { password: "pw-ken-2".into(), password_scheme: PasswordScheme::Plain.into() };
-    account.delete_account(authed(delete, &token)).await.unwrap();
-    assert_eq!(reason(&account.get_my_profile(authed(GetMyProfileRequest {}, &token)).await.unwrap_err()), "SESSION_REVOKED");
-    assert_eq!(reason(&account.login(login("ken", "pw-ken-2", PasswordScheme::Plain)).await.unwrap_err()), "BAD_CREDENTIALS");
+    let delete = DeleteAccountRequest {
+        password: "pw-ken-2".into(),
+        password_scheme: PasswordScheme::Plain.into(),
+    };
+    account
+        .delete_account(authed(delete, &token))
+        .await
+        .unwrap();
+    assert_eq!(
+        reason(
+            &account
+                .get_my_profile(authed(GetMyProfileRequest {}, &token))
+                .await
+                .unwrap_err()
+        ),
+        "SESSION_REVOKED"
+    );
+    assert_eq!(
+        reason(
+            &account
+                .login(login("ken", "pw-ken-2", PasswordScheme::Plain))
+                .await
+                .unwrap_err()
+        ),
+        "BAD_CREDENTIALS"
+    );
     // The name is free again.
-    account.register(register("ken", "pw-new-ken", PasswordScheme::Plain)).await.unwrap();
+    account
+        .register(register("ken", "pw-new-ken", PasswordScheme::Plain))
+        .await
+        .unwrap();
     server.stop().await;
 }
-both_backends!(profile_search_password_and_delete, super::profile_search_password_and_delete);
+both_backends!(
+    profile_search_password_and_delete,
+    super::profile_search_password_and_delete
+);

@@ -39,8 +39,15 @@ async fn python_grpcio_client_via_reflection() {
     })
     .await
     .unwrap();
-    let text = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
     assert!(output.status.success(), "python client failed:\n{text}");
-    assert!(text.contains("3 passed"), "expected three passing Python tests:\n{text}");
+    assert!(
+        text.contains("3 passed"),
+        "expected three passing Python tests:\n{text}"
+    );
     server.stop().await;
 }

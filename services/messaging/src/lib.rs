@@ -1,1 +1,69 @@
-//! The messaging service (not yet implemented).
+//! The messaging service: messages, history, read state, presence and the per-user event
+//! stream.
+//!
+//! The database is the source of truth; the [`bus`] only wakes subscribers. Reading order:
+//! [`bus`] (how a process learns of new events) → [`log`] (the durable per-user event log and
+//! the [`Events`] sink other services publish through) → [`presence`] → [`policy`] (who may
+//! send where) → [`conversations`] / [`send`] / [`history`] (the domain, `impl Messaging`) →
+//! [`stream`] (`Subscribe`) → [`grpc`] (thin handlers).
+//!
+//! # Storage trade-off: fan-out on write
+//!
+//! Every durable event (a message included) is written once per recipient into that
+//! recipient's log (`user_events`, keyed by user and per-user seq). Replay after a disconnect
+//! is then one primary-key range scan, per-user sequence numbers are exact, and offline
+//! delivery costs nothing extra. The price is O(members) rows per group message: fine for
+//! chat groups of tens to a few hundred members (the legacy systems' sizes), expensive for
+//! groups of many thousands. The alternative, per-conversation sequences read at subscribe
+//! time (a user keeps one cursor per conversation and the stream merges conversations), writes
+//! one row per message but makes resume and the per-user seq a merge over every conversation
+//! of the user; it is the way to go if very large groups ever matter, and is not built.
+
+pub mod bus;
+mod config;
+mod conversations;
+mod convert;
+mod grpc;
+mod history;
+mod live;
+pub mod log;
+mod policy;
+pub mod presence;
+mod send;
+mod stream;
+
+use std::sync::Arc;
+
+pub use bus::{Bus, Hub, LocalBus, NatsBus};
+pub use config::MessagingConfig;
+pub use grpc::{MessagingGrpc, PUBLIC_METHODS};
+pub use log::Events;
+pub use presence::Presences;
+use sea_orm::DatabaseConnection;
+
+/// The domain: every RPC of the service as a method returning `ApiResult`.
+pub struct Messaging {
+    db: DatabaseConnection,
+    config: MessagingConfig,
+    bus: Arc<dyn Bus>,
+    events: Arc<Events>,
+    presences: Arc<Presences>,
+}
+
+impl Messaging {
+    pub fn new(
+        db: DatabaseConnection,
+        config: MessagingConfig,
+        bus: Arc<dyn Bus>,
+        events: Arc<Events>,
+        presences: Arc<Presences>,
+    ) -> Self {
+        Self {
+            db,
+            config,
+            bus,
+            events,
+            presences,
+        }
+    }
+}

@@ -1,1 +1,3 @@
 //! Files tables (issue: files service).
+
+pub mod file;

@@ -1,0 +1,190 @@
+//! Conversations: finding or creating one for a target, its participants, and a user's read
+//! state in it.
+
+use rosetta_db::entity::messaging::{conversation, read_state};
+use rosetta_kit::{ApiError, ApiResult};
+use rosetta_proto::{
+    common::v1::{ConversationRef, conversation_ref::Ref},
+    messaging::v1::ConversationKind,
+};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait as _, ConnectionTrait, EntityTrait as _, QueryFilter as _,
+    sea_query::OnConflict,
+};
+
+use crate::policy;
+
+/// The other side of a conversation, from the caller's point of view.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Target {
+    User(i64),
+    Group(i64),
+}
+
+impl Target {
+    pub fn from_ref(conversation: Option<&ConversationRef>) -> ApiResult<Self> {
+        match conversation.and_then(|c| c.r#ref) {
+            Some(Ref::UserId(user)) => Ok(Self::User(user)),
+            Some(Ref::GroupId(group)) => Ok(Self::Group(group)),
+            None => Err(ApiError::invalid(
+                "CONVERSATION_REQUIRED",
+                "name a user or a group",
+            )),
+        }
+    }
+
+    fn key(self, me: i64) -> String {
+        match self {
+            Self::User(other) => format!("u:{}:{}", me.min(other), me.max(other)),
+            Self::Group(group) => format!("g:{group}"),
+        }
+    }
+}
+
+/// The target of `conversation` as `me` sees it.
+pub fn target_of(conversation: &conversation::Model, me: i64) -> Target {
+    match (
+        conversation.group_id,
+        conversation.user_lo,
+        conversation.user_hi,
+    ) {
+        (Some(group), _, _) => Target::Group(group),
+        (None, Some(lo), Some(hi)) => Target::User(if lo == me { hi } else { lo }),
+        _ => Target::User(0),
+    }
+}
+
+pub fn to_ref(target: Target) -> ConversationRef {
+    ConversationRef {
+        r#ref: Some(match target {
+            Target::User(user) => Ref::UserId(user),
+            Target::Group(group) => Ref::GroupId(group),
+        }),
+    }
+}
+
+pub async fn find<C: ConnectionTrait>(
+    db: &C,
+    me: i64,
+    target: Target,
+) -> ApiResult<Option<conversation::Model>> {
+    Ok(conversation::Entity::find()
+        .filter(conversation::Column::Key.eq(target.key(me)))
+        .one(db)
+        .await?)
+}
+
+/// The conversation with `target`, created on first use (race-free through its unique key).
+pub async fn find_or_create<C: ConnectionTrait>(
+    db: &C,
+    me: i64,
+    target: Target,
+) -> ApiResult<conversation::Model> {
+    if let Some(found) = find(db, me, target).await? {
+        return Ok(found);
+    }
+    let (kind, group_id, lo, hi) = match target {
+        Target::User(other) => (
+            ConversationKind::Private,
+            None,
+            Some(me.min(other)),
+            Some(me.max(other)),
+        ),
+        Target::Group(group) => (ConversationKind::Group, Some(group), None, None),
+    };
+    conversation::Entity::insert(conversation::ActiveModel {
+        kind: Set(kind as i16),
+        key: Set(target.key(me)),
+        group_id: Set(group_id),
+        user_lo: Set(lo),
+        user_hi: Set(hi),
+        last_seq: Set(0),
+        last_message_id: Set(0),
+        last_at_ms: Set(rosetta_db::now_ms()),
+        ..Default::default()
+    })
+    .on_conflict(
+        OnConflict::column(conversation::Column::Key)
+            .do_nothing()
+            .to_owned(),
+    )
+    .exec_without_returning(db)
+    .await?;
+    find(db, me, target)
+        .await?
+        .ok_or_else(|| ApiError::internal("conversation vanished after insert"))
+}
+
+/// Whether `me` may read a conversation with `target`: groups need membership.
+pub async fn authorize<C: ConnectionTrait>(db: &C, me: i64, target: Target) -> ApiResult<()> {
+    match target {
+        Target::User(other) if other == me => Err(ApiError::invalid(
+            "BAD_RECIPIENT",
+            "there is no conversation with yourself",
+        )),
+        Target::User(_) => Ok(()),
+        Target::Group(group) => policy::membership(db, group, me).await.map(|_| ()),
+    }
+}
+
+/// Everyone who receives the events of `conversation`.
+pub async fn participants<C: ConnectionTrait>(
+    db: &C,
+    conversation: &conversation::Model,
+) -> ApiResult<Vec<i64>> {
+    match (
+        conversation.group_id,
+        conversation.user_lo,
+        conversation.user_hi,
+    ) {
+        (Some(group), _, _) => policy::group_members(db, group).await,
+        (None, Some(lo), Some(hi)) => Ok(vec![lo, hi]),
+        _ => Ok(Vec::new()),
+    }
+}
+
+/// `(last_read_seq, cleared_seq)` of `user` in a conversation.
+pub async fn read_state_of<C: ConnectionTrait>(
+    db: &C,
+    conversation_id: i64,
+    user: i64,
+) -> ApiResult<(i64, i64)> {
+    Ok(read_state::Entity::find_by_id((conversation_id, user))
+        .one(db)
+        .await?
+        .map_or((0, 0), |s| (s.last_read_seq, s.cleared_seq)))
+}
+
+/// Moves `user`'s read mark (and optionally clear mark) forward; never backward.
+pub async fn advance<C: ConnectionTrait>(
+    db: &C,
+    conversation_id: i64,
+    user: i64,
+    read: i64,
+    cleared: Option<i64>,
+) -> ApiResult<(i64, i64)> {
+    let (old_read, old_cleared) = read_state_of(db, conversation_id, user).await?;
+    let new = (old_read.max(read), old_cleared.max(cleared.unwrap_or(0)));
+    if new != (old_read, old_cleared) {
+        read_state::Entity::insert(read_state::ActiveModel {
+            conversation_id: Set(conversation_id),
+            user_id: Set(user),
+            last_read_seq: Set(new.0),
+            cleared_seq: Set(new.1),
+        })
+        .on_conflict(
+            OnConflict::columns([
+                read_state::Column::ConversationId,
+                read_state::Column::UserId,
+            ])
+            .update_columns([
+                read_state::Column::LastReadSeq,
+                read_state::Column::ClearedSeq,
+            ])
+            .to_owned(),
+        )
+        .exec_without_returning(db)
+        .await?;
+    }
+    Ok(new)
+}

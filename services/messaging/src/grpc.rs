@@ -1,0 +1,148 @@
+//! gRPC handlers: unwrap the request, take identity from the auth layer, call the domain.
+
+use std::sync::Arc;
+
+use rosetta_auth::Caller;
+use rosetta_proto::messaging::v1::{messaging_service_server::MessagingService, *};
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status};
+
+use crate::{Messaging, conversations::Target};
+
+pub struct MessagingGrpc {
+    messaging: Arc<Messaging>,
+}
+
+impl MessagingGrpc {
+    pub fn new(messaging: Arc<Messaging>) -> Self {
+        Self { messaging }
+    }
+}
+
+type Reply<T> = Result<Response<T>, Status>;
+
+/// Events buffered per stream between the log/bus and a slow client.
+const STREAM_QUEUE: usize = 256;
+
+#[tonic::async_trait]
+impl MessagingService for MessagingGrpc {
+    async fn send_message(&self, req: Request<SendMessageRequest>) -> Reply<SendMessageResponse> {
+        let me = Caller::of(&req)?.user_id;
+        Ok(Response::new(
+            self.messaging.send(me, req.into_inner()).await?,
+        ))
+    }
+
+    async fn list_messages(
+        &self,
+        req: Request<ListMessagesRequest>,
+    ) -> Reply<ListMessagesResponse> {
+        let me = Caller::of(&req)?.user_id;
+        Ok(Response::new(
+            self.messaging.list_messages(me, req.into_inner()).await?,
+        ))
+    }
+
+    async fn list_conversations(
+        &self,
+        req: Request<ListConversationsRequest>,
+    ) -> Reply<ListConversationsResponse> {
+        let me = Caller::of(&req)?.user_id;
+        let req = req.into_inner();
+        Ok(Response::new(
+            self.messaging
+                .list_conversations(me, req.page.as_ref())
+                .await?,
+        ))
+    }
+
+    async fn get_unread_counts(
+        &self,
+        req: Request<GetUnreadCountsRequest>,
+    ) -> Reply<GetUnreadCountsResponse> {
+        let me = Caller::of(&req)?.user_id;
+        Ok(Response::new(self.messaging.unread_counts(me).await?))
+    }
+
+    async fn mark_read(&self, req: Request<MarkReadRequest>) -> Reply<MarkReadResponse> {
+        let me = Caller::of(&req)?.user_id;
+        let req = req.into_inner();
+        let target = Target::from_ref(req.conversation.as_ref())?;
+        let last_read_seq = self.messaging.mark_read(me, target, req.up_to_seq).await?;
+        Ok(Response::new(MarkReadResponse { last_read_seq }))
+    }
+
+    async fn clear_history(
+        &self,
+        req: Request<ClearHistoryRequest>,
+    ) -> Reply<ClearHistoryResponse> {
+        let me = Caller::of(&req)?.user_id;
+        let target = Target::from_ref(req.get_ref().conversation.as_ref())?;
+        let cleared_up_to_seq = self.messaging.clear_history(me, target).await?;
+        Ok(Response::new(ClearHistoryResponse { cleared_up_to_seq }))
+    }
+
+    async fn recall_message(
+        &self,
+        req: Request<RecallMessageRequest>,
+    ) -> Reply<RecallMessageResponse> {
+        let me = Caller::of(&req)?.user_id;
+        self.messaging.recall(me, req.get_ref().message_id).await?;
+        Ok(Response::new(RecallMessageResponse {}))
+    }
+
+    type SubscribeStream = ReceiverStream<Result<SubscribeResponse, Status>>;
+
+    async fn subscribe(&self, req: Request<SubscribeRequest>) -> Reply<Self::SubscribeStream> {
+        let me = Caller::of(&req)?.user_id;
+        let (tx, rx) = mpsc::channel(STREAM_QUEUE);
+        tokio::spawn(
+            self.messaging
+                .clone()
+                .subscribe(me, req.get_ref().after_seq, tx),
+        );
+        Ok(Response::new(ReceiverStream::new(rx)))
+    }
+
+    async fn set_presence(&self, req: Request<SetPresenceRequest>) -> Reply<SetPresenceResponse> {
+        let me = Caller::of(&req)?.user_id;
+        self.messaging
+            .set_presence(me, req.get_ref().status)
+            .await?;
+        Ok(Response::new(SetPresenceResponse {}))
+    }
+
+    async fn heartbeat(&self, req: Request<HeartbeatRequest>) -> Reply<HeartbeatResponse> {
+        let me = Caller::of(&req)?.user_id;
+        self.messaging
+            .heartbeat(me, req.into_inner().location)
+            .await?;
+        Ok(Response::new(HeartbeatResponse {}))
+    }
+
+    async fn get_presence(&self, req: Request<GetPresenceRequest>) -> Reply<GetPresenceResponse> {
+        let me = Caller::of(&req)?.user_id;
+        let presences = self
+            .messaging
+            .get_presence(me, &req.get_ref().user_ids)
+            .await?;
+        Ok(Response::new(GetPresenceResponse { presences }))
+    }
+
+    async fn send_signal(&self, req: Request<SendSignalRequest>) -> Reply<SendSignalResponse> {
+        let me = Caller::of(&req)?.user_id;
+        self.messaging.send_signal(me, req.into_inner()).await?;
+        Ok(Response::new(SendSignalResponse {}))
+    }
+
+    async fn send_typing(&self, req: Request<SendTypingRequest>) -> Reply<SendTypingResponse> {
+        let me = Caller::of(&req)?.user_id;
+        let target = Target::from_ref(req.get_ref().conversation.as_ref())?;
+        self.messaging.send_typing(me, target).await?;
+        Ok(Response::new(SendTypingResponse {}))
+    }
+}
+
+/// Methods callable without a bearer token: none.
+pub const PUBLIC_METHODS: &[&str] = &[];

@@ -1,0 +1,121 @@
+//! Unstored traffic: presence calls, signals and typing notices.
+
+use std::collections::HashSet;
+
+use rosetta_kit::{ApiError, ApiResult};
+use rosetta_proto::{
+    common::v1::Location,
+    messaging::v1::{SendSignalRequest, Signal, Typing, event::Kind, send_signal_request},
+    social::v1::{Presence, PresenceStatus},
+};
+
+use crate::{
+    Messaging,
+    conversations::{self, Target},
+    policy,
+};
+
+impl Messaging {
+    pub async fn set_presence(&self, me: i64, status: i32) -> ApiResult<()> {
+        let status = match PresenceStatus::try_from(status) {
+            Ok(
+                s @ (PresenceStatus::Online | PresenceStatus::Invisible | PresenceStatus::Offline),
+            ) => s,
+            _ => {
+                return Err(ApiError::invalid(
+                    "BAD_STATUS",
+                    "status must be online, invisible or offline",
+                ));
+            }
+        };
+        self.presences.set_status(me, status).await
+    }
+
+    pub async fn heartbeat(&self, me: i64, location: Option<Location>) -> ApiResult<()> {
+        self.presences.touch(me, location.as_ref()).await
+    }
+
+    /// Presence of contacts and group peers; anybody else shows as offline.
+    pub async fn get_presence(&self, me: i64, users: &[i64]) -> ApiResult<Vec<Presence>> {
+        if users.len() > 500 {
+            return Err(ApiError::invalid("TOO_LARGE", "at most 500 users per call"));
+        }
+        let mut visible: HashSet<i64> = policy::friends_of(&self.db, me)
+            .await?
+            .into_iter()
+            .collect();
+        visible.insert(me);
+        for group in policy::groups_of(&self.db, me).await? {
+            visible.extend(policy::group_members(&self.db, group).await?);
+        }
+        let mut shown = self.presences.view(me, users).await?;
+        for presence in &mut shown {
+            if !visible.contains(&presence.user_id) {
+                *presence = Presence {
+                    user_id: presence.user_id,
+                    status: PresenceStatus::Offline.into(),
+                    ..Default::default()
+                };
+            }
+        }
+        Ok(shown)
+    }
+
+    /// Relays a signal to a friend who is present right now.
+    pub async fn send_signal(&self, me: i64, req: SendSignalRequest) -> ApiResult<()> {
+        let kind = match req.kind {
+            Some(send_signal_request::Kind::FileOffer(k)) => {
+                rosetta_proto::messaging::v1::signal::Kind::FileOffer(k)
+            }
+            Some(send_signal_request::Kind::CallInvite(k)) => {
+                rosetta_proto::messaging::v1::signal::Kind::CallInvite(k)
+            }
+            Some(send_signal_request::Kind::CallAnswer(k)) => {
+                rosetta_proto::messaging::v1::signal::Kind::CallAnswer(k)
+            }
+            None => return Err(ApiError::invalid("SIGNAL_REQUIRED", "name a signal")),
+        };
+        policy::check_private(&self.db, me, req.to_user_id).await?;
+        if !self.presences.is_present(req.to_user_id).await? {
+            return Err(ApiError::precondition(
+                "OFFLINE",
+                "the recipient is offline",
+            ));
+        }
+        let signal = Signal {
+            from_user_id: me,
+            kind: Some(kind),
+        };
+        self.events
+            .publish_live(&[req.to_user_id], Kind::Signal(signal))
+            .await;
+        Ok(())
+    }
+
+    /// Tells the other participants that the caller is typing.
+    pub async fn send_typing(&self, me: i64, target: Target) -> ApiResult<()> {
+        let others = match target {
+            Target::User(other) => {
+                policy::check_private(&self.db, me, other).await?;
+                vec![other]
+            }
+            Target::Group(group) => {
+                policy::membership(&self.db, group, me).await?;
+                let mut members = policy::group_members(&self.db, group).await?;
+                members.retain(|&m| m != me);
+                members
+            }
+        };
+        // Recipients see the conversation from their side: with the caller, or the group.
+        let conversation = match target {
+            Target::User(_) => Target::User(me),
+            group @ Target::Group(_) => group,
+        };
+        let event = Kind::Typing(Typing {
+            user_id: me,
+            conversation: Some(conversations::to_ref(conversation)),
+        });
+        self.events.publish_live(&others, event).await;
+        Ok(())
+    }
+}

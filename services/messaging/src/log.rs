@@ -1,0 +1,207 @@
+//! The per-user durable event log (fan-out on write, see the crate docs) and [`Events`], the
+//! [`EventSink`] every service in a process with the database and the bus publishes through.
+//!
+//! A user's events get seqs 1, 2, 3 … from a counter row (`event_heads`) bumped in the same
+//! transaction that stores the events: writers to one user's log are serialized, so seqs have
+//! no gaps, and an event is visible in the log before the bus can announce it.
+
+use std::sync::Arc;
+
+use prost::Message as _;
+use rosetta_db::entity::messaging::{event_head, user_event};
+use rosetta_events::EventSink;
+use rosetta_kit::{ApiError, ApiResult};
+use rosetta_proto::messaging::v1::{Event, event::Kind};
+use sea_orm::{
+    ActiveValue::Set,
+    ColumnTrait as _, ConnectionTrait, DatabaseBackend, DatabaseConnection, DbErr,
+    EntityTrait as _, QueryFilter as _, QueryOrder as _, QuerySelect as _, TransactionTrait as _,
+    sea_query::{Expr, ExprTrait as _, LockType, OnConflict, Order, Query},
+};
+
+use crate::bus::Bus;
+
+/// Durable events and live-only ones, handed to the log and the bus.
+pub struct Events {
+    db: DatabaseConnection,
+    bus: Arc<dyn Bus>,
+}
+
+/// Live-only events are never stored and carry seq 0.
+pub fn is_live_only(kind: &Kind) -> bool {
+    matches!(
+        kind,
+        Kind::PresenceChanged(_) | Kind::Signal(_) | Kind::Typing(_)
+    )
+}
+
+impl Events {
+    pub fn new(db: DatabaseConnection, bus: Arc<dyn Bus>) -> Self {
+        Self { db, bus }
+    }
+
+    pub fn bus(&self) -> &Arc<dyn Bus> {
+        &self.bus
+    }
+
+    /// Stores `kind` in each recipient's log (inside the caller's transaction `tx`) and returns
+    /// the stored events, to [`Events::wake`] after the commit.
+    pub async fn append<C: ConnectionTrait>(
+        tx: &C,
+        recipients: &[i64],
+        kind: &Kind,
+        at_ms: i64,
+    ) -> Result<Vec<(i64, Event)>, DbErr> {
+        let mut users = recipients.to_vec();
+        users.sort_unstable();
+        users.dedup();
+        if users.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut ensure = Query::insert();
+        ensure
+            .into_table(event_head::Entity)
+            .columns([event_head::Column::UserId, event_head::Column::LastSeq]);
+        for user in &users {
+            ensure
+                .values([(*user).into(), 0i64.into()])
+                .map_err(|err| DbErr::Custom(err.to_string()))?;
+        }
+        ensure.on_conflict(
+            OnConflict::column(event_head::Column::UserId)
+                .do_nothing()
+                .to_owned(),
+        );
+        tx.execute(&ensure).await?;
+        if tx.get_database_backend() == DatabaseBackend::Postgres {
+            // Lock the counters in id order so that two fan-outs over overlapping users
+            // cannot deadlock (SQLite has a single writer and needs no row locks).
+            let lock = Query::select()
+                .column(event_head::Column::UserId)
+                .from(event_head::Entity)
+                .and_where(Expr::col(event_head::Column::UserId).is_in(users.clone()))
+                .order_by(event_head::Column::UserId, Order::Asc)
+                .lock(LockType::Update)
+                .to_owned();
+            tx.query_all(&lock).await?;
+        }
+        let bump = Query::update()
+            .table(event_head::Entity)
+            .value(
+                event_head::Column::LastSeq,
+                Expr::col(event_head::Column::LastSeq).add(1),
+            )
+            .and_where(Expr::col(event_head::Column::UserId).is_in(users.clone()))
+            .returning(
+                Query::returning()
+                    .columns([event_head::Column::UserId, event_head::Column::LastSeq]),
+            )
+            .to_owned();
+        let payload = Event {
+            kind: Some(kind.clone()),
+            ..Default::default()
+        }
+        .encode_to_vec();
+        let mut rows = Vec::with_capacity(users.len());
+        let mut stored = Vec::with_capacity(users.len());
+        for row in tx.query_all(&bump).await? {
+            let user: i64 = row.try_get("", "user_id")?;
+            let seq: i64 = row.try_get("", "last_seq")?;
+            rows.push(user_event::ActiveModel {
+                user_id: Set(user),
+                seq: Set(seq),
+                at_ms: Set(at_ms),
+                payload: Set(payload.clone()),
+            });
+            stored.push((user, stored_event(seq, at_ms, kind.clone())));
+        }
+        user_event::Entity::insert_many(rows)
+            .exec_without_returning(tx)
+            .await?;
+        Ok(stored)
+    }
+
+    /// Hands committed events (or live-only ones) to the bus.
+    pub async fn wake(&self, deliveries: Vec<(i64, Event)>) {
+        if !deliveries.is_empty() {
+            self.bus.publish(deliveries).await;
+        }
+    }
+
+    /// Stores `kind` for `recipients` in a transaction of its own, then wakes them.
+    pub async fn publish_durable(&self, recipients: &[i64], kind: Kind) -> ApiResult<()> {
+        let tx = self.db.begin().await?;
+        let stored = Self::append(&tx, recipients, &kind, rosetta_db::now_ms()).await?;
+        tx.commit().await?;
+        self.wake(stored).await;
+        Ok(())
+    }
+
+    /// Pushes a live-only event (seq 0) to the recipients' open streams.
+    pub async fn publish_live(&self, recipients: &[i64], kind: Kind) {
+        let at_ms = rosetta_db::now_ms();
+        let deliveries = recipients
+            .iter()
+            .map(|&user| (user, stored_event(0, at_ms, kind.clone())))
+            .collect();
+        self.wake(deliveries).await;
+    }
+
+    /// Up to `limit` of `user`'s durable events with seq > `after`, oldest first.
+    pub async fn read_after(&self, user: i64, after: u64, limit: u64) -> ApiResult<Vec<Event>> {
+        let rows = user_event::Entity::find()
+            .filter(user_event::Column::UserId.eq(user))
+            .filter(user_event::Column::Seq.gt(to_i64(after)))
+            .order_by_asc(user_event::Column::Seq)
+            .limit(limit)
+            .all(&self.db)
+            .await?;
+        rows.into_iter()
+            .map(|row| {
+                let decoded = Event::decode(row.payload.as_slice()).map_err(ApiError::internal)?;
+                Ok(Event {
+                    seq: to_u64(row.seq),
+                    at_ms: row.at_ms,
+                    kind: decoded.kind,
+                })
+            })
+            .collect()
+    }
+
+    /// `user`'s newest durable event seq (0 before the first).
+    pub async fn head(&self, user: i64) -> ApiResult<u64> {
+        Ok(event_head::Entity::find_by_id(user)
+            .one(&self.db)
+            .await?
+            .map_or(0, |head| to_u64(head.last_seq)))
+    }
+}
+
+#[async_trait::async_trait]
+impl EventSink for Events {
+    async fn publish(&self, recipients: &[i64], kind: Kind) -> ApiResult<()> {
+        if is_live_only(&kind) {
+            self.publish_live(recipients, kind).await;
+            Ok(())
+        } else {
+            self.publish_durable(recipients, kind).await
+        }
+    }
+}
+
+fn stored_event(seq: i64, at_ms: i64, kind: Kind) -> Event {
+    Event {
+        seq: to_u64(seq),
+        at_ms,
+        kind: Some(kind),
+    }
+}
+
+/// Seqs are stored as BIGINT and never negative.
+pub(crate) fn to_u64(value: i64) -> u64 {
+    u64::try_from(value).unwrap_or(0)
+}
+
+pub(crate) fn to_i64(value: u64) -> i64 {
+    i64::try_from(value).unwrap_or(i64::MAX)
+}

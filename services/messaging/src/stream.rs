@@ -1,0 +1,93 @@
+//! Subscribe: replay what the caller missed, then `CaughtUp`, then live events, with no gap
+//! and no duplicate.
+//!
+//! The stream registers with the hub BEFORE it reads the log, so an event committed while the
+//! backlog is being read is either in the backlog or in the hub's buffer (or both). Durable
+//! events are forwarded only when their seq is exactly the next one: older ones are
+//! duplicates and dropped; a jump means a wake-up was lost or overtaken, and the log is re-read
+//! from the last seq sent. A periodic tick re-reads the log as well, for wake-ups the bus never
+//! carried.
+
+use std::sync::Arc;
+
+use rosetta_kit::ApiResult;
+use rosetta_proto::messaging::v1::{CaughtUp, Event, SubscribeResponse, subscribe_response::Item};
+use tokio::sync::{broadcast::error::RecvError, mpsc};
+use tonic::Status;
+
+use crate::Messaging;
+
+/// Events read from the log per query while catching up.
+const REPLAY_BATCH: u64 = 500;
+
+pub type Outbox = mpsc::Sender<Result<SubscribeResponse, Status>>;
+
+impl Messaging {
+    /// Serves one stream of `me` into `out` until the client goes away.
+    pub async fn subscribe(self: Arc<Self>, me: i64, after: Option<u64>, out: Outbox) {
+        let mut live = self.bus.hub().subscribe(me);
+        if let Err(err) = self.presences.touch(me, None).await {
+            tracing::warn!(%err, me, "presence update on subscribe failed");
+        }
+        let result: ApiResult<()> = async {
+            let mut last = match after {
+                Some(after) => self.replay(me, after, &out).await?,
+                None => self.events.head(me).await?,
+            };
+            if !send(&out, Item::CaughtUp(CaughtUp { head_seq: last })).await {
+                return Ok(());
+            }
+            let mut tick = tokio::time::interval(self.config.poll_interval);
+            tick.reset();
+            loop {
+                tokio::select! {
+                    received = live.recv() => match received {
+                        Ok(event) => {
+                            if event.seq > last + 1 {
+                                last = self.replay(me, last, &out).await?;
+                            }
+                            if event.seq == 0 || event.seq == last + 1 {
+                                if !send(&out, Item::Event(Event::clone(&event))).await {
+                                    return Ok(());
+                                }
+                                last = last.max(event.seq);
+                            }
+                        }
+                        Err(RecvError::Lagged(_)) => last = self.replay(me, last, &out).await?,
+                        Err(RecvError::Closed) => return Ok(()),
+                    },
+                    _ = tick.tick() => last = self.replay(me, last, &out).await?,
+                    () = out.closed() => return Ok(()),
+                }
+            }
+        }
+        .await;
+        if let Err(err) = result {
+            let _ = out.send(Err(err.into())).await;
+        }
+    }
+
+    /// Sends every stored event after `last`; returns the new last seq sent.
+    async fn replay(&self, me: i64, mut last: u64, out: &Outbox) -> ApiResult<u64> {
+        loop {
+            let batch = self.events.read_after(me, last, REPLAY_BATCH).await?;
+            let full = batch.len() as u64 == REPLAY_BATCH;
+            for event in batch {
+                let seq = event.seq;
+                if !send(out, Item::Event(event)).await {
+                    return Ok(last);
+                }
+                last = seq;
+            }
+            if !full {
+                return Ok(last);
+            }
+        }
+    }
+}
+
+async fn send(out: &Outbox, item: Item) -> bool {
+    out.send(Ok(SubscribeResponse { item: Some(item) }))
+        .await
+        .is_ok()
+}
