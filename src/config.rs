@@ -197,7 +197,7 @@ impl Config {
     pub fn load(
         file: Option<&std::path::Path>,
         overrides: &Overrides,
-    ) -> Result<Self, figment::Error> {
+    ) -> Result<Self, Box<figment::Error>> {
         let mut figment = Figment::from(Serialized::defaults(Config::default()));
         if let Some(file) = file {
             figment = figment.merge(Toml::file_exact(file));
@@ -206,6 +206,7 @@ impl Config {
             .merge(Env::prefixed("ROSETTA_").split("__"))
             .merge(Serialized::defaults(overrides))
             .extract()
+            .map_err(Box::new)
     }
 
     pub fn database_url(&self) -> String {

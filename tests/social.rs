@@ -143,14 +143,14 @@ async fn friend_requests_and_contacts(backend: Backend) {
     let by_id = FriendWhich::RequestId(sent.id);
     assert_eq!(
         refused(
-            s.respond_friend_request(as_user(&carol, answer(by_id.clone(), true)))
+            s.respond_friend_request(as_user(&carol, answer(by_id, true)))
                 .await
         ),
         "NOT_FOUND"
     );
     assert_eq!(
         refused(
-            s.respond_friend_request(as_user(&alice, answer(by_id.clone(), true)))
+            s.respond_friend_request(as_user(&alice, answer(by_id, true)))
                 .await
         ),
         "NOT_FOUND"
@@ -228,7 +228,7 @@ async fn friend_requests_and_contacts(backend: Backend) {
     assert!(accepted.answered_at_ms > 0);
     assert_eq!(
         refused(
-            s.respond_friend_request(as_user(&bob, answer(by_id.clone(), false)))
+            s.respond_friend_request(as_user(&bob, answer(by_id, false)))
                 .await
         ),
         "NOT_PENDING"
