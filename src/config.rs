@@ -203,7 +203,13 @@ impl Config {
             figment = figment.merge(Toml::file_exact(file));
         }
         figment
-            .merge(Env::prefixed("ROSETTA_").split("__"))
+            .merge(
+                Env::prefixed("ROSETTA_")
+                    // ROSETTA_CONFIG names the file itself; ROSETTA_TEST_* and ROSETTA_PYTHON
+                    // configure the test suite, whose child processes inherit them.
+                    .filter(|key| key != "config" && key != "python" && !key.starts_with("test_"))
+                    .split("__"),
+            )
             .merge(Serialized::defaults(overrides))
             .extract()
             .map_err(Box::new)
@@ -216,5 +222,59 @@ impl Config {
                 self.data_dir.join("rosetta.db").display()
             )
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layers_in_order_and_ignores_test_suite_variables() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "rosetta.toml",
+                "grpc_listen = \"127.0.0.1:1\"\n[account]\nlockout_threshold = 7\n",
+            )?;
+            jail.set_env("ROSETTA_GRPC_LISTEN", "127.0.0.1:2");
+            jail.set_env("ROSETTA_ACCOUNT__LOCKOUT_BASE_SECS", "9");
+            jail.set_env("ROSETTA_TEST_POSTGRES_URL", "postgres://elsewhere");
+            jail.set_env("ROSETTA_PYTHON", "python3");
+            jail.set_env("ROSETTA_CONFIG", "rosetta.toml");
+            let flags = Overrides {
+                database_url: Some("sqlite://x".into()),
+                ..Overrides::default()
+            };
+            let config = Config::load(Some(std::path::Path::new("rosetta.toml")), &flags)
+                .map_err(|e| e.to_string())?;
+            assert_eq!(
+                config.grpc_listen,
+                SocketAddr::from(([127, 0, 0, 1], 2)),
+                "env beats the file"
+            );
+            assert_eq!(
+                config.account.lockout_threshold, 7,
+                "the file beats defaults"
+            );
+            assert_eq!(
+                config.account.lockout_base_secs, 9,
+                "nested keys join with __"
+            );
+            assert_eq!(
+                config.database_url.as_deref(),
+                Some("sqlite://x"),
+                "flags beat everything"
+            );
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn unknown_keys_are_refused() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("ROSETTA_GRPC_LISTN", "127.0.0.1:2");
+            assert!(Config::load(None, &Overrides::default()).is_err());
+            Ok(())
+        });
     }
 }

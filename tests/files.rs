@@ -924,12 +924,11 @@ async fn wait_for(mut check: impl FnMut() -> bool, what: &str) -> bool {
 }
 
 /// The same service over an S3-compatible store (moto): multipart uploads across several 5 MiB
-/// parts, a 0-byte file, a ranged download, an aborted mis-sized upload and a delete. Opt-in
-/// because it needs the stand-in running: `moto_server -H 127.0.0.1 -p 5055`, then
-/// `cargo test --test files s3_store -- --ignored` (`ROSETTA_TEST_S3_URL` overrides the
-/// endpoint). It fails, never skips, when the endpoint is down.
+/// parts, a 0-byte file, a ranged download, an aborted mis-sized upload and a delete. Needs the
+/// stand-in running (`scripts/test` starts `moto_server -H 127.0.0.1 -p 5055`;
+/// `ROSETTA_TEST_S3_URL` overrides the endpoint). It fails, never skips, when the endpoint is
+/// down.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs an S3 stand-in: moto_server -H 127.0.0.1 -p 5055"]
 async fn s3_store() {
     let _quiet = QUIET.read().await;
     use rosetta_files::StoreKind;

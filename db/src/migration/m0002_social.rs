@@ -3,7 +3,7 @@
 
 use sea_orm_migration::{prelude::*, schema::*};
 
-use super::m0001_accounts::Users;
+use super::{index, m0001_accounts::Users};
 
 #[derive(DeriveMigrationName)]
 pub struct Migration;
@@ -194,20 +194,6 @@ fn fk(table: impl IntoIden, col: impl IntoIden) -> ForeignKeyCreateStatement {
         .to(Users::Table, Users::Id)
         .on_delete(ForeignKeyAction::Cascade)
         .to_owned()
-}
-
-async fn index<T: IntoIden + Copy + 'static, C: IntoIden + Copy + 'static>(
-    m: &SchemaManager<'_>,
-    name: &str,
-    table: T,
-    cols: &[C],
-) -> Result<(), DbErr> {
-    let mut index = Index::create();
-    index.name(name).table(table);
-    for col in cols {
-        index.col(*col);
-    }
-    m.create_index(index.to_owned()).await
 }
 
 #[derive(DeriveIden, Clone, Copy)]

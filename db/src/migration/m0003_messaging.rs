@@ -7,6 +7,8 @@
 
 use sea_orm_migration::{prelude::*, schema::*};
 
+use super::{index, unique};
+
 #[derive(DeriveMigrationName)]
 pub struct Migration;
 
@@ -160,34 +162,6 @@ impl MigrationTrait for Migration {
         }
         Ok(())
     }
-}
-
-async fn index<T: IntoIden + Copy + 'static, C: IntoIden + Copy + 'static>(
-    m: &SchemaManager<'_>,
-    name: &str,
-    table: T,
-    cols: &[C],
-) -> Result<(), DbErr> {
-    let mut index = Index::create();
-    index.name(name).table(table);
-    for col in cols {
-        index.col(*col);
-    }
-    m.create_index(index.to_owned()).await
-}
-
-async fn unique<T: IntoIden + Copy + 'static, C: IntoIden + Copy + 'static>(
-    m: &SchemaManager<'_>,
-    name: &str,
-    table: T,
-    cols: &[C],
-) -> Result<(), DbErr> {
-    let mut index = Index::create();
-    index.name(name).table(table).unique();
-    for col in cols {
-        index.col(*col);
-    }
-    m.create_index(index.to_owned()).await
 }
 
 #[derive(DeriveIden, Clone, Copy)]

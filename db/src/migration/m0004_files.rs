@@ -3,7 +3,7 @@
 
 use sea_orm_migration::{prelude::*, schema::*};
 
-use super::m0001_accounts::Users;
+use super::{index, m0001_accounts::Users};
 
 #[derive(DeriveMigrationName)]
 pub struct Migration;
@@ -37,20 +37,20 @@ impl MigrationTrait for Migration {
                 .to_owned(),
         )
         .await?;
-        for (name, cols) in [
-            ("idx_files_owner_folder", [Files::OwnerId, Files::Folder]),
-            (
-                "idx_files_visibility_folder",
-                [Files::Visibility, Files::Folder],
-            ),
-        ] {
-            let mut index = Index::create();
-            index.name(name).table(Files::Table);
-            for col in cols {
-                index.col(col);
-            }
-            m.create_index(index.to_owned()).await?;
-        }
+        index(
+            m,
+            "idx_files_owner_folder",
+            Files::Table,
+            &[Files::OwnerId, Files::Folder],
+        )
+        .await?;
+        index(
+            m,
+            "idx_files_visibility_folder",
+            Files::Table,
+            &[Files::Visibility, Files::Folder],
+        )
+        .await?;
         Ok(())
     }
 

@@ -20,3 +20,53 @@ impl MigratorTrait for Migrator {
         ]
     }
 }
+
+/// Creates index `name` over `cols` of `table`.
+pub(crate) async fn index<T, C>(
+    m: &SchemaManager<'_>,
+    name: &str,
+    table: T,
+    cols: &[C],
+) -> Result<(), DbErr>
+where
+    T: IntoIden + Copy + 'static,
+    C: IntoIden + Copy + 'static,
+{
+    create_index(m, name, table, cols, false).await
+}
+
+/// Creates unique index `name` over `cols` of `table`.
+pub(crate) async fn unique<T, C>(
+    m: &SchemaManager<'_>,
+    name: &str,
+    table: T,
+    cols: &[C],
+) -> Result<(), DbErr>
+where
+    T: IntoIden + Copy + 'static,
+    C: IntoIden + Copy + 'static,
+{
+    create_index(m, name, table, cols, true).await
+}
+
+async fn create_index<T, C>(
+    m: &SchemaManager<'_>,
+    name: &str,
+    table: T,
+    cols: &[C],
+    unique: bool,
+) -> Result<(), DbErr>
+where
+    T: IntoIden + Copy + 'static,
+    C: IntoIden + Copy + 'static,
+{
+    let mut index = Index::create();
+    index.name(name).table(table);
+    if unique {
+        index.unique();
+    }
+    for col in cols {
+        index.col(*col);
+    }
+    m.create_index(index.to_owned()).await
+}
