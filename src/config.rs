@@ -226,6 +226,8 @@ impl Config {
 }
 
 #[cfg(test)]
+// figment's Jail fixes the closures' error type to figment::Error.
+#[allow(clippy::result_large_err)]
 mod tests {
     use super::*;
 
