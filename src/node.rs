@@ -35,10 +35,6 @@ impl Role {
     }
 }
 
-/// Services whose contract is published (reflection lists them) but whose implementation has
-/// not landed yet: calls answer UNIMPLEMENTED.
-const PENDING: &[(Role, &str)] = &[];
-
 /// Replaceable parts of a node, for embedding and tests.
 #[derive(Clone)]
 pub struct Plugins {
@@ -127,11 +123,6 @@ impl Node {
             let files = rosetta_files::Files::new(db.clone(), store, config.files.clone());
             let grpc = FilesServiceServer::new(rosetta_files::FilesGrpc::new(Arc::new(files)));
             services.add(auth.protect(grpc, &[]));
-        }
-        for (pending, name) in PENDING {
-            if role.runs(*pending) {
-                services.advertise(name);
-            }
         }
         Ok(Self { db, services })
     }

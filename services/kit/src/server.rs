@@ -18,7 +18,6 @@ use tonic_health::ServingStatus;
 pub struct ServiceSet {
     routes: RoutesBuilder,
     names: Vec<&'static str>,
-    advertised: Vec<&'static str>,
 }
 
 impl ServiceSet {
@@ -43,17 +42,6 @@ impl ServiceSet {
         self
     }
 
-    /// Lists a service in reflection without serving it: its calls answer UNIMPLEMENTED.
-    pub fn advertise(&mut self, name: &'static str) -> &mut Self {
-        self.advertised.push(name);
-        self
-    }
-
-    /// Names of the services added so far.
-    pub fn names(&self) -> &[&'static str] {
-        &self.names
-    }
-
     /// The routes, with health and reflection added.
     pub async fn into_routes(mut self) -> Result<Routes, tonic_reflection::server::Error> {
         let (reporter, health) = tonic_health::server::health_reporter();
@@ -70,7 +58,7 @@ impl ServiceSet {
                 .register_encoded_file_descriptor_set(rosetta_proto::FILE_DESCRIPTOR_SET)
                 .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
                 .with_service_name("grpc.health.v1.Health");
-            for name in self.names.iter().chain(&self.advertised) {
+            for name in &self.names {
                 builder = builder.with_service_name(*name);
             }
             builder
