@@ -885,17 +885,7 @@ fn spawn_rosetta(
 }
 
 async fn connect(port: u16) -> Channel {
-    for _ in 0..300 {
-        if let Ok(channel) = Channel::from_shared(format!("http://127.0.0.1:{port}"))
-            .expect("uri")
-            .connect()
-            .await
-        {
-            return channel;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("rosetta on port {port} never accepted connections");
+    support::connect(&format!("http://127.0.0.1:{port}"), Duration::from_secs(30)).await
 }
 
 async fn register(channel: Channel, name: &str) -> User {

@@ -163,17 +163,7 @@ impl TestServer {
     }
 
     pub async fn channel(&self) -> Channel {
-        for _ in 0..50 {
-            if let Ok(ch) = Channel::from_shared(self.endpoint())
-                .expect("uri")
-                .connect()
-                .await
-            {
-                return ch;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        panic!("node at {} does not accept connections", self.addr);
+        connect(&self.endpoint(), Duration::from_secs(2)).await
     }
 
     pub async fn account(&self) -> AccountServiceClient<Channel> {
@@ -221,6 +211,25 @@ impl Drop for TestServer {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
+    }
+}
+
+/// A channel to `endpoint`, retried until it accepts or `patience` runs out (a node may still
+/// be starting, e.g. a freshly spawned process).
+pub async fn connect(endpoint: &str, patience: Duration) -> Channel {
+    let deadline = tokio::time::Instant::now() + patience;
+    loop {
+        if let Ok(channel) = Channel::from_shared(endpoint.to_owned())
+            .expect("uri")
+            .connect()
+            .await
+        {
+            return channel;
+        }
+        if tokio::time::Instant::now() > deadline {
+            panic!("node at {endpoint} never accepted connections");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 
