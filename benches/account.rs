@@ -5,7 +5,7 @@
 
 use std::{sync::Arc, time::Instant};
 
-use rosetta::{Config, Node, Role, node::Plugins};
+use rosetta_node::{Config, Node, Role, node::Plugins};
 use rosetta_proto::account::v1::{
     GetMyProfileRequest, LoginRequest, RegisterRequest,
     account_service_client::AccountServiceClient, login_request::Identifier,

@@ -1,10 +1,15 @@
 //! `rosetta`: one binary, one role (or all of them) per process.
 
-use std::path::PathBuf;
+mod bridges;
 
+use std::{net::SocketAddr, path::PathBuf};
+
+use bridges::Bridge;
 use clap::{Parser, Subcommand};
-use rosetta::{Config, Node, Role, config::Overrides, node::Plugins, telemetry};
+use rosetta_bridge_kit::Backend;
+use rosetta_node::{Config, Node, Role, config::Overrides, node::Plugins, telemetry};
 use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
 
 #[derive(Parser)]
 #[command(
@@ -25,7 +30,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Every service in one process (SQLite and an in-process event bus by default).
+    /// Every service and every enabled bridge in one process (SQLite and an in-process event
+    /// bus by default).
     All,
     /// The account service: registration, login, tokens, profiles, verification codes.
     Account,
@@ -35,31 +41,85 @@ enum Command {
     Messaging,
     /// The files service: chunked upload and download, folders, shared listings.
     Files,
-}
-
-impl Command {
-    fn role(&self) -> Role {
-        match self {
-            Command::All => Role::All,
-            Command::Account => Role::Account,
-            Command::Social => Role::Social,
-            Command::Messaging => Role::Messaging,
-            Command::Files => Role::Files,
-        }
-    }
+    /// One legacy-protocol bridge, talking to the services over gRPC.
+    Bridge {
+        #[arg(value_enum)]
+        name: Bridge,
+        /// The services' gRPC endpoint (one address serving all four, e.g. a load balancer
+        /// or a `rosetta all`).
+        #[arg(
+            long,
+            env = "ROSETTA_GRPC_ENDPOINT",
+            default_value = "http://127.0.0.1:50051"
+        )]
+        grpc: String,
+    },
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let config = Config::load(cli.config.as_deref(), &cli.overrides)?;
-    let role = cli.command.role();
+    let closing = CancellationToken::new();
+    let role = match cli.command {
+        Command::All => Role::All,
+        Command::Account => Role::Account,
+        Command::Social => Role::Social,
+        Command::Messaging => Role::Messaging,
+        Command::Files => Role::Files,
+        Command::Bridge { name, grpc } => {
+            let _telemetry =
+                telemetry::init(&config, &format!("rosetta-bridge-{name:?}").to_lowercase())?;
+            let backend = Backend::connect_lazy(&grpc)?;
+            let bridge = name
+                .start(&config.bridges, backend, closing.clone())
+                .await?;
+            rosetta_kit::server::shutdown_signal().await;
+            closing.cancel();
+            bridge.await?;
+            return Ok(());
+        }
+    };
     let _telemetry = telemetry::init(&config, &format!("rosetta-{role:?}").to_lowercase())?;
     let node = Node::build(&config, role, Plugins::default()).await?;
     let listener = TcpListener::bind(config.grpc_listen).await?;
-    tracing::info!(?role, addr = %config.grpc_listen, "rosetta starting");
-    node.serve(listener, rosetta_kit::server::shutdown_signal())
-        .await?;
+    let grpc_addr = listener.local_addr()?;
+    tracing::info!(?role, addr = %grpc_addr, "rosetta starting");
+
+    let mut bridges = Vec::new();
+    if role == Role::All {
+        let backend = Backend::connect_lazy(&format!("http://{}", loopback(grpc_addr)))?;
+        for bridge in Bridge::ALL
+            .into_iter()
+            .filter(|b| b.enabled(&config.bridges))
+        {
+            bridges.push(
+                bridge
+                    .start(&config.bridges, backend.clone(), closing.clone())
+                    .await?,
+            );
+        }
+    }
+    let shutdown = {
+        let closing = closing.clone();
+        async move {
+            rosetta_kit::server::shutdown_signal().await;
+            closing.cancel();
+        }
+    };
+    node.serve(listener, shutdown).await?;
+    for bridge in bridges {
+        bridge.await?;
+    }
     tracing::info!("rosetta stopped");
     Ok(())
+}
+
+/// The address to reach a listener bound to `addr` from this host.
+fn loopback(addr: SocketAddr) -> SocketAddr {
+    match addr.ip() {
+        ip if ip.is_unspecified() && ip.is_ipv4() => ([127, 0, 0, 1], addr.port()).into(),
+        ip if ip.is_unspecified() => (std::net::Ipv6Addr::LOCALHOST, addr.port()).into(),
+        _ => addr,
+    }
 }

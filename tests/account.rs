@@ -1,6 +1,6 @@
 //! The account service end to end over real gRPC, on SQLite and on PostgreSQL.
 
-mod support;
+use rosetta_testkit::{self as support, both_backends};
 
 use std::time::Duration;
 

@@ -1,7 +1,7 @@
 //! The files service end to end over real gRPC, on SQLite and on PostgreSQL, with blobs in the
 //! node's local store (`<data_dir>/blobs`).
 
-mod support;
+use rosetta_testkit::{self as support, both_backends};
 
 use std::{
     path::{Path, PathBuf},

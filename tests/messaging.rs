@@ -4,7 +4,7 @@
 //! Friendships and group memberships are written straight into the social tables (the same
 //! database the node uses): these tests exercise messaging's policy, not the social service.
 
-mod support;
+use rosetta_testkit::{self as support, both_backends};
 
 use std::{collections::BTreeSet, time::Duration};
 
@@ -796,7 +796,7 @@ fn bus_subject() -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_processes_share_postgres_and_nats() {
     let subject = bus_subject();
-    let setup = |c: &mut rosetta::Config, subject: &str| {
+    let setup = |c: &mut rosetta_node::Config, subject: &str| {
         c.nats_url = Some(NATS_URL.into());
         c.messaging.bus_subject = subject.into();
         c.messaging.poll_interval_ms = 60_000;
@@ -878,6 +878,10 @@ fn spawn_rosetta(
         .env("ROSETTA_NATS_URL", NATS_URL)
         .env("ROSETTA_MESSAGING__BUS_SUBJECT", subject)
         .env("ROSETTA_ACCOUNT__CODE_RESEND_INTERVAL_SECS", "0")
+        .envs(
+            ["PIPE", "DPC", "IMPS", "OURCHAT", "CLOUDCHAT"]
+                .map(|b| (format!("ROSETTA_BRIDGES__{b}__ENABLED"), "false")),
+        )
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()

@@ -4,7 +4,7 @@
 //! `grpcio-reflection` and `grpcio-health-checking`; `scripts/test` installs them into
 //! `.venv`. Without them this test fails: it never passes silently.
 
-mod support;
+use rosetta_testkit as support;
 
 use std::{
     process::{Command, Stdio},

@@ -2,7 +2,7 @@
 //! success path and its refusals. Event fan-out is tested at the domain level inside
 //! `rosetta-social` (the messaging service that delivers events is not part of these nodes).
 
-mod support;
+use rosetta_testkit::{self as support, both_backends};
 
 use rosetta_proto::{
     common::v1::{PageRequest, UserRef, user_ref::Ref},

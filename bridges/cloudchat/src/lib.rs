@@ -4,3 +4,18 @@
 //! and builds every reply and push with the key names the clients read.
 
 pub mod codec;
+
+use rosetta_bridge_kit::{Backend, settings::CloudChatSettings};
+use tokio::net::TcpListener;
+
+/// Serves cloudchat clients on `listener` until `shutdown` completes.
+pub async fn serve(
+    listener: TcpListener,
+    backend: Backend,
+    settings: CloudChatSettings,
+    shutdown: impl Future<Output = ()> + Send,
+) {
+    let _ = (listener, backend, settings);
+    shutdown.await;
+    unimplemented!("cloudchat session")
+}

@@ -6,17 +6,16 @@
 //! PostgreSQL test whose server cannot be reached fails with a message saying so: it never
 //! passes silently.
 
-#![allow(dead_code)]
-
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
-use rosetta::{Config, Node, Role, node::Plugins};
 use rosetta_account::MemorySender;
+use rosetta_node::{Config, Node, Role, node::Plugins};
 use rosetta_proto::account::v1::{
     LoginRequest, LoginResponse, PasswordScheme, RegisterRequest,
     account_service_client::AccountServiceClient, login_request::Identifier,
 };
 use sea_orm::{ConnectionTrait, Database};
+
 use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
 use tonic::{Request, transport::Channel};
 
@@ -36,11 +35,11 @@ macro_rules! both_backends {
         mod $name {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn sqlite() {
-                $body($crate::support::Backend::Sqlite).await;
+                $body($crate::Backend::Sqlite).await;
             }
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn postgres() {
-                $body($crate::support::Backend::Postgres).await;
+                $body($crate::Backend::Postgres).await;
             }
         }
     };

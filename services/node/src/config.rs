@@ -34,6 +34,8 @@ pub struct Config {
     pub account: AccountSettings,
     pub messaging: MessagingSettings,
     pub files: rosetta_files::FilesSettings,
+    /// The legacy-protocol bridges and their listen addresses.
+    pub bridges: rosetta_bridge_kit::settings::BridgesSettings,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
@@ -75,6 +77,7 @@ impl Default for Config {
             account: AccountSettings::default(),
             messaging: MessagingSettings::default(),
             files: rosetta_files::FilesSettings::default(),
+            bridges: Default::default(),
         }
     }
 }

@@ -1,0 +1,41 @@
+//! The counters every bridge keeps, under the same names with a `bridge` label, recorded
+//! through the `metrics` facade (whatever recorder the process installs exports them).
+
+use metrics::{counter, gauge};
+
+#[derive(Clone, Copy)]
+pub struct Counters {
+    bridge: &'static str,
+}
+
+impl Counters {
+    pub const fn new(bridge: &'static str) -> Self {
+        Self { bridge }
+    }
+
+    pub fn connection_opened(&self) {
+        counter!("bridge_connections_total", "bridge" => self.bridge).increment(1);
+        gauge!("bridge_connections_open", "bridge" => self.bridge).increment(1.0);
+    }
+
+    pub fn connection_closed(&self) {
+        gauge!("bridge_connections_open", "bridge" => self.bridge).decrement(1.0);
+    }
+
+    /// A frame received, by command name.
+    pub fn frame_in(&self, command: &'static str) {
+        counter!("bridge_frames_in_total", "bridge" => self.bridge, "command" => command)
+            .increment(1);
+    }
+
+    /// A frame (reply or push) sent, by command name.
+    pub fn frame_out(&self, command: &'static str) {
+        counter!("bridge_frames_out_total", "bridge" => self.bridge, "command" => command)
+            .increment(1);
+    }
+
+    /// A frame refused or a command that failed, by command name.
+    pub fn error(&self, command: &'static str) {
+        counter!("bridge_errors_total", "bridge" => self.bridge, "command" => command).increment(1);
+    }
+}

@@ -1,0 +1,13 @@
+//! The parts every bridge shares, so that a bridge crate holds only its protocol: a codec
+//! (bytes ⇄ frames) and a session (frames ⇄ the calls made through [`Backend`]).
+
+pub mod backend;
+pub mod counters;
+pub mod listen;
+pub mod session;
+pub mod settings;
+
+pub use backend::Backend;
+pub use counters::Counters;
+pub use listen::{Connections, serve_tcp};
+pub use session::UserSession;

@@ -1,0 +1,98 @@
+//! Starting the legacy-protocol bridges: bind their listeners (so a taken port fails the
+//! start, not a background task) and run each against a [`Backend`].
+
+use std::net::SocketAddr;
+
+use anyhow::Context as _;
+use rosetta_bridge_kit::{Backend, settings::BridgesSettings};
+use tokio::{net::TcpListener, task::JoinHandle};
+use tokio_util::sync::CancellationToken;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Bridge {
+    /// QtQQ's `cmd|field|…` text protocol (TCP 8263).
+    Pipe,
+    /// DPC's length-prefixed JSON (TCP 9999 auth, 9998 chat, 9988 files).
+    Dpc,
+    /// SysOfIMPS's binary protocol (TCP 1200).
+    Imps,
+    /// OurChat's WebSocket JSON (7777).
+    Ourchat,
+    /// CloudChat's WebSocket + HTTP JSON (14514).
+    Cloudchat,
+}
+
+impl Bridge {
+    pub const ALL: [Bridge; 5] = [
+        Bridge::Pipe,
+        Bridge::Dpc,
+        Bridge::Imps,
+        Bridge::Ourchat,
+        Bridge::Cloudchat,
+    ];
+
+    pub fn enabled(self, settings: &BridgesSettings) -> bool {
+        match self {
+            Bridge::Pipe => settings.pipe.enabled,
+            Bridge::Dpc => settings.dpc.enabled,
+            Bridge::Imps => settings.imps.enabled,
+            Bridge::Ourchat => settings.ourchat.enabled,
+            Bridge::Cloudchat => settings.cloudchat.enabled,
+        }
+    }
+
+    /// Binds the bridge's listeners and spawns it; it stops when `closing` is cancelled.
+    pub async fn start(
+        self,
+        settings: &BridgesSettings,
+        backend: Backend,
+        closing: CancellationToken,
+    ) -> anyhow::Result<JoinHandle<()>> {
+        let shutdown = closing.cancelled_owned();
+        Ok(match self {
+            Bridge::Pipe => {
+                let listener = bind(settings.pipe.listen, "pipe").await?;
+                let settings = settings.pipe.clone();
+                tokio::spawn(rosetta_bridge_pipe::serve(
+                    listener, backend, settings, shutdown,
+                ))
+            }
+            Bridge::Dpc => {
+                let s = settings.dpc.clone();
+                let listeners = rosetta_bridge_dpc::Listeners {
+                    auth: bind(s.auth_listen, "DPC auth").await?,
+                    chat: bind(s.chat_listen, "DPC chat").await?,
+                    file: bind(s.file_listen, "DPC file").await?,
+                };
+                tokio::spawn(rosetta_bridge_dpc::serve(listeners, backend, s, shutdown))
+            }
+            Bridge::Imps => {
+                let listener = bind(settings.imps.listen, "IMPS").await?;
+                let settings = settings.imps.clone();
+                tokio::spawn(rosetta_bridge_imps::serve(
+                    listener, backend, settings, shutdown,
+                ))
+            }
+            Bridge::Ourchat => {
+                let listener = bind(settings.ourchat.listen, "OurChat").await?;
+                let settings = settings.ourchat.clone();
+                tokio::spawn(rosetta_bridge_ourchat::serve(
+                    listener, backend, settings, shutdown,
+                ))
+            }
+            Bridge::Cloudchat => {
+                let listener = bind(settings.cloudchat.listen, "CloudChat").await?;
+                let settings = settings.cloudchat.clone();
+                tokio::spawn(rosetta_bridge_cloudchat::serve(
+                    listener, backend, settings, shutdown,
+                ))
+            }
+        })
+    }
+}
+
+async fn bind(addr: SocketAddr, what: &str) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("binding the {what} bridge to {addr}"))
+}
