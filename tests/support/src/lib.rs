@@ -165,6 +165,11 @@ impl TestServer {
         connect(&self.endpoint(), Duration::from_secs(2)).await
     }
 
+    /// The services as a bridge reaches them.
+    pub fn backend(&self) -> rosetta_bridge_kit::Backend {
+        rosetta_bridge_kit::Backend::connect_lazy(&self.endpoint()).expect("endpoint")
+    }
+
     pub async fn account(&self) -> AccountServiceClient<Channel> {
         AccountServiceClient::new(self.channel().await)
     }
