@@ -6,7 +6,7 @@ use std::{net::SocketAddr, path::PathBuf};
 
 use bridges::Bridge;
 use clap::{Parser, Subcommand};
-use rosetta_bridge_kit::Backend;
+use rosetta_bridge_kit::{Backend, Endpoints};
 use rosetta_node::{Config, Node, Role, config::Overrides, node::Plugins, telemetry};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -45,15 +45,46 @@ enum Command {
     Bridge {
         #[arg(value_enum)]
         name: Bridge,
-        /// The services' gRPC endpoint (one address serving all four, e.g. a load balancer
-        /// or a `rosetta all`).
-        #[arg(
-            long,
-            env = "ROSETTA_GRPC_ENDPOINT",
-            default_value = "http://127.0.0.1:50051"
-        )]
-        grpc: String,
+        #[command(flatten)]
+        services: ServiceEndpoints,
     },
+}
+
+/// Where a bridge finds the services.
+#[derive(clap::Args)]
+struct ServiceEndpoints {
+    /// The gRPC endpoint of every service not given its own address below (e.g. a
+    /// `rosetta all`, or a proxy routing by service name).
+    #[arg(
+        long,
+        env = "ROSETTA_GRPC_ENDPOINT",
+        default_value = "http://127.0.0.1:50051"
+    )]
+    grpc: String,
+    /// The account service's endpoint, when it runs apart.
+    #[arg(long, env = "ROSETTA_GRPC_ACCOUNT")]
+    grpc_account: Option<String>,
+    /// The social service's endpoint, when it runs apart.
+    #[arg(long, env = "ROSETTA_GRPC_SOCIAL")]
+    grpc_social: Option<String>,
+    /// The messaging service's endpoint, when it runs apart.
+    #[arg(long, env = "ROSETTA_GRPC_MESSAGING")]
+    grpc_messaging: Option<String>,
+    /// The files service's endpoint, when it runs apart.
+    #[arg(long, env = "ROSETTA_GRPC_FILES")]
+    grpc_files: Option<String>,
+}
+
+impl ServiceEndpoints {
+    fn resolve(self) -> Endpoints {
+        let or_default = |endpoint: Option<String>| endpoint.unwrap_or_else(|| self.grpc.clone());
+        Endpoints {
+            account: or_default(self.grpc_account.clone()),
+            social: or_default(self.grpc_social.clone()),
+            messaging: or_default(self.grpc_messaging.clone()),
+            files: or_default(self.grpc_files.clone()),
+        }
+    }
 }
 
 #[tokio::main]
@@ -67,10 +98,10 @@ async fn main() -> anyhow::Result<()> {
         Command::Social => Role::Social,
         Command::Messaging => Role::Messaging,
         Command::Files => Role::Files,
-        Command::Bridge { name, grpc } => {
+        Command::Bridge { name, services } => {
             let _telemetry =
                 telemetry::init(&config, &format!("rosetta-bridge-{name:?}").to_lowercase())?;
-            let backend = Backend::connect_lazy(&grpc)?;
+            let backend = Backend::connect_each(&services.resolve())?;
             let bridge = name
                 .start(&config.bridges, backend, closing.clone())
                 .await?;

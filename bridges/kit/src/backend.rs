@@ -19,38 +19,80 @@ use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 
 type Traced = InterceptedService<Channel, TraceContext>;
 
-/// Clients of the four services. Cheap to clone: clones share the channel.
+/// Clients of the four services. Cheap to clone: clones share the channels.
 #[derive(Clone)]
 pub struct Backend {
-    channel: Channel,
+    account: Channel,
+    social: Channel,
+    messaging: Channel,
+    files: Channel,
+}
+
+/// Where each service is; one address may serve several (or all, as `rosetta all` does).
+#[derive(Debug, Clone)]
+pub struct Endpoints {
+    pub account: String,
+    pub social: String,
+    pub messaging: String,
+    pub files: String,
+}
+
+impl Endpoints {
+    /// All four services behind one address.
+    pub fn single(endpoint: &str) -> Self {
+        Self {
+            account: endpoint.into(),
+            social: endpoint.into(),
+            messaging: endpoint.into(),
+            files: endpoint.into(),
+        }
+    }
 }
 
 impl Backend {
-    /// A backend reaching the services at `endpoint` (`http://host:port`). The channel
-    /// connects on first use and reconnects by itself, so a bridge can start before the
-    /// services it talks to.
+    /// A backend reaching all four services at `endpoint` (`http://host:port`).
     pub fn connect_lazy(endpoint: &str) -> Result<Self, tonic::transport::Error> {
-        let channel = Endpoint::from_shared(endpoint.to_owned())?
-            .tcp_nodelay(true)
-            .connect_timeout(std::time::Duration::from_secs(5))
-            .connect_lazy();
-        Ok(Self { channel })
+        Self::connect_each(&Endpoints::single(endpoint))
+    }
+
+    /// A backend reaching each service at its own address. Channels connect on first use
+    /// and reconnect by themselves, so a bridge can start before the services it talks to;
+    /// services sharing an address share a channel.
+    pub fn connect_each(endpoints: &Endpoints) -> Result<Self, tonic::transport::Error> {
+        let mut channels: Vec<(String, Channel)> = Vec::new();
+        let mut channel = |endpoint: &str| -> Result<Channel, tonic::transport::Error> {
+            if let Some((_, channel)) = channels.iter().find(|(e, _)| *e == endpoint) {
+                return Ok(channel.clone());
+            }
+            let channel = Endpoint::from_shared(endpoint.to_owned())?
+                .tcp_nodelay(true)
+                .connect_timeout(std::time::Duration::from_secs(5))
+                .connect_lazy();
+            channels.push((endpoint.to_owned(), channel.clone()));
+            Ok(channel)
+        };
+        Ok(Self {
+            account: channel(&endpoints.account)?,
+            social: channel(&endpoints.social)?,
+            messaging: channel(&endpoints.messaging)?,
+            files: channel(&endpoints.files)?,
+        })
     }
 
     pub fn account(&self) -> AccountServiceClient<Traced> {
-        AccountServiceClient::with_interceptor(self.channel.clone(), TraceContext)
+        AccountServiceClient::with_interceptor(self.account.clone(), TraceContext)
     }
 
     pub fn social(&self) -> SocialServiceClient<Traced> {
-        SocialServiceClient::with_interceptor(self.channel.clone(), TraceContext)
+        SocialServiceClient::with_interceptor(self.social.clone(), TraceContext)
     }
 
     pub fn messaging(&self) -> MessagingServiceClient<Traced> {
-        MessagingServiceClient::with_interceptor(self.channel.clone(), TraceContext)
+        MessagingServiceClient::with_interceptor(self.messaging.clone(), TraceContext)
     }
 
     pub fn files(&self) -> FilesServiceClient<Traced> {
-        FilesServiceClient::with_interceptor(self.channel.clone(), TraceContext)
+        FilesServiceClient::with_interceptor(self.files.clone(), TraceContext)
     }
 }
 

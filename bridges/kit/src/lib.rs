@@ -7,7 +7,7 @@ pub mod listen;
 pub mod session;
 pub mod settings;
 
-pub use backend::Backend;
+pub use backend::{Backend, Endpoints};
 pub use counters::Counters;
 pub use listen::{Connections, serve_tcp};
 pub use session::UserSession;
