@@ -31,10 +31,35 @@ pub async fn connect(url: &str) -> Result<DatabaseConnection, DbErr> {
     } else {
         options.max_connections(32);
     }
-    let db = Database::connect(options).await?;
+    let mut db = Database::connect(options).await?;
     migration::Migrator::up(&db, None).await?;
+    // After the migrations, whose statements belong to no request.
+    db.set_metric_callback(sql_span);
     tracing::debug!(backend = ?db.get_database_backend(), "database ready");
     Ok(db)
+}
+
+/// Records each statement as a span under the caller's (e.g. the gRPC call's), so SQL shows up
+/// in the call's trace. sea-orm reports a statement once it has run: the span carries the
+/// measured duration as `db.duration_ms`. The SQL is the parameterised text, without values.
+fn sql_span(info: &sea_orm::metric::Info<'_>) {
+    let sql = info.statement.sql.as_str();
+    let operation = sql.split_whitespace().next().unwrap_or_default();
+    let system = match info.statement.db_backend {
+        sea_orm::DbBackend::Postgres => "postgresql",
+        sea_orm::DbBackend::Sqlite => "sqlite",
+        _ => "other_sql",
+    };
+    let _span = tracing::info_span!(
+        target: "rosetta_db::sql",
+        "sql",
+        otel.name = %format_args!("sql {operation}"),
+        otel.kind = "client",
+        otel.status_code = if info.failed { "ERROR" } else { "OK" },
+        db.system = system,
+        db.statement = sql,
+        db.duration_ms = u64::try_from(info.elapsed.as_millis()).unwrap_or(u64::MAX),
+    );
 }
 
 /// Wall-clock time as Unix milliseconds, the unit every timestamp column uses.

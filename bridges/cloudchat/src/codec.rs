@@ -3,7 +3,7 @@
 //! are accepted (the real server's scanner did). Timestamps are C `ctime()` text, trailing
 //! newline included.
 
-use chrono::{DateTime, Local, TimeZone};
+use chrono::{DateTime, Local};
 use serde_json::{Map, Value, json};
 
 /// Largest message accepted.
@@ -118,6 +118,35 @@ pub enum Request {
 }
 
 impl Request {
+    /// The user the payload says is acting (the real server trusted it; the bridge checks it
+    /// against the logged-in user and uses it to find an HTTP client's session).
+    pub fn actor(&self) -> Option<i64> {
+        match self {
+            Request::UpdateProfile { user_id, .. }
+            | Request::Logout { user_id }
+            | Request::LoadContacts { user_id }
+            | Request::LoadFriendRequests { user_id }
+            | Request::DeleteContact { user_id, .. }
+            | Request::AddContact { user_id, .. }
+            | Request::LoadMessages { user_id, .. }
+            | Request::MarkRead { user_id, .. }
+            | Request::ClearMessages { user_id, .. }
+            | Request::HdlInfo { user_id } => Some(*user_id),
+            Request::AddFriendRequest(fr) => Some(fr.requester_id),
+            Request::SendMessage { sender_id, .. } | Request::SendFile { sender_id, .. } => {
+                Some(*sender_id)
+            }
+            Request::Login { .. }
+            | Request::LoginByToken { .. }
+            | Request::Register { .. }
+            | Request::SearchById { .. }
+            | Request::SearchByName { .. }
+            | Request::AcceptFriendRequest { .. }
+            | Request::RefuseFriendRequest { .. }
+            | Request::UploadFile { .. } => None,
+        }
+    }
+
     /// The type name, for logs and metrics.
     pub fn kind(&self) -> &'static str {
         match self {
@@ -347,6 +376,25 @@ pub fn decode(text: &str) -> Result<Request, DecodeError> {
     })
 }
 
+/// The failure reply of a request type, where the protocol has one (LOGOUT, MARK_READ,
+/// LOAD_MESSAGES, CLEAR_MESSAGES, SEARCH_* and HDL_INFO have none).
+pub fn failure_kind(request_kind: &str) -> Option<&'static str> {
+    Some(match request_kind {
+        "LOGIN" | "LOGIN_BY_TOKEN" => "LOGIN_FAILURE",
+        "REGISTER" => "REGISTER_FAILURE",
+        "UPDATE_PROFILE" => "PROFILE_UPDATED_FAILED",
+        "LOAD_CONTACTS" => "CONTACTS_LOADED_FAILED",
+        "LOAD_FRIEND_REQUEST" => "FRIEND_REQUEST_LOADED_FAILED",
+        "ADD_FRIEND_REQUEST" | "ADD_CONTACT" => "FRIEND_REQUEST_ADDED_FAILED",
+        "ACCEPT_FRIEND_REQUEST" => "FRIEND_REQUEST_ACCEPTED_FAILED",
+        "REFUSE_FRIEND_REQUEST" => "FRIEND_REQUEST_REFUSED_FAILED",
+        "DELETE_CONTACT" => "CONTACT_DELETED_FAILED",
+        "SEND_MESSAGE" | "SEND_FILE" | "SEND_IMAGE" => "MESSAGE_SEND_FAILED",
+        "UPLOAD_FILE" => "FILE_UPLOADED_FAILED",
+        _ => return None,
+    })
+}
+
 /// `{"type": kind, "payload": payload}` as compact JSON.
 pub fn message(kind: &str, payload: Value) -> String {
     json!({"type": kind, "payload": payload}).to_string()
@@ -362,9 +410,14 @@ pub fn session_user(user_id: i64, username: &str, email: &str, avatar: &str, tok
     json!({"userId": user_id, "username": username, "email": email, "avatar": avatar, "token": token})
 }
 
-/// A contact entry (CONTACTS_LOADED, SEARCH_FOR_USER_RESULT, CONTACT_ADDED): both `contactId`
-/// (HarmonyOS reads it) and `userId` (the Angular client reads it).
+/// A contact entry of CONTACTS_LOADED and SEARCH_FOR_USER_RESULT, as the real server sent it.
 pub fn contact(user_id: i64, username: &str, avatar: &str, online: bool) -> Value {
+    json!({"contactId": user_id, "username": username, "avatar": avatar, "online": online})
+}
+
+/// The CONTACT_ADDED payload: both `contactId` (HarmonyOS reads it) and `userId` (the Angular
+/// client reads it, and the real server never sent it).
+pub fn contact_added(user_id: i64, username: &str, avatar: &str, online: bool) -> Value {
     json!({"contactId": user_id, "userId": user_id, "username": username, "avatar": avatar, "online": online})
 }
 
@@ -449,10 +502,9 @@ pub fn message_object(m: &MessageView<'_>) -> Value {
 
 /// C `ctime()` of a Unix time in the server's local zone: `"Sun Jan  4 09:05:01 2026\n"`.
 pub fn ctime(unix_secs: i64) -> String {
-    let local: DateTime<Local> = Local
-        .timestamp_opt(unix_secs, 0)
-        .single()
-        .unwrap_or_else(|| Local.timestamp_opt(0, 0).unwrap());
+    let local: DateTime<Local> = DateTime::from_timestamp(unix_secs, 0)
+        .unwrap_or_default()
+        .with_timezone(&Local);
     local.format("%a %b %e %H:%M:%S %Y\n").to_string()
 }
 
@@ -543,7 +595,10 @@ mod tests {
             r#"{"type":"FRIEND_REQUEST_ADDED","payload":{"id":1,"requesterId":1,"targetId":2,"requesterUsername":"alice","targetUsername":"bob","requesterAvatar":"default.png","targetAvatar":"default.png","status":"pending"}}"#
         );
         assert_eq!(
-            message("CONTACT_ADDED", contact(1, "alice", "default.png", true)),
+            message(
+                "CONTACT_ADDED",
+                contact_added(1, "alice", "default.png", true)
+            ),
             r#"{"type":"CONTACT_ADDED","payload":{"contactId":1,"userId":1,"username":"alice","avatar":"default.png","online":true}}"#
         );
         let m = MessageView {
@@ -570,6 +625,13 @@ mod tests {
             ]
         );
         assert_eq!(value["status"], "read");
+        assert_eq!(
+            message(
+                "SEARCH_FOR_USER_RESULT",
+                json!({"users": [contact(2, "bob", "default.png", true)]})
+            ),
+            r#"{"type":"SEARCH_FOR_USER_RESULT","payload":{"users":[{"contactId":2,"username":"bob","avatar":"default.png","online":true}]}}"#
+        );
     }
 
     #[test]
@@ -583,6 +645,36 @@ mod tests {
             day.starts_with(' ') || day.chars().all(|c| c.is_ascii_digit()),
             "{text:?}"
         );
+    }
+
+    #[test]
+    fn ctime_out_of_range_falls_back_to_the_epoch() {
+        for secs in [i64::MIN, i64::MAX, -1] {
+            let text = ctime(secs);
+            assert_eq!(text.len(), 25, "{secs}: {text:?}");
+        }
+    }
+
+    #[test]
+    fn replies_escape_any_client_text() {
+        // Tokens may hold '"' and '\'; names and contents any Unicode, control characters too
+        // (which the original server sent raw, breaking the JSON).
+        for text in ["k3#\"q!\\x9", "line\nbreak\u{1}\u{7f}", "你好 😀", ""] {
+            let frame = message("LOGIN_SUCCESS", session_user(1, text, text, text, text));
+            let back: Value = serde_json::from_str(&frame).expect("valid JSON");
+            assert_eq!(back["payload"]["token"], text);
+            let request = format!(
+                r#"{{"type":"LOGIN_BY_TOKEN","payload":{{"token":{},"username":"a"}}}}"#,
+                Value::from(text)
+            );
+            assert_eq!(
+                decode(&request),
+                Ok(Request::LoginByToken {
+                    username: "a".into(),
+                    token: text.into()
+                })
+            );
+        }
     }
 
     #[test]

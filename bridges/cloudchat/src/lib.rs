@@ -1,12 +1,91 @@
 //! The CloudChat protocol bridge (Angular and HarmonyOS clients, WebSocket + HTTP 14514).
 //!
 //! [`codec`] turns one message (a WebSocket text frame or an HTTP body) into a typed request
-//! and builds every reply and push with the key names the clients read.
+//! and builds every reply and push with the key names the clients read; [`session`] turns
+//! requests into canonical calls. One port serves both: an `Upgrade` request becomes a
+//! WebSocket connection, anything else is one request/reply over HTTP.
 
 pub mod codec;
+mod session;
 
-use rosetta_bridge_kit::{Backend, settings::CloudChatSettings};
+use std::{
+    collections::HashMap,
+    net::{IpAddr, SocketAddr},
+    sync::{Arc, Mutex},
+};
+
+use axum::{
+    Router,
+    body::{Body, to_bytes},
+    extract::{ConnectInfo, FromRequestParts, Request, State, ws::WebSocketUpgrade},
+    http::{StatusCode, header},
+    response::{IntoResponse, Response},
+};
+use rosetta_bridge_kit::{Backend, Counters, UserSession, settings::CloudChatSettings};
 use tokio::net::TcpListener;
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
+
+use crate::session::{Conn, Outcome};
+
+const BRIDGE: &str = "cloudchat";
+
+/// Sessions of HTTP logins kept per client address, newest last: HarmonyOS logs in over HTTP,
+/// then sends later requests (and HDL_INFO on its WebSocket) with only a user id.
+const HTTP_SESSIONS_PER_ADDRESS: usize = 16;
+
+/// The body the real server gave an HTTP request it could not parse.
+const ILLEGAL: &str = "Illegal message received.";
+
+/// What every connection of one bridge instance shares.
+pub(crate) struct Shared {
+    backend: Backend,
+    counters: Counters,
+    http_sessions: Mutex<HashMap<IpAddr, Vec<Arc<UserSession>>>>,
+}
+
+impl Shared {
+    /// Remembers a session opened over HTTP from `peer` (replacing that user's older one).
+    fn remember(&self, peer: IpAddr, session: Arc<UserSession>) {
+        let Ok(mut map) = self.http_sessions.lock() else {
+            return;
+        };
+        let list = map.entry(peer).or_default();
+        list.retain(|s| s.user_id() != session.user_id());
+        list.push(session);
+        if list.len() > HTTP_SESSIONS_PER_ADDRESS {
+            list.remove(0);
+        }
+    }
+
+    /// The session an HTTP client at `peer` opened for `user` (or its newest one when the
+    /// payload names no user).
+    fn recall(&self, peer: IpAddr, user: Option<i64>) -> Option<Arc<UserSession>> {
+        let map = self.http_sessions.lock().ok()?;
+        let list = map.get(&peer)?;
+        match user {
+            Some(id) => list.iter().rev().find(|s| s.user_id() == id).cloned(),
+            None => list.last().cloned(),
+        }
+    }
+
+    fn forget(&self, peer: IpAddr, user: i64) {
+        if let Ok(mut map) = self.http_sessions.lock()
+            && let Some(list) = map.get_mut(&peer)
+        {
+            list.retain(|s| s.user_id() != user);
+            if list.is_empty() {
+                map.remove(&peer);
+            }
+        }
+    }
+}
+
+#[derive(Clone)]
+struct AppState {
+    shared: Arc<Shared>,
+    closing: CancellationToken,
+    tasks: TaskTracker,
+}
 
 /// Serves cloudchat clients on `listener` until `shutdown` completes.
 pub async fn serve(
@@ -15,7 +94,81 @@ pub async fn serve(
     settings: CloudChatSettings,
     shutdown: impl Future<Output = ()> + Send,
 ) {
-    let _ = (listener, backend, settings);
+    // The listener is already bound to `settings.listen`.
+    let _ = settings;
+    let state = AppState {
+        shared: Arc::new(Shared {
+            backend,
+            counters: Counters::new(BRIDGE),
+            http_sessions: Mutex::new(HashMap::new()),
+        }),
+        closing: CancellationToken::new(),
+        tasks: TaskTracker::new(),
+    };
+    tracing::info!(bridge = BRIDGE, addr = ?listener.local_addr().ok(), "bridge listening");
+    let app = Router::new().fallback(entry).with_state(state.clone());
+    let server = tokio::spawn(
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(state.closing.clone().cancelled_owned())
+        .into_future(),
+    );
     shutdown.await;
-    unimplemented!("cloudchat session")
+    state.closing.cancel();
+    if let Err(err) = server.await {
+        tracing::warn!(bridge = BRIDGE, %err, "server task failed");
+    }
+    state.tasks.close();
+    state.tasks.wait().await;
+    tracing::info!(bridge = BRIDGE, "bridge stopped");
+}
+
+/// Any method, any path: a WebSocket upgrade or one HTTP request.
+async fn entry(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    request: Request,
+) -> Response {
+    let (mut parts, body) = request.into_parts();
+    if parts.headers.contains_key(header::UPGRADE) {
+        let upgrade = match WebSocketUpgrade::from_request_parts(&mut parts, &state).await {
+            Ok(upgrade) => upgrade,
+            Err(rejection) => return rejection.into_response(),
+        };
+        let held = state.tasks.token();
+        return upgrade
+            .max_message_size(codec::MAX_MESSAGE)
+            .max_frame_size(codec::MAX_MESSAGE)
+            .on_upgrade(move |socket| {
+                let span = tracing::info_span!("connection", bridge = BRIDGE, %peer);
+                tracing::Instrument::instrument(
+                    async move {
+                        session::websocket(state.shared, socket, peer.ip(), state.closing).await;
+                        drop(held);
+                    },
+                    span,
+                )
+            });
+    }
+    let Ok(bytes) = to_bytes(body, codec::MAX_MESSAGE).await else {
+        state.shared.counters.error("HTTP");
+        return (StatusCode::BAD_REQUEST, ILLEGAL).into_response();
+    };
+    let Ok(text) = std::str::from_utf8(&bytes) else {
+        state.shared.counters.error("HTTP");
+        return (StatusCode::BAD_REQUEST, ILLEGAL).into_response();
+    };
+    let mut conn = Conn::http(state.shared.clone(), peer.ip());
+    match conn.on_message(text).await {
+        Outcome::Illegal => (StatusCode::BAD_REQUEST, ILLEGAL).into_response(),
+        Outcome::Replies(replies) => match replies.into_iter().next() {
+            Some((_, json)) => Response::builder()
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(Body::from(json))
+                .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response()),
+            None => StatusCode::OK.into_response(),
+        },
+    }
 }

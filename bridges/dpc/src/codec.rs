@@ -40,6 +40,23 @@ pub fn parse_header(header: &[u8; HEADER_LEN]) -> Result<usize, FrameError> {
     Ok(len)
 }
 
+/// A decoded frame: the bytes it took and its JSON object.
+pub type Decoded = (usize, Map<String, Value>);
+
+/// One frame from the front of `buf`: the bytes it takes and its JSON object, or `None` when
+/// more bytes are needed. A bad header is refused as soon as its 15 bytes are there, so a huge
+/// announced length never makes a reader wait for (or buffer) the body.
+pub fn decode_frame(buf: &[u8]) -> Result<Option<Decoded>, FrameError> {
+    let Some(header) = buf.first_chunk::<HEADER_LEN>() else {
+        return Ok(None);
+    };
+    let len = parse_header(header)?;
+    let Some(body) = buf.get(HEADER_LEN..HEADER_LEN + len) else {
+        return Ok(None);
+    };
+    Ok(Some((HEADER_LEN + len, parse_body(body)?)))
+}
+
 /// Header and body in one buffer (so a single write carries both, as the readers need).
 pub fn frame(body: &Value) -> Vec<u8> {
     let json = python_json(body);
@@ -469,6 +486,28 @@ mod tests {
         );
         let other = parse_body(br#"{"op": 7, "args": {}}"#).unwrap();
         assert_eq!(AuthRequest::parse(&other), Err(FrameError::UnknownOp(7)));
+    }
+
+    #[test]
+    fn decode_frame_waits_for_whole_frames() {
+        let mut bytes = frame(&auth_reply(2, 3));
+        bytes.extend_from_slice(&frame(&not_found()));
+        for cut in 0..35 {
+            assert_eq!(decode_frame(&bytes[..cut]), Ok(None), "cut at {cut}");
+        }
+        let (used, first) = decode_frame(&bytes).unwrap().unwrap();
+        assert_eq!((used, Value::Object(first)), (35, auth_reply(2, 3)));
+        let (_, second) = decode_frame(&bytes[used..]).unwrap().unwrap();
+        assert_eq!(Value::Object(second), not_found());
+        assert_eq!(
+            decode_frame(b"99999999       {"),
+            Err(FrameError::TooLarge(99_999_999))
+        );
+        assert_eq!(decode_frame(b"x"), Ok(None));
+        assert_eq!(
+            decode_frame(b"1x             {"),
+            Err(FrameError::BadHeader)
+        );
     }
 
     #[test]

@@ -1,18 +1,40 @@
 //! The DPC protocol bridge (tkinter clients; auth 9999, chat 9998, file 9988).
 //!
 //! [`codec`] holds the framing, the Python-exact JSON writer and the typed requests and
-//! replies of all three servers; it does no I/O.
+//! replies of all three servers; it does no I/O. Each server has its session module; they
+//! share the remembered logins ([`logins`]) and the lobby stream ([`lobby`]).
 
+mod auth;
+mod chat;
 pub mod codec;
+mod file;
+mod lobby;
+mod logins;
+mod wire;
 
-use rosetta_bridge_kit::{Backend, settings::DpcSettings};
+use std::sync::Arc;
+
+use rosetta_bridge_kit::{Backend, serve_tcp, settings::DpcSettings};
 use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+pub use file::split_path;
+
+/// Slug of the public group that is the DPC chat room.
+pub const LOBBY_SLUG: &str = "dpc-lobby";
 
 /// The three servers' listeners.
 pub struct Listeners {
     pub auth: TcpListener,
     pub chat: TcpListener,
     pub file: TcpListener,
+}
+
+/// What the connections of all three servers share.
+struct Shared {
+    backend: Backend,
+    lobby: Arc<lobby::Lobby>,
+    logins: logins::Logins,
 }
 
 /// Serves DPC clients on the three listeners until `shutdown` completes.
@@ -22,7 +44,50 @@ pub async fn serve(
     settings: DpcSettings,
     shutdown: impl Future<Output = ()> + Send,
 ) {
-    let _ = (listeners, backend, settings);
-    shutdown.await;
-    unimplemented!("dpc session")
+    tracing::info!(
+        auth = %settings.auth_listen,
+        chat = %settings.chat_listen,
+        file = %settings.file_listen,
+        "DPC bridge starting"
+    );
+    let lobby = lobby::Lobby::new(backend.clone());
+    let shared = Arc::new(Shared {
+        logins: logins::Logins::new(backend.clone(), lobby.clone()),
+        backend,
+        lobby: lobby.clone(),
+    });
+    let stop = CancellationToken::new();
+    let follower = tokio::spawn(lobby.run(stop.clone()));
+    let (auth, chat, file) = (shared.clone(), shared.clone(), shared);
+    tokio::join!(
+        async {
+            shutdown.await;
+            stop.cancel();
+        },
+        serve_tcp(
+            "dpc",
+            listeners.auth,
+            stop.clone().cancelled_owned(),
+            move |stream, peer, conns| auth::serve(stream, peer, conns, auth.clone()),
+        ),
+        serve_tcp(
+            "dpc",
+            listeners.chat,
+            stop.clone().cancelled_owned(),
+            move |stream, peer, conns| chat::serve(stream, peer, conns, chat.clone()),
+        ),
+        serve_tcp(
+            "dpc",
+            listeners.file,
+            stop.clone().cancelled_owned(),
+            move |stream, peer, conns| file::serve(stream, peer, conns, file.clone()),
+        ),
+    );
+    let _ = follower.await;
+}
+
+/// The `ErrorInfo` reason of a failed call.
+fn reason(status: &tonic::Status) -> Option<String> {
+    use tonic_types::StatusExt as _;
+    status.get_details_error_info().map(|info| info.reason)
 }

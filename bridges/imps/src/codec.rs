@@ -42,6 +42,13 @@ pub struct Frame {
     pub body: Vec<u8>,
 }
 
+impl Frame {
+    /// Size on the wire, header included.
+    pub fn wire_len(&self) -> usize {
+        HEADER + 1 + self.body.len()
+    }
+}
+
 /// Stream reassembly for both directions.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct FrameCodec;
@@ -76,9 +83,13 @@ impl Decoder for FrameCodec {
 impl Encoder<Frame> for FrameCodec {
     type Error = CodecError;
 
+    /// Refuses a frame the peer's 10,240-byte buffer could never hold.
     fn encode(&mut self, frame: Frame, dst: &mut BytesMut) -> Result<(), CodecError> {
         let len =
             i32::try_from(frame.body.len() + 1).map_err(|_| CodecError::BadLength(i32::MAX))?;
+        if frame.wire_len() > MAX_FRAME {
+            return Err(CodecError::BadLength(len));
+        }
         dst.reserve(HEADER + 1 + frame.body.len());
         dst.put_slice(b"OK");
         dst.put_i32(len);
@@ -117,11 +128,52 @@ pub mod cmd {
     pub const C_PTP_VIDEO_RSP: u8 = 26;
     pub const S_PTP_VIDEO_RSP: u8 = 27;
     pub const C_IMAGE_REQ: u8 = 28;
+
+    /// The command's name for counters and spans.
+    pub fn name(cmd: u8) -> &'static str {
+        match cmd {
+            C_LOGIN_REQ => "C_LOGIN_REQ",
+            S_LOGIN_RSP => "S_LOGIN_RSP",
+            C_HEARTBEAT_REQ => "C_HEARTBEAT_REQ",
+            4 => "S_HEARTBEAT_RSP",
+            C_FRIENDLIST_REFURBISH_REQ => "C_FRIENDLIST_REFURBISH_REQ",
+            S_FRIENDLIST_REFURBISH_RSP => "S_FRIENDLIST_REFURBISH_RSP",
+            C_ADDFRIEND_REQ => "C_ADDFRIEND_REQ",
+            C_ADDFRIEND_RSP => "C_ADDFRIEND_RSP",
+            S_ADDFRIEND_REQ => "S_ADDFRIEND_REQ",
+            S_ADDFRIEND_RSP => "S_ADDFRIEND_RSP",
+            C_SEND_MSG => "C_SEND_MSG",
+            S_SEND_MSG => "S_SEND_MSG",
+            C_STATUS_NOTIFY => "C_STATUS_NOTIFY",
+            S_STATUS_NOTIFY => "S_STATUS_NOTIFY",
+            C_REGISTER => "C_REGISTER",
+            S_REGISTER => "S_REGISTER",
+            S_ERROR => "S_ERROR",
+            C_AUDIO_REQ => "C_AUDIO_REQ",
+            S_AUDIO_RSP => "S_AUDIO_RSP",
+            C_PTP_AUDIO_REQ => "C_PTP_AUDIO_REQ",
+            S_PTP_AUDIO_REQ => "S_PTP_AUDIO_REQ",
+            C_PTP_VIDEO_REQ => "C_PTP_VIDEO_REQ",
+            S_PTP_VIDEO_REQ => "S_PTP_VIDEO_REQ",
+            C_PTP_AUDIO_RSP => "C_PTP_AUDIO_RSP",
+            S_PTP_AUDIO_RSP => "S_PTP_AUDIO_RSP",
+            C_PTP_VIDEO_RSP => "C_PTP_VIDEO_RSP",
+            S_PTP_VIDEO_RSP => "S_PTP_VIDEO_RSP",
+            C_IMAGE_REQ => "C_IMAGE_REQ",
+            29 => "S_IMAGE_RSP",
+            _ => "unknown",
+        }
+    }
 }
 
 /// Status numbers on the wire.
 pub const ONLINE: u8 = 1;
 pub const OFFLINE: u8 = 2;
+/// Present but hidden (the client's `HIDE`).
+pub const HIDE: u8 = 3;
+
+/// The client cuts voice clips into chunks of exactly this size.
+pub const AUDIO_CHUNK: usize = 200;
 
 /// The end-of-clip marker of an audio stream.
 pub const AUDIO_END: &[u8] = b"KO";
@@ -175,9 +227,18 @@ impl<'a> Fields<'a> {
     }
 }
 
-/// GB2312 bytes to text. GB2312 is a subset of GBK, whose decoder we use; malformed sequences
-/// are refused rather than replaced.
+/// GB2312 bytes to text: ASCII, or two bytes in 0xA1..=0xFE (what the client's encoder can
+/// write). GBK's decoder does the mapping; anything else is refused rather than replaced, so
+/// that decoding and [`encode_gb2312`] are each other's inverse.
 pub fn decode_gb2312(bytes: &[u8]) -> Result<String, CodecError> {
+    let mut rest = bytes;
+    while let Some((&first, tail)) = rest.split_first() {
+        rest = match (first, tail) {
+            (0..=0x7F, _) => tail,
+            (0xA1..=0xF7, [0xA1..=0xFE, tail @ ..]) => tail,
+            _ => return Err(CodecError::Encoding),
+        };
+    }
     encoding_rs::GBK
         .decode_without_bom_handling_and_without_replacement(bytes)
         .map(|text| text.into_owned())
@@ -352,20 +413,146 @@ impl ClientMessage {
                 ip: f.string()?,
                 port: f.i32()?,
             },
-            C_PTP_AUDIO_RSP | C_PTP_VIDEO_RSP => Self::CallAnswer {
-                user,
-                friend: f.string()?,
-                video: frame.cmd == C_PTP_VIDEO_RSP,
-                accept: f.i32()? == 1,
-                ip: f.string()?,
-                port: f.i32()?,
-            },
+            C_PTP_AUDIO_RSP | C_PTP_VIDEO_RSP => {
+                let friend = f.string()?;
+                let accept = f.i32()? == 1;
+                // A client without an address writes neither the address nor the port.
+                let (ip, port) = if f.buf.is_empty() {
+                    (String::new(), 0)
+                } else {
+                    (f.string()?, f.i32()?)
+                };
+                Self::CallAnswer {
+                    user,
+                    friend,
+                    video: frame.cmd == C_PTP_VIDEO_RSP,
+                    accept,
+                    ip,
+                    port,
+                }
+            }
             C_IMAGE_REQ => Self::Image {
                 user,
                 friend: f.string()?,
             },
             _ => return Ok(None),
         }))
+    }
+}
+
+impl ClientMessage {
+    /// The frame the real client writes for this message (tests, benchmarks, fuzzing).
+    pub fn encode(&self) -> Frame {
+        use cmd::*;
+        let mut b = Vec::new();
+        let cmd = match self {
+            Self::Register {
+                user,
+                password,
+                gender,
+                email,
+            } => {
+                put_string(&mut b, user);
+                put_string(&mut b, password);
+                b.extend_from_slice(&gender.to_be_bytes());
+                put_string(&mut b, email);
+                C_REGISTER
+            }
+            Self::Login { user, password } => {
+                put_string(&mut b, user);
+                put_string(&mut b, password);
+                C_LOGIN_REQ
+            }
+            Self::Heartbeat { user, fixes } => {
+                put_string(&mut b, user);
+                b.extend_from_slice(&(fixes.len() as i64).to_be_bytes());
+                for fix in fixes {
+                    put_string(&mut b, &fix.time);
+                    b.extend_from_slice(&fix.lat_e6.to_be_bytes());
+                    b.extend_from_slice(&fix.lon_e6.to_be_bytes());
+                }
+                C_HEARTBEAT_REQ
+            }
+            Self::FriendList { user } => {
+                put_string(&mut b, user);
+                C_FRIENDLIST_REFURBISH_REQ
+            }
+            Self::AddFriend { user, friend } => {
+                put_string(&mut b, user);
+                put_string(&mut b, friend);
+                C_ADDFRIEND_REQ
+            }
+            Self::AnswerFriend {
+                user,
+                friend,
+                accept,
+            } => {
+                put_string(&mut b, user);
+                put_string(&mut b, friend);
+                b.extend_from_slice(&i32::from(*accept).to_be_bytes());
+                C_ADDFRIEND_RSP
+            }
+            Self::SendMessage { user, friend, text } => {
+                put_string(&mut b, user);
+                put_string(&mut b, friend);
+                put_string(&mut b, text);
+                C_SEND_MSG
+            }
+            Self::Status { user, status } => {
+                put_string(&mut b, user);
+                b.extend_from_slice(&[0, *status]);
+                C_STATUS_NOTIFY
+            }
+            Self::Audio { user, friend, data } => {
+                put_string(&mut b, user);
+                put_string(&mut b, friend);
+                b.extend_from_slice(&(data.len() as i64).to_be_bytes());
+                b.extend_from_slice(data);
+                C_AUDIO_REQ
+            }
+            Self::CallInvite {
+                user,
+                friend,
+                video,
+                ip,
+                port,
+            } => {
+                put_string(&mut b, user);
+                put_string(&mut b, friend);
+                put_string(&mut b, ip);
+                b.extend_from_slice(&port.to_be_bytes());
+                if *video {
+                    C_PTP_VIDEO_REQ
+                } else {
+                    C_PTP_AUDIO_REQ
+                }
+            }
+            Self::CallAnswer {
+                user,
+                friend,
+                video,
+                accept,
+                ip,
+                port,
+            } => {
+                put_string(&mut b, user);
+                put_string(&mut b, friend);
+                b.extend_from_slice(&i32::from(*accept).to_be_bytes());
+                put_string(&mut b, ip);
+                b.extend_from_slice(&port.to_be_bytes());
+                if *video {
+                    C_PTP_VIDEO_RSP
+                } else {
+                    C_PTP_AUDIO_RSP
+                }
+            }
+            Self::Image { user, friend } => {
+                put_string(&mut b, user);
+                put_string(&mut b, friend);
+                C_IMAGE_REQ
+            }
+        };
+        Frame { cmd, body: b }
     }
 }
 
@@ -412,6 +599,12 @@ pub enum ServerMessage {
         code: i32,
         extra: Option<i32>,
     },
+    /// One chunk of a voice clip (or [`AUDIO_END`]); the shipped client ignores it.
+    Audio {
+        from: String,
+        data: Vec<u8>,
+        time: String,
+    },
     CallInvite {
         from: String,
         ip: String,
@@ -443,6 +636,9 @@ pub enum ServerMessage {
 /// Error codes the client knows.
 pub mod error {
     pub const USER_EXISTS: i32 = 1;
+    pub const NO_SUCH_USER: i32 = 2;
+    pub const NOT_ALLOWED: i32 = 3;
+    pub const ALREADY_LOGGED_IN: i32 = 4;
     pub const OFFLINE: i32 = 5;
     pub const BAD_CREDENTIALS: i32 = 6;
     pub const ELSEWHERE: i32 = 7;
@@ -513,6 +709,13 @@ impl ServerMessage {
                     b.extend_from_slice(&extra.to_be_bytes());
                 }
                 S_ERROR
+            }
+            Self::Audio { from, data, time } => {
+                put_string(&mut b, from);
+                b.extend_from_slice(&(data.len() as i64).to_be_bytes());
+                b.extend_from_slice(data);
+                put_string(&mut b, time);
+                S_AUDIO_RSP
             }
             Self::CallInvite { from, ip, port } => {
                 put_string(&mut b, from);
@@ -744,6 +947,100 @@ mod tests {
         // Emoji and characters outside GB2312 (here one only GBK has) become '?'.
         assert_eq!(encode_gb2312("a😀丂"), b"a??".to_vec());
         assert_eq!(decode_gb2312(&[0xc4]), Err(CodecError::Encoding));
+        // GBK-only bytes (丂 is 81 40) and the lone 0x80 are not GB2312.
+        assert_eq!(decode_gb2312(&[0x81, 0x40]), Err(CodecError::Encoding));
+        assert_eq!(decode_gb2312(&[0x80]), Err(CodecError::Encoding));
+    }
+
+    #[test]
+    fn client_messages_round_trip_and_alternative_forms() {
+        let all = [
+            ClientMessage::Login {
+                user: "小明".into(),
+                password: "123".into(),
+            },
+            ClientMessage::AddFriend {
+                user: "a".into(),
+                friend: "b".into(),
+            },
+            ClientMessage::Audio {
+                user: "a".into(),
+                friend: "b".into(),
+                data: AUDIO_END.to_vec(),
+            },
+            ClientMessage::CallInvite {
+                user: "a".into(),
+                friend: "b".into(),
+                video: true,
+                ip: "fe80::1".into(),
+                port: 1300,
+            },
+            ClientMessage::CallAnswer {
+                user: "a".into(),
+                friend: "b".into(),
+                video: false,
+                accept: true,
+                ip: "10.0.0.2".into(),
+                port: 1300,
+            },
+            ClientMessage::Image {
+                user: "a".into(),
+                friend: "b".into(),
+            },
+        ];
+        for message in all {
+            assert_eq!(ClientMessage::decode(&message.encode()), Ok(Some(message)));
+        }
+        // The seed's 1-byte status.
+        let seed = Frame {
+            cmd: cmd::C_STATUS_NOTIFY,
+            body: hex("00 00 00 00 00 00 00 01 61 02"),
+        };
+        assert_eq!(
+            ClientMessage::decode(&seed),
+            Ok(Some(ClientMessage::Status {
+                user: "a".into(),
+                status: OFFLINE
+            }))
+        );
+        // A call answer without address and port.
+        let bare = Frame {
+            cmd: cmd::C_PTP_VIDEO_RSP,
+            body: hex("00 00 00 00 00 00 00 01 62 00 00 00 00 00 00 00 01 61 00 00 00 00"),
+        };
+        assert_eq!(
+            ClientMessage::decode(&bare),
+            Ok(Some(ClientMessage::CallAnswer {
+                user: "b".into(),
+                friend: "a".into(),
+                video: true,
+                accept: false,
+                ip: String::new(),
+                port: 0
+            }))
+        );
+    }
+
+    #[test]
+    fn audio_push_layout_and_the_frame_cap() {
+        assert_eq!(
+            wire(&ServerMessage::Audio {
+                from: "a".into(),
+                data: AUDIO_END.to_vec(),
+                time: "t".into()
+            }),
+            hex(
+                "4f 4b 00 00 00 1d 13 00 00 00 00 00 00 00 01 61 00 00 00 00 00 00 00 02 4b 4f 00 00 00 00 00 00 00 01 74"
+            )
+        );
+        let huge = Frame {
+            cmd: cmd::S_SEND_MSG,
+            body: vec![0; MAX_FRAME],
+        };
+        assert_eq!(
+            FrameCodec.encode(huge, &mut BytesMut::new()),
+            Err(CodecError::BadLength(MAX_FRAME as i32 + 1))
+        );
     }
 
     #[test]

@@ -1,12 +1,20 @@
 //! The IMPS protocol bridge (SysOfIMPS Android clients, TCP 1200).
 //!
 //! [`codec`] reassembles frames from the byte stream (a `tokio_util` codec) and turns them into
-//! typed messages and back, byte for byte as the real client reads and writes them.
+//! typed messages and back, byte for byte as the real client reads and writes them. The session
+//! (one task per connection) turns those messages into calls to the canonical services and the
+//! logged-in user's `Subscribe` events into the client's pushes.
 
 pub mod codec;
+mod names;
+mod session;
 
-use rosetta_bridge_kit::{Backend, settings::ImpsSettings};
+use std::sync::Arc;
+
+use rosetta_bridge_kit::{Backend, serve_tcp, settings::ImpsSettings};
 use tokio::net::TcpListener;
+
+pub use names::{alias_id, display_name};
 
 /// Serves imps clients on `listener` until `shutdown` completes.
 pub async fn serve(
@@ -15,7 +23,9 @@ pub async fn serve(
     settings: ImpsSettings,
     shutdown: impl Future<Output = ()> + Send,
 ) {
-    let _ = (listener, backend, settings);
-    shutdown.await;
-    unimplemented!("imps session")
+    let shared = Arc::new(session::Shared::new(backend, &settings));
+    serve_tcp("imps", listener, shutdown, move |stream, peer, conns| {
+        session::run(shared.clone(), stream, peer, conns)
+    })
+    .await;
 }

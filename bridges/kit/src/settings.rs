@@ -25,6 +25,13 @@ pub struct BridgesSettings {
 pub struct PipeSettings {
     pub enabled: bool,
     pub listen: SocketAddr,
+    /// Minimum gap between two messages written to one socket, in milliseconds. The protocol
+    /// has no framing, so the client can only tell messages apart by their separate arrival.
+    pub write_gap_ms: u64,
+    /// Answer `get_group_info` in the seed document's layout
+    /// (`groupinfo|gid|name|count|admin|…`) instead of the real server's
+    /// (`group_detail_info|gid|<name><count>|admin|…`), for clients built from the document.
+    pub group_info_doc_layout: bool,
 }
 
 impl Default for PipeSettings {
@@ -32,6 +39,8 @@ impl Default for PipeSettings {
         Self {
             enabled: true,
             listen: SocketAddr::new(ANY, 8263),
+            write_gap_ms: 100,
+            group_info_doc_layout: false,
         }
     }
 }
@@ -40,9 +49,13 @@ impl Default for PipeSettings {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct DpcSettings {
+    /// Whether `rosetta all` starts the bridge.
     pub enabled: bool,
+    /// Auth server (login check, SMS code, register); the client dials 127.0.0.1:9999.
     pub auth_listen: SocketAddr,
+    /// Chat server (the shared lobby); the client dials 127.0.0.1:9998.
     pub chat_listen: SocketAddr,
+    /// File server (upload, listing, download); the client dials 127.0.0.1:9988.
     pub file_listen: SocketAddr,
 }
 
@@ -61,8 +74,13 @@ impl Default for DpcSettings {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ImpsSettings {
+    /// Started by `rosetta all`.
     pub enabled: bool,
+    /// TCP address of the binary protocol (the client is built for port 1200).
     pub listen: SocketAddr,
+    /// A logged-in client that sends no heartbeat for this long is declared offline and its
+    /// friends are told (the legacy server's 5 minutes); its next heartbeat brings it back.
+    pub heartbeat_timeout_ms: u64,
 }
 
 impl Default for ImpsSettings {
@@ -70,6 +88,7 @@ impl Default for ImpsSettings {
         Self {
             enabled: true,
             listen: SocketAddr::new(ANY, 1200),
+            heartbeat_timeout_ms: 300_000,
         }
     }
 }
@@ -80,6 +99,10 @@ impl Default for ImpsSettings {
 pub struct OurChatSettings {
     pub enabled: bool,
     pub listen: SocketAddr,
+    /// Push incoming messages and new sessions to every connection from its login on. Off by
+    /// default: the real (2024-07-31) client aborts on any frame it did not ask for, so only
+    /// connections that opt in (document-form login, `"push": true`) get pushes.
+    pub pushes: bool,
 }
 
 impl Default for OurChatSettings {
@@ -87,6 +110,7 @@ impl Default for OurChatSettings {
         Self {
             enabled: true,
             listen: SocketAddr::new(ANY, 7777),
+            pushes: false,
         }
     }
 }
@@ -95,7 +119,9 @@ impl Default for OurChatSettings {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct CloudChatSettings {
+    /// Started by `rosetta all`.
     pub enabled: bool,
+    /// WebSocket and plain HTTP on one port, as the original (14514 on all interfaces).
     pub listen: SocketAddr,
 }
 

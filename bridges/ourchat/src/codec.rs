@@ -70,12 +70,16 @@ pub enum Request {
         email: String,
         password: String,
         name: Option<String>,
+        /// The code from a [`Request::GenerateVerify`] that named the address.
         code: Option<String>,
     },
     Login {
         login_type: LoginType,
         account: String,
         password: String,
+        /// The client reads pushes: it sent the document's form (with `time`, which the real
+        /// client never sends) or asked with `"push": true`.
+        pushes: bool,
     },
     Text {
         target: Target,
@@ -114,7 +118,7 @@ pub fn decode(text: &str) -> Result<Request, DecodeError> {
             email: string("email").ok_or_else(|| bad("email"))?,
             password: string("password").ok_or_else(|| bad("password"))?,
             name: string("name"),
-            code: string("verify_code").or_else(|| string("code")),
+            code: string("verify_code").or_else(|| string("verification_code")),
         },
         code::LOGIN => {
             let login_type = match map.get("login_type") {
@@ -139,6 +143,8 @@ pub fn decode(text: &str) -> Result<Request, DecodeError> {
                 login_type,
                 account,
                 password: string("password").ok_or_else(|| bad("password"))?,
+                pushes: map.contains_key("time")
+                    || map.get("push").and_then(Value::as_bool) == Some(true),
             }
         }
         code::TEXT => {
@@ -193,6 +199,31 @@ pub fn decode(text: &str) -> Result<Request, DecodeError> {
         code::UNREGISTER => Request::Unregister,
         other => return Err(DecodeError::UnknownCode(other)),
     })
+}
+
+impl Request {
+    /// The command name used for spans and counters.
+    pub fn command(&self) -> &'static str {
+        match self {
+            Request::ServerStatus => "server_status",
+            Request::GenerateVerify { .. } => "generate_verify",
+            Request::Register { .. } => "register",
+            Request::Login { .. } => "login",
+            Request::Text { .. } => "text",
+            Request::NewSession { .. } => "new_session",
+            Request::AccountInfo { .. } => "account_info",
+            Request::Unregister => "unregister",
+        }
+    }
+}
+
+/// Codes only the seed document's clients send (the real client never does): a connection
+/// that uses one reads pushes.
+pub fn is_document_only(code: i64) -> bool {
+    matches!(
+        code,
+        code::TEXT | code::NEW_SESSION | code::ACCOUNT_INFO | code::UNREGISTER
+    )
 }
 
 /// An ocid is a string; the document types it as a number, so accept both.
@@ -317,7 +348,8 @@ mod tests {
             Ok(Request::Login {
                 login_type: LoginType::Ocid,
                 account: "aB3dE5gH7j".into(),
-                password: hash.into()
+                password: hash.into(),
+                pushes: false
             })
         );
         let failed: Value =
@@ -333,7 +365,8 @@ mod tests {
             Request::Login {
                 login_type: LoginType::Email,
                 account: "a@b.c".into(),
-                password: "x".into()
+                password: "x".into(),
+                pushes: true
             }
         );
         let text = decode(r#"{"code": 0, "time": 1, "sender": {"ocid": "aB3dE5gH7j", "private_id": "Zx9Yw8Vu7T"}, "msg": "hi"}"#).unwrap();
@@ -359,6 +392,102 @@ mod tests {
             Request::NewSession {
                 members: vec!["aB3dE5gH7j".into(), "12".into()]
             }
+        );
+    }
+
+    /// Pseudo-random texts with quotes, escapes, control and non-ASCII characters.
+    fn texts() -> impl Iterator<Item = String> {
+        const ALPHABET: &[char] = &[
+            'a', 'Z', '0', ' ', '"', '\\', '\n', '\u{0}', '\u{1f}', 'é', '中', '😀', '|', '{', '}',
+        ];
+        let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+        (0..500).map(move |i| {
+            (0..i % 40)
+                .map(|_| {
+                    seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+                    ALPHABET[(seed >> 33) as usize % ALPHABET.len()]
+                })
+                .collect()
+        })
+    }
+
+    #[test]
+    fn pushed_text_decodes_back() {
+        for (i, text) in texts().enumerate() {
+            let target = if i % 2 == 0 {
+                Target::User(text.chars().rev().collect())
+            } else {
+                Target::Group(i as i64 * 7_919 - 1_000)
+            };
+            let pushed = text_push(1_722_441_600, i as i64, "aB3dE5gH7j", &target, &text);
+            assert_eq!(
+                decode(&pushed),
+                Ok(Request::Text { target, msg: text }),
+                "{pushed}"
+            );
+        }
+    }
+
+    #[test]
+    fn replies_carry_integer_code_and_both_status_keys() {
+        for status in 0..3 {
+            for frame in [
+                server_status(status),
+                verify_status(status),
+                account_reply(code::REGISTER_RESPONSE, status, None),
+                unregister_reply(status),
+            ] {
+                let value: Value = serde_json::from_str(&frame).unwrap();
+                assert!(value["code"].is_i64(), "{frame}");
+                assert_eq!(value["status"], status, "{frame}");
+                assert_eq!(value["state"], status, "{frame}");
+            }
+        }
+        let created: Value = serde_json::from_str(&new_session(Some(3), 1, "")).unwrap();
+        assert_eq!(
+            (
+                &created["status"],
+                &created["success"],
+                &created["session_id"]
+            ),
+            (&json!(0), &json!(true), &json!(3))
+        );
+        let failed: Value = serde_json::from_str(&new_session(None, 1, "why")).unwrap();
+        assert_eq!(
+            (&failed["status"], &failed["success"], &failed["msg"]),
+            (&json!(1), &json!(false), &json!("why"))
+        );
+    }
+
+    #[test]
+    fn register_takes_a_verification_code() {
+        assert_eq!(
+            decode(
+                r#"{"code": 4, "time": 1, "email": "a@b.c", "password": "p", "name": "A", "verify_code": "123456"}"#
+            ),
+            Ok(Request::Register {
+                email: "a@b.c".into(),
+                password: "p".into(),
+                name: Some("A".into()),
+                code: Some("123456".into())
+            })
+        );
+        assert_eq!(
+            decode(r#"{"code": 14, "email": "a@b.c"}"#),
+            Ok(Request::GenerateVerify {
+                email: Some("a@b.c".into())
+            })
+        );
+        let login =
+            decode(r#"{"code": 6, "account": "aB3dE5gH7j", "password": "p", "push": true}"#);
+        assert_eq!(
+            login,
+            Ok(Request::Login {
+                login_type: LoginType::Ocid,
+                account: "aB3dE5gH7j".into(),
+                password: "p".into(),
+                pushes: true
+            })
         );
     }
 

@@ -1,11 +1,14 @@
 //! The OurChat protocol bridge (PyQt clients, WebSocket 7777).
 //!
 //! [`codec`] turns one text frame into a typed request, accepting both the real client's form
-//! and the seed document's, and builds the replies the client reads.
+//! and the seed document's, and builds the replies the client reads. [`session`] runs one
+//! WebSocket connection: requests become calls on the canonical services, and a `Subscribe`
+//! stream while logged in becomes pushes for the clients that can read them.
 
 pub mod codec;
+pub mod session;
 
-use rosetta_bridge_kit::{Backend, settings::OurChatSettings};
+use rosetta_bridge_kit::{Backend, serve_tcp, settings::OurChatSettings};
 use tokio::net::TcpListener;
 
 /// Serves ourchat clients on `listener` until `shutdown` completes.
@@ -15,7 +18,8 @@ pub async fn serve(
     settings: OurChatSettings,
     shutdown: impl Future<Output = ()> + Send,
 ) {
-    let _ = (listener, backend, settings);
-    shutdown.await;
-    unimplemented!("ourchat session")
+    serve_tcp("ourchat", listener, shutdown, move |stream, peer, conns| {
+        session::run(stream, peer, backend.clone(), settings.clone(), conns)
+    })
+    .await;
 }

@@ -9,8 +9,8 @@ use std::fmt::Write as _;
 /// Why a read could not be turned into a request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ParseError {
-    /// Not UTF-8.
-    Encoding,
+    /// Not UTF-8; carries the command when its name (before the first `|`) is readable.
+    Encoding(Option<Command>),
     /// No `|` and not a known bare command, or nothing at all.
     Empty,
     /// A known command with too few fields; carries the command for its error reply.
@@ -44,6 +44,32 @@ pub enum Command {
 }
 
 impl Command {
+    /// The command's name on the wire, also its label in the counters.
+    pub const fn name(self) -> &'static str {
+        use Command::*;
+        match self {
+            Register => "register",
+            Login => "login",
+            UpdateProfile => "update_profile",
+            ForgetPasswd => "forget_passwd",
+            GetUserInfo => "get_user_info",
+            GetUserFriend => "get_user_friend",
+            GetUserGroup => "get_user_group",
+            GetGroupInfo => "get_group_info",
+            AddFriend => "add_friend",
+            DelFriend => "del_friend",
+            HandFriendRequest => "hand_friend_request",
+            CreateGroup => "create_group",
+            JoinGroup => "join_group",
+            HandGroupRequest => "hand_group_request",
+            SendMessage => "send_message",
+            SendFile => "send_file",
+            GetUnreadFriendRequest => "get_unread_friend_request",
+            GetUnreadGroupRequest => "get_unread_group_request",
+            GetUnreadMessage => "get_unread_message",
+        }
+    }
+
     fn from_name(name: &str) -> Option<Self> {
         use Command::*;
         Some(match name {
@@ -72,13 +98,18 @@ impl Command {
 
     /// The reply the real server sends when the (uid, token) pair does not match (pipe.md §3).
     pub fn token_error(self) -> Reply {
-        use Command::*;
+        Reply::TokenError(self)
+    }
+
+    /// The reply to a request of this command whose fields cannot be read: the commands
+    /// without a token fail with their own error, the others with their token error (a
+    /// missing or shifted field leaves the real server without the token).
+    pub fn malformed(self) -> Reply {
         match self {
-            GetUserFriend => Reply::Raw("get_user_friend|您无权进行此操作！".into()),
-            GetUserGroup | GetGroupInfo | AddFriend | JoinGroup => {
-                Reply::Raw("token_error|token错误，请重新登录！".into())
-            }
-            _ => Reply::Raw("update_profile_error|token错误，请重新登录！".into()),
+            Command::Register => Reply::RegisterError,
+            Command::Login => Reply::LoginError,
+            Command::ForgetPasswd => Reply::UpPassError,
+            other => other.token_error(),
         }
     }
 }
@@ -180,9 +211,10 @@ pub enum Request {
         note: String,
     },
     /// HEAD form: `admin|applicant|group|flag|token`. Seed form: `applicant|group|flag|token`,
-    /// where the admin is whoever owns the token (`applicant` is then `auth.uid`).
+    /// where the admin is whoever owns the token (`admin` is then `None`).
     HandGroupRequest {
-        auth: Auth,
+        admin: Option<Id>,
+        token: String,
         applicant: Id,
         group: Id,
         flag: String,
@@ -200,6 +232,9 @@ pub enum Request {
         receiver: Id,
         rest: String,
     },
+    /// The seed document's in-band form `type|uid1|uid2|time|id|data|token`, which no version
+    /// of the real server implemented.
+    SendFileInBand,
     /// Bare (seed) form has no auth: the session's login applies.
     GetUnreadFriendRequest {
         auth: Option<Auth>,
@@ -212,9 +247,40 @@ pub enum Request {
     },
 }
 
+impl Request {
+    /// The command this request is of.
+    pub fn command(&self) -> Command {
+        use Command as C;
+        match self {
+            Request::Register { .. } => C::Register,
+            Request::Login { .. } => C::Login,
+            Request::UpdateProfile { .. } => C::UpdateProfile,
+            Request::ForgetPasswd { .. } => C::ForgetPasswd,
+            Request::GetUserInfo { .. } => C::GetUserInfo,
+            Request::GetUserFriend { .. } => C::GetUserFriend,
+            Request::GetUserGroup { .. } => C::GetUserGroup,
+            Request::GetGroupInfo { .. } => C::GetGroupInfo,
+            Request::AddFriend { .. } => C::AddFriend,
+            Request::DelFriend { .. } => C::DelFriend,
+            Request::HandFriendRequest { .. } => C::HandFriendRequest,
+            Request::CreateGroup { .. } => C::CreateGroup,
+            Request::JoinGroup { .. } => C::JoinGroup,
+            Request::HandGroupRequest { .. } => C::HandGroupRequest,
+            Request::SendMessage { .. } => C::SendMessage,
+            Request::SendFile { .. } | Request::SendFileInBand => C::SendFile,
+            Request::GetUnreadFriendRequest { .. } => C::GetUnreadFriendRequest,
+            Request::GetUnreadGroupRequest { .. } => C::GetUnreadGroupRequest,
+            Request::GetUnreadMessage { .. } => C::GetUnreadMessage,
+        }
+    }
+}
+
 /// Parses one read. Trailing CR, LF and NUL are ignored; interior spaces are kept.
 pub fn parse(bytes: &[u8]) -> Result<Request, ParseError> {
-    let text = std::str::from_utf8(bytes).map_err(|_| ParseError::Encoding)?;
+    let text = std::str::from_utf8(bytes).map_err(|_| {
+        let name = bytes.split(|&b| b == b'|').next().unwrap_or_default();
+        ParseError::Encoding(std::str::from_utf8(name).ok().and_then(Command::from_name))
+    })?;
     let text = text.trim_end_matches(['\r', '\n', '\0']);
     if text.is_empty() {
         return Err(ParseError::Empty);
@@ -318,13 +384,15 @@ fn parse_fields(command: Command, f: &[&str]) -> Option<Request> {
             note: text(2, 1)?,
         },
         C::HandGroupRequest if f.len() >= 5 => Request::HandGroupRequest {
-            auth: auth(0, 4)?,
+            admin: Some(id(0)?),
+            token: s(4)?,
             applicant: id(1)?,
             group: id(2)?,
             flag: s(3)?,
         },
         C::HandGroupRequest if f.len() == 4 => Request::HandGroupRequest {
-            auth: auth(0, 3)?,
+            admin: None,
+            token: s(3)?,
             applicant: id(0)?,
             group: id(1)?,
             flag: s(2)?,
@@ -336,6 +404,9 @@ fn parse_fields(command: Command, f: &[&str]) -> Option<Request> {
             time: s(3)?,
             data: text(4, 1)?,
         },
+        // In the relay form the second field is the token, never all digits; in the seed form
+        // it is the sender's uid.
+        C::SendFile if f.len() >= 7 && id(1).is_some() => Request::SendFileInBand,
         C::SendFile if f.len() >= 4 => Request::SendFile {
             auth: auth(0, 1)?,
             receiver: id(2)?,
@@ -403,6 +474,8 @@ pub enum Reply {
         unread: u64,
     },
     LoginError,
+    /// The login could not be completed for a reason other than the credentials.
+    LoginFailed,
     UpdateProfileSucc,
     UpdateProfileError,
     UpPassSucc,
@@ -495,11 +568,68 @@ pub enum Reply {
         from: String,
         rest: String,
     },
-    /// A literal line (per-command token errors).
-    Raw(String),
+    /// `send_file_error|…`: the seed document's in-band file form.
+    SendFileUnsupported,
+    /// The per-command reply to a (uid, token) pair that does not match.
+    TokenError(Command),
 }
 
 impl Reply {
+    /// The reply's name (its first field), the label of the outgoing-frame counter.
+    pub fn name(&self) -> &'static str {
+        use Reply::*;
+        match self {
+            RegisterSucc => "register_succ",
+            RegisterError => "register_error",
+            LoginSucc { .. } => "login_succ",
+            LoginError | LoginFailed => "login_error",
+            UpdateProfileSucc => "update_profile_succ",
+            UpdateProfileError | GroupNotFound => "update_profile_error",
+            UpPassSucc => "up_pass_succ",
+            UpPassError => "up_pass_error",
+            UserInfo { own: true, .. } => "userinfo",
+            UserInfo { own: false, .. } | UnknownUserInfo => "friend_detail_info",
+            FriendInfo { .. } => "friendinfo",
+            GroupInfo { .. } => "groupinfo",
+            GroupDetail {
+                doc_layout: true, ..
+            } => "groupinfo",
+            GroupDetail { .. } => "group_detail_info",
+            AddFriendSucc => "add_friend_succ",
+            AddFriendError(_) => "add_friend_error",
+            DelFriendSucc => "del_friend_succ",
+            DelFriendError => "del_friend_error",
+            HandFriendRequestSucc { .. } => "hand_friend_request_succ",
+            HandFriendRequestError(_) => "hand_friend_request_error",
+            CreateGroupSucc { .. } => "create_group_succ",
+            CreateGroupError(_) => "create_group_error",
+            JoinGroupSucc => "join_group_succ",
+            JoinGroupError(_) => "join_group_error",
+            HandGroupRequestSucc { .. } => "hand_group_request_succ",
+            HandGroupRequestError(_) => "hand_group_request_error",
+            SendMessageSucc { .. } => "send_message_succ",
+            SendMessageError(_) => "send_message_error",
+            SendFile { .. } => "send_file",
+            SendFileUnsupported => "send_file_error",
+            UnreadFriendRequests(_) => "unread_friend_request",
+            UnreadGroupRequests(_) => "unread_group_request",
+            UnreadPrivate { .. } | UnreadGroup { .. } => "unread_message",
+            NoUnreadMessage => "no_unread_message",
+            PrivateMessage { .. } | GroupMessage { .. } => "message",
+            FriendRequest { .. } => "friend_request",
+            GroupRequest { .. } => "group_request",
+            FileOffer { .. } => "file",
+            TokenError(Command::GetUserFriend) => "get_user_friend",
+            TokenError(
+                Command::GetUserGroup
+                | Command::GetGroupInfo
+                | Command::AddFriend
+                | Command::JoinGroup,
+            ) => "token_error",
+            TokenError(_) => "update_profile_error",
+        }
+    }
+
     pub fn to_bytes(&self) -> Vec<u8> {
         self.render().into_bytes()
     }
@@ -520,6 +650,7 @@ impl Reply {
                 format!("login_succ|登录成功!|{}|{token}|{unread}", padded_uid(*uid))
             }
             LoginError => "login_error|用户名或密码错误！".into(),
+            LoginFailed => "login_error|登录失败！".into(),
             UpdateProfileSucc => "update_profile_succ|修改成功！".into(),
             UpdateProfileError => "update_profile_error|修改失败！".into(),
             UpPassSucc => "up_pass_succ|修改成功！".into(),
@@ -623,7 +754,15 @@ impl Reply {
             FriendRequest { from, note } => format!("friend_request|{from}|{note}"),
             GroupRequest { from, group, note } => format!("group_request|{from}|{group}|{note}"),
             FileOffer { from, rest } => format!("file|{from}|{rest}"),
-            Raw(line) => line.clone(),
+            SendFileUnsupported => "send_file_error|不支持此发送方式！".into(),
+            TokenError(Command::GetUserFriend) => "get_user_friend|您无权进行此操作！".into(),
+            TokenError(
+                Command::GetUserGroup
+                | Command::GetGroupInfo
+                | Command::AddFriend
+                | Command::JoinGroup,
+            ) => "token_error|token错误，请重新登录！".into(),
+            TokenError(_) => "update_profile_error|token错误，请重新登录！".into(),
         }
     }
 }
@@ -708,6 +847,57 @@ mod tests {
     }
 
     #[test]
+    fn per_command_token_errors() {
+        assert_eq!(
+            Command::GetUserFriend.token_error().render(),
+            "get_user_friend|您无权进行此操作！"
+        );
+        for command in [
+            Command::GetUserGroup,
+            Command::GetGroupInfo,
+            Command::AddFriend,
+            Command::JoinGroup,
+        ] {
+            assert_eq!(
+                command.token_error().render(),
+                "token_error|token错误，请重新登录！"
+            );
+            assert_eq!(command.token_error().name(), "token_error");
+        }
+        assert_eq!(
+            Command::SendMessage.token_error().render(),
+            "update_profile_error|token错误，请重新登录！"
+        );
+        assert_eq!(Command::Login.malformed(), Reply::LoginError);
+    }
+
+    /// Ids outside 100–999 render as the real server's ZEROFILL column and `00` prefix would.
+    #[test]
+    fn ids_beyond_three_digits() {
+        assert_eq!(padded_uid(7), "00007");
+        assert_eq!(padded_uid(1234), "01234");
+        assert_eq!(padded_uid(123_456), "123456");
+        assert_eq!(
+            Reply::FriendInfo {
+                friends: vec![7, 1234, 123_456]
+            }
+            .render(),
+            "friendinfo|3|007|001234|00123456"
+        );
+        let login = Reply::LoginSucc {
+            uid: 1234,
+            token: "aB3dE5fG7hJ9kL1m".into(),
+            unread: 2,
+        };
+        assert_eq!(
+            login.render(),
+            "login_succ|登录成功!|01234|aB3dE5fG7hJ9kL1m|2"
+        );
+        // Compared numerically on input.
+        assert_eq!(id("01234").value, id("1234").value);
+    }
+
+    #[test]
     fn parses_both_request_forms() {
         let register =
             parse(b"register|alice|e10adc3949ba59abbe56e057f20f883e|Alice|3|hello|1|cat|0")
@@ -737,9 +927,25 @@ mod tests {
             Request::GetUnreadMessage { auth: None }
         );
         let doc_hand = parse(b"hand_group_request|00125|4001|0|tok").unwrap();
-        assert!(
-            matches!(doc_hand, Request::HandGroupRequest { ref applicant, .. } if applicant.value == 125)
+        assert!(matches!(
+            doc_hand,
+            Request::HandGroupRequest { admin: None, ref applicant, ref token, .. }
+                if applicant.value == 125 && token == "tok"
+        ));
+        let head_hand = parse(b"hand_group_request|00124|00125|4001|0|tok").unwrap();
+        assert!(matches!(
+            head_hand,
+            Request::HandGroupRequest { admin: Some(ref admin), ref applicant, .. }
+                if admin.value == 124 && applicant.value == 125
+        ));
+        assert_eq!(
+            parse(b"send_file|0|00124|00125|t|1|data|tok").unwrap(),
+            Request::SendFileInBand
         );
+        assert!(matches!(
+            parse(b"send_file|00124|aB3dE5fG7hJ9kL1m|00125|10.0.0.1|9000|a.txt|12").unwrap(),
+            Request::SendFile { ref rest, .. } if rest == "10.0.0.1|9000|a.txt|12"
+        ));
     }
 
     #[test]
@@ -763,7 +969,11 @@ mod tests {
     #[test]
     fn malformed_input_is_an_error_not_a_panic() {
         assert_eq!(parse(b""), Err(ParseError::Empty));
-        assert_eq!(parse(b"\xff\xfe"), Err(ParseError::Encoding));
+        assert_eq!(parse(b"\xff\xfe"), Err(ParseError::Encoding(None)));
+        assert_eq!(
+            parse(b"login|\xff|x"),
+            Err(ParseError::Encoding(Some(Command::Login)))
+        );
         assert_eq!(
             parse(b"nonsense|1|2"),
             Err(ParseError::Unknown("nonsense".into()))

@@ -1,11 +1,17 @@
 //! The pipe protocol bridge (QtQQ clients, TCP 8263).
 //!
 //! [`codec`] turns one read of client bytes into a typed [`codec::Request`] and typed replies
-//! and pushes back into the exact bytes the real server sent; it does no I/O.
+//! and pushes back into the exact bytes the real server sent; it does no I/O. The session
+//! (one task per connection) turns requests into calls on the canonical services and the
+//! logged-in user's `Subscribe` events into the protocol's pushes.
 
 pub mod codec;
+mod events;
+mod session;
 
-use rosetta_bridge_kit::{Backend, settings::PipeSettings};
+use std::sync::Arc;
+
+use rosetta_bridge_kit::{Backend, serve_tcp, settings::PipeSettings};
 use tokio::net::TcpListener;
 
 /// Serves pipe clients on `listener` until `shutdown` completes.
@@ -15,7 +21,9 @@ pub async fn serve(
     settings: PipeSettings,
     shutdown: impl Future<Output = ()> + Send,
 ) {
-    let _ = (listener, backend, settings);
-    shutdown.await;
-    unimplemented!("pipe session")
+    let shared = Arc::new(session::Shared::new(backend, &settings));
+    serve_tcp("pipe", listener, shutdown, move |stream, peer, conns| {
+        session::run(shared.clone(), stream, peer, conns)
+    })
+    .await;
 }

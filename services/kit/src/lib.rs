@@ -1,9 +1,10 @@
 //! Shared plumbing of the Rosetta gRPC services: the one place domain errors become
 //! `tonic::Status`, list paging, and the server (health, reflection, graceful shutdown) every
-//! role runs.
+//! role runs, and the continuation of callers' traces.
 
 pub mod error;
 pub mod page;
 pub mod server;
+pub mod trace;
 
 pub use error::{ApiError, ApiResult};

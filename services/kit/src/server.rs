@@ -1,6 +1,7 @@
 //! The gRPC server every role runs: the Rosetta services it was given, plus standard health
 //! (`grpc.health.v1`) and reflection (v1 and v1alpha, for older `grpcurl`) for exactly those
-//! services, shut down gracefully on a signal.
+//! services, shut down gracefully on a signal. Every call runs in a span continuing the
+//! caller's trace ([`crate::trace`]).
 
 use std::{convert::Infallible, future::Future};
 
@@ -83,6 +84,7 @@ pub async fn serve(
     tracing::info!(addr = ?local, "gRPC listening");
     Server::builder()
         .tcp_nodelay(true)
+        .trace_fn(crate::trace::server_span)
         .add_routes(routes)
         .serve_with_incoming_shutdown(
             TcpIncoming::from(listener).with_nodelay(Some(true)),

@@ -1,8 +1,10 @@
-//! Logs through `tracing`, and optionally traces exported over OTLP.
+//! Logs through `tracing`, and optionally traces exported over OTLP. The W3C trace-context
+//! propagator is installed either way, so a call carries its caller's trace across processes
+//! (clients inject it, servers extract it: `rosetta_kit::trace`).
 
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_otlp::WithExportConfig;
-use opentelemetry_sdk::{Resource, trace::SdkTracerProvider};
+use opentelemetry_sdk::{Resource, propagation::TraceContextPropagator, trace::SdkTracerProvider};
 use tracing_subscriber::{EnvFilter, Layer, layer::SubscriberExt, util::SubscriberInitExt};
 
 use crate::config::{Config, LogFormat};
@@ -22,8 +24,10 @@ impl Drop for Telemetry {
     }
 }
 
-/// Installs the global subscriber. `RUST_LOG` filters (default `info`).
+/// Installs the global subscriber and the W3C trace-context propagator. `RUST_LOG` filters
+/// (default `info`).
 pub fn init(config: &Config, service_name: &str) -> anyhow::Result<Telemetry> {
+    opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let fmt = match config.log_format {
         LogFormat::Text => tracing_subscriber::fmt::layer().boxed(),

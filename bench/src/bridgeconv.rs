@@ -1,0 +1,425 @@
+//! Scenario 2: the conversation workload through a legacy bridge, speaking its wire protocol,
+//! next to the same workload over gRPC in the same run, so that the bridge's overhead is one
+//! ratio. Private messages between friend pairs; each user sends one message at a time and
+//! waits for the acknowledgement, as the legacy clients do. IMPS has no acknowledgement: there
+//! a sender waits until its message reached the peer, so its send-ack is the push latency.
+
+use std::{
+    net::SocketAddr,
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use tokio::{sync::mpsc, task::JoinSet};
+
+use crate::{
+    connect::source_for,
+    conversation::{self, Plan},
+    grpc::{Endpoints, PASSWORD, Services},
+    imps,
+    ledger::Ledger,
+    live, pipe,
+    report::{Recorder, Report},
+};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Bridge {
+    Pipe,
+    Imps,
+}
+
+impl Bridge {
+    fn name(self) -> &'static str {
+        match self {
+            Bridge::Pipe => "pipe",
+            Bridge::Imps => "imps",
+        }
+    }
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct Options {
+    /// Which bridge to drive.
+    #[arg(long, value_enum, default_value = "pipe")]
+    pub bridge: Bridge,
+    /// Bridge address (default: the protocol's port on 127.0.0.1).
+    #[arg(long)]
+    pub addr: Option<String>,
+    /// Users taking part (paired into friends); each holds one bridge connection.
+    #[arg(long, default_value_t = 20)]
+    pub users: usize,
+    /// Stop after this many sends (per side).
+    #[arg(long, default_value_t = 2000)]
+    pub messages: u64,
+    /// Stop sending after this long (per side).
+    #[arg(long, default_value = "60s", value_parser = crate::parse_duration)]
+    pub duration: Duration,
+    /// Target sends per second over all users; 0 sends flat out.
+    #[arg(long, default_value_t = 0.0)]
+    pub rate: f64,
+    /// Bytes of text per message (at least the unique marker each message carries).
+    #[arg(long, default_value_t = 16)]
+    pub text_size: usize,
+    /// How long to wait for the last deliveries after the last send.
+    #[arg(long, default_value = "15s", value_parser = crate::parse_duration)]
+    pub drain_timeout: Duration,
+    /// Skip the gRPC run (no ratio).
+    #[arg(long)]
+    pub no_baseline: bool,
+}
+
+/// The text of message `n`: a unique marker padded to `size` bytes; it is the ledger key.
+fn text(n: u64, size: usize) -> String {
+    let mut text = format!("k{n}.");
+    while text.len() < size {
+        text.push('x');
+    }
+    text
+}
+
+async fn pipe_run(
+    endpoints: &Endpoints,
+    addr: SocketAddr,
+    opts: &Options,
+    quiet: bool,
+) -> anyhow::Result<Report> {
+    let services = Services::connect(endpoints, 2).await?;
+    let plan = Plan::build(&services, opts.users, 0).await?;
+    let ledger = Arc::new(Ledger::default());
+    let mut conns = Vec::with_capacity(plan.users.len());
+    for (i, user) in plan.users.iter().enumerate() {
+        let (ledger, me) = (ledger.clone(), user.id);
+        let on_push = Arc::new(move |push: pipe::Push| {
+            // The bridge may echo one's own message to one's own socket: not a delivery.
+            if push.from.parse::<i64>().ok() != Some(me) {
+                ledger.deliver(me, &push.data);
+            }
+        });
+        let source = source_for(i, 1, addr);
+        conns.push(pipe::Conn::login(addr, source, &user.name, PASSWORD, on_push).await?);
+    }
+
+    let users = plan.users.len() as u64;
+    let acked = Arc::new(AtomicU64::new(0));
+    let errors = Arc::new(AtomicU64::new(0));
+    let bar = live::line(Some(opts.messages), quiet);
+    let start = Instant::now();
+    let deadline = start + opts.duration;
+    let mut senders = JoinSet::new();
+    for (u, mut conn) in conns.into_iter().enumerate() {
+        let me = plan.users[u].id;
+        let peer = plan.users[u ^ 1].id;
+        let (ledger, acked, errors, bar, opts) = (
+            ledger.clone(),
+            acked.clone(),
+            errors.clone(),
+            bar.clone(),
+            opts.clone(),
+        );
+        senders.spawn(async move {
+            let mut ack = Recorder::new();
+            let mut first_error = None;
+            let mut n = u as u64;
+            while n < opts.messages {
+                if opts.rate > 0.0 {
+                    let due = start + Duration::from_secs_f64(n as f64 / opts.rate);
+                    tokio::time::sleep_until(due.into()).await;
+                }
+                if Instant::now() >= deadline {
+                    break;
+                }
+                let key = text(n, opts.text_size);
+                ledger.expect(key.clone(), me, &[peer]);
+                let sent = Instant::now();
+                match conn.send_private(peer, "20261122000000", &key).await {
+                    Ok(()) => {
+                        ack.record(sent.elapsed());
+                        acked.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Err(err) => {
+                        ledger.failed(&key);
+                        errors.fetch_add(1, Ordering::Relaxed);
+                        first_error.get_or_insert(format!("{err:#}"));
+                    }
+                }
+                bar.inc(1);
+                n += users;
+            }
+            // Keep the connection (and its pushes) until every sender is done.
+            (ack, first_error, conn)
+        });
+    }
+    let mut ack = Recorder::new();
+    let mut first_error = None;
+    let mut keep = Vec::new();
+    while let Some(done) = senders.join_next().await {
+        let (worker_ack, worker_error, conn) = done?;
+        ack.merge(&worker_ack);
+        first_error = first_error.or(worker_error);
+        keep.push(conn);
+    }
+    let send_secs = start.elapsed().as_secs_f64();
+    bar.set_message("draining");
+    ledger.drain(opts.drain_timeout).await;
+    let all_secs = start.elapsed().as_secs_f64();
+    bar.finish_and_clear();
+    drop(keep);
+
+    Ok(side_report(
+        "pipe",
+        addr,
+        &ledger,
+        &ack,
+        acked.load(Ordering::Relaxed),
+        (send_secs, all_secs),
+        errors.load(Ordering::Relaxed),
+        first_error,
+    ))
+}
+
+/// The counters of one side of the comparison.
+#[allow(clippy::too_many_arguments)]
+fn side_report(
+    name: &str,
+    addr: SocketAddr,
+    ledger: &Ledger,
+    ack: &Recorder,
+    acked: u64,
+    (send_secs, all_secs): (f64, f64),
+    errors: u64,
+    first_error: Option<String>,
+) -> Report {
+    let tally = ledger.tally();
+    let mut report = Report::new(&format!("{name}-conversation"), &addr.to_string());
+    report.counter("messages sent", acked as f64, "");
+    report.counter("send rate", acked as f64 / send_secs.max(1e-9), "msg/s");
+    report.counter("deliveries", tally.delivered as f64, "");
+    report.counter(
+        "delivery rate",
+        tally.delivered as f64 / all_secs.max(1e-9),
+        "push/s",
+    );
+    report.counter("send errors", errors as f64, "");
+    report.counter("lost", tally.lost as f64, "");
+    report.counter("duplicated", tally.duplicated as f64, "");
+    report.latency("send-ack", ack);
+    report.latency("send-push", &tally.push);
+    if tally.lost > 0 {
+        report.fail(format!("{name}: {} deliveries lost", tally.lost));
+    }
+    if tally.duplicated > 0 {
+        report.fail(format!(
+            "{name}: {} deliveries duplicated",
+            tally.duplicated
+        ));
+    }
+    if errors > 0 {
+        report.fail(format!(
+            "{name}: {errors} sends failed; first: {}",
+            first_error.unwrap_or_default()
+        ));
+    }
+    report
+}
+
+/// IMPS: the user name is the only address; a sender waits for its message to reach the peer
+/// (the protocol acknowledges nothing), at most `REPLY_WAIT`.
+async fn imps_run(
+    endpoints: &Endpoints,
+    addr: SocketAddr,
+    opts: &Options,
+    quiet: bool,
+) -> anyhow::Result<Report> {
+    const REPLY_WAIT: Duration = Duration::from_secs(30);
+    let services = Services::connect(endpoints, 2).await?;
+    let plan = Plan::build(&services, opts.users, 0).await?;
+    let ledger = Arc::new(Ledger::default());
+    // arrived[u] tells sender u that the peer received one of u's messages.
+    let mut arrived_tx = Vec::new();
+    let mut arrived_rx = Vec::new();
+    for _ in &plan.users {
+        let (tx, rx) = mpsc::unbounded_channel::<String>();
+        arrived_tx.push(tx);
+        arrived_rx.push(rx);
+    }
+    let mut conns = Vec::with_capacity(plan.users.len());
+    for (i, user) in plan.users.iter().enumerate() {
+        let (ledger, me, peer_name) = (ledger.clone(), user.id, plan.users[i ^ 1].name.clone());
+        let to_sender = arrived_tx[i ^ 1].clone();
+        let on_push = Arc::new(move |push: imps::Push| {
+            ledger.deliver(me, &push.text);
+            if push.from == peer_name {
+                let _ = to_sender.send(push.text);
+            }
+        });
+        conns.push(imps::Conn::login(addr, None, &user.name, PASSWORD, on_push).await?);
+    }
+
+    let users = plan.users.len() as u64;
+    let acked = Arc::new(AtomicU64::new(0));
+    let errors = Arc::new(AtomicU64::new(0));
+    let bar = live::line(Some(opts.messages), quiet);
+    let start = Instant::now();
+    let deadline = start + opts.duration;
+    let mut senders = JoinSet::new();
+    for (u, (mut conn, mut arrived)) in conns.into_iter().zip(arrived_rx).enumerate() {
+        let me = plan.users[u].id;
+        let (peer, peer_name) = (plan.users[u ^ 1].id, plan.users[u ^ 1].name.clone());
+        let (ledger, acked, errors, bar, opts) = (
+            ledger.clone(),
+            acked.clone(),
+            errors.clone(),
+            bar.clone(),
+            opts.clone(),
+        );
+        senders.spawn(async move {
+            let mut ack = Recorder::new();
+            let mut first_error = None;
+            let mut n = u as u64;
+            while n < opts.messages {
+                if opts.rate > 0.0 {
+                    let due = start + Duration::from_secs_f64(n as f64 / opts.rate);
+                    tokio::time::sleep_until(due.into()).await;
+                }
+                if Instant::now() >= deadline {
+                    break;
+                }
+                let key = text(n, opts.text_size);
+                ledger.expect(key.clone(), me, &[peer]);
+                let sent = Instant::now();
+                let outcome = match conn.send(&peer_name, &key).await {
+                    Ok(()) => {
+                        let wait = async {
+                            while let Some(got) = arrived.recv().await {
+                                if got == key {
+                                    return true;
+                                }
+                            }
+                            false
+                        };
+                        match tokio::time::timeout(REPLY_WAIT, wait).await {
+                            Ok(true) => Ok(()),
+                            _ => Err(format!("{key} did not reach the peer within 30 s")),
+                        }
+                    }
+                    Err(err) => {
+                        ledger.failed(&key);
+                        Err(format!("{err:#}"))
+                    }
+                };
+                match outcome {
+                    Ok(()) => {
+                        ack.record(sent.elapsed());
+                        acked.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Err(err) => {
+                        errors.fetch_add(1, Ordering::Relaxed);
+                        first_error.get_or_insert(err);
+                    }
+                }
+                bar.inc(1);
+                n += users;
+            }
+            (ack, first_error, conn)
+        });
+    }
+    let mut ack = Recorder::new();
+    let mut first_error = None;
+    let mut keep = Vec::new();
+    while let Some(done) = senders.join_next().await {
+        let (worker_ack, worker_error, conn) = done?;
+        ack.merge(&worker_ack);
+        first_error = first_error.or(worker_error);
+        keep.push(conn);
+    }
+    let send_secs = start.elapsed().as_secs_f64();
+    ledger.drain(opts.drain_timeout).await;
+    let all_secs = start.elapsed().as_secs_f64();
+    bar.finish_and_clear();
+    let refused: Vec<i32> = keep
+        .iter_mut()
+        .flat_map(imps::Conn::errors_received)
+        .collect();
+    drop(keep);
+    let mut report = side_report(
+        "imps",
+        addr,
+        &ledger,
+        &ack,
+        acked.load(Ordering::Relaxed),
+        (send_secs, all_secs),
+        errors.load(Ordering::Relaxed),
+        first_error,
+    );
+    report.counter("S_ERROR received", refused.len() as f64, "");
+    if !refused.is_empty() {
+        report.fail(format!("imps: S_ERROR codes received: {refused:?}"));
+    }
+    Ok(report)
+}
+
+pub async fn run(
+    endpoints: &Endpoints,
+    addr: SocketAddr,
+    opts: &Options,
+    quiet: bool,
+) -> anyhow::Result<Report> {
+    let bridge = match opts.bridge {
+        Bridge::Pipe => pipe_run(endpoints, addr, opts, quiet).await?,
+        Bridge::Imps => imps_run(endpoints, addr, opts, quiet).await?,
+    };
+    let name = opts.bridge.name();
+    let mut report = Report::new(
+        "bridge-conversation",
+        &format!("{} + {addr}", endpoints.label()),
+    );
+    report.param("bridge", name);
+    report.param("users", opts.users);
+    report.param("rate", opts.rate);
+    report.param("text_size", opts.text_size);
+    let baseline = if opts.no_baseline {
+        None
+    } else {
+        let grpc_opts = conversation::Options {
+            users: opts.users,
+            group_size: 0,
+            group_share: 0.0,
+            messages: opts.messages,
+            duration: opts.duration,
+            rate: opts.rate,
+            concurrency: opts.users,
+            connections: 4,
+            text_size: opts.text_size,
+            drain_timeout: opts.drain_timeout,
+        };
+        Some(conversation::run(endpoints, &grpc_opts, quiet).await?)
+    };
+    let sides = std::iter::once((name, &bridge)).chain(baseline.iter().map(|b| ("grpc", b)));
+    for (side, part) in sides {
+        for c in &part.counters {
+            report.counter(&format!("{side} {}", c.name), c.value, &c.unit);
+        }
+        for l in &part.latencies {
+            let mut l = l.clone();
+            l.name = format!("{side} {}", l.name);
+            report.latencies.push(l);
+        }
+        report.failures.extend(part.failures.iter().cloned());
+    }
+    let grpc_rate = baseline
+        .as_ref()
+        .and_then(|b| b.get("send rate"))
+        .filter(|r| *r > 0.0);
+    if let (Some(grpc_rate), Some(rate)) = (grpc_rate, bridge.get("send rate")) {
+        report.counter(
+            &format!("throughput ratio {name}/grpc"),
+            rate / grpc_rate,
+            "",
+        );
+        report.counter("bridge overhead", (1.0 - rate / grpc_rate) * 100.0, "%");
+    }
+    Ok(report)
+}

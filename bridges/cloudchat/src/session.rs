@@ -1,0 +1,1186 @@
+//! One client: requests become canonical calls made as the logged-in user; while a WebSocket
+//! is bound to a user, that user's `Subscribe` stream becomes the protocol's pushes.
+
+use std::{
+    collections::{HashMap, HashSet},
+    net::IpAddr,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use axum::extract::ws::{Message as WsMessage, WebSocket};
+use rosetta_bridge_kit::UserSession;
+use rosetta_proto::{
+    account::v1::{
+        ExchangeLegacyTokenRequest, IssueLegacyTokenRequest, LegacyTokenFormat, LoginRequest,
+        LoginResponse, LookupUserRequest, PasswordScheme, RegisterRequest, SearchUsersRequest,
+        UpdateProfileRequest, User, login_request::Identifier, search_users_request::Query,
+    },
+    common::v1::{ConversationRef, PageRequest, UserRef, conversation_ref, user_ref},
+    files::v1::{UploadMetadata, UploadRequest, Visibility, upload_request::Part},
+    messaging::v1::{
+        ClearHistoryRequest, GetPresenceRequest, GetUnreadCountsRequest, ListMessagesRequest,
+        MarkReadRequest, Message, MessageKind, SendMessageRequest, SubscribeRequest, event,
+        message, subscribe_response,
+    },
+    social::v1::{
+        Direction, FriendRequest, ListContactsRequest, ListFriendRequestsRequest, PresenceStatus,
+        RemoveFriendRequest, RequestState, RespondFriendRequestRequest, SendFriendRequestRequest,
+        respond_friend_request_request,
+    },
+};
+use serde_json::{Value, json};
+use tokio::{sync::mpsc, task::JoinHandle};
+use tokio_util::sync::CancellationToken;
+use tonic::Status;
+use tonic_types::StatusExt as _;
+use tracing::Instrument as _;
+
+use crate::{
+    Shared,
+    codec::{
+        self, ContentKind, DecodeError, FriendRequestView, MessageView, Request, RequestStatus,
+    },
+};
+
+/// Pushes waiting for a slow client; the event stream waits when it is full.
+const PUSH_QUEUE: usize = 256;
+/// Page size for the listings that the protocol returns whole.
+const PAGE: u32 = 500;
+/// At most this many pages of one listing (contacts, requests, history) per reply.
+const MAX_PAGES: usize = 20;
+const DEFAULT_AVATAR: &str = "default.png";
+const TOKEN_PROTOCOL: &str = "cloudchat";
+/// Wait before subscribing again after the event stream broke.
+const RESUBSCRIBE_DELAY: Duration = Duration::from_secs(1);
+
+const NOT_LOGGED_IN: &str = "请先登录";
+const NOT_YOU: &str = "用户身份不符";
+
+/// A frame to send, with its type name for the counters.
+pub(crate) type Out = (&'static str, String);
+
+pub(crate) enum Outcome {
+    /// Not a message of this protocol: no reply on the WebSocket, 400 on HTTP.
+    Illegal,
+    Replies(Vec<Out>),
+}
+
+/// Read marks the peers of private conversations reported (conversation id → seq), learnt
+/// from read receipts on the event stream.
+type PeerReads = Arc<Mutex<HashMap<i64, u64>>>;
+
+/// A WebSocket bound to a user: the session and the task turning its events into pushes.
+struct Bound {
+    session: Arc<UserSession>,
+    peer_reads: PeerReads,
+    events: Option<JoinHandle<()>>,
+}
+
+impl Drop for Bound {
+    fn drop(&mut self) {
+        if let Some(events) = &self.events {
+            events.abort();
+        }
+    }
+}
+
+/// A client connection (a WebSocket, or one HTTP request).
+pub(crate) struct Conn {
+    shared: Arc<Shared>,
+    peer: IpAddr,
+    /// Where pushes go; `None` for HTTP.
+    pushes: Option<mpsc::Sender<Out>>,
+    bound: Option<Bound>,
+}
+
+/// Serves one WebSocket until it closes or the bridge shuts down.
+pub(crate) async fn websocket(
+    shared: Arc<Shared>,
+    mut socket: WebSocket,
+    peer: IpAddr,
+    closing: CancellationToken,
+) {
+    let counters = shared.counters;
+    counters.connection_opened();
+    let (push_tx, mut push_rx) = mpsc::channel::<Out>(PUSH_QUEUE);
+    let mut conn = Conn {
+        shared,
+        peer,
+        pushes: Some(push_tx),
+        bound: None,
+    };
+    'serve: loop {
+        tokio::select! {
+            () = closing.cancelled() => break,
+            Some((kind, text)) = push_rx.recv() => {
+                counters.frame_out(kind);
+                if socket.send(WsMessage::Text(text.into())).await.is_err() {
+                    break;
+                }
+            }
+            received = socket.recv() => match received {
+                Some(Ok(WsMessage::Text(text))) => {
+                    if let Outcome::Replies(replies) = conn.on_message(text.as_str()).await {
+                        for (kind, reply) in replies {
+                            counters.frame_out(kind);
+                            if socket.send(WsMessage::Text(reply.into())).await.is_err() {
+                                break 'serve;
+                            }
+                        }
+                    }
+                }
+                // The clients send text only; a binary frame is not a message of the protocol.
+                Some(Ok(WsMessage::Binary(_))) => counters.error("BINARY"),
+                Some(Ok(WsMessage::Ping(_) | WsMessage::Pong(_))) => {}
+                Some(Ok(WsMessage::Close(_)) | Err(_)) | None => break,
+            },
+        }
+    }
+    drop(conn);
+    counters.connection_closed();
+}
+
+impl Conn {
+    /// The context of one HTTP request from `peer`.
+    pub(crate) fn http(shared: Arc<Shared>, peer: IpAddr) -> Self {
+        Self {
+            shared,
+            peer,
+            pushes: None,
+            bound: None,
+        }
+    }
+
+    /// Handles one message (a text frame or an HTTP body).
+    pub(crate) async fn on_message(&mut self, text: &str) -> Outcome {
+        let counters = self.shared.counters;
+        let request = match codec::decode(text) {
+            Ok(request) => request,
+            Err(DecodeError::BadField { kind, field }) => {
+                counters.frame_in(kind);
+                counters.error(kind);
+                tracing::debug!(command = kind, field, "bad field");
+                return match codec::failure_kind(kind) {
+                    Some(failure) => Outcome::Replies(vec![(
+                        failure,
+                        failure_reply(failure, "", "消息格式错误"),
+                    )]),
+                    None => Outcome::Replies(Vec::new()),
+                };
+            }
+            Err(err) => {
+                counters.error("ILLEGAL_MSG");
+                tracing::debug!(?err, "illegal message");
+                return Outcome::Illegal;
+            }
+        };
+        let kind = request.kind();
+        counters.frame_in(kind);
+        let span = tracing::info_span!("frame", command = kind);
+        let replies = self.handle(request).instrument(span).await;
+        Outcome::Replies(replies)
+    }
+
+    /// The session acting for this request: the WebSocket's bound user, or for HTTP the
+    /// session this address opened for the payload's user.
+    fn session_for(&self, actor: Option<i64>) -> Option<Arc<UserSession>> {
+        if let Some(bound) = &self.bound {
+            return Some(bound.session.clone());
+        }
+        if self.pushes.is_none() {
+            return self.shared.recall(self.peer, actor);
+        }
+        None
+    }
+
+    async fn handle(&mut self, request: Request) -> Vec<Out> {
+        let kind = request.kind();
+        let fail = |error: &str| -> Vec<Out> {
+            self.shared.counters.error(kind);
+            match codec::failure_kind(kind) {
+                Some(failure) => vec![(failure, failure_reply(failure, "", error))],
+                None => Vec::new(),
+            }
+        };
+        match request {
+            Request::Login { username, password } => self.login(username, password).await,
+            Request::LoginByToken { username, token } => self.login_by_token(username, token).await,
+            Request::Register {
+                username,
+                password,
+                email,
+            } => self.register(username, password, email).await,
+            Request::HdlInfo { user_id } => self.hdl_info(user_id),
+            Request::SearchById { user_id } => {
+                self.search(Query::UserId(user_id), self.session_for(None))
+                    .await
+            }
+            Request::SearchByName { username } => {
+                let name = username.trim().to_owned();
+                self.search(Query::Name(name), self.session_for(None)).await
+            }
+            other => {
+                let actor = other.actor();
+                let Some(session) = self.session_for(actor) else {
+                    return fail(NOT_LOGGED_IN);
+                };
+                if actor.is_some_and(|id| id != session.user_id()) {
+                    return match other {
+                        Request::SendMessage { temp_id, .. }
+                        | Request::SendFile { temp_id, .. } => {
+                            self.shared.counters.error(kind);
+                            vec![send_failed(&temp_id, NOT_YOU)]
+                        }
+                        _ => fail(NOT_YOU),
+                    };
+                }
+                let result = self.act(&session, other).await;
+                result.unwrap_or_else(|(error, temp_id)| {
+                    self.shared.counters.error(kind);
+                    match codec::failure_kind(kind) {
+                        Some(failure) => vec![(failure, failure_reply(failure, &temp_id, &error))],
+                        None => Vec::new(),
+                    }
+                })
+            }
+        }
+    }
+
+    /// Commands of a logged-in user (whose ids in the payload were checked).
+    async fn act(
+        &mut self,
+        session: &Arc<UserSession>,
+        request: Request,
+    ) -> Result<Vec<Out>, (String, String)> {
+        let me = session.user_id();
+        let backend = session.backend().clone();
+        // Failure text for the protocol's failure reply, with no tempId.
+        let e = |text: &str| (text.to_owned(), String::new());
+        match request {
+            Request::UpdateProfile {
+                username,
+                email,
+                avatar,
+                ..
+            } => {
+                let current = session.user();
+                let changed =
+                    |new: Option<String>, old: &str| new.filter(|v| !v.is_empty() && v != old);
+                let update = UpdateProfileRequest {
+                    username: changed(username, &current.username),
+                    email: changed(email, &current.email),
+                    avatar: changed(avatar, &current.avatar),
+                    ..Default::default()
+                };
+                let user = backend
+                    .account()
+                    .update_profile(
+                        session
+                            .request(update)
+                            .await
+                            .map_err(|_| e(PROFILE_FAILED))?,
+                    )
+                    .await
+                    .map_err(|_| e(PROFILE_FAILED))?
+                    .into_inner();
+                // The real server echoed the stored password here; the bridge never does.
+                let payload = json!({
+                    "userId": user.id,
+                    "username": user.username,
+                    "password": "",
+                    "email": user.email,
+                    "avatar": avatar_of(&user),
+                });
+                Ok(vec![reply("PROFILE_UPDATED_SUCCESS", payload)])
+            }
+            Request::Logout { .. } => {
+                if let Err(status) = session.logout().await {
+                    tracing::debug!(%status, "logout");
+                }
+                self.shared.forget(self.peer, me);
+                self.bound = None;
+                Ok(Vec::new())
+            }
+            Request::LoadContacts { .. } => {
+                let mut contacts = Vec::new();
+                let mut token = String::new();
+                for _ in 0..MAX_PAGES {
+                    let page = backend
+                        .social()
+                        .list_contacts(
+                            session
+                                .request(ListContactsRequest {
+                                    page: Some(page(&token)),
+                                })
+                                .await
+                                .map_err(|_| e(FAILED))?,
+                        )
+                        .await
+                        .map_err(|_| e(FAILED))?
+                        .into_inner();
+                    for c in page.contacts {
+                        let user = c.user.unwrap_or_default();
+                        let online = c
+                            .presence
+                            .is_some_and(|p| p.status == PresenceStatus::Online as i32);
+                        contacts.push(codec::contact(
+                            user.id,
+                            &user.username,
+                            avatar_of(&user),
+                            online,
+                        ));
+                    }
+                    token = page.page.map(|p| p.next_page_token).unwrap_or_default();
+                    if token.is_empty() {
+                        break;
+                    }
+                }
+                Ok(vec![reply(
+                    "CONTACTS_LOADED",
+                    json!({"contacts": contacts}),
+                )])
+            }
+            Request::LoadFriendRequests { .. } => {
+                let mut requests = Vec::new();
+                let mut token = String::new();
+                for _ in 0..MAX_PAGES {
+                    let list = ListFriendRequestsRequest {
+                        direction: Direction::Both as i32,
+                        include_answered: true,
+                        page: Some(page(&token)),
+                    };
+                    let page = backend
+                        .social()
+                        .list_friend_requests(session.request(list).await.map_err(|_| e(FAILED))?)
+                        .await
+                        .map_err(|_| e(FAILED))?
+                        .into_inner();
+                    requests.extend(page.requests.iter().map(friend_request_value));
+                    token = page.page.map(|p| p.next_page_token).unwrap_or_default();
+                    if token.is_empty() {
+                        break;
+                    }
+                }
+                Ok(vec![reply(
+                    "FRIEND_REQUEST_LOADED",
+                    json!({"requests": requests}),
+                )])
+            }
+            Request::AddFriendRequest(codec::NewFriendRequest { target_id, .. })
+            | Request::AddContact { target_id, .. } => {
+                let send = SendFriendRequestRequest {
+                    to: Some(UserRef {
+                        r#ref: Some(user_ref::Ref::Id(target_id)),
+                    }),
+                    note: String::new(),
+                };
+                let result = match session.request(send).await {
+                    Ok(request) => backend.social().send_friend_request(request).await,
+                    Err(status) => Err(status),
+                };
+                match result {
+                    Ok(fr) => Ok(vec![reply(
+                        "FRIEND_REQUEST_ADDED",
+                        friend_request_value(fr.get_ref()),
+                    )]),
+                    Err(status) => Err(e(match reason_of(&status).as_deref() {
+                        Some("ALREADY_FRIENDS") => "你和 TA 已经是好友了",
+                        Some("REQUEST_PENDING") => "已向 TA 发送过好友请求",
+                        Some("REVERSE_REQUEST_PENDING") => "已收到过 TA 发来的好友请求",
+                        _ => "数据库操作失败",
+                    })),
+                }
+            }
+            Request::AcceptFriendRequest { id } | Request::RefuseFriendRequest { id } => {
+                let accept = matches!(request, Request::AcceptFriendRequest { .. });
+                let respond = RespondFriendRequestRequest {
+                    request: Some(respond_friend_request_request::Request::RequestId(id)),
+                    accept,
+                };
+                let result = match session.request(respond).await {
+                    Ok(request) => backend.social().respond_friend_request(request).await,
+                    Err(status) => Err(status),
+                };
+                let fr = match result {
+                    Ok(fr) => fr.into_inner(),
+                    Err(status) => {
+                        return Err(e(match reason_of(&status).as_deref() {
+                            Some("NOT_FOUND") => "该条好友请求不存在",
+                            _ if accept => "联系人列表更新失败",
+                            _ => "好友请求列表更新失败",
+                        }));
+                    }
+                };
+                if !accept {
+                    return Ok(vec![reply("FRIEND_REQUEST_REFUSED", json!({"id": id}))]);
+                }
+                let requester = fr.from.unwrap_or_default();
+                let online = online_among(session, &[requester.id]).await;
+                Ok(vec![
+                    reply("FRIEND_REQUEST_ACCEPTED", json!({"id": id})),
+                    reply(
+                        "CONTACT_ADDED",
+                        codec::contact_added(
+                            requester.id,
+                            &requester.username,
+                            avatar_of(&requester),
+                            online.contains(&requester.id),
+                        ),
+                    ),
+                ])
+            }
+            Request::DeleteContact { target_id, .. } => {
+                let remove = RemoveFriendRequest { user_id: target_id };
+                let removed = backend
+                    .social()
+                    .remove_friend(
+                        session
+                            .request(remove)
+                            .await
+                            .map_err(|_| e(FRIENDS_FAILED))?,
+                    )
+                    .await
+                    .map_err(|_| e(FRIENDS_FAILED))?
+                    .into_inner()
+                    .removed;
+                if !removed {
+                    return Err(e("你和 TA 不是好友"));
+                }
+                Ok(vec![reply(
+                    "CONTACT_DELETED",
+                    json!({"targetId": target_id}),
+                )])
+            }
+            Request::LoadMessages { target_id, .. } => {
+                let peer_reads = self.bound.as_ref().map(|b| b.peer_reads.clone());
+                let messages = history(session, target_id, peer_reads)
+                    .await
+                    .map_err(|status| {
+                        tracing::debug!(%status, "history");
+                        e(FAILED)
+                    })?;
+                Ok(vec![reply(
+                    "MESSAGES_LOADED",
+                    json!({"targetId": target_id, "messages": messages}),
+                )])
+            }
+            Request::SendMessage {
+                temp_id,
+                receiver_id,
+                content,
+                ..
+            } => {
+                let send = SendMessageRequest {
+                    to: Some(
+                        rosetta_proto::messaging::v1::send_message_request::To::ToUserId(
+                            receiver_id,
+                        ),
+                    ),
+                    kind: MessageKind::Text as i32,
+                    text: content,
+                    client_message_id: client_message_id(&temp_id),
+                    ..Default::default()
+                };
+                send_message(session, send, temp_id).await
+            }
+            Request::SendFile {
+                temp_id,
+                receiver_id,
+                name,
+                content,
+                image,
+                ..
+            } => {
+                let conversation = ConversationRef {
+                    r#ref: Some(conversation_ref::Ref::UserId(receiver_id)),
+                };
+                let file_id = upload(session, &name, content.into_bytes(), Some(conversation))
+                    .await
+                    .map_err(|status| {
+                        tracing::debug!(%status, "upload");
+                        (SEND_FAILED.to_owned(), temp_id.clone())
+                    })?;
+                let send = SendMessageRequest {
+                    to: Some(
+                        rosetta_proto::messaging::v1::send_message_request::To::ToUserId(
+                            receiver_id,
+                        ),
+                    ),
+                    kind: if image {
+                        MessageKind::Image
+                    } else {
+                        MessageKind::File
+                    } as i32,
+                    text: name,
+                    file_id,
+                    client_message_id: client_message_id(&temp_id),
+                    ..Default::default()
+                };
+                send_message(session, send, temp_id).await
+            }
+            Request::UploadFile { path, data } => {
+                let name = path
+                    .rsplit(['/', '\\'])
+                    .next()
+                    .filter(|n| !n.is_empty())
+                    .unwrap_or("upload");
+                match upload(session, name, data.into_bytes(), None).await {
+                    Ok(_) => Ok(vec![reply("FILE_UPLOADED", json!({"filePath": path}))]),
+                    Err(status) => {
+                        tracing::debug!(%status, "upload");
+                        self.shared.counters.error("UPLOAD_FILE");
+                        Ok(vec![reply(
+                            "FILE_UPLOADED_FAILED",
+                            json!({"filePath": path, "error": "文件上传失败"}),
+                        )])
+                    }
+                }
+            }
+            Request::MarkRead { target_id, .. } => {
+                let mark = MarkReadRequest {
+                    conversation: Some(private(target_id)),
+                    up_to_seq: 0,
+                };
+                let result = match session.request(mark).await {
+                    Ok(request) => backend.messaging().mark_read(request).await.map(drop),
+                    Err(status) => Err(status),
+                };
+                result.map_err(|status| {
+                    tracing::debug!(%status, "mark read");
+                    e(FAILED)
+                })?;
+                Ok(Vec::new())
+            }
+            Request::ClearMessages { user_id, target_id } => {
+                let clear = ClearHistoryRequest {
+                    conversation: Some(private(target_id)),
+                };
+                let result = match session.request(clear).await {
+                    Ok(request) => backend.messaging().clear_history(request).await.map(drop),
+                    Err(status) => Err(status),
+                };
+                result.map_err(|status| {
+                    tracing::debug!(%status, "clear history");
+                    e(FAILED)
+                })?;
+                Ok(vec![reply(
+                    "MESSAGES_CLEARD",
+                    json!({"userId": user_id, "targetId": target_id}),
+                )])
+            }
+            // Handled before a session is needed.
+            Request::Login { .. }
+            | Request::LoginByToken { .. }
+            | Request::Register { .. }
+            | Request::SearchById { .. }
+            | Request::SearchByName { .. }
+            | Request::HdlInfo { .. } => Ok(Vec::new()),
+        }
+    }
+
+    async fn login(&mut self, username: String, password: String) -> Vec<Out> {
+        let backend = self.shared.backend.clone();
+        let login = LoginRequest {
+            identifier: Some(Identifier::Username(username.clone())),
+            password,
+            password_scheme: PasswordScheme::Plain as i32,
+            client: self.client(),
+        };
+        match backend.account().login(login).await {
+            Ok(response) => {
+                self.opened(response.into_inner(), "LOGIN_SUCCESS", None)
+                    .await
+            }
+            Err(status) => {
+                self.shared.counters.error("LOGIN");
+                let error = match reason_of(&status).as_deref() {
+                    Some("BAD_CREDENTIALS") if !self.user_exists(username).await => "用户不存在",
+                    Some("BAD_CREDENTIALS") => "密码错误",
+                    Some("THROTTLED") => "尝试次数过多，请稍后再试",
+                    _ => "登录失败，请重试",
+                };
+                vec![login_failure(error)]
+            }
+        }
+    }
+
+    async fn login_by_token(&mut self, username: String, token: String) -> Vec<Out> {
+        let exchange = ExchangeLegacyTokenRequest {
+            protocol: TOKEN_PROTOCOL.into(),
+            user: Some(UserRef {
+                r#ref: Some(user_ref::Ref::Username(username)),
+            }),
+            token,
+            rotate: true,
+            format: LegacyTokenFormat::Printable as i32,
+            client: self.client(),
+        };
+        match self
+            .shared
+            .backend
+            .account()
+            .exchange_legacy_token(exchange)
+            .await
+        {
+            Ok(response) => {
+                let response = response.into_inner();
+                let token = response.legacy_token.clone();
+                self.opened(response, "LOGIN_SUCCESS", Some(token)).await
+            }
+            Err(status) => {
+                tracing::debug!(%status, "token login");
+                self.shared.counters.error("LOGIN_BY_TOKEN");
+                vec![login_failure("令牌已失效，请重新登录")]
+            }
+        }
+    }
+
+    async fn register(&mut self, username: String, password: String, email: String) -> Vec<Out> {
+        let backend = self.shared.backend.clone();
+        let failure = |counters: rosetta_bridge_kit::Counters, error: &str| {
+            counters.error("REGISTER");
+            vec![(
+                "REGISTER_FAILURE",
+                failure_reply("REGISTER_FAILURE", "", error),
+            )]
+        };
+        let register = RegisterRequest {
+            username: username.clone(),
+            email,
+            password: password.clone(),
+            password_scheme: PasswordScheme::Plain as i32,
+            avatar: DEFAULT_AVATAR.into(),
+            ..Default::default()
+        };
+        if let Err(status) = backend.account().register(register).await {
+            let error = match reason_of(&status).as_deref() {
+                Some("USERNAME_TAKEN") => "用户名已存在",
+                Some("EMAIL_TAKEN") => "邮箱已存在",
+                _ => "注册失败，请检查用户名和邮箱",
+            };
+            return failure(self.shared.counters, error);
+        }
+        let login = LoginRequest {
+            identifier: Some(Identifier::Username(username)),
+            password,
+            password_scheme: PasswordScheme::Plain as i32,
+            client: self.client(),
+        };
+        match backend.account().login(login).await {
+            Ok(response) => {
+                self.opened(response.into_inner(), "REGISTER_SUCCESS", None)
+                    .await
+            }
+            Err(_) => failure(self.shared.counters, "注册失败，请重试"),
+        }
+    }
+
+    /// A session was opened: give it a CloudChat token (unless the token login already
+    /// rotated one), bind the WebSocket or remember it for this HTTP client, and reply.
+    async fn opened(
+        &mut self,
+        response: LoginResponse,
+        success: &'static str,
+        token: Option<String>,
+    ) -> Vec<Out> {
+        let failure = if success == "REGISTER_SUCCESS" {
+            "REGISTER_FAILURE"
+        } else {
+            "LOGIN_FAILURE"
+        };
+        let session = Arc::new(UserSession::new(self.shared.backend.clone(), response));
+        let token = match token.filter(|t| !t.is_empty()) {
+            Some(token) => token,
+            None => match issue_token(&session).await {
+                Ok(token) => token,
+                Err(status) => {
+                    tracing::warn!(%status, "legacy token");
+                    self.shared.counters.error(success);
+                    return vec![(failure, failure_reply(failure, "", "登录失败，请重试"))];
+                }
+            },
+        };
+        let user = session.user().clone();
+        if self.pushes.is_some() {
+            self.bind(session);
+        } else {
+            self.shared.remember(self.peer, session);
+        }
+        let payload = codec::session_user(
+            user.id,
+            &user.username,
+            &user.email,
+            avatar_of(&user),
+            &token,
+        );
+        vec![reply(success, payload)]
+    }
+
+    /// HDL_INFO: the HarmonyOS client binds its WebSocket to the session it opened over HTTP
+    /// from the same address.
+    fn hdl_info(&mut self, user_id: i64) -> Vec<Out> {
+        if self.pushes.is_none() {
+            // The real server had no HTTP handler for it: 200 with an empty body.
+            return Vec::new();
+        }
+        let bound_to = self.bound.as_ref().map(|b| b.session.user_id());
+        if bound_to != Some(user_id) {
+            let Some(session) = self.shared.recall(self.peer, Some(user_id)) else {
+                self.shared.counters.error("HDL_INFO");
+                return Vec::new();
+            };
+            self.bind(session);
+        }
+        vec![reply("HDL_GOT", json!({"userId": user_id}))]
+    }
+
+    async fn search(&self, query: Query, session: Option<Arc<UserSession>>) -> Vec<Out> {
+        let Some(session) = session else {
+            return vec![reply("SEARCH_FOR_USER_RESULT", json!({"users": []}))];
+        };
+        let search = SearchUsersRequest {
+            query: Some(query),
+            page: Some(PageRequest {
+                page_size: PAGE,
+                page_token: String::new(),
+            }),
+        };
+        let found = match session.request(search).await {
+            Ok(request) => session.backend().account().search_users(request).await,
+            Err(status) => Err(status),
+        };
+        let users = match found {
+            Ok(found) => found.into_inner().users,
+            Err(status) => {
+                tracing::debug!(%status, "search");
+                self.shared.counters.error("SEARCH");
+                Vec::new()
+            }
+        };
+        let ids: Vec<i64> = users.iter().map(|u| u.id).collect();
+        let online = online_among(&session, &ids).await;
+        let users: Vec<Value> = users
+            .iter()
+            .map(|u| codec::contact(u.id, &u.username, avatar_of(u), online.contains(&u.id)))
+            .collect();
+        vec![reply("SEARCH_FOR_USER_RESULT", json!({"users": users}))]
+    }
+
+    /// Binds this WebSocket to `session` and starts turning its events into pushes.
+    fn bind(&mut self, session: Arc<UserSession>) {
+        let peer_reads = PeerReads::default();
+        let events = self.pushes.clone().map(|pushes| {
+            tokio::spawn(
+                push_events(session.clone(), peer_reads.clone(), pushes)
+                    .instrument(tracing::info_span!("events", user = session.user_id())),
+            )
+        });
+        self.bound = Some(Bound {
+            session,
+            peer_reads,
+            events,
+        });
+    }
+
+    /// Whether a login name belongs to anybody, to tell "no such user" from "wrong password".
+    /// Looking users up takes a session, so without one on this connection the answer is yes.
+    async fn user_exists(&self, username: String) -> bool {
+        let Some(session) = self.session_for(None) else {
+            return true;
+        };
+        let lookup = LookupUserRequest {
+            user: Some(UserRef {
+                r#ref: Some(user_ref::Ref::Username(username)),
+            }),
+        };
+        let found = match session.request(lookup).await {
+            Ok(request) => session.backend().account().lookup_user(request).await,
+            Err(status) => Err(status),
+        };
+        !matches!(found, Err(status) if status.code() == tonic::Code::NotFound)
+    }
+
+    fn client(&self) -> String {
+        format!("bridge-cloudchat {}", self.peer)
+    }
+}
+
+const FAILED: &str = "数据库操作失败";
+const PROFILE_FAILED: &str = "更新 users 数据表失败";
+const FRIENDS_FAILED: &str = "数据表 friends 操作失败";
+const SEND_FAILED: &str = "messages 数据表更新失败";
+
+/// The machine-readable reason of a canonical error.
+fn reason_of(status: &Status) -> Option<String> {
+    status.get_details_error_info().map(|info| info.reason)
+}
+
+fn reply(kind: &'static str, payload: Value) -> Out {
+    (kind, codec::message(kind, payload))
+}
+
+fn login_failure(error: &str) -> Out {
+    ("LOGIN_FAILURE", codec::failure("LOGIN_FAILURE", error))
+}
+
+/// A failure reply; MESSAGE_SEND_FAILED and FILE_UPLOADED_FAILED carry their key first.
+fn failure_reply(failure: &'static str, temp_id: &str, error: &str) -> String {
+    match failure {
+        "MESSAGE_SEND_FAILED" => {
+            codec::message(failure, json!({"tempId": temp_id, "error": error}))
+        }
+        "FILE_UPLOADED_FAILED" => {
+            codec::message(failure, json!({"filePath": temp_id, "error": error}))
+        }
+        _ => codec::failure(failure, error),
+    }
+}
+
+fn send_failed(temp_id: &str, error: &str) -> Out {
+    (
+        "MESSAGE_SEND_FAILED",
+        failure_reply("MESSAGE_SEND_FAILED", temp_id, error),
+    )
+}
+
+fn avatar_of(user: &User) -> &str {
+    if user.avatar.is_empty() {
+        DEFAULT_AVATAR
+    } else {
+        &user.avatar
+    }
+}
+
+fn page(token: &str) -> PageRequest {
+    PageRequest {
+        page_size: PAGE,
+        page_token: token.to_owned(),
+    }
+}
+
+fn private(user_id: i64) -> ConversationRef {
+    ConversationRef {
+        r#ref: Some(conversation_ref::Ref::UserId(user_id)),
+    }
+}
+
+/// The idempotency key of a send: the client's tempId when it fits, a fresh one otherwise.
+fn client_message_id(temp_id: &str) -> String {
+    if temp_id.is_empty() || temp_id.len() > 128 {
+        uuid::Uuid::new_v4().to_string()
+    } else {
+        temp_id.to_owned()
+    }
+}
+
+async fn issue_token(session: &UserSession) -> Result<String, Status> {
+    let issue = IssueLegacyTokenRequest {
+        protocol: TOKEN_PROTOCOL.into(),
+        format: LegacyTokenFormat::Printable as i32,
+    };
+    let response = session
+        .backend()
+        .account()
+        .issue_legacy_token(session.request(issue).await?)
+        .await?;
+    Ok(response.into_inner().token)
+}
+
+/// The users among `ids` that the session's user sees online.
+async fn online_among(session: &UserSession, ids: &[i64]) -> HashSet<i64> {
+    if ids.is_empty() {
+        return HashSet::new();
+    }
+    let get = GetPresenceRequest {
+        user_ids: ids.iter().copied().take(500).collect(),
+    };
+    let result = match session.request(get).await {
+        Ok(request) => session.backend().messaging().get_presence(request).await,
+        Err(status) => Err(status),
+    };
+    match result {
+        Ok(response) => response
+            .into_inner()
+            .presences
+            .into_iter()
+            .filter(|p| p.status == PresenceStatus::Online as i32)
+            .map(|p| p.user_id)
+            .collect(),
+        Err(status) => {
+            tracing::debug!(%status, "presence");
+            HashSet::new()
+        }
+    }
+}
+
+async fn send_message(
+    session: &UserSession,
+    send: SendMessageRequest,
+    temp_id: String,
+) -> Result<Vec<Out>, (String, String)> {
+    let result = match session.request(send).await {
+        Ok(request) => session.backend().messaging().send_message(request).await,
+        Err(status) => Err(status),
+    };
+    match result {
+        Ok(response) => {
+            let message = response.into_inner().message.unwrap_or_default();
+            Ok(vec![reply(
+                "MESSAGE_RECEIVED_SELF",
+                json!({
+                    "tempId": temp_id,
+                    "id": message.id,
+                    "timestamp": codec::ctime(message.sent_at_ms.div_euclid(1000)),
+                }),
+            )])
+        }
+        Err(status) => {
+            tracing::debug!(%status, "send");
+            Err((SEND_FAILED.to_owned(), temp_id))
+        }
+    }
+}
+
+/// Stores `data` in the files service and returns its id.
+async fn upload(
+    session: &UserSession,
+    name: &str,
+    data: Vec<u8>,
+    conversation: Option<ConversationRef>,
+) -> Result<String, Status> {
+    let metadata = UploadMetadata {
+        name: name.to_owned(),
+        size: data.len() as u64,
+        visibility: if conversation.is_some() {
+            Visibility::Conversation
+        } else {
+            Visibility::Private
+        } as i32,
+        conversation,
+        ..Default::default()
+    };
+    let parts = vec![
+        UploadRequest {
+            part: Some(Part::Metadata(metadata)),
+        },
+        UploadRequest {
+            part: Some(Part::Chunk(data)),
+        },
+    ];
+    let request = session.request(tokio_stream::iter(parts)).await?;
+    let info = session.backend().files().upload(request).await?;
+    Ok(info.into_inner().id)
+}
+
+/// The whole private conversation with `peer`, oldest first, as `M` objects.
+async fn history(
+    session: &UserSession,
+    peer: i64,
+    peer_reads: Option<PeerReads>,
+) -> Result<Vec<Value>, Status> {
+    let me = session.user_id();
+    let mut messages: Vec<Message> = Vec::new();
+    let mut before_seq = 0;
+    for _ in 0..MAX_PAGES {
+        let list = ListMessagesRequest {
+            conversation: Some(private(peer)),
+            before_seq,
+            after_seq: 0,
+            limit: PAGE,
+        };
+        let page = session
+            .backend()
+            .messaging()
+            .list_messages(session.request(list).await?)
+            .await?
+            .into_inner();
+        let Some(first) = page.messages.first() else {
+            break;
+        };
+        before_seq = first.seq;
+        let mut older = page.messages;
+        older.append(&mut messages);
+        messages = older;
+        if !page.has_more {
+            break;
+        }
+    }
+    // The caller's own read mark, for messages they received.
+    let unread = session
+        .backend()
+        .messaging()
+        .get_unread_counts(session.request(GetUnreadCountsRequest {}).await?)
+        .await?
+        .into_inner();
+    let my_mark = unread
+        .conversations
+        .iter()
+        .find(|c| {
+            c.r#ref.as_ref().and_then(|r| r.r#ref.as_ref())
+                == Some(&conversation_ref::Ref::UserId(peer))
+        })
+        .map_or(u64::MAX, |c| c.last_read_seq);
+    let peer_reads = peer_reads
+        .and_then(|reads| reads.lock().ok().map(|r| r.clone()))
+        .unwrap_or_default();
+    Ok(messages
+        .iter()
+        .map(|m| {
+            let read = if m.sender_id == me {
+                peer_reads
+                    .get(&m.conversation_id)
+                    .is_some_and(|mark| *mark >= m.seq)
+            } else {
+                my_mark >= m.seq
+            };
+            message_value(m, read)
+        })
+        .collect())
+}
+
+fn message_value(m: &Message, read: bool) -> Value {
+    let receiver_id = match m.to {
+        Some(message::To::ToUserId(id)) => id,
+        Some(message::To::ToGroupId(id)) => id,
+        None => 0,
+    };
+    let (kind, content) = match MessageKind::try_from(m.kind) {
+        Ok(MessageKind::Image) => (ContentKind::Image, &m.text),
+        Ok(MessageKind::File | MessageKind::Audio) => (ContentKind::File, &m.text),
+        _ => (ContentKind::Text, &m.text),
+    };
+    codec::message_object(&MessageView {
+        id: m.id,
+        sender_id: m.sender_id,
+        receiver_id,
+        content,
+        sent_at_secs: m.sent_at_ms.div_euclid(1000),
+        read,
+        kind,
+    })
+}
+
+fn friend_request_value(fr: &FriendRequest) -> Value {
+    let from = fr.from.clone().unwrap_or_default();
+    let to = fr.to.clone().unwrap_or_default();
+    let status = match RequestState::try_from(fr.state) {
+        Ok(RequestState::Accepted) => RequestStatus::Accepted,
+        Ok(RequestState::Rejected | RequestState::Cancelled) => RequestStatus::Refused,
+        _ => RequestStatus::Pending,
+    };
+    codec::friend_request(&FriendRequestView {
+        id: fr.id,
+        requester_id: from.id,
+        target_id: to.id,
+        requester_username: &from.username,
+        target_username: &to.username,
+        requester_avatar: avatar_of(&from),
+        target_avatar: avatar_of(&to),
+        status,
+    })
+}
+
+/// The user's live events as pushes, resubscribing after the last seen event if the stream
+/// breaks, until the connection unbinds (the task is aborted).
+async fn push_events(session: Arc<UserSession>, peer_reads: PeerReads, pushes: mpsc::Sender<Out>) {
+    let me = session.user_id();
+    let mut after_seq: Option<u64> = None;
+    loop {
+        let stream = match session.request(SubscribeRequest { after_seq }).await {
+            Ok(request) => session.backend().messaging().subscribe(request).await,
+            Err(status) => Err(status),
+        };
+        match stream {
+            Ok(stream) => {
+                let mut stream = stream.into_inner();
+                loop {
+                    let item = match stream.message().await {
+                        Ok(Some(item)) => item,
+                        Ok(None) => break,
+                        Err(status) => {
+                            tracing::debug!(%status, "event stream");
+                            break;
+                        }
+                    };
+                    match item.item {
+                        Some(subscribe_response::Item::CaughtUp(caught_up)) => {
+                            after_seq = Some(after_seq.unwrap_or(0).max(caught_up.head_seq));
+                        }
+                        Some(subscribe_response::Item::Event(event)) => {
+                            if event.seq > 0 {
+                                after_seq = Some(after_seq.unwrap_or(0).max(event.seq));
+                            }
+                            for push in pushes_of(&session, me, &peer_reads, event.kind).await {
+                                if pushes.send(push).await.is_err() {
+                                    return;
+                                }
+                            }
+                        }
+                        None => {}
+                    }
+                }
+            }
+            Err(status) => tracing::debug!(%status, "subscribe"),
+        }
+        if pushes.is_closed() {
+            return;
+        }
+        tokio::time::sleep(RESUBSCRIBE_DELAY).await;
+    }
+}
+
+/// What an event shows a CloudChat client.
+async fn pushes_of(
+    session: &UserSession,
+    me: i64,
+    peer_reads: &PeerReads,
+    kind: Option<event::Kind>,
+) -> Vec<Out> {
+    match kind {
+        Some(event::Kind::Message(m))
+            if m.sender_id != me && matches!(m.to, Some(message::To::ToUserId(_))) =>
+        {
+            vec![reply("MESSAGE_RECEIVED_OTHER", message_value(&m, false))]
+        }
+        Some(event::Kind::ReadReceipt(receipt)) if receipt.reader_id != me => {
+            if let Ok(mut reads) = peer_reads.lock() {
+                let mark = reads.entry(receipt.conversation_id).or_default();
+                *mark = (*mark).max(receipt.up_to_seq);
+            }
+            Vec::new()
+        }
+        Some(event::Kind::FriendRequestReceived(fr)) => {
+            vec![reply("ADD_FRIEND_REQUEST", friend_request_value(&fr))]
+        }
+        Some(event::Kind::FriendRequestAnswered(fr)) => match RequestState::try_from(fr.state) {
+            Ok(RequestState::Accepted) => {
+                let target = fr.to.unwrap_or_default();
+                let online = online_among(session, &[target.id]).await;
+                vec![
+                    reply("ACCEPT_FRIEND_REQUEST", json!({"id": fr.id})),
+                    reply(
+                        "CONTACT_ADDED",
+                        codec::contact_added(
+                            target.id,
+                            &target.username,
+                            avatar_of(&target),
+                            online.contains(&target.id),
+                        ),
+                    ),
+                ]
+            }
+            Ok(RequestState::Rejected | RequestState::Cancelled) => {
+                vec![reply("REFUSE_FRIEND_REQUEST", json!({"id": fr.id}))]
+            }
+            _ => Vec::new(),
+        },
+        Some(event::Kind::FriendRemoved(removed)) if removed.removed_by != me => {
+            vec![reply(
+                "DELETED_BY_CONTACT",
+                json!({"contactId": removed.removed_by}),
+            )]
+        }
+        _ => Vec::new(),
+    }
+}

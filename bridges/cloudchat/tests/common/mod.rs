@@ -1,0 +1,189 @@
+//! A bridge on an ephemeral loopback port and clients speaking to it the way the Angular
+//! (WebSocket) and HarmonyOS (HTTP) clients do.
+#![allow(dead_code)]
+
+use std::{net::SocketAddr, time::Duration};
+
+use futures::{SinkExt as _, StreamExt as _};
+use rosetta_bridge_kit::{Backend, settings::CloudChatSettings};
+use serde_json::Value;
+use tokio::{
+    io::{AsyncReadExt as _, AsyncWriteExt as _},
+    net::{TcpListener, TcpStream},
+    sync::oneshot,
+    task::JoinHandle,
+};
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, tungstenite::Message};
+
+/// Generous: the machine is slow and busy.
+pub const PATIENCE: Duration = Duration::from_secs(30);
+
+pub struct Bridge {
+    pub addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    task: JoinHandle<()>,
+}
+
+impl Bridge {
+    pub async fn start(backend: Backend) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(rosetta_bridge_cloudchat::serve(
+            listener,
+            backend,
+            CloudChatSettings::default(),
+            async move {
+                let _ = stopped.await;
+            },
+        ));
+        Self {
+            addr,
+            stop: Some(stop),
+            task,
+        }
+    }
+
+    /// Shuts the bridge down and waits until it has closed every connection.
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        tokio::time::timeout(PATIENCE, &mut self.task)
+            .await
+            .expect("bridge stops in time")
+            .expect("bridge task");
+    }
+}
+
+pub struct Ws {
+    inner: WebSocketStream<MaybeTlsStream<TcpStream>>,
+}
+
+impl Ws {
+    pub async fn connect(addr: SocketAddr) -> Self {
+        let (inner, _) = tokio::time::timeout(
+            PATIENCE,
+            tokio_tungstenite::connect_async(format!("ws://{addr}/")),
+        )
+        .await
+        .expect("connect in time")
+        .expect("websocket handshake");
+        Self { inner }
+    }
+
+    pub async fn send(&mut self, text: &str) {
+        self.inner
+            .send(Message::Text(text.into()))
+            .await
+            .expect("send frame");
+    }
+
+    pub async fn send_raw(&mut self, message: Message) {
+        self.inner.send(message).await.expect("send frame");
+    }
+
+    /// The next text frame, or `None` when the server closed the connection.
+    pub async fn next(&mut self) -> Option<String> {
+        loop {
+            let frame = tokio::time::timeout(PATIENCE, self.inner.next())
+                .await
+                .expect("a frame in time");
+            match frame {
+                Some(Ok(Message::Text(text))) => return Some(text.to_string()),
+                Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+                Some(Ok(Message::Close(_)) | Err(_)) | None => return None,
+                Some(Ok(other)) => panic!("unexpected frame {other:?}"),
+            }
+        }
+    }
+
+    pub async fn recv(&mut self) -> String {
+        self.next().await.expect("connection open")
+    }
+
+    pub async fn recv_json(&mut self) -> Value {
+        serde_json::from_str(&self.recv().await).expect("JSON frame")
+    }
+
+    /// Sends `request` and returns the next frame.
+    pub async fn ask(&mut self, request: &str) -> String {
+        self.send(request).await;
+        self.recv().await
+    }
+}
+
+/// One HTTP request as HarmonyOS sends it; returns the status code, content type and body.
+pub async fn post(addr: SocketAddr, path: &str, body: &str) -> (u16, String, String) {
+    let mut stream = TcpStream::connect(addr).await.expect("connect");
+    let request = format!(
+        "POST {path} HTTP/1.1\r\nHost: cloudchat.infinomat.com:14514\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).await.expect("write");
+    let mut response = Vec::new();
+    tokio::time::timeout(PATIENCE, stream.read_to_end(&mut response))
+        .await
+        .expect("response in time")
+        .expect("read");
+    let response = String::from_utf8(response).expect("UTF-8 response");
+    let (head, body) = response.split_once("\r\n\r\n").expect("header end");
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .expect("status code");
+    let content_type = head
+        .lines()
+        .find_map(|l| {
+            l.to_ascii_lowercase()
+                .strip_prefix("content-type:")
+                .map(|v| v.trim().to_owned())
+        })
+        .unwrap_or_default();
+    (status, content_type, body.to_owned())
+}
+
+/// The payload of a frame, checking its type.
+pub fn payload(frame: &str, kind: &str) -> Value {
+    let value: Value = serde_json::from_str(frame).expect("JSON frame");
+    assert_eq!(value["type"], kind, "{frame}");
+    value["payload"].clone()
+}
+
+/// A CloudChat token: 15–19 characters from '!' to '~'.
+pub fn assert_token(token: &str) {
+    assert!((15..=19).contains(&token.len()), "{token:?}");
+    assert!(token.bytes().all(|b| (33..=126).contains(&b)), "{token:?}");
+}
+
+/// A C ctime() string with its newline.
+pub fn assert_ctime(text: &str) {
+    assert_eq!(text.len(), 25, "{text:?}");
+    assert!(text.ends_with('\n'), "{text:?}");
+    let weekday = &text[..3];
+    assert!(
+        ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"].contains(&weekday),
+        "{text:?}"
+    );
+}
+
+/// JSON string escaping, as in the frames.
+pub fn js(text: &str) -> String {
+    serde_json::to_string(text).expect("string")
+}
+
+/// Registers a user over a fresh WebSocket and returns (user id, token).
+pub async fn register(addr: SocketAddr, name: &str, password: &str) -> (i64, String) {
+    let mut ws = Ws::connect(addr).await;
+    let reply = ws
+        .ask(&format!(
+            r#"{{"type":"REGISTER","payload":{{"username":"{name}","password":"{password}","email":"{name}@example.com"}}}}"#
+        ))
+        .await;
+    let p = payload(&reply, "REGISTER_SUCCESS");
+    (
+        p["userId"].as_i64().expect("userId"),
+        p["token"].as_str().expect("token").to_owned(),
+    )
+}

@@ -1,0 +1,292 @@
+//! The shared room. On the original chat server every connected socket received every line;
+//! here lines go to the public group "dpc-lobby", so gRPC and other-protocol members take part.
+//! One `Subscribe` stream per bridge process (held with the session of any DPC user who logged
+//! in) receives the group's messages; each is encoded once as the DPC push frame and fanned out
+//! to every chat socket of this process, as the original fanned out to all of its sockets.
+
+use std::{
+    collections::{HashMap, HashSet, VecDeque},
+    sync::{Arc, Mutex, OnceLock},
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
+
+use bytes::Bytes;
+use rosetta_bridge_kit::{Backend, UserSession};
+use rosetta_proto::{
+    account::v1::GetProfilesRequest,
+    common::v1::{ConversationRef, conversation_ref},
+    messaging::v1::{
+        ListMessagesRequest, Message, MessageKind, SubscribeRequest, event, message,
+        subscribe_response,
+    },
+};
+use tokio::sync::{broadcast, watch};
+use tokio_util::sync::CancellationToken;
+use tonic::{Code, Status};
+
+use crate::codec;
+
+/// Lines kept for chat sockets that fall behind; a socket further behind skips lines.
+const BACKLOG: usize = 1024;
+/// Message ids remembered to deliver each message once across resubscriptions.
+const SEEN: usize = 4096;
+/// Pause before resubscribing after the stream failed or ended.
+const RETRY: Duration = Duration::from_secs(1);
+/// Messages sent this long before the first DPC login are still delivered when the stream
+/// opens (allows for clock skew between the bridge and the messaging service).
+const START_MARGIN_MS: i64 = 5_000;
+
+/// A lobby message as every DPC chat socket receives it.
+pub struct LobbyLine {
+    /// Who sent it and with which idempotency key: the sending socket skips its own lines.
+    pub sender_id: i64,
+    pub client_message_id: String,
+    /// The encoded push frame, `{"op": 0, "args": {"name": …}, "news": "<name>:<text>"}`.
+    pub frame: Bytes,
+}
+
+pub struct Lobby {
+    backend: Backend,
+    group: OnceLock<i64>,
+    /// When the first DPC user logged in (Unix ms): the stream's start.
+    started_ms: OnceLock<i64>,
+    lines: broadcast::Sender<Arc<LobbyLine>>,
+    /// The newest session able to read the lobby.
+    reader: watch::Sender<Option<Arc<UserSession>>>,
+    names: Mutex<HashMap<i64, String>>,
+}
+
+impl Lobby {
+    pub fn new(backend: Backend) -> Arc<Self> {
+        Arc::new(Self {
+            backend,
+            group: OnceLock::new(),
+            started_ms: OnceLock::new(),
+            lines: broadcast::channel(BACKLOG).0,
+            reader: watch::channel(None).0,
+            names: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// The lobby's group id, known once a DPC user has logged in.
+    pub fn group_id(&self) -> Option<i64> {
+        self.group.get().copied()
+    }
+
+    /// A session of a lobby member (`group`): the stream may read with it.
+    pub fn found(&self, group: i64, session: &Arc<UserSession>) {
+        let _ = self.group.set(group);
+        let _ = self.started_ms.set(now_ms());
+        self.reader.send_replace(Some(session.clone()));
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<LobbyLine>> {
+        self.lines.subscribe()
+    }
+
+    pub fn remember_name(&self, user_id: i64, name: &str) {
+        let mut names = self.names.lock().unwrap_or_else(|e| e.into_inner());
+        if names.len() > 100_000 {
+            names.clear();
+        }
+        names.insert(user_id, name.to_owned());
+    }
+
+    /// A user's name as DPC clients show it: the canonical user name.
+    pub async fn name_of(&self, user_id: i64, session: &UserSession) -> String {
+        if let Some(name) = self
+            .names
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&user_id)
+        {
+            return name.clone();
+        }
+        let found = async {
+            let request = session
+                .request(GetProfilesRequest {
+                    user_ids: vec![user_id],
+                })
+                .await?;
+            let users = self.backend.account().get_profiles(request).await?;
+            Ok::<_, Status>(users.into_inner().users.into_iter().next())
+        }
+        .await;
+        match found {
+            Ok(Some(user)) => {
+                self.remember_name(user_id, &user.username);
+                user.username
+            }
+            _ => user_id.to_string(),
+        }
+    }
+
+    /// Follows the lobby until `closing` is cancelled, resubscribing (with the newest session)
+    /// whenever the stream ends and filling the gap from the group's history.
+    pub async fn run(self: Arc<Self>, closing: CancellationToken) {
+        let mut readers = self.reader.subscribe();
+        let mut seen = Seen::default();
+        loop {
+            let session = tokio::select! {
+                () = closing.cancelled() => return,
+                session = readers.wait_for(Option::is_some) => match session {
+                    Ok(session) => session.clone(),
+                    Err(_) => return,
+                },
+            };
+            let (Some(session), Some(group)) = (session, self.group_id()) else {
+                continue;
+            };
+            let result = tokio::select! {
+                () = closing.cancelled() => return,
+                result = self.follow(&session, group, &mut seen) => result,
+            };
+            if let Err(status) = result {
+                tracing::warn!(%status, "DPC lobby stream failed");
+                if status.code() == Code::Unauthenticated {
+                    // That session is gone: wait for the next login.
+                    self.reader.send_if_modified(|current| match current {
+                        Some(s) if Arc::ptr_eq(s, &session) => {
+                            *current = None;
+                            true
+                        }
+                        _ => false,
+                    });
+                }
+            }
+            // Failed or ended: resubscribe after a pause, never in a hot loop.
+            tokio::select! {
+                () = closing.cancelled() => return,
+                () = tokio::time::sleep(RETRY) => {}
+            }
+        }
+    }
+
+    async fn follow(
+        &self,
+        session: &UserSession,
+        group: i64,
+        seen: &mut Seen,
+    ) -> Result<(), Status> {
+        let request = session
+            .request(SubscribeRequest { after_seq: None })
+            .await?;
+        let mut stream = self
+            .backend
+            .messaging()
+            .subscribe(request)
+            .await?
+            .into_inner();
+        // Live delivery starts at CaughtUp; history covers everything before it.
+        let mut live = false;
+        while let Some(item) = stream.message().await? {
+            if !live {
+                if let Some(subscribe_response::Item::CaughtUp(_)) = item.item {
+                    live = true;
+                    self.catch_up(session, group, seen).await?;
+                }
+                continue;
+            }
+            if let Some(subscribe_response::Item::Event(event)) = item.item
+                && let Some(event::Kind::Message(message)) = event.kind
+                && message.to == Some(message::To::ToGroupId(group))
+            {
+                self.deliver(session, message, seen).await;
+            }
+        }
+        Ok(())
+    }
+
+    /// Delivers what the group received while no stream was open: after the last delivered
+    /// message, or, for the first stream, since the first DPC login.
+    async fn catch_up(
+        &self,
+        session: &UserSession,
+        group: i64,
+        seen: &mut Seen,
+    ) -> Result<(), Status> {
+        let conversation = Some(ConversationRef {
+            r#ref: Some(conversation_ref::Ref::GroupId(group)),
+        });
+        let since_ms = self.started_ms.get().copied().unwrap_or(0) - START_MARGIN_MS;
+        let mut after = seen.last_seq;
+        loop {
+            let request = session
+                .request(ListMessagesRequest {
+                    conversation,
+                    after_seq: after,
+                    limit: 500,
+                    ..Default::default()
+                })
+                .await?;
+            let page = self
+                .backend
+                .messaging()
+                .list_messages(request)
+                .await?
+                .into_inner();
+            if page.messages.is_empty() {
+                return Ok(());
+            }
+            for message in page.messages {
+                after = after.max(message.seq);
+                if seen.last_seq > 0 || message.sent_at_ms >= since_ms {
+                    self.deliver(session, message, seen).await;
+                }
+            }
+            if !page.has_more {
+                return Ok(());
+            }
+        }
+    }
+
+    async fn deliver(&self, session: &UserSession, message: Message, seen: &mut Seen) {
+        if !seen.first_time(message.id, message.seq) || message.recalled {
+            return;
+        }
+        let text = match message.kind() {
+            MessageKind::Text => message.text,
+            // Attachments cannot be shown by DPC clients: their caption stands in.
+            _ if !message.text.is_empty() => message.text,
+            _ => "[file]".to_owned(),
+        };
+        let name = self.name_of(message.sender_id, session).await;
+        // The stored text has lost the input box's trailing newline (see the chat server).
+        let frame = codec::frame(&codec::chat_push(&name, &format!("{text}\n")));
+        let _ = self.lines.send(Arc::new(LobbyLine {
+            sender_id: message.sender_id,
+            client_message_id: message.client_message_id,
+            frame: frame.into(),
+        }));
+    }
+}
+
+/// Ids of recently delivered messages and the highest conversation seq seen.
+#[derive(Default)]
+struct Seen {
+    ids: HashSet<i64>,
+    order: VecDeque<i64>,
+    last_seq: u64,
+}
+
+impl Seen {
+    fn first_time(&mut self, id: i64, seq: u64) -> bool {
+        self.last_seq = self.last_seq.max(seq);
+        if !self.ids.insert(id) {
+            return false;
+        }
+        self.order.push_back(id);
+        if self.order.len() > SEEN
+            && let Some(old) = self.order.pop_front()
+        {
+            self.ids.remove(&old);
+        }
+        true
+    }
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}

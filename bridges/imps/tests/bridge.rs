@@ -1,0 +1,870 @@
+//! The IMPS bridge over real sockets: the note's example session byte for byte (imps.md §8),
+//! presence, calls, audio, the cross-protocol exchange with gRPC users and malformed input.
+
+use std::time::Duration;
+
+use bytes::BytesMut;
+use futures::StreamExt as _;
+use rosetta_bridge_imps::codec::{ClientMessage, Fix, Frame, FrameCodec, cmd};
+use rosetta_bridge_kit::settings::ImpsSettings;
+use rosetta_proto::{
+    messaging::v1::{
+        MessageKind, SendMessageRequest, SubscribeRequest, SubscribeResponse, event::Kind,
+        messaging_service_client::MessagingServiceClient, send_message_request::To,
+        subscribe_response::Item,
+    },
+    social::v1::{
+        RespondFriendRequestRequest, respond_friend_request_request::Request as Respond,
+        social_service_client::SocialServiceClient,
+    },
+};
+use rosetta_testkit::{Backend, TestServer, authed, both_backends};
+use tokio::{
+    io::{AsyncReadExt as _, AsyncWriteExt as _},
+    net::{TcpListener, TcpStream},
+    sync::oneshot,
+};
+use tonic::Streaming;
+
+/// Generous: the machine is slow and busy.
+const PATIENCE: Duration = Duration::from_secs(20);
+
+fn hex(text: &str) -> Vec<u8> {
+    text.split_whitespace()
+        .map(|h| u8::from_str_radix(h, 16).expect("hex"))
+        .collect()
+}
+
+/// A bridge on an ephemeral loopback port, stopped when dropped.
+struct Bridge {
+    addr: std::net::SocketAddr,
+    _stop: oneshot::Sender<()>,
+}
+
+async fn bridge(server: &TestServer, heartbeat_timeout_ms: u64) -> Bridge {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let (stop, stopped) = oneshot::channel::<()>();
+    let settings = ImpsSettings {
+        listen: addr,
+        heartbeat_timeout_ms,
+        ..ImpsSettings::default()
+    };
+    tokio::spawn(rosetta_bridge_imps::serve(
+        listener,
+        server.backend(),
+        settings,
+        async move {
+            let _ = stopped.await;
+        },
+    ));
+    Bridge { addr, _stop: stop }
+}
+
+/// One IMPS client connection, speaking raw bytes.
+struct Client {
+    stream: TcpStream,
+    buf: BytesMut,
+}
+
+impl Client {
+    async fn connect(bridge: &Bridge) -> Self {
+        Self {
+            stream: TcpStream::connect(bridge.addr).await.expect("connect"),
+            buf: BytesMut::new(),
+        }
+    }
+
+    async fn send_raw(&mut self, bytes: &[u8]) {
+        self.stream.write_all(bytes).await.expect("write");
+    }
+
+    async fn send(&mut self, message: ClientMessage) {
+        self.send_raw(&wire(&message.encode())).await;
+    }
+
+    /// The next frame, raw (header included); panics after the patience runs out.
+    async fn recv_raw(&mut self) -> Vec<u8> {
+        tokio::time::timeout(PATIENCE, async {
+            loop {
+                if self.buf.len() >= 6 {
+                    let len =
+                        i32::from_be_bytes([self.buf[2], self.buf[3], self.buf[4], self.buf[5]]);
+                    let total = 6 + len as usize;
+                    if self.buf.len() >= total {
+                        return self.buf.split_to(total).to_vec();
+                    }
+                }
+                let n = self.stream.read_buf(&mut self.buf).await.expect("read");
+                assert!(n > 0, "connection closed while waiting for a frame");
+            }
+        })
+        .await
+        .expect("a frame in time")
+    }
+
+    /// The next frame with command `cmd`, skipping others (e.g. presence pushes).
+    async fn recv_cmd(&mut self, cmd: u8) -> Vec<u8> {
+        loop {
+            let frame = self.recv_raw().await;
+            if frame[6] == cmd {
+                return frame;
+            }
+        }
+    }
+
+    /// The next S_STATUS_NOTIFY about `user` saying `status`.
+    async fn recv_status(&mut self, user: &str, status: u8) -> Vec<u8> {
+        loop {
+            let frame = self.recv_cmd(cmd::S_STATUS_NOTIFY).await;
+            let mut f = Fields::of(&frame);
+            if f.string() == user && f.u8() == status {
+                return frame;
+            }
+        }
+    }
+
+    /// Asserts that the bridge closes the connection (after any frames it still sends).
+    async fn expect_closed(&mut self) {
+        let closed = tokio::time::timeout(PATIENCE, async {
+            loop {
+                match self.stream.read_buf(&mut self.buf).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(_) => {}
+                }
+            }
+        })
+        .await;
+        assert!(closed.is_ok(), "the bridge kept the connection open");
+    }
+
+    /// A round trip proving the connection still serves: a friend-list request and its reply.
+    async fn friend_list(&mut self, user: &str) -> Vec<u8> {
+        self.send(ClientMessage::FriendList { user: user.into() })
+            .await;
+        self.recv_cmd(cmd::S_FRIENDLIST_REFURBISH_RSP).await
+    }
+}
+
+/// Reads the fields of a server frame (after its command byte).
+struct Fields<'a>(&'a [u8]);
+
+impl<'a> Fields<'a> {
+    fn of(frame: &'a [u8]) -> Self {
+        Self(&frame[7..])
+    }
+    fn take(&mut self, n: usize) -> &'a [u8] {
+        let (head, tail) = self.0.split_at(n);
+        self.0 = tail;
+        head
+    }
+    fn u8(&mut self) -> u8 {
+        self.take(1)[0]
+    }
+    fn i32(&mut self) -> i32 {
+        i32::from_be_bytes(self.take(4).try_into().expect("4 bytes"))
+    }
+    fn i64(&mut self) -> i64 {
+        i64::from_be_bytes(self.take(8).try_into().expect("8 bytes"))
+    }
+    fn f64(&mut self) -> f64 {
+        f64::from_be_bytes(self.take(8).try_into().expect("8 bytes"))
+    }
+    fn bytes(&mut self) -> &'a [u8] {
+        let len = self.i64() as usize;
+        self.take(len)
+    }
+    fn string(&mut self) -> String {
+        rosetta_bridge_imps::codec::decode_gb2312(self.bytes()).expect("GB2312")
+    }
+}
+
+fn register(user: &str, password: &str) -> ClientMessage {
+    ClientMessage::Register {
+        user: user.into(),
+        password: password.into(),
+        gender: 0,
+        email: format!("{user}@x.cn"),
+    }
+}
+
+/// Registers `user` on its own connection, as the client's registration screen does.
+async fn register_user(bridge: &Bridge, user: &str) {
+    let mut c = Client::connect(bridge).await;
+    c.send(register(user, "pw")).await;
+    assert_eq!(c.recv_raw().await[6], cmd::S_REGISTER, "{user} registered");
+}
+
+async fn login(bridge: &Bridge, user: &str, password: &str) -> Client {
+    let mut c = Client::connect(bridge).await;
+    c.send(ClientMessage::Login {
+        user: user.into(),
+        password: password.into(),
+    })
+    .await;
+    let reply = c.recv_raw().await;
+    assert_eq!(reply[6], cmd::S_LOGIN_RSP, "{user} logged in: {reply:02x?}");
+    c
+}
+
+/// Makes `a` and `b` friends over IMPS: `a` asks, `b` accepts.
+async fn befriend(a: &mut Client, a_name: &str, b: &mut Client, b_name: &str) {
+    a.send(ClientMessage::AddFriend {
+        user: a_name.into(),
+        friend: b_name.into(),
+    })
+    .await;
+    let request = b.recv_cmd(cmd::S_ADDFRIEND_REQ).await;
+    assert_eq!(Fields::of(&request).string(), a_name);
+    b.send(ClientMessage::AnswerFriend {
+        user: b_name.into(),
+        friend: a_name.into(),
+        accept: true,
+    })
+    .await;
+    let answer = a.recv_cmd(cmd::S_ADDFRIEND_RSP).await;
+    let mut f = Fields::of(&answer);
+    assert_eq!((f.string(), f.i32()), (b_name.to_owned(), 1));
+}
+
+fn is_wall_time(text: &str) -> bool {
+    chrono_like(text, "dddd-dd-dd dd:dd:dd")
+}
+
+/// Whether `text` has `pattern`'s shape, `d` standing for a digit.
+fn chrono_like(text: &str, pattern: &str) -> bool {
+    text.len() == pattern.len()
+        && text.bytes().zip(pattern.bytes()).all(|(t, p)| {
+            if p == b'd' {
+                t.is_ascii_digit()
+            } else {
+                t == p
+            }
+        })
+}
+
+// ---------------------------------------------------------------------------------------------
+
+/// imps.md §8, steps 1–8, replayed byte for byte.
+async fn example_session(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let bridge = bridge(&server, 300_000).await;
+
+    // 1. alice registers; a second attempt finds the name taken.
+    let mut reg = Client::connect(&bridge).await;
+    reg.send_raw(&hex(
+        "4f 4b 00 00 00 2b 0f 00 00 00 00 00 00 00 05 61 6c 69 63 65 00 00 00 00 00 00 00 03 31 32 33 00
+         00 00 01 00 00 00 00 00 00 00 06 61 40 78 2e 63 6e",
+    ))
+    .await;
+    assert_eq!(
+        reg.recv_raw().await,
+        hex("4f 4b 00 00 00 09 10 00 00 00 01 00 00 00 01")
+    );
+    let mut again = Client::connect(&bridge).await;
+    again
+        .send_raw(&hex(
+            "4f 4b 00 00 00 2b 0f 00 00 00 00 00 00 00 05 61 6c 69 63 65 00 00 00 00 00 00 00 03 31 32
+             33 00 00 00 01 00 00 00 00 00 00 00 06 61 40 78 2e 63 6e",
+        ))
+        .await;
+    assert_eq!(
+        again.recv_raw().await,
+        hex("4f 4b 00 00 00 09 11 00 00 00 01 00 00 00 00")
+    );
+    let mut bob_reg = Client::connect(&bridge).await;
+    bob_reg
+        .send(ClientMessage::Register {
+            user: "bob".into(),
+            password: "456".into(),
+            gender: 1,
+            email: "b@x.cn".into(),
+        })
+        .await;
+    assert_eq!(bob_reg.recv_raw().await[6], cmd::S_REGISTER);
+
+    // 2. Wrong password, then alice logs in.
+    let mut wrong = Client::connect(&bridge).await;
+    wrong
+        .send(ClientMessage::Login {
+            user: "alice".into(),
+            password: "nope".into(),
+        })
+        .await;
+    assert_eq!(
+        wrong.recv_raw().await,
+        hex("4f 4b 00 00 00 05 11 00 00 00 06")
+    );
+    let mut alice = Client::connect(&bridge).await;
+    alice
+        .send_raw(&hex(
+            "4f 4b 00 00 00 19 01 00 00 00 00 00 00 00 05 61 6c 69 63 65 00 00 00 00 00 00 00 03 31 32 33",
+        ))
+        .await;
+    assert_eq!(
+        alice.recv_raw().await,
+        hex(
+            "4f 4b 00 00 00 20 02 00 00 00 00 00 00 00 05 61 6c 69 63 65 00 00 00 00 00 00 00 00 00 00
+             00 06 61 40 78 2e 63 6e"
+        )
+    );
+
+    // 3. An empty friend list.
+    alice
+        .send_raw(&hex(
+            "4f 4b 00 00 00 0e 05 00 00 00 00 00 00 00 05 61 6c 69 63 65",
+        ))
+        .await;
+    assert_eq!(
+        alice.recv_raw().await,
+        hex("4f 4b 00 00 00 09 06 00 00 00 00 00 00 00 00")
+    );
+
+    // 4. alice adds bob, bob accepts.
+    let mut bob = login(&bridge, "bob", "456").await;
+    alice
+        .send_raw(&hex(
+            "4f 4b 00 00 00 19 07 00 00 00 00 00 00 00 05 61 6c 69 63 65 00 00 00 00 00 00 00 03 62 6f 62",
+        ))
+        .await;
+    assert_eq!(
+        bob.recv_cmd(cmd::S_ADDFRIEND_REQ).await,
+        hex("4f 4b 00 00 00 0e 09 00 00 00 00 00 00 00 05 61 6c 69 63 65")
+    );
+    bob.send_raw(&hex(
+        "4f 4b 00 00 00 1d 08 00 00 00 00 00 00 00 03 62 6f 62 00 00 00 00 00 00 00 05 61 6c 69 63 65
+         00 00 00 01",
+    ))
+    .await;
+    assert_eq!(
+        alice.recv_cmd(cmd::S_ADDFRIEND_RSP).await,
+        hex("4f 4b 00 00 00 10 0a 00 00 00 00 00 00 00 03 62 6f 62 00 00 00 01")
+    );
+
+    // 5. bob leaves and comes back: alice hears both.
+    drop(bob);
+    assert_eq!(
+        alice.recv_status("bob", 2).await,
+        hex("4f 4b 00 00 00 0d 0e 00 00 00 00 00 00 00 03 62 6f 62 02")
+    );
+    let mut bob = login(&bridge, "bob", "456").await;
+    assert_eq!(
+        alice.recv_status("bob", 1).await,
+        hex("4f 4b 00 00 00 0d 0e 00 00 00 00 00 00 00 03 62 6f 62 01")
+    );
+
+    // 6. alice says "hi", then 你好.
+    alice
+        .send_raw(&hex(
+            "4f 4b 00 00 00 23 0b 00 00 00 00 00 00 00 05 61 6c 69 63 65 00 00 00 00 00 00 00 03 62 6f
+             62 00 00 00 00 00 00 00 02 68 69",
+        ))
+        .await;
+    let pushed = bob.recv_cmd(cmd::S_SEND_MSG).await;
+    let head = hex(
+        "4f 4b 00 00 00 33 0c 00 00 00 00 00 00 00 05 61 6c 69 63 65 00 00 00 00 00 00 00 02 68 69 00
+         00 00 00 00 00 00 13",
+    );
+    assert_eq!(pushed[..head.len()], head[..], "{pushed:02x?}");
+    let time = std::str::from_utf8(&pushed[head.len()..]).expect("ascii time");
+    assert!(is_wall_time(time), "{time}");
+    alice
+        .send(ClientMessage::SendMessage {
+            user: "alice".into(),
+            friend: "bob".into(),
+            text: "你好".into(),
+        })
+        .await;
+    let pushed = bob.recv_cmd(cmd::S_SEND_MSG).await;
+    let mut f = Fields::of(&pushed);
+    assert_eq!(f.string(), "alice");
+    assert_eq!(f.bytes(), [0xc4, 0xe3, 0xba, 0xc3]);
+
+    // 7. alice's heartbeat: no reply; bob's friend list shows her there, online.
+    alice
+        .send_raw(&hex(
+            "4f 4b 00 00 00 41 03 00 00 00 00 00 00 00 05 61 6c 69 63 65 00 00 00 00 00 00 00 01 00 00
+             00 00 00 00 00 13 32 30 31 32 2d 30 31 2d 31 34 20 32 30 3a 34 33 3a 31 32 41 7d c8 83 00
+             00 00 00 41 9c f5 f0 c0 00 00 00",
+        ))
+        .await;
+    // The entry as the note's example has it, with alice's name and time (e-mail addresses are
+    // private to their owner, so it is empty).
+    let entry = hex(
+        "00 00 00 00 00 00 00 01 00 00 00 00 00 00 00 05 61 6c 69 63 65 01 00 00 00 00 00 00 00 00
+         00 00 00 00 00 00 00 15 32 30 31 32 2d 30 31 2d 31 34 20 32 30 3a 34 33 3a 31 32 2e 30 41
+         7d c8 83 00 00 00 00 41 9c f5 f0 c0 00 00 00",
+    );
+    // The heartbeat has no reply: ask until the bridge has stored it.
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    let list = loop {
+        let list = bob.friend_list("bob").await;
+        if list[7..] == entry[..] || tokio::time::Instant::now() > deadline {
+            break list;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(list[7..], entry[..], "{list:02x?}");
+    assert_eq!(list[..7], hex("4f 4b 00 00 00 4c 06")[..]);
+
+    // 8. alice leaves the map: bob is told she is offline.
+    alice
+        .send_raw(&hex(
+            "4f 4b 00 00 00 10 0d 00 00 00 00 00 00 00 05 61 6c 69 63 65 00 02",
+        ))
+        .await;
+    assert_eq!(
+        bob.recv_status("alice", 2).await,
+        hex("4f 4b 00 00 00 0f 0e 00 00 00 00 00 00 00 05 61 6c 69 63 65 02")
+    );
+
+    // bob goes away: a message to him is answered with error 5.
+    drop(bob);
+    alice.recv_status("bob", 2).await;
+    alice
+        .send_raw(&hex(
+            "4f 4b 00 00 00 23 0b 00 00 00 00 00 00 00 05 61 6c 69 63 65 00 00 00 00 00 00 00 03 62 6f
+             62 00 00 00 00 00 00 00 02 68 69",
+        ))
+        .await;
+    assert_eq!(
+        alice.recv_cmd(cmd::S_ERROR).await,
+        hex("4f 4b 00 00 00 05 11 00 00 00 05")
+    );
+}
+
+both_backends!(example, super::example_session);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_login_kicks_the_first_with_error_7() {
+    let server = TestServer::start(Backend::Sqlite).await;
+    let bridge = bridge(&server, 300_000).await;
+    register_user(&bridge, "alice").await;
+    let mut first = login(&bridge, "alice", "pw").await;
+    let mut second = login(&bridge, "alice", "pw").await;
+    assert_eq!(
+        first.recv_cmd(cmd::S_ERROR).await,
+        hex("4f 4b 00 00 00 05 11 00 00 00 07")
+    );
+    first.expect_closed().await;
+    // The new session is unharmed, and a second login on it is refused with error 4.
+    second.friend_list("alice").await;
+    second
+        .send(ClientMessage::Login {
+            user: "alice".into(),
+            password: "pw".into(),
+        })
+        .await;
+    assert_eq!(
+        second.recv_cmd(cmd::S_ERROR).await,
+        hex("4f 4b 00 00 00 05 11 00 00 00 04")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_without_heartbeats_goes_offline_and_friends_are_told() {
+    let server = TestServer::start_with(Backend::Sqlite, |cfg| {
+        cfg.messaging.presence_timeout_ms = 1500;
+    })
+    .await;
+    let bridge = bridge(&server, 3000).await;
+    register_user(&bridge, "alice").await;
+    register_user(&bridge, "bob").await;
+    let mut alice = login(&bridge, "alice", "pw").await;
+    let mut bob = login(&bridge, "bob", "pw").await;
+    befriend(&mut alice, "alice", &mut bob, "bob").await;
+    let heartbeat = ClientMessage::Heartbeat {
+        user: "bob".into(),
+        fixes: vec![Fix {
+            time: "2012-01-14 20:43:12".into(),
+            lat_e6: 0.0,
+            lon_e6: 0.0,
+        }],
+    };
+    // One heartbeat now that they are friends (bob may have lapsed already on a slow machine;
+    // this brings him back), then silence: alice hears he is offline after the timeout.
+    bob.send(heartbeat.clone()).await;
+    let started = tokio::time::Instant::now();
+    alice.recv_status("bob", 2).await;
+    assert!(started.elapsed() >= Duration::from_millis(2500));
+    // A message to him now gets error 5.
+    alice
+        .send(ClientMessage::SendMessage {
+            user: "alice".into(),
+            friend: "bob".into(),
+            text: "there?".into(),
+        })
+        .await;
+    assert_eq!(
+        alice.recv_cmd(cmd::S_ERROR).await,
+        hex("4f 4b 00 00 00 05 11 00 00 00 05")
+    );
+    // His next heartbeat brings him back.
+    bob.send(heartbeat).await;
+    alice.recv_status("bob", 1).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_audio_and_impersonation() {
+    let server = TestServer::start(Backend::Sqlite).await;
+    let bridge = bridge(&server, 300_000).await;
+    register_user(&bridge, "alice").await;
+    register_user(&bridge, "bob").await;
+    register_user(&bridge, "eve").await;
+    let mut alice = login(&bridge, "alice", "pw").await;
+    let mut bob = login(&bridge, "bob", "pw").await;
+    let mut eve = login(&bridge, "eve", "pw").await;
+    befriend(&mut alice, "alice", &mut bob, "bob").await;
+    befriend(&mut alice, "alice", &mut eve, "eve").await;
+    drop(eve);
+    alice.recv_status("eve", 2).await;
+
+    // Audio call: the real address and the real int32 port are relayed both ways.
+    alice
+        .send(ClientMessage::CallInvite {
+            user: "alice".into(),
+            friend: "bob".into(),
+            video: false,
+            ip: "192.168.1.5".into(),
+            port: 1300,
+        })
+        .await;
+    let invite = bob.recv_cmd(cmd::S_PTP_AUDIO_REQ).await;
+    let mut f = Fields::of(&invite);
+    assert_eq!(
+        (f.string(), f.string(), f.i32()),
+        ("alice".into(), "192.168.1.5".into(), 1300)
+    );
+    bob.send(ClientMessage::CallAnswer {
+        user: "bob".into(),
+        friend: "alice".into(),
+        video: false,
+        accept: true,
+        ip: "10.0.0.2".into(),
+        port: 1300,
+    })
+    .await;
+    let answer = alice.recv_cmd(cmd::S_PTP_AUDIO_RSP).await;
+    let mut f = Fields::of(&answer);
+    assert_eq!(
+        (f.string(), f.i32(), f.string(), f.i32()),
+        ("bob".into(), 1, "10.0.0.2".into(), 1300)
+    );
+
+    // Video call: the public address is the caller's real one, in dotted form.
+    alice
+        .send(ClientMessage::CallInvite {
+            user: "alice".into(),
+            friend: "bob".into(),
+            video: true,
+            ip: "192.168.1.5".into(),
+            port: 1300,
+        })
+        .await;
+    let invite = bob.recv_cmd(cmd::S_PTP_VIDEO_REQ).await;
+    let mut f = Fields::of(&invite);
+    assert_eq!(
+        (f.string(), f.string(), f.i32(), f.string(), f.i32()),
+        (
+            "alice".into(),
+            "192.168.1.5".into(),
+            1300,
+            "127.0.0.1".into(),
+            1300
+        )
+    );
+    // A refusal without an address (the client then writes neither address nor port).
+    let mut refusal = ClientMessage::CallAnswer {
+        user: "bob".into(),
+        friend: "alice".into(),
+        video: true,
+        accept: false,
+        ip: String::new(),
+        port: 0,
+    }
+    .encode();
+    refusal.body.truncate(refusal.body.len() - 12);
+    bob.send_raw(&wire(&refusal)).await;
+    let answer = alice.recv_cmd(cmd::S_PTP_VIDEO_RSP).await;
+    let mut f = Fields::of(&answer);
+    assert_eq!((f.string(), f.i32()), ("bob".into(), 0));
+
+    // A voice clip: 200-byte chunks and "KO", stored through the files service, pushed to bob.
+    let clip: Vec<u8> = (0..600u32).map(|i| (i % 251) as u8).collect();
+    for chunk in clip.chunks(200).map(<[u8]>::to_vec).chain([b"KO".to_vec()]) {
+        alice
+            .send(ClientMessage::Audio {
+                user: "alice".into(),
+                friend: "bob".into(),
+                data: chunk,
+            })
+            .await;
+    }
+    let mut received = Vec::new();
+    loop {
+        let push = bob.recv_cmd(cmd::S_AUDIO_RSP).await;
+        let mut f = Fields::of(&push);
+        assert_eq!(f.string(), "alice");
+        let data = f.bytes().to_vec();
+        assert!(is_wall_time(&f.string()));
+        if data == b"KO" {
+            break;
+        }
+        assert_eq!(data.len(), 200);
+        received.extend(data);
+    }
+    assert_eq!(received, clip);
+
+    // alice cannot speak for bob: error 3, and nobody hears anything.
+    alice
+        .send(ClientMessage::SendMessage {
+            user: "bob".into(),
+            friend: "alice".into(),
+            text: "I am bob".into(),
+        })
+        .await;
+    assert_eq!(
+        alice.recv_cmd(cmd::S_ERROR).await,
+        hex("4f 4b 00 00 00 05 11 00 00 00 03")
+    );
+    // A call to a friend who is not online: error 5; a message to nobody at all: error 2.
+    alice
+        .send(ClientMessage::CallInvite {
+            user: "alice".into(),
+            friend: "eve".into(),
+            video: false,
+            ip: "192.168.1.5".into(),
+            port: 1300,
+        })
+        .await;
+    assert_eq!(
+        alice.recv_cmd(cmd::S_ERROR).await,
+        hex("4f 4b 00 00 00 05 11 00 00 00 05")
+    );
+    alice
+        .send(ClientMessage::SendMessage {
+            user: "alice".into(),
+            friend: "nobody".into(),
+            text: "hello?".into(),
+        })
+        .await;
+    assert_eq!(
+        alice.recv_cmd(cmd::S_ERROR).await,
+        hex("4f 4b 00 00 00 05 11 00 00 00 02")
+    );
+    // bob got no message from the impersonation attempt: his next frame is the list reply.
+    assert_eq!(
+        bob.friend_list("bob").await[6],
+        cmd::S_FRIENDLIST_REFURBISH_RSP
+    );
+}
+
+fn wire(frame: &Frame) -> Vec<u8> {
+    let mut out = BytesMut::new();
+    tokio_util::codec::Encoder::encode(&mut FrameCodec, frame.clone(), &mut out).expect("encode");
+    out.to_vec()
+}
+
+async fn events(server: &TestServer, token: &str) -> Streaming<SubscribeResponse> {
+    let mut client = MessagingServiceClient::new(server.channel().await);
+    let mut stream = client
+        .subscribe(authed(SubscribeRequest { after_seq: None }, token))
+        .await
+        .expect("subscribe")
+        .into_inner();
+    // Live events follow the catch-up marker.
+    loop {
+        let item = stream.message().await.expect("stream").expect("open");
+        if matches!(item.item, Some(Item::CaughtUp(_))) {
+            return stream;
+        }
+    }
+}
+
+async fn next_event(stream: &mut Streaming<SubscribeResponse>, want: fn(&Kind) -> bool) -> Kind {
+    tokio::time::timeout(PATIENCE, async {
+        while let Some(item) = stream.next().await {
+            if let Some(Item::Event(event)) = item.expect("event").item
+                && let Some(kind) = event.kind
+                && want(&kind)
+            {
+                return kind;
+            }
+        }
+        panic!("stream ended");
+    })
+    .await
+    .expect("event in time")
+}
+
+/// An IMPS user and gRPC users befriend and chat both ways; a name GB2312 cannot hold is shown
+/// and addressed as `#<id>`, and text it cannot hold arrives with `?`.
+async fn cross_protocol(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let bridge = bridge(&server, 300_000).await;
+    register_user(&bridge, "alice").await;
+    let mut alice = login(&bridge, "alice", "pw").await;
+    let mut social = SocialServiceClient::new(server.channel().await);
+    let mut messaging = MessagingServiceClient::new(server.channel().await);
+
+    for (name, shown) in [("carol", None), ("dave😀", Some(()))] {
+        let login = server.user(name, "pw").await;
+        let me = login.user.clone().expect("user");
+        let token = login.access_token.clone();
+        let imps_name = match shown {
+            None => name.to_owned(),
+            Some(()) => format!("#{}", me.id),
+        };
+        let mut stream = events(&server, &token).await;
+
+        // alice asks over IMPS; the gRPC user sees the request and accepts.
+        alice
+            .send(ClientMessage::AddFriend {
+                user: "alice".into(),
+                friend: imps_name.clone(),
+            })
+            .await;
+        let Kind::FriendRequestReceived(request) =
+            next_event(&mut stream, |k| matches!(k, Kind::FriendRequestReceived(_))).await
+        else {
+            unreachable!()
+        };
+        let alice_id = request.from.expect("from").id;
+        social
+            .respond_friend_request(authed(
+                RespondFriendRequestRequest {
+                    request: Some(Respond::FromUserId(alice_id)),
+                    accept: true,
+                },
+                &token,
+            ))
+            .await
+            .expect("accept");
+        let answer = alice.recv_cmd(cmd::S_ADDFRIEND_RSP).await;
+        let mut f = Fields::of(&answer);
+        assert_eq!((f.string(), f.i32()), (imps_name.clone(), 1));
+
+        // The friend list names them the same way.
+        let list = alice.friend_list("alice").await;
+        let mut f = Fields::of(&list);
+        let count = f.i64();
+        let mut names = Vec::new();
+        for _ in 0..count {
+            names.push(f.string());
+            f.u8();
+            f.string();
+            f.string();
+            f.f64();
+            f.f64();
+        }
+        assert!(names.contains(&imps_name), "{names:?}");
+
+        // gRPC → IMPS, with characters GB2312 lacks.
+        messaging
+            .send_message(authed(
+                SendMessageRequest {
+                    to: Some(To::ToUserId(alice_id)),
+                    kind: MessageKind::Text.into(),
+                    text: "smile😀 你好".into(),
+                    client_message_id: format!("m-{name}"),
+                    ..Default::default()
+                },
+                &token,
+            ))
+            .await
+            .expect("send");
+        let pushed = alice.recv_cmd(cmd::S_SEND_MSG).await;
+        let mut f = Fields::of(&pushed);
+        assert_eq!(f.string(), imps_name);
+        assert_eq!(f.bytes(), b"smile? \xc4\xe3\xba\xc3");
+        assert!(is_wall_time(&f.string()));
+
+        // IMPS → gRPC, addressed by the IMPS name.
+        alice
+            .send(ClientMessage::SendMessage {
+                user: "alice".into(),
+                friend: imps_name.clone(),
+                text: "你好 from IMPS".into(),
+            })
+            .await;
+        let Kind::Message(message) = next_event(
+            &mut stream,
+            |k| matches!(k, Kind::Message(m) if m.text.ends_with("from IMPS")),
+        )
+        .await
+        else {
+            unreachable!()
+        };
+        assert_eq!(message.text, "你好 from IMPS");
+        assert_eq!(message.sender_id, alice_id);
+    }
+}
+
+both_backends!(cross, super::cross_protocol);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_frames_close_only_their_connection() {
+    let server = TestServer::start(Backend::Sqlite).await;
+    let bridge = bridge(&server, 300_000).await;
+    register_user(&bridge, "alice").await;
+    let mut alice = login(&bridge, "alice", "pw").await;
+
+    let bad: [(&str, Vec<u8>); 6] = [
+        ("bad tag", b"GET / HTTP/1.0\r\n\r\n".to_vec()),
+        ("negative length", hex("4f 4b ff ff ff fe 05")),
+        ("huge length", hex("4f 4b 7f ff ff ff 05")),
+        ("zero length", hex("4f 4b 00 00 00 00")),
+        (
+            "string past the frame end",
+            hex("4f 4b 00 00 00 0e 05 00 00 00 00 00 00 00 40 61 6c 69 63 65"),
+        ),
+        (
+            "invalid GB2312",
+            hex(
+                "4f 4b 00 00 00 19 01 00 00 00 00 00 00 00 05 ff ff ff ff ff 00 00 00 00 00 00 00 03 31 32 33",
+            ),
+        ),
+    ];
+    for (what, bytes) in bad {
+        let mut c = Client::connect(&bridge).await;
+        c.send_raw(&bytes).await;
+        c.expect_closed().await;
+        // The logged-in client is still served.
+        assert_eq!(
+            alice.friend_list("alice").await[6],
+            cmd::S_FRIENDLIST_REFURBISH_RSP,
+            "after {what}"
+        );
+    }
+
+    // An unknown command and a frame cut in the middle of its header are not errors.
+    alice
+        .send_raw(&hex(
+            "4f 4b 00 00 00 0e 63 00 00 00 00 00 00 00 05 61 6c 69 63 65",
+        ))
+        .await;
+    let list = ClientMessage::FriendList {
+        user: "alice".into(),
+    }
+    .encode();
+    let bytes = wire(&list);
+    alice.send_raw(&bytes[..3]).await;
+    tokio::task::yield_now().await;
+    alice.send_raw(&bytes[3..]).await;
+    assert_eq!(
+        alice.recv_raw().await,
+        hex("4f 4b 00 00 00 09 06 00 00 00 00 00 00 00 00")
+    );
+
+    // Before login nothing but register and login is served: error 3.
+    let mut anon = Client::connect(&bridge).await;
+    anon.send(ClientMessage::AddFriend {
+        user: "alice".into(),
+        friend: "bob".into(),
+    })
+    .await;
+    assert_eq!(
+        anon.recv_raw().await,
+        hex("4f 4b 00 00 00 05 11 00 00 00 03")
+    );
+}

@@ -1,0 +1,358 @@
+//! The logged-in user's side of the canonical services: the `Subscribe` stream turned into
+//! pushes, and the stored unread messages (which the real server lost) for the login count
+//! and `get_unread_message`.
+
+use std::{sync::Arc, time::Duration};
+
+use rosetta_bridge_kit::UserSession;
+use rosetta_proto::{
+    common::v1::{ConversationRef, conversation_ref},
+    messaging::v1::{
+        ConversationKind, GetUnreadCountsRequest, ListMessagesRequest, MarkReadRequest, Message,
+        SubscribeRequest, SubscribeResponse, event, message, signal, subscribe_response::Item,
+    },
+};
+use tokio::sync::mpsc;
+use tonic::{Status, Streaming};
+
+use crate::codec::{Reply, padded_uid};
+
+/// Pause before resubscribing after the event stream broke.
+const RESUBSCRIBE_AFTER: Duration = Duration::from_secs(1);
+/// Messages read per call when collecting unread ones.
+const LIST_LIMIT: u32 = 500;
+
+/// The idempotency key of a message sent from a pipe client; it also carries the client's
+/// message type, so a pipe recipient gets the type the sender chose.
+pub(crate) fn client_message_id(kind: u32) -> String {
+    format!("pipe-{kind}-{:032x}", rand::random::<u128>())
+}
+
+/// The pipe message type of `message`: the sender's own when a pipe client sent it, else
+/// `0` (private) or `1` (group), the types the real server routed that way.
+fn message_type(message: &Message) -> u32 {
+    let group = matches!(message.to, Some(message::To::ToGroupId(_)));
+    message
+        .client_message_id
+        .strip_prefix("pipe-")
+        .and_then(|rest| rest.split_once('-'))
+        .and_then(|(kind, _)| kind.parse::<u32>().ok())
+        .filter(|kind| *kind <= 3 && (kind % 2 == 1) == group)
+        .unwrap_or(u32::from(group))
+}
+
+/// The client's own time text, or the server time in the same digits-only shape the example
+/// session uses (`yyyyMMddHHmmss`, UTC) for messages from clients that send none.
+fn message_time(message: &Message) -> String {
+    if !message.client_time.is_empty() {
+        return message.client_time.clone();
+    }
+    chrono::DateTime::from_timestamp_millis(message.sent_at_ms)
+        .map(|t| t.format("%Y%m%d%H%M%S").to_string())
+        .unwrap_or_default()
+}
+
+/// Text, or the attachment's file id for messages other protocols sent without text.
+fn message_data(message: &Message) -> String {
+    if message.text.is_empty() {
+        message.file_id.clone()
+    } else {
+        message.text.clone()
+    }
+}
+
+fn conversation_of(message: &Message) -> Option<ConversationRef> {
+    let r#ref = match message.to? {
+        message::To::ToGroupId(group) => conversation_ref::Ref::GroupId(group),
+        message::To::ToUserId(_) => conversation_ref::Ref::UserId(message.sender_id),
+    };
+    Some(ConversationRef { r#ref: Some(r#ref) })
+}
+
+/// A live message as the real server pushed it.
+fn message_push(message: &Message) -> Reply {
+    let (kind, time, data) = (
+        message_type(message),
+        message_time(message),
+        message_data(message),
+    );
+    match message.to {
+        Some(message::To::ToGroupId(group)) => Reply::GroupMessage {
+            kind,
+            group: group.to_string(),
+            from: padded_uid(message.sender_id),
+            time,
+            data,
+        },
+        _ => Reply::PrivateMessage {
+            kind,
+            from: padded_uid(message.sender_id),
+            time,
+            data,
+        },
+    }
+}
+
+/// A stored message as `get_unread_message` lists it.
+pub(crate) fn unread_line(message: &Message) -> Reply {
+    match message.to {
+        Some(message::To::ToGroupId(group)) => Reply::UnreadGroup {
+            group,
+            time: message_time(message),
+            data: message_data(message),
+        },
+        _ => Reply::UnreadPrivate {
+            from: message.sender_id,
+            time: message_time(message),
+            data: message_data(message),
+        },
+    }
+}
+
+/// Opens the user's event stream and waits until it is live (so the user counts as online
+/// before the login is answered), for at most `patience`.
+pub(crate) async fn subscribe(
+    session: &UserSession,
+    patience: Duration,
+) -> Result<Streaming<SubscribeResponse>, Status> {
+    open(session, None, patience).await
+}
+
+async fn open(
+    session: &UserSession,
+    after_seq: Option<u64>,
+    patience: Duration,
+) -> Result<Streaming<SubscribeResponse>, Status> {
+    let request = session.request(SubscribeRequest { after_seq }).await?;
+    let mut stream = session
+        .backend()
+        .messaging()
+        .subscribe(request)
+        .await?
+        .into_inner();
+    // Replayed events (a resubscription) come before the marker; they are pushed afterwards.
+    if after_seq.is_none() {
+        match tokio::time::timeout(patience, stream.message()).await {
+            Ok(Ok(Some(_))) | Err(_) => {}
+            Ok(Ok(None)) => return Err(Status::unavailable("event stream ended")),
+            Ok(Err(status)) => return Err(status),
+        }
+    }
+    Ok(stream)
+}
+
+/// Turns events into pushes until the connection drops the login (which aborts this task);
+/// a broken stream is reopened after the last event seen, so nothing is missed.
+pub(crate) async fn push(
+    session: Arc<UserSession>,
+    mut stream: Streaming<SubscribeResponse>,
+    out: mpsc::Sender<Reply>,
+) {
+    let me = session.user_id();
+    let mut last_seq: Option<u64> = None;
+    loop {
+        loop {
+            let item = match stream.message().await {
+                Ok(Some(SubscribeResponse { item: Some(item) })) => item,
+                Ok(Some(_)) => continue,
+                Ok(None) => break,
+                Err(status) => {
+                    tracing::debug!(%status, "event stream broke");
+                    break;
+                }
+            };
+            let event = match item {
+                Item::CaughtUp(caught_up) => {
+                    last_seq = Some(last_seq.unwrap_or(0).max(caught_up.head_seq));
+                    continue;
+                }
+                Item::Event(event) => event,
+            };
+            if event.seq > 0 {
+                last_seq = Some(event.seq);
+            }
+            let Some(push) = push_of(me, event.kind) else {
+                continue;
+            };
+            let read = match &push {
+                Push::Message(message) => Some(message.clone()),
+                Push::Other(_) => None,
+            };
+            let reply = match push {
+                Push::Message(message) => message_push(&message),
+                Push::Other(reply) => reply,
+            };
+            if out.send(reply).await.is_err() {
+                return;
+            }
+            // Delivered live: not unread any more.
+            if let Some(message) = read {
+                mark_read(&session, std::slice::from_ref(&message)).await;
+            }
+        }
+        tokio::time::sleep(RESUBSCRIBE_AFTER).await;
+        loop {
+            match open(&session, last_seq, RESUBSCRIBE_AFTER).await {
+                Ok(reopened) => {
+                    stream = reopened;
+                    break;
+                }
+                Err(status) => {
+                    tracing::debug!(%status, "resubscribing failed");
+                    tokio::time::sleep(RESUBSCRIBE_AFTER).await;
+                }
+            }
+        }
+    }
+}
+
+enum Push {
+    Message(Message),
+    Other(Reply),
+}
+
+/// The push an event becomes, if the protocol has one for it.
+fn push_of(me: i64, kind: Option<event::Kind>) -> Option<Push> {
+    Some(match kind? {
+        event::Kind::Message(message) if message.sender_id != me && !message.recalled => {
+            Push::Message(message)
+        }
+        event::Kind::FriendRequestReceived(request) => Push::Other(Reply::FriendRequest {
+            from: padded_uid(request.from.map_or(0, |u| u.id)),
+            note: request.note,
+        }),
+        event::Kind::JoinRequestReceived(request) => Push::Other(Reply::GroupRequest {
+            from: padded_uid(request.applicant.map_or(0, |u| u.id)),
+            group: request.group_id.to_string(),
+            note: request.note,
+        }),
+        event::Kind::Signal(signal) => match signal.kind? {
+            signal::Kind::FileOffer(offer) => Push::Other(Reply::FileOffer {
+                from: padded_uid(signal.from_user_id),
+                rest: if offer.raw.is_empty() {
+                    format!(
+                        "{}|{}|{}|{}",
+                        offer.host, offer.port, offer.file_name, offer.file_size
+                    )
+                } else {
+                    offer.raw
+                },
+            }),
+            _ => return None,
+        },
+        _ => return None,
+    })
+}
+
+/// Every stored message the user has not read, private conversations first, each oldest
+/// first; the user's own messages are left out.
+pub(crate) async fn unread(session: &UserSession) -> Result<Vec<Message>, Status> {
+    let me = session.user_id();
+    let messaging = session.backend().messaging();
+    let counts = messaging
+        .clone()
+        .get_unread_counts(session.request(GetUnreadCountsRequest {}).await?)
+        .await?
+        .into_inner();
+    let mut conversations = counts.conversations;
+    conversations.sort_by_key(|c| c.kind == ConversationKind::Group as i32);
+    let mut unread = Vec::new();
+    for conversation in conversations {
+        let mut after = conversation.last_read_seq;
+        loop {
+            let page = messaging
+                .clone()
+                .list_messages(
+                    session
+                        .request(ListMessagesRequest {
+                            conversation: conversation.r#ref,
+                            before_seq: 0,
+                            after_seq: after,
+                            limit: LIST_LIMIT,
+                        })
+                        .await?,
+                )
+                .await?
+                .into_inner();
+            after = page.messages.last().map_or(after, |m| m.seq);
+            unread.extend(
+                page.messages
+                    .into_iter()
+                    .filter(|m| m.sender_id != me && !m.recalled),
+            );
+            if !page.has_more {
+                break;
+            }
+        }
+    }
+    Ok(unread)
+}
+
+/// Moves the user's read marks past `messages`.
+pub(crate) async fn mark_read(session: &UserSession, messages: &[Message]) {
+    let mut marks: Vec<(ConversationRef, u64)> = Vec::new();
+    for message in messages {
+        let Some(conversation) = conversation_of(message) else {
+            continue;
+        };
+        match marks.iter_mut().find(|(c, _)| *c == conversation) {
+            Some((_, seq)) => *seq = (*seq).max(message.seq),
+            None => marks.push((conversation, message.seq)),
+        }
+    }
+    for (conversation, up_to_seq) in marks {
+        let marked = async {
+            let request = session
+                .request(MarkReadRequest {
+                    conversation: Some(conversation),
+                    up_to_seq,
+                })
+                .await?;
+            session.backend().messaging().mark_read(request).await
+        }
+        .await;
+        if let Err(status) = marked {
+            tracing::debug!(%status, "marking read failed");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn message(to: message::To, client_message_id: &str) -> Message {
+        Message {
+            sender_id: 124,
+            to: Some(to),
+            text: "hi".into(),
+            client_message_id: client_message_id.into(),
+            client_time: "t1".into(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn pushes_keep_the_pipe_type_and_default_by_route() {
+        let private = message(message::To::ToUserId(125), &client_message_id(2));
+        assert_eq!(message_push(&private).render(), "message|2|00124|t1|hi");
+        let group = message(message::To::ToGroupId(4001), &client_message_id(3));
+        assert_eq!(message_push(&group).render(), "message|3|4001|00124|t1|hi");
+        let foreign = message(message::To::ToGroupId(4001), "uuid-from-grpc");
+        assert_eq!(
+            message_push(&foreign).render(),
+            "message|1|4001|00124|t1|hi"
+        );
+        // A type whose parity contradicts the route is not trusted.
+        let odd_private = message(message::To::ToUserId(125), "pipe-1-abc");
+        assert_eq!(message_push(&odd_private).render(), "message|0|00124|t1|hi");
+    }
+
+    #[test]
+    fn messages_without_client_time_get_a_server_stamp() {
+        let mut m = message(message::To::ToUserId(125), "x");
+        m.client_time.clear();
+        m.sent_at_ms = 1_567_679_400_000; // 2019-09-05 10:30:00 UTC
+        assert_eq!(message_time(&m), "20190905103000");
+    }
+}
