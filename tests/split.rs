@@ -580,10 +580,23 @@ impl Receiver {
             if let Some(result) = found(&self.spans.lock().expect("receiver lock")) {
                 return result;
             }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "never exported: {what}"
-            );
+            if tokio::time::Instant::now() > deadline {
+                let spans = self.spans.lock().expect("receiver lock");
+                let seen: Vec<String> = spans
+                    .iter()
+                    .map(|e| {
+                        format!(
+                            "{} {} trace {} span {} parent {}",
+                            e.service,
+                            e.span.name,
+                            hex::encode(&e.span.trace_id),
+                            hex::encode(&e.span.span_id),
+                            hex::encode(&e.span.parent_span_id)
+                        )
+                    })
+                    .collect();
+                panic!("never exported: {what}; received:\n{}", seen.join("\n"));
+            }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
@@ -775,7 +788,9 @@ async fn caught_up(stream: &mut Streaming<SubscribeResponse>) {
 /// The whole stack as processes: users registered on the account process and befriended on
 /// the social process; messages sent through one messaging replica reach a stream on the
 /// other at once; one trace spans this process, account and messaging, down to their SQL;
-/// a messaging replica killed mid-burst and restarted loses no acknowledged message.
+/// a pipe client talks to a gRPC client through the pipe bridge process, in one trace over
+/// bridge, account and messaging; a messaging replica killed mid-burst and restarted loses
+/// no acknowledged message.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn split_deployment_end_to_end() {
     let receiver = Receiver::default();
@@ -818,6 +833,7 @@ async fn split_deployment_end_to_end() {
     }
 
     trace_spans_three_processes(&cluster, &receiver, &otlp, &alice, &bob).await;
+    pipe_leg(&cluster, &receiver, &bob).await;
     killed_replica_loses_no_acknowledged_message(&mut cluster, &alice, &bob).await;
 }
 
@@ -911,10 +927,14 @@ async fn trace_spans_three_processes(
             Some("grpc".into())
         );
     }
-    let mut trace = trace;
+    write_trace("split-trace.json", trace);
+}
+
+/// Writes a trace's spans as JSON into the target directory and prints it.
+fn write_trace(file: &str, mut trace: Vec<Exported>) {
     trace.sort_by_key(|e| e.span.start_time_unix_nano);
     let json = serde_json::to_string_pretty(&trace_json(&trace)).expect("json");
-    let path = Path::new(env!("CARGO_TARGET_TMPDIR")).join("split-trace.json");
+    let path = Path::new(env!("CARGO_TARGET_TMPDIR")).join(file);
     std::fs::write(&path, &json).expect("write the trace");
     println!("one trace across processes ({}):\n{json}", path.display());
 }
@@ -954,6 +974,7 @@ async fn killed_replica_loses_no_acknowledged_message(
         })
     };
     while acked.lock().expect("acked").len() < 50 {
+        assert!(!sender.is_finished(), "the burst failed before the kill");
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     cluster.kill("messaging.1");
@@ -1048,18 +1069,14 @@ async fn pipe_user(addr: SocketAddr, name: &str) -> (Pipe, String, String) {
     (pipe, uid, token)
 }
 
-/// Cross-protocol through the bridge processes: a pipe user befriends and messages a gRPC
-/// user whose stream is on the other messaging replica, and gets the reply pushed back over
-/// the pipe connection; the pipe frame's span is the parent of the services' call spans.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "runs once the pipe bridge serves sessions (bridges/pipe)"]
-async fn pipe_bridge_across_processes() {
-    let receiver = Receiver::default();
-    let otlp = receiver.start().await;
-    let cluster = Cluster::start(&otlp).await;
+/// Cross-protocol through a bridge process: a pipe user (bridge → account, social,
+/// messaging.1) befriends and messages a gRPC user whose stream is on messaging.2 and gets
+/// the reply pushed back over the pipe connection. The pipe frames' spans parent the calls
+/// they cause in the account and messaging processes, and those their SQL: one trace over
+/// three processes.
+async fn pipe_leg(cluster: &Cluster, receiver: &Receiver, bob: &User) {
     let pipe_addr = cluster.spec("bridge-pipe").listeners()[0];
-    let bob = register(cluster.channel("account").await, "bob").await;
-    let mut bob_stream = subscribe(cluster.channel("messaging.2").await, &bob, None).await;
+    let mut bob_stream = subscribe(cluster.channel("messaging.2").await, bob, None).await;
     caught_up(&mut bob_stream).await;
 
     let (mut carol, carol_uid, token) = pipe_user(pipe_addr, "carol").await;
@@ -1087,7 +1104,10 @@ async fn pipe_bridge_across_processes() {
         .await;
     assert!(reply.starts_with("send_message_succ|"), "send: {reply}");
     let (_, text) = next_message(&mut bob_stream).await;
-    assert_eq!(text, "over the pipe");
+    assert_eq!(
+        text, "over the pipe",
+        "pipe → messaging.1 → NATS → messaging.2"
+    );
 
     MessagingServiceClient::new(cluster.channel("messaging.2").await)
         .send_message(authed(
@@ -1102,22 +1122,58 @@ async fn pipe_bridge_across_processes() {
         "pushed to the pipe client: {push}"
     );
 
-    receiver
-        .wait_for("a pipe frame parenting an account call", |spans| {
-            spans
-                .iter()
-                .find(|e| e.service == "rosetta-bridge-pipe")
-                .and_then(|frame| {
-                    spans.iter().find(|e| {
-                        e.service == "rosetta-account"
-                            && e.span.trace_id == frame.span.trace_id
-                            && spans.iter().any(|p| {
-                                p.service == "rosetta-bridge-pipe"
-                                    && p.span.span_id == e.span.parent_span_id
+    const PIPE: &str = "rosetta-bridge-pipe";
+    let trace = receiver
+        .wait_for(
+            "pipe frames parenting account and messaging calls",
+            |spans| {
+                // A call made by a pipe frame, with SQL below it.
+                let caused = |service: &str, method: &str| {
+                    spans.iter().find(|call| {
+                        call.service == service
+                            && call.span.name.ends_with(method)
+                            && spans.iter().any(|frame| {
+                                frame.service == PIPE
+                                    && frame.span.span_id == call.span.parent_span_id
+                            })
+                            && spans.iter().any(|sql| {
+                                sql.service == service
+                                    && sql.span.name.starts_with("sql ")
+                                    && descends_from(spans, sql, call)
                             })
                     })
+                };
+                let register = caused("rosetta-account", "AccountService/Register")?;
+                let send = caused("rosetta-messaging", "MessagingService/SendMessage")?;
+                (register.span.trace_id == send.span.trace_id).then(|| {
+                    let frames: Vec<&Exported> = spans
+                        .iter()
+                        .filter(|e| {
+                            e.service == PIPE
+                                && (e.span.span_id == register.span.parent_span_id
+                                    || e.span.span_id == send.span.parent_span_id)
+                        })
+                        .collect();
+                    // The two frames and everything below them.
+                    spans
+                        .iter()
+                        .filter(|e| frames.iter().any(|f| descends_from(spans, e, f)))
+                        .cloned()
+                        .collect::<Vec<_>>()
                 })
-                .map(|_| ())
-        })
+            },
+        )
         .await;
+    let services: BTreeSet<&str> = trace.iter().map(|e| e.service.as_str()).collect();
+    assert!(
+        [
+            "rosetta-bridge-pipe",
+            "rosetta-account",
+            "rosetta-messaging"
+        ]
+        .iter()
+        .all(|s| services.contains(s)),
+        "one trace over the bridge, account and messaging processes: {services:?}"
+    );
+    write_trace("split-pipe-trace.json", trace);
 }

@@ -16,6 +16,7 @@ const TEXT: &str = "hello there, see you at the station at ten";
 fn pipe(c: &mut Criterion) {
     use rosetta_bridge_pipe::codec::{Reply, parse};
     let frame = format!("send_message|0|00124|00125|20190905103000|{TEXT}|aB3dE5fG7hJ9kL1m");
+    assert!(parse(frame.as_bytes()).is_ok(), "the sample must parse");
     c.bench_function("pipe/decode send_message", |b| {
         b.iter(|| parse(black_box(frame.as_bytes())))
     });
@@ -41,6 +42,11 @@ fn imps(c: &mut Criterion) {
     FrameCodec
         .encode(send.encode(), &mut wire)
         .expect("a small frame encodes");
+    let sample = FrameCodec.decode(&mut wire.clone()).ok().flatten();
+    assert!(
+        sample.is_some_and(|f| matches!(ClientMessage::decode(&f), Ok(Some(_)))),
+        "the sample must decode"
+    );
     c.bench_function("imps/decode C_SEND_MSG", |b| {
         b.iter(|| {
             let mut buf = wire.clone();
@@ -69,6 +75,11 @@ fn dpc(c: &mut Criterion) {
     use rosetta_bridge_dpc::codec::{ChatLine, chat_push, decode_frame, frame};
     let wire =
         frame(&json!({"op": 0, "args": {"name": "alice", "password": "secret"}, "news": TEXT}));
+    let sample = decode_frame(&wire).ok().flatten();
+    assert!(
+        sample.is_some_and(|(_, map)| ChatLine::parse(&map).is_ok()),
+        "the sample must decode"
+    );
     c.bench_function("dpc/decode chat line", |b| {
         b.iter(|| {
             let (_, map) = decode_frame(black_box(&wire))
@@ -86,6 +97,7 @@ fn dpc(c: &mut Criterion) {
 fn ourchat(c: &mut Criterion) {
     use rosetta_bridge_ourchat::codec::{Target, decode, text_push};
     let text = json!({"code": 0, "time": 1_763_800_000, "sender": {"ocid": "aB3dE5gH7j", "private_id": "kL9mN1pQ3r"}, "msg": TEXT}).to_string();
+    assert!(decode(&text).is_ok(), "the sample must decode");
     c.bench_function("ourchat/decode text", |b| {
         b.iter(|| decode(black_box(&text)))
     });
@@ -100,6 +112,7 @@ fn cloudchat(c: &mut Criterion) {
         ContentKind, MessageView, decode, message, message_object,
     };
     let text = json!({"type": "SEND_MESSAGE", "payload": {"tempId": "ae8ca08a-a6de-493a-b18c-20781f5930fd", "senderId": 1, "receiverId": 2, "content": TEXT, "type": "text"}}).to_string();
+    assert!(decode(&text).is_ok(), "the sample must decode");
     c.bench_function("cloudchat/decode SEND_MESSAGE", |b| {
         b.iter(|| decode(black_box(&text)))
     });
@@ -129,6 +142,7 @@ fn jwt(c: &mut Criterion) {
         .map(|d| d.as_millis() as i64)
         .unwrap_or_default();
     let (token, _) = issuer.issue(4711, "session-1", now_ms).expect("a token");
+    assert!(verifier.verify(&token).is_ok(), "the token must verify");
     c.bench_function("jwt/verify", |b| {
         b.iter(|| verifier.verify(black_box(&token)))
     });

@@ -478,13 +478,24 @@ mod tests {
     #[test]
     fn paths_split_on_both_separators_and_refuse_escapes() {
         let split = split_path;
-        assert_eq!(split("notes.txt"), Some((String::new(), "notes.txt".into())));
+        assert_eq!(
+            split("notes.txt"),
+            Some((String::new(), "notes.txt".into()))
+        );
         assert_eq!(
             split("pics\\sub/b.txt"),
             Some(("pics/sub".into(), "b.txt".into()))
         );
         for bad in [
-            "", "/etc/passwd", "../x", "a/../b", "a/./b", "a//b", "C:\\x", "a/", "x\u{7}",
+            "",
+            "/etc/passwd",
+            "../x",
+            "a/../b",
+            "a/./b",
+            "a//b",
+            "C:\\x",
+            "a/",
+            "x\u{7}",
         ] {
             assert_eq!(split(bad), None, "{bad:?}");
         }

@@ -27,7 +27,7 @@ use tokio::{
 use tonic::Streaming;
 
 /// Generous: the machine is slow and busy.
-const PATIENCE: Duration = Duration::from_secs(20);
+const PATIENCE: Duration = Duration::from_secs(30);
 
 fn hex(text: &str) -> Vec<u8> {
     text.split_whitespace()

@@ -195,6 +195,16 @@ impl clap::ValueEnum for LogFormat {
     }
 }
 
+/// The `bridge` subcommand's service addresses (`ROSETTA_GRPC_ENDPOINT`, …): flags with
+/// environment fallbacks, not configuration keys.
+const BRIDGE_FLAGS: [&str; 5] = [
+    "grpc_endpoint",
+    "grpc_account",
+    "grpc_social",
+    "grpc_messaging",
+    "grpc_files",
+];
+
 impl Config {
     /// Layers defaults, `file` (if given), the environment and `overrides`.
     pub fn load(
@@ -208,9 +218,15 @@ impl Config {
         figment
             .merge(
                 Env::prefixed("ROSETTA_")
-                    // ROSETTA_CONFIG names the file itself; ROSETTA_TEST_* and ROSETTA_PYTHON
-                    // configure the test suite, whose child processes inherit them.
-                    .filter(|key| key != "config" && key != "python" && !key.starts_with("test_"))
+                    // ROSETTA_CONFIG names the file itself; BRIDGE_FLAGS are read by the
+                    // `bridge` subcommand; ROSETTA_TEST_* and ROSETTA_PYTHON configure the test
+                    // suite, whose child processes inherit them.
+                    .filter(|key| {
+                        key != "config"
+                            && key != "python"
+                            && !key.starts_with("test_")
+                            && !BRIDGE_FLAGS.iter().any(|flag| key == *flag)
+                    })
                     .split("__"),
             )
             .merge(Serialized::defaults(overrides))
@@ -246,6 +262,7 @@ mod tests {
             jail.set_env("ROSETTA_TEST_POSTGRES_URL", "postgres://elsewhere");
             jail.set_env("ROSETTA_PYTHON", "python3");
             jail.set_env("ROSETTA_CONFIG", "rosetta.toml");
+            jail.set_env("ROSETTA_GRPC_ACCOUNT", "http://127.0.0.1:3");
             let flags = Overrides {
                 database_url: Some("sqlite://x".into()),
                 ..Overrides::default()
