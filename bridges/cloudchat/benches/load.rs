@@ -79,72 +79,6 @@ async fn main() {
         users.push((name, id, token));
     }
 
-    // Idle logged-in connections.
-    let before = rss_kib();
-    let started = Instant::now();
-    let per_user = connections.div_ceil(USERS);
-    let chains: Vec<_> = users
-        .iter()
-        .map(|(name, id, token)| {
-            let id = *id;
-            let chain = logged_in(addr, name.clone(), token.clone(), per_user);
-            tokio::spawn(async move { (id, chain.await.0) })
-        })
-        .collect();
-    // (user id, connection), users interleaved.
-    let mut idle: Vec<(i64, Ws)> = Vec::new();
-    for chain in chains {
-        let (id, sockets) = chain.await.expect("logins");
-        idle.extend(sockets.into_iter().map(|ws| (id, ws)));
-    }
-    let opened = started.elapsed();
-    // Let the event streams of the new sessions settle before measuring.
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    let after = rss_kib();
-    let held = idle.len();
-    println!(
-        "idle: {held} logged-in WebSocket connections opened in {:.1} s ({:.0} logins/s)",
-        opened.as_secs_f64(),
-        held as f64 / opened.as_secs_f64()
-    );
-    println!(
-        "idle: VmRSS {before} KiB -> {after} KiB, {:.1} KiB per connection (bridge, node and client sockets in one process)",
-        after.saturating_sub(before) as f64 / held as f64
-    );
-
-    // Request/reply: concurrent clients, each a logged-in idle connection.
-    let active: Vec<(i64, Ws)> = idle.drain(..clients.min(held)).collect();
-    let started = Instant::now();
-    let tasks: Vec<_> = active
-        .into_iter()
-        .map(|(user, mut ws)| {
-            tokio::spawn(async move {
-                let load = format!(r#"{{"type":"LOAD_CONTACTS","payload":{{"userId":{user}}}}}"#);
-                let mut worst = Duration::ZERO;
-                for _ in 0..rounds {
-                    let asked = Instant::now();
-                    payload(&ws.ask(&load).await, "CONTACTS_LOADED");
-                    worst = worst.max(asked.elapsed());
-                }
-                worst
-            })
-        })
-        .collect();
-    let mut worst = Duration::ZERO;
-    let mut done = 0;
-    for task in tasks {
-        worst = worst.max(task.await.expect("client"));
-        done += rounds;
-    }
-    let elapsed = started.elapsed();
-    println!(
-        "request/reply: {done} LOAD_CONTACTS from {} concurrent clients in {:.2} s: {:.0} req/s, slowest {:.0} ms",
-        clients.min(held),
-        elapsed.as_secs_f64(),
-        done as f64 / elapsed.as_secs_f64(),
-        worst.as_secs_f64() * 1000.0
-    );
-
     // Messages: many connections of one sender to one receiver, who reads every push.
     let (sender, sender_token) = register(addr, "sender", "secret").await;
     let (receiver, receiver_token) = register(addr, "receiver", "secret").await;
@@ -211,6 +145,72 @@ async fn main() {
         total as f64 / acked.as_secs_f64(),
         delivered.as_secs_f64(),
         total as f64 / delivered.as_secs_f64()
+    );
+
+    // Idle logged-in connections.
+    let before = rss_kib();
+    let started = Instant::now();
+    let per_user = connections.div_ceil(USERS);
+    let chains: Vec<_> = users
+        .iter()
+        .map(|(name, id, token)| {
+            let id = *id;
+            let chain = logged_in(addr, name.clone(), token.clone(), per_user);
+            tokio::spawn(async move { (id, chain.await.0) })
+        })
+        .collect();
+    // (user id, connection), users interleaved.
+    let mut idle: Vec<(i64, Ws)> = Vec::new();
+    for chain in chains {
+        let (id, sockets) = chain.await.expect("logins");
+        idle.extend(sockets.into_iter().map(|ws| (id, ws)));
+    }
+    let opened = started.elapsed();
+    // Let the event streams of the new sessions settle before measuring.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let after = rss_kib();
+    let held = idle.len();
+    println!(
+        "idle: {held} logged-in WebSocket connections opened in {:.1} s ({:.0} logins/s)",
+        opened.as_secs_f64(),
+        held as f64 / opened.as_secs_f64()
+    );
+    println!(
+        "idle: VmRSS {before} KiB -> {after} KiB, {:.1} KiB per connection (bridge, node and client sockets in one process)",
+        after.saturating_sub(before) as f64 / held as f64
+    );
+
+    // Request/reply: concurrent clients, each a logged-in idle connection.
+    let active: Vec<(i64, Ws)> = idle.drain(..clients.min(held)).collect();
+    let started = Instant::now();
+    let tasks: Vec<_> = active
+        .into_iter()
+        .map(|(user, mut ws)| {
+            tokio::spawn(async move {
+                let load = format!(r#"{{"type":"LOAD_CONTACTS","payload":{{"userId":{user}}}}}"#);
+                let mut worst = Duration::ZERO;
+                for _ in 0..rounds {
+                    let asked = Instant::now();
+                    payload(&ws.ask(&load).await, "CONTACTS_LOADED");
+                    worst = worst.max(asked.elapsed());
+                }
+                worst
+            })
+        })
+        .collect();
+    let mut worst = Duration::ZERO;
+    let mut done = 0;
+    for task in tasks {
+        worst = worst.max(task.await.expect("client"));
+        done += rounds;
+    }
+    let elapsed = started.elapsed();
+    println!(
+        "request/reply: {done} LOAD_CONTACTS from {} concurrent clients in {:.2} s: {:.0} req/s, slowest {:.0} ms",
+        clients.min(held),
+        elapsed.as_secs_f64(),
+        done as f64 / elapsed.as_secs_f64(),
+        worst.as_secs_f64() * 1000.0
     );
 
     drop(idle);
