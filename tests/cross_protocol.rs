@@ -1,20 +1,30 @@
 //! Users of different legacy protocols in one user base, each speaking their own wire format
-//! to their own bridge: an IMPS user and a pipe user befriend each other and chat both ways.
+//! to their own bridge: an IMPS user and a pipe user befriend each other and chat both ways; a
+//! CloudChat user and an OurChat user do the same.
 
-use std::time::Duration;
+use std::{net::SocketAddr, time::Duration};
 
 use futures::{SinkExt as _, StreamExt as _};
 use rosetta_bridge_imps::codec::{ClientMessage, Frame, FrameCodec, cmd, decode_gb2312};
-use rosetta_bridge_kit::settings::{ImpsSettings, PipeSettings};
+use rosetta_bridge_kit::settings::{
+    CloudChatSettings, ImpsSettings, OurChatSettings, PipeSettings,
+};
 use rosetta_proto::{
-    account::v1::LookupUserRequest,
+    account::v1::{LoginRequest, LookupUserRequest, PasswordScheme, login_request::Identifier},
     common::v1::{UserRef, user_ref},
+    social::v1::{
+        RespondFriendRequestRequest, respond_friend_request_request::Request as Respond,
+        social_service_client::SocialServiceClient,
+    },
 };
 use rosetta_testkit::{Backend, TestServer, authed, both_backends};
+use serde_json::Value;
+use sha2::{Digest as _, Sha256};
 use tokio::{
     io::{AsyncReadExt as _, AsyncWriteExt as _},
     net::{TcpListener, TcpStream},
 };
+use tokio_tungstenite::{WebSocketStream, client_async, tungstenite::Message};
 use tokio_util::{codec::Framed, sync::CancellationToken};
 
 /// Generous: the machine running the tests is slow and busy.
@@ -23,36 +33,55 @@ const PATIENCE: Duration = Duration::from_secs(30);
 /// MD5 hex of "123456", as the pipe client sends its password.
 const MD5_123456: &str = "e10adc3949ba59abbe56e057f20f883e";
 
-/// Both bridges in front of one node; they stop when dropped.
+/// The bridges in front of one node; they stop when dropped.
 struct Bridges {
-    pipe: std::net::SocketAddr,
-    imps: std::net::SocketAddr,
+    pipe: SocketAddr,
+    imps: SocketAddr,
+    ourchat: SocketAddr,
+    cloudchat: SocketAddr,
     _closing: tokio_util::sync::DropGuard,
 }
 
 async fn bridges(server: &TestServer) -> Bridges {
     let closing = CancellationToken::new();
-    let pipe = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let imps = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let addrs = (
-        pipe.local_addr().expect("addr"),
-        imps.local_addr().expect("addr"),
-    );
+    let bind = || async {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        (listener, addr)
+    };
+    let ((pipe, pipe_addr), (imps, imps_addr)) = (bind().await, bind().await);
+    let ((ourchat, ourchat_addr), (cloudchat, cloudchat_addr)) = (bind().await, bind().await);
+    let stop = || closing.clone().cancelled_owned();
+    let backend = server.backend();
     tokio::spawn(rosetta_bridge_pipe::serve(
         pipe,
-        server.backend(),
+        backend.clone(),
         PipeSettings::default(),
-        closing.clone().cancelled_owned(),
+        stop(),
     ));
     tokio::spawn(rosetta_bridge_imps::serve(
         imps,
-        server.backend(),
+        backend.clone(),
         ImpsSettings::default(),
-        closing.clone().cancelled_owned(),
+        stop(),
+    ));
+    tokio::spawn(rosetta_bridge_ourchat::serve(
+        ourchat,
+        backend.clone(),
+        OurChatSettings::default(),
+        stop(),
+    ));
+    tokio::spawn(rosetta_bridge_cloudchat::serve(
+        cloudchat,
+        backend,
+        CloudChatSettings::default(),
+        stop(),
     ));
     Bridges {
-        pipe: addrs.0,
-        imps: addrs.1,
+        pipe: pipe_addr,
+        imps: imps_addr,
+        ourchat: ourchat_addr,
+        cloudchat: cloudchat_addr,
         _closing: closing.drop_guard(),
     }
 }
@@ -118,6 +147,53 @@ impl Fields<'_> {
         let len = i64::from_be_bytes(self.take(8).try_into().expect("8 bytes"));
         decode_gb2312(self.take(usize::try_from(len).expect("length"))).expect("GB2312")
     }
+}
+
+/// A WebSocket client sending JSON text frames (OurChat and CloudChat alike).
+struct Ws(WebSocketStream<TcpStream>);
+
+impl Ws {
+    async fn connect(addr: SocketAddr) -> Self {
+        let tcp = TcpStream::connect(addr).await.expect("connect");
+        let (ws, _) = tokio::time::timeout(PATIENCE, client_async(format!("ws://{addr}/"), tcp))
+            .await
+            .expect("handshake in time")
+            .expect("handshake");
+        Self(ws)
+    }
+
+    async fn send(&mut self, text: &str) {
+        self.0
+            .send(Message::text(text.to_owned()))
+            .await
+            .expect("send");
+    }
+
+    /// The next JSON frame for which `pick` holds, skipping others (pushes of other kinds).
+    async fn recv_where(&mut self, pick: impl Fn(&Value) -> bool) -> Value {
+        loop {
+            let frame = tokio::time::timeout(PATIENCE, self.0.next())
+                .await
+                .expect("a frame in time");
+            let value: Value = match frame {
+                Some(Ok(Message::Text(text))) => serde_json::from_str(&text).expect("JSON"),
+                Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+                other => panic!("expected a text frame, got {other:?}"),
+            };
+            if pick(&value) {
+                return value;
+            }
+        }
+    }
+
+    async fn call(&mut self, text: &str) -> Value {
+        self.send(text).await;
+        self.recv_where(|_| true).await
+    }
+}
+
+fn sha256_hex(text: &str) -> String {
+    hex::encode(Sha256::digest(text.as_bytes()))
 }
 
 async fn imps_pipe_chat(backend: Backend) {
@@ -234,3 +310,125 @@ async fn imps_pipe_chat(backend: Backend) {
 }
 
 both_backends!(imps_and_pipe, super::imps_pipe_chat);
+
+async fn cloudchat_ourchat_chat(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let bridges = bridges(&server).await;
+
+    // Olga uses an OurChat client written from the document (`time` in the login turns on
+    // pushes); she registers with an e-mail and the SHA-256 hex of her password.
+    let mut olga = Ws::connect(bridges.ourchat).await;
+    let password = sha256_hex("olga-pw");
+    let registered = olga
+        .call(&format!(
+            r#"{{"code": 4, "time": 1722441600, "email": "olga@example.com", "password": "{password}", "name": "Olga"}}"#
+        ))
+        .await;
+    assert_eq!(registered["state"], 0, "{registered}");
+    let olga_ocid = registered["ocid"].as_str().expect("ocid").to_owned();
+    let login = olga
+        .call(&format!(
+            r#"{{"code": 6, "time": 1722441600, "login_type": 1, "account": "{olga_ocid}", "password": "{password}"}}"#
+        ))
+        .await;
+    assert_eq!(login["state"], 0, "{login}");
+
+    // Carl uses the CloudChat web client.
+    let mut carl = Ws::connect(bridges.cloudchat).await;
+    let carl_reg = carl
+        .call(r#"{"type":"REGISTER","payload":{"username":"carl","password":"carl-pw","email":"carl@example.com"}}"#)
+        .await;
+    assert_eq!(carl_reg["type"], "REGISTER_SUCCESS", "{carl_reg}");
+    let carl_id = carl_reg["payload"]["userId"].as_i64().expect("userId");
+
+    // The OurChat protocol has no friend requests: Olga answers Carl's from another client
+    // of hers (gRPC), with the password form her OurChat client registered.
+    let olga_grpc = server
+        .account()
+        .await
+        .login(LoginRequest {
+            identifier: Some(Identifier::Ocid(olga_ocid.clone())),
+            password: password.clone(),
+            password_scheme: PasswordScheme::Sha256Hex.into(),
+            client: "test".into(),
+        })
+        .await
+        .expect("Olga logs in over gRPC")
+        .into_inner();
+    let olga_id = olga_grpc.user.as_ref().expect("user").id;
+    carl.send(&format!(
+        r#"{{"type":"ADD_FRIEND_REQUEST","payload":{{"id":-1,"requesterId":{carl_id},"requesterUsername":"carl","requesterAvatar":"default.png","targetId":{olga_id},"targetUsername":"","targetAvatar":"default.png","status":"pending"}}}}"#
+    ))
+    .await;
+    let mut social = SocialServiceClient::new(server.channel().await);
+    // The request is stored once the bridge has handled the frame: retry until it is there.
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        let answer = social
+            .respond_friend_request(authed(
+                RespondFriendRequestRequest {
+                    request: Some(Respond::FromUserId(carl_id)),
+                    accept: true,
+                },
+                &olga_grpc.access_token,
+            ))
+            .await;
+        match answer {
+            Ok(_) => break,
+            Err(status) if tokio::time::Instant::now() < deadline => {
+                pause_before_retry(&status).await;
+            }
+            Err(status) => panic!("Olga cannot accept Carl's request: {status:?}"),
+        }
+    }
+    carl.recv_where(|f| f["type"] == "CONTACT_ADDED" || f["type"] == "FRIEND_REQUEST_ACCEPTED")
+        .await;
+
+    // CloudChat → OurChat.
+    let ack = carl
+        .call(&format!(
+            r#"{{"type":"SEND_MESSAGE","payload":{{"tempId":"t-1","senderId":{carl_id},"receiverId":{olga_id},"content":"hello olga","type":"text"}}}}"#
+        ))
+        .await;
+    let ack = if ack["type"] == "MESSAGE_RECEIVED_SELF" {
+        ack
+    } else {
+        carl.recv_where(|f| f["type"] == "MESSAGE_RECEIVED_SELF")
+            .await
+    };
+    assert_eq!(ack["payload"]["tempId"], "t-1", "{ack}");
+    let pushed = olga
+        .recv_where(|f| f["code"] == 0 && f["msg"] == "hello olga")
+        .await;
+    assert_eq!(pushed["sender"]["private_id"], olga_ocid, "{pushed}");
+    let carl_ocid = pushed["sender"]["ocid"]
+        .as_str()
+        .expect("sender ocid")
+        .to_owned();
+
+    // OurChat → CloudChat, addressed by Carl's ocid.
+    olga.send(&format!(
+        r#"{{"code": 0, "time": 1722441600, "sender": {{"ocid": "{olga_ocid}", "private_id": "{carl_ocid}"}}, "msg": "hi carl"}}"#
+    ))
+    .await;
+    let received = carl
+        .recv_where(|f| f["type"] == "MESSAGE_RECEIVED_OTHER")
+        .await;
+    assert_eq!(received["payload"]["content"], "hi carl", "{received}");
+    assert_eq!(received["payload"]["senderId"], olga_id);
+    assert_eq!(received["payload"]["receiverId"], carl_id);
+}
+
+/// Waits a little before retrying a call that failed with `status`.
+async fn pause_before_retry(status: &tonic::Status) {
+    assert!(
+        matches!(
+            status.code(),
+            tonic::Code::NotFound | tonic::Code::FailedPrecondition
+        ),
+        "unexpected failure: {status:?}"
+    );
+    tokio::time::sleep(Duration::from_millis(50)).await;
+}
+
+both_backends!(cloudchat_and_ourchat, super::cloudchat_ourchat_chat);

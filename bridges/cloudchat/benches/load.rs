@@ -3,7 +3,8 @@
 //! (SEND_MESSAGE acknowledged, pushed to the receiver) with many concurrent clients.
 //!
 //! `CLOUDCHAT_BENCH_CONNECTIONS` (default 1000) idle connections, `CLOUDCHAT_BENCH_CLIENTS`
-//! (default 100) concurrent clients, `CLOUDCHAT_BENCH_ROUNDS` (default 20) requests each.
+//! (default 100) concurrent clients, `CLOUDCHAT_BENCH_ROUNDS` (default 20) requests each,
+//! `CLOUDCHAT_BENCH_SENDERS` (default 20) connections of the sending user.
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -68,6 +69,7 @@ async fn main() {
     let connections = env("CLOUDCHAT_BENCH_CONNECTIONS", 1000);
     let clients = env("CLOUDCHAT_BENCH_CLIENTS", 100);
     let rounds = env("CLOUDCHAT_BENCH_ROUNDS", 20);
+    let senders_count = env("CLOUDCHAT_BENCH_SENDERS", 20);
     let server = TestServer::start(Backend::Sqlite).await;
     let bridge = Bridge::start(server.backend()).await;
     let addr = bridge.addr;
@@ -82,7 +84,7 @@ async fn main() {
     // Messages: many connections of one sender to one receiver, who reads every push.
     let (sender, sender_token) = register(addr, "sender", "secret").await;
     let (receiver, receiver_token) = register(addr, "receiver", "secret").await;
-    let (mut senders, _) = logged_in(addr, "sender".into(), sender_token, clients).await;
+    let (mut senders, _) = logged_in(addr, "sender".into(), sender_token, senders_count).await;
     let (mut inbox, _) = logged_in(addr, "receiver".into(), receiver_token, 1).await;
     let mut inbox = inbox.pop().expect("receiver");
     let s = &mut senders[0];
@@ -140,7 +142,7 @@ async fn main() {
     reader.await.expect("receiver");
     let delivered = started.elapsed();
     println!(
-        "messages: {total} SEND_MESSAGE from {clients} concurrent connections: acknowledged in {:.2} s ({:.0} msg/s), all pushed to the receiver in {:.2} s ({:.0} msg/s)",
+        "messages: {total} SEND_MESSAGE from {senders_count} concurrent connections of one user: acknowledged in {:.2} s ({:.0} msg/s), all pushed to the receiver in {:.2} s ({:.0} msg/s)",
         acked.as_secs_f64(),
         total as f64 / acked.as_secs_f64(),
         delivered.as_secs_f64(),

@@ -19,6 +19,9 @@ use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 
 type Traced = InterceptedService<Channel, TraceContext>;
 
+/// The largest HTTP/2 flow-control window (2³¹ − 1 bytes).
+const CONNECTION_WINDOW: u32 = (1 << 31) - 1;
+
 /// Clients of the four services. Cheap to clone: clones share the channels.
 #[derive(Clone)]
 pub struct Backend {
@@ -67,6 +70,10 @@ impl Backend {
             let channel = Endpoint::from_shared(endpoint.to_owned())?
                 .tcp_nodelay(true)
                 .connect_timeout(std::time::Duration::from_secs(5))
+                // One connection carries every session's event stream. HTTP/2's default
+                // 64 KiB connection window would let a few sessions that are slow to read
+                // their streams stall all the others; each stream keeps its own 64 KiB window.
+                .initial_connection_window_size(CONNECTION_WINDOW)
                 .connect_lazy();
             channels.push((endpoint.to_owned(), channel.clone()));
             Ok(channel)
