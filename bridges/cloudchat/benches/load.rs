@@ -12,30 +12,12 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::{Bridge, Ws, js, payload, register};
+use rosetta_testkit::bench::{env_or as env, rss_kib};
 use rosetta_testkit::{Backend, TestServer};
 
 /// Users sharing the idle connections (each login rotates the user's token, so logins of one
 /// user chain one after the other; the users' chains run side by side).
 const USERS: usize = 10;
-
-fn env(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn rss_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|v| v.parse().ok())
-        })
-        .unwrap_or(0)
-}
 
 fn token_login(name: &str, token: &str) -> String {
     format!(
@@ -66,7 +48,7 @@ async fn logged_in(
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
-    let connections = env("CLOUDCHAT_BENCH_CONNECTIONS", 1000);
+    let connections: usize = env("CLOUDCHAT_BENCH_CONNECTIONS", 1000);
     let clients = env("CLOUDCHAT_BENCH_CLIENTS", 100);
     let rounds = env("CLOUDCHAT_BENCH_ROUNDS", 20);
     let senders_count = env("CLOUDCHAT_BENCH_SENDERS", 20);

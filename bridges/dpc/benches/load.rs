@@ -18,6 +18,7 @@ use std::{
 
 use rosetta_bridge_dpc::{Listeners, serve};
 use rosetta_bridge_kit::settings::DpcSettings;
+use rosetta_testkit::bench::{env_or as env, rss_kib};
 use rosetta_testkit::{Backend, TestServer};
 use tokio::{
     io::{AsyncReadExt as _, AsyncWriteExt as _},
@@ -25,24 +26,6 @@ use tokio::{
 };
 
 const PATIENCE: Duration = Duration::from_secs(120);
-
-fn env(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn rss_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("VmRSS:"))
-                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        })
-        .unwrap_or(0)
-}
 
 fn frame(json: &str) -> Vec<u8> {
     let mut out = format!("{:<15}", json.len()).into_bytes();

@@ -21,6 +21,7 @@ use std::{
 use bytes::BytesMut;
 use rosetta_bridge_imps::codec::{ClientMessage, FrameCodec, cmd};
 use rosetta_bridge_kit::settings::ImpsSettings;
+use rosetta_testkit::bench::{env_or as env, rss_kib};
 use rosetta_testkit::{Backend, TestServer};
 use tokio::{
     io::{AsyncReadExt as _, AsyncWriteExt as _},
@@ -34,25 +35,6 @@ const SETUP_PARALLEL: usize = 8;
 /// Logins made and closed before the memory baseline.
 const WARM_UP: usize = 100;
 const PATIENCE: Duration = Duration::from_secs(60);
-
-fn env(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn rss_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|v| v.parse().ok())
-        })
-        .unwrap_or(0)
-}
 
 async fn send(stream: &mut TcpStream, message: ClientMessage) {
     let mut wire = BytesMut::new();
@@ -125,7 +107,7 @@ fn main() {
 
 async fn run() {
     // Pairs need an even number.
-    let n = (env("IMPS_BENCH_CONNECTIONS", 500) as usize).max(2) & !1;
+    let n = env::<usize>("IMPS_BENCH_CONNECTIONS", 500).max(2) & !1;
     let seconds = env("IMPS_BENCH_SECONDS", 10);
     let server = TestServer::start(Backend::Sqlite).await;
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");

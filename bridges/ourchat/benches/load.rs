@@ -22,6 +22,7 @@ use std::{
 
 use futures::{SinkExt as _, StreamExt as _, stream};
 use rosetta_bridge_kit::settings::OurChatSettings;
+use rosetta_testkit::bench::{env_or as env, rss_kib};
 use rosetta_testkit::{Backend, TestServer};
 use serde_json::Value;
 use sha2::{Digest as _, Sha256};
@@ -35,25 +36,6 @@ const PATIENCE: Duration = Duration::from_secs(60);
 const ACCOUNTS: usize = 10;
 /// Logins in flight at once (each costs an argon2id check).
 const LOGIN_CONCURRENCY: usize = 16;
-
-fn env(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn rss_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|status| {
-            status
-                .lines()
-                .find_map(|line| line.strip_prefix("VmRSS:"))
-                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        })
-        .unwrap_or(0)
-}
 
 fn hash(password: &str) -> String {
     hex::encode(Sha256::digest(password.as_bytes()))
@@ -147,7 +129,7 @@ fn main() {
 async fn run() {
     let conns = env("OURCHAT_BENCH_CONNS", 1000);
     let clients = env("OURCHAT_BENCH_CLIENTS", 50).min(conns);
-    let secs = env("OURCHAT_BENCH_SECS", 5) as u64;
+    let secs: u64 = env("OURCHAT_BENCH_SECS", 5);
     let pairs = env("OURCHAT_BENCH_PAIRS", 20);
     let messages = env("OURCHAT_BENCH_MESSAGES", 50);
 

@@ -19,6 +19,7 @@ use std::{
 };
 
 use rosetta_bridge_kit::settings::PipeSettings;
+use rosetta_testkit::bench::{env_or as env, rss_kib};
 use rosetta_testkit::{Backend, TestServer};
 use tokio::{
     io::{AsyncReadExt as _, AsyncWriteExt as _},
@@ -30,25 +31,6 @@ use tokio::{
 const SETUP_PARALLEL: usize = 8;
 /// Logins made and closed before the memory baseline.
 const WARM_UP: usize = 200;
-
-fn env(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn rss_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|v| v.parse().ok())
-        })
-        .unwrap_or(0)
-}
 
 const MD5: &str = "e10adc3949ba59abbe56e057f20f883e";
 
@@ -97,7 +79,7 @@ fn main() {
 }
 
 async fn run() {
-    let n = env("PIPE_BENCH_CONNECTIONS", 1000) as usize;
+    let n: usize = env("PIPE_BENCH_CONNECTIONS", 1000);
     let seconds = env("PIPE_BENCH_SECONDS", 10);
     let gap = env("PIPE_BENCH_GAP_MS", 0);
     let server = TestServer::start(Backend::Sqlite).await;

@@ -251,3 +251,28 @@ pub fn authed<T>(message: T, access_token: &str) -> Request<T> {
 pub fn reason(status: &tonic::Status) -> String {
     rosetta_kit::error::reason_of(status).unwrap_or_else(|| format!("<no reason: {status:?}>"))
 }
+
+/// What the in-process load benches of the bridges share.
+pub mod bench {
+    /// `name` from the environment, parsed, or `default`.
+    pub fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+        std::env::var(name)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(default)
+    }
+
+    /// This process's resident set size in KiB (0 where /proc is missing).
+    pub fn rss_kib() -> u64 {
+        std::fs::read_to_string("/proc/self/status")
+            .ok()
+            .and_then(|status| {
+                status
+                    .lines()
+                    .find_map(|line| line.strip_prefix("VmRSS:"))
+                    .and_then(|rest| rest.split_whitespace().next())
+                    .and_then(|kib| kib.parse().ok())
+            })
+            .unwrap_or(0)
+    }
+}
