@@ -2,10 +2,12 @@
 //! to their own bridge: an IMPS user and a pipe user befriend each other and chat both ways; a
 //! CloudChat user and an OurChat user do the same.
 
+mod clients;
+
 use std::{net::SocketAddr, time::Duration};
 
-use futures::{SinkExt as _, StreamExt as _};
-use rosetta_bridge_imps::codec::{ClientMessage, Frame, FrameCodec, cmd, decode_gb2312};
+use clients::{Fields, Imps, PATIENCE, Pipe, Ws};
+use rosetta_bridge_imps::codec::{ClientMessage, cmd};
 use rosetta_bridge_kit::settings::{
     CloudChatSettings, ImpsSettings, OurChatSettings, PipeSettings,
 };
@@ -18,17 +20,9 @@ use rosetta_proto::{
     },
 };
 use rosetta_testkit::{Backend, TestServer, authed, both_backends};
-use serde_json::Value;
 use sha2::{Digest as _, Sha256};
-use tokio::{
-    io::{AsyncReadExt as _, AsyncWriteExt as _},
-    net::{TcpListener, TcpStream},
-};
-use tokio_tungstenite::{WebSocketStream, client_async, tungstenite::Message};
-use tokio_util::{codec::Framed, sync::CancellationToken};
-
-/// Generous: the machine running the tests is slow and busy.
-const PATIENCE: Duration = Duration::from_secs(30);
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
 
 /// MD5 hex of "123456", as the pipe client sends its password.
 const MD5_123456: &str = "e10adc3949ba59abbe56e057f20f883e";
@@ -86,112 +80,6 @@ async fn bridges(server: &TestServer) -> Bridges {
     }
 }
 
-/// A pipe client: one command per write; each read is one reply or push (the bridge paces
-/// its writes, as the protocol has no framing).
-struct Pipe(TcpStream);
-
-impl Pipe {
-    async fn send(&mut self, line: &str) {
-        self.0.write_all(line.as_bytes()).await.expect("pipe write");
-    }
-
-    async fn recv(&mut self) -> String {
-        let mut buf = vec![0u8; 64 * 1024];
-        let n = tokio::time::timeout(PATIENCE, self.0.read(&mut buf))
-            .await
-            .expect("a pipe message in time")
-            .expect("pipe read");
-        assert!(n > 0, "pipe bridge closed the connection");
-        String::from_utf8(buf[..n].to_vec()).expect("UTF-8")
-    }
-}
-
-/// An IMPS client: `'O''K'` + length-framed binary frames.
-struct Imps(Framed<TcpStream, FrameCodec>);
-
-impl Imps {
-    async fn send(&mut self, message: ClientMessage) {
-        self.0.send(message.encode()).await.expect("IMPS write");
-    }
-
-    /// The next frame with command `want`, skipping others (presence pushes and the like).
-    async fn recv(&mut self, want: u8) -> Frame {
-        loop {
-            let frame = tokio::time::timeout(PATIENCE, self.0.next())
-                .await
-                .expect("an IMPS frame in time")
-                .expect("IMPS bridge closed the connection")
-                .expect("a well-formed frame");
-            if frame.cmd == want {
-                return frame;
-            }
-        }
-    }
-}
-
-/// Reads a server frame's fields: GB2312 strings with an i64 length, big-endian integers.
-struct Fields<'a>(&'a [u8]);
-
-impl Fields<'_> {
-    fn take(&mut self, n: usize) -> &[u8] {
-        let (head, tail) = self.0.split_at(n);
-        self.0 = tail;
-        head
-    }
-
-    fn i32(&mut self) -> i32 {
-        i32::from_be_bytes(self.take(4).try_into().expect("4 bytes"))
-    }
-
-    fn string(&mut self) -> String {
-        let len = i64::from_be_bytes(self.take(8).try_into().expect("8 bytes"));
-        decode_gb2312(self.take(usize::try_from(len).expect("length"))).expect("GB2312")
-    }
-}
-
-/// A WebSocket client sending JSON text frames (OurChat and CloudChat alike).
-struct Ws(WebSocketStream<TcpStream>);
-
-impl Ws {
-    async fn connect(addr: SocketAddr) -> Self {
-        let tcp = TcpStream::connect(addr).await.expect("connect");
-        let (ws, _) = tokio::time::timeout(PATIENCE, client_async(format!("ws://{addr}/"), tcp))
-            .await
-            .expect("handshake in time")
-            .expect("handshake");
-        Self(ws)
-    }
-
-    async fn send(&mut self, text: &str) {
-        self.0
-            .send(Message::text(text.to_owned()))
-            .await
-            .expect("send");
-    }
-
-    /// The next JSON frame for which `pick` holds, skipping others (pushes of other kinds).
-    async fn recv_where(&mut self, pick: impl Fn(&Value) -> bool) -> Value {
-        loop {
-            let frame = tokio::time::timeout(PATIENCE, self.0.next())
-                .await
-                .expect("a frame in time");
-            let value: Value = match frame {
-                Some(Ok(Message::Text(text))) => serde_json::from_str(&text).expect("JSON"),
-                Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
-                other => panic!("expected a text frame, got {other:?}"),
-            };
-            if pick(&value) {
-                return value;
-            }
-        }
-    }
-
-    async fn call(&mut self, text: &str) -> Value {
-        self.send(text).await;
-        self.recv_where(|_| true).await
-    }
-}
-
 fn sha256_hex(text: &str) -> String {
     hex::encode(Sha256::digest(text.as_bytes()))
 }
@@ -201,7 +89,7 @@ async fn imps_pipe_chat(backend: Backend) {
     let bridges = bridges(&server).await;
 
     // Penny registers and logs in on pipe; the bridge answers with her uid.
-    let mut penny = Pipe(TcpStream::connect(bridges.pipe).await.expect("connect"));
+    let mut penny = Pipe::connect(bridges.pipe).await;
     penny
         .send(&format!("register|penny|{MD5_123456}|Penny|1|hi|1|cat"))
         .await;
@@ -236,10 +124,7 @@ async fn imps_pipe_chat(backend: Backend) {
         .to_owned();
 
     // Ivan registers and logs in on IMPS.
-    let mut ivan = Imps(Framed::new(
-        TcpStream::connect(bridges.imps).await.expect("connect"),
-        FrameCodec,
-    ));
+    let mut ivan = Imps::connect(bridges.imps).await;
     ivan.send(ClientMessage::Register {
         user: "ivan".into(),
         password: "pw".into(),

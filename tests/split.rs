@@ -10,6 +10,8 @@
 //! how to stand in for, or it fails. Roles start in the order `depends_on` gives, each wave
 //! once the previous one is healthy, as compose does.
 
+mod clients;
+
 use std::{
     collections::{BTreeMap, BTreeSet},
     io::{BufRead as _, BufReader},
@@ -20,6 +22,7 @@ use std::{
     time::Duration,
 };
 
+use clients::{Fields, Imps, Pipe};
 use opentelemetry_proto::tonic::{
     collector::trace::v1::{
         ExportTraceServiceRequest, ExportTraceServiceResponse,
@@ -28,6 +31,7 @@ use opentelemetry_proto::tonic::{
     common::v1::{AnyValue, KeyValue, any_value},
     trace::v1::{Span, span::SpanKind},
 };
+use rosetta_bridge_imps::codec::{ClientMessage, cmd};
 use rosetta_proto::{
     account::v1::{
         LoginRequest, PasswordScheme, RegisterRequest,
@@ -47,10 +51,7 @@ use rosetta_proto::{
 };
 use rosetta_testkit::{self as support, PgDatabase, authed};
 use serde_norway::Value;
-use tokio::{
-    io::{AsyncReadExt as _, AsyncWriteExt as _},
-    net::TcpStream,
-};
+use tokio::net::TcpStream;
 use tonic::{Streaming, transport::Channel};
 use tonic_health::pb::{
     HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
@@ -834,6 +835,7 @@ async fn split_deployment_end_to_end() {
 
     trace_spans_three_processes(&cluster, &receiver, &otlp, &alice, &bob).await;
     pipe_leg(&cluster, &receiver, &bob).await;
+    imps_leg(&cluster, &bob).await;
     killed_replica_loses_no_acknowledged_message(&mut cluster, &alice, &bob).await;
 }
 
@@ -1021,35 +1023,80 @@ async fn killed_replica_loses_no_acknowledged_message(
 
 // --- legacy legs --------------------------------------------------------------------------
 
-/// One pipe-protocol client connection (one write = one command, one read = one reply).
-struct Pipe {
-    stream: TcpStream,
-}
+/// The second bridge process: an IMPS user befriends bob (whose stream is on messaging.2)
+/// and they chat both ways through the IMPS bridge.
+async fn imps_leg(cluster: &Cluster, bob: &User) {
+    let imps_addr = cluster.spec("bridge-imps").listeners()[0];
+    let mut bob_stream = subscribe(cluster.channel("messaging.2").await, bob, None).await;
+    caught_up(&mut bob_stream).await;
 
-impl Pipe {
-    async fn connect(addr: SocketAddr) -> Self {
-        let stream = TcpStream::connect(addr).await.expect("pipe bridge accepts");
-        stream.set_nodelay(true).expect("nodelay");
-        Self { stream }
-    }
+    let mut ivan = Imps::connect(imps_addr).await;
+    ivan.send(ClientMessage::Register {
+        user: "ivan".into(),
+        password: "pw-ivan".into(),
+        gender: 1,
+        email: "ivan@example.cn".into(),
+    })
+    .await;
+    ivan.recv(cmd::S_REGISTER).await;
+    ivan.send(ClientMessage::Login {
+        user: "ivan".into(),
+        password: "pw-ivan".into(),
+    })
+    .await;
+    ivan.recv(cmd::S_LOGIN_RSP).await;
 
-    async fn call(&mut self, command: &str) -> String {
-        self.stream
-            .write_all(command.as_bytes())
-            .await
-            .expect("write");
-        self.read().await
-    }
+    ivan.send(ClientMessage::AddFriend {
+        user: "ivan".into(),
+        friend: "bob".into(),
+    })
+    .await;
+    let ivan_id = loop {
+        if let Item::Event(event) = next_item(&mut bob_stream).await
+            && let Some(Kind::FriendRequestReceived(request)) = event.kind
+        {
+            break request.from.expect("requester").id;
+        }
+    };
+    SocialServiceClient::new(cluster.channel("social").await)
+        .respond_friend_request(authed(
+            RespondFriendRequestRequest {
+                request: Some(Which::FromUserId(ivan_id)),
+                accept: true,
+            },
+            &bob.token,
+        ))
+        .await
+        .expect("bob accepts over gRPC");
+    let answer = ivan.recv(cmd::S_ADDFRIEND_RSP).await;
+    let mut fields = Fields(&answer.body);
+    assert_eq!((fields.string(), fields.i32()), ("bob".to_owned(), 1));
 
-    async fn read(&mut self) -> String {
-        let mut buf = vec![0; 64 * 1024];
-        let n = tokio::time::timeout(Duration::from_secs(10), self.stream.read(&mut buf))
-            .await
-            .expect("a pipe message within 10 s")
-            .expect("read");
-        assert!(n > 0, "the pipe bridge closed the connection");
-        String::from_utf8_lossy(&buf[..n]).into_owned()
-    }
+    ivan.send(ClientMessage::SendMessage {
+        user: "ivan".into(),
+        friend: "bob".into(),
+        text: "over IMPS".into(),
+    })
+    .await;
+    let (_, text) = next_message(&mut bob_stream).await;
+    assert_eq!(
+        text, "over IMPS",
+        "IMPS bridge → messaging.1 → NATS → messaging.2"
+    );
+
+    MessagingServiceClient::new(cluster.channel("messaging.1").await)
+        .send_message(authed(
+            text_message(ivan_id, "back over gRPC", "to-ivan-1"),
+            &bob.token,
+        ))
+        .await
+        .expect("bob replies");
+    let pushed = ivan.recv(cmd::S_SEND_MSG).await;
+    let mut fields = Fields(&pushed.body);
+    assert_eq!(
+        (fields.string(), fields.string()),
+        ("bob".to_owned(), "back over gRPC".to_owned())
+    );
 }
 
 /// A pipe user, registered and logged in through the pipe bridge.
@@ -1116,7 +1163,7 @@ async fn pipe_leg(cluster: &Cluster, receiver: &Receiver, bob: &User) {
         ))
         .await
         .expect("bob replies");
-    let push = carol.read().await;
+    let push = carol.recv().await;
     assert!(
         push.starts_with("message|0|") && push.ends_with("|over gRPC"),
         "pushed to the pipe client: {push}"

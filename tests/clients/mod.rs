@@ -1,0 +1,143 @@
+//! Minimal legacy clients for the cross-crate tests, each speaking its protocol's raw bytes as
+//! the real client does: pipe (text, one command per write), IMPS (`'O''K'` + length-framed
+//! binary) and the JSON-over-WebSocket protocols (OurChat, CloudChat).
+
+#![allow(dead_code)] // Each test crate uses its own part of this module.
+
+use std::{net::SocketAddr, time::Duration};
+
+use futures::{SinkExt as _, StreamExt as _};
+use rosetta_bridge_imps::codec::{ClientMessage, Frame, FrameCodec, decode_gb2312};
+use serde_json::Value;
+use tokio::{
+    io::{AsyncReadExt as _, AsyncWriteExt as _},
+    net::TcpStream,
+};
+use tokio_tungstenite::{WebSocketStream, client_async, tungstenite::Message};
+use tokio_util::codec::Framed;
+
+/// Generous: the machines running the tests are slow and busy.
+pub const PATIENCE: Duration = Duration::from_secs(30);
+
+/// A pipe client: one command per write; each read is one reply or push (the bridge paces
+/// its writes, as the protocol has no framing).
+pub struct Pipe(TcpStream);
+
+impl Pipe {
+    pub async fn connect(addr: SocketAddr) -> Self {
+        let stream = TcpStream::connect(addr).await.expect("pipe bridge accepts");
+        stream.set_nodelay(true).expect("nodelay");
+        Self(stream)
+    }
+
+    pub async fn send(&mut self, line: &str) {
+        self.0.write_all(line.as_bytes()).await.expect("pipe write");
+    }
+
+    pub async fn recv(&mut self) -> String {
+        let mut buf = vec![0u8; 64 * 1024];
+        let n = tokio::time::timeout(PATIENCE, self.0.read(&mut buf))
+            .await
+            .expect("a pipe message in time")
+            .expect("pipe read");
+        assert!(n > 0, "pipe bridge closed the connection");
+        String::from_utf8(buf[..n].to_vec()).expect("UTF-8")
+    }
+
+    pub async fn call(&mut self, line: &str) -> String {
+        self.send(line).await;
+        self.recv().await
+    }
+}
+
+/// An IMPS client.
+pub struct Imps(Framed<TcpStream, FrameCodec>);
+
+impl Imps {
+    pub async fn connect(addr: SocketAddr) -> Self {
+        let stream = TcpStream::connect(addr).await.expect("IMPS bridge accepts");
+        Self(Framed::new(stream, FrameCodec))
+    }
+
+    pub async fn send(&mut self, message: ClientMessage) {
+        self.0.send(message.encode()).await.expect("IMPS write");
+    }
+
+    /// The next frame with command `want`, skipping others (presence pushes and the like).
+    pub async fn recv(&mut self, want: u8) -> Frame {
+        loop {
+            let frame = tokio::time::timeout(PATIENCE, self.0.next())
+                .await
+                .expect("an IMPS frame in time")
+                .expect("IMPS bridge closed the connection")
+                .expect("a well-formed frame");
+            if frame.cmd == want {
+                return frame;
+            }
+        }
+    }
+}
+
+/// Reads an IMPS server frame's fields: GB2312 strings with an i64 length, big-endian
+/// integers.
+pub struct Fields<'a>(pub &'a [u8]);
+
+impl Fields<'_> {
+    fn take(&mut self, n: usize) -> &[u8] {
+        let (head, tail) = self.0.split_at(n);
+        self.0 = tail;
+        head
+    }
+
+    pub fn i32(&mut self) -> i32 {
+        i32::from_be_bytes(self.take(4).try_into().expect("4 bytes"))
+    }
+
+    pub fn string(&mut self) -> String {
+        let len = i64::from_be_bytes(self.take(8).try_into().expect("8 bytes"));
+        decode_gb2312(self.take(usize::try_from(len).expect("length"))).expect("GB2312")
+    }
+}
+
+/// A WebSocket client sending JSON text frames (OurChat and CloudChat alike).
+pub struct Ws(WebSocketStream<TcpStream>);
+
+impl Ws {
+    pub async fn connect(addr: SocketAddr) -> Self {
+        let tcp = TcpStream::connect(addr).await.expect("connect");
+        let (ws, _) = tokio::time::timeout(PATIENCE, client_async(format!("ws://{addr}/"), tcp))
+            .await
+            .expect("handshake in time")
+            .expect("handshake");
+        Self(ws)
+    }
+
+    pub async fn send(&mut self, text: &str) {
+        self.0
+            .send(Message::text(text.to_owned()))
+            .await
+            .expect("send");
+    }
+
+    /// The next JSON frame for which `pick` holds, skipping others (pushes of other kinds).
+    pub async fn recv_where(&mut self, pick: impl Fn(&Value) -> bool) -> Value {
+        loop {
+            let frame = tokio::time::timeout(PATIENCE, self.0.next())
+                .await
+                .expect("a frame in time");
+            let value: Value = match frame {
+                Some(Ok(Message::Text(text))) => serde_json::from_str(&text).expect("JSON"),
+                Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+                other => panic!("expected a text frame, got {other:?}"),
+            };
+            if pick(&value) {
+                return value;
+            }
+        }
+    }
+
+    pub async fn call(&mut self, text: &str) -> Value {
+        self.send(text).await;
+        self.recv_where(|_| true).await
+    }
+}
