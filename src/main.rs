@@ -48,6 +48,21 @@ enum Command {
         #[command(flatten)]
         services: ServiceEndpoints,
     },
+    /// Imports a legacy server's database into this node's database (legacy ids kept;
+    /// idempotent: a second run changes nothing).
+    Import {
+        #[arg(value_enum)]
+        system: rosetta_import::System,
+        /// The legacy database, e.g. mysql://root@127.0.0.1:3306/QQ_Database.
+        #[arg(long)]
+        from: String,
+        /// Where the legacy server kept uploaded files (systems that stored files).
+        #[arg(long)]
+        files_dir: Option<PathBuf>,
+        /// Read, plan and count everything, then roll back.
+        #[arg(long)]
+        dry_run: bool,
+    },
 }
 
 /// Where a bridge finds the services.
@@ -108,6 +123,24 @@ async fn main() -> anyhow::Result<()> {
             rosetta_kit::server::shutdown_signal().await;
             closing.cancel();
             bridge.await?;
+            return Ok(());
+        }
+        Command::Import {
+            system,
+            from,
+            files_dir,
+            dry_run,
+        } => {
+            let _telemetry = telemetry::init(&config, "rosetta-import")?;
+            let summary = rosetta_import::run(&rosetta_import::Options {
+                system,
+                from,
+                to: config.database_url(),
+                files_dir,
+                dry_run,
+            })
+            .await?;
+            print!("{summary}");
             return Ok(());
         }
     };

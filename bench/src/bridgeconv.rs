@@ -3,6 +3,8 @@
 //! ratio. Private messages between friend pairs; each user sends one message at a time and
 //! waits for the acknowledgement, as the legacy clients do. IMPS has no acknowledgement: there
 //! a sender waits until its message reached the peer, so its send-ack is the push latency.
+//! OurChat (JSON over WebSocket) has no acknowledgement for text either and is driven the same
+//! way; CloudChat acknowledges each send (MESSAGE_RECEIVED_SELF) and is driven like pipe.
 
 use std::{
     net::SocketAddr,
@@ -16,12 +18,13 @@ use std::{
 use tokio::{sync::mpsc, task::JoinSet};
 
 use crate::{
+    cloudchat,
     connect::source_for,
     conversation::{self, Plan},
     grpc::{Endpoints, PASSWORD, Services},
     imps,
     ledger::Ledger,
-    live, pipe,
+    live, ourchat, pipe,
     report::{Recorder, Report},
 };
 
@@ -29,6 +32,8 @@ use crate::{
 pub enum Bridge {
     Pipe,
     Imps,
+    Ourchat,
+    Cloudchat,
 }
 
 impl Bridge {
@@ -36,6 +41,18 @@ impl Bridge {
         match self {
             Bridge::Pipe => "pipe",
             Bridge::Imps => "imps",
+            Bridge::Ourchat => "ourchat",
+            Bridge::Cloudchat => "cloudchat",
+        }
+    }
+
+    /// The protocol's port on loopback.
+    pub fn default_addr(self) -> &'static str {
+        match self {
+            Bridge::Pipe => "127.0.0.1:8263",
+            Bridge::Imps => "127.0.0.1:1200",
+            Bridge::Ourchat => "127.0.0.1:7777",
+            Bridge::Cloudchat => "127.0.0.1:14514",
         }
     }
 }
@@ -208,7 +225,11 @@ fn side_report(
     report.latency("send-ack", ack);
     report.latency("send-push", &tally.push);
     if tally.lost > 0 {
-        report.fail(format!("{name}: {} deliveries lost", tally.lost));
+        report.fail(format!(
+            "{name}: {} deliveries lost ({})",
+            tally.lost,
+            tally.lost_examples.join(", ")
+        ));
     }
     if tally.duplicated > 0 {
         report.fail(format!(
@@ -361,6 +382,289 @@ async fn imps_run(
     Ok(report)
 }
 
+/// Why a send did not count.
+enum Missed {
+    /// Not stored (refused or not written): nothing is owed.
+    Refused(String),
+    /// Not confirmed in time: the delivery is still owed.
+    Late(String),
+}
+
+/// One user's connection as the senders drive it.
+trait Driver: Send + 'static {
+    /// Sends `key` to the peer; `Ok` once the message counts as acknowledged.
+    fn send_one(&mut self, key: &str) -> impl Future<Output = Result<(), Missed>> + Send;
+}
+
+/// What the senders of one side did.
+struct Driven<D> {
+    ack: Recorder,
+    acked: u64,
+    errors: u64,
+    first_error: Option<String>,
+    send_secs: f64,
+    all_secs: f64,
+    conns: Vec<D>,
+}
+
+/// Runs one sender per connection (user `u` sends to `u ^ 1`, one message in flight), then
+/// waits for the last deliveries.
+async fn drive<D: Driver>(
+    conns: Vec<D>,
+    plan: &Plan,
+    ledger: &Arc<Ledger>,
+    opts: &Options,
+    quiet: bool,
+) -> anyhow::Result<Driven<D>> {
+    let users = plan.users.len() as u64;
+    let acked = Arc::new(AtomicU64::new(0));
+    let errors = Arc::new(AtomicU64::new(0));
+    let bar = live::line(Some(opts.messages), quiet);
+    let start = Instant::now();
+    let deadline = start + opts.duration;
+    let mut senders = JoinSet::new();
+    for (u, mut conn) in conns.into_iter().enumerate() {
+        let (me, peer) = (plan.users[u].id, plan.users[u ^ 1].id);
+        let (ledger, acked, errors, bar, opts) = (
+            ledger.clone(),
+            acked.clone(),
+            errors.clone(),
+            bar.clone(),
+            opts.clone(),
+        );
+        senders.spawn(async move {
+            let mut ack = Recorder::new();
+            let mut first_error = None;
+            let mut n = u as u64;
+            while n < opts.messages {
+                if opts.rate > 0.0 {
+                    let due = start + Duration::from_secs_f64(n as f64 / opts.rate);
+                    tokio::time::sleep_until(due.into()).await;
+                }
+                if Instant::now() >= deadline {
+                    break;
+                }
+                let key = text(n, opts.text_size);
+                ledger.expect(key.clone(), me, &[peer]);
+                let sent = Instant::now();
+                match conn.send_one(&key).await {
+                    Ok(()) => {
+                        ack.record(sent.elapsed());
+                        acked.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Err(missed) => {
+                        let why = match missed {
+                            Missed::Refused(why) => {
+                                ledger.failed(&key);
+                                why
+                            }
+                            Missed::Late(why) => why,
+                        };
+                        errors.fetch_add(1, Ordering::Relaxed);
+                        first_error.get_or_insert(format!("{key}: {why}"));
+                    }
+                }
+                bar.inc(1);
+                n += users;
+            }
+            (ack, first_error, conn)
+        });
+    }
+    let mut ack = Recorder::new();
+    let mut first_error = None;
+    let mut conns = Vec::new();
+    while let Some(done) = senders.join_next().await {
+        let (worker_ack, worker_error, conn) = done?;
+        ack.merge(&worker_ack);
+        first_error = first_error.or(worker_error);
+        conns.push(conn);
+    }
+    let send_secs = start.elapsed().as_secs_f64();
+    bar.set_message("draining");
+    ledger.drain(opts.drain_timeout).await;
+    let all_secs = start.elapsed().as_secs_f64();
+    bar.finish_and_clear();
+    Ok(Driven {
+        ack,
+        acked: acked.load(Ordering::Relaxed),
+        errors: errors.load(Ordering::Relaxed),
+        first_error,
+        send_secs,
+        all_secs,
+        conns,
+    })
+}
+
+impl<D> Driven<D> {
+    fn report(self, name: &str, addr: SocketAddr, ledger: &Ledger) -> Report {
+        side_report(
+            name,
+            addr,
+            ledger,
+            &self.ack,
+            self.acked,
+            (self.send_secs, self.all_secs),
+            self.errors,
+            self.first_error,
+        )
+    }
+}
+
+/// Adds the frames nobody asked for (error replies and the like) to a side's report.
+fn report_unexpected(report: &mut Report, name: &str, unexpected: &[String]) {
+    report.counter("unexpected frames", unexpected.len() as f64, "");
+    if let Some(first) = unexpected.first() {
+        report.fail(format!(
+            "{name}: {} unexpected frames; first: {first}",
+            unexpected.len()
+        ));
+    }
+}
+
+/// An OurChat user: the peer's ocid, and the texts of this user's that reached the peer.
+struct OurchatSide {
+    conn: ourchat::Conn,
+    peer: String,
+    arrived: mpsc::UnboundedReceiver<String>,
+}
+
+impl Driver for OurchatSide {
+    async fn send_one(&mut self, key: &str) -> Result<(), Missed> {
+        const REPLY_WAIT: Duration = Duration::from_secs(30);
+        if let Err(err) = self.conn.send(&self.peer, key).await {
+            return Err(Missed::Refused(format!("{err:#}")));
+        }
+        let arrived = &mut self.arrived;
+        let wait = async {
+            while let Some(got) = arrived.recv().await {
+                if got == key {
+                    return true;
+                }
+            }
+            false
+        };
+        match tokio::time::timeout(REPLY_WAIT, wait).await {
+            Ok(true) => Ok(()),
+            _ => Err(Missed::Late("did not reach the peer within 30 s".into())),
+        }
+    }
+}
+
+/// OurChat: users are addressed by ocid and log in with the SHA-256 hex of the password (an
+/// account registered with a plain password has that verifier too); friendships come from
+/// gRPC (the protocol has no friend command). Text is not acknowledged, so, as with IMPS, a
+/// sender waits until its message reached the peer.
+async fn ourchat_run(
+    endpoints: &Endpoints,
+    addr: SocketAddr,
+    opts: &Options,
+    quiet: bool,
+) -> anyhow::Result<Report> {
+    let services = Services::connect(endpoints, 2).await?;
+    let plan = Plan::build(&services, opts.users, 0).await?;
+    let ledger = Arc::new(Ledger::default());
+    let mut arrived_tx = Vec::new();
+    let mut arrived_rx = Vec::new();
+    for _ in &plan.users {
+        let (tx, rx) = mpsc::unbounded_channel::<String>();
+        arrived_tx.push(tx);
+        arrived_rx.push(rx);
+    }
+    let mut sides = Vec::with_capacity(plan.users.len());
+    for ((i, user), arrived) in plan.users.iter().enumerate().zip(arrived_rx) {
+        let (ledger, me, peer) = (ledger.clone(), user.id, plan.users[i ^ 1].ocid.clone());
+        let (my_ocid, to_sender) = (user.ocid.clone(), arrived_tx[i ^ 1].clone());
+        let peer_ocid = peer.clone();
+        let on_push = Arc::new(move |push: ourchat::Push| {
+            if push.from == my_ocid {
+                return;
+            }
+            ledger.deliver(me, &push.msg);
+            if push.from == peer_ocid {
+                let _ = to_sender.send(push.msg);
+            }
+        });
+        let conn = ourchat::Conn::login(addr, None, &user.ocid, PASSWORD, on_push).await?;
+        sides.push(OurchatSide {
+            conn,
+            peer,
+            arrived,
+        });
+    }
+    let mut driven = drive(sides, &plan, &ledger, opts, quiet).await?;
+    let unexpected: Vec<String> = driven
+        .conns
+        .iter_mut()
+        .flat_map(|side| side.conn.unexpected())
+        .collect();
+    drop(std::mem::take(&mut driven.conns));
+    let mut report = driven.report("ourchat", addr, &ledger);
+    report_unexpected(&mut report, "ourchat", &unexpected);
+    Ok(report)
+}
+
+/// A CloudChat user and the peer's user id.
+struct CloudchatSide {
+    conn: cloudchat::Conn,
+    peer: i64,
+}
+
+impl Driver for CloudchatSide {
+    async fn send_one(&mut self, key: &str) -> Result<(), Missed> {
+        self.conn
+            .send(self.peer, key)
+            .await
+            .map_err(|err| match err {
+                cloudchat::SendError::Refused(why) => Missed::Refused(why),
+                cloudchat::SendError::Late(why) => Missed::Late(why),
+            })
+    }
+}
+
+/// CloudChat: users log in by name with the plain password; the canonical user id is the
+/// protocol's `userId`. A sender waits for MESSAGE_RECEIVED_SELF, as the web client does.
+async fn cloudchat_run(
+    endpoints: &Endpoints,
+    addr: SocketAddr,
+    opts: &Options,
+    quiet: bool,
+) -> anyhow::Result<Report> {
+    let services = Services::connect(endpoints, 2).await?;
+    let plan = Plan::build(&services, opts.users, 0).await?;
+    let ledger = Arc::new(Ledger::default());
+    let mut sides = Vec::with_capacity(plan.users.len());
+    for (i, user) in plan.users.iter().enumerate() {
+        let (ledger, me) = (ledger.clone(), user.id);
+        let on_push = Arc::new(move |push: cloudchat::Push| {
+            if push.sender_id != me {
+                ledger.deliver(me, &push.content);
+            }
+        });
+        let conn = cloudchat::Conn::login(addr, None, &user.name, PASSWORD, on_push).await?;
+        if conn.user_id != me {
+            anyhow::bail!(
+                "CloudChat says {} is user {}, gRPC says {me}",
+                user.name,
+                conn.user_id
+            );
+        }
+        sides.push(CloudchatSide {
+            conn,
+            peer: plan.users[i ^ 1].id,
+        });
+    }
+    let mut driven = drive(sides, &plan, &ledger, opts, quiet).await?;
+    let unexpected: Vec<String> = driven
+        .conns
+        .iter_mut()
+        .flat_map(|side| side.conn.unexpected())
+        .collect();
+    drop(std::mem::take(&mut driven.conns));
+    let mut report = driven.report("cloudchat", addr, &ledger);
+    report_unexpected(&mut report, "cloudchat", &unexpected);
+    Ok(report)
+}
+
 pub async fn run(
     endpoints: &Endpoints,
     addr: SocketAddr,
@@ -370,6 +674,8 @@ pub async fn run(
     let bridge = match opts.bridge {
         Bridge::Pipe => pipe_run(endpoints, addr, opts, quiet).await?,
         Bridge::Imps => imps_run(endpoints, addr, opts, quiet).await?,
+        Bridge::Ourchat => ourchat_run(endpoints, addr, opts, quiet).await?,
+        Bridge::Cloudchat => cloudchat_run(endpoints, addr, opts, quiet).await?,
     };
     let name = opts.bridge.name();
     let mut report = Report::new(

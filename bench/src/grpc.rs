@@ -26,6 +26,8 @@ pub const PASSWORD: &str = "bench-password-1";
 pub struct User {
     pub id: i64,
     pub name: String,
+    /// The ten-character public handle (OurChat addresses users by it).
+    pub ocid: String,
     pub token: String,
 }
 
@@ -163,6 +165,7 @@ pub async fn register_users(
                 anyhow::Ok(User {
                     id: user.id,
                     name,
+                    ocid: user.ocid,
                     token,
                 })
             }

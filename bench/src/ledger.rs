@@ -44,6 +44,8 @@ pub struct Tally {
     pub delivered: u64,
     pub lost: u64,
     pub duplicated: u64,
+    /// The first few lost deliveries in key order (for the report).
+    pub lost_examples: Vec<String>,
     /// Send→push latency to recipients other than the sender.
     pub push: Recorder,
 }
@@ -137,22 +139,31 @@ impl Ledger {
             delivered: self.delivered(),
             lost: 0,
             duplicated: inner.unexpected,
+            lost_examples: Vec::new(),
             push: Recorder::new(),
         };
+        let mut lost = Vec::new();
         if let Some(push) = &inner.push {
             tally.push.merge(push);
         }
-        for entry in inner.entries.values() {
+        for (key, entry) in &inner.entries {
             if !entry.failed {
                 tally.messages += 1;
             }
-            for &n in entry.received.values() {
+            for (&user, &n) in &entry.received {
                 if n == 0 && !entry.failed {
                     tally.lost += 1;
+                    lost.push((key.as_str(), entry.sender, user));
                 }
                 tally.duplicated += u64::from(n.saturating_sub(1));
             }
         }
+        lost.sort_unstable();
+        tally.lost_examples = lost
+            .into_iter()
+            .take(5)
+            .map(|(key, sender, user)| format!("{key} from user {sender} to {user}"))
+            .collect();
         tally
     }
 }
@@ -179,6 +190,7 @@ mod tests {
         assert_eq!(t.messages, 2);
         assert_eq!(t.delivered, 3);
         assert_eq!(t.lost, 1, "b never reached 2");
+        assert_eq!(t.lost_examples, vec!["b from user 1 to 2".to_owned()]);
         assert_eq!(
             t.duplicated, 3,
             "a twice to 2, b to a non-recipient, an unknown key"

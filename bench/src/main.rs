@@ -3,6 +3,7 @@
 //! and `--json` output. Only loopback targets unless `--allow-remote`.
 
 mod bridgeconv;
+mod cloudchat;
 mod connect;
 mod conversation;
 mod grpc;
@@ -10,10 +11,12 @@ mod imps;
 mod ledger;
 mod live;
 mod login;
+mod ourchat;
 mod pipe;
 mod report;
 mod soak;
 mod target;
+mod ws;
 
 use std::{process::ExitCode, time::Duration};
 
@@ -103,10 +106,10 @@ async fn run(cli: &Cli) -> anyhow::Result<Report> {
     match &cli.scenario {
         Scenario::Conversation(opts) => conversation::run(&services, opts, hidden).await,
         Scenario::BridgeConversation(opts) => {
-            let addr = opts.addr.as_deref().unwrap_or(match opts.bridge {
-                bridgeconv::Bridge::Pipe => "127.0.0.1:8263",
-                bridgeconv::Bridge::Imps => "127.0.0.1:1200",
-            });
+            let addr = opts
+                .addr
+                .as_deref()
+                .unwrap_or_else(|| opts.bridge.default_addr());
             let addr = target::socket_target(addr, cli.allow_remote)?;
             bridgeconv::run(&services, addr, opts, hidden).await
         }

@@ -30,7 +30,10 @@ use rosetta_proto::{
     },
 };
 use serde_json::{Value, json};
-use tokio::{sync::mpsc, task::JoinHandle};
+use tokio::{
+    sync::{mpsc, oneshot},
+    task::JoinHandle,
+};
 use tokio_util::sync::CancellationToken;
 use tonic::Status;
 use tonic_types::StatusExt as _;
@@ -53,6 +56,8 @@ const DEFAULT_AVATAR: &str = "default.png";
 const TOKEN_PROTOCOL: &str = "cloudchat";
 /// Wait before subscribing again after the event stream broke.
 const RESUBSCRIBE_DELAY: Duration = Duration::from_secs(1);
+/// How long a login waits for its event stream to be live before answering anyway.
+const LIVE_PATIENCE: Duration = Duration::from_secs(10);
 
 const NOT_LOGGED_IN: &str = "请先登录";
 const NOT_YOU: &str = "用户身份不符";
@@ -211,7 +216,7 @@ impl Conn {
                 password,
                 email,
             } => self.register(username, password, email).await,
-            Request::HdlInfo { user_id } => self.hdl_info(user_id),
+            Request::HdlInfo { user_id } => self.hdl_info(user_id).await,
             Request::SearchById { user_id } => {
                 self.search(Query::UserId(user_id), self.session_for(None))
                     .await
@@ -703,7 +708,7 @@ impl Conn {
         };
         let user = session.user().clone();
         if self.pushes.is_some() {
-            self.bind(session);
+            self.bind(session).await;
         } else {
             self.shared.remember(self.peer, session);
         }
@@ -719,7 +724,7 @@ impl Conn {
 
     /// HDL_INFO: the HarmonyOS client binds its WebSocket to the session it opened over HTTP
     /// from the same address.
-    fn hdl_info(&mut self, user_id: i64) -> Vec<Out> {
+    async fn hdl_info(&mut self, user_id: i64) -> Vec<Out> {
         if self.pushes.is_none() {
             // The real server had no HTTP handler for it: 200 with an empty body.
             return Vec::new();
@@ -730,7 +735,7 @@ impl Conn {
                 self.shared.counters.error("HDL_INFO");
                 return Vec::new();
             };
-            self.bind(session);
+            self.bind(session).await;
         }
         vec![reply("HDL_GOT", json!({"userId": user_id}))]
     }
@@ -767,15 +772,21 @@ impl Conn {
         vec![reply("SEARCH_FOR_USER_RESULT", json!({"users": users}))]
     }
 
-    /// Binds this WebSocket to `session` and starts turning its events into pushes.
-    fn bind(&mut self, session: Arc<UserSession>) {
+    /// Binds this WebSocket to `session` and starts turning its events into pushes. Returns
+    /// once the event stream is live, so that a message sent to the user right after the
+    /// reply to their login is pushed too.
+    async fn bind(&mut self, session: Arc<UserSession>) {
         let peer_reads = PeerReads::default();
+        let (live_tx, live_rx) = oneshot::channel();
         let events = self.pushes.clone().map(|pushes| {
             tokio::spawn(
-                push_events(session.clone(), peer_reads.clone(), pushes)
+                push_events(session.clone(), peer_reads.clone(), pushes, live_tx)
                     .instrument(tracing::info_span!("events", user = session.user_id())),
             )
         });
+        if events.is_some() && tokio::time::timeout(LIVE_PATIENCE, live_rx).await.is_err() {
+            tracing::warn!("event stream did not come up");
+        }
         self.bound = Some(Bound {
             session,
             peer_reads,
@@ -1083,7 +1094,13 @@ fn friend_request_value(fr: &FriendRequest) -> Value {
 
 /// The user's live events as pushes, resubscribing after the last seen event if the stream
 /// breaks, until the connection unbinds (the task is aborted).
-async fn push_events(session: Arc<UserSession>, peer_reads: PeerReads, pushes: mpsc::Sender<Out>) {
+async fn push_events(
+    session: Arc<UserSession>,
+    peer_reads: PeerReads,
+    pushes: mpsc::Sender<Out>,
+    live: oneshot::Sender<()>,
+) {
+    let mut live = Some(live);
     let me = session.user_id();
     let mut after_seq: Option<u64> = None;
     loop {
@@ -1106,6 +1123,9 @@ async fn push_events(session: Arc<UserSession>, peer_reads: PeerReads, pushes: m
                     match item.item {
                         Some(subscribe_response::Item::CaughtUp(caught_up)) => {
                             after_seq = Some(after_seq.unwrap_or(0).max(caught_up.head_seq));
+                            if let Some(live) = live.take() {
+                                let _ = live.send(());
+                            }
                         }
                         Some(subscribe_response::Item::Event(event)) => {
                             if event.seq > 0 {
