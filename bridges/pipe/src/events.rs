@@ -182,12 +182,13 @@ pub(crate) async fn push(
                 Push::Message(message) => message_push(&message),
                 Push::Other(reply) => reply,
             };
-            if out.send(reply).await.is_err() {
-                return;
-            }
-            // Delivered live: not unread any more.
+            // Delivered live: not unread any more. Marked before the push is queued, so a
+            // client that answers the push with `get_unread_message` never sees it again.
             if let Some(message) = read {
                 mark_read(&session, std::slice::from_ref(&message)).await;
+            }
+            if out.send(reply).await.is_err() {
+                return;
             }
         }
         tokio::time::sleep(RESUBSCRIBE_AFTER).await;
@@ -301,18 +302,22 @@ pub(crate) async fn mark_read(session: &UserSession, messages: &[Message]) {
         }
     }
     for (conversation, up_to_seq) in marks {
-        let marked = async {
-            let request = session
-                .request(MarkReadRequest {
-                    conversation: Some(conversation),
-                    up_to_seq,
-                })
-                .await?;
-            session.backend().messaging().mark_read(request).await
-        }
-        .await;
-        if let Err(status) = marked {
-            tracing::debug!(%status, "marking read failed");
+        // A concurrent write to the same read state can make one attempt fail: retry once.
+        for attempt in 0..2 {
+            let marked = async {
+                let request = session
+                    .request(MarkReadRequest {
+                        conversation: Some(conversation),
+                        up_to_seq,
+                    })
+                    .await?;
+                session.backend().messaging().mark_read(request).await
+            }
+            .await;
+            match marked {
+                Ok(_) => break,
+                Err(status) => tracing::warn!(%status, attempt, "marking read failed"),
+            }
         }
     }
 }
