@@ -5,7 +5,7 @@
 use std::collections::BTreeSet;
 
 use anyhow::Context as _;
-use argon2::{Algorithm, Argon2, Block, Params, Version};
+use argon2::{Algorithm, Argon2, Block, Version};
 use rosetta_account::Scheme;
 use rosetta_db::entity::{
     credential,
@@ -61,12 +61,6 @@ pub struct Hashed {
     pub answer: Option<String>,
 }
 
-/// The account service's argon2id parameters (OWASP minimum: 19 MiB, two passes, one lane);
-/// the PHC string carries them, so the service verifies these verifiers like its own.
-const MEMORY_KIB: u32 = 19 * 1024;
-const PASSES: u32 = 2;
-const LANES: u32 = 1;
-
 /// argon2id with one reused 19 MiB work area: allocating it per hash (as the password-hash
 /// API does) fragmented the heap to ~0.5–1 GB over a few hundred users.
 pub struct Hasher {
@@ -76,8 +70,9 @@ pub struct Hasher {
 
 impl Default for Hasher {
     fn default() -> Self {
-        let params =
-            Params::new(MEMORY_KIB, PASSES, LANES, None).expect("argon2 parameters are valid");
+        // The account service's parameters: the PHC string carries them, so the service
+        // verifies these verifiers like its own.
+        let params = rosetta_account::argon2_params();
         let blocks = vec![Block::default(); params.block_count()];
         Self {
             argon2: Argon2::new(Algorithm::Argon2id, Version::V0x13, params),
@@ -97,8 +92,12 @@ impl Hasher {
         self.argon2
             .hash_password_into_with_memory(secret.as_bytes(), &salt, &mut out, &mut self.blocks)
             .map_err(|err| anyhow::anyhow!("argon2: {err}"))?;
+        let params = self.argon2.params();
         Ok(format!(
-            "$argon2id$v=19$m={MEMORY_KIB},t={PASSES},p={LANES}${}${}",
+            "$argon2id$v=19$m={},t={},p={}${}${}",
+            params.m_cost(),
+            params.t_cost(),
+            params.p_cost(),
             STANDARD_NO_PAD.encode(salt),
             STANDARD_NO_PAD.encode(out)
         ))

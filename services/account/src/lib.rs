@@ -16,4 +16,4 @@ pub use accounts::Accounts;
 pub use codes::{CodeSender, LogSender, MemorySender};
 pub use config::AccountConfig;
 pub use grpc::{AccountGrpc, PUBLIC_METHODS};
-pub use password::Scheme;
+pub use password::{Scheme, argon2_params};

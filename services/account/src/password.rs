@@ -79,9 +79,14 @@ impl Scheme {
     }
 }
 
+/// The argon2id parameters of every verifier; public so that bulk writers (the importer)
+/// produce verifiers the service checks as its own.
+pub fn argon2_params() -> Params {
+    Params::new(MEMORY_KIB, PASSES, LANES, None).expect("argon2 parameters are valid")
+}
+
 fn argon2() -> Argon2<'static> {
-    let params = Params::new(MEMORY_KIB, PASSES, LANES, None).expect("argon2 parameters are valid");
-    Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
+    Argon2::new(Algorithm::Argon2id, Version::V0x13, argon2_params())
 }
 
 /// argon2id PHC string of `secret` with a fresh salt. CPU-heavy: call from a blocking thread.
