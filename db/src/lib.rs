@@ -7,8 +7,12 @@ pub mod migration;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 pub use sea_orm;
-use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbErr};
+use sea_orm::{
+    ConnectOptions, Database, DatabaseBackend, DatabaseConnection, DatabaseTransaction, DbErr,
+    TransactionTrait as _,
+};
 use sea_orm_migration::MigratorTrait;
+use tokio::sync::{Mutex, MutexGuard};
 
 /// Opens the database named by `url` (`sqlite://…` or `postgres://…`) and brings its schema up
 /// to date. Every role runs this on start; migrations are idempotent and ordered.
@@ -37,6 +41,43 @@ pub async fn connect(url: &str) -> Result<DatabaseConnection, DbErr> {
     db.set_metric_callback(sql_span);
     tracing::debug!(backend = ?db.get_database_backend(), "database ready");
     Ok(db)
+}
+
+/// A write transaction that holds this process's SQLite write turn until it ends.
+pub struct WriteTransaction {
+    tx: DatabaseTransaction,
+    _turn: Option<MutexGuard<'static, ()>>,
+}
+
+impl std::ops::Deref for WriteTransaction {
+    type Target = DatabaseTransaction;
+
+    fn deref(&self) -> &DatabaseTransaction {
+        &self.tx
+    }
+}
+
+impl WriteTransaction {
+    pub async fn commit(self) -> Result<(), DbErr> {
+        self.tx.commit().await
+    }
+}
+
+/// Begins a transaction that will write. SQLite admits one writer at a time, and a writer
+/// that finds the lock taken sleeps in SQLite's busy handler (1, 2, 5 … 100 ms) while the lock
+/// may long be free again: under concurrent sends the CPU idled and latencies grew by whole
+/// sleeps. On SQLite, write transactions of this process therefore take turns on an async
+/// gate first and reach SQLite one after another. PostgreSQL locks rows and needs no gate.
+pub async fn begin_write(db: &DatabaseConnection) -> Result<WriteTransaction, DbErr> {
+    static SQLITE_WRITER: Mutex<()> = Mutex::const_new(());
+    let turn = match db.get_database_backend() {
+        DatabaseBackend::Sqlite => Some(SQLITE_WRITER.lock().await),
+        _ => None,
+    };
+    Ok(WriteTransaction {
+        tx: db.begin().await?,
+        _turn: turn,
+    })
 }
 
 /// Records each statement as a span under the caller's (e.g. the gRPC call's), so SQL shows up

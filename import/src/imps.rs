@@ -12,20 +12,16 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use anyhow::Context as _;
 use rosetta_db::entity::user;
-use sea_orm::{
-    ColumnTrait as _, DatabaseConnection, EntityTrait as _, QueryFilter as _, TransactionTrait as _,
-};
+use sea_orm::DatabaseConnection;
 
 use crate::{
     Options, Summary,
-    qtqq::{int, rows, text, truncate},
-    write::{self, NewMessage, NewUser, Password, Target},
+    legacy::{self, int, rows, text, truncate, valid_email},
+    write::{self, FRIENDSHIPS, NewMessage, NewUser, Password, Target},
 };
 
 const USERS: &str = "users";
-const FRIENDSHIPS: &str = "friendships";
 const MESSAGES: &str = "messages";
 
 /// The assistant bot's legacy id.
@@ -37,15 +33,8 @@ pub async fn import(
     target: &DatabaseConnection,
     options: &Options,
 ) -> anyhow::Result<Summary> {
-    let pool = sqlx::mysql::MySqlPoolOptions::new()
-        .max_connections(2)
-        .connect(from)
-        .await
-        .with_context(|| format!("connect to the SysOfIMPS database {from}"))?;
-    let mut s = Summary {
-        dry_run: options.dry_run,
-        ..Summary::default()
-    };
+    let pool = legacy::connect(from, "SysOfIMPS").await?;
+    let mut s = Summary::new(options.dry_run);
     if options.files_dir.is_some() {
         s.note("--files-dir ignored: SNS attachments are not imported yet");
     }
@@ -112,35 +101,20 @@ pub async fn import(
             }
             None => None,
         };
-        match user::Entity::find_by_id(id).one(target).await? {
-            Some(existing) if existing.username == username => {
-                s.kind(USERS).already += 1;
+        match write::slot(target, id, &username).await? {
+            write::Slot::Already => {
+                s.already(USERS, 1);
                 known.insert(id);
                 continue;
             }
-            Some(_) => {
-                s.skip(USERS, "id already used by another Rosetta account");
+            write::Slot::Taken(why) => {
+                s.skip(USERS, why);
                 continue;
             }
-            None => {}
-        }
-        if user::Entity::find()
-            .filter(user::Column::Username.eq(&username))
-            .one(target)
-            .await?
-            .is_some()
-        {
-            s.skip(USERS, "user name already used by another Rosetta account");
-            continue;
+            write::Slot::Free => {}
         }
         let email = match email {
-            Some(e)
-                if user::Entity::find()
-                    .filter(user::Column::Email.eq(&e))
-                    .one(target)
-                    .await?
-                    .is_some() =>
-            {
+            Some(e) if write::user_with(target, user::Column::Email, &e).await? => {
                 s.note("e-mail already used by another Rosetta account: left empty");
                 None
             }
@@ -157,8 +131,11 @@ pub async fn import(
             vip: false,
             gender,
             email,
+            phone: None,
             question_id: 0,
             answer: None,
+            ocid: None,
+            created_at_ms: None,
         });
     }
 
@@ -181,41 +158,22 @@ pub async fn import(
     .await?;
     pool.close().await;
 
-    let hashed = if options.dry_run {
-        vec![write::Hashed::default(); new_users.len()]
-    } else {
-        write::hash_all(&new_users).await?
-    };
-    let tx = target.begin().await?;
-    for (u, h) in new_users.iter().zip(hashed) {
-        let ocid = write::fresh_ocid(&tx).await?;
-        write::insert_user(&tx, u, h, ocid, now).await?;
-        s.kind(USERS).imported += 1;
-    }
+    let tx = write::create_users(target, &new_users, options.dry_run, &mut s, USERS).await?;
 
     // Friendships: one row per pair in either order; the trigger's rows with user 1 dropped.
-    let mut pairs: BTreeMap<(i64, i64), i64> = BTreeMap::new();
+    let mut friendships = write::Friendships::default();
+    let imported = |id: i64| known.contains(&id).then_some(id);
     for r in &friend_rows {
-        s.read(FRIENDSHIPS);
         let (a, b) = (int(r, 0)?.unwrap_or(0), int(r, 1)?.unwrap_or(0));
         let since = int(r, 2)?.filter(|t| *t > 0).map_or(now, |t| t * 1000);
         if a == ASSISTOR || b == ASSISTOR {
+            s.read(FRIENDSHIPS);
             s.skip(FRIENDSHIPS, "the IMPSAssistor trigger's row");
-        } else if a == b {
-            s.skip(FRIENDSHIPS, "a user befriending themself");
-        } else if !known.contains(&a) || !known.contains(&b) {
-            s.skip(FRIENDSHIPS, "names a user that was not imported");
-        } else if pairs.insert((a.min(b), a.max(b)), since).is_some() {
-            s.skip(FRIENDSHIPS, "same pair again (other order)");
-        }
-    }
-    for (&(a, b), &since) in &pairs {
-        if write::ensure_friendship(&tx, a, b, since).await? {
-            s.kind(FRIENDSHIPS).imported += 1;
         } else {
-            s.kind(FRIENDSHIPS).already += 1;
+            friendships.add(&mut s, imported(a), imported(b), since);
         }
     }
+    friendships.write(&tx, &mut s).await?;
 
     // Messages: all read.
     let mut conversations: BTreeMap<Target, Vec<NewMessage>> = BTreeMap::new();
@@ -258,30 +216,8 @@ pub async fn import(
                 });
         }
     }
-    for (conv, messages) in conversations {
-        let Target::Pair(lo, hi) = conv else { continue };
-        let (imported, already) =
-            write::import_conversation(&tx, conv, messages, &[lo, hi]).await?;
-        s.kind(MESSAGES).imported += imported;
-        s.kind(MESSAGES).already += already;
-    }
+    write::import_private(&tx, conversations, &mut s, MESSAGES).await?;
 
-    if options.dry_run {
-        tx.rollback().await?;
-    } else {
-        write::bump_sequences(&tx).await?;
-        tx.commit().await?;
-    }
+    write::finish(tx, options.dry_run).await?;
     Ok(s)
-}
-
-/// A lowercase e-mail address, if the text looks like one (the account service's rule).
-fn valid_email(text: &str) -> Option<String> {
-    let email = text.trim().to_ascii_lowercase();
-    let ok = email.len() <= 254
-        && email
-            .split_once('@')
-            .is_some_and(|(local, domain)| !local.is_empty() && !domain.is_empty())
-        && !email.chars().any(|c| c.is_whitespace() || c.is_control());
-    ok.then_some(email)
 }

@@ -13,21 +13,17 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use anyhow::Context as _;
-use rosetta_db::entity::user;
-use sea_orm::{
-    ColumnTrait as _, DatabaseConnection, EntityTrait as _, QueryFilter as _, TransactionTrait as _,
-};
+use sea_orm::DatabaseConnection;
 use sha2::{Digest as _, Sha256};
 use sqlx::{Row as _, mysql::MySqlRow};
 
 use crate::{
     Options, Summary,
+    legacy::{self, decode, int, rows, text, truncate},
     write::{self, NewMessage, NewUser, Password, Target},
 };
 
 const USERS: &str = "users";
-const FRIENDSHIPS: &str = "friendships";
 const FRIEND_REQUESTS: &str = "friend requests";
 const GROUPS: &str = "groups";
 const MEMBERS: &str = "group members";
@@ -40,15 +36,8 @@ pub async fn import(
     target: &DatabaseConnection,
     options: &Options,
 ) -> anyhow::Result<Summary> {
-    let pool = sqlx::mysql::MySqlPoolOptions::new()
-        .max_connections(2)
-        .connect(from)
-        .await
-        .with_context(|| format!("connect to the QtQQ database {from}"))?;
-    let mut s = Summary {
-        dry_run: options.dry_run,
-        ..Summary::default()
-    };
+    let pool = legacy::connect(from, "QtQQ").await?;
+    let mut s = Summary::new(options.dry_run);
     if options.files_dir.is_some() {
         s.note("--files-dir ignored: QtQQ stored no files (send_file was peer to peer)");
     }
@@ -72,65 +61,30 @@ pub async fn import(
             );
             continue;
         }
-        match user::Entity::find_by_id(u.id).one(target).await? {
-            Some(existing) if existing.username == u.username => {
-                s.kind(USERS).already += 1;
+        match write::slot(target, u.id, &u.username).await? {
+            write::Slot::Already => {
+                s.already(USERS, 1);
                 known.insert(u.id);
                 continue;
             }
-            Some(_) => {
-                s.skip(USERS, "id already used by another Rosetta account");
+            write::Slot::Taken(why) => {
+                s.skip(USERS, why);
                 continue;
             }
-            None => {}
-        }
-        if user::Entity::find()
-            .filter(user::Column::Username.eq(&u.username))
-            .one(target)
-            .await?
-            .is_some()
-        {
-            s.skip(USERS, "user name already used by another Rosetta account");
-            continue;
+            write::Slot::Free => {}
         }
         known.insert(u.id);
         new_users.push(u);
     }
-    let hashed = if options.dry_run {
-        vec![write::Hashed::default(); new_users.len()]
-    } else {
-        write::hash_all(&new_users).await?
-    };
-
-    let tx = target.begin().await?;
-    for (u, h) in new_users.iter().zip(hashed) {
-        let ocid = write::fresh_ocid(&tx).await?;
-        write::insert_user(&tx, u, h, ocid, now).await?;
-        s.kind(USERS).imported += 1;
-    }
+    let tx = write::create_users(target, &new_users, options.dry_run, &mut s, USERS).await?;
 
     // Friendships: unordered pairs, duplicates and one-directional rows merged.
-    let mut pairs = BTreeSet::new();
+    let mut friendships = write::Friendships::default();
+    let imported = |id: i64| known.contains(&id).then_some(id);
     for &(a, b) in &legacy.friends {
-        s.read(FRIENDSHIPS);
-        if a == b {
-            s.skip(FRIENDSHIPS, "a user befriending themself");
-        } else if !known.contains(&a) || !known.contains(&b) {
-            s.skip(FRIENDSHIPS, "names a user that was not imported");
-        } else if !pairs.insert((a.min(b), a.max(b))) {
-            s.skip(
-                FRIENDSHIPS,
-                "same pair again (other direction or duplicate row)",
-            );
-        }
+        friendships.add(&mut s, imported(a), imported(b), now);
     }
-    for &(a, b) in &pairs {
-        if write::ensure_friendship(&tx, a, b, now).await? {
-            s.kind(FRIENDSHIPS).imported += 1;
-        } else {
-            s.kind(FRIENDSHIPS).already += 1;
-        }
-    }
+    friendships.write(&tx, &mut s).await?;
 
     // Pending friend requests (applicant → object).
     for (object, applicant, note) in &legacy.friend_applies {
@@ -143,7 +97,7 @@ pub async fn import(
         } else if write::are_friends(&tx, from, to).await? {
             s.skip(FRIEND_REQUESTS, "already friends");
         } else if write::pending_friend_request(&tx, from, to).await? {
-            s.kind(FRIEND_REQUESTS).already += 1;
+            s.already(FRIEND_REQUESTS, 1);
         } else if write::pending_friend_request(&tx, to, from).await? {
             s.skip(
                 FRIEND_REQUESTS,
@@ -151,7 +105,7 @@ pub async fn import(
             );
         } else {
             write::insert_friend_request(&tx, from, to, note, now).await?;
-            s.kind(FRIEND_REQUESTS).imported += 1;
+            s.imported(FRIEND_REQUESTS, 1);
         }
     }
 
@@ -214,7 +168,7 @@ pub async fn import(
             .unwrap_or_default();
         match write::find_group(&tx, gid).await? {
             Some(existing) if existing.owner_id == owner => {
-                s.kind(GROUPS).already += 1;
+                s.already(GROUPS, 1);
             }
             Some(_) => {
                 s.skip(GROUPS, "id already used by another Rosetta group");
@@ -222,14 +176,14 @@ pub async fn import(
             }
             None => {
                 write::insert_group(&tx, gid, &name, owner, now).await?;
-                s.kind(GROUPS).imported += 1;
+                s.imported(GROUPS, 1);
             }
         }
         for &(member, role) in &members {
             if write::ensure_member(&tx, gid, member, role, now).await? {
-                s.kind(MEMBERS).imported += 1;
+                s.imported(MEMBERS, 1);
             } else {
-                s.kind(MEMBERS).already += 1;
+                s.already(MEMBERS, 1);
             }
         }
         groups.insert(gid, members.iter().map(|(u, _)| *u).collect());
@@ -251,10 +205,10 @@ pub async fn import(
         } else if members.contains(applicant) {
             s.skip(JOIN_REQUESTS, "applicant is a member already");
         } else if write::pending_join_request(&tx, gid, *applicant).await? {
-            s.kind(JOIN_REQUESTS).already += 1;
+            s.already(JOIN_REQUESTS, 1);
         } else {
             write::insert_join_request(&tx, gid, *applicant, note, now).await?;
-            s.kind(JOIN_REQUESTS).imported += 1;
+            s.imported(JOIN_REQUESTS, 1);
         }
     }
 
@@ -267,16 +221,11 @@ pub async fn import(
         };
         let (imported, already) =
             write::import_conversation(&tx, target_conv, messages, &participants).await?;
-        s.kind(MESSAGES).imported += imported;
-        s.kind(MESSAGES).already += already;
+        s.imported(MESSAGES, imported);
+        s.already(MESSAGES, already);
     }
 
-    if options.dry_run {
-        tx.rollback().await?;
-    } else {
-        write::bump_sequences(&tx).await?;
-        tx.commit().await?;
-    }
+    write::finish(tx, options.dry_run).await?;
     Ok(s)
 }
 
@@ -465,34 +414,6 @@ impl Legacy {
     }
 }
 
-/// All rows of one query; a missing table reads as empty (older dumps lack some tables).
-pub(crate) async fn rows(
-    pool: &sqlx::MySqlPool,
-    table: &str,
-    sql: &'static str,
-    s: &mut Summary,
-) -> anyhow::Result<Vec<MySqlRow>> {
-    match sqlx::query(sql).fetch_all(pool).await {
-        Ok(rows) => Ok(rows),
-        Err(sqlx::Error::Database(err)) if err.code().as_deref() == Some("42S02") => {
-            s.note(format!(
-                "table {table} does not exist: nothing read from it"
-            ));
-            Ok(Vec::new())
-        }
-        Err(err) => Err(anyhow::Error::new(err).context(format!("read QtQQ table {table}"))),
-    }
-}
-
-pub(crate) fn int(r: &MySqlRow, i: usize) -> anyhow::Result<Option<i64>> {
-    Ok(r.try_get::<Option<i64>, _>(i)?)
-}
-
-pub(crate) fn text(r: &MySqlRow, i: usize, s: &mut Summary) -> anyhow::Result<String> {
-    let bytes: Option<Vec<u8>> = r.try_get(i)?;
-    Ok(bytes.map(|b| decode(b, s)).unwrap_or_default())
-}
-
 fn message_row(r: &MySqlRow, recv: Option<i64>, s: &mut Summary) -> anyhow::Result<MessageRow> {
     Ok(MessageRow {
         conv: int(r, 0)?.unwrap_or(0),
@@ -503,23 +424,6 @@ fn message_row(r: &MySqlRow, recv: Option<i64>, s: &mut Summary) -> anyhow::Resu
     })
 }
 
-/// Column bytes (read as binary, whatever the column's declared charset) to text: UTF-8 bytes
-/// kept in a latin1 column are recovered as UTF-8; anything else is read as latin1.
-pub(crate) fn decode(bytes: Vec<u8>, s: &mut Summary) -> String {
-    match String::from_utf8(bytes) {
-        Ok(text) => {
-            if text.contains('?') {
-                s.note("text contains '?': CJK text may have been lost by the latin1 columns");
-            }
-            text
-        }
-        Err(err) => {
-            s.note("text not valid UTF-8: read as latin1");
-            err.into_bytes().iter().map(|&b| char::from(b)).collect()
-        }
-    }
-}
-
 /// Request notes: the column default is the two-character literal `""`.
 fn note(text: &str) -> String {
     if text == "\"\"" {
@@ -527,10 +431,6 @@ fn note(text: &str) -> String {
     } else {
         text.to_owned()
     }
-}
-
-pub(crate) fn truncate(text: &str, max_chars: usize) -> String {
-    text.chars().take(max_chars).collect()
 }
 
 fn plan_user(row: &UserRow, s: &mut Summary) -> Option<NewUser> {
@@ -573,8 +473,11 @@ fn plan_user(row: &UserRow, s: &mut Summary) -> Option<NewUser> {
         vip: row.vip,
         gender: 0,
         email: None,
+        phone: None,
         question_id: i32::try_from(row.question).unwrap_or(0),
         answer: (!answer.is_empty()).then(|| answer.to_owned()),
+        ocid: None,
+        created_at_ms: None,
     })
 }
 

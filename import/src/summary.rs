@@ -1,6 +1,8 @@
-//! What an import did, per kind of row.
+//! What an import did, per kind of row, with a live progress bar per kind on a terminal.
 
 use std::{collections::BTreeMap, fmt};
+
+use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 
 /// Counts for one kind of row.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -28,19 +30,70 @@ pub struct Summary {
     pub kinds: BTreeMap<&'static str, Counts>,
     /// Things worth a look that did not stop a row (e.g. lossy text, unparseable times).
     pub notes: BTreeMap<String, u64>,
+    progress: Progress,
+}
+
+/// One bar per kind of row: its length grows as legacy rows are read, its position as they
+/// are imported, found already there or skipped. indicatif hides it when stderr is not a
+/// terminal, so logs and tests see only the summary.
+#[derive(Debug, Clone, Default)]
+struct Progress {
+    multi: MultiProgress,
+    bars: BTreeMap<&'static str, ProgressBar>,
+}
+
+impl Progress {
+    fn bar(&mut self, kind: &'static str) -> &ProgressBar {
+        let multi = &self.multi;
+        self.bars.entry(kind).or_insert_with(|| {
+            let bar = multi.add(ProgressBar::new(0));
+            bar.set_style(
+                ProgressStyle::with_template("{prefix:>16} {wide_bar} {pos}/{len} {per_sec}")
+                    .expect("static template"),
+            );
+            bar.set_prefix(kind);
+            bar
+        })
+    }
 }
 
 impl Summary {
+    pub fn new(dry_run: bool) -> Self {
+        Self {
+            dry_run,
+            ..Self::default()
+        }
+    }
+
     pub fn kind(&mut self, kind: &'static str) -> &mut Counts {
         self.kinds.entry(kind).or_default()
     }
 
     pub fn read(&mut self, kind: &'static str) {
         self.kind(kind).read += 1;
+        self.progress.bar(kind).inc_length(1);
+    }
+
+    pub fn imported(&mut self, kind: &'static str, n: u64) {
+        self.kind(kind).imported += n;
+        self.progress.bar(kind).inc(n);
+    }
+
+    pub fn already(&mut self, kind: &'static str, n: u64) {
+        self.kind(kind).already += n;
+        self.progress.bar(kind).inc(n);
     }
 
     pub fn skip(&mut self, kind: &'static str, reason: impl Into<String>) {
         *self.kind(kind).skipped.entry(reason.into()).or_default() += 1;
+        self.progress.bar(kind).inc(1);
+    }
+
+    /// Ends the bars, leaving them on the terminal above the summary.
+    pub fn finish(&mut self) {
+        for bar in self.progress.bars.values() {
+            bar.finish();
+        }
     }
 
     pub fn note(&mut self, note: impl Into<String>) {

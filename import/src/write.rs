@@ -2,7 +2,7 @@
 //! verifiers, both rows of a friendship, pending requests, groups with their members, and
 //! messages with their conversation seq, per-user event log entries and read marks.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet, btree_map::Entry};
 
 use anyhow::Context as _;
 use argon2::{Algorithm, Argon2, Block, Version};
@@ -16,9 +16,12 @@ use rosetta_db::entity::{
 use rosetta_messaging::log::Events;
 use rosetta_proto::messaging::v1::{ConversationKind, Message, MessageKind, event::Kind};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait as _, ConnectionTrait, DatabaseTransaction, EntityTrait as _,
-    QueryFilter as _, sea_query::OnConflict,
+    ActiveValue::Set, ColumnTrait as _, ConnectionTrait, DatabaseBackend, DatabaseConnection,
+    DatabaseTransaction, EntityTrait as _, QueryFilter as _, Statement, TransactionTrait as _,
+    sea_query::OnConflict,
 };
+
+use crate::Summary;
 
 /// `rosetta.social.v1.RequestState.PENDING`.
 pub const PENDING: i16 = 1;
@@ -32,6 +35,8 @@ pub const ROLE_OWNER: i16 = 3;
 pub enum Password {
     /// The MD5 hex digest the client sends (lowercase).
     Md5Hex(String),
+    /// The SHA-256 hex digest the client sends (lowercase).
+    Sha256Hex(String),
     /// Plaintext (e.g. hand-written test rows): verifiers for every form, as Register makes.
     Plain(String),
 }
@@ -50,8 +55,13 @@ pub struct NewUser {
     pub gender: i16,
     /// Unverified, lowercase.
     pub email: Option<String>,
+    pub phone: Option<String>,
     pub question_id: i32,
     pub answer: Option<String>,
+    /// The public handle to keep (OurChat's ocid); a fresh one is drawn when `None`.
+    pub ocid: Option<String>,
+    /// When the legacy system created the account, if it recorded it; else the import time.
+    pub created_at_ms: Option<i64>,
 }
 
 /// A user's argon2id verifiers, computed before the write transaction.
@@ -107,6 +117,7 @@ impl Hasher {
     pub fn user(&mut self, user: &NewUser) -> anyhow::Result<Hashed> {
         let verifiers = match &user.password {
             Password::Md5Hex(hex) => vec![(Scheme::Md5Hex, self.hash(hex)?)],
+            Password::Sha256Hex(hex) => vec![(Scheme::Sha256Hex, self.hash(hex)?)],
             Password::Plain(plain) => Scheme::ALL
                 .iter()
                 .map(|s| Ok((*s, self.hash(&s.derive(plain))?)))
@@ -120,7 +131,7 @@ impl Hasher {
 /// Hashes every user on a few dedicated threads (one per core). A fixed set of threads keeps
 /// memory flat: each argon2id run takes 19 MiB, and hashing on the ever-changing blocking pool
 /// left the allocator holding close to 1 GB for 200 users.
-pub async fn hash_all(users: &[NewUser]) -> anyhow::Result<Vec<Hashed>> {
+async fn hash_all(users: &[NewUser]) -> anyhow::Result<Vec<Hashed>> {
     use std::sync::{
         Mutex,
         atomic::{AtomicUsize, Ordering},
@@ -155,19 +166,61 @@ pub async fn hash_all(users: &[NewUser]) -> anyhow::Result<Vec<Hashed>> {
     .context("hashing task")?
 }
 
-pub async fn insert_user(
+/// How many users are hashed and committed together: an interrupted import keeps every
+/// finished batch, and the rerun finds those users already there and goes on from the next.
+const USER_BATCH: usize = 256;
+
+/// Creates `users` and opens the transaction the rest of the import writes in.
+///
+/// Hashing dominates an import (two argon2id runs per second per core and user form), so
+/// users are hashed and committed in batches before anything else: a rerun after an
+/// interruption resumes where it stopped instead of hashing everyone again. A dry run
+/// hashes nothing and writes the users inside the returned transaction, which it rolls back.
+pub async fn create_users(
+    target: &DatabaseConnection,
+    users: &[NewUser],
+    dry_run: bool,
+    s: &mut Summary,
+    kind: &'static str,
+) -> anyhow::Result<DatabaseTransaction> {
+    let now = rosetta_db::now_ms();
+    if dry_run {
+        let tx = target.begin().await?;
+        for u in users {
+            insert_user(&tx, u, Hashed::default(), now).await?;
+            s.imported(kind, 1);
+        }
+        return Ok(tx);
+    }
+    for batch in users.chunks(USER_BATCH) {
+        let hashed = hash_all(batch).await?;
+        let tx = target.begin().await?;
+        for (u, h) in batch.iter().zip(hashed) {
+            insert_user(&tx, u, h, now).await?;
+        }
+        bump_sequences(&tx).await?;
+        tx.commit().await?;
+        s.imported(kind, batch.len() as u64);
+    }
+    Ok(target.begin().await?)
+}
+
+async fn insert_user(
     tx: &DatabaseTransaction,
     u: &NewUser,
     hashed: Hashed,
-    ocid: String,
     now: i64,
 ) -> anyhow::Result<()> {
+    let ocid = match &u.ocid {
+        Some(ocid) => ocid.clone(),
+        None => fresh_ocid(tx).await?,
+    };
     user::Entity::insert(user::ActiveModel {
         id: Set(u.id),
         username: Set(u.username.clone()),
         ocid: Set(ocid),
         email: Set(u.email.clone()),
-        phone: Set(None),
+        phone: Set(u.phone.clone()),
         nickname: Set(u.nickname.clone()),
         avatar: Set(u.avatar.clone()),
         signature: Set(u.signature.clone()),
@@ -175,7 +228,7 @@ pub async fn insert_user(
         vip: Set(u.vip),
         security_question_id: Set(u.question_id),
         security_answer_hash: Set(hashed.answer),
-        created_at_ms: Set(now),
+        created_at_ms: Set(u.created_at_ms.unwrap_or(now)),
         deleted_at_ms: Set(None),
     })
     .exec_without_returning(tx)
@@ -194,8 +247,63 @@ pub async fn insert_user(
     Ok(())
 }
 
+/// Where a user that keeps its legacy id stands on the target (the ids rule in README).
+pub enum Slot {
+    /// An earlier import created it: same id, same name.
+    Already,
+    /// Neither the id nor the name is taken.
+    Free,
+    /// Another account holds the id or the name: never merged, skipped for this reason.
+    Taken(&'static str),
+}
+
+pub async fn slot<C: ConnectionTrait>(db: &C, id: i64, username: &str) -> anyhow::Result<Slot> {
+    if let Some(existing) = user::Entity::find_by_id(id).one(db).await? {
+        return Ok(if existing.username == username {
+            Slot::Already
+        } else {
+            Slot::Taken("id already used by another Rosetta account")
+        });
+    }
+    let name_taken = user::Entity::find()
+        .filter(user::Column::Username.eq(username))
+        .one(db)
+        .await?
+        .is_some();
+    Ok(if name_taken {
+        Slot::Taken("user name already used by another Rosetta account")
+    } else {
+        Slot::Free
+    })
+}
+
+/// Whether another account already has this value in a unique column (e-mail, phone).
+pub async fn user_with<C: ConnectionTrait>(
+    db: &C,
+    column: user::Column,
+    value: &str,
+) -> anyhow::Result<bool> {
+    Ok(user::Entity::find()
+        .filter(column.eq(value))
+        .one(db)
+        .await?
+        .is_some())
+}
+
+/// Ends an import's transaction: rolled back on a dry run, else committed after the id
+/// sequences are moved past the imported ids.
+pub async fn finish(tx: DatabaseTransaction, dry_run: bool) -> anyhow::Result<()> {
+    if dry_run {
+        tx.rollback().await?;
+    } else {
+        bump_sequences(&tx).await?;
+        tx.commit().await?;
+    }
+    Ok(())
+}
+
 /// A fresh 10-character ocid, as Register draws it.
-pub async fn fresh_ocid<C: ConnectionTrait>(db: &C) -> anyhow::Result<String> {
+async fn fresh_ocid<C: ConnectionTrait>(db: &C) -> anyhow::Result<String> {
     use rand::{Rng as _, distr::Alphanumeric};
     loop {
         let ocid: String = rand::rng()
@@ -219,6 +327,51 @@ pub async fn are_friends<C: ConnectionTrait>(db: &C, a: i64, b: i64) -> anyhow::
         .one(db)
         .await?
         .is_some())
+}
+
+/// The summary's name for friendship rows.
+pub const FRIENDSHIPS: &str = "friendships";
+
+/// Legacy friendship rows reduced to unordered pairs: the legacy tables keep one row per
+/// direction, one per (user, friend), or both orders by accident. A row naming a user that was
+/// not imported (`None`), a user befriending themself, or a pair already seen is skipped with
+/// that reason; the first row of a pair gives its date.
+#[derive(Default)]
+pub struct Friendships(BTreeMap<(i64, i64), i64>);
+
+impl Friendships {
+    pub fn add(&mut self, s: &mut Summary, a: Option<i64>, b: Option<i64>, since_ms: i64) {
+        s.read(FRIENDSHIPS);
+        let (Some(a), Some(b)) = (a, b) else {
+            s.skip(FRIENDSHIPS, "names a user that was not imported");
+            return;
+        };
+        if a == b {
+            s.skip(FRIENDSHIPS, "a user befriending themself");
+            return;
+        }
+        match self.0.entry((a.min(b), a.max(b))) {
+            Entry::Occupied(_) => s.skip(
+                FRIENDSHIPS,
+                "same pair again (other direction or duplicate row)",
+            ),
+            Entry::Vacant(pair) => {
+                pair.insert(since_ms);
+            }
+        }
+    }
+
+    /// Writes both rows of each pair not there yet.
+    pub async fn write(self, tx: &DatabaseTransaction, s: &mut Summary) -> anyhow::Result<()> {
+        for ((a, b), since_ms) in self.0 {
+            if ensure_friendship(tx, a, b, since_ms).await? {
+                s.imported(FRIENDSHIPS, 1);
+            } else {
+                s.already(FRIENDSHIPS, 1);
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Both rows of a friendship. Returns false when they were there already.
@@ -411,6 +564,23 @@ pub struct NewMessage {
     pub order: usize,
 }
 
+/// Imports private conversations (a pair's two users are its participants) and counts their
+/// messages under `kind`.
+pub async fn import_private(
+    tx: &DatabaseTransaction,
+    conversations: impl IntoIterator<Item = (Target, Vec<NewMessage>)>,
+    s: &mut Summary,
+    kind: &'static str,
+) -> anyhow::Result<()> {
+    for (conv, messages) in conversations {
+        let Target::Pair(lo, hi) = conv else { continue };
+        let (imported, already) = import_conversation(tx, conv, messages, &[lo, hi]).await?;
+        s.imported(kind, imported);
+        s.already(kind, already);
+    }
+    Ok(())
+}
+
 /// Stores one conversation's new messages: the conversation row (created as the service does
 /// on first send), gap-free seqs, one `Message` event in each participant's log, and each
 /// participant's read mark (everything read except the messages still queued for them).
@@ -595,6 +765,72 @@ pub async fn bump_sequences<C: ConnectionTrait>(db: &C) -> anyhow::Result<()> {
         .await?;
     }
     Ok(())
+}
+
+/// `n` fresh ids for `table` ("users" or "groups"), above every id in use. A real run on
+/// PostgreSQL draws them from the table's own sequence, as registrations do, so a live node
+/// cannot hand out the same ones; SQLite and dry runs take the next ids after the highest
+/// (and, on SQLite, after the highest ever handed out): a registration racing the import
+/// then makes the import fail as a whole, and a rerun resumes it.
+pub async fn fresh_ids<C: ConnectionTrait>(
+    db: &C,
+    table: &str,
+    n: usize,
+    dry_run: bool,
+) -> anyhow::Result<Vec<i64>> {
+    if n == 0 {
+        return Ok(Vec::new());
+    }
+    let backend = db.get_database_backend();
+    let max = scalar(db, &format!("SELECT MAX(id) FROM \"{table}\""))
+        .await?
+        .unwrap_or(0);
+    if backend == DatabaseBackend::Postgres && !dry_run {
+        let draw = format!(
+            "SELECT nextval(pg_get_serial_sequence('\"{table}\"', 'id')) \
+             FROM generate_series(1, {n})"
+        );
+        let mut ids = column(db, &draw).await?;
+        if ids.iter().any(|id| *id <= max) {
+            // The sequence was behind explicitly inserted ids: move it past them, draw again.
+            bump_sequences(db).await?;
+            ids = column(db, &draw).await?;
+        }
+        anyhow::ensure!(
+            ids.len() == n && ids.iter().all(|id| *id > max),
+            "could not draw {n} fresh ids for {table}"
+        );
+        return Ok(ids);
+    }
+    let mut base = max;
+    if backend == DatabaseBackend::Sqlite {
+        let sql = format!("SELECT seq FROM sqlite_sequence WHERE name = '{table}'");
+        // No sqlite_sequence row (or table) yet: nothing was ever handed out.
+        if let Ok(Some(seq)) = scalar(db, &sql).await {
+            base = base.max(seq);
+        }
+    }
+    Ok((1..=n as i64).map(|i| base + i).collect())
+}
+
+async fn scalar<C: ConnectionTrait>(db: &C, sql: &str) -> anyhow::Result<Option<i64>> {
+    let backend = db.get_database_backend();
+    let row = db
+        .query_one_raw(Statement::from_string(backend, sql.to_owned()))
+        .await?;
+    Ok(match row {
+        Some(row) => row.try_get_by_index::<Option<i64>>(0)?,
+        None => None,
+    })
+}
+
+async fn column<C: ConnectionTrait>(db: &C, sql: &str) -> anyhow::Result<Vec<i64>> {
+    let backend = db.get_database_backend();
+    db.query_all_raw(Statement::from_string(backend, sql.to_owned()))
+        .await?
+        .iter()
+        .map(|row| Ok(row.try_get_by_index::<i64>(0)?))
+        .collect()
 }
 
 #[cfg(test)]

@@ -1,15 +1,25 @@
-//! A SysOfIMPS database (dump.sql shape, with the `add_assistor` trigger) imported into SQLite:
-//! the bot and its friend rows are dropped, case-duplicate names renamed, a second import
-//! changes nothing, and an old account logs in with its old plaintext password.
+//! A SysOfIMPS database (dump.sql shape, with the `add_assistor` trigger) imported into SQLite
+//! and PostgreSQL: the bot and its friend rows are dropped, case-duplicate names renamed, a
+//! dry run writes nothing, a second import changes nothing, and an old account logs in through
+//! the IMPS bridge with its old plaintext password and sees its old friends.
 
 mod common;
 
-use common::MariaDb;
+use std::time::Duration;
+
+use common::{MariaDb, Target};
+use rosetta_bridge_kit::settings::ImpsSettings;
 use rosetta_db::{entity::user, sea_orm::EntityTrait as _};
 use rosetta_import::{Options, Summary, System};
 use rosetta_proto::account::v1::{LoginRequest, PasswordScheme, login_request::Identifier};
-use rosetta_testkit::{Backend, TestServer};
+use rosetta_testkit::{Backend, TestServer, both_backends};
 use sqlx::Connection as _;
+use tokio::{
+    io::{AsyncReadExt as _, AsyncWriteExt as _},
+    net::{TcpListener, TcpStream},
+};
+
+const PATIENCE: Duration = Duration::from_secs(30);
 
 const IMPS: &str = r#"
 SET SESSION sql_mode = '';
@@ -35,20 +45,22 @@ INSERT INTO message (use_userid, userid, m_time, message) VALUES
   (2, 1, '2012-01-02 10:03:00', 'welcome'), (2, 4, '2012-01-02 10:04:00', X'E4BDA0E5A5BD');
 "#;
 
-async fn import(from: &str, to: &str) -> Summary {
+async fn import(from: &str, to: &str, dry_run: bool) -> Summary {
     rosetta_import::run(&Options {
         system: System::Sysofimps,
         from: from.to_owned(),
         to: to.to_owned(),
         files_dir: None,
-        dry_run: false,
+        store: None,
+        dry_run,
     })
     .await
     .expect("import runs")
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn imps_import_sqlite() {
+both_backends!(imps_import, super::import_and_log_in);
+
+async fn import_and_log_in(backend: Backend) {
     let maria = MariaDb::create().await;
     let mut conn = sqlx::MySqlConnection::connect(&maria.url)
         .await
@@ -58,20 +70,24 @@ async fn imps_import_sqlite() {
         .await
         .expect("SysOfIMPS schema and rows");
     drop(conn);
-    let dir = tempfile::tempdir().expect("temp dir");
-    let url = format!(
-        "sqlite://{}?mode=rwc",
-        dir.path().join("rosetta.db").display()
-    );
+    let target = Target::create(backend).await;
+    let url = target.url.clone();
 
-    let first = import(&maria.url, &url).await;
+    let dry = import(&maria.url, &url, true).await;
+    assert_eq!(dry.kinds["users"].imported, 3, "{dry}");
+    assert_eq!(dry.kinds["messages"].imported, 3, "{dry}");
+    let first = import(&maria.url, &url, false).await;
     println!("{first}");
     assert_eq!(first.kinds["users"].read, 5, "{first}");
     assert_eq!(first.kinds["users"].imported, 3, "{first}");
     assert_eq!(first.kinds["friendships"].read, 8, "{first}");
     assert_eq!(first.kinds["friendships"].imported, 2, "{first}");
     assert_eq!(first.kinds["messages"].imported, 3, "{first}");
-    let second = import(&maria.url, &url).await;
+    assert_eq!(
+        first.kinds["users"].imported, 3,
+        "the dry run wrote nothing: {first}"
+    );
+    let second = import(&maria.url, &url, false).await;
     assert_eq!(
         second.imported_total(),
         0,
@@ -114,4 +130,88 @@ async fn imps_import_sqlite() {
         .await
         .expect("renamed account logs in");
     assert!(account.login(login("Tom", "pw2")).await.is_err());
+
+    // The Android client: log in with the old plaintext, then ask for the friend list.
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let settings = ImpsSettings {
+        listen: listener.local_addr().expect("addr"),
+        ..ImpsSettings::default()
+    };
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(rosetta_bridge_imps::serve(
+        listener,
+        server.backend(),
+        settings.clone(),
+        async {
+            let _ = stopped.await;
+        },
+    ));
+    let mut tom = TcpStream::connect(settings.listen).await.expect("connect");
+    tom.write_all(&frame(1, &[b"Tom", b"pw1"])).await.unwrap();
+    let reply = read_frame(&mut tom).await;
+    assert_eq!(reply[0], 2, "S_LOGIN_RSP: {reply:02x?}");
+    tom.write_all(&frame(5, &[b"Tom"])).await.unwrap();
+    let list = loop {
+        let frame = read_frame(&mut tom).await;
+        if frame[0] == 6 {
+            break frame;
+        }
+    };
+    // S_FRIENDLIST_REFURBISH_RSP: i64 count, then per friend name, status, e-mail, time, x, y.
+    let mut at = 1;
+    let count = i64::from_be_bytes(list[at..at + 8].try_into().unwrap());
+    at += 8;
+    let mut names = Vec::new();
+    for _ in 0..count {
+        names.push(string(&list, &mut at));
+        at += 1;
+        string(&list, &mut at);
+        string(&list, &mut at);
+        at += 16;
+    }
+    names.sort();
+    assert_eq!(
+        names,
+        ["Ann", "tom_3"],
+        "Tom's old friends, the bot not among them"
+    );
+    assert_eq!(at, list.len(), "the whole list was read");
+    let _ = stop.send(());
+    server.stop().await;
+}
+
+/// A client frame as the Android client writes it: `OK`, the body length, the command and
+/// each field as an i64 byte count and the bytes.
+fn frame(cmd: u8, fields: &[&[u8]]) -> Vec<u8> {
+    let mut body = vec![cmd];
+    for field in fields {
+        body.extend_from_slice(&(field.len() as i64).to_be_bytes());
+        body.extend_from_slice(field);
+    }
+    let mut out = b"OK".to_vec();
+    out.extend_from_slice(&(body.len() as i32).to_be_bytes());
+    out.extend_from_slice(&body);
+    out
+}
+
+/// The next server frame's body (command byte first).
+async fn read_frame(stream: &mut TcpStream) -> Vec<u8> {
+    tokio::time::timeout(PATIENCE, async {
+        let mut header = [0u8; 6];
+        stream.read_exact(&mut header).await.expect("header");
+        assert_eq!(&header[..2], b"OK");
+        let len = i32::from_be_bytes([header[2], header[3], header[4], header[5]]);
+        let mut body = vec![0; usize::try_from(len).expect("length")];
+        stream.read_exact(&mut body).await.expect("body");
+        body
+    })
+    .await
+    .expect("a frame in time")
+}
+
+fn string(body: &[u8], at: &mut usize) -> String {
+    let len = i64::from_be_bytes(body[*at..*at + 8].try_into().unwrap()) as usize;
+    let text = String::from_utf8(body[*at + 8..*at + 8 + len].to_vec()).expect("ASCII");
+    *at += 8 + len;
+    text
 }

@@ -6,11 +6,11 @@ mod common;
 
 use std::time::Duration;
 
-use common::MariaDb;
+use common::{MariaDb, Target};
 
 use rosetta_bridge_kit::settings::PipeSettings;
 use rosetta_import::{Options, Summary, System};
-use rosetta_testkit::{Backend, PgDatabase, TestServer};
+use rosetta_testkit::{Backend, TestServer};
 use sqlx::Connection as _;
 use tokio::{
     io::{AsyncReadExt as _, AsyncWriteExt as _},
@@ -87,6 +87,7 @@ async fn import(from: &str, to: &str, dry_run: bool) -> Summary {
         from: from.to_owned(),
         to: to.to_owned(),
         files_dir: None,
+        store: None,
         dry_run,
     })
     .await
@@ -104,20 +105,8 @@ async fn import_and_log_in(backend: Backend) {
         .expect("QtQQ schema and rows");
     drop(conn);
 
-    let dir = tempfile::tempdir().expect("temp dir");
-    let pg = match backend {
-        Backend::Sqlite => None,
-        Backend::Postgres => Some(PgDatabase::create().await),
-    };
-    let url = pg.as_ref().map_or_else(
-        || {
-            format!(
-                "sqlite://{}?mode=rwc",
-                dir.path().join("rosetta.db").display()
-            )
-        },
-        |pg| pg.url.clone(),
-    );
+    let target = Target::create(backend).await;
+    let url = target.url.clone();
 
     let dry = import(&maria.url, &url, true).await;
     assert_eq!(dry.kinds["users"].imported, 4, "{dry}");

@@ -2,7 +2,39 @@
 //! (default `mysql://root@127.0.0.1:3306`); a test fails, never skips, when it cannot be
 //! reached.
 
+use rosetta_testkit::{Backend, PgDatabase};
 use sqlx::Connection as _;
+
+/// The Rosetta database an import writes to: a SQLite file in a temporary directory, or a
+/// PostgreSQL database of its own; both go away with the value. (The tests that import into a
+/// running node's database do not use it.)
+#[allow(dead_code)]
+pub struct Target {
+    pub dir: tempfile::TempDir,
+    _pg: Option<PgDatabase>,
+    pub url: String,
+}
+
+#[allow(dead_code)]
+impl Target {
+    pub async fn create(backend: Backend) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let pg = match backend {
+            Backend::Sqlite => None,
+            Backend::Postgres => Some(PgDatabase::create().await),
+        };
+        let url = pg.as_ref().map_or_else(
+            || {
+                format!(
+                    "sqlite://{}?mode=rwc",
+                    dir.path().join("rosetta.db").display()
+                )
+            },
+            |pg| pg.url.clone(),
+        );
+        Self { dir, _pg: pg, url }
+    }
+}
 
 /// A MariaDB database that exists for one test.
 pub struct MariaDb {
