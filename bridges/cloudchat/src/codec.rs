@@ -395,6 +395,26 @@ pub fn failure_kind(request_kind: &str) -> Option<&'static str> {
     })
 }
 
+/// The `tempId` (SEND_FILE / SEND_IMAGE: or `messageId`) of a message that did not decode, so
+/// that its MESSAGE_SEND_FAILED still names the send the client is waiting for; a number is
+/// echoed as its digits. Empty when there is none.
+pub fn temp_id_of(text: &str) -> String {
+    let Ok(Value::Object(outer)) = serde_json::from_str::<Value>(text) else {
+        return String::new();
+    };
+    let Some(Value::Object(payload)) = outer.get("payload") else {
+        return String::new();
+    };
+    ["tempId", "messageId"]
+        .iter()
+        .find_map(|key| match payload.get(*key) {
+            Some(Value::String(s)) => Some(s.clone()),
+            Some(Value::Number(n)) => Some(n.to_string()),
+            _ => None,
+        })
+        .unwrap_or_default()
+}
+
 /// `{"type": kind, "payload": payload}` as compact JSON.
 pub fn message(kind: &str, payload: Value) -> String {
     json!({"type": kind, "payload": payload}).to_string()

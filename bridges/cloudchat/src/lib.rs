@@ -41,6 +41,8 @@ pub(crate) struct Shared {
     backend: Backend,
     counters: Counters,
     http_sessions: Mutex<HashMap<IpAddr, Vec<Arc<UserSession>>>>,
+    online: session::Online,
+    sockets: session::Sockets,
 }
 
 impl Shared {
@@ -66,6 +68,16 @@ impl Shared {
             Some(id) => list.iter().rev().find(|s| s.user_id() == id).cloned(),
             None => list.last().cloned(),
         }
+    }
+
+    /// Every session HTTP clients at `peer` opened, newest first.
+    fn sessions_at(&self, peer: IpAddr) -> Vec<Arc<UserSession>> {
+        let Ok(map) = self.http_sessions.lock() else {
+            return Vec::new();
+        };
+        map.get(&peer)
+            .map(|list| list.iter().rev().cloned().collect())
+            .unwrap_or_default()
     }
 
     fn forget(&self, peer: IpAddr, user: i64) {
@@ -101,6 +113,8 @@ pub async fn serve(
             backend,
             counters: Counters::new(BRIDGE),
             http_sessions: Mutex::new(HashMap::new()),
+            online: Mutex::new(HashMap::new()),
+            sockets: Mutex::new(HashMap::new()),
         }),
         closing: CancellationToken::new(),
         tasks: TaskTracker::new(),
@@ -138,7 +152,13 @@ async fn entry(
             Err(rejection) => return rejection.into_response(),
         };
         let held = state.tasks.token();
+        // Small buffers: connections are many and mostly idle (the 128 KiB defaults made a
+        // held WebSocket cost ~157 KiB of the bridge's memory). The write buffer stays
+        // uncapped (the default): a reply is queued whole before it is written, and a history
+        // (MESSAGES_LOADED) can be many MiB; a cap below that dropped the connection.
         return upgrade
+            .read_buffer_size(4 * 1024)
+            .write_buffer_size(0)
             .max_message_size(codec::MAX_MESSAGE)
             .max_frame_size(codec::MAX_MESSAGE)
             .on_upgrade(move |socket| {

@@ -12,16 +12,17 @@ use axum::extract::ws::{Message as WsMessage, WebSocket};
 use rosetta_bridge_kit::UserSession;
 use rosetta_proto::{
     account::v1::{
-        ExchangeLegacyTokenRequest, IssueLegacyTokenRequest, LegacyTokenFormat, LoginRequest,
-        LoginResponse, LookupUserRequest, PasswordScheme, RegisterRequest, SearchUsersRequest,
-        UpdateProfileRequest, User, login_request::Identifier, search_users_request::Query,
+        ExchangeLegacyTokenRequest, GetMyProfileRequest, IssueLegacyTokenRequest,
+        LegacyTokenFormat, LoginRequest, LoginResponse, LookupUserRequest, PasswordScheme,
+        RegisterRequest, SearchUsersRequest, UpdateProfileRequest, User, login_request::Identifier,
+        search_users_request::Query,
     },
     common::v1::{ConversationRef, PageRequest, UserRef, conversation_ref, user_ref},
     files::v1::{UploadMetadata, UploadRequest, Visibility, upload_request::Part},
     messaging::v1::{
-        ClearHistoryRequest, GetPresenceRequest, GetUnreadCountsRequest, ListMessagesRequest,
-        MarkReadRequest, Message, MessageKind, SendMessageRequest, SubscribeRequest, event,
-        message, subscribe_response,
+        ClearHistoryRequest, GetPresenceRequest, ListMessagesRequest, MarkReadRequest, Message,
+        MessageKind, SendMessageRequest, SetPresenceRequest, SubscribeRequest, event, message,
+        subscribe_response,
     },
     social::v1::{
         Direction, FriendRequest, ListContactsRequest, ListFriendRequestsRequest, PresenceStatus,
@@ -56,8 +57,12 @@ const DEFAULT_AVATAR: &str = "default.png";
 const TOKEN_PROTOCOL: &str = "cloudchat";
 /// Wait before subscribing again after the event stream broke.
 const RESUBSCRIBE_DELAY: Duration = Duration::from_secs(1);
-/// How long a login waits for its event stream to be live before answering anyway.
-const LIVE_PATIENCE: Duration = Duration::from_secs(10);
+/// How long a login waits for its event stream to be live before answering anyway: well under
+/// the Angular client's 5 s login timeout. A later stream loses nothing that happens after it
+/// registered with the service, and its resubscriptions resume after the last event seen.
+const LIVE_PATIENCE: Duration = Duration::from_secs(3);
+/// How long a closing socket waits to show its user offline (a shutdown waits for it).
+const SIGN_OUT_PATIENCE: Duration = Duration::from_secs(5);
 
 const NOT_LOGGED_IN: &str = "请先登录";
 const NOT_YOU: &str = "用户身份不符";
@@ -71,14 +76,18 @@ pub(crate) enum Outcome {
     Replies(Vec<Out>),
 }
 
-/// Read marks the peers of private conversations reported (conversation id → seq), learnt
-/// from read receipts on the event stream.
-type PeerReads = Arc<Mutex<HashMap<i64, u64>>>;
+/// WebSockets bound per user on this instance. Each count has its own async lock, held while
+/// the last one signs the user out, so that the sign-out cannot land after a new socket of the
+/// user subscribed (which shows them online again).
+pub(crate) type Online = Mutex<HashMap<i64, Arc<tokio::sync::Mutex<usize>>>>;
+
+/// Where the pushes of each user's bound WebSockets on this instance go: a reply meant for
+/// the user's WebSocket to a request that came over HTTP (CONTACT_ADDED after an HTTP accept).
+pub(crate) type Sockets = Mutex<HashMap<i64, Vec<mpsc::Sender<Out>>>>;
 
 /// A WebSocket bound to a user: the session and the task turning its events into pushes.
 struct Bound {
     session: Arc<UserSession>,
-    peer_reads: PeerReads,
     events: Option<JoinHandle<()>>,
 }
 
@@ -142,7 +151,7 @@ pub(crate) async fn websocket(
             },
         }
     }
-    drop(conn);
+    conn.unbind(true).await;
     counters.connection_closed();
 }
 
@@ -166,10 +175,15 @@ impl Conn {
                 counters.frame_in(kind);
                 counters.error(kind);
                 tracing::debug!(command = kind, field, "bad field");
+                // A failed send still echoes its tempId, which the client matches it by.
+                let temp_id = match kind {
+                    "SEND_MESSAGE" | "SEND_FILE" | "SEND_IMAGE" => codec::temp_id_of(text),
+                    _ => String::new(),
+                };
                 return match codec::failure_kind(kind) {
                     Some(failure) => Outcome::Replies(vec![(
                         failure,
-                        failure_reply(failure, "", "消息格式错误"),
+                        failure_reply(failure, &temp_id, "消息格式错误"),
                     )]),
                     None => Outcome::Replies(Vec::new()),
                 };
@@ -217,6 +231,12 @@ impl Conn {
                 email,
             } => self.register(username, password, email).await,
             Request::HdlInfo { user_id } => self.hdl_info(user_id).await,
+            Request::AcceptFriendRequest { id } if self.pushes.is_none() => {
+                self.answer_over_http(id, true).await
+            }
+            Request::RefuseFriendRequest { id } if self.pushes.is_none() => {
+                self.answer_over_http(id, false).await
+            }
             Request::SearchById { user_id } => {
                 self.search(Query::UserId(user_id), self.session_for(None))
                     .await
@@ -269,7 +289,16 @@ impl Conn {
                 avatar,
                 ..
             } => {
-                let current = session.user();
+                // Compared with the stored profile, not the one at login: a change back to the
+                // login value is a change too. Unchanged fields are left out (a user name "taken"
+                // by its own owner would be refused).
+                let current = async {
+                    let request = session.request(GetMyProfileRequest {}).await?;
+                    backend.account().get_my_profile(request).await
+                }
+                .await
+                .map_err(|_| e(PROFILE_FAILED))?
+                .into_inner();
                 let changed =
                     |new: Option<String>, old: &str| new.filter(|v| !v.is_empty() && v != old);
                 let update = UpdateProfileRequest {
@@ -300,11 +329,13 @@ impl Conn {
                 Ok(vec![reply("PROFILE_UPDATED_SUCCESS", payload)])
             }
             Request::Logout { .. } => {
+                // Offline now, not when presence times out; the session can still say so.
+                sign_out(session).await;
                 if let Err(status) = session.logout().await {
                     tracing::debug!(%status, "logout");
                 }
                 self.shared.forget(self.peer, me);
-                self.bound = None;
+                self.unbind(false).await;
                 Ok(Vec::new())
             }
             Request::LoadContacts { .. } => {
@@ -399,41 +430,10 @@ impl Conn {
             }
             Request::AcceptFriendRequest { id } | Request::RefuseFriendRequest { id } => {
                 let accept = matches!(request, Request::AcceptFriendRequest { .. });
-                let respond = RespondFriendRequestRequest {
-                    request: Some(respond_friend_request_request::Request::RequestId(id)),
-                    accept,
-                };
-                let result = match session.request(respond).await {
-                    Ok(request) => backend.social().respond_friend_request(request).await,
-                    Err(status) => Err(status),
-                };
-                let fr = match result {
-                    Ok(fr) => fr.into_inner(),
-                    Err(status) => {
-                        return Err(e(match reason_of(&status).as_deref() {
-                            Some("NOT_FOUND") => "该条好友请求不存在",
-                            _ if accept => "联系人列表更新失败",
-                            _ => "好友请求列表更新失败",
-                        }));
-                    }
-                };
-                if !accept {
-                    return Ok(vec![reply("FRIEND_REQUEST_REFUSED", json!({"id": id}))]);
-                }
-                let requester = fr.from.unwrap_or_default();
-                let online = online_among(session, &[requester.id]).await;
-                Ok(vec![
-                    reply("FRIEND_REQUEST_ACCEPTED", json!({"id": id})),
-                    reply(
-                        "CONTACT_ADDED",
-                        codec::contact_added(
-                            requester.id,
-                            &requester.username,
-                            avatar_of(&requester),
-                            online.contains(&requester.id),
-                        ),
-                    ),
-                ])
+                let fr = respond(session, id, accept)
+                    .await
+                    .map_err(|status| e(respond_failure(&status, accept)))?;
+                Ok(answered(session, id, accept, fr).await)
             }
             Request::DeleteContact { target_id, .. } => {
                 let remove = RemoveFriendRequest { user_id: target_id };
@@ -458,13 +458,10 @@ impl Conn {
                 )])
             }
             Request::LoadMessages { target_id, .. } => {
-                let peer_reads = self.bound.as_ref().map(|b| b.peer_reads.clone());
-                let messages = history(session, target_id, peer_reads)
-                    .await
-                    .map_err(|status| {
-                        tracing::debug!(%status, "history");
-                        e(FAILED)
-                    })?;
+                let messages = history(session, target_id).await.map_err(|status| {
+                    tracing::debug!(%status, "history");
+                    e(FAILED)
+                })?;
                 Ok(vec![reply(
                     "MESSAGES_LOADED",
                     json!({"targetId": target_id, "messages": messages}),
@@ -484,7 +481,7 @@ impl Conn {
                     ),
                     kind: MessageKind::Text as i32,
                     text: content,
-                    client_message_id: client_message_id(&temp_id),
+                    client_message_id: client_message_id(),
                     ..Default::default()
                 };
                 send_message(session, send, temp_id).await
@@ -519,7 +516,7 @@ impl Conn {
                     } as i32,
                     text: name,
                     file_id,
-                    client_message_id: client_message_id(&temp_id),
+                    client_message_id: client_message_id(),
                     ..Default::default()
                 };
                 send_message(session, send, temp_id).await
@@ -740,6 +737,41 @@ impl Conn {
         vec![reply("HDL_GOT", json!({"userId": user_id}))]
     }
 
+    /// ACCEPT / REFUSE over HTTP name only the request, so they act as the session this
+    /// address opened for the request's recipient (the service finds a request for its
+    /// recipient only, so at most one session matches); never simply the newest one.
+    async fn answer_over_http(&self, id: i64, accept: bool) -> Vec<Out> {
+        let kind = if accept {
+            "ACCEPT_FRIEND_REQUEST"
+        } else {
+            "REFUSE_FRIEND_REQUEST"
+        };
+        let sessions = self.shared.sessions_at(self.peer);
+        let mut error = NOT_LOGGED_IN;
+        for session in sessions {
+            match respond(&session, id, accept).await {
+                Ok(fr) => {
+                    let replies = answered(&session, id, accept, fr).await;
+                    // HTTP answers only the first; the rest go to the accepter's WebSockets.
+                    for out in replies.iter().skip(1) {
+                        post_to_sockets(&self.shared, session.user_id(), out);
+                    }
+                    return replies;
+                }
+                Err(status) => {
+                    error = respond_failure(&status, accept);
+                    if error != NO_SUCH_REQUEST {
+                        break;
+                    }
+                }
+            }
+        }
+        self.shared.counters.error(kind);
+        codec::failure_kind(kind)
+            .map(|failure| vec![(failure, failure_reply(failure, "", error))])
+            .unwrap_or_default()
+    }
+
     async fn search(&self, query: Query, session: Option<Arc<UserSession>>) -> Vec<Out> {
         let Some(session) = session else {
             return vec![reply("SEARCH_FOR_USER_RESULT", json!({"users": []}))];
@@ -774,24 +806,40 @@ impl Conn {
 
     /// Binds this WebSocket to `session` and starts turning its events into pushes. Returns
     /// once the event stream is live, so that a message sent to the user right after the
-    /// reply to their login is pushed too.
+    /// reply to their login is pushed too, or after `LIVE_PATIENCE` (the stream keeps coming
+    /// up in the background), so that the login is answered before the client gives up.
     async fn bind(&mut self, session: Arc<UserSession>) {
-        let peer_reads = PeerReads::default();
+        // Counted before the old binding is released: a re-login of the same user on this
+        // socket must not sign them out.
+        came_online(&self.shared, session.user_id()).await;
+        self.unbind(true).await;
         let (live_tx, live_rx) = oneshot::channel();
         let events = self.pushes.clone().map(|pushes| {
             tokio::spawn(
-                push_events(session.clone(), peer_reads.clone(), pushes, live_tx)
+                push_events(session.clone(), pushes, live_tx)
                     .instrument(tracing::info_span!("events", user = session.user_id())),
             )
         });
         if events.is_some() && tokio::time::timeout(LIVE_PATIENCE, live_rx).await.is_err() {
-            tracing::warn!("event stream did not come up");
+            tracing::warn!("event stream not live yet");
         }
-        self.bound = Some(Bound {
-            session,
-            peer_reads,
-            events,
-        });
+        if let Some(pushes) = &self.pushes {
+            socket_bound(&self.shared, session.user_id(), pushes.clone());
+        }
+        self.bound = Some(Bound { session, events });
+    }
+
+    /// Stops this WebSocket's pushes; the user's last bound socket on this instance going
+    /// away shows them offline (`sign_out_last`) rather than when their presence times out.
+    async fn unbind(&mut self, sign_out_last: bool) {
+        if let Some(bound) = self.bound.take() {
+            let session = bound.session.clone();
+            drop(bound);
+            if let Some(pushes) = &self.pushes {
+                socket_unbound(&self.shared, session.user_id(), pushes);
+            }
+            went_away(&self.shared, &session, sign_out_last).await;
+        }
     }
 
     /// Whether a login name belongs to anybody, to tell "no such user" from "wrong password".
@@ -821,6 +869,7 @@ const FAILED: &str = "数据库操作失败";
 const PROFILE_FAILED: &str = "更新 users 数据表失败";
 const FRIENDS_FAILED: &str = "数据表 friends 操作失败";
 const SEND_FAILED: &str = "messages 数据表更新失败";
+const NO_SUCH_REQUEST: &str = "该条好友请求不存在";
 
 /// The machine-readable reason of a canonical error.
 fn reason_of(status: &Status) -> Option<String> {
@@ -876,12 +925,97 @@ fn private(user_id: i64) -> ConversationRef {
     }
 }
 
-/// The idempotency key of a send: the client's tempId when it fits, a fresh one otherwise.
-fn client_message_id(temp_id: &str) -> String {
-    if temp_id.is_empty() || temp_id.len() > 128 {
-        uuid::Uuid::new_v4().to_string()
-    } else {
-        temp_id.to_owned()
+/// The idempotency key of a send: always a fresh one. The original server stored every send,
+/// and a client may repeat a tempId (a counter restarting with the app); the tempId is only
+/// echoed.
+fn client_message_id() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
+/// The user's count of bound WebSockets (created at zero).
+fn online_slot(shared: &Shared, user: i64) -> Option<Arc<tokio::sync::Mutex<usize>>> {
+    let mut online = shared.online.lock().ok()?;
+    Some(online.entry(user).or_default().clone())
+}
+
+/// Counts a WebSocket bound to `user`; waits for a sign-out of theirs under way.
+async fn came_online(shared: &Shared, user: i64) {
+    if let Some(slot) = online_slot(shared, user) {
+        *slot.lock().await += 1;
+    }
+}
+
+/// Lists a WebSocket's push queue under the user it is bound to.
+fn socket_bound(shared: &Shared, user: i64, pushes: mpsc::Sender<Out>) {
+    if let Ok(mut sockets) = shared.sockets.lock() {
+        sockets.entry(user).or_default().push(pushes);
+    }
+}
+
+/// Takes a WebSocket's push queue off its user's list.
+fn socket_unbound(shared: &Shared, user: i64, pushes: &mpsc::Sender<Out>) {
+    if let Ok(mut sockets) = shared.sockets.lock()
+        && let Some(list) = sockets.get_mut(&user)
+    {
+        list.retain(|p| !p.same_channel(pushes));
+        if list.is_empty() {
+            sockets.remove(&user);
+        }
+    }
+}
+
+/// Queues `out` on every WebSocket bound to `user` on this instance; a socket whose queue is
+/// full (a client not reading) misses it rather than holding up the HTTP reply.
+fn post_to_sockets(shared: &Shared, user: i64, out: &Out) {
+    let Ok(sockets) = shared.sockets.lock() else {
+        return;
+    };
+    for pushes in sockets.get(&user).into_iter().flatten() {
+        if pushes.try_send(out.clone()).is_err() {
+            tracing::debug!(user, kind = out.0, "push queue full or closed");
+        }
+    }
+}
+
+/// Uncounts a WebSocket bound to `session`'s user; the last one signs them out if
+/// `sign_out_last`.
+async fn went_away(shared: &Shared, session: &UserSession, sign_out_last: bool) {
+    let user = session.user_id();
+    let Some(slot) = online_slot(shared, user) else {
+        return;
+    };
+    let mut count = slot.lock().await;
+    *count = count.saturating_sub(1);
+    if *count > 0 {
+        return;
+    }
+    if sign_out_last {
+        sign_out(session).await;
+    }
+    // Forgotten unless another socket of the user is waiting for it (clones are taken
+    // under the map's lock, so the count of holders cannot grow meanwhile).
+    if let Ok(mut online) = shared.online.lock()
+        && Arc::strong_count(&slot) == 2
+    {
+        online.remove(&user);
+    }
+}
+
+/// Shows the user offline to their contacts now (SetPresence OFFLINE); a later Subscribe of
+/// theirs shows them online again.
+async fn sign_out(session: &UserSession) {
+    let offline = async {
+        let request = session
+            .request(SetPresenceRequest {
+                status: PresenceStatus::Offline.into(),
+            })
+            .await?;
+        session.backend().messaging().set_presence(request).await
+    };
+    match tokio::time::timeout(SIGN_OUT_PATIENCE, offline).await {
+        Ok(Ok(_)) => {}
+        Ok(Err(status)) => tracing::debug!(%status, "sign out"),
+        Err(_) => tracing::debug!("sign out timed out"),
     }
 }
 
@@ -984,15 +1118,59 @@ async fn upload(
     Ok(info.into_inner().id)
 }
 
-/// The whole private conversation with `peer`, oldest first, as `M` objects.
-async fn history(
-    session: &UserSession,
-    peer: i64,
-    peer_reads: Option<PeerReads>,
-) -> Result<Vec<Value>, Status> {
+/// RespondFriendRequest as `session`'s user.
+async fn respond(session: &UserSession, id: i64, accept: bool) -> Result<FriendRequest, Status> {
+    let respond = RespondFriendRequestRequest {
+        request: Some(respond_friend_request_request::Request::RequestId(id)),
+        accept,
+    };
+    let answered = session
+        .backend()
+        .social()
+        .respond_friend_request(session.request(respond).await?)
+        .await?;
+    Ok(answered.into_inner())
+}
+
+/// The failure text of a refused RespondFriendRequest.
+fn respond_failure(status: &Status, accept: bool) -> &'static str {
+    match reason_of(status).as_deref() {
+        Some("NOT_FOUND") => NO_SUCH_REQUEST,
+        _ if accept => "联系人列表更新失败",
+        _ => "好友请求列表更新失败",
+    }
+}
+
+/// The replies to the request `id` answered as `fr`: FRIEND_REQUEST_ACCEPTED + CONTACT_ADDED
+/// (the requester), or FRIEND_REQUEST_REFUSED.
+async fn answered(session: &UserSession, id: i64, accept: bool, fr: FriendRequest) -> Vec<Out> {
+    if !accept {
+        return vec![reply("FRIEND_REQUEST_REFUSED", json!({"id": id}))];
+    }
+    let requester = fr.from.unwrap_or_default();
+    let online = online_among(session, &[requester.id]).await;
+    vec![
+        reply("FRIEND_REQUEST_ACCEPTED", json!({"id": id})),
+        reply(
+            "CONTACT_ADDED",
+            codec::contact_added(
+                requester.id,
+                &requester.username,
+                avatar_of(&requester),
+                online.contains(&requester.id),
+            ),
+        ),
+    ]
+}
+
+/// The whole private conversation with `peer`, oldest first, as `M` objects; a message is
+/// `read` up to its reader's read mark.
+async fn history(session: &UserSession, peer: i64) -> Result<Vec<Value>, Status> {
     let me = session.user_id();
     let mut messages: Vec<Message> = Vec::new();
     let mut before_seq = 0;
+    // (mine, the peer's), from the newest page.
+    let mut marks = None;
     for _ in 0..MAX_PAGES {
         let list = ListMessagesRequest {
             conversation: Some(private(peer)),
@@ -1006,6 +1184,7 @@ async fn history(
             .list_messages(session.request(list).await?)
             .await?
             .into_inner();
+        marks.get_or_insert((page.last_read_seq, page.peer_last_read_seq));
         let Some(first) = page.messages.first() else {
             break;
         };
@@ -1017,35 +1196,16 @@ async fn history(
             break;
         }
     }
-    // The caller's own read mark, for messages they received.
-    let unread = session
-        .backend()
-        .messaging()
-        .get_unread_counts(session.request(GetUnreadCountsRequest {}).await?)
-        .await?
-        .into_inner();
-    let my_mark = unread
-        .conversations
-        .iter()
-        .find(|c| {
-            c.r#ref.as_ref().and_then(|r| r.r#ref.as_ref())
-                == Some(&conversation_ref::Ref::UserId(peer))
-        })
-        .map_or(u64::MAX, |c| c.last_read_seq);
-    let peer_reads = peer_reads
-        .and_then(|reads| reads.lock().ok().map(|r| r.clone()))
-        .unwrap_or_default();
+    let (my_mark, peer_mark) = marks.unwrap_or_default();
     Ok(messages
         .iter()
         .map(|m| {
-            let read = if m.sender_id == me {
-                peer_reads
-                    .get(&m.conversation_id)
-                    .is_some_and(|mark| *mark >= m.seq)
+            let mark = if m.sender_id == me {
+                peer_mark
             } else {
-                my_mark >= m.seq
+                my_mark
             };
-            message_value(m, read)
+            message_value(m, mark >= m.seq)
         })
         .collect())
 }
@@ -1096,7 +1256,6 @@ fn friend_request_value(fr: &FriendRequest) -> Value {
 /// breaks, until the connection unbinds (the task is aborted).
 async fn push_events(
     session: Arc<UserSession>,
-    peer_reads: PeerReads,
     pushes: mpsc::Sender<Out>,
     live: oneshot::Sender<()>,
 ) {
@@ -1131,7 +1290,7 @@ async fn push_events(
                             if event.seq > 0 {
                                 after_seq = Some(after_seq.unwrap_or(0).max(event.seq));
                             }
-                            for push in pushes_of(&session, me, &peer_reads, event.kind).await {
+                            for push in pushes_of(&session, me, event.kind).await {
                                 if pushes.send(push).await.is_err() {
                                     return;
                                 }
@@ -1151,24 +1310,12 @@ async fn push_events(
 }
 
 /// What an event shows a CloudChat client.
-async fn pushes_of(
-    session: &UserSession,
-    me: i64,
-    peer_reads: &PeerReads,
-    kind: Option<event::Kind>,
-) -> Vec<Out> {
+async fn pushes_of(session: &UserSession, me: i64, kind: Option<event::Kind>) -> Vec<Out> {
     match kind {
         Some(event::Kind::Message(m))
             if m.sender_id != me && matches!(m.to, Some(message::To::ToUserId(_))) =>
         {
             vec![reply("MESSAGE_RECEIVED_OTHER", message_value(&m, false))]
-        }
-        Some(event::Kind::ReadReceipt(receipt)) if receipt.reader_id != me => {
-            if let Ok(mut reads) = peer_reads.lock() {
-                let mark = reads.entry(receipt.conversation_id).or_default();
-                *mark = (*mark).max(receipt.up_to_seq);
-            }
-            Vec::new()
         }
         Some(event::Kind::FriendRequestReceived(fr)) => {
             vec![reply("ADD_FRIEND_REQUEST", friend_request_value(&fr))]

@@ -386,3 +386,35 @@ async fn http_session(backend: Backend) {
 }
 
 rosetta_testkit::both_backends!(http, super::http_session);
+
+/// The tempId is only echoed: a client that repeats one (a counter restarting with the app)
+/// still has every message stored and pushed, as the original server did.
+async fn repeated_temp_ids(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let bridge = Bridge::start(server.backend()).await;
+    let addr = bridge.addr;
+    let (alice, _) = register(addr, "alice", "secret1").await;
+    let (bob, _) = register(addr, "bob", "secret2").await;
+    let (mut a, _) = common::login(addr, "alice", "secret1").await;
+    let (mut b, _) = common::login(addr, "bob", "secret2").await;
+    common::befriend(&mut a, alice, &mut b, bob).await;
+    let mut ids = Vec::new();
+    for text in ["first", "second"] {
+        let ack = a
+            .ask(&format!(
+                r#"{{"type":"SEND_MESSAGE","payload":{{"tempId":"t1","senderId":{alice},"receiverId":{bob},"content":"{text}","type":"text"}}}}"#
+            ))
+            .await;
+        let ack = payload(&ack, "MESSAGE_RECEIVED_SELF");
+        assert_eq!(ack["tempId"], "t1");
+        let pushed = payload(&b.recv().await, "MESSAGE_RECEIVED_OTHER");
+        assert_eq!(
+            (&pushed["content"], &pushed["id"]),
+            (&text.into(), &ack["id"])
+        );
+        ids.push(ack["id"].as_i64().expect("id"));
+    }
+    assert_ne!(ids[0], ids[1], "two messages, not one");
+    bridge.stop().await;
+}
+rosetta_testkit::both_backends!(temp_ids, super::repeated_temp_ids);

@@ -45,7 +45,7 @@ async fn malformed_input_is_refused_cleanly() {
     assert_eq!(
         bad.ask(r#"{"type":"SEND_MESSAGE","payload":{"tempId":"x","senderId":"one"}}"#)
             .await,
-        r#"{"type":"MESSAGE_SEND_FAILED","payload":{"tempId":"","error":"消息格式错误"}}"#
+        r#"{"type":"MESSAGE_SEND_FAILED","payload":{"tempId":"x","error":"消息格式错误"}}"#
     );
     // Commands before login.
     assert_eq!(
@@ -115,6 +115,41 @@ async fn malformed_input_is_refused_cleanly() {
             .await,
         "LOGIN_SUCCESS",
     );
+
+    bridge.stop().await;
+    server.stop().await;
+}
+
+/// A send with a bad field still names its tempId, which the client matches the failure by:
+/// over WebSocket and HTTP, a string or a number, SEND_IMAGE's `messageId` too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_send_echoes_temp_id() {
+    let server = TestServer::start(Backend::Sqlite).await;
+    let bridge = Bridge::start(server.backend()).await;
+    let mut ws = Ws::connect(bridge.addr).await;
+    let cases = [
+        (
+            r#"{"type":"SEND_MESSAGE","payload":{"tempId":"ae8ca08a-a6de-493a-b18c-20781f5930fd","senderId":1,"receiverId":"two","content":"hi","type":"text"}}"#,
+            r#"{"type":"MESSAGE_SEND_FAILED","payload":{"tempId":"ae8ca08a-a6de-493a-b18c-20781f5930fd","error":"消息格式错误"}}"#,
+        ),
+        (
+            r#"{"type":"SEND_MESSAGE","payload":{"tempId":17,"senderId":1,"receiverId":2,"content":"hi"}}"#,
+            r#"{"type":"MESSAGE_SEND_FAILED","payload":{"tempId":"17","error":"消息格式错误"}}"#,
+        ),
+        (
+            r#"{"type":"SEND_IMAGE","payload":{"messageId":"m-9","senderId":1,"receiverId":2}}"#,
+            r#"{"type":"MESSAGE_SEND_FAILED","payload":{"tempId":"m-9","error":"消息格式错误"}}"#,
+        ),
+        (
+            r#"{"type":"SEND_MESSAGE","payload":{"senderId":1}}"#,
+            r#"{"type":"MESSAGE_SEND_FAILED","payload":{"tempId":"","error":"消息格式错误"}}"#,
+        ),
+    ];
+    for (request, expected) in cases {
+        assert_eq!(ws.ask(request).await, expected, "{request}");
+        let (status, _, body) = post(bridge.addr, "/send/message", request).await;
+        assert_eq!((status, body.as_str()), (200, expected), "{request}");
+    }
 
     bridge.stop().await;
     server.stop().await;

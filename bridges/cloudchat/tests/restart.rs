@@ -1,5 +1,6 @@
 //! The CloudChat token is a canonical credential: it survives a bridge restart and works on
-//! another bridge instance, rotates on every login and survives profile updates.
+//! another bridge instance, rotates on every login and survives profile updates (a change
+//! back to the login value included).
 
 mod common;
 
@@ -46,6 +47,25 @@ async fn token_login_after_restart() {
         format!(
             r#"{{"type":"PROFILE_UPDATED_SUCCESS","payload":{{"userId":{alice},"username":"alice","password":"","email":"alice2@example.com","avatar":"a.png"}}}}"#
         )
+    );
+    // and a change back to the value the user had at login is a change too
+    let back = a
+        .ask(&format!(
+            r#"{{"type":"UPDATE_PROFILE","payload":{{"userId":{alice},"username":"alice","password":"placeholder","email":"alice@example.com","avatar":"a.png"}}}}"#
+        ))
+        .await;
+    assert_eq!(
+        payload(&back, "PROFILE_UPDATED_SUCCESS")["email"],
+        "alice@example.com"
+    );
+    let again = a
+        .ask(&format!(
+            r#"{{"type":"UPDATE_PROFILE","payload":{{"userId":{alice},"username":"alice","password":"placeholder","email":"alice2@example.com","avatar":"a.png"}}}}"#
+        ))
+        .await;
+    assert_eq!(
+        payload(&again, "PROFILE_UPDATED_SUCCESS")["email"],
+        "alice2@example.com"
     );
 
     first.stop().await;

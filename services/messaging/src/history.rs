@@ -12,7 +12,7 @@ use rosetta_proto::{
 };
 use sea_orm::{
     ColumnTrait as _, Condition, EntityTrait as _, QueryFilter as _, QueryOrder as _,
-    QuerySelect as _, TransactionTrait as _, sea_query::Expr,
+    QuerySelect as _, sea_query::Expr,
 };
 
 use crate::{
@@ -37,7 +37,15 @@ impl Messaging {
         let Some(conversation) = conversations::find(&self.db, me, target).await? else {
             return Ok(ListMessagesResponse::default());
         };
-        let (_, cleared) = conversations::read_state_of(&self.db, conversation.id, me).await?;
+        let (read, cleared) = conversations::read_state_of(&self.db, conversation.id, me).await?;
+        let peer_read = match target {
+            Target::User(peer) => {
+                conversations::read_state_of(&self.db, conversation.id, peer)
+                    .await?
+                    .0
+            }
+            Target::Group(_) => 0,
+        };
         let limit = match u64::from(req.limit) {
             0 => DEFAULT_LIMIT,
             n => n.min(MAX_LIMIT),
@@ -64,6 +72,8 @@ impl Messaging {
         Ok(ListMessagesResponse {
             messages: rows.iter().map(convert::message).collect(),
             has_more,
+            last_read_seq: u64::try_from(read).unwrap_or(0),
+            peer_last_read_seq: u64::try_from(peer_read).unwrap_or(0),
         })
     }
 
@@ -227,13 +237,13 @@ impl Messaging {
             return Ok(());
         }
         let now = rosetta_db::now_ms();
-        let tx = self.db.begin().await?;
+        let tx = rosetta_db::begin_write(&self.db).await?;
         message::Entity::update_many()
             .col_expr(message::Column::Recalled, Expr::value(true))
             .col_expr(message::Column::Text, Expr::value(""))
             .col_expr(message::Column::FileId, Expr::value(""))
             .filter(message::Column::Id.eq(stored.id))
-            .exec(&tx)
+            .exec(&*tx)
             .await?;
         let event = Kind::MessageRecalled(MessageRecalled {
             message_id: stored.id,
@@ -241,7 +251,7 @@ impl Messaging {
             seq: to_u64(stored.seq),
             recalled_by: me,
         });
-        let deliveries = Events::append(&tx, &participants, &event, now).await?;
+        let deliveries = Events::append(&*tx, &participants, &event, now).await?;
         tx.commit().await?;
         self.events.wake(deliveries).await;
         Ok(())

@@ -15,7 +15,7 @@ use rosetta_proto::messaging::v1::{Event, event::Kind};
 use sea_orm::{
     ActiveValue::Set,
     ColumnTrait as _, ConnectionTrait, DatabaseBackend, DatabaseConnection, DbErr,
-    EntityTrait as _, QueryFilter as _, QueryOrder as _, QuerySelect as _, TransactionTrait as _,
+    EntityTrait as _, QueryFilter as _, QueryOrder as _, QuerySelect as _,
     sea_query::{Expr, ExprTrait as _, LockType, OnConflict, Order, Query},
 };
 
@@ -130,8 +130,8 @@ impl Events {
 
     /// Stores `kind` for `recipients` in a transaction of its own, then wakes them.
     pub async fn publish_durable(&self, recipients: &[i64], kind: Kind) -> ApiResult<()> {
-        let tx = self.db.begin().await?;
-        let stored = Self::append(&tx, recipients, &kind, rosetta_db::now_ms()).await?;
+        let tx = rosetta_db::begin_write(&self.db).await?;
+        let stored = Self::append(&*tx, recipients, &kind, rosetta_db::now_ms()).await?;
         tx.commit().await?;
         self.wake(stored).await;
         Ok(())

@@ -10,7 +10,7 @@ use rosetta_proto::messaging::v1::{
 use sea_orm::{
     ActiveValue::Set,
     ColumnTrait as _, ConnectionTrait as _, DatabaseTransaction, EntityTrait as _,
-    QueryFilter as _, SqlErr, TransactionTrait as _,
+    QueryFilter as _, SqlErr,
     sea_query::{Expr, ExprTrait as _, Query},
 };
 
@@ -54,7 +54,7 @@ impl Messaging {
             }
         }
 
-        let tx = self.db.begin().await?;
+        let tx = rosetta_db::begin_write(&self.db).await?;
         let stored = match store(&tx, &conversation, sender, target, &req, now).await {
             Ok(stored) => stored,
             Err(err) if matches!(err.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => {
@@ -68,9 +68,9 @@ impl Messaging {
             }
             Err(err) => return Err(err.into()),
         };
-        let recipients = conversations::participants(&tx, &conversation).await?;
+        let recipients = conversations::participants(&*tx, &conversation).await?;
         let event = Kind::Message(convert::message(&stored));
-        let deliveries = Events::append(&tx, &recipients, &event, now).await?;
+        let deliveries = Events::append(&*tx, &recipients, &event, now).await?;
         tx.commit().await?;
         self.events.wake(deliveries).await;
         self.respond(stored, false).await

@@ -187,3 +187,62 @@ pub async fn register(addr: SocketAddr, name: &str, password: &str) -> (i64, Str
         p["token"].as_str().expect("token").to_owned(),
     )
 }
+
+/// Logs `name` in on a fresh WebSocket; returns the socket (bound to the user) and the id.
+pub async fn login(addr: SocketAddr, name: &str, password: &str) -> (Ws, i64) {
+    let mut ws = Ws::connect(addr).await;
+    let reply = ws
+        .ask(&format!(
+            r#"{{"type":"LOGIN","payload":{{"username":"{name}","password":"{password}"}}}}"#
+        ))
+        .await;
+    let id = payload(&reply, "LOGIN_SUCCESS")["userId"]
+        .as_i64()
+        .expect("userId");
+    (ws, id)
+}
+
+/// `a` (user `from`) asks user `to`; returns the request id.
+pub async fn ask_friend(a: &mut Ws, from: i64, to: i64) -> i64 {
+    let reply = a
+        .ask(&format!(
+            r#"{{"type":"ADD_FRIEND_REQUEST","payload":{{"id":-1,"requesterId":{from},"requesterUsername":"","requesterAvatar":"default.png","targetId":{to},"targetUsername":"","targetAvatar":"default.png","status":"pending"}}}}"#
+        ))
+        .await;
+    payload(&reply, "FRIEND_REQUEST_ADDED")["id"]
+        .as_i64()
+        .expect("request id")
+}
+
+/// `a` (user `from`) asks `b` (user `to`) and `b` accepts; every frame of it is consumed.
+pub async fn befriend(a: &mut Ws, from: i64, b: &mut Ws, to: i64) {
+    let fr = ask_friend(a, from, to).await;
+    payload(&b.recv().await, "ADD_FRIEND_REQUEST");
+    let accepted = b
+        .ask(&format!(
+            r#"{{"type":"ACCEPT_FRIEND_REQUEST","payload":{{"id":{fr}}}}}"#
+        ))
+        .await;
+    payload(&accepted, "FRIEND_REQUEST_ACCEPTED");
+    payload(&b.recv().await, "CONTACT_ADDED");
+    payload(&a.recv().await, "ACCEPT_FRIEND_REQUEST");
+    payload(&a.recv().await, "CONTACT_ADDED");
+}
+
+/// `contact`'s `online` flag in the CONTACTS_LOADED that `ws` (user `me`) gets.
+pub async fn contact_online(ws: &mut Ws, me: i64, contact: i64) -> bool {
+    let reply = ws
+        .ask(&format!(
+            r#"{{"type":"LOAD_CONTACTS","payload":{{"userId":{me}}}}}"#
+        ))
+        .await;
+    let contacts = payload(&reply, "CONTACTS_LOADED")["contacts"].clone();
+    contacts
+        .as_array()
+        .expect("contacts")
+        .iter()
+        .find(|c| c["contactId"] == contact)
+        .expect("the contact is listed")["online"]
+        .as_bool()
+        .expect("online flag")
+}
