@@ -1,8 +1,9 @@
 //! Bytes ⇄ typed frames for the pipe protocol, byte-exact with the notes (pipe.md §3, §7).
 //!
-//! The protocol has no framing: one read is one command. Fields are separated by `|` with no
-//! escaping; where a client puts `|` into free text (a request note, a message), the surplus
-//! fields are joined back into that free-text field, since the token is always last.
+//! The protocol has no framing: one read is one command ([`commands`] cuts the one safe
+//! exception). Fields are separated by `|` with no escaping; where a client puts `|` into free
+//! text (a request note, a message), the surplus fields are joined back into that free-text
+//! field, since the token is always last.
 
 use std::fmt::Write as _;
 
@@ -273,6 +274,53 @@ impl Request {
             Request::GetUnreadMessage { .. } => C::GetUnreadMessage,
         }
     }
+}
+
+/// Length of the tokens the server issues (16 alphanumerics).
+const TOKEN_LEN: usize = 16;
+
+/// The commands in one read. One read is one command, as on the real server, with the
+/// exception pipe.md §1.2 allows: where a `|`-delimited 16-character token is directly
+/// followed (perhaps after CR, LF or NUL) by a known command name, and what comes before
+/// parses as a whole command, a client wrote twice before the first was read, and the read
+/// is cut there.
+pub fn commands(bytes: &[u8]) -> Vec<&[u8]> {
+    let mut pieces = Vec::new();
+    let mut start = 0;
+    let mut at = 0;
+    while let Some(bar) = bytes[at..].iter().position(|&b| b == b'|').map(|i| at + i) {
+        at = bar + 1;
+        let token_end = at + TOKEN_LEN;
+        if !bytes
+            .get(at..token_end)
+            .is_some_and(|token| token.iter().all(u8::is_ascii_alphanumeric))
+        {
+            continue;
+        }
+        let next = bytes[token_end..]
+            .iter()
+            .position(|b| !matches!(b, b'\r' | b'\n' | b'\0'))
+            .map_or(bytes.len(), |i| token_end + i);
+        if starts_with_command(&bytes[next..]) && parse(&bytes[start..token_end]).is_ok() {
+            pieces.push(&bytes[start..token_end]);
+            start = next;
+            at = next;
+        }
+    }
+    pieces.push(&bytes[start..]);
+    pieces
+}
+
+/// Whether `bytes` begin with a command name, ended by `|`, CR, LF, NUL or the end.
+fn starts_with_command(bytes: &[u8]) -> bool {
+    let end = bytes
+        .iter()
+        .position(|b| matches!(b, b'|' | b'\r' | b'\n' | b'\0'))
+        .unwrap_or(bytes.len());
+    std::str::from_utf8(&bytes[..end])
+        .ok()
+        .and_then(Command::from_name)
+        .is_some()
 }
 
 /// Parses one read. Trailing CR, LF and NUL are ignored; interior spaces are kept.
@@ -949,6 +997,35 @@ mod tests {
     }
 
     #[test]
+    fn a_read_is_cut_only_after_a_token_followed_by_a_command() {
+        let token = "aB3dE5fG7hJ9kL1m";
+        let first = format!("get_user_friend|00124|{token}");
+        let second = format!("get_user_info|00124|00125|{token}");
+        let third = "get_unread_message";
+        let glued = format!("{first}{second}\r\n{third}");
+        assert_eq!(
+            commands(glued.as_bytes()),
+            [first.as_bytes(), second.as_bytes(), third.as_bytes()]
+        );
+        // A single command, even one whose text holds a command name, stays whole.
+        for whole in [
+            format!("send_message|0|00124|00125|t|login|x|{token}"),
+            format!("send_message|0|00124|00125|t|{token}x|{token}"),
+            // Not a 16-character token before the name: the real server's reading.
+            "login|alice|e10adc3949ba59abbe56e057f20f883eget_user_friend|1|x".to_owned(),
+            // What comes before does not parse: no cut.
+            format!("get_user_friend|{token}get_user_friend|00124|{token}"),
+            String::new(),
+        ] {
+            assert_eq!(commands(whole.as_bytes()), [whole.as_bytes()], "{whole:?}");
+        }
+        // A message's free text naming a command right after a token-like field is the one
+        // ambiguity; the cut gives the token-checked first part and a second command.
+        let text = format!("send_message|0|00124|00125|t|hi|{token}login|bob|pw|{token}");
+        assert_eq!(commands(text.as_bytes()).len(), 2);
+    }
+
+    #[test]
     fn free_text_keeps_spaces_and_pipes() {
         let msg = parse(b"send_message|0|00124|00125|t1|hello there|a|b|tok\r\n").unwrap();
         assert_eq!(
@@ -1003,6 +1080,7 @@ mod tests {
             b"00124",
             b"4001",
             b"tok",
+            b"aB3dE5fG7hJ9kL1m",
             b"\xff",
             b" ",
             b"\r\n",
@@ -1027,6 +1105,15 @@ mod tests {
                 assert!(
                     std::str::from_utf8(&read).is_ok(),
                     "{request:?} parsed from invalid UTF-8"
+                );
+            }
+            let pieces = commands(&read);
+            let kept: usize = pieces.iter().map(|p| p.len()).sum();
+            assert!(kept <= read.len(), "{pieces:?} from {read:?}");
+            for piece in &pieces[..pieces.len() - 1] {
+                assert!(
+                    parse(piece).is_ok(),
+                    "a cut leaves a whole command: {piece:?}"
                 );
             }
         }

@@ -2,7 +2,11 @@
 //! pushes, and the stored unread messages (which the real server lost) for the login count
 //! and `get_unread_message`.
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    collections::HashSet,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
 
 use rosetta_bridge_kit::UserSession;
 use rosetta_proto::{
@@ -109,6 +113,45 @@ pub(crate) fn unread_line(message: &Message) -> Reply {
     }
 }
 
+/// The login's unread messages, announced by the login count, until the client fetches them
+/// with `get_unread_message`. While they wait, a message pushed live is not marked read (a read
+/// mark covers its whole conversation up to a seq and would swallow the waiting ones): it is
+/// held, left out of the listing (the client has it already) and marked read with the rest.
+#[derive(Default)]
+pub(crate) struct Backlog(Mutex<Option<Vec<Message>>>);
+
+impl Backlog {
+    /// A backlog that waits for `get_unread_message` if the login found unread messages.
+    pub(crate) fn at_login(unread: bool) -> Arc<Self> {
+        Arc::new(Self(Mutex::new(unread.then(Vec::new))))
+    }
+
+    fn held(&self) -> std::sync::MutexGuard<'_, Option<Vec<Message>>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Whether a message just pushed live may be marked read now; if not, it is held.
+    fn hold(&self, message: &Message) -> bool {
+        match self.held().as_mut() {
+            Some(held) => {
+                held.push(message.clone());
+                false
+            }
+            None => true,
+        }
+    }
+
+    /// The ids of the messages pushed live while the backlog waits.
+    pub(crate) fn pushed(&self) -> HashSet<i64> {
+        self.held().iter().flatten().map(|m| m.id).collect()
+    }
+
+    /// Ends the wait: the held messages, to be marked read with the listed ones.
+    pub(crate) fn release(&self) -> Vec<Message> {
+        self.held().take().unwrap_or_default()
+    }
+}
+
 /// Opens the user's event stream and waits until it is live (so the user counts as online
 /// before the login is answered), for at most `patience`.
 pub(crate) async fn subscribe(
@@ -147,6 +190,7 @@ pub(crate) async fn push(
     session: Arc<UserSession>,
     mut stream: Streaming<SubscribeResponse>,
     out: mpsc::Sender<Reply>,
+    backlog: Arc<Backlog>,
 ) {
     let me = session.user_id();
     let mut last_seq: Option<u64> = None;
@@ -184,7 +228,9 @@ pub(crate) async fn push(
             };
             // Delivered live: not unread any more. Marked before the push is queued, so a
             // client that answers the push with `get_unread_message` never sees it again.
-            if let Some(message) = read {
+            if let Some(message) = read
+                && backlog.hold(&message)
+            {
                 mark_read(&session, std::slice::from_ref(&message)).await;
             }
             if out.send(reply).await.is_err() {

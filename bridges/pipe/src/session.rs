@@ -40,12 +40,12 @@ use tokio::{
     time::Instant,
 };
 use tokio_util::sync::CancellationToken;
-use tonic::Status;
+use tonic::{Code, Status};
 use tracing::Instrument as _;
 
 use crate::{
     codec::{self, Auth, Command, ParseError, PendingFriend, PendingJoin, Reply, Request},
-    events,
+    events::{self, Backlog},
 };
 
 /// Largest read taken as one command. The real server read up to 1 MiB at once but copied
@@ -68,6 +68,10 @@ pub(crate) struct Shared {
     /// uid → the connection of its latest login here and how to tell it that it lost the
     /// user (the real server's online map: pushes go to the latest login only).
     online: Mutex<HashMap<i64, (u64, CancellationToken)>>,
+    /// Tokens of closed connections whose sign-out is under way: refused here at once, so
+    /// that nobody who sees the user offline can still use the token (the real server
+    /// cleared the token before the online flag) while the logout call is in flight.
+    retiring: Mutex<Vec<(i64, String)>>,
     next_connection: AtomicU64,
 }
 
@@ -78,8 +82,20 @@ impl Shared {
             write_gap: Duration::from_millis(settings.write_gap_ms),
             doc_layout: settings.group_info_doc_layout,
             online: Mutex::new(HashMap::new()),
+            retiring: Mutex::new(Vec::new()),
             next_connection: AtomicU64::new(1),
         }
+    }
+
+    fn retiring(&self) -> std::sync::MutexGuard<'_, Vec<(i64, String)>> {
+        self.retiring.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Whether `token` of `uid` belongs to a login being signed out.
+    fn is_retiring(&self, uid: i64, token: &str) -> bool {
+        self.retiring()
+            .iter()
+            .any(|(user, retired)| *user == uid && same_token(token, retired))
     }
 
     fn online(&self) -> std::sync::MutexGuard<'_, HashMap<i64, (u64, CancellationToken)>> {
@@ -95,6 +111,8 @@ struct Login {
     /// Cancelled when the same user logs in on another connection of this bridge.
     superseded: CancellationToken,
     pusher: JoinHandle<()>,
+    /// The unread messages the login announced, until the client fetches them.
+    backlog: Arc<Backlog>,
 }
 
 struct Connection {
@@ -238,8 +256,19 @@ impl Actor {
 }
 
 impl Connection {
-    /// Handles one read; false when the connection should close.
+    /// Handles one read (one command, or several a client wrote back to back); false when
+    /// the connection should close.
     async fn handle_read(&mut self, bytes: &[u8]) -> bool {
+        for command in codec::commands(bytes) {
+            if !self.handle_command(command).await {
+                return false;
+            }
+        }
+        true
+    }
+
+    /// Handles one command; false when the connection should close.
+    async fn handle_command(&mut self, bytes: &[u8]) -> bool {
         let (name, parsed) = match codec::parse(bytes) {
             Ok(request) => (request.command().name(), Ok(request)),
             Err(ParseError::Fields(command) | ParseError::Encoding(Some(command))) => {
@@ -293,8 +322,12 @@ impl Connection {
             return;
         };
         login.pusher.abort();
+        let uid = login.session.user_id();
+        // The token stops working here before anyone can see the user offline.
+        let retired = (uid, login.token.clone());
+        self.shared.retiring().push(retired.clone());
         // Signed out only if no newer login of the user took over.
-        let sign_out = self.forget_online(login.session.user_id()) && sign_out;
+        let sign_out = self.forget_online(uid) && sign_out;
         // Closing the connection is a logout: the user goes offline (an idle stream alone
         // would keep them present until the presence timeout) and the token stops working.
         if sign_out {
@@ -320,6 +353,8 @@ impl Connection {
         if let Err(err) = login.session.logout().await {
             tracing::debug!(%err, "logout on close failed");
         }
+        // The account service refuses the token itself from now on.
+        self.shared.retiring().retain(|entry| *entry != retired);
     }
 
     /// Removes `user` from the online map if this connection holds them; false if another
@@ -342,7 +377,7 @@ impl Connection {
         {
             return Some(Actor::Own(login.session.clone()));
         }
-        if auth.token.is_empty() {
+        if auth.token.is_empty() || self.shared.is_retiring(auth.uid.value, &auth.token) {
             return None;
         }
         let opened = self
@@ -473,7 +508,14 @@ impl Connection {
                     Command::GetUnreadGroupRequest => {
                         self.unread_group_requests(actor.session()).await
                     }
-                    _ => self.unread_messages(actor.session()).await,
+                    _ => {
+                        let backlog = match &actor {
+                            Actor::Own(_) => self.login.as_ref().map(|l| l.backlog.clone()),
+                            Actor::Borrowed(_) => None,
+                        };
+                        self.unread_messages(actor.session(), backlog.as_deref())
+                            .await
+                    }
                 };
                 Self::release(actor).await;
                 open
@@ -572,7 +614,11 @@ impl Connection {
             .await;
         let response = match logged_in {
             Ok(response) => response.into_inner(),
-            Err(err) if reason(&err) == "BAD_CREDENTIALS" => {
+            // A refused password (also an empty one) is the real server's "wrong user name or
+            // password"; "login failed" is left for the service failing.
+            Err(err)
+                if reason(&err) == "BAD_CREDENTIALS" || err.code() == Code::InvalidArgument =>
+            {
                 return self.fail(Command::Login, Reply::LoginError).await;
             }
             Err(err) => {
@@ -635,13 +681,17 @@ impl Connection {
                 unread: unread.len() as u64,
             })
             .await;
-        let pusher =
-            tokio::spawn(events::push(session.clone(), stream, self.out.clone()).in_current_span());
+        let backlog = Backlog::at_login(!unread.is_empty());
+        let pusher = tokio::spawn(
+            events::push(session.clone(), stream, self.out.clone(), backlog.clone())
+                .in_current_span(),
+        );
         self.login = Some(Login {
             session,
             token,
             superseded,
             pusher,
+            backlog,
         });
         sent
     }
@@ -735,8 +785,9 @@ impl Connection {
     }
 
     /// Each stored unread message in its own write, then `no_unread_message|0`; the messages
-    /// sent count as read.
-    async fn unread_messages(&self, session: &UserSession) -> bool {
+    /// sent count as read. With this connection's login, the messages it already pushed live
+    /// are left out (and marked read too).
+    async fn unread_messages(&self, session: &UserSession, backlog: Option<&Backlog>) -> bool {
         let unread = match events::unread(session).await {
             Ok(unread) => unread,
             Err(err) => {
@@ -745,12 +796,15 @@ impl Connection {
                 return self.fail(command, failure(command)).await;
             }
         };
-        for message in &unread {
+        let pushed = backlog.map(Backlog::pushed).unwrap_or_default();
+        for message in unread.iter().filter(|m| !pushed.contains(&m.id)) {
             if !self.send(events::unread_line(message)).await {
                 return false;
             }
         }
-        events::mark_read(session, &unread).await;
+        let mut read = unread;
+        read.extend(backlog.map(Backlog::release).unwrap_or_default());
+        events::mark_read(session, &read).await;
         self.send(Reply::NoUnreadMessage).await
     }
 
@@ -960,8 +1014,12 @@ impl Connection {
                         user_id: friend.value,
                     })
                     .await?;
+                // The real server answered success whatever was named (a non-friend, oneself).
                 match social().remove_friend(request).await {
                     Ok(_) => Reply::DelFriendSucc,
+                    Err(err) if matches!(err.code(), Code::InvalidArgument | Code::NotFound) => {
+                        Reply::DelFriendSucc
+                    }
                     Err(_) => Reply::DelFriendError,
                 }
             }

@@ -124,7 +124,8 @@ async fn example_session(backend: Backend) {
     b.send(&format!("get_unread_message|00125|{tb}")).await;
     b.expect("no_unread_message|0").await;
 
-    // A closes its socket: A is offline and its token is gone.
+    // A closes its socket: A is offline and its token is gone (the bridge refuses the token
+    // before anyone can see A offline).
     drop(a);
     wait_offline(&bridge.server, "bob", MD5_654321, 124).await;
     b.send(&format!(
@@ -140,6 +141,14 @@ async fn example_session(backend: Backend) {
     let (uid, ta2, unread) = a.login("alice", MD5_123456).await;
     assert_eq!((uid.as_str(), unread), ("00124", 1));
     assert_ne!(ta, ta2, "every login issues a new token");
+    // A message pushed live before the client fetched the announced one does not swallow it
+    // (a read mark covers the conversation up to a seq), and is not listed a second time.
+    b.send(&format!(
+        "send_message|0|00125|00124|20190905103300|still_there|{tb}"
+    ))
+    .await;
+    a.expect("message|0|00125|20190905103300|still_there").await;
+    b.expect("send_message_succ|发送成功！").await;
     a.send(&format!("get_unread_message|00124|{ta2}")).await;
     a.expect("unread_message|0|00125|20190905103200|are_you_there")
         .await;

@@ -77,6 +77,9 @@ async fn garbage_affects_only_its_connection() {
     // The garbage connection itself is still usable, and so are the others.
     g.send(&format!("login|bob|{MD5_654321}x")).await;
     g.expect("login_error|用户名或密码错误！").await;
+    // An empty password is a wrong one, not a failure of the server.
+    g.send("login|bob|").await;
+    g.expect("login_error|用户名或密码错误！").await;
     bystander_still_served(&mut a, &ua, &ta).await;
     bystander_still_served(&mut b, &ub, &tb).await;
     bridge.stop().await;
@@ -122,5 +125,34 @@ async fn a_new_login_replaces_the_old_one() {
     first.expect("get_user_friend|您无权进行此操作！").await;
     second.send(&format!("get_user_friend|{ua}|{new}")).await;
     second.expect("friendinfo|0").await;
+    bridge.stop().await;
+}
+
+/// `del_friend` always succeeded on the real server: naming a non-friend or oneself too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn del_friend_always_succeeds() {
+    let bridge = Bridge::start(Backend::Sqlite, None).await;
+    let (mut a, ua, ta) = register_and_login(&bridge, "alice", MD5_123456).await;
+    let (_b, ub, _) = register_and_login(&bridge, "bob", MD5_654321).await;
+    for friend in [&ub, &ua] {
+        a.send(&format!("del_friend|{ua}|{friend}|{ta}")).await;
+        a.expect("del_friend_succ|删除成功！").await;
+    }
+    bridge.stop().await;
+}
+
+/// Two commands written back to back may arrive in one read: cut after the first one's token
+/// (pipe.md §1.2), both are answered, in order, each with its own write.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn commands_arriving_in_one_read_are_each_answered() {
+    let bridge = Bridge::start(Backend::Sqlite, None).await;
+    let (mut a, ua, ta) = register_and_login(&bridge, "alice", MD5_123456).await;
+    a.send(&format!(
+        "get_user_friend|{ua}|{ta}get_user_info|{ua}|{ua}|{ta}\r\nget_unread_message|{ua}|{ta}"
+    ))
+    .await;
+    a.expect("friendinfo|0").await;
+    a.expect("userinfo|alice|1|sig").await;
+    a.expect("no_unread_message|0").await;
     bridge.stop().await;
 }

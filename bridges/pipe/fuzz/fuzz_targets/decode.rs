@@ -1,12 +1,23 @@
-//! Arbitrary reads into the pipe codec: parsing never panics, only UTF-8 parses, and a
-//! request's free-text fields survive the trip through the wire form.
+//! Arbitrary reads into the pipe codec: cutting a read into commands loses no byte but the
+//! separators, parsing never panics, only UTF-8 parses, and a request's free-text fields
+//! survive the trip through the wire form.
 
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use rosetta_bridge_pipe::codec::{Request, parse};
+use rosetta_bridge_pipe::codec::{Request, commands, parse};
 
 fuzz_target!(|data: &[u8]| {
+    let pieces = commands(data);
+    let kept: usize = pieces.iter().map(|p| p.len()).sum();
+    let separators = data.len() - kept;
+    assert!(
+        data.iter().filter(|b| matches!(b, b'\r' | b'\n' | b'\0')).count() >= separators,
+        "{pieces:?} from {data:?}"
+    );
+    for piece in &pieces[..pieces.len() - 1] {
+        assert!(parse(piece).is_ok(), "a cut leaves a whole command: {piece:?}");
+    }
     let Ok(request) = parse(data) else {
         return;
     };
