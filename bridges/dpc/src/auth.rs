@@ -111,8 +111,7 @@ async fn handle(request: AuthRequest, peer: SocketAddr, shared: &Shared) -> Opti
         } => {
             let registered = shared
                 .backend
-                .account()
-                .register(RegisterRequest {
+                .register_legacy(RegisterRequest {
                     username: user_name,
                     email,
                     phone,
@@ -123,10 +122,10 @@ async fn handle(request: AuthRequest, peer: SocketAddr, shared: &Shared) -> Opti
                 })
                 .await;
             let test = match registered {
-                Ok(_) => 0,
+                Ok(()) => 0,
                 Err(status) => match reason(&status).as_deref() {
                     // "User name exists" is the client's only dialog for a refused account.
-                    Some("USERNAME_TAKEN" | "EMAIL_TAKEN" | "INVALID_ARGUMENT") => 1,
+                    Some("USERNAME_TAKEN" | "INVALID_ARGUMENT") => 1,
                     Some("CODE_NOT_REQUESTED" | "PHONE_TAKEN") => 2,
                     Some("CODE_INVALID") => 3,
                     _ => {

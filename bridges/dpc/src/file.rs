@@ -2,7 +2,13 @@
 //! through the files service with public visibility. Bytes are streamed in chunks both ways;
 //! no file is ever held whole in memory.
 
-use std::{collections::HashMap, io, net::SocketAddr, sync::Arc};
+use std::{
+    collections::HashMap,
+    io,
+    net::SocketAddr,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
 
 use rosetta_bridge_kit::{Connections, UserSession};
 use rosetta_proto::{
@@ -15,7 +21,7 @@ use rosetta_proto::{
 use tokio::{
     io::{AsyncRead, AsyncWrite},
     net::TcpStream,
-    sync::mpsc,
+    sync::{Notify, mpsc},
 };
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::Status;
@@ -33,6 +39,73 @@ const MAX_LISTING_BYTES: usize = 60_000;
 /// Listing pages read at most, of [`PAGE_SIZE`] entries.
 const MAX_PAGES: usize = 20;
 const PAGE_SIZE: u32 = 500;
+/// How long a listing or download waits for the same user's uploads still in progress.
+const UPLOAD_WAIT: Duration = Duration::from_secs(10);
+
+/// Uploads in progress, per user name. The client closes right after an upload's last byte and
+/// may at once list or download on a new connection; the real server had the file on disk by
+/// then, so the listing and downloads of that user wait until their uploads are stored.
+#[derive(Default)]
+pub struct Uploads {
+    running: Mutex<HashMap<String, usize>>,
+    stored: Notify,
+}
+
+impl Uploads {
+    fn running(&self) -> std::sync::MutexGuard<'_, HashMap<String, usize>> {
+        self.running.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Counts an upload of `name` until the returned guard drops.
+    fn start(&self, name: &str) -> Running<'_> {
+        *self.running().entry(name.to_owned()).or_default() += 1;
+        Running {
+            uploads: self,
+            name: name.to_owned(),
+        }
+    }
+
+    /// Waits (at most [`UPLOAD_WAIT`]) until `name` has no upload in progress.
+    async fn settled(&self, name: &str) {
+        let wait = async {
+            loop {
+                let stored = self.stored.notified();
+                tokio::pin!(stored);
+                stored.as_mut().enable();
+                if !self.running().contains_key(name) {
+                    return;
+                }
+                stored.await;
+            }
+        };
+        if tokio::time::timeout(UPLOAD_WAIT, wait).await.is_err() {
+            tracing::info!(
+                name,
+                "answering while an upload of the same user is still running"
+            );
+        }
+    }
+}
+
+/// One upload in progress; dropping it ends it, stored or not.
+struct Running<'a> {
+    uploads: &'a Uploads,
+    name: String,
+}
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        let mut running = self.uploads.running();
+        if let Some(count) = running.get_mut(&self.name) {
+            *count -= 1;
+            if *count == 0 {
+                running.remove(&self.name);
+            }
+        }
+        drop(running);
+        self.uploads.stored.notify_waiters();
+    }
+}
 
 pub async fn serve(stream: TcpStream, peer: SocketAddr, conns: Connections, shared: Arc<Shared>) {
     let (read, mut write) = stream.into_split();
@@ -65,6 +138,7 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, conns: Connections, shar
             } => {
                 conns.counters.frame_in("upload");
                 let span = tracing::info_span!("frame", command = "upload", size);
+                let _running = shared.uploads.start(&credentials.name);
                 upload(
                     &mut reader,
                     &shared,
@@ -81,6 +155,7 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, conns: Connections, shar
             FileRequest::List { credentials } => {
                 conns.counters.frame_in("list");
                 let span = tracing::info_span!("frame", command = "list");
+                shared.uploads.settled(&credentials.name).await;
                 list(&mut write, &shared, &conns, peer, credentials)
                     .instrument(span)
                     .await
@@ -91,6 +166,7 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, conns: Connections, shar
             } => {
                 conns.counters.frame_in("download");
                 let span = tracing::info_span!("frame", command = "download");
+                shared.uploads.settled(&credentials.name).await;
                 download(&mut write, &shared, &conns, peer, credentials, &file_name)
                     .instrument(span)
                     .await;

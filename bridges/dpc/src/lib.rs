@@ -35,6 +35,7 @@ struct Shared {
     backend: Backend,
     lobby: Arc<lobby::Lobby>,
     logins: logins::Logins,
+    uploads: file::Uploads,
 }
 
 /// Serves DPC clients on the three listeners until `shutdown` completes.
@@ -55,6 +56,7 @@ pub async fn serve(
         logins: logins::Logins::new(backend.clone(), lobby.clone()),
         backend,
         lobby: lobby.clone(),
+        uploads: file::Uploads::default(),
     });
     let stop = CancellationToken::new();
     let follower = tokio::spawn(lobby.run(stop.clone()));

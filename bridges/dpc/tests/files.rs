@@ -193,3 +193,22 @@ async fn hostile_names_are_refused_and_the_connection_goes_on() {
     let got = download(&bridge, "safe.txt").await;
     assert_eq!(got, [("safe.txt".to_owned(), 0, b"good".to_vec())]);
 }
+
+/// The client closes right after an upload's last byte and may list at once on a new
+/// connection, never waiting for the server: the listing already shows the file.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_listing_right_after_an_upload_shows_it() {
+    let server = TestServer::start(Backend::Sqlite).await;
+    let bridge = start_bridge(&server).await;
+    server.user("alice", "abc123").await;
+    for round in 0..3 {
+        let name = format!("quick{round}.bin");
+        let bytes = content(2 * 1024 * 1024, round + 1);
+        let mut stream = connect(bridge.file).await;
+        send(&mut stream, &upload_header(&name, bytes.len(), None)).await;
+        stream.write_all(&bytes).await.expect("write");
+        drop(stream);
+        let list = listing(&bridge).await;
+        assert!(names(&list).contains(&name), "{name} missing from {list}");
+    }
+}

@@ -260,3 +260,56 @@ async fn lobby_with_a_grpc_member() {
     );
     expect_silence(&mut alice, Duration::from_millis(300)).await;
 }
+
+/// SMS code for `phone`, then op 2 with that code and `email`; the register reply.
+async fn register_with_email(
+    server: &TestServer,
+    bridge: &Bridge,
+    name: &str,
+    phone: &str,
+    email: &str,
+) -> Vec<u8> {
+    let sms = ask(
+        bridge.auth,
+        &format!(r#"{{"op": 1, "args": {{"user_phone": "{phone}"}}}}"#),
+    )
+    .await;
+    assert_eq!(sms, exact(r#"{"op": 1, "test": 0}"#), "code for {phone}");
+    let code = server.codes.last_code(phone).expect("a code was sent");
+    ask(
+        bridge.auth,
+        &format!(
+            r#"{{"op": 2, "args": {{"user_name": "{name}", "user_pwd": "abc123", "user_phone": "{phone}", "user_vcode": "{code}", "user_email": "{email}"}}}}"#
+        ),
+    )
+    .await
+}
+
+/// The original server refused a taken user name only (dpc.md §3.2): an e-mail already used,
+/// or text that is not an address, still registers (without the e-mail), and logs in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn registration_refuses_only_a_taken_user_name() {
+    let server = TestServer::start(Backend::Sqlite).await;
+    let bridge = start_bridge(&server).await;
+    let registered = exact(r#"{"op": 2, "test": 0}"#);
+    let name_taken = exact(r#"{"op": 2, "test": 1}"#);
+    for (name, phone, email, reply) in [
+        ("alice", "13800138001", "same@example.com", &registered),
+        ("bob", "13800138002", "same@example.com", &registered),
+        ("carol", "13800138003", "carol", &registered),
+        ("bob", "13800138004", "other@example.com", &name_taken),
+    ] {
+        assert_eq!(
+            &register_with_email(&server, &bridge, name, phone, email).await,
+            reply,
+            "{name} {email}"
+        );
+    }
+    for name in ["alice", "bob", "carol"] {
+        assert_eq!(
+            login(&bridge, name, "abc123").await,
+            exact(r#"{"op": 0, "test": 0}"#),
+            "{name}"
+        );
+    }
+}

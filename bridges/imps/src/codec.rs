@@ -129,6 +129,28 @@ pub mod cmd {
     pub const S_PTP_VIDEO_RSP: u8 = 27;
     pub const C_IMAGE_REQ: u8 = 28;
 
+    /// Whether the client sends `cmd`: only these are decoded; others are skipped whole
+    /// (the frame length is known), whatever their body.
+    pub fn is_client(cmd: u8) -> bool {
+        matches!(
+            cmd,
+            C_LOGIN_REQ
+                | C_HEARTBEAT_REQ
+                | C_FRIENDLIST_REFURBISH_REQ
+                | C_ADDFRIEND_REQ
+                | C_ADDFRIEND_RSP
+                | C_SEND_MSG
+                | C_STATUS_NOTIFY
+                | C_REGISTER
+                | C_AUDIO_REQ
+                | C_PTP_AUDIO_REQ
+                | C_PTP_VIDEO_REQ
+                | C_PTP_AUDIO_RSP
+                | C_PTP_VIDEO_RSP
+                | C_IMAGE_REQ
+        )
+    }
+
     /// The command's name for counters and spans.
     pub fn name(cmd: u8) -> &'static str {
         match cmd {
@@ -351,6 +373,9 @@ const MAX_FIXES: i64 = 64;
 impl ClientMessage {
     pub fn decode(frame: &Frame) -> Result<Option<Self>, CodecError> {
         use cmd::*;
+        if !is_client(frame.cmd) {
+            return Ok(None);
+        }
         let mut f = Fields { buf: &frame.body };
         let user = f.string()?;
         Ok(Some(match frame.cmd {
@@ -1094,5 +1119,10 @@ mod tests {
             body: hex("00 00 00 00 00 00 00 00"),
         };
         assert_eq!(ClientMessage::decode(&unknown), Ok(None));
+        // Whatever their body: none, or one that does not start with a string.
+        for (cmd, body) in [(4, vec![]), (29, hex("ff ff")), (99, hex("80 00 00 00"))] {
+            let frame = Frame { cmd, body };
+            assert_eq!(ClientMessage::decode(&frame), Ok(None), "cmd {cmd}");
+        }
     }
 }

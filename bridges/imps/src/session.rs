@@ -56,16 +56,20 @@ use crate::{
     names::{alias_id, display_name},
 };
 
-/// Voice clip bytes buffered per connection (all clips in progress together): about a minute
-/// of the client's 8 kHz 16-bit audio.
+/// Voice clip bytes buffered per connection (all clips in progress together, friend names
+/// included): about a minute of the client's 8 kHz 16-bit audio.
 const MAX_CLIP_BYTES: usize = 1 << 20;
+/// Clips in progress per connection: the real client ends each clip with `KO` before the next.
+const MAX_CLIPS: usize = 4;
 /// Largest stored clip pushed to a client.
 const MAX_DOWNLOAD: usize = 4 << 20;
 /// Contacts read per ListContacts page, and pages read at most.
 const CONTACT_PAGE: u32 = 500;
 const MAX_CONTACT_PAGES: usize = 20;
-/// How long a login waits for its event stream to go live.
-const SUBSCRIBE_PATIENCE: Duration = Duration::from_secs(10);
+/// How long a login waits for its event stream to go live: well under the 10 s after which
+/// the client gives up on S_LOGIN_RSP (imps.md §4.2). A stream slower than that still comes
+/// up and delivers, only the reply does not wait for it.
+const SUBSCRIBE_PATIENCE: Duration = Duration::from_secs(3);
 /// How stored clips are labelled in the files service.
 const CLIP_TYPE: &str = "audio/pcm;rate=8000;channels=1;bits=16;endianness=little";
 
@@ -123,14 +127,17 @@ struct LoggedIn {
     name: String,
     kick: CancellationToken,
     events: Option<Streaming<SubscribeResponse>>,
+    /// The newest event of the user's log seen here: a broken stream reopens after it, so
+    /// nothing sent while it was down is lost.
+    after_seq: Option<u64>,
     last_heartbeat: Instant,
     /// Declared offline for want of heartbeats; the next heartbeat brings the user back.
     lapsed: bool,
     names: HashMap<i64, String>,
     /// Last status pushed per friend, so that repeated presence events are not re-sent.
     shown: HashMap<i64, u8>,
-    /// Voice clips being received, by friend name.
-    clips: HashMap<String, Vec<u8>>,
+    /// Voice clips being received.
+    clips: Clips,
     /// Friend requests already pushed: one can arrive live while the pending ones are listed.
     asked: HashSet<i64>,
 }
@@ -218,6 +225,8 @@ async fn next_event(
     }
 }
 
+/// Whether a refused registration may have been refused for its e-mail alone (a bad user name
+/// is refused again without it).
 fn reason(status: &Status) -> String {
     status
         .get_details_error_info()
@@ -421,7 +430,7 @@ impl Conn {
             gender: gender.into(),
             ..Default::default()
         };
-        match self.backend().account().register(request).await {
+        match self.backend().register_legacy(request).await {
             Ok(_) => self.send(ServerMessage::Registered).await,
             Err(status) => {
                 self.counters.error("C_REGISTER");
@@ -482,15 +491,16 @@ impl Conn {
             name: name.clone(),
             kick,
             events: None,
+            after_seq: None,
             last_heartbeat: Instant::now(),
             lapsed: false,
             names,
             shown: HashMap::new(),
-            clips: HashMap::new(),
+            clips: Clips::default(),
             asked: HashSet::new(),
         });
         // Live before the reply: the client acts on S_LOGIN_RSP at once, and so may its friends.
-        self.subscribe().await;
+        self.subscribe().await?;
         self.send(ServerMessage::LoggedIn {
             user: name,
             // As the legacy server, which always sent 0 (imps.md §4.2).
@@ -502,14 +512,14 @@ impl Conn {
     }
 
     /// Opens the event stream and waits until it is live; it also makes the user present,
-    /// which tells the friends.
-    async fn subscribe(&mut self) {
-        let Some(state) = &self.state else { return };
-        let stream = match state
-            .session
-            .request(SubscribeRequest { after_seq: None })
-            .await
-        {
+    /// which tells the friends. A reopened stream first replays what the user missed since
+    /// the last event seen, and those events are pushed like live ones.
+    async fn subscribe(&mut self) -> Result<(), Close> {
+        let Some(state) = &self.state else {
+            return Ok(());
+        };
+        let after_seq = state.after_seq;
+        let stream = match state.session.request(SubscribeRequest { after_seq }).await {
             Ok(request) => self.backend().messaging().subscribe(request).await,
             Err(status) => Err(status),
         };
@@ -517,26 +527,46 @@ impl Conn {
             Ok(stream) => stream.into_inner(),
             Err(status) => {
                 tracing::warn!(%status, "subscribe failed");
-                return;
+                return Ok(());
             }
         };
+        let mut missed = Vec::new();
         let caught_up = tokio::time::timeout(SUBSCRIBE_PATIENCE, async {
             loop {
                 match stream.message().await {
                     Ok(Some(SubscribeResponse {
-                        item: Some(Item::CaughtUp(_)),
-                    })) => return true,
+                        item: Some(Item::CaughtUp(caught_up)),
+                    })) => return Some(caught_up.head_seq),
+                    Ok(Some(SubscribeResponse {
+                        item: Some(Item::Event(event)),
+                    })) => missed.push(event),
                     Ok(Some(_)) => {}
-                    Ok(None) | Err(_) => return false,
+                    Ok(None) | Err(_) => return None,
                 }
             }
         })
         .await;
-        if caught_up != Ok(true) {
-            tracing::warn!("event stream did not come up");
+        let Some(state) = &mut self.state else {
+            return Ok(());
+        };
+        match caught_up {
+            Ok(Some(head)) => state.after_seq = state.after_seq.max(Some(head)),
+            _ => tracing::warn!("event stream did not come up"),
         }
-        if let Some(state) = &mut self.state {
-            state.events = Some(stream);
+        state.events = Some(stream);
+        for event in missed {
+            self.seen(event.seq);
+            self.push(event).await?;
+        }
+        Ok(())
+    }
+
+    /// Moves the resume point past `seq` (0: an event outside the log, e.g. presence).
+    fn seen(&mut self, seq: u64) {
+        if let Some(state) = &mut self.state
+            && seq > 0
+        {
+            state.after_seq = state.after_seq.max(Some(seq));
         }
     }
 
@@ -676,7 +706,7 @@ impl Conn {
             tracing::warn!(%status, "heartbeat failed");
         }
         if self.state.as_ref().is_some_and(|s| s.events.is_none()) {
-            self.subscribe().await;
+            self.subscribe().await?;
         }
         Ok(())
     }
@@ -883,17 +913,13 @@ impl Conn {
             return Ok(());
         };
         if data != AUDIO_END {
-            let buffered: usize = state.clips.values().map(Vec::len).sum();
-            if buffered + data.len() > MAX_CLIP_BYTES {
-                state.clips.remove(&friend);
+            if !state.clips.add(friend, data) {
                 self.counters.error("C_AUDIO_REQ");
-                tracing::info!("voice clip too long, dropped");
-            } else {
-                state.clips.entry(friend).or_default().extend(data);
+                tracing::info!("voice clip over the buffer limits, dropped");
             }
             return Ok(());
         }
-        let Some(clip) = state.clips.remove(&friend).filter(|c| !c.is_empty()) else {
+        let Some(clip) = state.clips.finish(&friend).filter(|c| !c.is_empty()) else {
             return Ok(());
         };
         let result = async {
@@ -1031,6 +1057,7 @@ impl Conn {
                 return Ok(());
             }
         };
+        self.seen(event.seq);
         let span = tracing::info_span!("push", seq = event.seq);
         self.push(event).instrument(span).await
     }
@@ -1204,6 +1231,41 @@ impl Conn {
     }
 }
 
+/// Voice clips being received, by friend name, within the per-connection limits: a client
+/// cannot grow the bridge's memory by opening clips to ever new names.
+#[derive(Default)]
+struct Clips {
+    by_friend: HashMap<String, Vec<u8>>,
+    /// Bytes held: names and data.
+    held: usize,
+}
+
+impl Clips {
+    /// Buffers a chunk; false when the limits refuse it (the friend's clip is then dropped).
+    /// Empty chunks are ignored, as the legacy server did (imps.md §3.9).
+    fn add(&mut self, friend: String, data: Vec<u8>) -> bool {
+        if data.is_empty() {
+            return true;
+        }
+        let fresh = !self.by_friend.contains_key(&friend);
+        let cost = data.len() + if fresh { friend.len() } else { 0 };
+        if (fresh && self.by_friend.len() >= MAX_CLIPS) || self.held + cost > MAX_CLIP_BYTES {
+            self.finish(&friend);
+            return false;
+        }
+        self.held += cost;
+        self.by_friend.entry(friend).or_default().extend(data);
+        true
+    }
+
+    /// Takes the friend's clip out.
+    fn finish(&mut self, friend: &str) -> Option<Vec<u8>> {
+        let clip = self.by_friend.remove(friend)?;
+        self.held -= friend.len() + clip.len();
+        Some(clip)
+    }
+}
+
 fn media(video: bool) -> CallMedia {
     if video {
         CallMedia::Video
@@ -1254,6 +1316,33 @@ mod tests {
             panic!("still a friend list");
         };
         assert!(kept.len() > 100 && kept.len() < 500, "{}", kept.len());
+    }
+
+    #[test]
+    fn voice_clips_stay_within_their_limits() {
+        let mut clips = Clips::default();
+        // Empty chunks open nothing, whatever the name.
+        for i in 0..100 {
+            assert!(clips.add(format!("nobody{i}"), Vec::new()));
+        }
+        assert!(clips.by_friend.is_empty());
+        assert_eq!(clips.held, 0);
+        // At most MAX_CLIPS at once; finishing one frees its place.
+        for i in 0..MAX_CLIPS {
+            assert!(clips.add(format!("friend{i}"), vec![1]));
+        }
+        assert!(!clips.add("one too many".into(), vec![1]));
+        assert!(clips.add("friend0".into(), vec![2]));
+        assert_eq!(clips.finish("friend0"), Some(vec![1, 2]));
+        assert!(clips.add("now there is room".into(), vec![1]));
+        // Names count against the byte budget.
+        let mut clips = Clips::default();
+        let name = "n".repeat(MAX_CLIP_BYTES);
+        assert!(!clips.add(name, vec![1]));
+        assert_eq!(clips.held, 0);
+        assert!(clips.add("bob".into(), vec![0; MAX_CLIP_BYTES - 3]));
+        assert!(!clips.add("bob".into(), vec![0]));
+        assert_eq!((clips.finish("bob"), clips.held), (None, 0));
     }
 
     #[test]

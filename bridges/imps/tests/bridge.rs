@@ -435,6 +435,47 @@ async fn example_session(backend: Backend) {
 
 both_backends!(example, super::example_session);
 
+/// The legacy server refused a taken user name only (imps.md §3.1): an e-mail already used, or
+/// text that is not an address, still registers (without the e-mail).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn registration_refuses_only_a_taken_name() {
+    let server = TestServer::start(Backend::Sqlite).await;
+    let bridge = bridge(&server, 300_000).await;
+    let registered = hex("4f 4b 00 00 00 09 10 00 00 00 01 00 00 00 01");
+    let name_taken = hex("4f 4b 00 00 00 09 11 00 00 00 01 00 00 00 00");
+    let attempt = |user: &str, email: &str| ClientMessage::Register {
+        user: user.into(),
+        password: "pw".into(),
+        gender: 1,
+        email: email.into(),
+    };
+    for (user, email, reply) in [
+        ("alice", "a@x.cn", &registered),
+        ("bob", "a@x.cn", &registered),
+        ("carol", "abc", &registered),
+        ("bob", "b@x.cn", &name_taken),
+        ("alice", "a@x.cn", &name_taken),
+    ] {
+        let mut c = Client::connect(&bridge).await;
+        c.send(attempt(user, email)).await;
+        assert_eq!(&c.recv_raw().await, reply, "{user} {email}");
+    }
+    // bob's account works; the e-mail alice has was not given to him too.
+    let mut bob = Client::connect(&bridge).await;
+    bob.send(ClientMessage::Login {
+        user: "bob".into(),
+        password: "pw".into(),
+    })
+    .await;
+    assert_eq!(
+        bob.recv_raw().await,
+        hex(
+            "4f 4b 00 00 00 18 02 00 00 00 00 00 00 00 03 62 6f 62 00 00 00 00 00 00 00 00 00 00 00 00"
+        )
+    );
+    login(&bridge, "carol", "pw").await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_login_kicks_the_first_with_error_7() {
     let server = TestServer::start(Backend::Sqlite).await;
@@ -659,6 +700,92 @@ async fn calls_audio_and_impersonation() {
     );
 }
 
+/// Sends a voice clip as the client does: 200-byte chunks, then "KO".
+async fn send_clip(c: &mut Client, user: &str, friend: &str, clip: &[u8]) {
+    for chunk in clip.chunks(200).chain([&b"KO"[..]]) {
+        c.send(ClientMessage::Audio {
+            user: user.into(),
+            friend: friend.into(),
+            data: chunk.to_vec(),
+        })
+        .await;
+    }
+}
+
+/// The next clip pushed to `c` (S_AUDIO_RSP chunks up to "KO"), without its sender and time.
+async fn recv_clip(c: &mut Client) -> Vec<u8> {
+    let mut clip = Vec::new();
+    loop {
+        let push = c.recv_cmd(cmd::S_AUDIO_RSP).await;
+        let mut f = Fields::of(&push);
+        f.string();
+        let data = f.bytes();
+        if data == b"KO" {
+            return clip;
+        }
+        clip.extend_from_slice(data);
+    }
+}
+
+/// A client cannot pile up voice clips under made-up friend names (imps.md §3.9): empty chunks
+/// are ignored, as the legacy server did, and only four clips may be open at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn voice_clips_in_progress_are_bounded() {
+    let server = TestServer::start(Backend::Sqlite).await;
+    let bridge = bridge(&server, 300_000).await;
+    register_user(&bridge, "alice").await;
+    register_user(&bridge, "bob").await;
+    let mut alice = login(&bridge, "alice", "pw").await;
+    let mut bob = login(&bridge, "bob", "pw").await;
+    befriend(&mut alice, "alice", &mut bob, "bob").await;
+    let chunk = |friend: String, data: &[u8]| ClientMessage::Audio {
+        user: "alice".into(),
+        friend,
+        data: data.to_vec(),
+    };
+
+    // Empty chunks to many names open nothing: a clip to bob still goes through.
+    for i in 0..20 {
+        alice.send(chunk(format!("ghost{i}"), &[])).await;
+    }
+    send_clip(&mut alice, "alice", "bob", &[7; 400]).await;
+    assert_eq!(recv_clip(&mut bob).await, [7; 400]);
+
+    // Four clips left open: a fifth, to bob, is refused. bob hears only the text sent after it.
+    for i in 0..4 {
+        alice.send(chunk(format!("ghost{i}"), &[1])).await;
+    }
+    send_clip(&mut alice, "alice", "bob", &[8; 400]).await;
+    alice
+        .send(ClientMessage::SendMessage {
+            user: "alice".into(),
+            friend: "bob".into(),
+            text: "after".into(),
+        })
+        .await;
+    loop {
+        let frame = bob.recv_raw().await;
+        assert_ne!(
+            frame[6],
+            cmd::S_AUDIO_RSP,
+            "a clip over the limit was relayed"
+        );
+        if frame[6] == cmd::S_SEND_MSG {
+            assert_eq!(Fields::of(&frame).string(), "alice");
+            break;
+        }
+    }
+
+    // Ending one (to a name nobody has: error 2) frees its place.
+    alice.send(chunk("ghost0".into(), b"KO")).await;
+    assert_eq!(
+        alice.recv_cmd(cmd::S_ERROR).await,
+        hex("4f 4b 00 00 00 05 11 00 00 00 02")
+    );
+    send_clip(&mut alice, "alice", "bob", &[9; 400]).await;
+    assert_eq!(recv_clip(&mut bob).await, [9; 400]);
+}
+
 fn wire(frame: &Frame) -> Vec<u8> {
     let mut out = BytesMut::new();
     tokio_util::codec::Encoder::encode(&mut FrameCodec, frame.clone(), &mut out).expect("encode");
@@ -837,12 +964,15 @@ async fn malformed_frames_close_only_their_connection() {
         );
     }
 
-    // An unknown command and a frame cut in the middle of its header are not errors.
+    // Unknown commands, whatever their body (a name, none, not a string), and a frame cut in
+    // the middle of its header are not errors.
     alice
         .send_raw(&hex(
             "4f 4b 00 00 00 0e 63 00 00 00 00 00 00 00 05 61 6c 69 63 65",
         ))
         .await;
+    alice.send_raw(&hex("4f 4b 00 00 00 01 04")).await;
+    alice.send_raw(&hex("4f 4b 00 00 00 03 1d ff ff")).await;
     let list = ClientMessage::FriendList {
         user: "alice".into(),
     }

@@ -4,7 +4,7 @@
 
 use opentelemetry::propagation::Injector;
 use rosetta_proto::{
-    account::v1::account_service_client::AccountServiceClient,
+    account::v1::{RegisterRequest, account_service_client::AccountServiceClient},
     files::v1::files_service_client::FilesServiceClient,
     messaging::v1::messaging_service_client::MessagingServiceClient,
     social::v1::social_service_client::SocialServiceClient,
@@ -100,6 +100,31 @@ impl Backend {
 
     pub fn files(&self) -> FilesServiceClient<Traced> {
         FilesServiceClient::with_interceptor(self.files.clone(), TraceContext)
+    }
+
+    /// Registers an account for a legacy client; when only its optional e-mail is refused
+    /// (taken, or not an address), again without it. The legacy servers stored any e-mail
+    /// text and refused a taken user name only; a bad name or phone is refused again. A
+    /// verification code is checked after the e-mail, so the first try has not spent it.
+    pub async fn register_legacy(&self, request: RegisterRequest) -> Result<(), Status> {
+        use tonic_types::StatusExt as _;
+        let first = self.account().register(request.clone()).await;
+        match first {
+            Err(status)
+                if !request.email.trim().is_empty()
+                    && status.get_details_error_info().is_some_and(|info| {
+                        matches!(info.reason.as_str(), "EMAIL_TAKEN" | "INVALID_ARGUMENT")
+                    }) =>
+            {
+                tracing::info!(%status, "registering without the refused e-mail");
+                let request = RegisterRequest {
+                    email: String::new(),
+                    ..request
+                };
+                self.account().register(request).await.map(drop)
+            }
+            other => other.map(drop),
+        }
     }
 }
 

@@ -350,6 +350,16 @@ impl Connection {
         name: Option<String>,
         code: Option<String>,
     ) -> Result<String, Failure> {
+        // The legacy e-mail column was UNIQUE and stored the box's text as typed, so an empty
+        // box is one address, taken once used, whose account no login reaches (text without
+        // `@` goes out as an ocid login): "Email Exist", and no account is created.
+        if email.trim().is_empty() {
+            return Err(Failure::Reply(codec::account_reply(
+                code::REGISTER_RESPONSE,
+                2,
+                None,
+            )));
+        }
         let nickname = name
             .filter(|n| !n.is_empty())
             .unwrap_or_else(|| default_nickname(&email));

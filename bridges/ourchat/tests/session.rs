@@ -476,6 +476,30 @@ async fn malformed_input() {
     );
 }
 
+/// An empty Email box is refused as "Email Exist" (the legacy unique e-mail column held the
+/// empty text once), every time, and creates no account; the connection goes on serving.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_empty_email_is_refused_as_taken() {
+    let server = TestServer::start(Backend::Sqlite).await;
+    let bridge = bridge(&server).await;
+    let mut client = Client::connect(bridge.addr).await;
+    assert_eq!(client.call(r#"{"code": 12}"#).await["status"], 0);
+    for email in ["", "", "  "] {
+        assert_eq!(client.call(r#"{"code": 14}"#).await["status"], 0);
+        assert_eq!(
+            client
+                .call(&format!(
+                    r#"{{"code": 4, "email": "{email}", "password": "{HASH_123456}"}}"#
+                ))
+                .await,
+            json!({"code": 5, "status": 2, "state": 2}),
+            "{email:?}"
+        );
+    }
+    let ocid = client.register_real("dora@example.com", "123456").await;
+    assert!(is_ocid(&ocid), "{ocid}");
+}
+
 /// With the `pushes` setting, a real-form login reads pushes too.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pushes_setting() {
