@@ -136,6 +136,10 @@ async fn main() -> anyhow::Result<()> {
                 system,
                 from,
                 to: config.database_url(),
+                store: Some(rosetta_files::open_store(
+                    &config.files.store,
+                    &config.data_dir,
+                )?),
                 files_dir,
                 dry_run,
             })

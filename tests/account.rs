@@ -501,6 +501,41 @@ async fn legacy_tokens(backend: Backend) {
 }
 both_backends!(legacy_tokens, super::legacy_tokens);
 
+/// A test rig without an SMS gateway sets a fixed code: every code sent is that value, and
+/// it is spent like any other.
+async fn fixed_verification_code(backend: Backend) {
+    let server = TestServer::start_with(backend, |c| {
+        c.account.require_phone_code = true;
+        c.account.fixed_verification_code = "246810".into();
+    })
+    .await;
+    let mut account = server.account().await;
+    for (name, phone) in [("kim", "13900139010"), ("lee", "13900139011")] {
+        account
+            .send_verification_code(SendVerificationCodeRequest {
+                channel: VerificationChannel::Phone.into(),
+                target: phone.into(),
+                purpose: VerificationPurpose::Register.into(),
+            })
+            .await
+            .expect("code sent");
+        assert_eq!(server.codes.last_code(phone).as_deref(), Some("246810"));
+        let register = |code: &str| RegisterRequest {
+            phone: phone.into(),
+            verification_code: code.into(),
+            ..register(name, "pw", PasswordScheme::Plain)
+        };
+        let wrong = account.register(register("135791")).await.unwrap_err();
+        assert_eq!(reason(&wrong), "CODE_INVALID");
+        account
+            .register(register("246810"))
+            .await
+            .expect("registered with the fixed code");
+    }
+    server.stop().await;
+}
+both_backends!(fixed_verification_code, super::fixed_verification_code);
+
 /// Verification codes per phone: required shape, wrong code, code for another phone, taken
 /// phone, and recovery by code.
 async fn verification_codes(backend: Backend) {

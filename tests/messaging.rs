@@ -426,6 +426,19 @@ async fn offline_delivery_and_history(backend: Backend) {
         .unwrap()
         .into_inner();
     assert_eq!(unread.total, 2);
+    // History carries both read marks: alice sees how far bob read her messages.
+    let page = client
+        .list_messages(authed(
+            ListMessagesRequest {
+                conversation: private(bob.id),
+                ..Default::default()
+            },
+            &alice.token,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!((page.last_read_seq, page.peer_last_read_seq), (5, 3));
 
     // Recall: the sender may; bob may not recall alice's message.
     let err = client

@@ -835,7 +835,8 @@ async fn split_deployment_end_to_end() {
 
     trace_spans_three_processes(&cluster, &receiver, &otlp, &alice, &bob).await;
     pipe_leg(&cluster, &receiver, &bob).await;
-    imps_leg(&cluster, &bob).await;
+    let (ivan, ivan_id) = imps_leg(&cluster, &bob).await;
+    imps_stream_resumes_after_replica_restart(&mut cluster, ivan, ivan_id, &bob).await;
     killed_replica_loses_no_acknowledged_message(&mut cluster, &alice, &bob).await;
 }
 
@@ -1024,8 +1025,9 @@ async fn killed_replica_loses_no_acknowledged_message(
 // --- legacy legs --------------------------------------------------------------------------
 
 /// The second bridge process: an IMPS user befriends bob (whose stream is on messaging.2)
-/// and they chat both ways through the IMPS bridge.
-async fn imps_leg(cluster: &Cluster, bob: &User) {
+/// and they chat both ways through the IMPS bridge. Returns the IMPS user, still logged in,
+/// and their id.
+async fn imps_leg(cluster: &Cluster, bob: &User) -> (Imps, i64) {
     let imps_addr = cluster.spec("bridge-imps").listeners()[0];
     let mut bob_stream = subscribe(cluster.channel("messaging.2").await, bob, None).await;
     caught_up(&mut bob_stream).await;
@@ -1096,6 +1098,50 @@ async fn imps_leg(cluster: &Cluster, bob: &User) {
     assert_eq!(
         (fields.string(), fields.string()),
         ("bob".to_owned(), "back over gRPC".to_owned())
+    );
+    (ivan, ivan_id)
+}
+
+/// The IMPS bridge's event stream runs through messaging.1. While that replica is down, bob
+/// writes to ivan through messaging.2; once it is back, ivan's next heartbeat reopens the
+/// stream after the last event it saw, and the message written meanwhile is pushed.
+async fn imps_stream_resumes_after_replica_restart(
+    cluster: &mut Cluster,
+    mut ivan: Imps,
+    ivan_id: i64,
+    bob: &User,
+) {
+    cluster.kill("messaging.1");
+    MessagingServiceClient::new(cluster.channel("messaging.2").await)
+        .send_message(authed(
+            text_message(ivan_id, "while the stream was down", "to-ivan-2"),
+            &bob.token,
+        ))
+        .await
+        .expect("bob writes through the other replica");
+    cluster.restart("messaging.1").await;
+
+    // The bridge's first call after the restart may still find its channel reconnecting:
+    // heartbeat until the stream is back, as the client does every few seconds.
+    let mut pushed = None;
+    for _ in 0..15 {
+        ivan.send(ClientMessage::Heartbeat {
+            user: "ivan".into(),
+            fixes: Vec::new(),
+        })
+        .await;
+        if let Ok(frame) =
+            tokio::time::timeout(Duration::from_secs(2), ivan.recv(cmd::S_SEND_MSG)).await
+        {
+            pushed = Some(frame);
+            break;
+        }
+    }
+    let pushed = pushed.expect("the message written during the outage is pushed");
+    let mut fields = Fields(&pushed.body);
+    assert_eq!(
+        (fields.string(), fields.string()),
+        ("bob".to_owned(), "while the stream was down".to_owned())
     );
 }
 

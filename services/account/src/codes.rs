@@ -113,7 +113,10 @@ pub async fn issue(
         }
         None => (now, 1),
     };
-    let value = format!("{:06}", rand::rng().random_range(0..1_000_000));
+    let value = cfg
+        .fixed_code
+        .clone()
+        .unwrap_or_else(|| format!("{:06}", rand::rng().random_range(0..1_000_000)));
     let expires_at_ms = now + cfg.code_ttl.as_millis() as i64;
     let row = code::ActiveModel {
         channel: Set(channel as i16),

@@ -22,4 +22,4 @@ pub use grpc::FilesGrpc;
 pub use settings::{
     DEFAULT_MAX_FILE_BYTES, DEFAULT_QUOTA_BYTES, FilesSettings, StoreKind, StoreSettings,
 };
-pub use store::{StoreError, open as open_store};
+pub use store::{StoreError, object_key, open as open_store};

@@ -59,6 +59,9 @@ pub struct AccountSettings {
     pub code_max_per_hour: u32,
     pub require_phone_code: bool,
     pub require_email_code: bool,
+    /// When not empty, every verification code is this value (test rigs and demos without an
+    /// SMS or e-mail gateway; never in production). A warning is logged at start.
+    pub fixed_verification_code: String,
     /// How long another process may keep trusting a session after it was revoked.
     pub session_cache_secs: u64,
 }
@@ -96,6 +99,7 @@ impl Default for AccountSettings {
             code_max_per_hour: d.code_max_per_hour,
             require_phone_code: d.require_phone_code,
             require_email_code: d.require_email_code,
+            fixed_verification_code: String::new(),
             session_cache_secs: 5,
         }
     }
@@ -152,6 +156,8 @@ impl AccountSettings {
             code_max_per_hour: self.code_max_per_hour,
             require_phone_code: self.require_phone_code,
             require_email_code: self.require_email_code,
+            fixed_code: Some(self.fixed_verification_code.trim().to_owned())
+                .filter(|code| !code.is_empty()),
             ..AccountConfig::default()
         }
     }

@@ -88,6 +88,12 @@ impl Node {
 
         let mut services = ServiceSet::new();
         if let Some(private_pem) = private_pem {
+            if !config.account.fixed_verification_code.trim().is_empty() {
+                tracing::warn!(
+                    "account.fixed_verification_code is set: every verification code is the \
+                     same known value (test rigs and demos only)"
+                );
+            }
             let accounts = Accounts::new(
                 db.clone(),
                 config.account.to_domain(),
