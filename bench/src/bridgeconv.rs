@@ -5,6 +5,8 @@
 //! a sender waits until its message reached the peer, so its send-ack is the push latency.
 //! OurChat (JSON over WebSocket) has no acknowledgement for text either and is driven the same
 //! way; CloudChat acknowledges each send (MESSAGE_RECEIVED_SELF) and is driven like pipe.
+//! DPC has one room: every line goes to every user of the run, so its gRPC baseline sends
+//! every message to one group of all the users.
 
 use std::{
     net::SocketAddr,
@@ -21,6 +23,7 @@ use crate::{
     cloudchat,
     connect::source_for,
     conversation::{self, Plan},
+    dpc,
     grpc::{Endpoints, PASSWORD, Services},
     imps,
     ledger::Ledger,
@@ -34,25 +37,28 @@ pub enum Bridge {
     Imps,
     Ourchat,
     Cloudchat,
+    Dpc,
 }
 
 impl Bridge {
-    fn name(self) -> &'static str {
+    pub fn name(self) -> &'static str {
         match self {
             Bridge::Pipe => "pipe",
             Bridge::Imps => "imps",
             Bridge::Ourchat => "ourchat",
             Bridge::Cloudchat => "cloudchat",
+            Bridge::Dpc => "dpc",
         }
     }
 
-    /// The protocol's port on loopback.
+    /// The protocol's port on loopback (DPC: its chat port).
     pub fn default_addr(self) -> &'static str {
         match self {
             Bridge::Pipe => "127.0.0.1:8263",
             Bridge::Imps => "127.0.0.1:1200",
             Bridge::Ourchat => "127.0.0.1:7777",
             Bridge::Cloudchat => "127.0.0.1:14514",
+            Bridge::Dpc => "127.0.0.1:9998",
         }
     }
 }
@@ -62,9 +68,12 @@ pub struct Options {
     /// Which bridge to drive.
     #[arg(long, value_enum, default_value = "pipe")]
     pub bridge: Bridge,
-    /// Bridge address (default: the protocol's port on 127.0.0.1).
+    /// Bridge address (default: the protocol's port on 127.0.0.1; DPC: the chat port).
     #[arg(long)]
     pub addr: Option<String>,
+    /// DPC only: the auth port users log in on before they open the chat connection.
+    #[arg(long, default_value = "127.0.0.1:9999")]
+    pub dpc_auth: SocketAddr,
     /// Users taking part (paired into friends); each holds one bridge connection.
     #[arg(long, default_value_t = 20)]
     pub users: usize,
@@ -247,25 +256,18 @@ fn side_report(
 }
 
 /// IMPS: the user name is the only address; a sender waits for its message to reach the peer
-/// (the protocol acknowledges nothing), at most `REPLY_WAIT`.
+/// (the protocol acknowledges nothing), at most [`REACH_WAIT`].
 async fn imps_run(
     endpoints: &Endpoints,
     addr: SocketAddr,
     opts: &Options,
     quiet: bool,
 ) -> anyhow::Result<Report> {
-    const REPLY_WAIT: Duration = Duration::from_secs(30);
     let services = Services::connect(endpoints, 2).await?;
     let plan = Plan::build(&services, opts.users, 0).await?;
     let ledger = Arc::new(Ledger::default());
     // arrived[u] tells sender u that the peer received one of u's messages.
-    let mut arrived_tx = Vec::new();
-    let mut arrived_rx = Vec::new();
-    for _ in &plan.users {
-        let (tx, rx) = mpsc::unbounded_channel::<String>();
-        arrived_tx.push(tx);
-        arrived_rx.push(rx);
-    }
+    let (arrived_tx, arrived_rx) = arrival_channels(plan.users.len());
     let mut conns = Vec::with_capacity(plan.users.len());
     for (i, user) in plan.users.iter().enumerate() {
         let (ledger, me, peer_name) = (ledger.clone(), user.id, plan.users[i ^ 1].name.clone());
@@ -313,17 +315,10 @@ async fn imps_run(
                 let sent = Instant::now();
                 let outcome = match conn.send(&peer_name, &key).await {
                     Ok(()) => {
-                        let wait = async {
-                            while let Some(got) = arrived.recv().await {
-                                if got == key {
-                                    return true;
-                                }
-                            }
-                            false
-                        };
-                        match tokio::time::timeout(REPLY_WAIT, wait).await {
-                            Ok(true) => Ok(()),
-                            _ => Err(format!("{key} did not reach the peer within 30 s")),
+                        if reached_peer(&mut arrived, &key).await {
+                            Ok(())
+                        } else {
+                            Err(format!("{key} did not reach the peer within 30 s"))
                         }
                     }
                     Err(err) => {
@@ -382,6 +377,50 @@ async fn imps_run(
     Ok(report)
 }
 
+/// How long a sender of an unacknowledged protocol waits for its message to reach the peer.
+const REACH_WAIT: Duration = Duration::from_secs(30);
+
+/// One channel per user on which the peer's reader reports that user's texts as they
+/// arrive: user `u`'s reader sends on `senders[u ^ 1]`, sender `u` waits on `receivers[u]`.
+fn arrival_channels(
+    users: usize,
+) -> (
+    Vec<mpsc::UnboundedSender<String>>,
+    Vec<mpsc::UnboundedReceiver<String>>,
+) {
+    (0..users).map(|_| mpsc::unbounded_channel()).unzip()
+}
+
+/// Whether `key` arrived on `arrived` within [`REACH_WAIT`].
+async fn reached_peer(arrived: &mut mpsc::UnboundedReceiver<String>, key: &str) -> bool {
+    let wait = async {
+        while let Some(got) = arrived.recv().await {
+            if got == key {
+                return true;
+            }
+        }
+        false
+    };
+    matches!(tokio::time::timeout(REACH_WAIT, wait).await, Ok(true))
+}
+
+/// The outcome of a send on a protocol without acknowledgements: refused if the write
+/// failed, late if the text did not reach the peer within [`REACH_WAIT`].
+async fn delivered(
+    sent: anyhow::Result<()>,
+    arrived: &mut mpsc::UnboundedReceiver<String>,
+    key: &str,
+) -> Result<(), Missed> {
+    if let Err(err) = sent {
+        return Err(Missed::Refused(format!("{err:#}")));
+    }
+    if reached_peer(arrived, key).await {
+        Ok(())
+    } else {
+        Err(Missed::Late("did not reach the peer within 30 s".into()))
+    }
+}
+
 /// Why a send did not count.
 enum Missed {
     /// Not stored (refused or not written): nothing is owed.
@@ -416,6 +455,21 @@ async fn drive<D: Driver>(
     opts: &Options,
     quiet: bool,
 ) -> anyhow::Result<Driven<D>> {
+    drive_to(conns, plan, ledger, opts, quiet, |u| {
+        vec![plan.users[u ^ 1].id]
+    })
+    .await
+}
+
+/// [`drive`], with the users sender `u`'s messages are owed to given by `recipients`.
+async fn drive_to<D: Driver>(
+    conns: Vec<D>,
+    plan: &Plan,
+    ledger: &Arc<Ledger>,
+    opts: &Options,
+    quiet: bool,
+    recipients: impl Fn(usize) -> Vec<i64>,
+) -> anyhow::Result<Driven<D>> {
     let users = plan.users.len() as u64;
     let acked = Arc::new(AtomicU64::new(0));
     let errors = Arc::new(AtomicU64::new(0));
@@ -424,7 +478,8 @@ async fn drive<D: Driver>(
     let deadline = start + opts.duration;
     let mut senders = JoinSet::new();
     for (u, mut conn) in conns.into_iter().enumerate() {
-        let (me, peer) = (plan.users[u].id, plan.users[u ^ 1].id);
+        let me = plan.users[u].id;
+        let owed = recipients(u);
         let (ledger, acked, errors, bar, opts) = (
             ledger.clone(),
             acked.clone(),
@@ -445,7 +500,7 @@ async fn drive<D: Driver>(
                     break;
                 }
                 let key = text(n, opts.text_size);
-                ledger.expect(key.clone(), me, &[peer]);
+                ledger.expect(key.clone(), me, &owed);
                 let sent = Instant::now();
                 match conn.send_one(&key).await {
                     Ok(()) => {
@@ -530,23 +585,8 @@ struct OurchatSide {
 
 impl Driver for OurchatSide {
     async fn send_one(&mut self, key: &str) -> Result<(), Missed> {
-        const REPLY_WAIT: Duration = Duration::from_secs(30);
-        if let Err(err) = self.conn.send(&self.peer, key).await {
-            return Err(Missed::Refused(format!("{err:#}")));
-        }
-        let arrived = &mut self.arrived;
-        let wait = async {
-            while let Some(got) = arrived.recv().await {
-                if got == key {
-                    return true;
-                }
-            }
-            false
-        };
-        match tokio::time::timeout(REPLY_WAIT, wait).await {
-            Ok(true) => Ok(()),
-            _ => Err(Missed::Late("did not reach the peer within 30 s".into())),
-        }
+        let sent = self.conn.send(&self.peer, key).await;
+        delivered(sent, &mut self.arrived, key).await
     }
 }
 
@@ -563,13 +603,7 @@ async fn ourchat_run(
     let services = Services::connect(endpoints, 2).await?;
     let plan = Plan::build(&services, opts.users, 0).await?;
     let ledger = Arc::new(Ledger::default());
-    let mut arrived_tx = Vec::new();
-    let mut arrived_rx = Vec::new();
-    for _ in &plan.users {
-        let (tx, rx) = mpsc::unbounded_channel::<String>();
-        arrived_tx.push(tx);
-        arrived_rx.push(rx);
-    }
+    let (arrived_tx, arrived_rx) = arrival_channels(plan.users.len());
     let mut sides = Vec::with_capacity(plan.users.len());
     for ((i, user), arrived) in plan.users.iter().enumerate().zip(arrived_rx) {
         let (ledger, me, peer) = (ledger.clone(), user.id, plan.users[i ^ 1].ocid.clone());
@@ -665,6 +699,74 @@ async fn cloudchat_run(
     Ok(report)
 }
 
+/// A DPC user: the lines of this user's that reached the peer (user `u ^ 1`).
+struct DpcSide {
+    conn: dpc::Conn,
+    arrived: mpsc::UnboundedReceiver<String>,
+}
+
+impl Driver for DpcSide {
+    async fn send_one(&mut self, key: &str) -> Result<(), Missed> {
+        let sent = self.conn.send(key).await;
+        delivered(sent, &mut self.arrived, key).await
+    }
+}
+
+/// DPC: users log in on the auth port, hold a chat connection, and every line is broadcast
+/// to every other user of the run (the ledger owes each line to all of them). Nothing is
+/// acknowledged, so a sender waits until its line reached its peer, as with IMPS. Run it
+/// against a fresh database: every DPC user who ever logged in is a lobby member, and each
+/// line is written to every member's event log.
+async fn dpc_run(
+    endpoints: &Endpoints,
+    addr: SocketAddr,
+    opts: &Options,
+    quiet: bool,
+) -> anyhow::Result<Report> {
+    let services = Services::connect(endpoints, 2).await?;
+    let plan = Plan::build(&services, opts.users, 0).await?;
+    let ledger = Arc::new(Ledger::default());
+    let (arrived_tx, arrived_rx) = arrival_channels(plan.users.len());
+    let mut sides = Vec::with_capacity(plan.users.len());
+    for ((i, user), arrived) in plan.users.iter().enumerate().zip(arrived_rx) {
+        let (ledger, me, my_name) = (ledger.clone(), user.id, user.name.clone());
+        let (peer_name, to_sender) = (plan.users[i ^ 1].name.clone(), arrived_tx[i ^ 1].clone());
+        let on_push = Arc::new(move |push: dpc::Push| {
+            if push.from == my_name {
+                return;
+            }
+            ledger.deliver(me, &push.text);
+            if push.from == peer_name {
+                let _ = to_sender.send(push.text);
+            }
+        });
+        let source = source_for(i, 1, addr);
+        let conn =
+            dpc::Conn::login(opts.dpc_auth, addr, source, &user.name, PASSWORD, on_push).await?;
+        sides.push(DpcSide { conn, arrived });
+    }
+    let others = |u: usize| {
+        let users = plan.users.iter().enumerate();
+        users
+            .filter(|&(i, _)| i != u)
+            .map(|(_, user)| user.id)
+            .collect()
+    };
+    let mut driven = drive_to(sides, &plan, &ledger, opts, quiet, others).await?;
+    let closed = driven
+        .conns
+        .iter()
+        .filter(|side| !side.conn.is_open())
+        .count();
+    drop(std::mem::take(&mut driven.conns));
+    let mut report = driven.report("dpc", addr, &ledger);
+    report.counter("chat connections closed by the bridge", closed as f64, "");
+    if closed > 0 {
+        report.fail(format!("dpc: the bridge closed {closed} chat connections"));
+    }
+    Ok(report)
+}
+
 pub async fn run(
     endpoints: &Endpoints,
     addr: SocketAddr,
@@ -676,6 +778,7 @@ pub async fn run(
         Bridge::Imps => imps_run(endpoints, addr, opts, quiet).await?,
         Bridge::Ourchat => ourchat_run(endpoints, addr, opts, quiet).await?,
         Bridge::Cloudchat => cloudchat_run(endpoints, addr, opts, quiet).await?,
+        Bridge::Dpc => dpc_run(endpoints, addr, opts, quiet).await?,
     };
     let name = opts.bridge.name();
     let mut report = Report::new(
@@ -689,10 +792,12 @@ pub async fn run(
     let baseline = if opts.no_baseline {
         None
     } else {
+        // DPC's room is one group of everyone; the others talk in pairs.
+        let room = opts.bridge == Bridge::Dpc;
         let grpc_opts = conversation::Options {
             users: opts.users,
-            group_size: 0,
-            group_share: 0.0,
+            group_size: if room { opts.users } else { 0 },
+            group_share: if room { 1.0 } else { 0.0 },
             messages: opts.messages,
             duration: opts.duration,
             rate: opts.rate,

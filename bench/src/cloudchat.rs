@@ -119,6 +119,11 @@ impl Conn {
     }
 
     /// Frames received that were neither acknowledgements of the sends nor pushes.
+    /// The server has not closed the connection.
+    pub fn is_open(&self) -> bool {
+        self.ws.is_open()
+    }
+
     pub fn unexpected(&mut self) -> Vec<String> {
         let mut all: Vec<Value> = std::mem::take(&mut self.unexpected);
         all.extend(self.ws.pending());

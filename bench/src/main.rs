@@ -6,6 +6,7 @@ mod bridgeconv;
 mod cloudchat;
 mod connect;
 mod conversation;
+mod dpc;
 mod grpc;
 mod imps;
 mod ledger;
@@ -111,6 +112,7 @@ async fn run(cli: &Cli) -> anyhow::Result<Report> {
                 .as_deref()
                 .unwrap_or_else(|| opts.bridge.default_addr());
             let addr = target::socket_target(addr, cli.allow_remote)?;
+            target::socket_target(&opts.dpc_auth.to_string(), cli.allow_remote)?;
             bridgeconv::run(&services, addr, opts, hidden).await
         }
         Scenario::Soak(opts) => {
@@ -119,6 +121,7 @@ async fn run(cli: &Cli) -> anyhow::Result<Report> {
                 .as_deref()
                 .unwrap_or_else(|| opts.bridge.default_addr());
             let addr = target::socket_target(addr, cli.allow_remote)?;
+            target::socket_target(&opts.dpc_auth.to_string(), cli.allow_remote)?;
             soak::run(&services, addr, opts, hidden).await
         }
         Scenario::LoginStorm(opts) => login::run(&services, opts, hidden).await,

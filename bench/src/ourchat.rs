@@ -106,6 +106,11 @@ impl Conn {
     }
 
     /// ErrorMsg (18) details and any other unexpected frames received since login.
+    /// The server has not closed the connection.
+    pub fn is_open(&self) -> bool {
+        self.ws.is_open()
+    }
+
     pub fn unexpected(&mut self) -> Vec<String> {
         self.ws
             .pending()

@@ -14,42 +14,26 @@ use anyhow::{Context as _, bail};
 use futures::{StreamExt as _, stream};
 
 use crate::{
+    bridgeconv::Bridge,
+    cloudchat,
     connect::source_for,
-    grpc::{self, Endpoints, PASSWORD},
-    imps, live, pipe,
+    dpc,
+    grpc::{self, Endpoints, PASSWORD, User},
+    imps, live, ourchat, pipe,
     report::{Recorder, Report},
 };
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Bridge {
-    Pipe,
-    Imps,
-}
-
-impl Bridge {
-    pub fn default_addr(self) -> &'static str {
-        match self {
-            Bridge::Pipe => "127.0.0.1:8263",
-            Bridge::Imps => "127.0.0.1:1200",
-        }
-    }
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Bridge::Pipe => "pipe",
-            Bridge::Imps => "imps",
-        }
-    }
-}
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct Options {
     /// Which bridge to load.
     #[arg(long, value_enum)]
     pub bridge: Bridge,
-    /// Bridge address (default: the protocol's port on 127.0.0.1).
+    /// Bridge address (default: the protocol's port on 127.0.0.1; DPC: the chat port).
     #[arg(long)]
     pub addr: Option<String>,
+    /// DPC only: the auth port users log in on before they open the chat connection.
+    #[arg(long, default_value = "127.0.0.1:9999")]
+    pub dpc_auth: SocketAddr,
     /// Idle connections to open and log in.
     #[arg(long, default_value_t = 1000)]
     pub connections: usize,
@@ -79,27 +63,60 @@ fn parse_rss(status: &str) -> Option<u64> {
     line.split_whitespace().nth(1)?.parse().ok()
 }
 
-/// Opens and logs in one connection of `bridge`.
+/// Opens and logs in one connection of the bridge.
 async fn open(
-    bridge: Bridge,
+    opts: &Options,
     addr: SocketAddr,
     source: Option<std::net::IpAddr>,
-    name: &str,
+    user: &User,
 ) -> anyhow::Result<Held> {
-    Ok(match bridge {
+    let name = user.name.as_str();
+    Ok(match opts.bridge {
         Bridge::Pipe => {
             Held::Pipe(pipe::Conn::login(addr, source, name, PASSWORD, Arc::new(|_| {})).await?)
         }
         Bridge::Imps => {
             Held::Imps(imps::Conn::login(addr, source, name, PASSWORD, Arc::new(|_| {})).await?)
         }
+        Bridge::Ourchat => Held::Ourchat(
+            ourchat::Conn::login(addr, source, &user.ocid, PASSWORD, Arc::new(|_| {})).await?,
+        ),
+        Bridge::Cloudchat => Held::Cloudchat(
+            cloudchat::Conn::login(addr, source, name, PASSWORD, Arc::new(|_| {})).await?,
+        ),
+        Bridge::Dpc => Held::Dpc(
+            dpc::Conn::login(
+                opts.dpc_auth,
+                addr,
+                source,
+                name,
+                PASSWORD,
+                Arc::new(|_| {}),
+            )
+            .await?,
+        ),
     })
 }
 
-/// A held connection of either protocol.
+/// A held connection of any protocol.
 enum Held {
     Pipe(pipe::Conn),
     Imps(imps::Conn),
+    Ourchat(ourchat::Conn),
+    Cloudchat(cloudchat::Conn),
+    Dpc(dpc::Conn),
+}
+
+impl Held {
+    fn is_open(&self) -> bool {
+        match self {
+            Held::Pipe(c) => c.is_open(),
+            Held::Imps(c) => c.is_open(),
+            Held::Ourchat(c) => c.is_open(),
+            Held::Cloudchat(c) => c.is_open(),
+            Held::Dpc(c) => c.is_open(),
+        }
+    }
 }
 
 pub async fn run(
@@ -134,7 +151,7 @@ pub async fn run(
                 let (bar, errors) = (bar.clone(), errors.clone());
                 async move {
                     let began = Instant::now();
-                    let held = open(opts.bridge, addr, source, &user.name).await;
+                    let held = open(opts, addr, source, user).await;
                     bar.inc(1);
                     match held {
                         Ok(held) => Some((held, began.elapsed())),
@@ -180,13 +197,7 @@ pub async fn run(
         }
     }
     let rss_end = opts.server_pid.map(rss_kib).transpose()?;
-    let alive = held
-        .iter()
-        .filter(|h| match h {
-            Held::Pipe(c) => c.is_open(),
-            Held::Imps(c) => c.is_open(),
-        })
-        .count();
+    let alive = held.iter().filter(|h| h.is_open()).count();
     bar.finish_and_clear();
 
     let mut report = Report::new(&format!("{}-soak", opts.bridge.name()), &addr.to_string());

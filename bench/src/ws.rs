@@ -63,6 +63,11 @@ impl Conn {
         })
     }
 
+    /// The server has not closed the connection.
+    pub fn is_open(&self) -> bool {
+        !self.reader.is_finished()
+    }
+
     pub async fn send(&mut self, value: &Value) -> anyhow::Result<()> {
         self.sink
             .send(Message::text(value.to_string()))
