@@ -4,8 +4,9 @@
 //! The database is the source of truth; the [`bus`] only wakes subscribers. Reading order:
 //! [`bus`] (how a process learns of new events) → [`log`] (the durable per-user event log and
 //! the [`Events`] sink other services publish through) → [`presence`] → [`policy`] (who may
-//! send where) → [`conversations`] / [`send`] / [`history`] (the domain, `impl Messaging`) →
-//! [`stream`] (`Subscribe`) → [`grpc`] (thin handlers).
+//! send where) → [`conversations`] / [`send`] / [`history`] (the domain, `impl Messaging`;
+//! [`commit`] writes sends, grouped on SQLite) → [`stream`] (`Subscribe`) → [`grpc`] (thin
+//! handlers).
 //!
 //! # Storage trade-off: fan-out on write
 //!
@@ -20,6 +21,7 @@
 //! of the user; it is the way to go if very large groups ever matter, and is not built.
 
 pub mod bus;
+mod commit;
 mod config;
 mod conversations;
 mod convert;
@@ -48,6 +50,7 @@ pub struct Messaging {
     bus: Arc<dyn Bus>,
     events: Arc<Events>,
     presences: Arc<Presences>,
+    writer: commit::Writer,
 }
 
 impl Messaging {
@@ -59,6 +62,7 @@ impl Messaging {
         presences: Arc<Presences>,
     ) -> Self {
         Self {
+            writer: commit::Writer::new(db.clone(), events.clone()),
             db,
             config,
             bus,

@@ -5,7 +5,10 @@
 //! transaction that stores the events: writers to one user's log are serialized, so seqs have
 //! no gaps, and an event is visible in the log before the bus can announce it.
 
-use std::sync::Arc;
+use std::{
+    collections::{BTreeMap, HashMap},
+    sync::Arc,
+};
 
 use prost::Message as _;
 use rosetta_db::entity::messaging::{event_head, user_event};
@@ -16,7 +19,7 @@ use sea_orm::{
     ActiveValue::Set,
     ColumnTrait as _, ConnectionTrait, DatabaseBackend, DatabaseConnection, DbErr,
     EntityTrait as _, QueryFilter as _, QueryOrder as _, QuerySelect as _,
-    sea_query::{Expr, ExprTrait as _, LockType, OnConflict, Order, Query},
+    sea_query::{Alias, Expr, ExprTrait as _, InsertStatement, LockType, OnConflict, Order, Query},
 };
 
 use crate::bus::Bus;
@@ -52,72 +55,59 @@ impl Events {
         kind: &Kind,
         at_ms: i64,
     ) -> Result<Vec<(i64, Event)>, DbErr> {
-        let mut users = recipients.to_vec();
-        users.sort_unstable();
-        users.dedup();
-        if users.is_empty() {
-            return Ok(Vec::new());
+        Self::append_all(tx, &[(recipients, kind)], at_ms).await
+    }
+
+    /// Stores several events, in order, each in its recipients' logs, with one counter update
+    /// per user however many of the events reach that user, and the log rows in multi-row
+    /// inserts. Returns the stored events in the same order, to wake after the commit.
+    pub async fn append_all<C: ConnectionTrait>(
+        tx: &C,
+        events: &[(&[i64], &Kind)],
+        at_ms: i64,
+    ) -> Result<Vec<(i64, Event)>, DbErr> {
+        let events: Vec<(Vec<i64>, &Kind)> = events
+            .iter()
+            .map(|&(recipients, kind)| {
+                let mut users = recipients.to_vec();
+                users.sort_unstable();
+                users.dedup();
+                (users, kind)
+            })
+            .collect();
+        let mut counts = BTreeMap::<i64, i64>::new();
+        for user in events.iter().flat_map(|(users, _)| users) {
+            *counts.entry(*user).or_default() += 1;
         }
-        let mut ensure = Query::insert();
-        ensure
-            .into_table(event_head::Entity)
-            .columns([event_head::Column::UserId, event_head::Column::LastSeq]);
-        for user in &users {
-            ensure
-                .values([(*user).into(), 0i64.into()])
-                .map_err(|err| DbErr::Custom(err.to_string()))?;
+        let mut next_seq = reserve(tx, &counts).await?;
+        let mut rows = Vec::new();
+        let mut stored = Vec::new();
+        for (users, kind) in events {
+            let payload = Event {
+                kind: Some(kind.clone()),
+                ..Default::default()
+            }
+            .encode_to_vec();
+            for user in users {
+                let next = next_seq
+                    .get_mut(&user)
+                    .ok_or_else(|| DbErr::Custom(format!("no log head reserved for {user}")))?;
+                let seq = *next;
+                *next += 1;
+                rows.push(user_event::ActiveModel {
+                    user_id: Set(user),
+                    seq: Set(seq),
+                    at_ms: Set(at_ms),
+                    payload: Set(payload.clone()),
+                });
+                stored.push((user, stored_event(seq, at_ms, kind.clone())));
+            }
         }
-        ensure.on_conflict(
-            OnConflict::column(event_head::Column::UserId)
-                .do_nothing()
-                .to_owned(),
-        );
-        tx.execute(&ensure).await?;
-        if tx.get_database_backend() == DatabaseBackend::Postgres {
-            // Lock the counters in id order so that two fan-outs over overlapping users
-            // cannot deadlock (SQLite has a single writer and needs no row locks).
-            let lock = Query::select()
-                .column(event_head::Column::UserId)
-                .from(event_head::Entity)
-                .and_where(Expr::col(event_head::Column::UserId).is_in(users.clone()))
-                .order_by(event_head::Column::UserId, Order::Asc)
-                .lock(LockType::Update)
-                .to_owned();
-            tx.query_all(&lock).await?;
+        for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+            user_event::Entity::insert_many(chunk.to_vec())
+                .exec_without_returning(tx)
+                .await?;
         }
-        let bump = Query::update()
-            .table(event_head::Entity)
-            .value(
-                event_head::Column::LastSeq,
-                Expr::col(event_head::Column::LastSeq).add(1),
-            )
-            .and_where(Expr::col(event_head::Column::UserId).is_in(users.clone()))
-            .returning(
-                Query::returning()
-                    .columns([event_head::Column::UserId, event_head::Column::LastSeq]),
-            )
-            .to_owned();
-        let payload = Event {
-            kind: Some(kind.clone()),
-            ..Default::default()
-        }
-        .encode_to_vec();
-        let mut rows = Vec::with_capacity(users.len());
-        let mut stored = Vec::with_capacity(users.len());
-        for row in tx.query_all(&bump).await? {
-            let user: i64 = row.try_get("", "user_id")?;
-            let seq: i64 = row.try_get("", "last_seq")?;
-            rows.push(user_event::ActiveModel {
-                user_id: Set(user),
-                seq: Set(seq),
-                at_ms: Set(at_ms),
-                payload: Set(payload.clone()),
-            });
-            stored.push((user, stored_event(seq, at_ms, kind.clone())));
-        }
-        user_event::Entity::insert_many(rows)
-            .exec_without_returning(tx)
-            .await?;
         Ok(stored)
     }
 
@@ -187,6 +177,101 @@ impl EventSink for Events {
             self.publish_durable(recipients, kind).await
         }
     }
+}
+
+/// Rows per multi-row statement, well below SQLite's and PostgreSQL's bound-parameter limits.
+const ROWS_PER_STATEMENT: usize = 4096;
+
+/// Moves each user's log head on by their count of new events; returns, per user, the first
+/// seq reserved.
+async fn reserve<C: ConnectionTrait>(
+    tx: &C,
+    counts: &BTreeMap<i64, i64>,
+) -> Result<HashMap<i64, i64>, DbErr> {
+    let counts: Vec<(i64, i64)> = counts.iter().map(|(&user, &n)| (user, n)).collect();
+    let returning =
+        || Query::returning().columns([event_head::Column::UserId, event_head::Column::LastSeq]);
+    let mut heads = Vec::new();
+    for chunk in counts.chunks(ROWS_PER_STATEMENT) {
+        if tx.get_database_backend() == DatabaseBackend::Sqlite {
+            // One statement: new heads start at their count, existing ones count on. SQLite has
+            // a single writer and needs no row locks.
+            let mut upsert = heads_insert(chunk, |n| n)?;
+            upsert
+                .on_conflict(
+                    OnConflict::column(event_head::Column::UserId)
+                        .value(
+                            event_head::Column::LastSeq,
+                            Expr::col((event_head::Entity, event_head::Column::LastSeq)).add(
+                                Expr::col((Alias::new("excluded"), event_head::Column::LastSeq)),
+                            ),
+                        )
+                        .to_owned(),
+                )
+                .returning(returning());
+            heads.extend(tx.query_all(&upsert).await?);
+            continue;
+        }
+        let mut ensure = heads_insert(chunk, |_| 0)?;
+        ensure.on_conflict(
+            OnConflict::column(event_head::Column::UserId)
+                .do_nothing()
+                .to_owned(),
+        );
+        tx.execute(&ensure).await?;
+        // Lock the counters in id order so that two fan-outs over overlapping users cannot
+        // deadlock.
+        let users: Vec<i64> = chunk.iter().map(|&(user, _)| user).collect();
+        let lock = Query::select()
+            .column(event_head::Column::UserId)
+            .from(event_head::Entity)
+            .and_where(Expr::col(event_head::Column::UserId).is_in(users))
+            .order_by(event_head::Column::UserId, Order::Asc)
+            .lock(LockType::Update)
+            .to_owned();
+        tx.query_all(&lock).await?;
+        // One update per distinct count (one, when the events all reach the same users).
+        let mut by_count = BTreeMap::<i64, Vec<i64>>::new();
+        for &(user, n) in chunk {
+            by_count.entry(n).or_default().push(user);
+        }
+        for (n, users) in by_count {
+            let bump = Query::update()
+                .table(event_head::Entity)
+                .value(
+                    event_head::Column::LastSeq,
+                    Expr::col(event_head::Column::LastSeq).add(n),
+                )
+                .and_where(Expr::col(event_head::Column::UserId).is_in(users))
+                .returning(returning())
+                .to_owned();
+            heads.extend(tx.query_all(&bump).await?);
+        }
+    }
+    let counts: HashMap<i64, i64> = counts.into_iter().collect();
+    heads
+        .into_iter()
+        .map(|row| {
+            let user: i64 = row.try_get("", "user_id")?;
+            let last: i64 = row.try_get("", "last_seq")?;
+            Ok((user, last - counts.get(&user).copied().unwrap_or(1) + 1))
+        })
+        .collect()
+}
+
+/// `INSERT INTO event_heads (user_id, last_seq)`, one row per `(user, count)` with
+/// `last_seq` = `seq(count)`.
+fn heads_insert(counts: &[(i64, i64)], seq: impl Fn(i64) -> i64) -> Result<InsertStatement, DbErr> {
+    let mut insert = Query::insert();
+    insert
+        .into_table(event_head::Entity)
+        .columns([event_head::Column::UserId, event_head::Column::LastSeq]);
+    for &(user, n) in counts {
+        insert
+            .values([user.into(), seq(n).into()])
+            .map_err(|err| DbErr::Custom(err.to_string()))?;
+    }
+    Ok(insert)
 }
 
 fn stored_event(seq: i64, at_ms: i64, kind: Kind) -> Event {

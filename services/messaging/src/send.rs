@@ -1,25 +1,20 @@
-//! SendMessage: validate, check policy, then allocate the conversation seq, store the message
-//! and fan its event out to every participant's log in ONE transaction, and only then wake
-//! the streams. A retry with the same `client_message_id` finds the stored message instead.
+//! SendMessage: validate and check policy here, then hand the send to the
+//! [`Writer`](crate::commit::Writer), which stores it and fans it out in one transaction and
+//! wakes the streams after the commit. A retry with the same `client_message_id` finds the
+//! stored message instead.
 
-use rosetta_db::entity::messaging::{conversation, message};
+use rosetta_db::entity::messaging::message;
 use rosetta_kit::{ApiError, ApiResult};
 use rosetta_proto::messaging::v1::{
-    MessageKind, SendMessageRequest, SendMessageResponse, event::Kind, send_message_request::To,
+    MessageKind, SendMessageRequest, SendMessageResponse, send_message_request::To,
 };
-use sea_orm::{
-    ActiveValue::Set,
-    ColumnTrait as _, ConnectionTrait as _, DatabaseTransaction, EntityTrait as _,
-    QueryFilter as _, SqlErr,
-    sea_query::{Expr, ExprTrait as _, Query},
-};
+use sea_orm::{ColumnTrait as _, EntityTrait as _, QueryFilter as _, SqlErr};
 
 use crate::{
     Messaging,
+    commit::Draft,
     conversations::{self, Target},
-    convert,
-    log::Events,
-    policy,
+    convert, policy,
 };
 
 /// Text (or caption) limit: 16 KiB.
@@ -54,26 +49,26 @@ impl Messaging {
             }
         }
 
-        let tx = rosetta_db::begin_write(&self.db).await?;
-        let stored = match store(&tx, &conversation, sender, target, &req, now).await {
-            Ok(stored) => stored,
+        let client_message_id = req.client_message_id.clone();
+        let draft = Draft {
+            conversation,
+            sender,
+            target,
+            req,
+            now,
+        };
+        match self.writer.write(draft).await {
+            Ok(stored) => self.respond(stored, false).await,
             Err(err) if matches!(err.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => {
                 // A concurrent retry of the same send won the race: answer with its message.
-                drop(tx);
                 let found = self
-                    .sent_before(sender, &req.client_message_id)
+                    .sent_before(sender, &client_message_id)
                     .await?
                     .ok_or_else(|| ApiError::internal(err))?;
-                return self.respond(found, true).await;
+                self.respond(found, true).await
             }
-            Err(err) => return Err(err.into()),
-        };
-        let recipients = conversations::participants(&*tx, &conversation).await?;
-        let event = Kind::Message(convert::message(&stored));
-        let deliveries = Events::append(&*tx, &recipients, &event, now).await?;
-        tx.commit().await?;
-        self.events.wake(deliveries).await;
-        self.respond(stored, false).await
+            Err(err) => Err(err.into()),
+        }
     }
 
     async fn sent_before(&self, sender: i64, client_id: &str) -> ApiResult<Option<message::Model>> {
@@ -151,63 +146,4 @@ fn validate(req: &SendMessageRequest) -> ApiResult<Target> {
         Ok(MessageKind::Image | MessageKind::File | MessageKind::Audio) => Ok(target),
         _ => Err(ApiError::invalid("BAD_KIND", "unknown message kind")),
     }
-}
-
-/// Allocates the next seq (the UPDATE takes the conversation's row lock, or SQLite's write
-/// lock, until commit: concurrent senders queue here, so seqs have no gaps), stores the
-/// message and moves the sender's read mark past it.
-async fn store(
-    tx: &DatabaseTransaction,
-    conversation: &conversation::Model,
-    sender: i64,
-    target: Target,
-    req: &SendMessageRequest,
-    now: i64,
-) -> Result<message::Model, sea_orm::DbErr> {
-    let bump = Query::update()
-        .table(conversation::Entity)
-        .value(
-            conversation::Column::LastSeq,
-            Expr::col(conversation::Column::LastSeq).add(1),
-        )
-        .value(conversation::Column::LastAtMs, now)
-        .and_where(Expr::col(conversation::Column::Id).eq(conversation.id))
-        .returning(Query::returning().columns([conversation::Column::LastSeq]))
-        .to_owned();
-    let seq: i64 = tx
-        .query_one(&bump)
-        .await?
-        .ok_or_else(|| sea_orm::DbErr::RecordNotFound("conversation".into()))?
-        .try_get("", "last_seq")?;
-    let (to_user_id, to_group_id) = match target {
-        Target::User(user) => (Some(user), None),
-        Target::Group(group) => (None, Some(group)),
-    };
-    let stored = message::Entity::insert(message::ActiveModel {
-        conversation_id: Set(conversation.id),
-        seq: Set(seq),
-        sender_id: Set(sender),
-        to_user_id: Set(to_user_id),
-        to_group_id: Set(to_group_id),
-        kind: Set(i16::try_from(req.kind).unwrap_or_default()),
-        text: Set(req.text.clone()),
-        file_id: Set(req.file_id.clone()),
-        reply_to_id: Set(req.reply_to_id),
-        client_message_id: Set(req.client_message_id.clone()),
-        client_time: Set(req.client_time.clone()),
-        sent_at_ms: Set(now),
-        recalled: Set(false),
-        ..Default::default()
-    })
-    .exec_with_returning(tx)
-    .await?;
-    conversation::Entity::update_many()
-        .col_expr(conversation::Column::LastMessageId, Expr::value(stored.id))
-        .filter(conversation::Column::Id.eq(conversation.id))
-        .exec(tx)
-        .await?;
-    conversations::advance(tx, conversation.id, sender, seq, None)
-        .await
-        .map_err(|err| sea_orm::DbErr::Custom(err.to_string()))?;
-    Ok(stored)
 }
