@@ -5,6 +5,8 @@
 
 #![allow(clippy::all, clippy::pedantic)]
 
+pub mod codec;
+
 /// Encoded `FileDescriptorSet` of every Rosetta proto file.
 pub const FILE_DESCRIPTOR_SET: &[u8] =
     include_bytes!(concat!(env!("OUT_DIR"), "/rosetta_descriptor.bin"));

@@ -135,7 +135,9 @@ pub(crate) async fn websocket(
             }
             received = socket.recv() => match received {
                 Some(Ok(WsMessage::Text(text))) => {
-                    if let Outcome::Replies(replies) = conn.on_message(text.as_str()).await {
+                    // Boxed so that the handlers' state is allocated only while they run,
+                    // not kept in every idle connection's task.
+                    if let Outcome::Replies(replies) = Box::pin(conn.on_message(text.as_str())).await {
                         for (kind, reply) in replies {
                             counters.frame_out(kind);
                             if socket.send(WsMessage::Text(reply.into())).await.is_err() {
@@ -151,7 +153,7 @@ pub(crate) async fn websocket(
             },
         }
     }
-    conn.unbind(true).await;
+    Box::pin(conn.unbind(true)).await;
     counters.connection_closed();
 }
 
@@ -1263,10 +1265,13 @@ async fn push_events(
     let me = session.user_id();
     let mut after_seq: Option<u64> = None;
     loop {
-        let stream = match session.request(SubscribeRequest { after_seq }).await {
-            Ok(request) => session.backend().messaging().subscribe(request).await,
-            Err(status) => Err(status),
-        };
+        // Boxed, as the event conversion below: the task waits on its stream nearly all the
+        // time and should only hold what that wait needs.
+        let stream = Box::pin(async {
+            let request = session.request(SubscribeRequest { after_seq }).await?;
+            session.backend().messaging().subscribe(request).await
+        })
+        .await;
         match stream {
             Ok(stream) => {
                 let mut stream = stream.into_inner();
@@ -1290,7 +1295,7 @@ async fn push_events(
                             if event.seq > 0 {
                                 after_seq = Some(after_seq.unwrap_or(0).max(event.seq));
                             }
-                            for push in pushes_of(&session, me, event.kind).await {
+                            for push in Box::pin(pushes_of(&session, me, event.kind)).await {
                                 if pushes.send(push).await.is_err() {
                                     return;
                                 }

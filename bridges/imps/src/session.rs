@@ -66,6 +66,8 @@ const MAX_DOWNLOAD: usize = 4 << 20;
 /// Contacts read per ListContacts page, and pages read at most.
 const CONTACT_PAGE: u32 = 500;
 const MAX_CONTACT_PAGES: usize = 20;
+/// Initial read buffer of a connection.
+const READ_BUFFER: usize = 1024;
 /// How long a login waits for its event stream to go live: well under the 10 s after which
 /// the client gives up on S_LOGIN_RSP (imps.md §4.2). A stream slower than that still comes
 /// up and delivers, only the reply does not wait for it.
@@ -154,7 +156,9 @@ struct Conn {
 /// Serves one client until it leaves, breaks the protocol, is kicked or the bridge stops.
 pub async fn run(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr, conns: Connections) {
     let (read, write) = stream.into_split();
-    let mut frames = FramedRead::new(read, FrameCodec);
+    // Most connections idle for hours: the read buffer starts small (frames are rarely over a
+    // few hundred bytes) and grows for the ones that are not.
+    let mut frames = FramedRead::with_capacity(read, FrameCodec, READ_BUFFER);
     let mut conn = Conn {
         id: shared.next_conn.fetch_add(1, Ordering::Relaxed),
         shared,
@@ -180,7 +184,9 @@ pub async fn run(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr, conns
             }
             frame = frames.next() => match frame {
                 Some(Ok(frame)) => {
-                    if conn.frame(frame).await.is_err() {
+                    // Handlers are boxed so that their state is allocated only while they
+                    // run, not kept in every idle connection's task.
+                    if Box::pin(conn.frame(frame)).await.is_err() {
                         break;
                     }
                 }
@@ -192,14 +198,14 @@ pub async fn run(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr, conns
                 None => break,
             },
             item = next_event(events) => {
-                if conn.event(item).await.is_err() {
+                if Box::pin(conn.event(item)).await.is_err() {
                     break;
                 }
             }
-            () = sleep_until(deadline) => conn.lapse().await,
+            () = sleep_until(deadline) => Box::pin(conn.lapse()).await,
         }
     }
-    conn.close(kicked).await;
+    Box::pin(conn.close(kicked)).await;
 }
 
 async fn cancelled(token: Option<CancellationToken>) {

@@ -175,8 +175,10 @@ impl Connection {
                     close(&mut ws, CloseCode::Away, "server shutting down").await;
                     return;
                 }
+                // Handlers are boxed so that their state is allocated only while they run,
+                // not kept in every idle connection's task.
                 Step::Event(event) => {
-                    if let Some(reply) = self.push(event).await
+                    if let Some(reply) = Box::pin(self.push(event)).await
                         && self.send(&mut ws, reply).await.is_err()
                     {
                         return;
@@ -184,7 +186,7 @@ impl Connection {
                 }
                 Step::Incoming(None) => return,
                 Step::Incoming(Some(Ok(Message::Text(text)))) => {
-                    if let Some(reply) = self.frame(text.as_str()).await
+                    if let Some(reply) = Box::pin(self.frame(text.as_str())).await
                         && self.send(&mut ws, reply).await.is_err()
                     {
                         return;
@@ -704,8 +706,10 @@ async fn forward(
     loop {
         let current = match stream.take() {
             Some(current) => Ok(current),
+            // Boxed: the task waits on its stream nearly all the time and should only hold
+            // what that wait needs.
             None => {
-                async {
+                Box::pin(async {
                     let request = session.request(SubscribeRequest { after_seq }).await?;
                     Ok::<_, Status>(
                         session
@@ -715,7 +719,7 @@ async fn forward(
                             .await?
                             .into_inner(),
                     )
-                }
+                })
                 .await
             }
         };

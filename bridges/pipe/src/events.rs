@@ -189,7 +189,7 @@ async fn open(
 pub(crate) async fn push(
     session: Arc<UserSession>,
     mut stream: Streaming<SubscribeResponse>,
-    out: mpsc::Sender<Reply>,
+    out: mpsc::Sender<Box<Reply>>,
     backlog: Arc<Backlog>,
 ) {
     let me = session.user_id();
@@ -231,15 +231,17 @@ pub(crate) async fn push(
             if let Some(message) = read
                 && backlog.hold(&message)
             {
-                mark_read(&session, std::slice::from_ref(&message)).await;
+                // Boxed, as the reopening below: the task waits on its stream nearly all the
+                // time and should only hold what that wait needs.
+                Box::pin(mark_read(&session, std::slice::from_ref(&message))).await;
             }
-            if out.send(reply).await.is_err() {
+            if out.send(Box::new(reply)).await.is_err() {
                 return;
             }
         }
         tokio::time::sleep(RESUBSCRIBE_AFTER).await;
         loop {
-            match open(&session, last_seq, RESUBSCRIBE_AFTER).await {
+            match Box::pin(open(&session, last_seq, RESUBSCRIBE_AFTER)).await {
                 Ok(reopened) => {
                     stream = reopened;
                     break;

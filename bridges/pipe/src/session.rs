@@ -120,7 +120,9 @@ struct Connection {
     id: u64,
     peer: SocketAddr,
     counters: Counters,
-    out: mpsc::Sender<Reply>,
+    /// Boxed: a channel allocates room for 32 items up front, and an idle connection should
+    /// not pay for 32 whole replies.
+    out: mpsc::Sender<Box<Reply>>,
     login: Option<Login>,
 }
 
@@ -154,7 +156,7 @@ pub(crate) async fn run(
                 }
             } => {
                 tracing::info!("user logged in elsewhere; this connection no longer has them");
-                conn.end_login(false).await;
+                Box::pin(conn.end_login(false)).await;
             }
             ready = read.readable() => {
                 if ready.is_err() {
@@ -164,7 +166,9 @@ pub(crate) async fn run(
                 match read.try_read_buf(&mut buf) {
                     Ok(0) => break,
                     Ok(_) => {
-                        if !conn.handle_read(&buf).await {
+                        // Boxed, so that the command handlers' state is allocated only while
+                        // a command runs, not kept in every idle connection's task.
+                        if !Box::pin(conn.handle_read(&buf)).await {
                             break;
                         }
                     }
@@ -174,7 +178,7 @@ pub(crate) async fn run(
             }
         }
     }
-    conn.end_login(true).await;
+    Box::pin(conn.end_login(true)).await;
     drop(conn);
     let _ = writer.await;
 }
@@ -182,7 +186,7 @@ pub(crate) async fn run(
 /// Writes each queued message with its own write, at least `gap` after the previous one.
 async fn write_loop(
     mut write: OwnedWriteHalf,
-    mut queue: mpsc::Receiver<Reply>,
+    mut queue: mpsc::Receiver<Box<Reply>>,
     gap: Duration,
     counters: Counters,
 ) {
@@ -306,7 +310,7 @@ impl Connection {
 
     /// Queues a reply; false when the writer is gone (the client closed).
     async fn send(&self, reply: Reply) -> bool {
-        self.out.send(reply).await.is_ok()
+        self.out.send(Box::new(reply)).await.is_ok()
     }
 
     /// Sends `reply`, counting it as an error of `command`.
