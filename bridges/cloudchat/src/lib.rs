@@ -20,6 +20,7 @@ use axum::{
     extract::{ConnectInfo, FromRequestParts, Request, State, ws::WebSocketUpgrade},
     http::{StatusCode, header},
     response::{IntoResponse, Response},
+    serve::ListenerExt as _,
 };
 use rosetta_bridge_kit::{Backend, Counters, UserSession, settings::CloudChatSettings};
 use tokio::net::TcpListener;
@@ -121,6 +122,11 @@ pub async fn serve(
     };
     tracing::info!(bridge = BRIDGE, addr = ?listener.local_addr().ok(), "bridge listening");
     let app = Router::new().fallback(entry).with_state(state.clone());
+    // Without TCP_NODELAY a push written right after a reply waits for the client's delayed
+    // ACK (40 ms on Linux) before it leaves.
+    let listener = listener.tap_io(|stream| {
+        let _ = stream.set_nodelay(true);
+    });
     let server = tokio::spawn(
         axum::serve(
             listener,

@@ -173,16 +173,22 @@ impl Messaging {
             0 => conversation.last_seq,
             n => to_i64(n).min(conversation.last_seq),
         };
-        let (before, _) = conversations::read_state_of(&self.db, conversation.id, me).await?;
-        let (after, _) = conversations::advance(&self.db, conversation.id, me, up_to, None).await?;
+        // The mark and its receipt in one write transaction: on SQLite a write outside the
+        // write turn would wait in SQLite's busy handler behind the senders.
+        let tx = rosetta_db::begin_write(&self.db).await?;
+        let (before, _) = conversations::read_state_of(&*tx, conversation.id, me).await?;
+        let (after, _) = conversations::advance(&*tx, conversation.id, me, up_to, None).await?;
+        let mut deliveries = Vec::new();
         if let (Target::User(other), true) = (target, after > before) {
             let receipt = Kind::ReadReceipt(ReadReceipt {
                 conversation_id: conversation.id,
                 reader_id: me,
                 up_to_seq: to_u64(after),
             });
-            self.events.publish_durable(&[other], receipt).await?;
+            deliveries = Events::append(&*tx, &[other], &receipt, rosetta_db::now_ms()).await?;
         }
+        tx.commit().await?;
+        self.events.wake(deliveries).await;
         Ok(to_u64(after))
     }
 
@@ -193,8 +199,10 @@ impl Messaging {
             return Ok(0);
         };
         let last = conversation.last_seq;
+        let tx = rosetta_db::begin_write(&self.db).await?;
         let (_, cleared) =
-            conversations::advance(&self.db, conversation.id, me, last, Some(last)).await?;
+            conversations::advance(&*tx, conversation.id, me, last, Some(last)).await?;
+        tx.commit().await?;
         Ok(to_u64(cleared))
     }
 
