@@ -249,6 +249,25 @@ pub enum Request {
 }
 
 impl Request {
+    /// The (uid, token) pair a command presents, for the commands that must present one.
+    pub fn auth(&self) -> Option<&Auth> {
+        match self {
+            Request::UpdateProfile { auth, .. }
+            | Request::GetUserInfo { auth, .. }
+            | Request::GetUserFriend { auth }
+            | Request::GetUserGroup { auth }
+            | Request::GetGroupInfo { auth, .. }
+            | Request::AddFriend { auth, .. }
+            | Request::DelFriend { auth, .. }
+            | Request::HandFriendRequest { auth, .. }
+            | Request::CreateGroup { auth, .. }
+            | Request::JoinGroup { auth, .. }
+            | Request::SendMessage { auth, .. }
+            | Request::SendFile { auth, .. } => Some(auth),
+            _ => None,
+        }
+    }
+
     /// The command this request is of.
     pub fn command(&self) -> Command {
         use Command as C;
@@ -278,6 +297,26 @@ impl Request {
 
 /// Length of the tokens the server issues (16 alphanumerics).
 const TOKEN_LEN: usize = 16;
+
+/// Whether one read looks like the first part of a command whose rest is still in flight: a
+/// known command with too few fields, text cut inside a UTF-8 character, or a final token
+/// shorter than the server issues. The real server mangled commands split over two reads;
+/// pipe.md §5 asks the bridge to tolerate them.
+pub fn incomplete(bytes: &[u8]) -> bool {
+    match parse(bytes) {
+        Err(ParseError::Fields(_) | ParseError::Encoding(Some(_))) => true,
+        Ok(request) => request
+            .auth()
+            .is_some_and(|auth| auth.token.len() < TOKEN_LEN),
+        Err(_) => false,
+    }
+}
+
+/// Where the last command of a read starts, when it looks cut short (see [`incomplete`]).
+pub fn incomplete_tail(bytes: &[u8]) -> Option<usize> {
+    let last = *commands(bytes).last()?;
+    incomplete(last).then(|| bytes.len() - last.len())
+}
 
 /// The commands in one read. One read is one command, as on the real server, with the
 /// exception pipe.md §1.2 allows: where a `|`-delimited 16-character token is directly
@@ -312,7 +351,7 @@ pub fn commands(bytes: &[u8]) -> Vec<&[u8]> {
 }
 
 /// Whether `bytes` begin with a command name, ended by `|`, CR, LF, NUL or the end.
-fn starts_with_command(bytes: &[u8]) -> bool {
+pub fn starts_with_command(bytes: &[u8]) -> bool {
     let end = bytes
         .iter()
         .position(|b| matches!(b, b'|' | b'\r' | b'\n' | b'\0'))
@@ -821,6 +860,34 @@ mod tests {
 
     fn id(raw: &str) -> Id {
         Id::parse(raw).unwrap()
+    }
+
+    #[test]
+    fn commands_cut_short_are_told_apart() {
+        let token = "aB3dE5fG7hJ9kL1m";
+        let whole = format!("get_user_info|00124|00124|{token}");
+        assert!(!incomplete(whole.as_bytes()));
+        assert!(
+            incomplete(&whole.as_bytes()[..whole.len() - 3]),
+            "token cut"
+        );
+        assert!(incomplete(b"get_user_group|00124"), "fields missing");
+        assert!(
+            incomplete("login|名".as_bytes().split_last().unwrap().1),
+            "UTF-8 cut"
+        );
+        for not_cut in [
+            "hello",
+            "launch_missiles|1|2",
+            "login|bob|",
+            "get_unread_message|",
+        ] {
+            assert!(!incomplete(not_cut.as_bytes()), "{not_cut}");
+        }
+        let first = format!("get_user_friend|00124|{token}");
+        let two = format!("{first}{}", &whole[..whole.len() - 3]);
+        assert_eq!(incomplete_tail(two.as_bytes()), Some(first.len()));
+        assert_eq!(incomplete_tail(whole.as_bytes()), None);
     }
 
     #[test]

@@ -52,6 +52,10 @@ use crate::{
 /// each field into 1 KiB, so real commands are far smaller; a longer write arrives as several
 /// reads, each handled (and usually refused) on its own.
 pub(crate) const MAX_READ: usize = 64 * 1024;
+/// How long the start of a command that looks cut short ([`codec::incomplete`]) waits for
+/// its rest: the second half of a long command split by the network follows within a round
+/// trip or a retransmission.
+const PARTIAL_WAIT: Duration = Duration::from_millis(300);
 /// Replies and pushes waiting for the writer; a client that stops reading stalls only itself.
 const QUEUE: usize = 64;
 /// Page size for the listings behind one reply.
@@ -145,6 +149,9 @@ pub(crate) async fn run(
         out,
         login: None,
     };
+    // The start of a command whose rest has not arrived yet, and until when it waits for it.
+    let mut partial = Vec::new();
+    let mut partial_due = None;
     loop {
         let superseded = conn.login.as_ref().map(|l| l.superseded.clone());
         tokio::select! {
@@ -158,6 +165,14 @@ pub(crate) async fn run(
                 tracing::info!("user logged in elsewhere; this connection no longer has them");
                 Box::pin(conn.end_login(false)).await;
             }
+            () = until(partial_due) => {
+                partial_due = None;
+                // Boxed, so that the command handlers' state is allocated only while a
+                // command runs, not kept in every idle connection's task.
+                if !Box::pin(conn.handle_read(&std::mem::take(&mut partial))).await {
+                    break;
+                }
+            }
             ready = read.readable() => {
                 if ready.is_err() {
                     break;
@@ -166,10 +181,27 @@ pub(crate) async fn run(
                 match read.try_read_buf(&mut buf) {
                     Ok(0) => break,
                     Ok(_) => {
-                        // Boxed, so that the command handlers' state is allocated only while
-                        // a command runs, not kept in every idle connection's task.
-                        if !Box::pin(conn.handle_read(&buf)).await {
+                        if !partial.is_empty() {
+                            partial_due = None;
+                            let held = std::mem::take(&mut partial);
+                            if codec::starts_with_command(&buf) {
+                                // Not the rest of it: a new command. The held one goes alone.
+                                if !Box::pin(conn.handle_read(&held)).await {
+                                    break;
+                                }
+                            } else {
+                                buf = [held, buf].concat();
+                            }
+                        }
+                        let cut = codec::incomplete_tail(&buf)
+                            .filter(|_| buf.len() < MAX_READ)
+                            .unwrap_or(buf.len());
+                        if cut > 0 && !Box::pin(conn.handle_read(&buf[..cut])).await {
                             break;
+                        }
+                        if cut < buf.len() {
+                            partial = buf[cut..].to_vec();
+                            partial_due = Some(Instant::now() + PARTIAL_WAIT);
                         }
                     }
                     Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => {}
@@ -181,6 +213,14 @@ pub(crate) async fn run(
     Box::pin(conn.end_login(true)).await;
     drop(conn);
     let _ = writer.await;
+}
+
+/// Completes at `due`, or never.
+async fn until(due: Option<Instant>) {
+    match due {
+        Some(due) => tokio::time::sleep_until(due).await,
+        None => std::future::pending().await,
+    }
 }
 
 /// Writes each queued message with its own write, at least `gap` after the previous one.
@@ -578,7 +618,7 @@ impl Connection {
             }
             Request::SendFileInBand => self.fail(command, Reply::SendFileUnsupported).await,
             other => {
-                let Some(auth) = request_auth(&other).cloned() else {
+                let Some(auth) = other.auth().cloned() else {
                     return self.fail(command, command.malformed()).await;
                 };
                 let Some(actor) = self.authorize(&auth).await else {
@@ -1197,23 +1237,5 @@ fn failure(command: Command) -> Reply {
         C::GetUnreadFriendRequest => Reply::UnreadFriendRequests(vec![]),
         C::GetUnreadGroupRequest => Reply::UnreadGroupRequests(vec![]),
         C::GetUnreadMessage => Reply::NoUnreadMessage,
-    }
-}
-
-fn request_auth(request: &Request) -> Option<&Auth> {
-    match request {
-        Request::UpdateProfile { auth, .. }
-        | Request::GetUserInfo { auth, .. }
-        | Request::GetUserFriend { auth }
-        | Request::GetUserGroup { auth }
-        | Request::GetGroupInfo { auth, .. }
-        | Request::AddFriend { auth, .. }
-        | Request::DelFriend { auth, .. }
-        | Request::HandFriendRequest { auth, .. }
-        | Request::CreateGroup { auth, .. }
-        | Request::JoinGroup { auth, .. }
-        | Request::SendMessage { auth, .. }
-        | Request::SendFile { auth, .. } => Some(auth),
-        _ => None,
     }
 }

@@ -156,3 +156,41 @@ async fn commands_arriving_in_one_read_are_each_answered() {
     a.expect("no_unread_message|0").await;
     bridge.stop().await;
 }
+
+/// A command split over two reads (a long command cut by the network) is put back together
+/// when its rest follows promptly (pipe.md §5); one cut short for good still gets its error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_command_split_over_two_reads_is_put_back_together() {
+    let bridge = Bridge::start(Backend::Sqlite, None).await;
+    let mut c = bridge.client().await;
+    // Cut inside a UTF-8 character of the nickname.
+    let register = format!("register|carol|{MD5_123456}|卡罗尔|1|签名|1|ans").into_bytes();
+    let inside_char = register.iter().position(|&b| b >= 0x80).unwrap() + 1;
+    c.send_bytes(&register[..inside_char]).await;
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    c.send_bytes(&register[inside_char..]).await;
+    c.expect("register_succ|注册成功！").await;
+    let (uid, token, _) = c.login("carol", MD5_123456).await;
+
+    // Cut inside the token, and cut before the token.
+    let command = format!("get_user_info|{uid}|{uid}|{token}");
+    for cut in [command.len() - 5, command.len() - token.len() - 1] {
+        c.send(&command[..cut]).await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        c.send(&command[cut..]).await;
+        c.expect("userinfo|卡罗尔|1|签名").await;
+    }
+
+    // A new command read after a cut one is not taken for its rest: both are answered.
+    c.send(&format!("get_user_group|{uid}")).await;
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    c.send(&format!("get_user_info|{uid}|{uid}|{token}")).await;
+    c.expect("token_error|token错误，请重新登录！").await;
+    c.expect("userinfo|卡罗尔|1|签名").await;
+
+    // Nothing follows: the cut command is answered as it is.
+    c.send(&command[..command.len() - 5]).await;
+    c.expect("update_profile_error|token错误，请重新登录！")
+        .await;
+    bridge.stop().await;
+}
