@@ -12,7 +12,8 @@ use std::{
     time::Duration,
 };
 
-use futures::{SinkExt as _, StreamExt as _};
+use bytes::BytesMut;
+use futures::StreamExt as _;
 use rosetta_bridge_kit::{Backend, Connections, Counters, UserSession, settings::ImpsSettings};
 use rosetta_proto::{
     account::v1::{
@@ -37,11 +38,12 @@ use rosetta_proto::{
     },
 };
 use tokio::{
+    io::AsyncWriteExt as _,
     net::{TcpStream, tcp::OwnedWriteHalf},
     time::Instant,
 };
 use tokio_util::{
-    codec::{FramedRead, FramedWrite},
+    codec::{Encoder as _, FramedRead},
     sync::CancellationToken,
 };
 use tonic::{Code, Status, Streaming};
@@ -149,7 +151,8 @@ struct Conn {
     id: u64,
     peer: SocketAddr,
     counters: Counters,
-    sink: FramedWrite<OwnedWriteHalf, FrameCodec>,
+    /// Written frame by frame: a `FramedWrite` would keep an 8 KiB buffer per connection.
+    write: OwnedWriteHalf,
     state: Option<LoggedIn>,
 }
 
@@ -164,7 +167,7 @@ pub async fn run(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr, conns
         shared,
         peer,
         counters: conns.counters,
-        sink: FramedWrite::new(write, FrameCodec),
+        write,
         state: None,
     };
     let mut kicked = false;
@@ -295,7 +298,12 @@ impl Conn {
     async fn send(&mut self, message: ServerMessage) -> Result<(), Close> {
         let frame = fit(message).encode();
         let name = cmd::name(frame.cmd);
-        match self.sink.send(frame).await {
+        let mut bytes = BytesMut::new();
+        let written = match FrameCodec.encode(frame, &mut bytes) {
+            Ok(()) => self.write.write_all(&bytes).await.map_err(CodecError::from),
+            Err(err) => Err(err),
+        };
+        match written {
             Ok(()) => {
                 self.counters.frame_out(name);
                 Ok(())

@@ -78,8 +78,10 @@ pub async fn run(
     settings: OurChatSettings,
     conns: Connections,
 ) {
+    // The handshake, the login's end and the frame handlers are boxed so that their state is
+    // allocated only while they run, not kept in every idle connection's task.
     let accept = tokio_tungstenite::accept_async_with_config(stream, Some(ws_config()));
-    let ws = match tokio::time::timeout(HANDSHAKE_TIMEOUT, accept).await {
+    let ws = match Box::pin(tokio::time::timeout(HANDSHAKE_TIMEOUT, accept)).await {
         Ok(Ok(ws)) => ws,
         Ok(Err(err)) => {
             tracing::debug!(%err, "WebSocket handshake failed");
@@ -102,7 +104,7 @@ pub async fn run(
     };
     connection.serve(ws, &conns.closing).await;
     if let Some(login) = connection.login.take() {
-        login.end().await;
+        Box::pin(login.end()).await;
     }
 }
 
@@ -175,8 +177,6 @@ impl Connection {
                     close(&mut ws, CloseCode::Away, "server shutting down").await;
                     return;
                 }
-                // Handlers are boxed so that their state is allocated only while they run,
-                // not kept in every idle connection's task.
                 Step::Event(event) => {
                     if let Some(reply) = Box::pin(self.push(event)).await
                         && self.send(&mut ws, reply).await.is_err()
