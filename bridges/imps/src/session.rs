@@ -81,6 +81,7 @@ const CLIP_TYPE: &str = "audio/pcm;rate=8000;channels=1;bits=16;endianness=littl
 pub struct Shared {
     backend: Backend,
     heartbeat_timeout: Duration,
+    idle_close: Duration,
     /// The logged-in connection of each user on this bridge, so that a new login kicks the old
     /// one (error 7).
     online: Mutex<HashMap<i64, (u64, CancellationToken)>>,
@@ -92,6 +93,7 @@ impl Shared {
         Self {
             backend,
             heartbeat_timeout: Duration::from_millis(settings.heartbeat_timeout_ms.max(1)),
+            idle_close: Duration::from_millis(settings.idle_close_ms.max(1)),
             online: Mutex::new(HashMap::new()),
             next_conn: AtomicU64::new(1),
         }
@@ -154,6 +156,8 @@ struct Conn {
     /// Written frame by frame: a `FramedWrite` would keep an 8 KiB buffer per connection.
     write: OwnedWriteHalf,
     state: Option<LoggedIn>,
+    /// When a frame was last read or written, for the idle close.
+    last_io: Instant,
 }
 
 /// Serves one client until it leaves, breaks the protocol, is kicked or the bridge stops.
@@ -169,6 +173,7 @@ pub async fn run(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr, conns
         counters: conns.counters,
         write,
         state: None,
+        last_io: Instant::now(),
     };
     let mut kicked = false;
     loop {
@@ -185,8 +190,13 @@ pub async fn run(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr, conns
                 kicked = true;
                 break;
             }
+            () = tokio::time::sleep_until(conn.last_io + conn.shared.idle_close) => {
+                tracing::info!("nothing read or written for too long; closing");
+                break;
+            }
             frame = frames.next() => match frame {
                 Some(Ok(frame)) => {
+                    conn.last_io = Instant::now();
                     // Handlers are boxed so that their state is allocated only while they
                     // run, not kept in every idle connection's task.
                     if Box::pin(conn.frame(frame)).await.is_err() {
@@ -305,6 +315,7 @@ impl Conn {
         };
         match written {
             Ok(()) => {
+                self.last_io = Instant::now();
                 self.counters.frame_out(name);
                 Ok(())
             }

@@ -42,13 +42,23 @@ struct Bridge {
 }
 
 async fn bridge(server: &TestServer, heartbeat_timeout_ms: u64) -> Bridge {
+    bridge_with(
+        server,
+        ImpsSettings {
+            heartbeat_timeout_ms,
+            ..ImpsSettings::default()
+        },
+    )
+    .await
+}
+
+async fn bridge_with(server: &TestServer, settings: ImpsSettings) -> Bridge {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
     let (stop, stopped) = oneshot::channel::<()>();
     let settings = ImpsSettings {
         listen: addr,
-        heartbeat_timeout_ms,
-        ..ImpsSettings::default()
+        ..settings
     };
     tokio::spawn(rosetta_bridge_imps::serve(
         listener,
@@ -500,6 +510,32 @@ async fn a_second_login_kicks_the_first_with_error_7() {
         second.recv_cmd(cmd::S_ERROR).await,
         hex("4f 4b 00 00 00 05 11 00 00 00 04")
     );
+}
+
+/// A connection with nothing read or written for `idle_close_ms` is closed, as the legacy
+/// server closed one after 2 minutes (imps.md §1); heartbeats keep a live one open.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_connection_is_closed_and_heartbeats_keep_one_open() {
+    let server = TestServer::start(Backend::Sqlite).await;
+    let settings = ImpsSettings {
+        idle_close_ms: 1500,
+        ..ImpsSettings::default()
+    };
+    let bridge = bridge_with(&server, settings).await;
+    register_user(&bridge, "alice").await;
+    let mut alice = login(&bridge, "alice", "pw").await;
+    let mut silent = Client::connect(&bridge).await;
+    let heartbeat = ClientMessage::Heartbeat {
+        user: "alice".into(),
+        fixes: Vec::new(),
+    };
+    // Three seconds, twice the idle limit, with a heartbeat every half second.
+    for _ in 0..6 {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        alice.send(heartbeat.clone()).await;
+    }
+    silent.expect_closed().await;
+    alice.friend_list("alice").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -81,6 +81,9 @@ pub struct ImpsSettings {
     /// A logged-in client that sends no heartbeat for this long is declared offline and its
     /// friends are told (the legacy server's 5 minutes); its next heartbeat brings it back.
     pub heartbeat_timeout_ms: u64,
+    /// A connection with no frame read or written for this long is closed (the legacy
+    /// server's `bothOverTime`, 2 minutes); a live client's 20 s heartbeat keeps it open.
+    pub idle_close_ms: u64,
 }
 
 impl Default for ImpsSettings {
@@ -89,6 +92,7 @@ impl Default for ImpsSettings {
             enabled: true,
             listen: SocketAddr::new(ANY, 1200),
             heartbeat_timeout_ms: 300_000,
+            idle_close_ms: 120_000,
         }
     }
 }
