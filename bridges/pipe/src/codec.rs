@@ -312,12 +312,6 @@ pub fn incomplete(bytes: &[u8]) -> bool {
     }
 }
 
-/// Where the last command of a read starts, when it looks cut short (see [`incomplete`]).
-pub fn incomplete_tail(bytes: &[u8]) -> Option<usize> {
-    let last = *commands(bytes).last()?;
-    incomplete(last).then(|| bytes.len() - last.len())
-}
-
 /// The commands in one read. One read is one command, as on the real server, with the
 /// exception pipe.md §1.2 allows: where a `|`-delimited 16-character token is directly
 /// followed (perhaps after CR, LF or NUL) by a known command name, and what comes before
@@ -886,8 +880,13 @@ mod tests {
         }
         let first = format!("get_user_friend|00124|{token}");
         let two = format!("{first}{}", &whole[..whole.len() - 3]);
-        assert_eq!(incomplete_tail(two.as_bytes()), Some(first.len()));
-        assert_eq!(incomplete_tail(whole.as_bytes()), None);
+        let pieces = commands(two.as_bytes());
+        assert_eq!(pieces[0], first.as_bytes());
+        assert!(
+            incomplete(pieces[1]),
+            "the cut second command is the one held"
+        );
+        assert!(!incomplete(commands(whole.as_bytes())[0]));
     }
 
     #[test]

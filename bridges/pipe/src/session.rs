@@ -193,14 +193,14 @@ pub(crate) async fn run(
                                 buf = [held, buf].concat();
                             }
                         }
-                        let cut = codec::incomplete_tail(&buf)
-                            .filter(|_| buf.len() < MAX_READ)
-                            .unwrap_or(buf.len());
-                        if cut > 0 && !Box::pin(conn.handle_read(&buf[..cut])).await {
+                        let mut commands = codec::commands(&buf);
+                        let cut_short = commands
+                            .pop_if(|last| buf.len() < MAX_READ && codec::incomplete(last));
+                        if !Box::pin(conn.handle_commands(&commands)).await {
                             break;
                         }
-                        if cut < buf.len() {
-                            partial = buf[cut..].to_vec();
+                        if let Some(start) = cut_short {
+                            partial = start.to_vec();
                             partial_due = Some(Instant::now() + PARTIAL_WAIT);
                         }
                     }
@@ -303,7 +303,12 @@ impl Connection {
     /// Handles one read (one command, or several a client wrote back to back); false when
     /// the connection should close.
     async fn handle_read(&mut self, bytes: &[u8]) -> bool {
-        for command in codec::commands(bytes) {
+        self.handle_commands(&codec::commands(bytes)).await
+    }
+
+    /// Handles the commands of a read in order; false when the connection should close.
+    async fn handle_commands(&mut self, commands: &[&[u8]]) -> bool {
+        for &command in commands {
             if !self.handle_command(command).await {
                 return false;
             }

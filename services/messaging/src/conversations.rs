@@ -155,14 +155,15 @@ pub async fn read_state_of<C: ConnectionTrait>(
         .map_or((0, 0), |s| (s.last_read_seq, s.cleared_seq)))
 }
 
-/// Moves `user`'s read mark (and optionally clear mark) forward; never backward.
+/// Moves `user`'s read mark (and optionally clear mark) forward; never backward. Returns the
+/// `(last_read_seq, cleared_seq)` before and after.
 pub async fn advance<C: ConnectionTrait>(
     db: &C,
     conversation_id: i64,
     user: i64,
     read: i64,
     cleared: Option<i64>,
-) -> ApiResult<(i64, i64)> {
+) -> ApiResult<((i64, i64), (i64, i64))> {
     let (old_read, old_cleared) = read_state_of(db, conversation_id, user).await?;
     let new = (old_read.max(read), old_cleared.max(cleared.unwrap_or(0)));
     if new != (old_read, old_cleared) {
@@ -186,5 +187,5 @@ pub async fn advance<C: ConnectionTrait>(
         .exec_without_returning(db)
         .await?;
     }
-    Ok(new)
+    Ok(((old_read, old_cleared), new))
 }

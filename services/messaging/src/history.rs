@@ -176,8 +176,8 @@ impl Messaging {
         // The mark and its receipt in one write transaction: on SQLite a write outside the
         // write turn would wait in SQLite's busy handler behind the senders.
         let tx = rosetta_db::begin_write(&self.db).await?;
-        let (before, _) = conversations::read_state_of(&*tx, conversation.id, me).await?;
-        let (after, _) = conversations::advance(&*tx, conversation.id, me, up_to, None).await?;
+        let ((before, _), (after, _)) =
+            conversations::advance(&*tx, conversation.id, me, up_to, None).await?;
         let mut deliveries = Vec::new();
         if let (Target::User(other), true) = (target, after > before) {
             let receipt = Kind::ReadReceipt(ReadReceipt {
@@ -200,7 +200,7 @@ impl Messaging {
         };
         let last = conversation.last_seq;
         let tx = rosetta_db::begin_write(&self.db).await?;
-        let (_, cleared) =
+        let (_, (_, cleared)) =
             conversations::advance(&*tx, conversation.id, me, last, Some(last)).await?;
         tx.commit().await?;
         Ok(to_u64(cleared))
