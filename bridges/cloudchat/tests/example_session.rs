@@ -225,7 +225,7 @@ rosetta_testkit::both_backends!(websocket, super::websocket_session);
 /// HarmonyOS: requests over HTTP, pushes on a WebSocket bound with HDL_INFO.
 async fn http_session(backend: Backend) {
     let server = TestServer::start(backend).await;
-    let bridge = Bridge::start(server.backend()).await;
+    let bridge = Bridge::start_http(server.backend()).await;
     let addr = bridge.addr;
     let (alice, _) = register(addr, "alice", "secret1").await;
     let (bob, _) = register(addr, "bob", "secret2").await;

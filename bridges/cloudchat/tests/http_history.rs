@@ -10,7 +10,7 @@ use rosetta_testkit::{Backend, TestServer};
 
 async fn sent_messages_show_read(backend: Backend) {
     let server = TestServer::start(backend).await;
-    let bridge = Bridge::start(server.backend()).await;
+    let bridge = Bridge::start_http(server.backend()).await;
     let addr = bridge.addr;
     let (alice, _) = register(addr, "alice", "secret1").await;
     let (bob, _) = register(addr, "bob", "secret2").await;

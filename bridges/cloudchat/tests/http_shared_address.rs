@@ -31,7 +31,7 @@ async fn answer(addr: std::net::SocketAddr, kind: &str, fr: i64) -> String {
 
 async fn answers_as_the_recipient(backend: Backend) {
     let server = TestServer::start(backend).await;
-    let bridge = Bridge::start(server.backend()).await;
+    let bridge = Bridge::start_http(server.backend()).await;
     let addr = bridge.addr;
     register(addr, "alice", "secret1").await;
     let (bob, _) = register(addr, "bob", "secret2").await;
@@ -97,7 +97,7 @@ rosetta_testkit::both_backends!(accept_refuse, super::answers_as_the_recipient);
 /// requester's user info); the HTTP reply is FRIEND_REQUEST_ACCEPTED alone.
 async fn http_accept_tells_the_websocket(backend: Backend) {
     let server = TestServer::start(backend).await;
-    let bridge = Bridge::start(server.backend()).await;
+    let bridge = Bridge::start_http(server.backend()).await;
     let addr = bridge.addr;
     let (bob, _) = register(addr, "bob", "secret2").await;
     register(addr, "carol", "secret3").await;

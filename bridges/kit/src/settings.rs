@@ -127,6 +127,14 @@ pub struct CloudChatSettings {
     pub enabled: bool,
     /// WebSocket and plain HTTP on one port, as the original (14514 on all interfaces).
     pub listen: SocketAddr,
+    /// Serve the HarmonyOS client's HTTP requests. Its HTTP requests carry no token, so an
+    /// HTTP login is trusted for later requests by the client's address alone: anyone behind
+    /// the same address (NAT, proxy, shared host) acts as that user. Off by default; turn it
+    /// on only where each user has their own address (a private network).
+    pub http_sessions: bool,
+    /// An HTTP login is forgotten after this long without an HTTP request from its address,
+    /// unless a WebSocket bound to it with HDL_INFO is still open.
+    pub http_session_idle_ms: u64,
 }
 
 impl Default for CloudChatSettings {
@@ -134,6 +142,8 @@ impl Default for CloudChatSettings {
         Self {
             enabled: true,
             listen: SocketAddr::new(ANY, 14514),
+            http_sessions: false,
+            http_session_idle_ms: 1_800_000,
         }
     }
 }

@@ -2,14 +2,17 @@
 //! (WebSocket) and HarmonyOS (HTTP) clients do.
 #![allow(dead_code)]
 
-use std::{net::SocketAddr, time::Duration};
+use std::{
+    net::{IpAddr, SocketAddr},
+    time::Duration,
+};
 
 use futures::{SinkExt as _, StreamExt as _};
 use rosetta_bridge_kit::{Backend, settings::CloudChatSettings};
 use serde_json::Value;
 use tokio::{
     io::{AsyncReadExt as _, AsyncWriteExt as _},
-    net::{TcpListener, TcpStream},
+    net::{TcpListener, TcpSocket, TcpStream},
     sync::oneshot,
     task::JoinHandle,
 };
@@ -25,14 +28,28 @@ pub struct Bridge {
 }
 
 impl Bridge {
+    /// The bridge as deployed by default: WebSocket clients only, no HTTP sessions.
     pub async fn start(backend: Backend) -> Self {
+        Self::start_with(backend, CloudChatSettings::default()).await
+    }
+
+    /// The bridge with HTTP sessions on (the HarmonyOS client), as on a private network.
+    pub async fn start_http(backend: Backend) -> Self {
+        let settings = CloudChatSettings {
+            http_sessions: true,
+            ..CloudChatSettings::default()
+        };
+        Self::start_with(backend, settings).await
+    }
+
+    pub async fn start_with(backend: Backend, settings: CloudChatSettings) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(rosetta_bridge_cloudchat::serve(
             listener,
             backend,
-            CloudChatSettings::default(),
+            settings,
             async move {
                 let _ = stopped.await;
             },
@@ -115,7 +132,28 @@ impl Ws {
 
 /// One HTTP request as HarmonyOS sends it; returns the status code, content type and body.
 pub async fn post(addr: SocketAddr, path: &str, body: &str) -> (u16, String, String) {
-    let mut stream = TcpStream::connect(addr).await.expect("connect");
+    let stream = TcpStream::connect(addr).await.expect("connect");
+    post_on(stream, path, body).await
+}
+
+/// `post` from another client address (`from`, a loopback address such as 127.0.0.2).
+pub async fn post_from(
+    addr: SocketAddr,
+    from: IpAddr,
+    path: &str,
+    body: &str,
+) -> (u16, String, String) {
+    post_on(connect_from(addr, from).await, path, body).await
+}
+
+/// A TCP connection to `addr` from the local address `from`.
+pub async fn connect_from(addr: SocketAddr, from: IpAddr) -> TcpStream {
+    let socket = TcpSocket::new_v4().expect("socket");
+    socket.bind(SocketAddr::new(from, 0)).expect("bind source");
+    socket.connect(addr).await.expect("connect")
+}
+
+async fn post_on(mut stream: TcpStream, path: &str, body: &str) -> (u16, String, String) {
     let request = format!(
         "POST {path} HTTP/1.1\r\nHost: cloudchat.infinomat.com:14514\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
