@@ -6,11 +6,12 @@
 //! WebSocket connection, anything else is one request/reply over HTTP.
 
 pub mod codec;
+mod http_sessions;
 mod session;
 
 use std::{
     collections::HashMap,
-    net::{IpAddr, SocketAddr},
+    net::SocketAddr,
     sync::{Arc, Mutex},
 };
 
@@ -22,17 +23,16 @@ use axum::{
     response::{IntoResponse, Response},
     serve::ListenerExt as _,
 };
-use rosetta_bridge_kit::{Backend, Counters, UserSession, settings::CloudChatSettings};
+use rosetta_bridge_kit::{Backend, Counters, settings::CloudChatSettings};
 use tokio::net::TcpListener;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
-use crate::session::{Conn, Outcome};
+use crate::{
+    http_sessions::HttpSessions,
+    session::{Conn, Outcome},
+};
 
 const BRIDGE: &str = "cloudchat";
-
-/// Sessions of HTTP logins kept per client address, newest last: HarmonyOS logs in over HTTP,
-/// then sends later requests (and HDL_INFO on its WebSocket) with only a user id.
-const HTTP_SESSIONS_PER_ADDRESS: usize = 16;
 
 /// The body the real server gave an HTTP request it could not parse.
 const ILLEGAL: &str = "Illegal message received.";
@@ -41,56 +41,10 @@ const ILLEGAL: &str = "Illegal message received.";
 pub(crate) struct Shared {
     backend: Backend,
     counters: Counters,
-    http_sessions: Mutex<HashMap<IpAddr, Vec<Arc<UserSession>>>>,
+    /// HTTP logins by client address (empty unless `http_sessions` is on).
+    http: HttpSessions,
     online: session::Online,
     sockets: session::Sockets,
-}
-
-impl Shared {
-    /// Remembers a session opened over HTTP from `peer` (replacing that user's older one).
-    fn remember(&self, peer: IpAddr, session: Arc<UserSession>) {
-        let Ok(mut map) = self.http_sessions.lock() else {
-            return;
-        };
-        let list = map.entry(peer).or_default();
-        list.retain(|s| s.user_id() != session.user_id());
-        list.push(session);
-        if list.len() > HTTP_SESSIONS_PER_ADDRESS {
-            list.remove(0);
-        }
-    }
-
-    /// The session an HTTP client at `peer` opened for `user` (or its newest one when the
-    /// payload names no user).
-    fn recall(&self, peer: IpAddr, user: Option<i64>) -> Option<Arc<UserSession>> {
-        let map = self.http_sessions.lock().ok()?;
-        let list = map.get(&peer)?;
-        match user {
-            Some(id) => list.iter().rev().find(|s| s.user_id() == id).cloned(),
-            None => list.last().cloned(),
-        }
-    }
-
-    /// Every session HTTP clients at `peer` opened, newest first.
-    fn sessions_at(&self, peer: IpAddr) -> Vec<Arc<UserSession>> {
-        let Ok(map) = self.http_sessions.lock() else {
-            return Vec::new();
-        };
-        map.get(&peer)
-            .map(|list| list.iter().rev().cloned().collect())
-            .unwrap_or_default()
-    }
-
-    fn forget(&self, peer: IpAddr, user: i64) {
-        if let Ok(mut map) = self.http_sessions.lock()
-            && let Some(list) = map.get_mut(&peer)
-        {
-            list.retain(|s| s.user_id() != user);
-            if list.is_empty() {
-                map.remove(&peer);
-            }
-        }
-    }
 }
 
 #[derive(Clone)]
@@ -108,12 +62,11 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send,
 ) {
     // The listener is already bound to `settings.listen`.
-    let _ = settings;
     let state = AppState {
         shared: Arc::new(Shared {
             backend,
             counters: Counters::new(BRIDGE),
-            http_sessions: Mutex::new(HashMap::new()),
+            http: HttpSessions::new(&settings),
             online: Mutex::new(HashMap::new()),
             sockets: Mutex::new(HashMap::new()),
         }),

@@ -66,6 +66,10 @@ const SIGN_OUT_PATIENCE: Duration = Duration::from_secs(5);
 
 const NOT_LOGGED_IN: &str = "请先登录";
 const NOT_YOU: &str = "用户身份不符";
+/// The failure text of a login over HTTP while HTTP sessions are off.
+const HTTP_OFF: &str = "服务器未开启 HTTP 登录";
+/// The failure text of a change of user name or e-mail proven by the address alone.
+const NOT_BY_ADDRESS: &str = "此连接不能修改用户名或邮箱";
 
 /// A frame to send, with its type name for the counters.
 pub(crate) type Out = (&'static str, String);
@@ -89,6 +93,18 @@ pub(crate) type Sockets = Mutex<HashMap<i64, Vec<mpsc::Sender<Out>>>>;
 struct Bound {
     session: Arc<UserSession>,
     events: Option<JoinHandle<()>>,
+    proof: Proof,
+}
+
+/// What shows that a connection's requests come from its user.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Proof {
+    /// A password or token given on this WebSocket.
+    Credentials,
+    /// Only the client's address: an HTTP request, or a WebSocket bound with HDL_INFO to an
+    /// HTTP login of its address. Anybody behind that address could send the request, so it
+    /// may act in the user's conversations but never change who the user is.
+    Address,
 }
 
 impl Drop for Bound {
@@ -210,21 +226,40 @@ impl Conn {
             return Some(bound.session.clone());
         }
         if self.pushes.is_none() {
-            return self.shared.recall(self.peer, actor);
+            return self.shared.http.recall(self.peer, actor);
         }
         None
     }
 
+    /// What shows that this request comes from the user of `session_for`.
+    fn proof(&self) -> Proof {
+        self.bound.as_ref().map_or(Proof::Address, |b| b.proof)
+    }
+
     async fn handle(&mut self, request: Request) -> Vec<Out> {
         let kind = request.kind();
-        let fail = |error: &str| -> Vec<Out> {
+        // The type's failure reply; a refused send still names its tempId, which the client
+        // matches it by.
+        let fail = |request: &Request, error: &str| -> Vec<Out> {
             self.shared.counters.error(kind);
+            let temp_id = match request {
+                Request::SendMessage { temp_id, .. } | Request::SendFile { temp_id, .. } => {
+                    temp_id.as_str()
+                }
+                _ => "",
+            };
             match codec::failure_kind(kind) {
-                Some(failure) => vec![(failure, failure_reply(failure, "", error))],
+                Some(failure) => vec![(failure, failure_reply(failure, temp_id, error))],
                 None => Vec::new(),
             }
         };
         match request {
+            // Without HTTP sessions an HTTP login could not be used by anything after it.
+            Request::Login { .. } | Request::LoginByToken { .. } | Request::Register { .. }
+                if self.pushes.is_none() && !self.shared.http.enabled() =>
+            {
+                fail(&request, HTTP_OFF)
+            }
             Request::Login { username, password } => self.login(username, password).await,
             Request::LoginByToken { username, token } => self.login_by_token(username, token).await,
             Request::Register {
@@ -250,19 +285,12 @@ impl Conn {
             other => {
                 let actor = other.actor();
                 let Some(session) = self.session_for(actor) else {
-                    return fail(NOT_LOGGED_IN);
+                    return fail(&other, NOT_LOGGED_IN);
                 };
                 if actor.is_some_and(|id| id != session.user_id()) {
-                    return match other {
-                        Request::SendMessage { temp_id, .. }
-                        | Request::SendFile { temp_id, .. } => {
-                            self.shared.counters.error(kind);
-                            vec![send_failed(&temp_id, NOT_YOU)]
-                        }
-                        _ => fail(NOT_YOU),
-                    };
+                    return fail(&other, NOT_YOU);
                 }
-                let result = self.act(&session, other).await;
+                let result = self.act(&session, self.proof(), other).await;
                 result.unwrap_or_else(|(error, temp_id)| {
                     self.shared.counters.error(kind);
                     match codec::failure_kind(kind) {
@@ -278,6 +306,7 @@ impl Conn {
     async fn act(
         &mut self,
         session: &Arc<UserSession>,
+        proof: Proof,
         request: Request,
     ) -> Result<Vec<Out>, (String, String)> {
         let me = session.user_id();
@@ -309,6 +338,10 @@ impl Conn {
                     avatar: changed(avatar, &current.avatar),
                     ..Default::default()
                 };
+                if proof == Proof::Address && (update.username.is_some() || update.email.is_some())
+                {
+                    return Err(e(NOT_BY_ADDRESS));
+                }
                 let user = backend
                     .account()
                     .update_profile(
@@ -336,7 +369,7 @@ impl Conn {
                 if let Err(status) = session.logout().await {
                     tracing::debug!(%status, "logout");
                 }
-                self.shared.forget(self.peer, me);
+                self.shared.http.forget(self.peer, me);
                 self.unbind(false).await;
                 Ok(Vec::new())
             }
@@ -707,9 +740,9 @@ impl Conn {
         };
         let user = session.user().clone();
         if self.pushes.is_some() {
-            self.bind(session).await;
+            self.bind(session, Proof::Credentials).await;
         } else {
-            self.shared.remember(self.peer, session);
+            self.shared.http.remember(self.peer, session);
         }
         let payload = codec::session_user(
             user.id,
@@ -730,11 +763,12 @@ impl Conn {
         }
         let bound_to = self.bound.as_ref().map(|b| b.session.user_id());
         if bound_to != Some(user_id) {
-            let Some(session) = self.shared.recall(self.peer, Some(user_id)) else {
+            // Only a live HTTP login of this address (none unless HTTP sessions are on).
+            let Some(session) = self.shared.http.recall(self.peer, Some(user_id)) else {
                 self.shared.counters.error("HDL_INFO");
                 return Vec::new();
             };
-            self.bind(session).await;
+            self.bind(session, Proof::Address).await;
         }
         vec![reply("HDL_GOT", json!({"userId": user_id}))]
     }
@@ -748,7 +782,7 @@ impl Conn {
         } else {
             "REFUSE_FRIEND_REQUEST"
         };
-        let sessions = self.shared.sessions_at(self.peer);
+        let sessions = self.shared.http.sessions_at(self.peer);
         let mut error = NOT_LOGGED_IN;
         for session in sessions {
             match respond(&session, id, accept).await {
@@ -810,7 +844,7 @@ impl Conn {
     /// once the event stream is live, so that a message sent to the user right after the
     /// reply to their login is pushed too, or after `LIVE_PATIENCE` (the stream keeps coming
     /// up in the background), so that the login is answered before the client gives up.
-    async fn bind(&mut self, session: Arc<UserSession>) {
+    async fn bind(&mut self, session: Arc<UserSession>, proof: Proof) {
         // Counted before the old binding is released: a re-login of the same user on this
         // socket must not sign them out.
         came_online(&self.shared, session.user_id()).await;
@@ -828,7 +862,11 @@ impl Conn {
         if let Some(pushes) = &self.pushes {
             socket_bound(&self.shared, session.user_id(), pushes.clone());
         }
-        self.bound = Some(Bound { session, events });
+        self.bound = Some(Bound {
+            session,
+            events,
+            proof,
+        });
     }
 
     /// Stops this WebSocket's pushes; the user's last bound socket on this instance going
@@ -897,13 +935,6 @@ fn failure_reply(failure: &'static str, temp_id: &str, error: &str) -> String {
         }
         _ => codec::failure(failure, error),
     }
-}
-
-fn send_failed(temp_id: &str, error: &str) -> Out {
-    (
-        "MESSAGE_SEND_FAILED",
-        failure_reply("MESSAGE_SEND_FAILED", temp_id, error),
-    )
 }
 
 fn avatar_of(user: &User) -> &str {

@@ -86,7 +86,8 @@ async fn same_address_gets_nothing_by_default(backend: Backend) {
             r#"{"type":"MESSAGE_SEND_FAILED","payload":{"tempId":"t-forged","error":"请先登录"}}"#
         )
     );
-    let load = format!(r#"{{"type":"LOAD_MESSAGES","payload":{{"userId":{alice},"targetId":{carol}}}}}"#);
+    let load =
+        format!(r#"{{"type":"LOAD_MESSAGES","payload":{{"userId":{alice},"targetId":{carol}}}}}"#);
     let (status, _, body) = post(addr, "/load/contacts", &load).await;
     // LOAD_MESSAGES has no failure reply: 200 with an empty body, no history.
     assert_eq!((status, body.as_str()), (200, ""), "history leaked");
@@ -103,7 +104,10 @@ async fn same_address_gets_nothing_by_default(backend: Backend) {
             r#"{"type":"PROFILE_UPDATED_FAILED","payload":{"error":"请先登录"}}"#
         )
     );
-    assert_eq!(email_of(addr, "alice", "secret1").await, "alice@example.com");
+    assert_eq!(
+        email_of(addr, "alice", "secret1").await,
+        "alice@example.com"
+    );
 
     // HDL_INFO with alice's id binds nothing: no HDL_GOT, no commands, none of her pushes.
     let mut m = Ws::connect(addr).await;
@@ -169,7 +173,10 @@ async fn identity_is_not_changed_by_address(backend: Backend) {
         .await,
         refused
     );
-    assert_eq!(email_of(addr, "alice", "secret1").await, "alice@example.com");
+    assert_eq!(
+        email_of(addr, "alice", "secret1").await,
+        "alice@example.com"
+    );
 
     // The avatar is not who she is: HarmonyOS can still change it.
     let (_, _, body) = post(
@@ -188,7 +195,10 @@ async fn identity_is_not_changed_by_address(backend: Backend) {
     server.stop().await;
 }
 
-rosetta_testkit::both_backends!(identity_by_address, super::identity_is_not_changed_by_address);
+rosetta_testkit::both_backends!(
+    identity_by_address,
+    super::identity_is_not_changed_by_address
+);
 
 /// HTTP sessions on: HDL_INFO binds a user only while an HTTP login of theirs from the same
 /// address is live: not one from another address, not after LOGOUT, not once it idled out

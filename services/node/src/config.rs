@@ -298,6 +298,20 @@ mod tests {
     }
 
     #[test]
+    fn cloudchat_http_sessions_are_off_unless_configured() {
+        figment::Jail::expect_with(|jail| {
+            let config = Config::load(None, &Overrides::default()).map_err(|e| e.to_string())?;
+            assert!(!config.bridges.cloudchat.http_sessions);
+            jail.set_env("ROSETTA_BRIDGES__CLOUDCHAT__HTTP_SESSIONS", "true");
+            jail.set_env("ROSETTA_BRIDGES__CLOUDCHAT__HTTP_SESSION_IDLE_MS", "60000");
+            let config = Config::load(None, &Overrides::default()).map_err(|e| e.to_string())?;
+            assert!(config.bridges.cloudchat.http_sessions);
+            assert_eq!(config.bridges.cloudchat.http_session_idle_ms, 60_000);
+            Ok(())
+        });
+    }
+
+    #[test]
     fn unknown_keys_are_refused() {
         figment::Jail::expect_with(|jail| {
             jail.set_env("ROSETTA_GRPC_LISTN", "127.0.0.1:2");
