@@ -697,6 +697,43 @@ async fn resume_after_disconnect(backend: Backend) {
 }
 both_backends!(resume_after_disconnect, super::resume_after_disconnect);
 
+/// A stream outlives nothing it was opened with: once its session is revoked (here by a logout
+/// with the same token, as a password change elsewhere would), the stream ends with
+/// SESSION_REVOKED instead of delivering that session's events any longer.
+async fn revoked_session_ends_its_stream(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let bob = user(&server, "bob").await;
+    let mut client = Client::new(server.channel().await);
+    let mut stream = subscribe(&mut client, &bob, None).await;
+    caught_up(&mut stream).await;
+    server
+        .account()
+        .await
+        .logout(authed(
+            rosetta_proto::account::v1::LogoutRequest {},
+            &bob.token,
+        ))
+        .await
+        .expect("logout");
+    let ended = tokio::time::timeout(Duration::from_secs(30), async {
+        loop {
+            match stream.message().await {
+                Ok(Some(_)) => continue,
+                Ok(None) => panic!("stream closed without an error"),
+                Err(status) => return status,
+            }
+        }
+    })
+    .await
+    .expect("the stream of a revoked session ends within 30 s");
+    assert_eq!(ended.code(), Code::Unauthenticated);
+    assert_eq!(reason(&ended), "SESSION_REVOKED");
+}
+both_backends!(
+    revoked_session_ends_its_stream,
+    super::revoked_session_ends_its_stream
+);
+
 /// Streams make users present; contacts hear it; invisible users appear offline; the timeout
 /// takes users without stream or heartbeat offline.
 async fn presence(backend: Backend) {

@@ -2,21 +2,34 @@
 
 use std::sync::Arc;
 
-use rosetta_auth::Caller;
+use rosetta_auth::{Caller, SessionGuard};
 use rosetta_proto::messaging::v1::{messaging_service_server::MessagingService, *};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
-use crate::{Messaging, conversations::Target};
+use crate::{Messaging, conversations::Target, stream::SessionCheck};
 
 pub struct MessagingGrpc {
     messaging: Arc<Messaging>,
+    sessions: Option<Arc<SessionGuard>>,
 }
 
 impl MessagingGrpc {
     pub fn new(messaging: Arc<Messaging>) -> Self {
-        Self { messaging }
+        Self {
+            messaging,
+            sessions: None,
+        }
+    }
+
+    /// Ends each `Subscribe` stream once its session is revoked (checked on the stream's poll
+    /// tick, through the same cache the auth layer uses).
+    pub fn with_sessions(self, sessions: Arc<SessionGuard>) -> Self {
+        Self {
+            sessions: Some(sessions),
+            ..self
+        }
     }
 }
 
@@ -95,13 +108,18 @@ impl MessagingService for MessagingGrpc {
     type SubscribeStream = ReceiverStream<Result<SubscribeResponse, Status>>;
 
     async fn subscribe(&self, req: Request<SubscribeRequest>) -> Reply<Self::SubscribeStream> {
-        let me = Caller::of(&req)?.user_id;
+        let caller = Caller::of(&req)?;
+        let session = self.sessions.clone().map(|guard| SessionCheck {
+            guard,
+            session_id: caller.session_id,
+        });
         let (tx, rx) = mpsc::channel(STREAM_QUEUE);
-        tokio::spawn(
-            self.messaging
-                .clone()
-                .subscribe(me, req.get_ref().after_seq, tx),
-        );
+        tokio::spawn(self.messaging.clone().subscribe(
+            caller.user_id,
+            req.get_ref().after_seq,
+            tx,
+            session,
+        ));
         Ok(Response::new(ReceiverStream::new(rx)))
     }
 

@@ -6,11 +6,14 @@
 //! events are forwarded only when their seq is exactly the next one: older ones are
 //! duplicates and dropped; a jump means a wake-up was lost or overtaken, and the log is re-read
 //! from the last seq sent. A periodic tick re-reads the log as well, for wake-ups the bus never
-//! carried.
+//! carried, and checks that the stream's session is still live: a stream opened with a session
+//! that was since revoked (logout, a password change elsewhere, a recovery) ends with
+//! `SESSION_REVOKED` instead of delivering a stolen session's events forever.
 
 use std::sync::Arc;
 
-use rosetta_kit::ApiResult;
+use rosetta_auth::SessionGuard;
+use rosetta_kit::{ApiError, ApiResult};
 use rosetta_proto::messaging::v1::{CaughtUp, Event, SubscribeResponse, subscribe_response::Item};
 use tokio::sync::{broadcast::error::RecvError, mpsc};
 use tonic::Status;
@@ -22,9 +25,35 @@ const REPLAY_BATCH: u64 = 500;
 
 pub type Outbox = mpsc::Sender<Result<SubscribeResponse, Status>>;
 
+/// The session a stream was opened with, re-checked on every tick.
+pub struct SessionCheck {
+    pub guard: Arc<SessionGuard>,
+    pub session_id: String,
+}
+
+impl SessionCheck {
+    async fn require_live(&self) -> ApiResult<()> {
+        if self.guard.is_live(&self.session_id).await? {
+            Ok(())
+        } else {
+            Err(ApiError::unauthenticated(
+                "SESSION_REVOKED",
+                "session has ended",
+            ))
+        }
+    }
+}
+
 impl Messaging {
-    /// Serves one stream of `me` into `out` until the client goes away.
-    pub async fn subscribe(self: Arc<Self>, me: i64, after: Option<u64>, out: Outbox) {
+    /// Serves one stream of `me` into `out` until the client goes away or, with `session`,
+    /// until that session ends.
+    pub async fn subscribe(
+        self: Arc<Self>,
+        me: i64,
+        after: Option<u64>,
+        out: Outbox,
+        session: Option<SessionCheck>,
+    ) {
         let mut live = self.bus.hub().subscribe(me);
         if let Err(err) = self.presences.touch(me, None).await {
             tracing::warn!(%err, me, "presence update on subscribe failed");
@@ -56,7 +85,12 @@ impl Messaging {
                         Err(RecvError::Lagged(_)) => last = self.replay(me, last, &out).await?,
                         Err(RecvError::Closed) => return Ok(()),
                     },
-                    _ = tick.tick() => last = self.replay(me, last, &out).await?,
+                    _ = tick.tick() => {
+                        if let Some(session) = &session {
+                            session.require_live().await?;
+                        }
+                        last = self.replay(me, last, &out).await?;
+                    }
                     () = out.closed() => return Ok(()),
                 }
             }

@@ -99,7 +99,7 @@ impl Node {
                 config.account.to_domain(),
                 &private_pem,
                 vec![public_pem],
-                sessions,
+                sessions.clone(),
                 plugins.code_sender,
             )?;
             let grpc = AccountServiceServer::new(AccountGrpc::new(Arc::new(accounts)));
@@ -119,9 +119,10 @@ impl Node {
                 message_events,
                 presences,
             );
-            let grpc = MessagingServiceServer::new(rosetta_messaging::MessagingGrpc::new(
-                Arc::new(messaging),
-            ));
+            let grpc = MessagingServiceServer::new(
+                rosetta_messaging::MessagingGrpc::new(Arc::new(messaging))
+                    .with_sessions(sessions.clone()),
+            );
             services.add(auth.protect(grpc, rosetta_messaging::PUBLIC_METHODS));
         }
         if role.runs(Role::Files) {
