@@ -318,3 +318,50 @@ both_backends!(
     recovery_code_for_unknown_address,
     super::recovery_code_for_unknown_address
 );
+
+/// Counters are bounded: one untouched for longer than the forget window (here two hours;
+/// the window is max(1 h, 2 × lockout_max)) is deleted, a recent or locked one stays.
+async fn old_counters_are_forgotten(backend: Backend) {
+    use sea_orm::{ActiveModelTrait as _, ActiveValue::Set, EntityTrait as _};
+    let server = TestServer::start(backend).await;
+    let db = rosetta_db::connect(&server.config.database_url())
+        .await
+        .expect("test connects to the node's database");
+    let now = rosetta_db::now_ms();
+    let hours = |h: i64| h * 3_600_000;
+    for (key, updated_at_ms, locked_until_ms) in [
+        ("login:?stale", now - hours(2), 0),
+        ("login:?recent", now - 60_000, 0),
+        ("login:?stale-but-locked", now - hours(2), now + 60_000),
+    ] {
+        rosetta_db::entity::throttle::ActiveModel {
+            key: Set(key.into()),
+            failures: Set(3),
+            locked_until_ms: Set(locked_until_ms),
+            updated_at_ms: Set(updated_at_ms),
+        }
+        .insert(&db)
+        .await
+        .expect("counter stored");
+    }
+    // Any throttled attempt runs the sweep (at most once a minute per instance).
+    server.user("someone", "pw").await;
+    let left: Vec<String> = rosetta_db::entity::throttle::Entity::find()
+        .all(&db)
+        .await
+        .expect("counters")
+        .into_iter()
+        .map(|row| row.key)
+        .collect();
+    assert!(!left.contains(&"login:?stale".to_owned()), "{left:?}");
+    assert!(left.contains(&"login:?recent".to_owned()), "{left:?}");
+    assert!(
+        left.contains(&"login:?stale-but-locked".to_owned()),
+        "{left:?}"
+    );
+    server.stop().await;
+}
+both_backends!(
+    old_counters_are_forgotten,
+    super::old_counters_are_forgotten
+);
