@@ -19,6 +19,7 @@ use sea_orm::{
     ActiveValue::Set, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, Select,
     TransactionTrait,
 };
+use sha2::{Digest, Sha256};
 
 use crate::{
     AccountConfig, CodeSender, Scheme, codes,
@@ -54,11 +55,8 @@ impl Accounts {
         sender: Arc<dyn CodeSender>,
     ) -> ApiResult<Self> {
         let issuer = TokenIssuer::new(private_pem, cfg.issuer.clone(), cfg.access_ttl)?;
-        let login_throttle = Throttle {
-            threshold: cfg.lockout_threshold,
-            base: cfg.lockout_base,
-            max: cfg.lockout_max,
-        };
+        let login_throttle =
+            Throttle::new(cfg.lockout_threshold, cfg.lockout_base, cfg.lockout_max);
         Ok(Self {
             db,
             cfg,
@@ -166,41 +164,43 @@ impl Accounts {
             VerificationPurpose::Register if owner.is_some() => {
                 return Err(ApiError::exists(taken, "already registered"));
             }
-            VerificationPurpose::Recovery if owner.is_none() => {
-                return Err(ApiError::not_found("no account has this address")
-                    .with_reason("UNKNOWN_TARGET"));
-            }
             VerificationPurpose::Unspecified => {
                 return Err(ApiError::invalid("INVALID_ARGUMENT", "purpose is required"));
             }
             _ => {}
         }
+        // A code is issued (and rate limited) for an address nobody has too, so the answer
+        // does not tell who has an account; it is just never sent.
         let (code, expires_at_ms) =
             codes::issue(&self.db, &self.cfg, channel, &target, purpose).await?;
-        self.sender.send(channel, &target, &code).await?;
+        if owner.is_some() || purpose != VerificationPurpose::Recovery {
+            self.sender.send(channel, &target, &code).await?;
+        }
         Ok(expires_at_ms)
     }
 
     pub async fn login(&self, req: LoginRequest) -> ApiResult<LoginResponse> {
         let scheme = Scheme::from_proto(req.password_scheme)?;
         let password = scheme.normalize(&req.password)?;
-        let by = match req.identifier {
-            Some(Identifier::Username(v)) => Ref::Username(v),
-            Some(Identifier::Email(v)) => Ref::Email(v),
-            Some(Identifier::UserId(v)) => Ref::Id(v),
-            Some(Identifier::Ocid(v)) => Ref::Ocid(v),
-            Some(Identifier::Phone(v)) => {
-                let found = self.find(user::Column::Phone.eq(v)).await?;
-                return self.login_user(found, password, scheme, req.client).await;
-            }
-            None => {
-                return Err(ApiError::invalid(
-                    "INVALID_ARGUMENT",
-                    "identifier is required",
-                ));
-            }
+        let Some(identifier) = req.identifier else {
+            return Err(ApiError::invalid(
+                "INVALID_ARGUMENT",
+                "identifier is required",
+            ));
         };
-        let found = self.resolve(&UserRef { r#ref: Some(by) }).await.ok();
+        let unknown_key = unknown_key("login", &identifier);
+        let found = match identifier {
+            Identifier::Phone(v) => self.find(user::Column::Phone.eq(v)).await?,
+            Identifier::Username(v) => self.resolve_ok(Ref::Username(v)).await?,
+            Identifier::Email(v) => self.resolve_ok(Ref::Email(v)).await?,
+            Identifier::UserId(v) => self.resolve_ok(Ref::Id(v)).await?,
+            Identifier::Ocid(v) => self.resolve_ok(Ref::Ocid(v)).await?,
+        };
+        // An identifier nobody has is throttled like an account, so that after the threshold
+        // both answer THROTTLED and a lock does not tell that the account exists.
+        if found.is_none() {
+            self.login_throttle.reserve(&self.db, &unknown_key).await?;
+        }
         self.login_user(found, password, scheme, req.client).await
     }
 
@@ -228,7 +228,8 @@ impl Accounts {
         scheme: Scheme,
     ) -> ApiResult<()> {
         let key = format!("login:{}", user.id);
-        self.login_throttle.check(&self.db, &key).await?;
+        // Reserved before the hash is checked: concurrent guesses get `threshold` checks.
+        self.login_throttle.reserve(&self.db, &key).await?;
         let stored = self.verifiers(user.id).await?;
         match blocking(move || password::check(&password, scheme, &stored)).await {
             Ok(added) => {
@@ -242,10 +243,8 @@ impl Accounts {
                 }
                 Ok(())
             }
-            Err(err) => {
-                self.login_throttle.fail(&self.db, &key).await?;
-                Err(err)
-            }
+            // The reserved attempt stays counted as the failure.
+            Err(err) => Err(err),
         }
     }
 
@@ -276,6 +275,15 @@ impl Accounts {
         self.find(filter)
             .await?
             .ok_or_else(|| ApiError::not_found("no such user"))
+    }
+
+    /// The user `by` names, if any; a failing database is an error, not "nobody".
+    async fn resolve_ok(&self, by: Ref) -> ApiResult<Option<user::Model>> {
+        match self.resolve(&UserRef { r#ref: Some(by) }).await {
+            Ok(user) => Ok(Some(user)),
+            Err(err) if err.code == tonic::Code::NotFound => Ok(None),
+            Err(err) => Err(err),
+        }
     }
 
     pub(crate) async fn find(
@@ -339,6 +347,34 @@ impl Accounts {
             }
         }
     }
+}
+
+/// The throttle key of `action` for an identifier that names nobody: a digest of the handle
+/// as lookups read it (so the table holds no addresses and keys have one length).
+pub(crate) fn unknown_key(action: &str, identifier: &Identifier) -> String {
+    let handle = match identifier {
+        Identifier::Username(v) => format!("username:{v}"),
+        Identifier::Email(v) => format!("email:{}", v.trim().to_ascii_lowercase()),
+        Identifier::UserId(v) => format!("id:{v}"),
+        Identifier::Ocid(v) => format!("ocid:{v}"),
+        Identifier::Phone(v) => format!("phone:{v}"),
+    };
+    format!(
+        "{action}:?{}",
+        hex::encode(Sha256::digest(handle.as_bytes()))
+    )
+}
+
+/// [`unknown_key`] for a user reference.
+pub(crate) fn unknown_ref_key(action: &str, r: &UserRef) -> String {
+    let identifier = match &r.r#ref {
+        Some(Ref::Id(v)) => Identifier::UserId(*v),
+        Some(Ref::Username(v)) => Identifier::Username(v.clone()),
+        Some(Ref::Ocid(v)) => Identifier::Ocid(v.clone()),
+        Some(Ref::Email(v)) => Identifier::Email(v.clone()),
+        None => Identifier::Username(String::new()),
+    };
+    unknown_key(action, &identifier)
 }
 
 pub(crate) fn live_users() -> Select<user::Entity> {

@@ -12,7 +12,10 @@ use rosetta_db::{entity::verification_code as code, now_ms};
 use rosetta_kit::ApiError;
 use rosetta_proto::account::v1::{VerificationChannel, VerificationPurpose};
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, DatabaseConnection, EntityTrait, IntoActiveModel,
+    ActiveModelTrait,
+    ActiveValue::Set,
+    ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
+    sea_query::{Expr, ExprTrait, Query},
 };
 use sha2::{Digest, Sha256};
 
@@ -138,6 +141,10 @@ pub async fn issue(
 }
 
 /// Spends the code for `target` if `presented` matches it.
+///
+/// The attempt is spent first, by one conditional `UPDATE … SET attempts = attempts + 1 …
+/// WHERE attempts < MAX_ATTEMPTS RETURNING code_hash`, and only then compared: guesses that
+/// arrive at once can never compare more than `MAX_ATTEMPTS` times.
 pub async fn consume(
     db: &DatabaseConnection,
     channel: VerificationChannel,
@@ -145,38 +152,56 @@ pub async fn consume(
     purpose: VerificationPurpose,
     presented: &str,
 ) -> Result<(), ApiError> {
-    let Some(row) = code::Entity::find_by_id((channel as i16, target.to_owned()))
-        .one(db)
-        .await?
-    else {
-        return Err(ApiError::precondition(
-            "CODE_NOT_REQUESTED",
-            "no code was sent to this target",
-        ));
+    let spend = Query::update()
+        .table(code::Entity)
+        .value(
+            code::Column::Attempts,
+            Expr::col(code::Column::Attempts).add(1),
+        )
+        .and_where(code::Column::Channel.eq(channel as i16))
+        .and_where(code::Column::Target.eq(target))
+        .and_where(code::Column::Purpose.eq(purpose as i16))
+        .and_where(code::Column::ExpiresAtMs.gt(now_ms()))
+        .and_where(code::Column::Attempts.lt(MAX_ATTEMPTS))
+        .returning_col(code::Column::CodeHash)
+        .to_owned();
+    let Some(spent) = db.query_one(&spend).await? else {
+        return Err(refusal(db, channel, target, purpose).await?);
     };
-    if row.purpose != purpose as i16 {
-        return Err(ApiError::precondition(
-            "CODE_NOT_REQUESTED",
-            "no code was sent for this purpose",
-        ));
+    let code_hash: String = spent.try_get("", "code_hash")?;
+    if code_hash != digest(presented) {
+        return Err(ApiError::invalid("CODE_INVALID", "wrong verification code"));
     }
-    if row.expires_at_ms <= now_ms() || row.attempts >= MAX_ATTEMPTS {
-        return Err(ApiError::invalid(
-            "CODE_INVALID",
-            "code expired; request a new one",
-        ));
+    // Two right guesses at once: only the one that deletes the code has spent it.
+    let deleted = code::Entity::delete_many()
+        .filter(code::Column::Channel.eq(channel as i16))
+        .filter(code::Column::Target.eq(target))
+        .filter(code::Column::CodeHash.eq(code_hash))
+        .exec(db)
+        .await?;
+    if deleted.rows_affected == 0 {
+        return Err(ApiError::invalid("CODE_INVALID", "code already used"));
     }
-    if row.code_hash == digest(presented) {
-        code::Entity::delete_by_id((row.channel, row.target))
-            .exec(db)
-            .await?;
-        return Ok(());
-    }
-    let attempts = row.attempts + 1;
-    let mut active = row.into_active_model();
-    active.attempts = Set(attempts);
-    active.update(db).await?;
-    Err(ApiError::invalid("CODE_INVALID", "wrong verification code"))
+    Ok(())
+}
+
+/// Why no attempt could be spent on the code for `target`.
+async fn refusal(
+    db: &DatabaseConnection,
+    channel: VerificationChannel,
+    target: &str,
+    purpose: VerificationPurpose,
+) -> Result<ApiError, ApiError> {
+    let row = code::Entity::find_by_id((channel as i16, target.to_owned()))
+        .one(db)
+        .await?;
+    Ok(match row {
+        None => ApiError::precondition("CODE_NOT_REQUESTED", "no code was sent to this target"),
+        Some(row) if row.purpose != purpose as i16 => {
+            ApiError::precondition("CODE_NOT_REQUESTED", "no code was sent for this purpose")
+        }
+        Some(_) => ApiError::invalid("CODE_INVALID", "code expired; request a new one"),
+    })
 }
 
 fn rate_limited(wait_ms: i64) -> ApiError {

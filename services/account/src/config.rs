@@ -9,7 +9,10 @@ pub struct AccountConfig {
     pub access_ttl: Duration,
     /// Lifetime of a refresh token (each refresh starts a new one).
     pub refresh_ttl: Duration,
-    /// Consecutive failed password checks before an account's logins are locked.
+    /// Consecutive failed password checks before an account's logins are locked (also the
+    /// limit of recovery attempts, and of login attempts for an identifier naming nobody).
+    /// Each attempt is counted before it is checked; a counter untouched for
+    /// max(1 h, 2 × `lockout_max`) is forgotten.
     pub lockout_threshold: u32,
     /// First lock period; each further failure doubles it, up to `lockout_max`.
     pub lockout_base: Duration,

@@ -23,11 +23,10 @@ use crate::{
     Accounts, Scheme,
     accounts::{
         limit, live_users, normalize_answer, own_profile, public_profile, store_verifiers,
-        unique_violation, valid_email, valid_username,
+        unique_violation, unknown_ref_key, valid_email, valid_username,
     },
     codes,
     password::{self, blocking},
-    throttle::Throttle,
 };
 
 impl Accounts {
@@ -178,15 +177,27 @@ impl Accounts {
 
     pub async fn recover_password(&self, req: RecoverPasswordRequest) -> ApiResult<()> {
         let refused = || ApiError::denied("BAD_PROOF", "the proof of identity does not match");
-        let user = match &req.user {
-            Some(r) => self.resolve(r).await.map_err(|_| refused())?,
-            None => return Err(ApiError::invalid("INVALID_ARGUMENT", "user is required")),
+        let Some(user_ref) = &req.user else {
+            return Err(ApiError::invalid("INVALID_ARGUMENT", "user is required"));
         };
         let new_scheme = Scheme::from_proto(req.new_scheme)?;
         let new = new_scheme.normalize(&req.new_password)?;
+        // Same limits as logins, under their own keys. The attempt is reserved before the
+        // proof is checked, so concurrent guesses get `threshold` checks; a user nobody has
+        // is throttled under a key of the presented handle, so a lock tells nothing.
+        let throttle = &self.login_throttle;
+        let user = match self.resolve(user_ref).await {
+            Ok(user) => user,
+            Err(err) if err.code == tonic::Code::NotFound => {
+                throttle
+                    .reserve(&self.db, &unknown_ref_key("recover", user_ref))
+                    .await?;
+                return Err(refused());
+            }
+            Err(err) => return Err(err),
+        };
         let key = format!("recover:{}", user.id);
-        let throttle = self.recovery_throttle();
-        throttle.check(&self.db, &key).await?;
+        throttle.reserve(&self.db, &key).await?;
         let proven = match req.proof {
             Some(Proof::SecurityAnswer(answer)) => {
                 let stored = user.security_answer_hash.clone();
@@ -202,7 +213,6 @@ impl Accounts {
             None => return Err(ApiError::invalid("INVALID_ARGUMENT", "a proof is required")),
         };
         if !proven {
-            throttle.fail(&self.db, &key).await?;
             return Err(refused());
         }
         throttle.reset(&self.db, &key).await?;
@@ -288,14 +298,6 @@ impl Accounts {
             }
         }
         false
-    }
-
-    fn recovery_throttle(&self) -> Throttle {
-        Throttle {
-            threshold: self.cfg.lockout_threshold,
-            base: self.cfg.lockout_base,
-            max: self.cfg.lockout_max,
-        }
     }
 }
 
