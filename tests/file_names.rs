@@ -59,8 +59,19 @@ async fn windows_and_bidi_names_are_refused(backend: Backend) {
     let mut files = FilesServiceClient::new(server.channel().await);
 
     let devices = [
-        "CON", "con", "PRN", "AUX", "NUL", "nul.txt", "Com1", "COM9.log", "lpt1", "LPT9.tar.gz",
-        "CON .txt", "aux.", "COM\u{b9}",
+        "CON",
+        "con",
+        "PRN",
+        "AUX",
+        "NUL",
+        "nul.txt",
+        "Com1",
+        "COM9.log",
+        "lpt1",
+        "LPT9.tar.gz",
+        "CON .txt",
+        "aux.",
+        "COM\u{b9}",
     ];
     for name in devices {
         assert_refused(
@@ -115,7 +126,14 @@ async fn windows_and_bidi_names_are_refused(backend: Backend) {
     assert_eq!(reason(&listing), "BAD_NAME");
 
     // Look-alikes of the device names are ordinary names.
-    for name in ["console.txt", "CON1", "COM10", "nullable", "aux-notes.md", "LPT"] {
+    for name in [
+        "console.txt",
+        "CON1",
+        "COM10",
+        "nullable",
+        "aux-notes.md",
+        "LPT",
+    ] {
         put(&mut files, &token, name, "")
             .await
             .unwrap_or_else(|e| panic!("{name:?} is an ordinary name: {e:?}"));

@@ -74,13 +74,8 @@ async fn steal(account: &mut AccountServiceClient<Channel>, name: &str, pw: &str
     // The victim's pipe and CloudChat clients hold tokens of sessions of their own.
     let pipe_session = account.login(login(name, pw)).await.unwrap().into_inner();
     let pipe = legacy_token(account, &pipe_session, "pipe", LegacyTokenFormat::Alnum16).await;
-    let cloudchat = legacy_token(
-        account,
-        &session,
-        "cloudchat",
-        LegacyTokenFormat::Printable,
-    )
-    .await;
+    let cloudchat =
+        legacy_token(account, &session, "cloudchat", LegacyTokenFormat::Printable).await;
     Stolen {
         session,
         pipe,

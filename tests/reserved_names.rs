@@ -84,8 +84,8 @@ both_backends!(
 
 /// U+202E and friends reorder what others see ("txt.exe" shown as "exe.txt").
 const BIDI: [char; 12] = [
-    '\u{202A}', '\u{202B}', '\u{202C}', '\u{202D}', '\u{202E}', '\u{2066}', '\u{2067}',
-    '\u{2068}', '\u{2069}', '\u{200E}', '\u{200F}', '\u{061C}',
+    '\u{202A}', '\u{202B}', '\u{202C}', '\u{202D}', '\u{202E}', '\u{2066}', '\u{2067}', '\u{2068}',
+    '\u{2069}', '\u{200E}', '\u{200F}', '\u{061C}',
 ];
 
 async fn bidi_controls_are_refused_in_names(backend: Backend) {

@@ -76,6 +76,8 @@ async fn old_password_stops_at_once(backend: Backend) {
         login(&bridge, "alice", "new456").await,
         frame(r#"{"op": 0, "test": 0}"#)
     );
-    server.stop().await;
 }
-both_backends!(old_password_stops_at_once, super::old_password_stops_at_once);
+both_backends!(
+    old_password_stops_at_once,
+    super::old_password_stops_at_once
+);

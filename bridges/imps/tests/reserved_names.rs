@@ -17,13 +17,9 @@ use tokio::{
 const PATIENCE: Duration = Duration::from_secs(30);
 
 /// S_ERROR(1, 0): "user already exists", the legacy server's answer to a taken name.
-const NAME_TAKEN: [u8; 15] = [
-    0x4f, 0x4b, 0, 0, 0, 9, 0x11, 0, 0, 0, 1, 0, 0, 0, 0,
-];
+const NAME_TAKEN: [u8; 15] = [0x4f, 0x4b, 0, 0, 0, 9, 0x11, 0, 0, 0, 1, 0, 0, 0, 0];
 /// S_REGISTER(1, 1).
-const REGISTERED: [u8; 15] = [
-    0x4f, 0x4b, 0, 0, 0, 9, 0x10, 0, 0, 0, 1, 0, 0, 0, 1,
-];
+const REGISTERED: [u8; 15] = [0x4f, 0x4b, 0, 0, 0, 9, 0x10, 0, 0, 0, 1, 0, 0, 0, 1];
 
 /// Sends C_REGISTER for `user` on a connection of its own and returns the reply frame.
 async fn register(addr: std::net::SocketAddr, user: &str) -> Vec<u8> {

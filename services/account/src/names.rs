@@ -82,7 +82,15 @@ mod tests {
 
     #[test]
     fn reserved_forms() {
-        for name in ["deleted-7", "DELETED-x", "#153", "#", "System", "ADMIN", "rosetta"] {
+        for name in [
+            "deleted-7",
+            "DELETED-x",
+            "#153",
+            "#",
+            "System",
+            "ADMIN",
+            "rosetta",
+        ] {
             let err = username(name).unwrap_err();
             assert_eq!(err.reason, "USERNAME_TAKEN", "{name}");
         }
@@ -94,7 +102,11 @@ mod tests {
     #[test]
     fn bad_characters() {
         for name in ["", "a b", "a|b", "a\u{202E}b", "a\u{200F}", "a\tb"] {
-            assert_eq!(username(name).unwrap_err().reason, "INVALID_ARGUMENT", "{name:?}");
+            assert_eq!(
+                username(name).unwrap_err().reason,
+                "INVALID_ARGUMENT",
+                "{name:?}"
+            );
         }
         assert!(nickname("Alice \u{1F600}").is_ok());
         assert!(nickname("evil\u{202E}gpj.exe").is_err());

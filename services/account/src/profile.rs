@@ -20,12 +20,12 @@ use sea_orm::{
 };
 
 use crate::{
-    Accounts, Scheme, names,
+    Accounts, Scheme,
     accounts::{
         limit, live_users, normalize_answer, own_profile, public_profile, store_verifiers,
         unique_violation, valid_email, valid_username,
     },
-    codes,
+    codes, names,
     password::{self, blocking},
     session::end_sessions,
     throttle::Throttle,
@@ -302,7 +302,11 @@ impl Accounts {
         let ended = end_sessions(&txn, user_id, keep).await?;
         txn.commit().await?;
         self.forget_sessions(&ended);
-        tracing::info!(user_id, sessions = ended.len(), "password replaced; other sessions ended");
+        tracing::info!(
+            user_id,
+            sessions = ended.len(),
+            "password replaced; other sessions ended"
+        );
         Ok(())
     }
 

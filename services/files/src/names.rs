@@ -83,7 +83,10 @@ fn part(p: &str) -> ApiResult<()> {
 fn is_windows_device(p: &str) -> bool {
     let stem = p.split('.').next().unwrap_or(p).trim_end_matches(' ');
     let upper = stem.to_uppercase();
-    if matches!(upper.as_str(), "CON" | "PRN" | "AUX" | "NUL" | "CONIN$" | "CONOUT$") {
+    if matches!(
+        upper.as_str(),
+        "CON" | "PRN" | "AUX" | "NUL" | "CONIN$" | "CONOUT$"
+    ) {
         return true;
     }
     // COM0-9 and LPT0-9, and the superscript digits Windows also treats as ports.
@@ -161,9 +164,24 @@ mod tests {
     #[test]
     fn windows_devices_streams_and_bidi_are_refused() {
         for hostile in [
-            "CON", "con", "Nul.txt", "aux.", "PRN.tar.gz", "COM1", "com9.log", "LPT1", "lpt9",
-            "CON .txt", "COM\u{b9}", "CONIN$", "a:b", "f.txt:zone", "x\u{202E}gpj.exe",
-            "x\u{2066}", "x\u{200F}", "x\u{061C}",
+            "CON",
+            "con",
+            "Nul.txt",
+            "aux.",
+            "PRN.tar.gz",
+            "COM1",
+            "com9.log",
+            "LPT1",
+            "lpt9",
+            "CON .txt",
+            "COM\u{b9}",
+            "CONIN$",
+            "a:b",
+            "f.txt:zone",
+            "x\u{202E}gpj.exe",
+            "x\u{2066}",
+            "x\u{200F}",
+            "x\u{061C}",
         ] {
             assert_eq!(
                 file_name(hostile).unwrap_err().reason,
@@ -176,7 +194,15 @@ mod tests {
                 "folder {hostile:?}"
             );
         }
-        for fine in ["console.txt", "CON1", "COM10", "LPT", "nullable", "aux-notes.md", ".con"] {
+        for fine in [
+            "console.txt",
+            "CON1",
+            "COM10",
+            "LPT",
+            "nullable",
+            "aux-notes.md",
+            ".con",
+        ] {
             assert_eq!(file_name(fine).unwrap(), fine);
         }
     }
