@@ -666,7 +666,6 @@ async fn profile_search_password_and_delete(backend: Backend) {
             UpdateProfileRequest {
                 nickname: Some("Kenny".into()),
                 signature: Some("hello world".into()),
-                email: Some("ken@example.com".into()),
                 ..Default::default()
             },
             &token,

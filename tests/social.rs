@@ -589,7 +589,7 @@ async fn group_administration(backend: Backend) {
     let server = TestServer::start(backend).await;
     let mut s = client(&server).await;
     let owner = who(&server, "owner").await;
-    let admin = who(&server, "admin").await;
+    let admin = who(&server, "admin1").await;
     let member = who(&server, "member").await;
     let other = who(&server, "other").await;
     let outsider = who(&server, "outsider").await;

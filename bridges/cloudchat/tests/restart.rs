@@ -38,14 +38,15 @@ async fn token_login_after_restart() {
     assert_token(&token);
     assert_ne!(token, registered);
 
-    // a profile update keeps the token and never echoes the password
+    // a profile update keeps the token and never echoes the password (the e-mail is left
+    // as it is: changing it needs a code this protocol cannot carry)
     assert_eq!(
         a.ask(&format!(
-            r#"{{"type":"UPDATE_PROFILE","payload":{{"userId":{alice},"username":"alice","password":"placeholder","email":"alice2@example.com","avatar":"a.png"}}}}"#
+            r#"{{"type":"UPDATE_PROFILE","payload":{{"userId":{alice},"username":"alice2","password":"placeholder","email":"alice@example.com","avatar":"a.png"}}}}"#
         ))
         .await,
         format!(
-            r#"{{"type":"PROFILE_UPDATED_SUCCESS","payload":{{"userId":{alice},"username":"alice","password":"","email":"alice2@example.com","avatar":"a.png"}}}}"#
+            r#"{{"type":"PROFILE_UPDATED_SUCCESS","payload":{{"userId":{alice},"username":"alice2","password":"","email":"alice@example.com","avatar":"a.png"}}}}"#
         )
     );
     // and a change back to the value the user had at login is a change too
@@ -55,17 +56,8 @@ async fn token_login_after_restart() {
         ))
         .await;
     assert_eq!(
-        payload(&back, "PROFILE_UPDATED_SUCCESS")["email"],
-        "alice@example.com"
-    );
-    let again = a
-        .ask(&format!(
-            r#"{{"type":"UPDATE_PROFILE","payload":{{"userId":{alice},"username":"alice","password":"placeholder","email":"alice2@example.com","avatar":"a.png"}}}}"#
-        ))
-        .await;
-    assert_eq!(
-        payload(&again, "PROFILE_UPDATED_SUCCESS")["email"],
-        "alice2@example.com"
+        payload(&back, "PROFILE_UPDATED_SUCCESS")["username"],
+        "alice"
     );
 
     first.stop().await;
@@ -86,7 +78,7 @@ async fn token_login_after_restart() {
     assert_eq!(
         reply,
         format!(
-            r#"{{"type":"LOGIN_SUCCESS","payload":{{"userId":{alice},"username":"alice","email":"alice2@example.com","avatar":"a.png","token":{}}}}}"#,
+            r#"{{"type":"LOGIN_SUCCESS","payload":{{"userId":{alice},"username":"alice","email":"alice@example.com","avatar":"a.png","token":{}}}}}"#,
             js(&rotated)
         )
     );

@@ -68,7 +68,7 @@ async fn handle(request: AuthRequest, peer: SocketAddr, shared: &Shared) -> Opti
             password,
         } => match shared
             .logins
-            .authenticate(&user_name, &password, peer)
+            .authenticate_live(&user_name, &password, peer)
             .await
         {
             Ok(_) => Some(auth_reply(0, 0)),

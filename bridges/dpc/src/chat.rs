@@ -4,14 +4,15 @@
 
 use std::{collections::VecDeque, net::SocketAddr, sync::Arc};
 
-use rosetta_bridge_kit::Connections;
+use rosetta_bridge_kit::{Connections, UserSession};
 use rosetta_proto::messaging::v1::{MessageKind, SendMessageRequest, send_message_request};
 use tokio::{net::TcpStream, sync::broadcast::error::RecvError};
+use tonic::{Code, Status};
 use tracing::Instrument as _;
 
 use crate::{
     Shared,
-    codec::{ChatLine, FrameError},
+    codec::{ChatLine, Credentials, FrameError},
     logins::AuthError,
     wire::{self, FrameReader},
 };
@@ -90,22 +91,9 @@ async fn send_line(
     own: &mut VecDeque<(i64, String)>,
 ) {
     let ChatLine { credentials, news } = line;
-    let session = match shared
-        .logins
-        .authenticate(&credentials.name, &credentials.password, peer)
-        .await
-    {
-        Ok(session) => session,
-        Err(err) => {
-            match err {
-                AuthError::BadCredentials => tracing::info!("chat line with bad credentials"),
-                AuthError::Backend(status) => tracing::warn!(%status, "chat login failed"),
-            }
-            conns.counters.error("line");
-            return;
-        }
+    let Some(session) = authenticate(shared, conns, &credentials, peer).await else {
+        return;
     };
-    drop(credentials);
     // The client's input box always ends the text with a newline; it is put back on delivery.
     let text = news.strip_suffix('\n').unwrap_or(&news);
     let Some(group) = shared.lobby.group_id() else {
@@ -119,21 +107,65 @@ async fn send_line(
     if own.len() > OWN_LINES {
         own.pop_front();
     }
-    let sent = async {
-        let request = session
-            .request(SendMessageRequest {
-                to: Some(send_message_request::To::ToGroupId(group)),
-                kind: MessageKind::Text.into(),
-                text: text.to_owned(),
-                client_message_id: key,
-                ..Default::default()
-            })
-            .await?;
-        shared.backend.messaging().send_message(request).await
+    let mut sent = send(shared, &session, group, text, &key).await;
+    if let Err(status) = &sent
+        && status.code() == Code::Unauthenticated
+    {
+        // The remembered session was ended elsewhere (a password change or recovery ends every
+        // other session): check this line's password afresh, so an old one is refused now.
+        shared.logins.forget(&credentials.name, &session);
+        let Some(fresh) = authenticate(shared, conns, &credentials, peer).await else {
+            return;
+        };
+        sent = send(shared, &fresh, group, text, &key).await;
     }
-    .await;
+    drop(credentials);
     if let Err(status) = sent {
         tracing::warn!(%status, "lobby line not sent");
         conns.counters.error("line");
     }
+}
+
+/// The session of the line's sender, or `None` (logged, counted) when the line is refused.
+async fn authenticate(
+    shared: &Shared,
+    conns: &Connections,
+    credentials: &Credentials,
+    peer: SocketAddr,
+) -> Option<Arc<UserSession>> {
+    match shared
+        .logins
+        .authenticate(&credentials.name, &credentials.password, peer)
+        .await
+    {
+        Ok(session) => Some(session),
+        Err(err) => {
+            match err {
+                AuthError::BadCredentials => tracing::info!("chat line with bad credentials"),
+                AuthError::Backend(status) => tracing::warn!(%status, "chat login failed"),
+            }
+            conns.counters.error("line");
+            None
+        }
+    }
+}
+
+async fn send(
+    shared: &Shared,
+    session: &UserSession,
+    group: i64,
+    text: &str,
+    key: &str,
+) -> Result<(), Status> {
+    let request = session
+        .request(SendMessageRequest {
+            to: Some(send_message_request::To::ToGroupId(group)),
+            kind: MessageKind::Text.into(),
+            text: text.to_owned(),
+            client_message_id: key.to_owned(),
+            ..Default::default()
+        })
+        .await?;
+    shared.backend.messaging().send_message(request).await?;
+    Ok(())
 }

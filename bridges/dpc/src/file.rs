@@ -189,7 +189,7 @@ async fn login(
 ) -> Option<Arc<UserSession>> {
     match shared
         .logins
-        .authenticate(&credentials.name, &credentials.password, peer)
+        .authenticate_live(&credentials.name, &credentials.password, peer)
         .await
     {
         Ok(session) => Some(session),

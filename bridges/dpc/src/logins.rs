@@ -12,7 +12,7 @@ use std::{
 
 use rosetta_bridge_kit::{Backend, UserSession};
 use rosetta_proto::{
-    account::v1::{LoginRequest, PasswordScheme, login_request::Identifier},
+    account::v1::{GetMyProfileRequest, LoginRequest, PasswordScheme, login_request::Identifier},
     social::v1::JoinPublicGroupRequest,
 };
 use sha2::{Digest as _, Sha256};
@@ -20,8 +20,9 @@ use tonic::{Code, Status};
 
 use crate::{LOBBY_SLUG, lobby::Lobby, reason};
 
-/// A remembered login is checked against the account service again after this long, so a
-/// password changed elsewhere stops working here too.
+/// A remembered login is checked against the account service again after this long. A
+/// password change or recovery elsewhere ends the remembered session at once; the bridge sees
+/// that on the session's next call (chat lines) or by asking (`authenticate_live`).
 const REVERIFY_AFTER: Duration = Duration::from_secs(10 * 60);
 /// Above this many remembered users, stale entries are dropped on insertion.
 const PRUNE_ABOVE: usize = 4096;
@@ -80,6 +81,51 @@ impl Logins {
         if let Some(session) = self.remembered(name, &digest) {
             return Ok(session);
         }
+        self.login(name, password, peer, digest).await
+    }
+
+    /// As [`authenticate`](Self::authenticate), but a remembered session is first confirmed
+    /// live with the account service: for the auth server's login and file requests, which
+    /// are rare enough to afford the call. A session ended elsewhere (a password change or
+    /// recovery ends every other session) is forgotten and the password checked afresh, so
+    /// the old password stops working at once.
+    pub async fn authenticate_live(
+        &self,
+        name: &str,
+        password: &str,
+        peer: SocketAddr,
+    ) -> Result<Arc<UserSession>, AuthError> {
+        let digest = self.digest(name, password);
+        if let Some(session) = self.remembered(name, &digest) {
+            match is_live(&session).await {
+                Ok(true) => return Ok(session),
+                Ok(false) => self.forget(name, &session),
+                Err(status) => return Err(AuthError::Backend(status)),
+            }
+        }
+        self.login(name, password, peer, digest).await
+    }
+
+    /// Drops the remembered login of `name` if it still holds `session` (whose calls were
+    /// refused as unauthenticated: the session was ended elsewhere).
+    pub fn forget(&self, name: &str, session: &Arc<UserSession>) {
+        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        if entries
+            .get(name)
+            .is_some_and(|e| Arc::ptr_eq(&e.session, session))
+        {
+            entries.remove(name);
+        }
+    }
+
+    /// A login through the account service, remembered on success.
+    async fn login(
+        &self,
+        name: &str,
+        password: &str,
+        peer: SocketAddr,
+        digest: [u8; 32],
+    ) -> Result<Arc<UserSession>, AuthError> {
         let login = self
             .backend
             .account()
@@ -148,5 +194,20 @@ impl Logins {
             .get(name)
             .filter(|e| e.digest == *digest && e.verified_at.elapsed() < REVERIFY_AFTER)
             .map(|e| e.session.clone())
+    }
+}
+
+/// Whether the account service still accepts `session` (false once it was ended elsewhere).
+async fn is_live(session: &UserSession) -> Result<bool, Status> {
+    let request = match session.request(GetMyProfileRequest {}).await {
+        Ok(request) => request,
+        // The refresh before an expiring access token was refused: the session is over.
+        Err(status) if status.code() == Code::Unauthenticated => return Ok(false),
+        Err(status) => return Err(status),
+    };
+    match session.backend().account().get_my_profile(request).await {
+        Ok(_) => Ok(true),
+        Err(status) if status.code() == Code::Unauthenticated => Ok(false),
+        Err(status) => Err(status),
     }
 }

@@ -118,7 +118,7 @@ impl Accounts {
             ocid: Set(ocid),
             email: Set(email),
             phone: Set(phone),
-            nickname: Set(limit(&req.nickname, 64)?),
+            nickname: Set(crate::names::nickname(&req.nickname)?),
             avatar: Set(limit(&req.avatar, 512)?),
             signature: Set(limit(&req.signature, 512)?),
             gender: Set(i16::try_from(req.gender).unwrap_or(0)),
@@ -162,6 +162,15 @@ impl Accounts {
         let owner = self.find(column.eq(&target)).await?;
         match purpose {
             VerificationPurpose::Register if owner.is_some() => {
+                return Err(ApiError::exists(taken, "already registered"));
+            }
+            VerificationPurpose::ChangeEmail if channel != VerificationChannel::Email => {
+                return Err(ApiError::invalid(
+                    "INVALID_ARGUMENT",
+                    "purpose CHANGE_EMAIL needs channel EMAIL",
+                ));
+            }
+            VerificationPurpose::ChangeEmail if owner.is_some() => {
                 return Err(ApiError::exists(taken, "already registered"));
             }
             VerificationPurpose::Unspecified => {
@@ -434,18 +443,7 @@ fn optional(value: &str) -> Option<&str> {
 }
 
 pub(crate) fn valid_username(name: &str) -> ApiResult<String> {
-    let ok = (1..=64).contains(&name.chars().count())
-        && !name
-            .chars()
-            .any(|c| c.is_whitespace() || c.is_control() || c == '|');
-    if ok {
-        Ok(name.to_owned())
-    } else {
-        Err(ApiError::invalid(
-            "INVALID_ARGUMENT",
-            "user name must be 1 to 64 characters without spaces or '|'",
-        ))
-    }
+    crate::names::username(name)
 }
 
 pub(crate) fn valid_email(email: &str) -> ApiResult<String> {

@@ -7,6 +7,7 @@ mod accounts;
 mod codes;
 mod config;
 mod grpc;
+mod names;
 mod password;
 mod profile;
 mod session;

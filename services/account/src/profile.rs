@@ -25,8 +25,9 @@ use crate::{
         limit, live_users, normalize_answer, own_profile, public_profile, store_verifiers,
         unique_violation, unknown_ref_key, valid_email, valid_username,
     },
-    codes,
+    codes, names,
     password::{self, blocking},
+    session::end_sessions,
 };
 
 impl Accounts {
@@ -97,9 +98,10 @@ impl Accounts {
             Some(answer) => Some(blocking(move || password::hash(&answer)).await?),
             None => None,
         };
+        let current_email = me.email.clone();
         let mut active = me.into_active_model();
         if let Some(v) = req.nickname {
-            active.nickname = Set(limit(&v, 64)?);
+            active.nickname = Set(names::nickname(&v)?);
         }
         if let Some(v) = req.avatar {
             active.avatar = Set(limit(&v, 512)?);
@@ -111,42 +113,15 @@ impl Accounts {
             active.gender = Set(i16::try_from(v).unwrap_or(0));
         }
         if let Some(v) = req.username {
-            let v = valid_username(&v)?;
-            if self
-                .find(
-                    user::Column::Username
-                        .eq(&v)
-                        .and(user::Column::Id.ne(caller.user_id)),
-                )
-                .await?
-                .is_some()
-            {
-                return Err(ApiError::exists("USERNAME_TAKEN", "user name is taken"));
-            }
-            active.username = Set(v);
+            active.username = Set(self.free_username(caller, &v).await?);
         }
         if let Some(v) = req.email {
-            let v = if v.trim().is_empty() {
-                None
-            } else {
-                Some(valid_email(&v)?)
-            };
-            if let Some(email) = &v
-                && self
-                    .find(
-                        user::Column::Email
-                            .eq(email)
-                            .and(user::Column::Id.ne(caller.user_id)),
-                    )
-                    .await?
-                    .is_some()
+            if let Some(email) = self
+                .proven_email(caller, &v, current_email, &req.verification_code)
+                .await?
             {
-                return Err(ApiError::exists(
-                    "EMAIL_TAKEN",
-                    "e-mail address is registered",
-                ));
+                active.email = Set(email);
             }
-            active.email = Set(v);
         }
         if let Some(v) = req.security_question_id {
             active.security_question_id = Set(v);
@@ -161,6 +136,63 @@ impl Accounts {
         Ok(own_profile(&updated))
     }
 
+    /// `name` if the caller may rename to it.
+    async fn free_username(&self, caller: &Caller, name: &str) -> ApiResult<String> {
+        let name = valid_username(name)?;
+        let taken = user::Column::Username
+            .eq(&name)
+            .and(user::Column::Id.ne(caller.user_id));
+        if self.find(taken).await?.is_some() {
+            return Err(ApiError::exists("USERNAME_TAKEN", "user name is taken"));
+        }
+        Ok(name)
+    }
+
+    /// The e-mail address to store, or `None` to leave it as it is. A new address is the
+    /// account's recovery address, so it needs the code SendVerificationCode(EMAIL,
+    /// CHANGE_EMAIL) sent to it: without one nothing is stored (an address nobody proved never
+    /// blocks its owner from registering it). Removing the address needs no code.
+    async fn proven_email(
+        &self,
+        caller: &Caller,
+        requested: &str,
+        current: Option<String>,
+        code: &str,
+    ) -> ApiResult<Option<Option<String>>> {
+        if requested.trim().is_empty() {
+            return Ok(Some(None));
+        }
+        let email = valid_email(requested)?;
+        if current.as_deref() == Some(email.as_str()) {
+            return Ok(None);
+        }
+        let taken = user::Column::Email
+            .eq(&email)
+            .and(user::Column::Id.ne(caller.user_id));
+        if self.find(taken).await?.is_some() {
+            return Err(ApiError::exists(
+                "EMAIL_TAKEN",
+                "e-mail address is registered",
+            ));
+        }
+        if code.trim().is_empty() {
+            return Err(ApiError::precondition(
+                "CODE_REQUIRED",
+                "a new e-mail address needs the code sent to it (SendVerificationCode, \
+                 purpose CHANGE_EMAIL)",
+            ));
+        }
+        codes::consume(
+            &self.db,
+            VerificationChannel::Email,
+            &email,
+            VerificationPurpose::ChangeEmail,
+            code,
+        )
+        .await?;
+        Ok(Some(Some(email)))
+    }
+
     pub async fn change_password(
         &self,
         caller: &Caller,
@@ -172,7 +204,9 @@ impl Accounts {
         let new_scheme = Scheme::from_proto(req.new_scheme)?;
         let new = new_scheme.normalize(&req.new_password)?;
         self.check_password(&me, current, current_scheme).await?;
-        self.replace_password(me.id, new, new_scheme).await
+        // Whoever else holds a session or legacy token may be the reason for the change.
+        self.replace_password(me.id, new, new_scheme, Some(&caller.session_id))
+            .await
     }
 
     pub async fn recover_password(&self, req: RecoverPasswordRequest) -> ApiResult<()> {
@@ -219,9 +253,8 @@ impl Accounts {
         self.login_throttle
             .reset(&self.db, &format!("login:{}", user.id))
             .await?;
-        self.replace_password(user.id, new, new_scheme).await?;
         // Whoever needed recovery may have lost control of a device: end every session.
-        self.revoke_all(user.id).await
+        self.replace_password(user.id, new, new_scheme, None).await
     }
 
     pub async fn delete_account(
@@ -259,11 +292,15 @@ impl Accounts {
             .ok_or_else(|| ApiError::unauthenticated("SESSION_REVOKED", "account is gone"))
     }
 
+    /// Sets a new password and, in the same transaction, ends every session of the user but
+    /// `keep` and revokes all their legacy tokens: a password change is how a user shuts out
+    /// whoever stole a session, so nothing issued under the old password survives it.
     async fn replace_password(
         &self,
         user_id: i64,
         password: String,
         scheme: Scheme,
+        keep: Option<&str>,
     ) -> ApiResult<()> {
         let verifiers = blocking(move || password::verifiers_for(&password, scheme)).await?;
         let txn = self.db.begin().await?;
@@ -272,7 +309,14 @@ impl Accounts {
             .exec(&txn)
             .await?;
         store_verifiers(&txn, user_id, verifiers).await?;
+        let ended = end_sessions(&txn, user_id, keep).await?;
         txn.commit().await?;
+        self.forget_sessions(&ended);
+        tracing::info!(
+            user_id,
+            sessions = ended.len(),
+            "password replaced; other sessions ended"
+        );
         Ok(())
     }
 

@@ -10,7 +10,10 @@ use rosetta_db::{
 };
 use rosetta_kit::{ApiError, ApiResult};
 use rosetta_proto::account::v1::{ExchangeLegacyTokenRequest, LegacyTokenFormat, LoginResponse};
-use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, sea_query::Expr};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter,
+    QuerySelect, sea_query::Expr,
+};
 use sha2::{Digest, Sha256};
 
 use crate::{Accounts, accounts::own_profile};
@@ -140,6 +143,8 @@ impl Accounts {
             .col_expr(session::Column::LastUsedAtMs, Expr::value(now))
             .filter(session::Column::Id.eq(&current.id))
             .filter(session::Column::RefreshHash.eq(&hash))
+            // Not a session ended meanwhile (a password change racing this refresh).
+            .filter(session::Column::RevokedAtMs.is_null())
             .exec(&self.db)
             .await?;
         if updated.rows_affected != 1 {
@@ -180,17 +185,20 @@ impl Accounts {
         Ok(())
     }
 
-    /// Ends every session of a user (password recovery, account deletion).
+    /// Ends every session of a user and revokes all their legacy tokens (password recovery,
+    /// account deletion).
     pub(crate) async fn revoke_all(&self, user_id: i64) -> ApiResult<()> {
-        let live = session::Entity::find()
-            .filter(session::Column::UserId.eq(user_id))
-            .filter(session::Column::RevokedAtMs.is_null())
-            .all(&self.db)
-            .await?;
-        for s in live {
-            self.revoke(&s.id).await?;
-        }
+        let ended = end_sessions(&self.db, user_id, None).await?;
+        self.forget_sessions(&ended);
         Ok(())
+    }
+
+    /// Tells this process's session guard at once about sessions ended in the database
+    /// (other processes see it within their cache time).
+    pub(crate) fn forget_sessions(&self, ended: &[String]) {
+        for id in ended {
+            self.sessions.revoked(id);
+        }
     }
 
     pub async fn issue_legacy_token(
@@ -255,6 +263,45 @@ impl Accounts {
         }
         Ok(response)
     }
+}
+
+/// Ends every live session of `user_id` except `keep` and deletes every legacy token of the
+/// user, whichever session it was issued to (a token can outlive its session, and it is a
+/// credential of its own). Returns the ids of the sessions it ended.
+pub(crate) async fn end_sessions<C: ConnectionTrait>(
+    db: &C,
+    user_id: i64,
+    keep: Option<&str>,
+) -> ApiResult<Vec<String>> {
+    let now = now_ms();
+    let others = || {
+        let mut cond = Condition::all()
+            .add(session::Column::UserId.eq(user_id))
+            .add(session::Column::RevokedAtMs.is_null());
+        if let Some(keep) = keep {
+            cond = cond.add(session::Column::Id.ne(keep));
+        }
+        cond
+    };
+    let ended: Vec<String> = session::Entity::find()
+        .select_only()
+        .column(session::Column::Id)
+        .filter(others())
+        .into_tuple()
+        .all(db)
+        .await?;
+    // One conditional UPDATE: a session opened meanwhile is ended too (the database has it
+    // revoked even if this process's cache was not told).
+    session::Entity::update_many()
+        .col_expr(session::Column::RevokedAtMs, Expr::value(now))
+        .filter(others())
+        .exec(db)
+        .await?;
+    legacy_token::Entity::delete_many()
+        .filter(legacy_token::Column::UserId.eq(user_id))
+        .exec(db)
+        .await?;
+    Ok(ended)
 }
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {

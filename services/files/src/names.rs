@@ -2,7 +2,7 @@
 //! are still shown to other users and re-used as relative paths by clients that download a
 //! folder, so anything that could escape or confuse a path is refused with BAD_NAME.
 
-use rosetta_kit::{ApiError, ApiResult};
+use rosetta_kit::{ApiError, ApiResult, text::has_bidi_control};
 
 /// Longest name or folder part, in bytes (the common filesystem limit).
 const MAX_PART_BYTES: usize = 255;
@@ -65,8 +65,39 @@ fn part(p: &str) -> ApiResult<()> {
         _ if p.len() > MAX_PART_BYTES => Err(bad("name part longer than 255 bytes")),
         // NUL, other C0/C1 controls and DEL.
         _ if p.chars().any(char::is_control) => Err(bad("control characters are not allowed")),
+        // A drive letter (`C:x`) or an NTFS alternate data stream (`file.txt:hidden`) on the
+        // Windows clients that save names as they are.
+        _ if p.contains(':') => Err(bad("':' is not allowed (drive letters, data streams)")),
+        _ if has_bidi_control(p) => Err(bad(
+            "bidirectional control characters are not allowed (they disguise the extension)",
+        )),
+        _ if is_windows_device(p) => Err(bad(format!(
+            "{p:?} is a reserved Windows device name (CON, PRN, AUX, NUL, COM0-9, LPT0-9)"
+        ))),
         _ => Ok(()),
     }
+}
+
+/// Windows opens a device, not a file, for these names with any extension and any case
+/// (`nul.txt`, `Com1.log`), and ignores spaces before the extension (`CON .txt`).
+fn is_windows_device(p: &str) -> bool {
+    let stem = p.split('.').next().unwrap_or(p).trim_end_matches(' ');
+    let upper = stem.to_uppercase();
+    if matches!(
+        upper.as_str(),
+        "CON" | "PRN" | "AUX" | "NUL" | "CONIN$" | "CONOUT$"
+    ) {
+        return true;
+    }
+    // COM0-9 and LPT0-9, and the superscript digits Windows also treats as ports.
+    let port = upper
+        .strip_prefix("COM")
+        .or_else(|| upper.strip_prefix("LPT"));
+    let mut rest = port.map(str::chars).into_iter().flatten();
+    matches!(
+        (rest.next(), rest.next()),
+        (Some('0'..='9' | '\u{b9}' | '\u{b2}' | '\u{b3}'), None)
+    )
 }
 
 /// `C:`, `c:foo`: a Windows drive-relative or absolute path.
@@ -128,5 +159,51 @@ mod tests {
             );
         }
         assert_eq!(file_name(&"n".repeat(256)).unwrap_err().reason, "BAD_NAME");
+    }
+
+    #[test]
+    fn windows_devices_streams_and_bidi_are_refused() {
+        for hostile in [
+            "CON",
+            "con",
+            "Nul.txt",
+            "aux.",
+            "PRN.tar.gz",
+            "COM1",
+            "com9.log",
+            "LPT1",
+            "lpt9",
+            "CON .txt",
+            "COM\u{b9}",
+            "CONIN$",
+            "a:b",
+            "f.txt:zone",
+            "x\u{202E}gpj.exe",
+            "x\u{2066}",
+            "x\u{200F}",
+            "x\u{061C}",
+        ] {
+            assert_eq!(
+                file_name(hostile).unwrap_err().reason,
+                "BAD_NAME",
+                "{hostile:?}"
+            );
+            assert_eq!(
+                folder(&format!("ok/{hostile}")).unwrap_err().reason,
+                "BAD_NAME",
+                "folder {hostile:?}"
+            );
+        }
+        for fine in [
+            "console.txt",
+            "CON1",
+            "COM10",
+            "LPT",
+            "nullable",
+            "aux-notes.md",
+            ".con",
+        ] {
+            assert_eq!(file_name(fine).unwrap(), fine);
+        }
     }
 }

@@ -5,6 +5,7 @@
 pub mod error;
 pub mod page;
 pub mod server;
+pub mod text;
 pub mod trace;
 
 pub use error::{ApiError, ApiResult};

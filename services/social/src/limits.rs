@@ -39,9 +39,14 @@ pub(crate) fn note(text: &str) -> ApiResult<String> {
 pub(crate) fn group_name(name: &str) -> ApiResult<String> {
     let name = name.trim();
     let chars = name.chars().count();
-    if chars == 0 || chars > MAX_GROUP_NAME_CHARS || name.chars().any(char::is_control) {
+    // Bidirectional controls would reorder the text around the name in members' windows.
+    let printable = !name
+        .chars()
+        .any(|c| c.is_control() || rosetta_kit::text::is_bidi_control(c));
+    if chars == 0 || chars > MAX_GROUP_NAME_CHARS || !printable {
         return Err(invalid(format!(
-            "group name must be 1 to {MAX_GROUP_NAME_CHARS} printable characters"
+            "group name must be 1 to {MAX_GROUP_NAME_CHARS} printable characters, without \
+             bidirectional controls"
         )));
     }
     Ok(name.to_owned())
