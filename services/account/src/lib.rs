@@ -10,10 +10,12 @@ mod grpc;
 mod password;
 mod profile;
 mod session;
+mod sources;
 mod throttle;
 
 pub use accounts::Accounts;
 pub use codes::{CodeSender, LogSender, MemorySender};
 pub use config::AccountConfig;
 pub use grpc::{AccountGrpc, PUBLIC_METHODS};
+pub use sources::{Action, SourceLimit, Sources};
 pub use password::{Scheme, argon2_params};
