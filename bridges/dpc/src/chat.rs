@@ -92,7 +92,12 @@ async fn send_line(
     let ChatLine { credentials, news } = line;
     let session = match shared
         .logins
-        .authenticate(&credentials.name, &credentials.password, peer)
+        .authenticate(
+            &credentials.name,
+            &credentials.password,
+            peer,
+            &shared.backend.for_client(peer.ip()),
+        )
         .await
     {
         Ok(session) => session,

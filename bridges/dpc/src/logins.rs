@@ -75,14 +75,13 @@ impl Logins {
         name: &str,
         password: &str,
         peer: SocketAddr,
+        client: &Backend,
     ) -> Result<Arc<UserSession>, AuthError> {
         let digest = self.digest(name, password);
         if let Some(session) = self.remembered(name, &digest) {
             return Ok(session);
         }
-        let login = self
-            .backend
-            .account()
+        let login = client
             .login(LoginRequest {
                 identifier: Some(Identifier::Username(name.to_owned())),
                 password: password.to_owned(),
