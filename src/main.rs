@@ -190,10 +190,7 @@ async fn main() -> anyhow::Result<()> {
 }
 
 /// `backend` sending the bridge credential, when there is one.
-fn with_bridge_key(
-    backend: Backend,
-    key_hex: Option<String>,
-) -> anyhow::Result<Backend> {
+fn with_bridge_key(backend: Backend, key_hex: Option<String>) -> anyhow::Result<Backend> {
     match key_hex {
         Some(key) => Ok(backend.with_bridge_key(&key)?),
         None => {

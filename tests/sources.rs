@@ -115,7 +115,11 @@ async fn login_flood(backend: Backend) {
     assert_throttled(&account.login(login("alice", "pw-alice")).await.unwrap_err());
 
     let other = bridge.for_client(IpAddr::from([192, 0, 2, 10]));
-    let session = other.login(login("alice", "pw-alice")).await.expect("other source").into_inner();
+    let session = other
+        .login(login("alice", "pw-alice"))
+        .await
+        .expect("other source")
+        .into_inner();
     let token = other
         .account()
         .issue_legacy_token(support::authed(
@@ -139,7 +143,10 @@ async fn login_flood(backend: Backend) {
         format: LegacyTokenFormat::Alnum16.into(),
         client: "test".into(),
     };
-    other.exchange_legacy_token(exchange.clone()).await.expect("exchange from another source");
+    other
+        .exchange_legacy_token(exchange.clone())
+        .await
+        .expect("exchange from another source");
     assert_throttled(&account.exchange_legacy_token(exchange).await.unwrap_err());
     server.stop().await;
 }
@@ -159,22 +166,39 @@ async fn register_and_code_flood(backend: Backend) {
 
     let codes = join_all((0..8).map(|i| {
         let mut account = account.clone();
-        async move { account.send_verification_code(code_for(&format!("1390013900{i}"))).await }
+        async move {
+            account
+                .send_verification_code(code_for(&format!("1390013900{i}")))
+                .await
+        }
     }))
     .await;
     assert_eq!(throttled_count(&codes, &[]), 8 - BURST as usize);
     // Recovery spends from the same budget: a code guess is a code request.
     let mut account = account.clone();
-    assert_throttled(&account.recover_password(recover("bulk0")).await.unwrap_err());
+    assert_throttled(
+        &account
+            .recover_password(recover("bulk0"))
+            .await
+            .unwrap_err(),
+    );
 
     let other = server.backend().for_client("2001:db8::7".parse().unwrap());
-    other.account().register(register("newcomer")).await.expect("another source registers");
+    other
+        .account()
+        .register(register("newcomer"))
+        .await
+        .expect("another source registers");
     other
         .account()
         .send_verification_code(code_for("13900139099"))
         .await
         .expect("another source gets a code");
-    let refused = other.account().recover_password(recover("newcomer")).await.unwrap_err();
+    let refused = other
+        .account()
+        .recover_password(recover("newcomer"))
+        .await
+        .unwrap_err();
     assert_ne!(reason(&refused), "THROTTLED", "{refused:?}");
     server.stop().await;
 }
@@ -183,9 +207,13 @@ both_backends!(register_and_code_flood, super::register_and_code_flood);
 /// `request` claiming to come from `addr`, with `key` as the bridge key if given.
 fn forged<T>(message: T, addr: &str, key: Option<&str>) -> Request<T> {
     let mut request = Request::new(message);
-    request.metadata_mut().insert(metadata::CLIENT_ADDR, addr.parse().unwrap());
+    request
+        .metadata_mut()
+        .insert(metadata::CLIENT_ADDR, addr.parse().unwrap());
     if let Some(key) = key {
-        request.metadata_mut().insert(metadata::BRIDGE_KEY, key.parse().unwrap());
+        request
+            .metadata_mut()
+            .insert(metadata::BRIDGE_KEY, key.parse().unwrap());
     }
     request
 }
@@ -200,7 +228,10 @@ async fn forged_client_address(backend: Backend) {
     for i in 0..(2 * BURST) {
         let addr = format!("198.51.100.{i}");
         let key = (i % 2 == 1).then_some(wrong_key.as_str());
-        match account.login(forged(login("nobody", "guess"), &addr, key)).await {
+        match account
+            .login(forged(login("nobody", "guess"), &addr, key))
+            .await
+        {
             Err(status) if reason(&status) == "THROTTLED" => {
                 assert_throttled(&status);
                 throttled += 1;
@@ -209,12 +240,21 @@ async fn forged_client_address(backend: Backend) {
             Ok(_) => panic!("nobody logged in"),
         }
     }
-    assert_eq!(throttled, BURST, "forged addresses share the real one's budget");
+    assert_eq!(
+        throttled, BURST,
+        "forged addresses share the real one's budget"
+    );
 
     // With the real key the header is honoured: that is what bridges do.
-    let key = rosetta_node::node::bridge_key(&server.config, false).unwrap().unwrap();
+    let key = rosetta_node::node::bridge_key(&server.config, false)
+        .unwrap()
+        .unwrap();
     let status = account
-        .login(forged(login("nobody", "guess"), "198.51.100.200", Some(&key.to_hex())))
+        .login(forged(
+            login("nobody", "guess"),
+            "198.51.100.200",
+            Some(&key.to_hex()),
+        ))
         .await
         .unwrap_err();
     assert_eq!(reason(&status), "BAD_CREDENTIALS", "{status:?}");

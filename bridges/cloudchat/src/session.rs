@@ -624,8 +624,7 @@ impl Conn {
             format: LegacyTokenFormat::Printable as i32,
             client: self.client(),
         };
-        match self.backend.exchange_legacy_token(exchange).await
-        {
+        match self.backend.exchange_legacy_token(exchange).await {
             Ok(response) => {
                 let response = response.into_inner();
                 let token = response.legacy_token.clone();

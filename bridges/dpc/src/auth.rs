@@ -53,7 +53,8 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, conns: Connections, shar
         let span = tracing::info_span!("frame", command);
         let Some(reply) = handle(request, peer, &client, &shared)
             .instrument(span)
-            .await else {
+            .await
+        else {
             conns.counters.error(command);
             break;
         };

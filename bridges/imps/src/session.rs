@@ -492,10 +492,7 @@ impl Conn {
             .login(attempt(Identifier::Username(user.clone())))
             .await;
         if let (Err(_), Some(id)) = (&result, alias_id(&user)) {
-            result = self
-                .backend()
-                .login(attempt(Identifier::UserId(id)))
-                .await;
+            result = self.backend().login(attempt(Identifier::UserId(id))).await;
         }
         let login = match result {
             Ok(login) => login.into_inner(),

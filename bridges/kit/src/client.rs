@@ -73,10 +73,7 @@ impl Backend {
             .await
     }
 
-    async fn bounded<T>(
-        &self,
-        call: impl Future<Output = Result<T, Status>>,
-    ) -> Result<T, Status> {
+    async fn bounded<T>(&self, call: impl Future<Output = Result<T, Status>>) -> Result<T, Status> {
         let Some(client) = &self.client else {
             return call.await;
         };
@@ -111,7 +108,11 @@ impl Backend {
 fn counts(status: &Status) -> bool {
     !matches!(
         status.code(),
-        Code::Unavailable | Code::Internal | Code::Unknown | Code::DeadlineExceeded | Code::Cancelled
+        Code::Unavailable
+            | Code::Internal
+            | Code::Unknown
+            | Code::DeadlineExceeded
+            | Code::Cancelled
     )
 }
 
@@ -141,7 +142,9 @@ impl Interceptor for Outgoing {
                 .metadata_mut()
                 .insert(metadata::CLIENT_ADDR, addr.clone());
             if let Some(key) = key {
-                request.metadata_mut().insert(metadata::BRIDGE_KEY, key.clone());
+                request
+                    .metadata_mut()
+                    .insert(metadata::BRIDGE_KEY, key.clone());
             }
         }
         Ok(request)

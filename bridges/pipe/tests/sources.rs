@@ -30,7 +30,10 @@ async fn failed_logins_per_connection(backend: Backend) {
     bridge.client().await.login("alice", MD5_123456).await;
     bridge.stop().await;
 }
-both_backends!(failed_logins_per_connection, super::failed_logins_per_connection);
+both_backends!(
+    failed_logins_per_connection,
+    super::failed_logins_per_connection
+);
 
 /// Four logins per address at once: a fifth from 127.0.0.2, on a new connection and with the
 /// right password, is refused; 127.0.0.3, behind the same bridge, logs in.

@@ -17,5 +17,5 @@ pub use accounts::Accounts;
 pub use codes::{CodeSender, LogSender, MemorySender};
 pub use config::AccountConfig;
 pub use grpc::{AccountGrpc, PUBLIC_METHODS};
-pub use sources::{Action, SourceLimit, Sources};
 pub use password::{Scheme, argon2_params};
+pub use sources::{Action, SourceLimit, Sources};

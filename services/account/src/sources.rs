@@ -67,7 +67,11 @@ impl Sources {
             tracing::debug!(%peer, "client address without a valid bridge key: ignored");
             return peer;
         }
-        match claimed.to_str().ok().and_then(|text| text.trim().parse().ok()) {
+        match claimed
+            .to_str()
+            .ok()
+            .and_then(|text| text.trim().parse().ok())
+        {
             Some(client) => client,
             None => {
                 tracing::warn!(%peer, ?claimed, "a bridge sent an unreadable client address");
@@ -131,7 +135,12 @@ struct Limiter {
 
 impl SourceLimits {
     /// `max_tracked` bounds the sources each limiter remembers.
-    pub fn new(login: SourceLimit, register: SourceLimit, code: SourceLimit, max_tracked: usize) -> Self {
+    pub fn new(
+        login: SourceLimit,
+        register: SourceLimit,
+        code: SourceLimit,
+        max_tracked: usize,
+    ) -> Self {
         let limiter = |limit: SourceLimit| {
             limit.quota().map(|quota| Limiter {
                 limiter: RateLimiter::keyed(quota),
@@ -170,13 +179,17 @@ impl Limiter {
             // Still full: as many sources as the cap are busy at once. Memory stays bounded
             // and a flood from that many addresses is refused rather than let through.
             if self.limiter.len() >= self.max_tracked {
-                tracing::warn!(?action, tracked = self.limiter.len(), "per-source limiter full");
+                tracing::warn!(
+                    ?action,
+                    tracked = self.limiter.len(),
+                    "per-source limiter full"
+                );
                 return Err(ApiError::throttled(Duration::from_secs(1)));
             }
         }
         self.limiter.check_key(&key).map_err(|not_until| {
             let wait = not_until.wait_time_from(self.limiter.clock().now());
-            tracing::info!(?action, source = %key, "per-source limit reached");
+            tracing::debug!(?action, source = %key, "per-source limit reached");
             ApiError::throttled(wait.max(Duration::from_secs(1)))
         })
     }
@@ -210,7 +223,12 @@ mod tests {
 
     #[test]
     fn a_burst_then_refusal_per_source_and_action() {
-        let limits = SourceLimits::new(SourceLimit::new(3, 1), SourceLimit::OFF, SourceLimit::new(1, 1), 100);
+        let limits = SourceLimits::new(
+            SourceLimit::new(3, 1),
+            SourceLimit::OFF,
+            SourceLimit::new(1, 1),
+            100,
+        );
         let one: IpAddr = "192.0.2.1".parse().unwrap();
         let two: IpAddr = "192.0.2.2".parse().unwrap();
         for _ in 0..3 {
@@ -227,13 +245,63 @@ mod tests {
         }
     }
 
+    /// A request from `peer` carrying `headers`.
+    fn request(peer: &str, headers: &[(&'static str, &str)]) -> Request<()> {
+        let mut request = Request::new(());
+        request
+            .extensions_mut()
+            .insert(tonic::transport::server::TcpConnectInfo {
+                local_addr: None,
+                remote_addr: Some(peer.parse().unwrap()),
+            });
+        for (name, value) in headers {
+            request.metadata_mut().insert(*name, value.parse().unwrap());
+        }
+        request
+    }
+
+    #[test]
+    fn the_client_address_counts_only_with_the_bridge_key() {
+        let key = BridgeKey::generate();
+        let sources = Sources::new(&AccountConfig::default(), Some(key.clone()));
+        let peer: IpAddr = "192.0.2.1".parse().unwrap();
+        let client: IpAddr = "198.51.100.9".parse().unwrap();
+        let claim = (metadata::CLIENT_ADDR, "198.51.100.9");
+        assert_eq!(sources.source(&request("192.0.2.1:5000", &[])), peer);
+        assert_eq!(sources.source(&request("192.0.2.1:5000", &[claim])), peer);
+        let wrong = BridgeKey::generate().to_hex();
+        let forged = request("192.0.2.1:5000", &[claim, (metadata::BRIDGE_KEY, &wrong)]);
+        assert_eq!(sources.source(&forged), peer);
+        let right = key.to_hex();
+        let bridged = request("192.0.2.1:5000", &[claim, (metadata::BRIDGE_KEY, &right)]);
+        assert_eq!(sources.source(&bridged), client);
+        let keyless = Sources::new(&AccountConfig::default(), None);
+        assert_eq!(
+            keyless.source(&bridged),
+            peer,
+            "no key configured: nobody is a bridge"
+        );
+    }
+
     #[test]
     fn memory_is_bounded_by_the_cap() {
-        let limits = SourceLimits::new(SourceLimit::new(1, 1), SourceLimit::OFF, SourceLimit::OFF, 10);
+        let limits = SourceLimits::new(
+            SourceLimit::new(1, 1),
+            SourceLimit::OFF,
+            SourceLimit::OFF,
+            10,
+        );
         let refused = (0..50u8)
-            .filter(|i| limits.check(Action::Login, IpAddr::from([192, 0, 2, *i])).is_err())
+            .filter(|i| {
+                limits
+                    .check(Action::Login, IpAddr::from([192, 0, 2, *i]))
+                    .is_err()
+            })
             .count();
-        assert_eq!(refused, 40, "sources beyond the cap are refused while the others are busy");
+        assert_eq!(
+            refused, 40,
+            "sources beyond the cap are refused while the others are busy"
+        );
         assert!(limits.login.as_ref().unwrap().limiter.len() <= 10);
     }
 }

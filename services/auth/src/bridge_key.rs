@@ -107,7 +107,11 @@ mod tests {
         let key = BridgeKey::generate();
         let hex = key.to_hex();
         assert!(key.matches(hex.as_bytes()));
-        assert!(BridgeKey::parse(&format!(" {hex}\n")).unwrap().matches(hex.as_bytes()));
+        assert!(
+            BridgeKey::parse(&format!(" {hex}\n"))
+                .unwrap()
+                .matches(hex.as_bytes())
+        );
         assert!(!key.matches(BridgeKey::generate().to_hex().as_bytes()));
         assert!(!key.matches(&hex.as_bytes()[..62]));
         assert!(!key.matches(b""));

@@ -332,6 +332,28 @@ mod tests {
     }
 
     #[test]
+    fn source_limits_and_bridge_key_from_the_environment() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("ROSETTA_ACCOUNT__SOURCE_LOGIN_BURST", "7");
+            jail.set_env("ROSETTA_ACCOUNT__SOURCE_CODE_PER_MINUTE", "0");
+            jail.set_env("ROSETTA_BRIDGE_KEY_FILE", "/run/secrets/bridge_key");
+            let config = Config::load(None, &Overrides::default()).map_err(|e| e.to_string())?;
+            let account = config.account.to_domain();
+            assert_eq!(account.source_login, SourceLimit::new(7, 300));
+            assert_eq!(account.source_code.per_minute, 0, "0 turns a limit off");
+            assert_eq!(
+                account.source_register,
+                AccountConfig::default().source_register
+            );
+            assert_eq!(
+                config.bridge_key_file.as_deref(),
+                Some(std::path::Path::new("/run/secrets/bridge_key"))
+            );
+            Ok(())
+        });
+    }
+
+    #[test]
     fn unknown_keys_are_refused() {
         figment::Jail::expect_with(|jail| {
             jail.set_env("ROSETTA_GRPC_LISTN", "127.0.0.1:2");

@@ -5,9 +5,7 @@ use std::{future::Future, sync::Arc, time::Duration};
 
 use anyhow::Context as _;
 use rosetta_account::{AccountGrpc, Accounts, CodeSender, LogSender};
-use rosetta_auth::{
-    Authenticator, BridgeKey, KeyFiles, KeyPair, SessionGuard, TokenVerifier,
-};
+use rosetta_auth::{Authenticator, BridgeKey, KeyFiles, KeyPair, SessionGuard, TokenVerifier};
 use rosetta_db::sea_orm::DatabaseConnection;
 use rosetta_events::{EventSink, PresenceView};
 use rosetta_kit::server::{self, ServiceSet};
@@ -165,11 +163,17 @@ async fn messaging_bus(config: &Config) -> anyhow::Result<Arc<dyn rosetta_messag
 /// `None` only for a process that neither generates nor finds one.
 pub fn bridge_key(config: &Config, generate: bool) -> anyhow::Result<Option<BridgeKey>> {
     let path = match &config.bridge_key_file {
-        Some(path) => return Ok(Some(BridgeKey::read(path).context("reading bridge_key_file")?)),
+        Some(path) => {
+            return Ok(Some(
+                BridgeKey::read(path).context("reading bridge_key_file")?,
+            ));
+        }
         None => BridgeKey::default_path(&config.data_dir),
     };
     if generate {
-        return Ok(Some(BridgeKey::load_or_generate(&path).context("bridge key")?));
+        return Ok(Some(
+            BridgeKey::load_or_generate(&path).context("bridge key")?,
+        ));
     }
     if path.exists() {
         return Ok(Some(BridgeKey::read(&path)?));

@@ -172,7 +172,8 @@ impl TestServer {
 
     /// The services as a bridge reaches them, with the node's bridge credential.
     pub fn backend(&self) -> rosetta_bridge_kit::Backend {
-        let backend = rosetta_bridge_kit::Backend::connect_lazy(&self.endpoint()).expect("endpoint");
+        let backend =
+            rosetta_bridge_kit::Backend::connect_lazy(&self.endpoint()).expect("endpoint");
         let key = rosetta_node::node::bridge_key(&self.config, false)
             .expect("bridge key readable")
             .expect("the node generated a bridge key");
