@@ -116,7 +116,10 @@ async fn main() -> anyhow::Result<()> {
         Command::Bridge { name, services } => {
             let _telemetry =
                 telemetry::init(&config, &format!("rosetta-bridge-{name:?}").to_lowercase())?;
-            let backend = Backend::connect_each(&services.resolve())?;
+            let backend = with_bridge_key(
+                Backend::connect_each(&services.resolve())?,
+                rosetta_node::node::bridge_key(&config, false)?.map(|key| key.to_hex()),
+            )?;
             let bridge = name
                 .start(&config.bridges, backend, closing.clone())
                 .await?;
@@ -156,7 +159,10 @@ async fn main() -> anyhow::Result<()> {
 
     let mut bridges = Vec::new();
     if role == Role::All {
-        let backend = Backend::connect_lazy(&format!("http://{}", loopback(grpc_addr)))?;
+        let backend = with_bridge_key(
+            Backend::connect_lazy(&format!("http://{}", loopback(grpc_addr)))?,
+            rosetta_node::node::bridge_key(&config, true)?.map(|key| key.to_hex()),
+        )?;
         for bridge in Bridge::ALL
             .into_iter()
             .filter(|b| b.enabled(&config.bridges))
@@ -181,6 +187,20 @@ async fn main() -> anyhow::Result<()> {
     }
     tracing::info!("rosetta stopped");
     Ok(())
+}
+
+/// `backend` sending the bridge credential, when there is one.
+fn with_bridge_key(backend: Backend, key_hex: Option<String>) -> anyhow::Result<Backend> {
+    match key_hex {
+        Some(key) => Ok(backend.with_bridge_key(&key)?),
+        None => {
+            tracing::warn!(
+                "no bridge key (bridge_key_file, or bridge.key in the data dir): the account \
+                 service counts every client of this bridge as the bridge's own address"
+            );
+            Ok(backend)
+        }
+    }
 }
 
 /// The address to reach a listener bound to `addr` from this host.

@@ -284,6 +284,8 @@ impl Cluster {
         let dir = tempfile::tempdir().expect("temp dir");
         let keys = rosetta_auth::KeyFiles::in_dir(&dir.path().join("secrets"));
         rosetta_auth::KeyPair::load_or_generate(&keys).expect("token keys");
+        let bridge_key = dir.path().join("secrets").join("bridge.key");
+        rosetta_auth::BridgeKey::load_or_generate(&bridge_key).expect("bridge key");
         // The stand-ins for the compose file's infrastructure, by variable.
         let infrastructure_values = BTreeMap::from([
             ("ROSETTA_DATABASE_URL", pg.url.clone()),
@@ -293,6 +295,7 @@ impl Cluster {
         let secret_files = BTreeMap::from([
             ("jwt_private_key", keys.private.clone()),
             ("jwt_public_key", keys.public.clone()),
+            ("bridge_key", bridge_key),
         ]);
         for secret in &compose.secrets {
             assert!(

@@ -40,3 +40,13 @@ pub mod files {
         tonic::include_proto!("rosetta.files.v1");
     }
 }
+
+/// Request metadata that is part of the API contract besides `authorization`.
+pub mod metadata {
+    /// The bridge credential (hex of the shared bridge key): only a bridge holding it may speak
+    /// for a legacy client's address.
+    pub const BRIDGE_KEY: &str = "x-rosetta-bridge-key";
+    /// The address of the legacy client a bridge calls for (an IP address, e.g. `192.0.2.7`);
+    /// honoured only next to a valid [`BRIDGE_KEY`].
+    pub const CLIENT_ADDR: &str = "x-rosetta-client-addr";
+}

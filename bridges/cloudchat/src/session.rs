@@ -9,7 +9,7 @@ use std::{
 };
 
 use axum::extract::ws::{Message as WsMessage, WebSocket};
-use rosetta_bridge_kit::UserSession;
+use rosetta_bridge_kit::{Backend, UserSession};
 use rosetta_proto::{
     account::v1::{
         ExchangeLegacyTokenRequest, GetMyProfileRequest, IssueLegacyTokenRequest,
@@ -118,6 +118,8 @@ impl Drop for Bound {
 /// A client connection (a WebSocket, or one HTTP request).
 pub(crate) struct Conn {
     shared: Arc<Shared>,
+    /// The services, acting for this client's address.
+    backend: Backend,
     peer: IpAddr,
     /// Where pushes go; `None` for HTTP.
     pushes: Option<mpsc::Sender<Out>>,
@@ -135,6 +137,7 @@ pub(crate) async fn websocket(
     counters.connection_opened();
     let (push_tx, mut push_rx) = mpsc::channel::<Out>(PUSH_QUEUE);
     let mut conn = Conn {
+        backend: shared.backend.for_client(peer),
         shared,
         peer,
         pushes: Some(push_tx),
@@ -177,6 +180,7 @@ impl Conn {
     /// The context of one HTTP request from `peer`.
     pub(crate) fn http(shared: Arc<Shared>, peer: IpAddr) -> Self {
         Self {
+            backend: shared.backend.for_client(peer),
             shared,
             peer,
             pushes: None,
@@ -623,14 +627,14 @@ impl Conn {
     }
 
     async fn login(&mut self, username: String, password: String) -> Vec<Out> {
-        let backend = self.shared.backend.clone();
+        let backend = self.backend.clone();
         let login = LoginRequest {
             identifier: Some(Identifier::Username(username.clone())),
             password,
             password_scheme: PasswordScheme::Plain as i32,
             client: self.client(),
         };
-        match backend.account().login(login).await {
+        match backend.login(login).await {
             Ok(response) => {
                 self.opened(response.into_inner(), "LOGIN_SUCCESS", None)
                     .await
@@ -659,13 +663,7 @@ impl Conn {
             format: LegacyTokenFormat::Printable as i32,
             client: self.client(),
         };
-        match self
-            .shared
-            .backend
-            .account()
-            .exchange_legacy_token(exchange)
-            .await
-        {
+        match self.backend.exchange_legacy_token(exchange).await {
             Ok(response) => {
                 let response = response.into_inner();
                 let token = response.legacy_token.clone();
@@ -680,7 +678,7 @@ impl Conn {
     }
 
     async fn register(&mut self, username: String, password: String, email: String) -> Vec<Out> {
-        let backend = self.shared.backend.clone();
+        let backend = self.backend.clone();
         let failure = |counters: rosetta_bridge_kit::Counters, error: &str| {
             counters.error("REGISTER");
             vec![(
@@ -710,7 +708,7 @@ impl Conn {
             password_scheme: PasswordScheme::Plain as i32,
             client: self.client(),
         };
-        match backend.account().login(login).await {
+        match backend.login(login).await {
             Ok(response) => {
                 self.opened(response.into_inner(), "REGISTER_SUCCESS", None)
                     .await

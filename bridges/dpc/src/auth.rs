@@ -2,7 +2,7 @@
 
 use std::{net::SocketAddr, sync::Arc};
 
-use rosetta_bridge_kit::Connections;
+use rosetta_bridge_kit::{Backend, Connections};
 use rosetta_proto::account::v1::{
     PasswordScheme, RegisterRequest, SendVerificationCodeRequest, VerificationChannel,
     VerificationPurpose,
@@ -22,6 +22,8 @@ use crate::{
 pub async fn serve(stream: TcpStream, peer: SocketAddr, conns: Connections, shared: Arc<Shared>) {
     let (read, mut write) = stream.into_split();
     let mut reader = FrameReader::new(read);
+    // The services acting for this client: its address, and its failed logins counted.
+    let client = shared.backend.for_client(peer.ip());
     loop {
         let frame = tokio::select! {
             () = conns.closing.cancelled() => break,
@@ -49,7 +51,10 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, conns: Connections, shar
         };
         conns.counters.frame_in(command);
         let span = tracing::info_span!("frame", command);
-        let Some(reply) = handle(request, peer, &shared).instrument(span).await else {
+        let Some(reply) = handle(request, peer, &client, &shared)
+            .instrument(span)
+            .await
+        else {
             conns.counters.error(command);
             break;
         };
@@ -61,14 +66,19 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, conns: Connections, shar
 }
 
 /// The reply, or `None` to close without one (the services could not answer).
-async fn handle(request: AuthRequest, peer: SocketAddr, shared: &Shared) -> Option<Value> {
+async fn handle(
+    request: AuthRequest,
+    peer: SocketAddr,
+    client: &Backend,
+    shared: &Shared,
+) -> Option<Value> {
     match request {
         AuthRequest::Login {
             user_name,
             password,
         } => match shared
             .logins
-            .authenticate_live(&user_name, &password, peer)
+            .authenticate_live(&user_name, &password, peer, client)
             .await
         {
             Ok(_) => Some(auth_reply(0, 0)),
@@ -79,8 +89,7 @@ async fn handle(request: AuthRequest, peer: SocketAddr, shared: &Shared) -> Opti
             }
         },
         AuthRequest::SmsCode { phone } => {
-            let sent = shared
-                .backend
+            let sent = client
                 .account()
                 .send_verification_code(SendVerificationCodeRequest {
                     channel: VerificationChannel::Phone.into(),
@@ -109,8 +118,7 @@ async fn handle(request: AuthRequest, peer: SocketAddr, shared: &Shared) -> Opti
             code,
             email,
         } => {
-            let registered = shared
-                .backend
+            let registered = client
                 .register_legacy(RegisterRequest {
                     username: user_name,
                     email,

@@ -135,7 +135,12 @@ async fn authenticate(
 ) -> Option<Arc<UserSession>> {
     match shared
         .logins
-        .authenticate(&credentials.name, &credentials.password, peer)
+        .authenticate(
+            &credentials.name,
+            &credentials.password,
+            peer,
+            &shared.backend.for_client(peer.ip()),
+        )
         .await
     {
         Ok(session) => Some(session),

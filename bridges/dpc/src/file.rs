@@ -189,7 +189,12 @@ async fn login(
 ) -> Option<Arc<UserSession>> {
     match shared
         .logins
-        .authenticate_live(&credentials.name, &credentials.password, peer)
+        .authenticate_live(
+            &credentials.name,
+            &credentials.password,
+            peer,
+            &shared.backend.for_client(peer.ip()),
+        )
         .await
     {
         Ok(session) => Some(session),

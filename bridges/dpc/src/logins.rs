@@ -76,12 +76,13 @@ impl Logins {
         name: &str,
         password: &str,
         peer: SocketAddr,
+        client: &Backend,
     ) -> Result<Arc<UserSession>, AuthError> {
         let digest = self.digest(name, password);
         if let Some(session) = self.remembered(name, &digest) {
             return Ok(session);
         }
-        self.login(name, password, peer, digest).await
+        self.login(name, password, peer, client, digest).await
     }
 
     /// As [`authenticate`](Self::authenticate), but a remembered session is first confirmed
@@ -94,6 +95,7 @@ impl Logins {
         name: &str,
         password: &str,
         peer: SocketAddr,
+        client: &Backend,
     ) -> Result<Arc<UserSession>, AuthError> {
         let digest = self.digest(name, password);
         if let Some(session) = self.remembered(name, &digest) {
@@ -103,7 +105,7 @@ impl Logins {
                 Err(status) => return Err(AuthError::Backend(status)),
             }
         }
-        self.login(name, password, peer, digest).await
+        self.login(name, password, peer, client, digest).await
     }
 
     /// Drops the remembered login of `name` if it still holds `session` (whose calls were
@@ -124,11 +126,10 @@ impl Logins {
         name: &str,
         password: &str,
         peer: SocketAddr,
+        client: &Backend,
         digest: [u8; 32],
     ) -> Result<Arc<UserSession>, AuthError> {
-        let login = self
-            .backend
-            .account()
+        let login = client
             .login(LoginRequest {
                 identifier: Some(Identifier::Username(name.to_owned())),
                 password: password.to_owned(),

@@ -150,6 +150,8 @@ struct LoggedIn {
 
 struct Conn {
     shared: Arc<Shared>,
+    /// The services, acting for this client's address.
+    backend: Backend,
     id: u64,
     peer: SocketAddr,
     counters: Counters,
@@ -168,6 +170,7 @@ pub async fn run(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr, conns
     let mut frames = FramedRead::with_capacity(read, FrameCodec, READ_BUFFER);
     let mut conn = Conn {
         id: shared.next_conn.fetch_add(1, Ordering::Relaxed),
+        backend: shared.backend.for_client(peer.ip()),
         shared,
         peer,
         counters: conns.counters,
@@ -302,7 +305,7 @@ fn either(first: &str, second: &str) -> String {
 
 impl Conn {
     fn backend(&self) -> &Backend {
-        &self.shared.backend
+        &self.backend
     }
 
     async fn send(&mut self, message: ServerMessage) -> Result<(), Close> {
@@ -486,15 +489,10 @@ impl Conn {
         };
         let mut result = self
             .backend()
-            .account()
             .login(attempt(Identifier::Username(user.clone())))
             .await;
         if let (Err(_), Some(id)) = (&result, alias_id(&user)) {
-            result = self
-                .backend()
-                .account()
-                .login(attempt(Identifier::UserId(id)))
-                .await;
+            result = self.backend().login(attempt(Identifier::UserId(id))).await;
         }
         let login = match result {
             Ok(login) => login.into_inner(),

@@ -18,6 +18,7 @@ use tonic::{
 use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 
 type Traced = InterceptedService<Channel, TraceContext>;
+type Sourced = InterceptedService<Channel, crate::client::Outgoing>;
 
 /// The largest HTTP/2 flow-control window (2³¹ − 1 bytes).
 const CONNECTION_WINDOW: u32 = (1 << 31) - 1;
@@ -29,6 +30,10 @@ pub struct Backend {
     social: Channel,
     messaging: Channel,
     files: Channel,
+    /// The bridge credential, sent with account calls made for a client.
+    pub(crate) bridge_key: Option<MetadataValue<tonic::metadata::Ascii>>,
+    /// The legacy client this backend acts for (`for_client`), if any.
+    pub(crate) client: Option<std::sync::Arc<crate::client::Client>>,
 }
 
 /// Where each service is; one address may serve several (or all, as `rosetta all` does).
@@ -83,11 +88,14 @@ impl Backend {
             social: channel(&endpoints.social)?,
             messaging: channel(&endpoints.messaging)?,
             files: channel(&endpoints.files)?,
+            bridge_key: None,
+            client: None,
         })
     }
 
-    pub fn account(&self) -> AccountServiceClient<Traced> {
-        AccountServiceClient::with_interceptor(self.account.clone(), TraceContext)
+    /// Account calls; made for a client (`for_client`), they carry its address.
+    pub fn account(&self) -> AccountServiceClient<Sourced> {
+        AccountServiceClient::with_interceptor(self.account.clone(), self.outgoing())
     }
 
     pub fn social(&self) -> SocialServiceClient<Traced> {

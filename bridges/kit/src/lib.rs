@@ -2,6 +2,7 @@
 //! (bytes ⇄ frames) and a session (frames ⇄ the calls made through [`Backend`]).
 
 pub mod backend;
+pub mod client;
 pub mod counters;
 pub mod listen;
 pub mod session;

@@ -19,7 +19,13 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send,
 ) {
     serve_tcp("ourchat", listener, shutdown, move |stream, peer, conns| {
-        session::run(stream, peer, backend.clone(), settings.clone(), conns)
+        session::run(
+            stream,
+            peer,
+            backend.for_client(peer.ip()),
+            settings.clone(),
+            conns,
+        )
     })
     .await;
 }

@@ -415,7 +415,6 @@ impl Connection {
         };
         let answer = self
             .backend
-            .account()
             .login(LoginRequest {
                 identifier: Some(identifier),
                 password: password.clone(),

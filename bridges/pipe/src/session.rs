@@ -121,6 +121,8 @@ struct Login {
 
 struct Connection {
     shared: Arc<Shared>,
+    /// The services, acting for this client's address.
+    backend: Backend,
     id: u64,
     peer: SocketAddr,
     counters: Counters,
@@ -143,6 +145,7 @@ pub(crate) async fn run(
         tokio::spawn(write_loop(write, queue, shared.write_gap, conns.counters).in_current_span());
     let mut conn = Connection {
         id: shared.next_connection.fetch_add(1, Ordering::Relaxed),
+        backend: shared.backend.for_client(peer.ip()),
         shared,
         peer,
         counters: conns.counters,
@@ -430,9 +433,7 @@ impl Connection {
             return None;
         }
         let opened = self
-            .shared
             .backend
-            .account()
             .exchange_legacy_token(ExchangeLegacyTokenRequest {
                 protocol: PROTOCOL.into(),
                 user: Some(UserRef {
@@ -447,7 +448,7 @@ impl Connection {
             .ok()?
             .into_inner();
         Some(Actor::Borrowed(Arc::new(UserSession::new(
-            self.shared.backend.clone(),
+            self.backend.clone(),
             opened,
         ))))
     }
@@ -486,7 +487,6 @@ impl Connection {
                     return self.fail(command, Reply::RegisterError).await;
                 };
                 let registered = self
-                    .shared
                     .backend
                     .account()
                     .register(RegisterRequest {
@@ -520,7 +520,6 @@ impl Connection {
                     return self.fail(command, Reply::UpPassError).await;
                 };
                 let recovered = self
-                    .shared
                     .backend
                     .account()
                     .recover_password(RecoverPasswordRequest {
@@ -651,9 +650,8 @@ impl Connection {
     }
 
     async fn login(&mut self, username: String, password: String) -> bool {
-        let backend = self.shared.backend.clone();
+        let backend = self.backend.clone();
         let logged_in = backend
-            .account()
             .login(LoginRequest {
                 identifier: Some(Identifier::Username(username)),
                 password_scheme: password_scheme(&password).into(),

@@ -1,5 +1,7 @@
 use std::time::Duration;
 
+use crate::sources::SourceLimit;
+
 /// Tunables of the account service; the defaults are what a production deployment wants.
 #[derive(Debug, Clone)]
 pub struct AccountConfig {
@@ -30,6 +32,14 @@ pub struct AccountConfig {
     /// Every verification code is this value instead of a random one: for test rigs and
     /// demos whose clients must register without an SMS or e-mail gateway. Never in production.
     pub fixed_code: Option<String>,
+    /// Per source address (see `sources.rs`): `Login` and `ExchangeLegacyToken`.
+    pub source_login: SourceLimit,
+    /// Per source address: `Register`.
+    pub source_register: SourceLimit,
+    /// Per source address: `SendVerificationCode` and `RecoverPassword`.
+    pub source_code: SourceLimit,
+    /// Sources each per-source limiter remembers at most (bounded memory).
+    pub source_max_tracked: usize,
 }
 
 impl Default for AccountConfig {
@@ -47,6 +57,19 @@ impl Default for AccountConfig {
             require_phone_code: false,
             require_email_code: false,
             fixed_code: None,
+            // A NAT'd campus or office logs in together in the morning: a burst of 300, then
+            // 5 a second (18,000 an hour) per address. A guesser from one address gets 5
+            // tries a second spread over all accounts (the per-account lock-out stops it
+            // earlier on any one account), and at most that much argon2id work.
+            source_login: SourceLimit::new(300, 300),
+            // Registrations are rarer than logins even behind a NAT: 30 at once, then one
+            // every 6 s per address (600 an hour), which stops bulk account creation.
+            source_register: SourceLimit::new(30, 10),
+            // Each code is a message to a phone or mailbox somebody pays for, and each
+            // recovery a guess: 20 at once, then one every 6 s per address.
+            source_code: SourceLimit::new(20, 10),
+            // About 50 bytes per source: some 5 MB per limiter at most.
+            source_max_tracked: 100_000,
         }
     }
 }

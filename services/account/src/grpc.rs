@@ -2,11 +2,14 @@
 
 use std::sync::Arc;
 
-use rosetta_auth::Caller;
+use rosetta_auth::{BridgeKey, Caller};
 use rosetta_proto::account::v1::{account_service_server::AccountService, *};
 use tonic::{Request, Response, Status};
 
-use crate::Accounts;
+use crate::{
+    Accounts,
+    sources::{Action, Sources},
+};
 
 /// Methods callable without a bearer token.
 pub const PUBLIC_METHODS: &[&str] = &[
@@ -21,11 +24,15 @@ pub const PUBLIC_METHODS: &[&str] = &[
 
 pub struct AccountGrpc {
     accounts: Arc<Accounts>,
+    /// Per-source limits of logins, registrations and code requests.
+    sources: Sources,
 }
 
 impl AccountGrpc {
-    pub fn new(accounts: Arc<Accounts>) -> Self {
-        Self { accounts }
+    /// `bridge_key`: the credential that lets a bridge name its legacy client's address.
+    pub fn new(accounts: Arc<Accounts>, bridge_key: Option<BridgeKey>) -> Self {
+        let sources = Sources::new(&accounts.cfg, bridge_key);
+        Self { accounts, sources }
     }
 }
 
@@ -34,6 +41,7 @@ type Reply<T> = Result<Response<T>, Status>;
 #[tonic::async_trait]
 impl AccountService for AccountGrpc {
     async fn register(&self, req: Request<RegisterRequest>) -> Reply<RegisterResponse> {
+        self.sources.admit(Action::Register, &req)?;
         let user = self.accounts.register(req.into_inner()).await?;
         Ok(Response::new(RegisterResponse { user: Some(user) }))
     }
@@ -42,6 +50,7 @@ impl AccountService for AccountGrpc {
         &self,
         req: Request<SendVerificationCodeRequest>,
     ) -> Reply<SendVerificationCodeResponse> {
+        self.sources.admit(Action::Code, &req)?;
         let expires_at_ms = self.accounts.send_code(req.into_inner()).await?;
         Ok(Response::new(SendVerificationCodeResponse {
             expires_at_ms,
@@ -49,6 +58,7 @@ impl AccountService for AccountGrpc {
     }
 
     async fn login(&self, req: Request<LoginRequest>) -> Reply<LoginResponse> {
+        self.sources.admit(Action::Login, &req)?;
         Ok(Response::new(self.accounts.login(req.into_inner()).await?))
     }
 
@@ -82,6 +92,7 @@ impl AccountService for AccountGrpc {
         &self,
         req: Request<ExchangeLegacyTokenRequest>,
     ) -> Reply<LoginResponse> {
+        self.sources.admit(Action::Login, &req)?;
         Ok(Response::new(
             self.accounts
                 .exchange_legacy_token(req.into_inner())
@@ -134,6 +145,7 @@ impl AccountService for AccountGrpc {
         &self,
         req: Request<RecoverPasswordRequest>,
     ) -> Reply<RecoverPasswordResponse> {
+        self.sources.admit(Action::Code, &req)?;
         self.accounts.recover_password(req.into_inner()).await?;
         Ok(Response::new(RecoverPasswordResponse {}))
     }

@@ -11,6 +11,7 @@ mod names;
 mod password;
 mod profile;
 mod session;
+mod sources;
 mod throttle;
 
 pub use accounts::Accounts;
@@ -18,3 +19,4 @@ pub use codes::{CodeSender, LogSender, MemorySender};
 pub use config::AccountConfig;
 pub use grpc::{AccountGrpc, PUBLIC_METHODS};
 pub use password::{Scheme, argon2_params};
+pub use sources::{Action, SourceLimit, Sources};

@@ -83,7 +83,7 @@ impl KeyPair {
     }
 }
 
-fn write_private(path: &Path, pem: &str) -> io::Result<()> {
+pub(crate) fn write_private(path: &Path, pem: &str) -> io::Result<()> {
     #[cfg(unix)]
     {
         use std::{io::Write, os::unix::fs::OpenOptionsExt};

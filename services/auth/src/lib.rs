@@ -3,12 +3,14 @@
 //! session revoked by logout stops its tokens everywhere (at once in the same process, within
 //! [`SessionGuard`]'s cache lifetime elsewhere).
 
+mod bridge_key;
 mod caller;
 mod keys;
 mod layer;
 mod sessions;
 mod token;
 
+pub use bridge_key::BridgeKey;
 pub use caller::{Caller, bearer};
 pub use keys::{KeyFiles, KeyPair};
 pub use layer::{Authenticated, Authenticator};

@@ -7,7 +7,7 @@ use figment::{
     Figment,
     providers::{Env, Format, Serialized, Toml},
 };
-use rosetta_account::AccountConfig;
+use rosetta_account::{AccountConfig, SourceLimit};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -24,6 +24,11 @@ pub struct Config {
     pub jwt_private_key_file: Option<PathBuf>,
     /// PEM file of the matching public key (every role).
     pub jwt_public_key_file: Option<PathBuf>,
+    /// The bridge credential (64 hex digits): the account service trusts the legacy client
+    /// address a bridge forwards only from callers holding it. Defaults to a key generated
+    /// into `data_dir` (`bridge.key`) on first start of the account role; a separate
+    /// `rosetta bridge` reads the same file (split deployments mount it as a secret).
+    pub bridge_key_file: Option<PathBuf>,
     /// `text` or `json` log lines.
     pub log_format: LogFormat,
     /// OTLP/gRPC endpoint (e.g. `http://127.0.0.1:4317`); traces are exported when set.
@@ -64,6 +69,20 @@ pub struct AccountSettings {
     pub fixed_verification_code: String,
     /// How long another process may keep trusting a session after it was revoked.
     pub session_cache_secs: u64,
+    /// Per source address (a gRPC caller's, or the legacy client's a bridge forwards): logins
+    /// and legacy-token exchanges at once, then per minute (0 = no limit).
+    pub source_login_burst: u32,
+    pub source_login_per_minute: u32,
+    /// Registrations per source address: at once, then per minute (0 = no limit).
+    pub source_register_burst: u32,
+    pub source_register_per_minute: u32,
+    /// Verification codes and password recoveries per source address: at once, then per
+    /// minute (0 = no limit).
+    pub source_code_burst: u32,
+    pub source_code_per_minute: u32,
+    /// Source addresses each limiter remembers at most; beyond them new sources are refused
+    /// until others fall idle.
+    pub source_max_tracked: usize,
 }
 
 impl Default for Config {
@@ -74,6 +93,7 @@ impl Default for Config {
             grpc_listen: SocketAddr::from(([127, 0, 0, 1], 50051)),
             jwt_private_key_file: None,
             jwt_public_key_file: None,
+            bridge_key_file: None,
             log_format: LogFormat::Text,
             otlp_endpoint: None,
             nats_url: None,
@@ -101,6 +121,13 @@ impl Default for AccountSettings {
             require_email_code: d.require_email_code,
             fixed_verification_code: String::new(),
             session_cache_secs: 5,
+            source_login_burst: d.source_login.burst,
+            source_login_per_minute: d.source_login.per_minute,
+            source_register_burst: d.source_register.burst,
+            source_register_per_minute: d.source_register.per_minute,
+            source_code_burst: d.source_code.burst,
+            source_code_per_minute: d.source_code.per_minute,
+            source_max_tracked: d.source_max_tracked,
         }
     }
 }
@@ -158,6 +185,13 @@ impl AccountSettings {
             require_email_code: self.require_email_code,
             fixed_code: Some(self.fixed_verification_code.trim().to_owned())
                 .filter(|code| !code.is_empty()),
+            source_login: SourceLimit::new(self.source_login_burst, self.source_login_per_minute),
+            source_register: SourceLimit::new(
+                self.source_register_burst,
+                self.source_register_per_minute,
+            ),
+            source_code: SourceLimit::new(self.source_code_burst, self.source_code_per_minute),
+            source_max_tracked: self.source_max_tracked,
             ..AccountConfig::default()
         }
     }
@@ -307,6 +341,28 @@ mod tests {
             let config = Config::load(None, &Overrides::default()).map_err(|e| e.to_string())?;
             assert!(config.bridges.cloudchat.http_sessions);
             assert_eq!(config.bridges.cloudchat.http_session_idle_ms, 60_000);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn source_limits_and_bridge_key_from_the_environment() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("ROSETTA_ACCOUNT__SOURCE_LOGIN_BURST", "7");
+            jail.set_env("ROSETTA_ACCOUNT__SOURCE_CODE_PER_MINUTE", "0");
+            jail.set_env("ROSETTA_BRIDGE_KEY_FILE", "/run/secrets/bridge_key");
+            let config = Config::load(None, &Overrides::default()).map_err(|e| e.to_string())?;
+            let account = config.account.to_domain();
+            assert_eq!(account.source_login, SourceLimit::new(7, 300));
+            assert_eq!(account.source_code.per_minute, 0, "0 turns a limit off");
+            assert_eq!(
+                account.source_register,
+                AccountConfig::default().source_register
+            );
+            assert_eq!(
+                config.bridge_key_file.as_deref(),
+                Some(std::path::Path::new("/run/secrets/bridge_key"))
+            );
             Ok(())
         });
     }

@@ -5,7 +5,7 @@ use std::{future::Future, sync::Arc, time::Duration};
 
 use anyhow::Context as _;
 use rosetta_account::{AccountGrpc, Accounts, CodeSender, LogSender};
-use rosetta_auth::{Authenticator, KeyFiles, KeyPair, SessionGuard, TokenVerifier};
+use rosetta_auth::{Authenticator, BridgeKey, KeyFiles, KeyPair, SessionGuard, TokenVerifier};
 use rosetta_db::sea_orm::DatabaseConnection;
 use rosetta_events::{EventSink, PresenceView};
 use rosetta_kit::server::{self, ServiceSet};
@@ -102,7 +102,8 @@ impl Node {
                 sessions.clone(),
                 plugins.code_sender,
             )?;
-            let grpc = AccountServiceServer::new(AccountGrpc::new(Arc::new(accounts)));
+            let bridge_key = bridge_key(config, true)?;
+            let grpc = AccountServiceServer::new(AccountGrpc::new(Arc::new(accounts), bridge_key));
             services.add(auth.protect(grpc, rosetta_account::PUBLIC_METHODS));
         }
         if role.runs(Role::Social) {
@@ -156,6 +157,29 @@ async fn messaging_bus(config: &Config) -> anyhow::Result<Arc<dyn rosetta_messag
         ),
         None => Arc::new(rosetta_messaging::LocalBus::default()),
     })
+}
+
+/// The bridge credential: the configured file, or `bridge.key` in the data dir, generated
+/// there first when `generate` (the account role, which must hold it) and it is missing.
+/// `None` only for a process that neither generates nor finds one.
+pub fn bridge_key(config: &Config, generate: bool) -> anyhow::Result<Option<BridgeKey>> {
+    let path = match &config.bridge_key_file {
+        Some(path) => {
+            return Ok(Some(
+                BridgeKey::read(path).context("reading bridge_key_file")?,
+            ));
+        }
+        None => BridgeKey::default_path(&config.data_dir),
+    };
+    if generate {
+        return Ok(Some(
+            BridgeKey::load_or_generate(&path).context("bridge key")?,
+        ));
+    }
+    if path.exists() {
+        return Ok(Some(BridgeKey::read(&path)?));
+    }
+    Ok(None)
 }
 
 /// The token key pair: configured files, or a pair generated into the data dir.

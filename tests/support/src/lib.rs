@@ -132,6 +132,11 @@ impl TestServer {
         // Tests create many accounts: allow codes to be re-sent at once.
         config.account.code_resend_interval_secs = 0;
         config.account.code_max_per_hour = 1000;
+        // Every test client and bridge connection comes from 127.0.0.1: no per-source limits
+        // unless a test sets them.
+        config.account.source_login_per_minute = 0;
+        config.account.source_register_per_minute = 0;
+        config.account.source_code_per_minute = 0;
         tweak(&mut config);
         let codes = MemorySender::default();
         let plugins = Plugins {
@@ -165,9 +170,14 @@ impl TestServer {
         connect(&self.endpoint(), Duration::from_secs(2)).await
     }
 
-    /// The services as a bridge reaches them.
+    /// The services as a bridge reaches them, with the node's bridge credential.
     pub fn backend(&self) -> rosetta_bridge_kit::Backend {
-        rosetta_bridge_kit::Backend::connect_lazy(&self.endpoint()).expect("endpoint")
+        let backend =
+            rosetta_bridge_kit::Backend::connect_lazy(&self.endpoint()).expect("endpoint");
+        let key = rosetta_node::node::bridge_key(&self.config, false)
+            .expect("bridge key readable")
+            .expect("the node generated a bridge key");
+        backend.with_bridge_key(&key.to_hex()).expect("hex key")
     }
 
     pub async fn account(&self) -> AccountServiceClient<Channel> {

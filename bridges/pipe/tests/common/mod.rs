@@ -41,6 +41,11 @@ impl Bridge {
         if let Some(last) = last_uid {
             set_next_uid(&server, backend, last).await;
         }
+        Self::in_front_of(server, settings).await
+    }
+
+    /// The bridge in front of `server` (a node the test configured itself).
+    pub async fn in_front_of(server: TestServer, settings: PipeSettings) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
         let (stop, stopped) = oneshot::channel::<()>();
@@ -65,6 +70,19 @@ impl Bridge {
             stream: TcpStream::connect(self.addr)
                 .await
                 .expect("connect to bridge"),
+            pending: Vec::new(),
+        }
+    }
+
+    /// A client connecting from `local` (any 127.x.y.z on Linux), so that a test can stand
+    /// for several client addresses.
+    pub async fn client_from(&self, local: std::net::IpAddr) -> Client {
+        let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+        socket
+            .bind(std::net::SocketAddr::new(local, 0))
+            .expect("bind the client address");
+        Client {
+            stream: socket.connect(self.addr).await.expect("connect to bridge"),
             pending: Vec::new(),
         }
     }

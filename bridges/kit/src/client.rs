@@ -1,0 +1,152 @@
+//! Account calls a bridge makes for one legacy client: they carry the client's address and
+//! the bridge credential, so the account service counts the client's logins, registrations
+//! and code requests against the client's address rather than the bridge's (the per-source
+//! limit lives there, once). The service takes the address only with a valid credential.
+//!
+//! On top of that a connection is bounded here: after [`MAX_FAILED_LOGINS`] refused logins
+//! or token exchanges it gets no further tries, so one connection cannot spend its address's
+//! whole budget guessing.
+
+use std::{
+    net::IpAddr,
+    sync::{
+        Arc,
+        atomic::{AtomicU32, Ordering},
+    },
+};
+
+use rosetta_proto::{
+    account::v1::{ExchangeLegacyTokenRequest, LoginRequest, LoginResponse},
+    metadata,
+};
+use tonic::{
+    Code, Request, Response, Status,
+    metadata::{AsciiMetadataValue, errors::InvalidMetadataValue},
+    service::Interceptor,
+};
+use tonic_types::{ErrorDetails, StatusExt as _};
+
+use crate::{Backend, backend::TraceContext};
+
+/// Refused logins (and token exchanges) after which a connection gets no more.
+pub const MAX_FAILED_LOGINS: u32 = 10;
+
+/// The legacy client a backend acts for.
+pub(crate) struct Client {
+    addr: AsciiMetadataValue,
+    failed_logins: AtomicU32,
+}
+
+impl Backend {
+    /// This backend with the bridge credential (the key file's hex text) sent on account
+    /// calls made for a client.
+    pub fn with_bridge_key(mut self, key_hex: &str) -> Result<Self, InvalidMetadataValue> {
+        self.bridge_key = Some(key_hex.trim().parse()?);
+        Ok(self)
+    }
+
+    /// The backend one connection uses: its account calls name `addr` as the client's
+    /// address, and its logins count towards the connection's bound. Clones share the count.
+    pub fn for_client(&self, addr: IpAddr) -> Backend {
+        let addr = addr.to_string().parse().expect("an IP address is ASCII");
+        let mut backend = self.clone();
+        backend.client = Some(Arc::new(Client {
+            addr,
+            failed_logins: AtomicU32::new(0),
+        }));
+        backend
+    }
+
+    /// `Login`, unless this connection has used up its tries.
+    pub async fn login(&self, request: LoginRequest) -> Result<Response<LoginResponse>, Status> {
+        self.bounded(async { self.account().login(request).await })
+            .await
+    }
+
+    /// `ExchangeLegacyToken` (a token is a password too), unless this connection has used up
+    /// its tries.
+    pub async fn exchange_legacy_token(
+        &self,
+        request: ExchangeLegacyTokenRequest,
+    ) -> Result<Response<LoginResponse>, Status> {
+        self.bounded(async { self.account().exchange_legacy_token(request).await })
+            .await
+    }
+
+    async fn bounded<T>(&self, call: impl Future<Output = Result<T, Status>>) -> Result<T, Status> {
+        let Some(client) = &self.client else {
+            return call.await;
+        };
+        // Reserve the try before the call, so concurrent logins of one connection cannot
+        // exceed the bound either; a success gives it back.
+        let tries = client.failed_logins.fetch_add(1, Ordering::AcqRel);
+        if tries >= MAX_FAILED_LOGINS {
+            client.failed_logins.fetch_sub(1, Ordering::AcqRel);
+            tracing::info!("login refused: too many failed logins on this connection");
+            return Err(exhausted());
+        }
+        let result = call.await;
+        if !matches!(&result, Err(status) if counts(status)) {
+            client.failed_logins.fetch_sub(1, Ordering::AcqRel);
+        }
+        result
+    }
+
+    /// The interceptor of this backend's account calls.
+    pub(crate) fn outgoing(&self) -> Outgoing {
+        Outgoing {
+            client: self
+                .client
+                .as_ref()
+                .map(|client| (client.addr.clone(), self.bridge_key.clone())),
+        }
+    }
+}
+
+/// Whether a failed call counts against the connection: a refusal of what the client sent,
+/// not the service failing.
+fn counts(status: &Status) -> bool {
+    !matches!(
+        status.code(),
+        Code::Unavailable
+            | Code::Internal
+            | Code::Unknown
+            | Code::DeadlineExceeded
+            | Code::Cancelled
+    )
+}
+
+/// The refusal of a connection out of tries, in the services' terms (`THROTTLED`), so each
+/// bridge answers it as it answers the account service's own throttling.
+fn exhausted() -> Status {
+    let details = ErrorDetails::with_error_info("THROTTLED", "rosetta", []);
+    Status::with_error_details(
+        Code::ResourceExhausted,
+        "too many failed logins on this connection",
+        details,
+    )
+}
+
+/// Adds the client's address and the bridge credential to account calls made for a client,
+/// besides the trace context.
+#[derive(Clone)]
+pub struct Outgoing {
+    client: Option<(AsciiMetadataValue, Option<AsciiMetadataValue>)>,
+}
+
+impl Interceptor for Outgoing {
+    fn call(&mut self, request: Request<()>) -> Result<Request<()>, Status> {
+        let mut request = TraceContext.call(request)?;
+        if let Some((addr, key)) = &self.client {
+            request
+                .metadata_mut()
+                .insert(metadata::CLIENT_ADDR, addr.clone());
+            if let Some(key) = key {
+                request
+                    .metadata_mut()
+                    .insert(metadata::BRIDGE_KEY, key.clone());
+            }
+        }
+        Ok(request)
+    }
+}
