@@ -22,7 +22,8 @@ use sea_orm::{
 
 use crate::{
     AccountConfig, CodeSender, Scheme, codes,
-    password::{self, bad_credentials, blocking},
+    hash_pool::HashPool,
+    password::{self, bad_credentials},
     throttle::Throttle,
 };
 
@@ -42,6 +43,8 @@ pub struct Accounts {
     pub(crate) sender: Arc<dyn CodeSender>,
     pub(crate) public_pems: Vec<String>,
     pub(crate) login_throttle: Throttle,
+    /// Where every password hash runs (see `hash_pool`).
+    pub(crate) hash_pool: Arc<HashPool>,
 }
 
 impl Accounts {
@@ -59,7 +62,9 @@ impl Accounts {
             base: cfg.lockout_base,
             max: cfg.lockout_max,
         };
+        let hash_pool = HashPool::new(cfg.hash_workers, cfg.hash_queue);
         Ok(Self {
+            hash_pool,
             db,
             cfg,
             issuer,
@@ -68,6 +73,23 @@ impl Accounts {
             public_pems,
             login_throttle,
         })
+    }
+
+    /// Uses `pool` for password hashing instead of one of its own (a node's embedder or a
+    /// test that holds the workers).
+    pub fn with_hash_pool(self, pool: Arc<HashPool>) -> Self {
+        Self {
+            hash_pool: pool,
+            ..self
+        }
+    }
+
+    /// Runs CPU-heavy hashing on the bounded hashing pool, holding no database connection.
+    pub(crate) async fn hashing<T: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> ApiResult<T> + Send + 'static,
+    ) -> ApiResult<T> {
+        self.hash_pool.run(work).await
     }
 
     pub async fn register(&self, req: RegisterRequest) -> ApiResult<pb::User> {
@@ -108,7 +130,7 @@ impl Accounts {
             .await?;
 
         let answer = normalize_answer(&req.security_answer);
-        let verifiers = blocking(move || {
+        let verifiers = self.hashing(move || {
             let answer = answer.map(|a| password::hash(&a)).transpose()?;
             Ok((password::verifiers_for(&password, scheme)?, answer))
         })
@@ -212,7 +234,8 @@ impl Accounts {
         client: String,
     ) -> ApiResult<LoginResponse> {
         let Some(user) = found else {
-            blocking(move || Ok(password::verify(&password, &DUMMY_VERIFIER))).await?;
+            self.hashing(move || Ok(password::verify(&password, &DUMMY_VERIFIER)))
+                .await?;
             return Err(bad_credentials());
         };
         self.check_password(&user, password, scheme).await?;
@@ -230,7 +253,10 @@ impl Accounts {
         let key = format!("login:{}", user.id);
         self.login_throttle.check(&self.db, &key).await?;
         let stored = self.verifiers(user.id).await?;
-        match blocking(move || password::check(&password, scheme, &stored)).await {
+        match self
+            .hashing(move || password::check(&password, scheme, &stored))
+            .await
+        {
             Ok(added) => {
                 self.login_throttle.reset(&self.db, &key).await?;
                 if let Some(added) = added {

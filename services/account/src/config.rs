@@ -27,6 +27,12 @@ pub struct AccountConfig {
     /// Every verification code is this value instead of a random one: for test rigs and
     /// demos whose clients must register without an SMS or e-mail gateway. Never in production.
     pub fixed_code: Option<String>,
+    /// Password-hashing worker threads (0: one per available core); each holds one argon2
+    /// memory area (19 MiB) for good.
+    pub hash_workers: usize,
+    /// Hashing requests that may wait for a worker; beyond them requests are refused at once
+    /// with `THROTTLED` and a `RetryInfo`.
+    pub hash_queue: usize,
 }
 
 impl Default for AccountConfig {
@@ -44,6 +50,8 @@ impl Default for AccountConfig {
             require_phone_code: false,
             require_email_code: false,
             fixed_code: None,
+            hash_workers: 0,
+            hash_queue: 64,
         }
     }
 }

@@ -26,7 +26,7 @@ use crate::{
         unique_violation, valid_email, valid_username,
     },
     codes,
-    password::{self, blocking},
+    password,
     throttle::Throttle,
 };
 
@@ -95,7 +95,7 @@ impl Accounts {
     ) -> ApiResult<pb::User> {
         let me = self.me(caller).await?;
         let answer_hash = match req.security_answer.as_deref().and_then(normalize_answer) {
-            Some(answer) => Some(blocking(move || password::hash(&answer)).await?),
+            Some(answer) => Some(self.hashing(move || password::hash(&answer)).await?),
             None => None,
         };
         let mut active = me.into_active_model();
@@ -193,7 +193,7 @@ impl Accounts {
                 let question_ok = answer.question_id == user.security_question_id;
                 let presented = normalize_answer(&answer.answer).unwrap_or_default();
                 question_ok
-                    && blocking(move || {
+                    && self.hashing(move || {
                         Ok(stored.is_some_and(|phc| password::verify(&presented, &phc)))
                     })
                     .await?
@@ -255,7 +255,7 @@ impl Accounts {
         password: String,
         scheme: Scheme,
     ) -> ApiResult<()> {
-        let verifiers = blocking(move || password::verifiers_for(&password, scheme)).await?;
+        let verifiers = self.hashing(move || password::verifiers_for(&password, scheme)).await?;
         let txn = self.db.begin().await?;
         credential::Entity::delete_many()
             .filter(credential::Column::UserId.eq(user_id))

@@ -64,6 +64,12 @@ pub struct AccountSettings {
     pub fixed_verification_code: String,
     /// How long another process may keep trusting a session after it was revoked.
     pub session_cache_secs: u64,
+    /// Password-hashing worker threads, each with one reused 19 MiB argon2 area; 0 = one per
+    /// available core.
+    pub hash_workers: usize,
+    /// Password checks that may wait for a hashing worker; more are refused at once with
+    /// `THROTTLED` + `RetryInfo`.
+    pub hash_queue: usize,
 }
 
 impl Default for Config {
@@ -101,6 +107,8 @@ impl Default for AccountSettings {
             require_email_code: d.require_email_code,
             fixed_verification_code: String::new(),
             session_cache_secs: 5,
+            hash_workers: d.hash_workers,
+            hash_queue: d.hash_queue,
         }
     }
 }
@@ -158,6 +166,8 @@ impl AccountSettings {
             require_email_code: self.require_email_code,
             fixed_code: Some(self.fixed_verification_code.trim().to_owned())
                 .filter(|code| !code.is_empty()),
+            hash_workers: self.hash_workers,
+            hash_queue: self.hash_queue,
             ..AccountConfig::default()
         }
     }
