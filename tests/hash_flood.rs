@@ -76,7 +76,10 @@ async fn a_login_flood_is_refused_beyond_the_pool(backend: Backend) {
     assert!(ok + bad > 0, "every login refused");
     server.stop().await;
 }
-both_backends!(login_flood_is_refused_beyond_the_pool, a_login_flood_is_refused_beyond_the_pool);
+both_backends!(
+    login_flood_is_refused_beyond_the_pool,
+    super::a_login_flood_is_refused_beyond_the_pool
+);
 
 /// Exact counts with the pool's only worker held by the test: of a burst of 12 logins one
 /// takes the queue place and 11 are refused while the worker is still busy (so the refusals
@@ -125,5 +128,5 @@ async fn a_full_pool_refuses_the_excess_and_spares_token_calls(backend: Backend)
 }
 both_backends!(
     full_pool_refuses_the_excess_and_spares_token_calls,
-    a_full_pool_refuses_the_excess_and_spares_token_calls
+    super::a_full_pool_refuses_the_excess_and_spares_token_calls
 );

@@ -18,8 +18,10 @@ use rosetta_proto::account::v1::{
 use tokio::task::JoinSet;
 use tonic::transport::Channel;
 
+use anyhow::Context as _;
+
 use crate::{
-    grpc,
+    connect, grpc,
     report::{Recorder, Report},
     soak::rss_kib,
 };
@@ -39,6 +41,10 @@ pub struct Options {
     /// HTTP/2 connections the flood is spread over (the bystander has its own).
     #[arg(long, default_value_t = 8)]
     pub connections: usize,
+    /// Source addresses 127.0.0.1 … 127.0.0.<n> the flood's connections are spread over
+    /// (loopback only), for a server whose per-source login limit would otherwise refuse it.
+    #[arg(long, default_value_t = 1)]
+    pub sources: usize,
     /// The server's `account.hash_workers` (for the RSS target; default: this machine's cores).
     #[arg(long)]
     pub hash_workers: Option<usize>,
@@ -107,6 +113,26 @@ async fn peak_rss(pid: u32, stop: Arc<AtomicBool>) -> u64 {
     peak
 }
 
+/// The flood's connections, bound round-robin to `--sources` loopback source addresses.
+async fn connect_from_sources(url: &str, opts: &Options) -> anyhow::Result<Vec<Channel>> {
+    let target = url
+        .trim_start_matches("http://")
+        .parse::<std::net::SocketAddr>()
+        .ok();
+    let mut channels = Vec::new();
+    for i in 0..opts.connections.max(1) {
+        let source = target.and_then(|t| connect::source_for(i, opts.sources, t));
+        let channel = Channel::from_shared(url.to_owned())?
+            .tcp_nodelay(true)
+            .local_address(source)
+            .connect()
+            .await
+            .with_context(|| format!("cannot connect to {url} from {source:?}"))?;
+        channels.push(channel);
+    }
+    Ok(channels)
+}
+
 fn flood_request(n: usize, prefix: &str, users: &[grpc::User]) -> LoginRequest {
     if n % 2 == 0 {
         grpc::login_request(&format!("{prefix}-nobody-{n}"))
@@ -117,7 +143,7 @@ fn flood_request(n: usize, prefix: &str, users: &[grpc::User]) -> LoginRequest {
 
 pub async fn run(endpoints: &grpc::Endpoints, opts: &Options) -> anyhow::Result<Report> {
     let idle_kib = rss_kib(opts.server_pid)?;
-    let channels = grpc::connect(&endpoints.account, opts.connections).await?;
+    let channels = connect_from_sources(&endpoints.account, opts).await?;
     let prefix = grpc::run_prefix();
     let users =
         Arc::new(grpc::register_users(&channels, &prefix, opts.users.max(1), true, 2).await?);
@@ -152,6 +178,7 @@ pub async fn run(endpoints: &grpc::Endpoints, opts: &Options) -> anyhow::Result<
     report.param("logins", opts.logins);
     report.param("known users", users.len());
     report.param("connections", opts.connections);
+    report.param("sources", opts.sources.clamp(1, 254));
     report.param("hash workers", workers);
     let c = |a: &AtomicU64| a.load(Ordering::Relaxed) as f64;
     report.counter("logins ok", c(&outcomes.ok), "");

@@ -253,10 +253,12 @@ impl Accounts {
         let key = format!("login:{}", user.id);
         self.login_throttle.check(&self.db, &key).await?;
         let stored = self.verifiers(user.id).await?;
-        match self
-            .hashing(move || password::check(&password, scheme, &stored))
-            .await
-        {
+        // A refusal of the hashing pool (busy) is no password check: it returns here and
+        // never counts as a failed attempt.
+        let checked = self
+            .hashing(move || Ok(password::check(&password, scheme, &stored)))
+            .await?;
+        match checked {
             Ok(added) => {
                 self.login_throttle.reset(&self.db, &key).await?;
                 if let Some(added) = added {
