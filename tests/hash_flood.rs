@@ -5,8 +5,8 @@
 use futures::{StreamExt as _, stream::FuturesUnordered};
 use rosetta_account::HashPool;
 use rosetta_proto::account::v1::{
-    GetMyProfileRequest, LoginRequest, PasswordScheme, account_service_client::AccountServiceClient,
-    login_request::Identifier,
+    GetMyProfileRequest, LoginRequest, PasswordScheme,
+    account_service_client::AccountServiceClient, login_request::Identifier,
 };
 use rosetta_testkit::{self as support, both_backends};
 use support::{Backend, TestServer, authed, reason};

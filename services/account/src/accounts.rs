@@ -130,11 +130,12 @@ impl Accounts {
             .await?;
 
         let answer = normalize_answer(&req.security_answer);
-        let verifiers = self.hashing(move || {
-            let answer = answer.map(|a| password::hash(&a)).transpose()?;
-            Ok((password::verifiers_for(&password, scheme)?, answer))
-        })
-        .await?;
+        let verifiers = self
+            .hashing(move || {
+                let answer = answer.map(|a| password::hash(&a)).transpose()?;
+                Ok((password::verifiers_for(&password, scheme)?, answer))
+            })
+            .await?;
         let now = now_ms();
         let txn = self.db.begin().await?;
         let inserted = user::Entity::insert(user::ActiveModel {

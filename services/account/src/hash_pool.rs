@@ -68,7 +68,11 @@ pub fn busy() -> ApiError {
 }
 
 fn stopped() -> ApiError {
-    ApiError::new(Code::Unavailable, "UNAVAILABLE", "the server is shutting down")
+    ApiError::new(
+        Code::Unavailable,
+        "UNAVAILABLE",
+        "the server is shutting down",
+    )
 }
 
 /// Hashing workers and their queue. Dropping the pool stops the workers: queued requests are
@@ -137,10 +141,7 @@ impl HashPool {
 
     /// Admits `work` now (or refuses it) and returns the wait for its result. Split from
     /// [`HashPool::run`] so that admission happens at the call, not at the first poll.
-    pub fn submit<T, W>(
-        &self,
-        work: W,
-    ) -> ApiResult<impl Future<Output = ApiResult<T>> + use<T, W>>
+    pub fn submit<T, W>(&self, work: W) -> ApiResult<impl Future<Output = ApiResult<T>> + use<T, W>>
     where
         T: Send + 'static,
         W: FnOnce() -> ApiResult<T> + Send + 'static,
@@ -281,7 +282,10 @@ mod tests {
     async fn pool_verifiers_and_stock_verifiers_read_each_other() {
         let pool = HashPool::new(2, 4);
         let ours = pool.run(|| password::hash("secret")).await.unwrap();
-        assert!(ours.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{ours}");
+        assert!(
+            ours.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"),
+            "{ours}"
+        );
         let stock = Argon2::default();
         let parsed = PasswordHash::new(&ours).unwrap();
         assert!(stock.verify_password(b"secret", &parsed).is_ok());

@@ -25,8 +25,7 @@ use crate::{
         limit, live_users, normalize_answer, own_profile, public_profile, store_verifiers,
         unique_violation, valid_email, valid_username,
     },
-    codes,
-    password,
+    codes, password,
     throttle::Throttle,
 };
 
@@ -193,10 +192,11 @@ impl Accounts {
                 let question_ok = answer.question_id == user.security_question_id;
                 let presented = normalize_answer(&answer.answer).unwrap_or_default();
                 question_ok
-                    && self.hashing(move || {
-                        Ok(stored.is_some_and(|phc| password::verify(&presented, &phc)))
-                    })
-                    .await?
+                    && self
+                        .hashing(move || {
+                            Ok(stored.is_some_and(|phc| password::verify(&presented, &phc)))
+                        })
+                        .await?
             }
             Some(Proof::VerificationCode(code)) => self.consume_recovery_code(&user, &code).await,
             None => return Err(ApiError::invalid("INVALID_ARGUMENT", "a proof is required")),
@@ -255,7 +255,9 @@ impl Accounts {
         password: String,
         scheme: Scheme,
     ) -> ApiResult<()> {
-        let verifiers = self.hashing(move || password::verifiers_for(&password, scheme)).await?;
+        let verifiers = self
+            .hashing(move || password::verifiers_for(&password, scheme))
+            .await?;
         let txn = self.db.begin().await?;
         credential::Entity::delete_many()
             .filter(credential::Column::UserId.eq(user_id))
