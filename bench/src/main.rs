@@ -7,6 +7,7 @@ mod cloudchat;
 mod connect;
 mod conversation;
 mod dpc;
+mod flood;
 mod grpc;
 mod imps;
 mod ledger;
@@ -67,6 +68,8 @@ enum Scenario {
     Soak(soak::Options),
     /// Scenario 4: password logins/s and token-authenticated calls/s.
     LoginStorm(login::Options),
+    /// Scenario 5: 1,000 logins at once; the server's RSS growth and a bystander's p99.
+    LoginFlood(flood::Options),
 }
 
 /// Parses `500ms`, `30s`, `2m`, `1h` or a bare number of seconds.
@@ -125,6 +128,7 @@ async fn run(cli: &Cli) -> anyhow::Result<Report> {
             soak::run(&services, addr, opts, hidden).await
         }
         Scenario::LoginStorm(opts) => login::run(&services, opts, hidden).await,
+        Scenario::LoginFlood(opts) => flood::run(&services, opts).await,
     }
 }
 

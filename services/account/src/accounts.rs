@@ -23,7 +23,8 @@ use sha2::{Digest, Sha256};
 
 use crate::{
     AccountConfig, CodeSender, Scheme, codes,
-    password::{self, bad_credentials, blocking},
+    hash_pool::HashPool,
+    password::{self, bad_credentials},
     throttle::Throttle,
 };
 
@@ -43,6 +44,8 @@ pub struct Accounts {
     pub(crate) sender: Arc<dyn CodeSender>,
     pub(crate) public_pems: Vec<String>,
     pub(crate) login_throttle: Throttle,
+    /// Where every password hash runs (see `hash_pool`).
+    pub(crate) hash_pool: Arc<HashPool>,
 }
 
 impl Accounts {
@@ -57,7 +60,9 @@ impl Accounts {
         let issuer = TokenIssuer::new(private_pem, cfg.issuer.clone(), cfg.access_ttl)?;
         let login_throttle =
             Throttle::new(cfg.lockout_threshold, cfg.lockout_base, cfg.lockout_max);
+        let hash_pool = HashPool::new(cfg.hash_workers, cfg.hash_queue);
         Ok(Self {
+            hash_pool,
             db,
             cfg,
             issuer,
@@ -66,6 +71,23 @@ impl Accounts {
             public_pems,
             login_throttle,
         })
+    }
+
+    /// Uses `pool` for password hashing instead of one of its own (a node's embedder or a
+    /// test that holds the workers).
+    pub fn with_hash_pool(self, pool: Arc<HashPool>) -> Self {
+        Self {
+            hash_pool: pool,
+            ..self
+        }
+    }
+
+    /// Runs CPU-heavy hashing on the bounded hashing pool, holding no database connection.
+    pub(crate) async fn hashing<T: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> ApiResult<T> + Send + 'static,
+    ) -> ApiResult<T> {
+        self.hash_pool.run(work).await
     }
 
     pub async fn register(&self, req: RegisterRequest) -> ApiResult<pb::User> {
@@ -106,11 +128,12 @@ impl Accounts {
             .await?;
 
         let answer = normalize_answer(&req.security_answer);
-        let verifiers = blocking(move || {
-            let answer = answer.map(|a| password::hash(&a)).transpose()?;
-            Ok((password::verifiers_for(&password, scheme)?, answer))
-        })
-        .await?;
+        let verifiers = self
+            .hashing(move || {
+                let answer = answer.map(|a| password::hash(&a)).transpose()?;
+                Ok((password::verifiers_for(&password, scheme)?, answer))
+            })
+            .await?;
         let now = now_ms();
         let txn = self.db.begin().await?;
         let inserted = user::Entity::insert(user::ActiveModel {
@@ -221,7 +244,8 @@ impl Accounts {
         client: String,
     ) -> ApiResult<LoginResponse> {
         let Some(user) = found else {
-            blocking(move || Ok(password::verify(&password, &DUMMY_VERIFIER))).await?;
+            self.hashing(move || Ok(password::verify(&password, &DUMMY_VERIFIER)))
+                .await?;
             return Err(bad_credentials());
         };
         self.check_password(&user, password, scheme).await?;
@@ -240,7 +264,12 @@ impl Accounts {
         // Reserved before the hash is checked: concurrent guesses get `threshold` checks.
         self.login_throttle.reserve(&self.db, &key).await?;
         let stored = self.verifiers(user.id).await?;
-        match blocking(move || password::check(&password, scheme, &stored)).await {
+        // A refusal of the hashing pool (busy) is no password check: it returns here and
+        // never counts as a failed attempt.
+        let checked = self
+            .hashing(move || Ok(password::check(&password, scheme, &stored)))
+            .await?;
+        match checked {
             Ok(added) => {
                 self.login_throttle.reset(&self.db, &key).await?;
                 if let Some(added) = added {

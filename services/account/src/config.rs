@@ -40,6 +40,12 @@ pub struct AccountConfig {
     pub source_code: SourceLimit,
     /// Sources each per-source limiter remembers at most (bounded memory).
     pub source_max_tracked: usize,
+    /// Password-hashing worker threads (0: one per available core); each holds one argon2
+    /// memory area (19 MiB) for good.
+    pub hash_workers: usize,
+    /// Hashing requests that may wait for a worker; beyond them requests are refused at once
+    /// with `THROTTLED` and a `RetryInfo`.
+    pub hash_queue: usize,
 }
 
 impl Default for AccountConfig {
@@ -70,6 +76,8 @@ impl Default for AccountConfig {
             source_code: SourceLimit::new(20, 10),
             // About 50 bytes per source: some 5 MB per limiter at most.
             source_max_tracked: 100_000,
+            hash_workers: 0,
+            hash_queue: 64,
         }
     }
 }

@@ -6,11 +6,13 @@
 //! until that happens.
 
 use argon2::{
-    Algorithm, Argon2, Params, PasswordHasher, PasswordVerifier, Version,
-    password_hash::phc::PasswordHash,
+    Algorithm, Argon2, Params, Version,
+    password_hash::phc::{Output, ParamsString, PasswordHash, Salt},
 };
 use md5::Md5;
 use rosetta_kit::ApiError;
+
+use crate::hash_pool;
 use rosetta_proto::account::v1::PasswordScheme;
 use sha2::{Digest, Sha256};
 
@@ -89,27 +91,58 @@ fn argon2() -> Argon2<'static> {
     Argon2::new(Algorithm::Argon2id, Version::V0x13, argon2_params())
 }
 
-/// argon2id PHC string of `secret` with a fresh salt. CPU-heavy: call from a blocking thread.
+/// Length of a fresh salt and of the hash output (argon2's defaults, as the stock hasher).
+const SALT_LEN: usize = 16;
+const OUTPUT_LEN: usize = 32;
+
+/// argon2id PHC string of `secret` with a fresh salt. CPU-heavy: runs on a hashing worker
+/// (see [`crate::hash_pool`]), whose reused memory it borrows.
 pub fn hash(secret: &str) -> Result<String, ApiError> {
-    argon2()
-        .hash_password(secret.as_bytes())
-        .map(|h| h.to_string())
-        .map_err(ApiError::internal)
+    let mut salt = [0u8; SALT_LEN];
+    rand::Rng::fill(&mut rand::rng(), &mut salt);
+    let argon2 = argon2();
+    let mut out = [0u8; OUTPUT_LEN];
+    hash_pool::with_memory(argon2.params().block_count(), |blocks| {
+        argon2.hash_password_into_with_memory(secret.as_bytes(), &salt, &mut out, blocks)
+    })
+    .map_err(ApiError::internal)?;
+    // The same PHC string the stock `PasswordHasher` writes, so every verifier reads it.
+    let phc = PasswordHash {
+        algorithm: Algorithm::Argon2id.ident(),
+        version: Some(Version::V0x13.into()),
+        params: ParamsString::try_from(argon2.params()).map_err(ApiError::internal)?,
+        salt: Some(Salt::new(&salt).map_err(ApiError::internal)?),
+        hash: Some(Output::new(&out).map_err(ApiError::internal)?),
+    };
+    Ok(phc.to_string())
 }
 
-/// Whether `secret` matches a PHC string. CPU-heavy: call from a blocking thread.
+/// Whether `secret` matches a PHC string. CPU-heavy: runs on a hashing worker, whose reused
+/// memory it borrows. Reads what the stock verifier reads: any argon2 variant, version and
+/// parameters the string names.
 pub fn verify(secret: &str, phc: &str) -> bool {
-    PasswordHash::new(phc)
-        .is_ok_and(|parsed| argon2().verify_password(secret.as_bytes(), &parsed).is_ok())
-}
-
-/// Runs CPU-heavy hashing off the async workers.
-pub async fn blocking<T: Send + 'static>(
-    work: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
-) -> Result<T, ApiError> {
-    tokio::task::spawn_blocking(work)
-        .await
-        .map_err(ApiError::internal)?
+    let Ok(parsed) = PasswordHash::new(phc) else {
+        return false;
+    };
+    let (Some(salt), Some(expected)) = (&parsed.salt, &parsed.hash) else {
+        return false;
+    };
+    let Ok(algorithm) = Algorithm::try_from(parsed.algorithm.as_str()) else {
+        return false;
+    };
+    let version = parsed
+        .version
+        .map_or(Ok(Version::default()), Version::try_from);
+    let (Ok(version), Ok(params)) = (version, Params::try_from(&parsed)) else {
+        return false;
+    };
+    let argon2 = Argon2::new(algorithm, version, params);
+    let mut out = vec![0u8; expected.len()];
+    let computed = hash_pool::with_memory(argon2.params().block_count(), |blocks| {
+        argon2.hash_password_into_with_memory(secret.as_bytes(), salt.as_ref(), &mut out, blocks)
+    });
+    // `Output`'s equality is constant-time.
+    computed.is_ok() && Output::new(&out).is_ok_and(|out| out == *expected)
 }
 
 /// Verifiers for a new password presented in `scheme`.

@@ -25,8 +25,7 @@ use crate::{
         limit, live_users, normalize_answer, own_profile, public_profile, store_verifiers,
         unique_violation, unknown_ref_key, valid_email, valid_username,
     },
-    codes, names,
-    password::{self, blocking},
+    codes, names, password,
     session::end_sessions,
 };
 
@@ -95,7 +94,7 @@ impl Accounts {
     ) -> ApiResult<pb::User> {
         let me = self.me(caller).await?;
         let answer_hash = match req.security_answer.as_deref().and_then(normalize_answer) {
-            Some(answer) => Some(blocking(move || password::hash(&answer)).await?),
+            Some(answer) => Some(self.hashing(move || password::hash(&answer)).await?),
             None => None,
         };
         let current_email = me.email.clone();
@@ -238,10 +237,11 @@ impl Accounts {
                 let question_ok = answer.question_id == user.security_question_id;
                 let presented = normalize_answer(&answer.answer).unwrap_or_default();
                 question_ok
-                    && blocking(move || {
-                        Ok(stored.is_some_and(|phc| password::verify(&presented, &phc)))
-                    })
-                    .await?
+                    && self
+                        .hashing(move || {
+                            Ok(stored.is_some_and(|phc| password::verify(&presented, &phc)))
+                        })
+                        .await?
             }
             Some(Proof::VerificationCode(code)) => self.consume_recovery_code(&user, &code).await,
             None => return Err(ApiError::invalid("INVALID_ARGUMENT", "a proof is required")),
@@ -302,7 +302,9 @@ impl Accounts {
         scheme: Scheme,
         keep: Option<&str>,
     ) -> ApiResult<()> {
-        let verifiers = blocking(move || password::verifiers_for(&password, scheme)).await?;
+        let verifiers = self
+            .hashing(move || password::verifiers_for(&password, scheme))
+            .await?;
         let txn = self.db.begin().await?;
         credential::Entity::delete_many()
             .filter(credential::Column::UserId.eq(user_id))

@@ -83,6 +83,12 @@ pub struct AccountSettings {
     /// Source addresses each limiter remembers at most; beyond them new sources are refused
     /// until others fall idle.
     pub source_max_tracked: usize,
+    /// Password-hashing worker threads, each with one reused 19 MiB argon2 area; 0 = one per
+    /// available core.
+    pub hash_workers: usize,
+    /// Password checks that may wait for a hashing worker; more are refused at once with
+    /// `THROTTLED` + `RetryInfo`.
+    pub hash_queue: usize,
 }
 
 impl Default for Config {
@@ -128,6 +134,8 @@ impl Default for AccountSettings {
             source_code_burst: d.source_code.burst,
             source_code_per_minute: d.source_code.per_minute,
             source_max_tracked: d.source_max_tracked,
+            hash_workers: d.hash_workers,
+            hash_queue: d.hash_queue,
         }
     }
 }
@@ -192,6 +200,8 @@ impl AccountSettings {
             ),
             source_code: SourceLimit::new(self.source_code_burst, self.source_code_per_minute),
             source_max_tracked: self.source_max_tracked,
+            hash_workers: self.hash_workers,
+            hash_queue: self.hash_queue,
             ..AccountConfig::default()
         }
     }

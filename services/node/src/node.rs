@@ -4,7 +4,7 @@
 use std::{future::Future, sync::Arc, time::Duration};
 
 use anyhow::Context as _;
-use rosetta_account::{AccountGrpc, Accounts, CodeSender, LogSender};
+use rosetta_account::{AccountGrpc, Accounts, CodeSender, HashPool, LogSender};
 use rosetta_auth::{Authenticator, BridgeKey, KeyFiles, KeyPair, SessionGuard, TokenVerifier};
 use rosetta_db::sea_orm::DatabaseConnection;
 use rosetta_events::{EventSink, PresenceView};
@@ -40,12 +40,15 @@ impl Role {
 pub struct Plugins {
     /// Delivers verification codes; logs them by default.
     pub code_sender: Arc<dyn CodeSender>,
+    /// Runs password hashing; by default a pool sized by `account.hash_workers`/`hash_queue`.
+    pub hash_pool: Option<Arc<HashPool>>,
 }
 
 impl Default for Plugins {
     fn default() -> Self {
         Self {
             code_sender: Arc::new(LogSender),
+            hash_pool: None,
         }
     }
 }
@@ -102,6 +105,10 @@ impl Node {
                 sessions.clone(),
                 plugins.code_sender,
             )?;
+            let accounts = match plugins.hash_pool {
+                Some(pool) => accounts.with_hash_pool(pool),
+                None => accounts,
+            };
             let bridge_key = bridge_key(config, true)?;
             let grpc = AccountServiceServer::new(AccountGrpc::new(Arc::new(accounts), bridge_key));
             services.add(auth.protect(grpc, rosetta_account::PUBLIC_METHODS));

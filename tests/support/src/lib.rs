@@ -8,7 +8,7 @@
 
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
-use rosetta_account::MemorySender;
+use rosetta_account::{HashPool, MemorySender};
 use rosetta_node::{Config, Node, Role, node::Plugins};
 use rosetta_proto::account::v1::{
     LoginRequest, LoginResponse, PasswordScheme, RegisterRequest,
@@ -119,6 +119,16 @@ impl TestServer {
 
     /// Starts a node running every role; `tweak` adjusts the configuration first.
     pub async fn start_with(backend: Backend, tweak: impl FnOnce(&mut Config)) -> Self {
+        Self::start_with_hash_pool(backend, tweak, None).await
+    }
+
+    /// As [`TestServer::start_with`], hashing passwords on `hash_pool` when given (a test that
+    /// holds the pool's workers busy).
+    pub async fn start_with_hash_pool(
+        backend: Backend,
+        tweak: impl FnOnce(&mut Config),
+        hash_pool: Option<Arc<HashPool>>,
+    ) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let pg = match backend {
             Backend::Sqlite => None,
@@ -141,6 +151,7 @@ impl TestServer {
         let codes = MemorySender::default();
         let plugins = Plugins {
             code_sender: Arc::new(codes.clone()),
+            hash_pool,
         };
         let node = Node::build(&config, Role::All, plugins)
             .await
