@@ -6,6 +6,7 @@ mod m0001_accounts;
 mod m0002_social;
 mod m0003_messaging;
 mod m0004_files;
+mod m0012_group_invitations;
 
 pub struct Migrator;
 
@@ -17,6 +18,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0002_social::Migration),
             Box::new(m0003_messaging::Migration),
             Box::new(m0004_files::Migration),
+            Box::new(m0012_group_invitations::Migration),
         ]
     }
 }
