@@ -4,7 +4,7 @@
 
 use std::{collections::VecDeque, net::SocketAddr, sync::Arc};
 
-use rosetta_bridge_kit::Connections;
+use rosetta_bridge_kit::{Connections, UserSession};
 use rosetta_proto::messaging::v1::{MessageKind, SendMessageRequest, send_message_request};
 use tokio::{net::TcpStream, sync::broadcast::error::RecvError};
 use tracing::Instrument as _;
@@ -119,21 +119,40 @@ async fn send_line(
     if own.len() > OWN_LINES {
         own.pop_front();
     }
-    let sent = async {
-        let request = session
-            .request(SendMessageRequest {
-                to: Some(send_message_request::To::ToGroupId(group)),
-                kind: MessageKind::Text.into(),
-                text: text.to_owned(),
-                client_message_id: key,
-                ..Default::default()
-            })
-            .await?;
-        shared.backend.messaging().send_message(request).await
+    let mut sent = send_to(shared, &session, group, text, &key).await;
+    // The lobby is gone or the user is no longer in it: join it as it is now, send again.
+    if let Err(status) = &sent
+        && (status.code() == tonic::Code::NotFound
+            || crate::reason(status).as_deref() == Some("NOT_MEMBER"))
+    {
+        tracing::warn!(%status, "lobby line refused; rejoining the lobby");
+        sent = match shared.lobby.rejoin(&session).await {
+            Ok(group) => send_to(shared, &session, group, text, &key).await,
+            Err(status) => Err(status),
+        };
     }
-    .await;
     if let Err(status) = sent {
         tracing::warn!(%status, "lobby line not sent");
         conns.counters.error("line");
     }
+}
+
+async fn send_to(
+    shared: &Shared,
+    session: &UserSession,
+    group: i64,
+    text: &str,
+    key: &str,
+) -> Result<(), tonic::Status> {
+    let request = session
+        .request(SendMessageRequest {
+            to: Some(send_message_request::To::ToGroupId(group)),
+            kind: MessageKind::Text.into(),
+            text: text.to_owned(),
+            client_message_id: key.to_owned(),
+            ..Default::default()
+        })
+        .await?;
+    shared.backend.messaging().send_message(request).await?;
+    Ok(())
 }
