@@ -198,9 +198,14 @@ async fn strangers_only_invite(backend: Backend) {
     .await
     .expect("decline");
     assert!(my_group_ids(&server, &other).await.is_empty());
-    s.block_user(authed(BlockUserRequest { user_id: mallory.id }, &other.token))
-        .await
-        .expect("block");
+    s.block_user(authed(
+        BlockUserRequest {
+            user_id: mallory.id,
+        },
+        &other.token,
+    ))
+    .await
+    .expect("block");
     let blocked = s
         .create_group(authed(group("again", vec![other.id]), &mallory.token))
         .await
@@ -268,7 +273,11 @@ async fn location_for_friends_only(backend: Backend) {
     report_location(&server, &victim).await;
 
     let by_peer = seen(&server, &stranger, &victim).await;
-    assert_eq!(by_peer.status, PresenceStatus::Online as i32, "status is shown");
+    assert_eq!(
+        by_peer.status,
+        PresenceStatus::Online as i32,
+        "status is shown"
+    );
     assert_eq!(by_peer.location, None, "a group peer sees no location");
     assert_eq!(by_peer.last_seen_ms, 0, "nor when she was last seen");
 
@@ -285,15 +294,21 @@ async fn location_for_friends_only(backend: Backend) {
     assert_eq!(listed.location.map(|l| l.longitude), Some(13.4));
 
     // A block in either direction hides everything at once, groups or not.
-    s.block_user(authed(BlockUserRequest { user_id: victim.id }, &stranger.token))
-        .await
-        .expect("block");
+    s.block_user(authed(
+        BlockUserRequest { user_id: victim.id },
+        &stranger.token,
+    ))
+    .await
+    .expect("block");
     let blocked = seen(&server, &stranger, &victim).await;
     assert_eq!(blocked.status, PresenceStatus::Offline as i32);
     assert_eq!((blocked.location, blocked.last_seen_ms), (None, 0));
-    s.block_user(authed(BlockUserRequest { user_id: friend.id }, &victim.token))
-        .await
-        .expect("block");
+    s.block_user(authed(
+        BlockUserRequest { user_id: friend.id },
+        &victim.token,
+    ))
+    .await
+    .expect("block");
     let former = seen(&server, &friend, &victim).await;
     assert_eq!(former.status, PresenceStatus::Offline as i32);
     assert_eq!((former.location, former.last_seen_ms), (None, 0));
@@ -474,4 +489,7 @@ async fn creation_is_linear_and_capped(backend: Backend) {
         assert_eq!(reason(&err), "LIMIT_REACHED");
     }
 }
-both_backends!(creation_is_linear_and_capped, super::creation_is_linear_and_capped);
+both_backends!(
+    creation_is_linear_and_capped,
+    super::creation_is_linear_and_capped
+);

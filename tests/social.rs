@@ -76,10 +76,12 @@ fn as_user<T>(who: &Who, msg: T) -> Request<T> {
 
 /// `a` asks, `b` accepts: only friends are added to groups directly.
 async fn befriend(s: &mut SocialServiceClient<Channel>, a: &Who, b: &Who) {
-    ok(s.send_friend_request(as_user(a, ask(to_id(b.id), ""))).await);
-    ok(s
-        .respond_friend_request(as_user(b, answer(FriendWhich::FromUserId(a.id), true)))
+    ok(s.send_friend_request(as_user(a, ask(to_id(b.id), "")))
         .await);
+    ok(
+        s.respond_friend_request(as_user(b, answer(FriendWhich::FromUserId(a.id), true)))
+            .await,
+    );
 }
 
 async fn friend_requests_and_contacts(backend: Backend) {
@@ -1142,7 +1144,11 @@ async fn public_lobby(backend: Backend) {
     assert_eq!(second.id, first.id, "one lobby per slug");
     assert_eq!(second.member_count, 2);
     assert_eq!(second.my_role, GroupRole::Member as i32);
-    assert_eq!(first.my_role, GroupRole::Member as i32, "the first is no owner");
+    assert_eq!(
+        first.my_role,
+        GroupRole::Member as i32,
+        "the first is no owner"
+    );
     let again = ok(s.join_public_group(as_user(&bob, lobby("dpc-lobby"))).await);
     assert_eq!(again.member_count, 2, "joining twice is harmless");
     let bobs = ok(s

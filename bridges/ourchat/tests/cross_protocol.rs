@@ -181,8 +181,20 @@ async fn three_protocols(backend: Backend) {
     let oc_ocid = oc.register_doc("owen@example.com", "pw", "Owen").await;
     oc.login_doc("owen@example.com", "pw").await;
     // A session takes the creator's friends only: Owen befriends both over gRPC.
-    let owen = grpc_login(&server, Identifier::Ocid(oc_ocid.clone()), &sha256_hex("pw"), PasswordScheme::Sha256Hex).await;
-    let pete_login = grpc_login(&server, Identifier::Username("pete".into()), MD5_123456, PasswordScheme::Md5Hex).await;
+    let owen = grpc_login(
+        &server,
+        Identifier::Ocid(oc_ocid.clone()),
+        &sha256_hex("pw"),
+        PasswordScheme::Sha256Hex,
+    )
+    .await;
+    let pete_login = grpc_login(
+        &server,
+        Identifier::Username("pete".into()),
+        MD5_123456,
+        PasswordScheme::Md5Hex,
+    )
+    .await;
     befriend(&server, &owen, &grpc).await;
     befriend(&server, &owen, &pete_login).await;
     let created = oc

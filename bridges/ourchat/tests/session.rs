@@ -330,7 +330,9 @@ async fn new_session_takes_friends_only(backend: Backend) {
     assert_eq!(refused["success"], false, "{refused}");
     assert_eq!(refused["status"], 1, "{refused}");
     assert!(
-        refused["msg"].as_str().is_some_and(|m| m.contains("NOT_FRIENDS")),
+        refused["msg"]
+            .as_str()
+            .is_some_and(|m| m.contains("NOT_FRIENDS")),
         "{refused}"
     );
     assert!(refused.get("session_id").is_none());

@@ -57,7 +57,16 @@ pub async fn sights<C: ConnectionTrait>(
     let others: Vec<i64> = users.iter().copied().filter(|&u| u != viewer).collect();
     let mut sights: HashMap<i64, Sight> = users
         .iter()
-        .map(|&u| (u, if u == viewer { Sight::Own } else { Sight::Nothing }))
+        .map(|&u| {
+            (
+                u,
+                if u == viewer {
+                    Sight::Own
+                } else {
+                    Sight::Nothing
+                },
+            )
+        })
         .collect();
     if others.is_empty() {
         return Ok(sights);
@@ -113,7 +122,13 @@ async fn blocked_either_way<C: ConnectionTrait>(
         .await?;
     Ok(rows
         .into_iter()
-        .map(|b| if b.user_id == viewer { b.blocked_id } else { b.user_id })
+        .map(|b| {
+            if b.user_id == viewer {
+                b.blocked_id
+            } else {
+                b.user_id
+            }
+        })
         .collect())
 }
 

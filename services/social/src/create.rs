@@ -39,7 +39,12 @@ impl Social {
         let mut named: Vec<i64> = req.member_ids.into_iter().filter(|id| *id != me).collect();
         named.sort_unstable();
         named.dedup();
-        within(1, named.len() as u64, MAX_GROUP_MEMBERS, "members per group")?;
+        within(
+            1,
+            named.len() as u64,
+            MAX_GROUP_MEMBERS,
+            "members per group",
+        )?;
         require_live(&self.db, &named).await?;
 
         let now = now_ms();
@@ -86,7 +91,12 @@ impl Social {
     }
 
     /// Refuses a creation past the groups `me` may create per hour.
-    async fn within_hourly_limit(&self, txn: &DatabaseTransaction, me: i64, now: i64) -> ApiResult<()> {
+    async fn within_hourly_limit(
+        &self,
+        txn: &DatabaseTransaction,
+        me: i64,
+        now: i64,
+    ) -> ApiResult<()> {
         let recent = group::Entity::find()
             .filter(group::Column::CreatedBy.eq(me))
             .filter(group::Column::CreatedAtMs.gt(now - HOUR_MS))

@@ -261,7 +261,6 @@ impl Social {
             })
             .collect())
     }
-
 }
 
 /// One page of the caller's memberships joined with their groups, keyed by

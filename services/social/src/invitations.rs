@@ -29,9 +29,7 @@ use crate::{
     consent::PENDING,
     cursor::Cursor,
     friends::not_pending,
-    groups::{
-        ADMIN, MEMBER, add_rows, joined, live_group, member_count, member_ids, membership,
-    },
+    groups::{ADMIN, MEMBER, add_rows, joined, live_group, member_count, member_ids, membership},
     limits::{MAX_GROUP_MEMBERS, invalid, within},
     social::not_blocked_either_way,
     users::{profiles, shown},
@@ -82,8 +80,8 @@ impl Social {
         let me = caller.user_id;
         let now = now_ms();
         let txn = self.write().await?;
-        let mine = group_invitation::Entity::find()
-            .filter(group_invitation::Column::InviteeId.eq(me));
+        let mine =
+            group_invitation::Entity::find().filter(group_invitation::Column::InviteeId.eq(me));
         let row = match req.invitation {
             Some(Which::InvitationId(id)) => mine.filter(group_invitation::Column::Id.eq(id)),
             Some(Which::GroupId(group)) => mine
@@ -267,7 +265,13 @@ pub(crate) async fn void_pending(
     group_id: i64,
     now: i64,
 ) -> ApiResult<Vec<group_invitation::Model>> {
-    void(db, group_invitation::Column::GroupId.eq(group_id), RequestState::Cancelled, now).await
+    void(
+        db,
+        group_invitation::Column::GroupId.eq(group_id),
+        RequestState::Cancelled,
+        now,
+    )
+    .await
 }
 
 /// Voids the pending invitations between a blocker and the blocked: theirs to the blocker

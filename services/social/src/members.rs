@@ -11,8 +11,7 @@ use rosetta_kit::{ApiError, ApiResult};
 use rosetta_proto::{
     messaging::v1::{GroupMemberChanged, event::Kind},
     social::v1::{
-        AddGroupMembersRequest, AddGroupMembersResponse, Group, MuteMemberRequest,
-        SetAdminRequest,
+        AddGroupMembersRequest, AddGroupMembersResponse, Group, MuteMemberRequest, SetAdminRequest,
     },
 };
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, sea_query::Expr};
@@ -45,7 +44,12 @@ impl Social {
         users.sort_unstable();
         users.dedup();
         users.retain(|u| *u != me);
-        within(0, users.len() as u64, MAX_GROUP_MEMBERS, "members per group")?;
+        within(
+            0,
+            users.len() as u64,
+            MAX_GROUP_MEMBERS,
+            "members per group",
+        )?;
         require_live(&self.db, &users).await?;
         let now = now_ms();
         let txn = self.write().await?;
