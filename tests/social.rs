@@ -74,6 +74,16 @@ fn as_user<T>(who: &Who, msg: T) -> Request<T> {
     authed(msg, &who.token)
 }
 
+/// `a` asks, `b` accepts: only friends are added to groups directly.
+async fn befriend(s: &mut SocialServiceClient<Channel>, a: &Who, b: &Who) {
+    ok(s.send_friend_request(as_user(a, ask(to_id(b.id), "")))
+        .await);
+    ok(
+        s.respond_friend_request(as_user(b, answer(FriendWhich::FromUserId(a.id), true)))
+            .await,
+    );
+}
+
 async fn friend_requests_and_contacts(backend: Backend) {
     let server = TestServer::start(backend).await;
     let mut s = client(&server).await;
@@ -456,6 +466,7 @@ async fn blocking(backend: Backend) {
     let add = AddGroupMembersRequest {
         group_id: group.id,
         user_ids: vec![alice.id],
+        friends_only: false,
     };
     assert_eq!(
         refused(s.add_group_members(as_user(&bob, add)).await),
@@ -555,7 +566,8 @@ async fn group_ids_and_creation(backend: Backend) {
         "NOT_FOUND"
     );
 
-    // Initial members join at once; the creator owns the group.
+    // Initial members (friends) join at once; the creator owns the group.
+    befriend(&mut s, &alice, &bob).await;
     let team = ok(s
         .create_group(as_user(
             &alice,
@@ -593,6 +605,11 @@ async fn group_administration(backend: Backend) {
     let member = who(&server, "member").await;
     let other = who(&server, "other").await;
     let outsider = who(&server, "outsider").await;
+    for friend in [&admin, &member] {
+        befriend(&mut s, &owner, friend).await;
+    }
+    // The admin adds `other` below: a friend of theirs.
+    befriend(&mut s, &admin, &other).await;
     let g = ok(s
         .create_group(as_user(
             &owner,
@@ -671,6 +688,7 @@ async fn group_administration(backend: Backend) {
     let add = |user_ids: Vec<i64>| AddGroupMembersRequest {
         group_id: g,
         user_ids,
+        friends_only: false,
     };
     assert_eq!(
         refused(
@@ -873,6 +891,7 @@ async fn join_requests(backend: Backend) {
     let member = who(&server, "member").await;
     let bob = who(&server, "bob").await;
     let carol = who(&server, "carol").await;
+    befriend(&mut s, &owner, &member).await;
     let g = ok(s
         .create_group(as_user(
             &owner,
@@ -1091,7 +1110,10 @@ async fn join_requests(backend: Backend) {
 both_backends!(join_requests, super::join_requests);
 
 async fn public_lobby(backend: Backend) {
-    let server = TestServer::start(backend).await;
+    let server = TestServer::start_with(backend, |c| {
+        c.social.public_slugs = vec!["dpc-lobby".into(), "other-lobby".into()];
+    })
+    .await;
     let mut s = client(&server).await;
     let (alice, bob) = (who(&server, "alice").await, who(&server, "bob").await);
     let lobby = |slug: &str| JoinPublicGroupRequest {
@@ -1122,6 +1144,11 @@ async fn public_lobby(backend: Backend) {
     assert_eq!(second.id, first.id, "one lobby per slug");
     assert_eq!(second.member_count, 2);
     assert_eq!(second.my_role, GroupRole::Member as i32);
+    assert_eq!(
+        first.my_role,
+        GroupRole::Member as i32,
+        "the first is no owner"
+    );
     let again = ok(s.join_public_group(as_user(&bob, lobby("dpc-lobby"))).await);
     assert_eq!(again.member_count, 2, "joining twice is harmless");
     let bobs = ok(s

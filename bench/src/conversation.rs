@@ -102,7 +102,8 @@ impl Plan {
                     continue;
                 }
                 let owner = &users[chunk[0]];
-                let members: Vec<i64> = chunk[1..].iter().map(|&i| users[i].id).collect();
+                let members: Vec<grpc::User> =
+                    chunk[1..].iter().map(|&i| users[i].clone()).collect();
                 let channel = &social[g % social.len()];
                 let id =
                     grpc::create_group(channel, &format!("{prefix}-g{g}"), owner, &members).await?;

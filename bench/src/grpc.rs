@@ -12,8 +12,9 @@ use rosetta_proto::{
     },
     common::v1::{UserRef, user_ref},
     social::v1::{
-        CreateGroupRequest, RespondFriendRequestRequest, SendFriendRequestRequest,
-        respond_friend_request_request, social_service_client::SocialServiceClient,
+        CreateGroupRequest, RespondFriendRequestRequest, RespondGroupInvitationRequest,
+        SendFriendRequestRequest, respond_friend_request_request,
+        respond_group_invitation_request::Invitation, social_service_client::SocialServiceClient,
     },
 };
 use tonic::{Request, metadata::MetadataValue, transport::Channel};
@@ -203,26 +204,41 @@ pub async fn befriend(channel: &Channel, a: &User, b: &User) -> anyhow::Result<(
     Ok(())
 }
 
-/// Creates a group owned by `owner` with `members` added at once; returns its id.
+/// Creates a group owned by `owner` with `members`: friends of the owner are added at once,
+/// the others are invited and accept. Returns its id.
 pub async fn create_group(
     channel: &Channel,
     name: &str,
     owner: &User,
-    members: &[i64],
+    members: &[User],
 ) -> anyhow::Result<i64> {
     let mut social = SocialServiceClient::new(channel.clone());
     let group = social
         .create_group(authed(
             CreateGroupRequest {
                 name: name.to_owned(),
-                requested_id: None,
-                member_ids: members.to_vec(),
-                public: false,
+                member_ids: members.iter().map(|m| m.id).collect(),
+                ..Default::default()
             },
             &owner.token,
         )?)
         .await
         .with_context(|| format!("create group {name}"))?
         .into_inner();
+    for member in members
+        .iter()
+        .filter(|m| group.invited_user_ids.contains(&m.id))
+    {
+        social
+            .respond_group_invitation(authed(
+                RespondGroupInvitationRequest {
+                    invitation: Some(Invitation::GroupId(group.id)),
+                    accept: true,
+                },
+                &member.token,
+            )?)
+            .await
+            .with_context(|| format!("{} joins group {name}", member.name))?;
+    }
     Ok(group.id)
 }

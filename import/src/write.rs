@@ -454,6 +454,8 @@ pub async fn insert_group<C: ConnectionTrait>(
         slug: Set(None),
         created_at_ms: Set(now),
         dissolved_at_ms: Set(None),
+        system: Set(false),
+        created_by: Set(Some(owner)),
     })
     .exec_without_returning(db)
     .await

@@ -107,17 +107,31 @@ async fn send_line(
     if own.len() > OWN_LINES {
         own.pop_front();
     }
-    let mut sent = send(shared, &session, group, text, &key).await;
+    let mut sent = send_to(shared, &session, group, text, &key).await;
+    let session = match &sent {
+        Err(status) if status.code() == Code::Unauthenticated => {
+            // The remembered session was ended elsewhere (a password change or recovery ends
+            // every other session): check this line's password afresh, so an old one is
+            // refused now.
+            shared.logins.forget(&credentials.name, &session);
+            let Some(fresh) = authenticate(shared, conns, &credentials, peer).await else {
+                return;
+            };
+            sent = send_to(shared, &fresh, group, text, &key).await;
+            fresh
+        }
+        _ => session,
+    };
+    // The lobby is gone or the user is no longer in it: join it as it is now, send again.
     if let Err(status) = &sent
-        && status.code() == Code::Unauthenticated
+        && (status.code() == tonic::Code::NotFound
+            || crate::reason(status).as_deref() == Some("NOT_MEMBER"))
     {
-        // The remembered session was ended elsewhere (a password change or recovery ends every
-        // other session): check this line's password afresh, so an old one is refused now.
-        shared.logins.forget(&credentials.name, &session);
-        let Some(fresh) = authenticate(shared, conns, &credentials, peer).await else {
-            return;
+        tracing::warn!(%status, "lobby line refused; rejoining the lobby");
+        sent = match shared.lobby.rejoin(&session).await {
+            Ok(group) => send_to(shared, &session, group, text, &key).await,
+            Err(status) => Err(status),
         };
-        sent = send(shared, &fresh, group, text, &key).await;
     }
     drop(credentials);
     if let Err(status) = sent {
@@ -155,7 +169,7 @@ async fn authenticate(
     }
 }
 
-async fn send(
+async fn send_to(
     shared: &Shared,
     session: &UserSession,
     group: i64,

@@ -3,6 +3,11 @@
 //! One `Subscribe` stream per bridge process (held with the session of any DPC user who logged
 //! in) receives the group's messages; each is encoded once as the DPC push frame and fanned out
 //! to every chat socket of this process, as the original fanned out to all of its sockets.
+//!
+//! The lobby is system-owned (nobody can dissolve it through the API), but should its group
+//! still vanish (an operator, a restore), the bridge recovers: a line refused because the
+//! group is gone or the sender is no member joins the lobby again ([`Lobby::rejoin`]), which
+//! yields the current group, and the stream follows the new group from then on.
 
 use std::{
     collections::{HashMap, HashSet, VecDeque},
@@ -19,12 +24,13 @@ use rosetta_proto::{
         ListMessagesRequest, Message, MessageKind, SubscribeRequest, event, message,
         subscribe_response,
     },
+    social::v1::JoinPublicGroupRequest,
 };
 use tokio::sync::{broadcast, watch};
 use tokio_util::sync::CancellationToken;
 use tonic::{Code, Status};
 
-use crate::codec;
+use crate::{LOBBY_SLUG, codec};
 
 /// Lines kept for chat sockets that fall behind; a socket further behind skips lines.
 const BACKLOG: usize = 1024;
@@ -47,7 +53,8 @@ pub struct LobbyLine {
 
 pub struct Lobby {
     backend: Backend,
-    group: OnceLock<i64>,
+    /// The lobby's group, known once a DPC user has logged in; replaced if it is re-created.
+    group: watch::Sender<Option<i64>>,
     /// When the first DPC user logged in (Unix ms): the stream's start.
     started_ms: OnceLock<i64>,
     lines: broadcast::Sender<Arc<LobbyLine>>,
@@ -60,7 +67,7 @@ impl Lobby {
     pub fn new(backend: Backend) -> Arc<Self> {
         Arc::new(Self {
             backend,
-            group: OnceLock::new(),
+            group: watch::channel(None).0,
             started_ms: OnceLock::new(),
             lines: broadcast::channel(BACKLOG).0,
             reader: watch::channel(None).0,
@@ -70,14 +77,38 @@ impl Lobby {
 
     /// The lobby's group id, known once a DPC user has logged in.
     pub fn group_id(&self) -> Option<i64> {
-        self.group.get().copied()
+        *self.group.borrow()
     }
 
     /// A session of a lobby member (`group`): the stream may read with it.
     pub fn found(&self, group: i64, session: &Arc<UserSession>) {
-        let _ = self.group.set(group);
+        self.group.send_if_modified(|current| {
+            let changed = *current != Some(group);
+            *current = Some(group);
+            changed
+        });
         let _ = self.started_ms.set(now_ms());
         self.reader.send_replace(Some(session.clone()));
+    }
+
+    /// Joins `session`'s user to the lobby again (after a send to it was refused as NOT_FOUND
+    /// or NOT_MEMBER): the service hands out the lobby as it is now, re-created if it was gone.
+    pub async fn rejoin(&self, session: &Arc<UserSession>) -> Result<i64, Status> {
+        let request = session
+            .request(JoinPublicGroupRequest {
+                slug: LOBBY_SLUG.into(),
+                name: String::new(),
+            })
+            .await?;
+        let group = self
+            .backend
+            .social()
+            .join_public_group(request)
+            .await?
+            .into_inner();
+        tracing::info!(group = group.id, "rejoined the DPC lobby");
+        self.found(group.id, session);
+        Ok(group.id)
     }
 
     pub fn subscribe(&self) -> broadcast::Receiver<Arc<LobbyLine>> {
@@ -126,6 +157,7 @@ impl Lobby {
     pub async fn run(self: Arc<Self>, closing: CancellationToken) {
         let mut readers = self.reader.subscribe();
         let mut seen = Seen::default();
+        let mut groups = self.group.subscribe();
         loop {
             let session = tokio::select! {
                 () = closing.cancelled() => return,
@@ -134,11 +166,20 @@ impl Lobby {
                     Err(_) => return,
                 },
             };
-            let (Some(session), Some(group)) = (session, self.group_id()) else {
+            let (Some(session), Some(group)) = (session, *groups.borrow_and_update()) else {
                 continue;
             };
+            if seen.group != group {
+                // A re-created lobby: its sequence numbers start over.
+                seen = Seen {
+                    group,
+                    ..Seen::default()
+                };
+            }
             let result = tokio::select! {
                 () = closing.cancelled() => return,
+                // The lobby was re-created: follow the new group.
+                _ = groups.changed() => Ok(()),
                 result = self.follow(&session, group, &mut seen) => result,
             };
             if let Err(status) = result {
@@ -261,9 +302,10 @@ impl Lobby {
     }
 }
 
-/// Ids of recently delivered messages and the highest conversation seq seen.
+/// Ids of recently delivered messages and the highest conversation seq seen in `group`.
 #[derive(Default)]
 struct Seen {
+    group: i64,
     ids: HashSet<i64>,
     order: VecDeque<i64>,
     last_seq: u64,

@@ -529,6 +529,8 @@ impl Connection {
             .request(CreateGroupRequest {
                 name: session_name(&names),
                 member_ids: ids,
+                // The client cannot show an invitation: strangers are refused, not invited.
+                friends_only: true,
                 ..Default::default()
             })
             .await
@@ -603,7 +605,7 @@ impl Connection {
     }
 
     /// The frame an event becomes for this client, if any: others' messages (0) and being
-    /// added to a group by someone else (9).
+    /// added to a group by someone else, or joining one by an invitation (9).
     async fn push(&mut self, event: Box<Event>) -> Option<Reply> {
         if !self.pushes {
             return None;
@@ -627,12 +629,22 @@ impl Connection {
                     codec::text_push(m.sent_at_ms / 1000, m.id, &from, &target, &text),
                 ))
             }
+            // An invitation accepted elsewhere (the inviter is the actor).
             event::Kind::MemberJoined(change)
                 if change.user_id == session.user_id() && change.actor_id != change.user_id =>
             {
                 Some((
                     "new_session",
                     codec::new_session(Some(change.group_id), time, ""),
+                ))
+            }
+            event::Kind::MembersAdded(added)
+                if added.user_ids.contains(&session.user_id())
+                    && added.actor_id != session.user_id() =>
+            {
+                Some((
+                    "new_session",
+                    codec::new_session(Some(added.group_id), time, ""),
                 ))
             }
             _ => None,

@@ -4,15 +4,23 @@ mod common;
 
 use std::net::SocketAddr;
 
-use common::{Client, PATIENCE, bridge};
+use common::{Client, PATIENCE, bridge, sha256_hex};
 use rosetta_bridge_kit::settings::PipeSettings;
 use rosetta_proto::{
-    account::v1::{LookupUserRequest, account_service_client::AccountServiceClient},
+    account::v1::{
+        LoginRequest, LoginResponse, LookupUserRequest, PasswordScheme,
+        account_service_client::AccountServiceClient, login_request::Identifier,
+    },
     common::v1::{UserRef, user_ref},
     messaging::v1::{
         MessageKind, SendMessageRequest, SubscribeRequest, event::Kind, message,
         messaging_service_client::MessagingServiceClient, send_message_request::To,
         subscribe_response::Item,
+    },
+    social::v1::{
+        RespondFriendRequestRequest, SendFriendRequestRequest,
+        respond_friend_request_request::Request as Respond,
+        social_service_client::SocialServiceClient,
     },
 };
 use rosetta_testkit::{Backend, TestServer, authed, both_backends};
@@ -68,6 +76,51 @@ async fn pipe_bridge(server: &TestServer) -> (SocketAddr, oneshot::Sender<()>) {
         },
     ));
     (addr, stop)
+}
+
+async fn grpc_login(
+    server: &TestServer,
+    identifier: Identifier,
+    password: &str,
+    scheme: PasswordScheme,
+) -> LoginResponse {
+    AccountServiceClient::new(server.channel().await)
+        .login(LoginRequest {
+            identifier: Some(identifier),
+            password: password.into(),
+            password_scheme: scheme.into(),
+            client: "test".into(),
+        })
+        .await
+        .expect("login over gRPC")
+        .into_inner()
+}
+
+/// `a` asks, `b` accepts.
+async fn befriend(server: &TestServer, a: &LoginResponse, b: &LoginResponse) {
+    let mut social = SocialServiceClient::new(server.channel().await);
+    social
+        .send_friend_request(authed(
+            SendFriendRequestRequest {
+                to: Some(UserRef {
+                    r#ref: Some(user_ref::Ref::Id(b.user.as_ref().expect("user").id)),
+                }),
+                note: String::new(),
+            },
+            &a.access_token,
+        ))
+        .await
+        .expect("friend request");
+    social
+        .respond_friend_request(authed(
+            RespondFriendRequestRequest {
+                request: Some(Respond::FromUserId(a.user.as_ref().expect("user").id)),
+                accept: true,
+            },
+            &b.access_token,
+        ))
+        .await
+        .expect("accept");
 }
 
 async fn three_protocols(backend: Backend) {
@@ -127,6 +180,23 @@ async fn three_protocols(backend: Backend) {
     let mut oc = Client::connect(bridge.addr).await;
     let oc_ocid = oc.register_doc("owen@example.com", "pw", "Owen").await;
     oc.login_doc("owen@example.com", "pw").await;
+    // A session takes the creator's friends only: Owen befriends both over gRPC.
+    let owen = grpc_login(
+        &server,
+        Identifier::Ocid(oc_ocid.clone()),
+        &sha256_hex("pw"),
+        PasswordScheme::Sha256Hex,
+    )
+    .await;
+    let pete_login = grpc_login(
+        &server,
+        Identifier::Username("pete".into()),
+        MD5_123456,
+        PasswordScheme::Md5Hex,
+    )
+    .await;
+    befriend(&server, &owen, &grpc).await;
+    befriend(&server, &owen, &pete_login).await;
     let created = oc
         .call(&format!(
             r#"{{"code": 8, "members": ["{oc_ocid}", "{}", "{}"]}}"#,

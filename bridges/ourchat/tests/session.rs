@@ -10,7 +10,7 @@ use common::{Client, HASH_123456, PATIENCE, bridge, bridge_with, is_ocid, sha256
 use rosetta_bridge_kit::settings::OurChatSettings;
 use rosetta_proto::{
     account::v1::{
-        LoginRequest, PasswordScheme, account_service_client::AccountServiceClient,
+        LoginRequest, LoginResponse, PasswordScheme, account_service_client::AccountServiceClient,
         login_request::Identifier,
     },
     common::v1::{UserRef, user_ref},
@@ -20,7 +20,8 @@ use rosetta_proto::{
         subscribe_response::Item,
     },
     social::v1::{
-        CreateGroupRequest, RespondFriendRequestRequest, SendFriendRequestRequest,
+        CreateGroupRequest, ListGroupInvitationsRequest, ListMyGroupsRequest,
+        RespondFriendRequestRequest, SendFriendRequestRequest,
         respond_friend_request_request::Request as Respond,
         social_service_client::SocialServiceClient,
     },
@@ -120,6 +121,13 @@ async fn both_forms_chat(backend: Backend) {
         .register_doc("dora@example.com", "dora-pw", "Dora")
         .await;
     doc.login_doc("dora@example.com", "dora-pw").await;
+    // A session takes friends only (the client cannot show an invitation).
+    befriend(
+        &server,
+        &grpc_login(&server, &doc_ocid, "dora-pw").await,
+        &grpc_login(&server, &real_ocid, "rita-pw").await,
+    )
+    .await;
 
     let created = doc
         .call(&format!(
@@ -190,6 +198,9 @@ async fn real_client_gets_no_pushes() {
     let mut doc = Client::connect(bridge.addr).await;
     let doc_ocid = doc.register_doc("loud@example.com", "pw", "Loud").await;
     doc.login_doc("loud@example.com", "pw").await;
+    for ocid in [&real_ocid, &doc_ocid] {
+        befriend(&server, &grpc, &grpc_login(&server, ocid, "pw").await).await;
+    }
 
     let ids = lookup_ids(&server, &grpc.access_token, &[&real_ocid, &doc_ocid]).await;
     let mut social = SocialServiceClient::new(server.channel().await);
@@ -234,6 +245,9 @@ async fn grpc_member(backend: Backend) {
     let mut oc = Client::connect(bridge.addr).await;
     let oc_ocid = oc.register_doc("olga@example.com", "olga-pw", "Olga").await;
     oc.login_doc(&oc_ocid, "olga-pw").await;
+    // Sessions and private chat take friends: Grace and Olga befriend over gRPC.
+    let olga = grpc_login(&server, &oc_ocid, "olga-pw").await;
+    befriend(&server, &grpc, &olga).await;
 
     let created = oc
         .call(&format!(
@@ -259,41 +273,6 @@ async fn grpc_member(backend: Backend) {
     assert_eq!(push["msg"], "from grpc");
     assert_eq!(push["sender"]["ocid"], grace.ocid);
     assert_eq!(push["sender"]["group_id"], group);
-
-    // Private chat needs a friendship: Grace asks, Olga accepts over gRPC (SHA-256 login).
-    let mut social = SocialServiceClient::new(server.channel().await);
-    social
-        .send_friend_request(authed(
-            SendFriendRequestRequest {
-                to: Some(UserRef {
-                    r#ref: Some(user_ref::Ref::Ocid(oc_ocid.clone())),
-                }),
-                note: String::new(),
-            },
-            &grpc.access_token,
-        ))
-        .await
-        .expect("friend request");
-    let olga = AccountServiceClient::new(server.channel().await)
-        .login(LoginRequest {
-            identifier: Some(Identifier::Ocid(oc_ocid.clone())),
-            password: sha256_hex("olga-pw"),
-            password_scheme: PasswordScheme::Sha256Hex.into(),
-            client: "test".into(),
-        })
-        .await
-        .expect("olga over gRPC")
-        .into_inner();
-    social
-        .respond_friend_request(authed(
-            RespondFriendRequestRequest {
-                request: Some(Respond::FromUserId(grace.id)),
-                accept: true,
-            },
-            &olga.access_token,
-        ))
-        .await
-        .expect("accept");
 
     oc.send(&format!(
         r#"{{"code": 0, "time": 1722441600, "sender": {{"ocid": "{oc_ocid}", "private_id": "{}"}}, "msg": "just you"}}"#,
@@ -326,6 +305,71 @@ async fn grpc_member(backend: Backend) {
     assert_eq!(push["sender"]["private_id"], oc_ocid);
 }
 both_backends!(grpc, super::grpc_member);
+
+/// Issue 18 item 2: NEW_SESSION used to put any ocid into a group, making its owner a group
+/// peer who could read the victim's location. The client cannot show an invitation, so a
+/// stranger is refused with the protocol's failure reply and nothing is created, not even an
+/// invitation; a friend is taken in.
+async fn new_session_takes_friends_only(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let bridge = bridge(&server).await;
+    let victim = server.user("victim", "pw").await;
+    let victim_ocid = victim.user.clone().expect("user").ocid;
+
+    let mut mallory = Client::connect(bridge.addr).await;
+    let mallory_ocid = mallory
+        .register_doc("mallory@example.com", "m-pw", "Mallory")
+        .await;
+    mallory.login_doc(&mallory_ocid, "m-pw").await;
+    let refused = mallory
+        .call(&format!(
+            r#"{{"code": 8, "time": 1722441600, "members": ["{mallory_ocid}", "{victim_ocid}"]}}"#
+        ))
+        .await;
+    assert_eq!(refused["code"], 9);
+    assert_eq!(refused["success"], false, "{refused}");
+    assert_eq!(refused["status"], 1, "{refused}");
+    assert!(
+        refused["msg"]
+            .as_str()
+            .is_some_and(|m| m.contains("NOT_FRIENDS")),
+        "{refused}"
+    );
+    assert!(refused.get("session_id").is_none());
+    let mut social = SocialServiceClient::new(server.channel().await);
+    let groups = social
+        .list_my_groups(authed(
+            ListMyGroupsRequest { page: None },
+            &victim.access_token,
+        ))
+        .await
+        .expect("groups")
+        .into_inner()
+        .groups;
+    assert!(groups.is_empty(), "the victim is in no group: {groups:?}");
+    let invitations = social
+        .list_group_invitations(authed(
+            ListGroupInvitationsRequest::default(),
+            &victim.access_token,
+        ))
+        .await
+        .expect("invitations")
+        .into_inner()
+        .invitations;
+    assert!(invitations.is_empty(), "nor invited: {invitations:?}");
+
+    befriend(
+        &server,
+        &victim,
+        &grpc_login(&server, &mallory_ocid, "m-pw").await,
+    )
+    .await;
+    let created = mallory
+        .call(&format!(r#"{{"code": 8, "members": ["{victim_ocid}"]}}"#))
+        .await;
+    assert_eq!(created["success"], true, "{created}");
+}
+both_backends!(new_session_friends, super::new_session_takes_friends_only);
 
 /// With the account service requiring e-mail codes, a document-form client asks for one
 /// with its address (14), and registers with it (4 with `verify_code`).
@@ -517,6 +561,7 @@ async fn pushes_setting() {
     );
     assert_eq!(client.call(r#"{"code": 77}"#).await["code"], 18);
     let grpc = server.user("sam", "pw").await;
+    befriend(&server, &grpc, &grpc_login(&server, &ocid, "pw").await).await;
     let ids = lookup_ids(&server, &grpc.access_token, &[&ocid]).await;
     let group = SocialServiceClient::new(server.channel().await)
         .create_group(authed(
@@ -533,6 +578,48 @@ async fn pushes_setting() {
     send_to_group(&server, &grpc.access_token, group.id, "pushed").await;
     let push = next_push(&mut client, "pushed").await;
     assert_eq!(push["sender"]["group_id"], group.id);
+}
+
+/// An OurChat account's gRPC login (the bridge stores SHA-256 verifiers).
+async fn grpc_login(server: &TestServer, ocid: &str, password: &str) -> LoginResponse {
+    AccountServiceClient::new(server.channel().await)
+        .login(LoginRequest {
+            identifier: Some(Identifier::Ocid(ocid.to_owned())),
+            password: sha256_hex(password),
+            password_scheme: PasswordScheme::Sha256Hex.into(),
+            client: "test".into(),
+        })
+        .await
+        .expect("login over gRPC")
+        .into_inner()
+}
+
+/// `a` asks and `b` accepts over gRPC: OurChat itself has no friend commands.
+async fn befriend(server: &TestServer, a: &LoginResponse, b: &LoginResponse) {
+    let mut social = SocialServiceClient::new(server.channel().await);
+    let b_id = b.user.as_ref().expect("user").id;
+    social
+        .send_friend_request(authed(
+            SendFriendRequestRequest {
+                to: Some(UserRef {
+                    r#ref: Some(user_ref::Ref::Id(b_id)),
+                }),
+                note: String::new(),
+            },
+            &a.access_token,
+        ))
+        .await
+        .expect("friend request");
+    social
+        .respond_friend_request(authed(
+            RespondFriendRequestRequest {
+                request: Some(Respond::FromUserId(a.user.as_ref().expect("user").id)),
+                accept: true,
+            },
+            &b.access_token,
+        ))
+        .await
+        .expect("accept");
 }
 
 async fn lookup_ids(server: &TestServer, token: &str, ocids: &[&str]) -> Vec<i64> {

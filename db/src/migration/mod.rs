@@ -6,7 +6,8 @@ mod m0001_accounts;
 mod m0002_social;
 mod m0003_messaging;
 mod m0004_files;
-mod m0010_throttle_expiry;
+mod m0005_throttle_expiry;
+mod m0006_group_invitations;
 
 pub struct Migrator;
 
@@ -18,7 +19,8 @@ impl MigratorTrait for Migrator {
             Box::new(m0002_social::Migration),
             Box::new(m0003_messaging::Migration),
             Box::new(m0004_files::Migration),
-            Box::new(m0010_throttle_expiry::Migration),
+            Box::new(m0005_throttle_expiry::Migration),
+            Box::new(m0006_group_invitations::Migration),
         ]
     }
 }

@@ -33,6 +33,7 @@ mod policy;
 pub mod presence;
 mod send;
 mod stream;
+pub mod visibility;
 
 use std::sync::Arc;
 

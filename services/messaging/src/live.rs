@@ -1,7 +1,5 @@
 //! Unstored traffic: presence calls, signals and typing notices.
 
-use std::collections::HashSet;
-
 use rosetta_kit::{ApiError, ApiResult};
 use rosetta_proto::{
     common::v1::Location,
@@ -35,30 +33,12 @@ impl Messaging {
         self.presences.touch(me, location.as_ref()).await
     }
 
-    /// Presence of contacts and group peers; anybody else shows as offline.
+    /// Presence as the caller may see it (the rule is `visibility`'s).
     pub async fn get_presence(&self, me: i64, users: &[i64]) -> ApiResult<Vec<Presence>> {
         if users.len() > 500 {
             return Err(ApiError::invalid("TOO_LARGE", "at most 500 users per call"));
         }
-        let mut visible: HashSet<i64> = policy::friends_of(&self.db, me)
-            .await?
-            .into_iter()
-            .collect();
-        visible.insert(me);
-        for group in policy::groups_of(&self.db, me).await? {
-            visible.extend(policy::group_members(&self.db, group).await?);
-        }
-        let mut shown = self.presences.view(me, users).await?;
-        for presence in &mut shown {
-            if !visible.contains(&presence.user_id) {
-                *presence = Presence {
-                    user_id: presence.user_id,
-                    status: PresenceStatus::Offline.into(),
-                    ..Default::default()
-                };
-            }
-        }
-        Ok(shown)
+        self.presences.view(me, users).await
     }
 
     /// Relays a signal to a friend who is present right now.

@@ -105,13 +105,3 @@ pub async fn groups_of<C: ConnectionTrait>(db: &C, user: i64) -> ApiResult<Vec<i
         .all(db)
         .await?)
 }
-
-pub async fn friends_of<C: ConnectionTrait>(db: &C, user: i64) -> ApiResult<Vec<i64>> {
-    Ok(friendship::Entity::find()
-        .select_only()
-        .column(friendship::Column::FriendId)
-        .filter(friendship::Column::UserId.eq(user))
-        .into_tuple()
-        .all(db)
-        .await?)
-}

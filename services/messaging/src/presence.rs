@@ -23,7 +23,11 @@ use sea_orm::{
     sea_query::{Expr, ExprTrait as _, OnConflict, Query},
 };
 
-use crate::{bus::Hub, log::Events};
+use crate::{
+    bus::Hub,
+    log::Events,
+    visibility::{self, Sight},
+};
 
 const ONLINE: i16 = PresenceStatus::Online as i16;
 const OFFLINE: i16 = PresenceStatus::Offline as i16;
@@ -105,8 +109,10 @@ impl Presences {
         Ok(self.raw(row.as_ref(), rosetta_db::now_ms()) != PresenceStatus::Offline)
     }
 
-    /// Presence of `users` as `viewer` sees it: invisible shows as offline to others.
+    /// Presence of `users` as `viewer` may see it: invisible shows as offline to others, and
+    /// [`visibility`] decides how much of the rest (friends, group peers, nobody).
     pub async fn view(&self, viewer: i64, users: &[i64]) -> ApiResult<Vec<Presence>> {
+        let sights = visibility::sights(&self.db, viewer, users).await?;
         let rows: HashMap<i64, presence::Model> = presence::Entity::find()
             .filter(presence::Column::UserId.is_in(users.iter().copied()))
             .all(&self.db)
@@ -117,7 +123,13 @@ impl Presences {
         let now = rosetta_db::now_ms();
         Ok(users
             .iter()
-            .map(|&user| self.shown(rows.get(&user), user, user == viewer, now))
+            .map(|&user| {
+                let sight = sights.get(&user).copied().unwrap_or(Sight::Nothing);
+                visibility::apply(
+                    self.shown(rows.get(&user), user, sight == Sight::Own, now),
+                    sight,
+                )
+            })
             .collect())
     }
 
@@ -178,6 +190,7 @@ impl Presences {
         Ok(())
     }
 
+    /// Announces to friends only, who see all of it; group peers read status on demand.
     async fn tell_contacts(&self, shown: Presence) -> ApiResult<()> {
         let friends: Vec<i64> = friendship::Entity::find()
             .select_only()
@@ -186,6 +199,7 @@ impl Presences {
             .into_tuple()
             .all(&self.db)
             .await?;
+        let shown = visibility::apply(shown, Sight::Friend);
         self.events
             .publish_live(&friends, Kind::PresenceChanged(shown))
             .await;

@@ -38,6 +38,7 @@ pub struct Config {
     pub nats_url: Option<String>,
     pub account: AccountSettings,
     pub messaging: MessagingSettings,
+    pub social: SocialSettings,
     pub files: rosetta_files::FilesSettings,
     /// The legacy-protocol bridges and their listen addresses.
     pub bridges: rosetta_bridge_kit::settings::BridgesSettings,
@@ -105,6 +106,7 @@ impl Default for Config {
             nats_url: None,
             account: AccountSettings::default(),
             messaging: MessagingSettings::default(),
+            social: SocialSettings::default(),
             files: rosetta_files::FilesSettings::default(),
             bridges: Default::default(),
         }
@@ -203,6 +205,36 @@ impl AccountSettings {
             hash_workers: self.hash_workers,
             hash_queue: self.hash_queue,
             ..AccountConfig::default()
+        }
+    }
+}
+
+/// The social service's tunables.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SocialSettings {
+    /// Slugs of the system-owned public groups JoinPublicGroup may create (the DPC bridge
+    /// needs `dpc-lobby`); any other slug that does not exist yet is NOT_FOUND.
+    pub public_slugs: Vec<String>,
+    /// Groups one user may create per rolling hour.
+    pub groups_per_hour: u64,
+}
+
+impl Default for SocialSettings {
+    fn default() -> Self {
+        let d = rosetta_social::SocialConfig::default();
+        Self {
+            public_slugs: d.public_slugs,
+            groups_per_hour: d.groups_per_hour,
+        }
+    }
+}
+
+impl SocialSettings {
+    pub fn to_domain(&self) -> rosetta_social::SocialConfig {
+        rosetta_social::SocialConfig {
+            public_slugs: self.public_slugs.clone(),
+            groups_per_hour: self.groups_per_hour,
         }
     }
 }

@@ -114,7 +114,8 @@ impl Node {
             services.add(auth.protect(grpc, rosetta_account::PUBLIC_METHODS));
         }
         if role.runs(Role::Social) {
-            let social = Social::new(db.clone(), events.clone(), presence.clone());
+            let social = Social::new(db.clone(), events.clone(), presence.clone())
+                .configured(config.social.to_domain());
             let grpc = SocialServiceServer::new(SocialGrpc::new(Arc::new(social)));
             services.add(auth.protect(grpc, rosetta_social::PUBLIC_METHODS));
         }

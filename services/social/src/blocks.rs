@@ -56,7 +56,9 @@ impl Social {
                 .exec(&txn)
                 .await?;
         }
+        let voided = crate::invitations::void_between(&txn, me, other, now).await?;
         txn.commit().await?;
+        self.announce_voided(voided).await;
         if ended {
             self.publish(
                 &[other],

@@ -1,10 +1,8 @@
-//! Groups: creation (with a client-chosen id or the well-known public lobby), what members
-//! see of a group, renaming and dissolution. Membership changes live in `members`.
+//! Groups: what members see of a group, renaming and dissolution, and the checks every group
+//! operation shares. Creation lives in `create`, membership changes in `members`.
 //!
-//! Group ids: the server allocates from the table's sequence; a pipe client may instead ask
-//! for its own number. On PostgreSQL an explicit id does not advance the sequence, so the
-//! sequence is first moved past the requested id (never backwards), and an allocated id that
-//! still collides with a concurrent explicit insert is retried under a savepoint.
+//! System-owned groups (the DPC lobby) have no owner or admin member, so every moderation
+//! check fails for them; [`managed_group`] refuses them up front with a reason of their own.
 
 use std::collections::HashMap;
 
@@ -18,144 +16,29 @@ use rosetta_kit::{ApiError, ApiResult};
 use rosetta_proto::{
     messaging::v1::{GroupDissolved, GroupMemberChanged, event::Kind},
     social::v1::{
-        CreateGroupRequest, Group, GroupMember, GroupRole, JoinPublicGroupRequest,
-        ListGroupMembersRequest, ListGroupMembersResponse, ListMyGroupsRequest,
-        ListMyGroupsResponse, RequestState, UpdateGroupRequest,
+        Group, GroupMember, GroupRole, ListGroupMembersRequest, ListGroupMembersResponse,
+        ListMyGroupsRequest, ListMyGroupsResponse, RequestState, UpdateGroupRequest,
     },
 };
 use sea_orm::{
     ActiveValue::Set,
-    ColumnTrait, Condition, ConnectionTrait, DatabaseTransaction, DbBackend, EntityTrait, JoinType,
-    Order, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, RelationDef, Statement,
-    TransactionTrait,
+    ColumnTrait, Condition, ConnectionTrait, EntityTrait, JoinType, Order, PaginatorTrait,
+    QueryFilter, QueryOrder, QuerySelect, RelationDef,
     sea_query::{Expr, ExprTrait},
 };
 
 use crate::{
     Social,
     cursor::Cursor,
-    limits::{self, MAX_GROUP_MEMBERS, invalid, within},
-    social::none_blocks,
-    users::{profile, require_live},
+    limits::{self, invalid},
+    users::profile,
 };
 
 pub(crate) const MEMBER: i16 = GroupRole::Member as i16;
 pub(crate) const ADMIN: i16 = GroupRole::Admin as i16;
 pub(crate) const OWNER: i16 = GroupRole::Owner as i16;
 
-/// Tries of an allocated id that lost a race to an explicit one.
-const ALLOCATION_TRIES: usize = 3;
-
 impl Social {
-    pub async fn create_group(&self, caller: &Caller, req: CreateGroupRequest) -> ApiResult<Group> {
-        let me = caller.user_id;
-        let name = limits::group_name(&req.name)?;
-        if req.requested_id.is_some_and(|id| id <= 0) {
-            return Err(invalid("requested_id must be positive"));
-        }
-        let mut invited: Vec<i64> = req.member_ids.into_iter().filter(|id| *id != me).collect();
-        invited.sort_unstable();
-        invited.dedup();
-        within(
-            1,
-            invited.len() as u64,
-            MAX_GROUP_MEMBERS,
-            "members per group",
-        )?;
-        require_live(&self.db, &invited).await?;
-
-        let now = now_ms();
-        let txn = self.write().await?;
-        none_blocks(&txn, &invited, me).await?;
-        let row = group::ActiveModel {
-            name: Set(name),
-            owner_id: Set(me),
-            public: Set(req.public),
-            slug: Set(None),
-            created_at_ms: Set(now),
-            dissolved_at_ms: Set(None),
-            ..Default::default()
-        };
-        let created = match req.requested_id {
-            Some(id) => insert_with_id(&txn, row, id).await?,
-            None => insert_allocated(&txn, row).await?,
-        };
-        add_rows(&txn, created.id, &[me], OWNER, now).await?;
-        add_rows(&txn, created.id, &invited, MEMBER, now).await?;
-        txn.commit().await?;
-
-        let mut everyone = invited.clone();
-        everyone.push(me);
-        for user_id in &invited {
-            self.publish(&everyone, joined(created.id, *user_id, me))
-                .await;
-        }
-        self.group_view(me, created).await
-    }
-
-    /// The well-known public group named `slug`, created (owned by the first caller) on first
-    /// use; the caller becomes a member.
-    pub async fn join_public_group(
-        &self,
-        caller: &Caller,
-        req: JoinPublicGroupRequest,
-    ) -> ApiResult<Group> {
-        let me = caller.user_id;
-        let slug = limits::slug(&req.slug)?;
-        let name = if req.name.trim().is_empty() {
-            slug.clone()
-        } else {
-            limits::group_name(&req.name)?
-        };
-        let now = now_ms();
-        let lobby = match self.by_slug(&slug).await? {
-            Some(lobby) => lobby,
-            None => {
-                let row = group::ActiveModel {
-                    name: Set(name),
-                    owner_id: Set(me),
-                    public: Set(true),
-                    slug: Set(Some(slug.clone())),
-                    created_at_ms: Set(now),
-                    dissolved_at_ms: Set(None),
-                    ..Default::default()
-                };
-                let txn = self.write().await?;
-                match insert_allocated(&txn, row).await {
-                    Ok(created) => {
-                        add_rows(&txn, created.id, &[me], OWNER, now).await?;
-                        txn.commit().await?;
-                        return self.group_view(me, created).await;
-                    }
-                    // A concurrent first caller created it.
-                    Err(err) if err.reason == "GROUP_ID_TAKEN" => {
-                        txn.rollback().await?;
-                        self.by_slug(&slug)
-                            .await?
-                            .ok_or_else(|| ApiError::internal("public group vanished"))?
-                    }
-                    Err(err) => return Err(err),
-                }
-            }
-        };
-        let txn = self.write().await?;
-        if membership(&txn, lobby.id, me).await?.is_none() {
-            within(
-                member_count(&txn, lobby.id).await?,
-                1,
-                MAX_GROUP_MEMBERS,
-                "members per group",
-            )?;
-            add_rows(&txn, lobby.id, &[me], MEMBER, now).await?;
-            txn.commit().await?;
-            let members = member_ids(&self.db, lobby.id).await?;
-            self.publish(&members, joined(lobby.id, me, me)).await;
-        } else {
-            txn.commit().await?;
-        }
-        self.group_view(me, lobby).await
-    }
-
     /// Members only, except for public groups.
     pub async fn get_group(&self, caller: &Caller, group_id: i64) -> ApiResult<Group> {
         let group = live_group(&self.db, group_id).await?;
@@ -240,7 +123,7 @@ impl Social {
 
     /// Owner or admin renames the group.
     pub async fn update_group(&self, caller: &Caller, req: UpdateGroupRequest) -> ApiResult<Group> {
-        let group = live_group(&self.db, req.group_id).await?;
+        let group = managed_group(&self.db, req.group_id).await?;
         require_admin(&self.db, group.id, caller.user_id).await?;
         let Some(name) = req.name else {
             return self.group_view(caller.user_id, group).await;
@@ -259,7 +142,7 @@ impl Social {
     /// Owner deletes every membership; the row stays (messages reference it) and its slug is
     /// freed so a public lobby can be created anew.
     pub async fn dissolve_group(&self, caller: &Caller, group_id: i64) -> ApiResult<()> {
-        let group = live_group(&self.db, group_id).await?;
+        let group = managed_group(&self.db, group_id).await?;
         require_owner(&self.db, group_id, caller.user_id).await?;
         let now = now_ms();
         let txn = self.write().await?;
@@ -284,7 +167,9 @@ impl Social {
             .filter(join_request::Column::State.eq(RequestState::Pending as i16))
             .exec(&txn)
             .await?;
+        let voided = crate::invitations::void_pending(&txn, group_id, now).await?;
         txn.commit().await?;
+        self.announce_voided(voided).await;
         self.publish(
             &former,
             Kind::GroupDissolved(GroupDissolved {
@@ -365,21 +250,16 @@ impl Social {
                     member_count: u32::try_from(counts.get(&g.id).copied().unwrap_or(0))
                         .unwrap_or(u32::MAX),
                     name: g.name,
-                    owner_id: g.owner_id,
+                    // The column names a user only because it must; nobody owns it.
+                    owner_id: if g.system { 0 } else { g.owner_id },
                     public: g.public,
                     slug: g.slug.unwrap_or_default(),
                     created_at_ms: g.created_at_ms,
+                    system: g.system,
+                    invited_user_ids: Vec::new(),
                 }
             })
             .collect())
-    }
-
-    async fn by_slug(&self, slug: &str) -> ApiResult<Option<group::Model>> {
-        Ok(group::Entity::find()
-            .filter(group::Column::Slug.eq(slug))
-            .filter(group::Column::DissolvedAtMs.is_null())
-            .one(&self.db)
-            .await?)
     }
 }
 
@@ -436,6 +316,19 @@ pub(crate) async fn live_group(db: &impl ConnectionTrait, id: i64) -> ApiResult<
         .one(db)
         .await?
         .ok_or_else(|| ApiError::not_found("no such group"))
+}
+
+/// A live group that users run: NOT_FOUND when there is none, PERMISSION_DENIED /
+/// SYSTEM_GROUP for a system-owned one, which nobody renames, moderates or dissolves.
+pub(crate) async fn managed_group(db: &impl ConnectionTrait, id: i64) -> ApiResult<group::Model> {
+    let group = live_group(db, id).await?;
+    if group.system {
+        return Err(ApiError::denied(
+            "SYSTEM_GROUP",
+            "this group belongs to the server; nobody runs it",
+        ));
+    }
+    Ok(group)
 }
 
 pub(crate) async fn membership(
@@ -529,78 +422,4 @@ pub(crate) async fn add_rows(
         .exec_without_returning(db)
         .await?;
     Ok(())
-}
-
-fn id_taken() -> ApiError {
-    ApiError::exists("GROUP_ID_TAKEN", "this group id is taken")
-}
-
-async fn insert_with_id(
-    txn: &DatabaseTransaction,
-    mut row: group::ActiveModel,
-    id: i64,
-) -> ApiResult<group::Model> {
-    // Dissolved groups keep their id: messages still reference it.
-    if group::Entity::find_by_id(id).one(txn).await?.is_some() {
-        return Err(id_taken());
-    }
-    if txn.get_database_backend() == DbBackend::Postgres {
-        txn.query_one_raw(Statement::from_sql_and_values(
-            DbBackend::Postgres,
-            "SELECT setval(pg_get_serial_sequence('groups', 'id'), \
-             GREATEST($1, COALESCE(pg_sequence_last_value(\
-             pg_get_serial_sequence('groups', 'id')::regclass), 0)))",
-            [id.into()],
-        ))
-        .await?;
-    }
-    row.id = Set(id);
-    group::Entity::insert(row)
-        .exec_with_returning(txn)
-        .await
-        .map_err(|err| unique(err, id_taken()))
-}
-
-/// Inserts with a sequence-allocated id, retrying (under a savepoint) an id a concurrent
-/// explicit insert took. A slug clash is GROUP_ID_TAKEN too: the caller re-reads by slug.
-async fn insert_allocated(
-    txn: &DatabaseTransaction,
-    row: group::ActiveModel,
-) -> ApiResult<group::Model> {
-    let has_slug = matches!(&row.slug, sea_orm::ActiveValue::Set(Some(_)));
-    for _ in 1..ALLOCATION_TRIES {
-        let savepoint = txn.begin().await?;
-        match group::Entity::insert(row.clone())
-            .exec_with_returning(&savepoint)
-            .await
-        {
-            Ok(created) => {
-                savepoint.commit().await?;
-                return Ok(created);
-            }
-            Err(err) if is_unique(&err) && !has_slug => {
-                savepoint.rollback().await?;
-            }
-            Err(err) => return Err(unique(err, id_taken())),
-        }
-    }
-    group::Entity::insert(row)
-        .exec_with_returning(txn)
-        .await
-        .map_err(|err| unique(err, id_taken()))
-}
-
-fn is_unique(err: &sea_orm::DbErr) -> bool {
-    matches!(
-        err.sql_err(),
-        Some(sea_orm::SqlErr::UniqueConstraintViolation(_))
-    )
-}
-
-fn unique(err: sea_orm::DbErr, instead: ApiError) -> ApiError {
-    if is_unique(&err) {
-        instead
-    } else {
-        ApiError::from(err)
-    }
 }

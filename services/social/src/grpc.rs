@@ -183,11 +183,39 @@ impl SocialService for SocialGrpc {
         req: Request<AddGroupMembersRequest>,
     ) -> Reply<AddGroupMembersResponse> {
         let (caller, req) = split(req)?;
-        let added_user_ids = self
-            .social
-            .add_group_members(&caller, req.group_id, req.user_ids)
-            .await?;
-        Ok(Response::new(AddGroupMembersResponse { added_user_ids }))
+        Ok(Response::new(
+            self.social.add_group_members(&caller, req).await?,
+        ))
+    }
+
+    async fn list_group_invitations(
+        &self,
+        req: Request<ListGroupInvitationsRequest>,
+    ) -> Reply<ListGroupInvitationsResponse> {
+        let (caller, req) = split(req)?;
+        Ok(Response::new(
+            self.social.list_group_invitations(&caller, req).await?,
+        ))
+    }
+
+    async fn respond_group_invitation(
+        &self,
+        req: Request<RespondGroupInvitationRequest>,
+    ) -> Reply<GroupInvitation> {
+        let (caller, req) = split(req)?;
+        Ok(Response::new(
+            self.social.respond_group_invitation(&caller, req).await?,
+        ))
+    }
+
+    async fn cancel_group_invitation(
+        &self,
+        req: Request<CancelGroupInvitationRequest>,
+    ) -> Reply<GroupInvitation> {
+        let (caller, req) = split(req)?;
+        Ok(Response::new(
+            self.social.cancel_group_invitation(&caller, req).await?,
+        ))
     }
 
     async fn leave_group(&self, req: Request<LeaveGroupRequest>) -> Reply<LeaveGroupResponse> {

@@ -27,8 +27,8 @@ use crate::{
     cursor::Cursor,
     friends::not_pending,
     groups::{
-        ADMIN, MEMBER, add_rows, joined, live_group, member_count, member_ids, membership,
-        require_admin,
+        ADMIN, MEMBER, add_rows, joined, live_group, managed_group, member_count, member_ids,
+        membership, require_admin,
     },
     limits::{self, MAX_GROUP_MEMBERS, MAX_PENDING_JOIN_REQUESTS, invalid, within},
     users::{profiles, shown},
@@ -116,7 +116,7 @@ impl Social {
                 .ok_or_else(|| ApiError::not_found("no pending request of this user"))?,
             None => return Err(invalid("request_id or applicant is required")),
         };
-        live_group(&self.db, row.group_id).await?;
+        managed_group(&self.db, row.group_id).await?;
         require_admin(&self.db, row.group_id, me).await?;
         if row.state != PENDING {
             return Err(not_pending());
@@ -192,7 +192,7 @@ impl Social {
                 query = query.filter(join_request::Column::GroupId.eq(req.group_id));
             }
         } else if req.group_id != 0 {
-            live_group(&self.db, req.group_id).await?;
+            managed_group(&self.db, req.group_id).await?;
             require_admin(&self.db, req.group_id, me).await?;
             query = query.filter(join_request::Column::GroupId.eq(req.group_id));
         } else {

@@ -6,10 +6,13 @@
 //! committed change; presence is read through [`rosetta_events::PresenceView`].
 
 mod blocks;
+mod consent;
+mod create;
 mod cursor;
 mod friends;
 mod groups;
 mod grpc;
+mod invitations;
 mod join_requests;
 pub mod limits;
 mod members;
@@ -20,4 +23,5 @@ mod users;
 mod tests;
 
 pub use grpc::{PUBLIC_METHODS, SocialGrpc};
+pub use limits::SocialConfig;
 pub use social::Social;

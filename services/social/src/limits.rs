@@ -12,12 +12,38 @@ pub const MAX_PENDING_FRIEND_REQUESTS: u64 = 1_000;
 pub const MAX_GROUP_MEMBERS: u64 = 2_000;
 /// Join requests one user may have pending.
 pub const MAX_PENDING_JOIN_REQUESTS: u64 = 100;
+/// Group invitations one user may have waiting for their answer.
+pub const MAX_PENDING_GROUP_INVITATIONS: u64 = 100;
+/// Group invitations one user may have sent that are still unanswered.
+pub const MAX_SENT_GROUP_INVITATIONS: u64 = 1_000;
+/// Groups one user may create per hour, unless configured otherwise.
+pub const DEFAULT_GROUPS_PER_HOUR: u64 = 20;
 /// Characters of a friend or join request note.
 pub const MAX_NOTE_CHARS: usize = 512;
 /// Characters of a group name.
 pub const MAX_GROUP_NAME_CHARS: usize = 64;
 /// Characters of a public group slug.
 pub const MAX_SLUG_CHARS: usize = 64;
+
+/// What a deployment may tune.
+#[derive(Debug, Clone)]
+pub struct SocialConfig {
+    /// Slugs of the system-owned public groups JoinPublicGroup may create (an existing one
+    /// can always be joined). Every other slug is NOT_FOUND, so users cannot mint public
+    /// groups without bound.
+    pub public_slugs: Vec<String>,
+    /// Groups one user may create per rolling hour (CreateGroup); past it LIMIT_REACHED.
+    pub groups_per_hour: u64,
+}
+
+impl Default for SocialConfig {
+    fn default() -> Self {
+        Self {
+            public_slugs: vec!["dpc-lobby".into()],
+            groups_per_hour: DEFAULT_GROUPS_PER_HOUR,
+        }
+    }
+}
 
 pub(crate) fn limit_reached(message: impl Into<String>) -> ApiError {
     ApiError::new(Code::ResourceExhausted, "LIMIT_REACHED", message)

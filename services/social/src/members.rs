@@ -10,56 +10,76 @@ use rosetta_db::{
 use rosetta_kit::{ApiError, ApiResult};
 use rosetta_proto::{
     messaging::v1::{GroupMemberChanged, event::Kind},
-    social::v1::{Group, MuteMemberRequest, SetAdminRequest},
+    social::v1::{
+        AddGroupMembersRequest, AddGroupMembersResponse, Group, MuteMemberRequest, SetAdminRequest,
+    },
 };
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, sea_query::Expr};
 use tonic::Code;
 
 use crate::{
     Social,
+    consent::{self, lock_users},
     groups::{
-        ADMIN, MEMBER, OWNER, add_rows, joined, live_group, member_ids, membership, require_admin,
-        require_member, require_owner,
+        ADMIN, MEMBER, OWNER, add_rows, live_group, managed_group, member_ids, membership,
+        require_admin, require_member, require_owner,
     },
     limits::{MAX_GROUP_MEMBERS, invalid, within},
-    social::none_blocks,
     users::require_live,
 };
 
 impl Social {
-    /// Owner or admin adds users directly; users already members are skipped. Refused as a
-    /// whole (BLOCKED) when any of them blocks the caller.
+    /// Owner or admin adds their friends and invites everybody else (see `consent`); users
+    /// already members are skipped. Every member, the added ones included, gets one event.
     pub async fn add_group_members(
         &self,
         caller: &Caller,
-        group_id: i64,
-        users: Vec<i64>,
-    ) -> ApiResult<Vec<i64>> {
+        req: AddGroupMembersRequest,
+    ) -> ApiResult<AddGroupMembersResponse> {
         let me = caller.user_id;
-        live_group(&self.db, group_id).await?;
+        let group_id = req.group_id;
+        managed_group(&self.db, group_id).await?;
         require_admin(&self.db, group_id, me).await?;
-        let mut users = users;
+        let mut users = req.user_ids;
         users.sort_unstable();
         users.dedup();
-        require_live(&self.db, &users).await?;
-        let txn = self.write().await?;
-        none_blocks(&txn, &users, me).await?;
-        let present = member_ids(&txn, group_id).await?;
-        let added: Vec<i64> = users.into_iter().filter(|u| !present.contains(u)).collect();
+        users.retain(|u| *u != me);
         within(
-            present.len() as u64,
-            added.len() as u64,
+            0,
+            users.len() as u64,
             MAX_GROUP_MEMBERS,
             "members per group",
         )?;
-        add_rows(&txn, group_id, &added, MEMBER, now_ms()).await?;
+        require_live(&self.db, &users).await?;
+        let now = now_ms();
+        let txn = self.write().await?;
+        lock_users(&txn, me, &users).await?;
+        let present = member_ids(&txn, group_id).await?;
+        users.retain(|u| !present.contains(u));
+        let split = consent::split(&txn, me, &users, req.friends_only).await?;
+        within(
+            present.len() as u64,
+            split.friends.len() as u64,
+            MAX_GROUP_MEMBERS,
+            "members per group",
+        )?;
+        add_rows(&txn, group_id, &split.friends, MEMBER, now).await?;
+        let invitations = consent::invite(&txn, group_id, me, &split.strangers, now).await?;
         txn.commit().await?;
-        let everyone: Vec<i64> = present.iter().chain(&added).copied().collect();
-        for user_id in &added {
-            self.publish(&everyone, joined(group_id, *user_id, me))
-                .await;
+        if !split.friends.is_empty() {
+            let everyone: Vec<i64> = present.iter().chain(&split.friends).copied().collect();
+            self.publish(
+                &everyone,
+                consent::members_added(group_id, &split.friends, me),
+            )
+            .await;
         }
-        Ok(added)
+        let invited_user_ids = invitations.iter().map(|i| i.invitee_id).collect();
+        self.announce_invitations(invitations).await;
+        Ok(AddGroupMembersResponse {
+            added_user_ids: split.friends,
+            invited_user_ids,
+        })
     }
 
     /// A member leaves; the owner must transfer ownership first (or dissolve).
@@ -79,7 +99,7 @@ impl Social {
     /// Owner or admin removes a member of lower rank.
     pub async fn kick_member(&self, caller: &Caller, group_id: i64, user_id: i64) -> ApiResult<()> {
         let me = caller.user_id;
-        live_group(&self.db, group_id).await?;
+        managed_group(&self.db, group_id).await?;
         if user_id == me {
             return Err(invalid("use LeaveGroup to leave"));
         }
@@ -95,7 +115,7 @@ impl Social {
         new_owner: i64,
     ) -> ApiResult<Group> {
         let me = caller.user_id;
-        live_group(&self.db, group_id).await?;
+        managed_group(&self.db, group_id).await?;
         require_owner(&self.db, group_id, me).await?;
         if new_owner == me {
             return Err(invalid("you already own this group"));
@@ -120,7 +140,7 @@ impl Social {
     /// The owner grants or takes the admin role.
     pub async fn set_admin(&self, caller: &Caller, req: SetAdminRequest) -> ApiResult<()> {
         let me = caller.user_id;
-        live_group(&self.db, req.group_id).await?;
+        managed_group(&self.db, req.group_id).await?;
         require_owner(&self.db, req.group_id, me).await?;
         let target = membership(&self.db, req.group_id, req.user_id)
             .await?
@@ -143,7 +163,7 @@ impl Social {
         if req.until_ms < 0 {
             return Err(invalid("until_ms must not be negative"));
         }
-        live_group(&self.db, req.group_id).await?;
+        managed_group(&self.db, req.group_id).await?;
         if req.user_id == caller.user_id {
             return Err(invalid("cannot mute yourself"));
         }

@@ -7,6 +7,8 @@ use rosetta_db::entity::social::block;
 use rosetta_events::{EventSink, PresenceView};
 use rosetta_kit::{ApiError, ApiResult};
 use rosetta_proto::messaging::v1::event::Kind;
+
+use crate::limits::SocialConfig;
 use sea_orm::{
     ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DatabaseTransaction, EntityTrait,
     PaginatorTrait, QueryFilter, SqliteTransactionMode, TransactionOptions, TransactionTrait,
@@ -17,6 +19,7 @@ pub struct Social {
     pub(crate) db: DatabaseConnection,
     pub(crate) events: Arc<dyn EventSink>,
     pub(crate) presence: Arc<dyn PresenceView>,
+    pub(crate) config: SocialConfig,
 }
 
 impl Social {
@@ -29,7 +32,13 @@ impl Social {
             db,
             events,
             presence,
+            config: SocialConfig::default(),
         }
+    }
+
+    /// The same service with `config` instead of the defaults.
+    pub fn configured(self, config: SocialConfig) -> Self {
+        Self { config, ..self }
     }
 
     /// A transaction that will write. On SQLite it takes the write lock at `BEGIN`
@@ -85,7 +94,8 @@ pub(crate) async fn not_blocked_either_way(
     Ok(())
 }
 
-/// Refuses with BLOCKED when any of `users` blocks `actor` (group invitations).
+/// Refuses with BLOCKED when any of `users` blocks `actor` or is blocked by them (adding to
+/// or inviting into a group).
 pub(crate) async fn none_blocks(
     db: &impl ConnectionTrait,
     users: &[i64],
@@ -94,9 +104,21 @@ pub(crate) async fn none_blocks(
     if users.is_empty() {
         return Ok(());
     }
+    let them = || users.iter().copied();
     let blocking = block::Entity::find()
-        .filter(block::Column::BlockedId.eq(actor))
-        .filter(block::Column::UserId.is_in(users.iter().copied()))
+        .filter(
+            Condition::any()
+                .add(
+                    block::Column::BlockedId
+                        .eq(actor)
+                        .and(block::Column::UserId.is_in(them())),
+                )
+                .add(
+                    block::Column::UserId
+                        .eq(actor)
+                        .and(block::Column::BlockedId.is_in(them())),
+                ),
+        )
         .count(db)
         .await?;
     if blocking > 0 {

@@ -11,10 +11,12 @@ use rosetta_proto::{
     common::v1::{PageRequest, UserRef, user_ref::Ref},
     messaging::v1::event::Kind,
     social::v1::{
-        Applicant, CreateGroupRequest, GroupRole, ListContactsRequest, ListGroupMembersRequest,
-        ListMyGroupsRequest, RequestJoinGroupRequest, RespondFriendRequestRequest,
-        RespondJoinRequestRequest, SendFriendRequestRequest, SetAdminRequest, UpdateGroupRequest,
-        respond_friend_request_request, respond_join_request_request,
+        AddGroupMembersRequest, Applicant, CreateGroupRequest, GroupRole, ListContactsRequest,
+        ListGroupMembersRequest, ListMyGroupsRequest, RequestJoinGroupRequest,
+        RespondFriendRequestRequest, RespondGroupInvitationRequest, RespondJoinRequestRequest,
+        SendFriendRequestRequest, SetAdminRequest, UpdateGroupRequest,
+        respond_friend_request_request, respond_group_invitation_request,
+        respond_join_request_request,
     },
 };
 use sea_orm::{ActiveValue::Set, EntityTrait};
@@ -190,6 +192,9 @@ async fn group_events_reach_the_right_users() {
         applicant.user_id,
     );
 
+    w.befriend(&owner, &admin).await;
+    w.befriend(&owner, &member).await;
+    w.events.take();
     let group = w
         .social
         .create_group(
@@ -209,11 +214,10 @@ async fn group_events_reach_the_right_users() {
         v
     };
     let events = w.events.take();
-    assert_eq!(events.len(), 2, "one member_joined per initial member");
-    for (to, kind) in &events {
-        assert_eq!(to, &everyone);
-        assert!(matches!(kind, Kind::MemberJoined(c) if c.group_id == g && c.actor_id == o));
-    }
+    assert!(
+        matches!(&events[..], [(to, Kind::MembersAdded(a))] if *to == everyone && a.group_id == g && a.actor_id == o && a.user_ids == [ad, m]),
+        "one event for the whole batch: {events:?}"
+    );
 
     w.social
         .set_admin(
@@ -482,4 +486,72 @@ fn list_queries_are_single_joins() {
         groups.contains(r#"INNER JOIN "groups" ON "group_members"."group_id" = "groups"."id""#)
     );
     assert!(groups.contains(r#"WHERE "group_members"."user_id" = 100"#));
+}
+
+#[tokio::test]
+async fn invitations_reach_the_right_users() {
+    let w = world().await;
+    let (owner, stranger) = (w.user("owner").await, w.user("stranger").await);
+    let (o, st) = (owner.user_id, stranger.user_id);
+    let group = w
+        .social
+        .create_group(
+            &owner,
+            CreateGroupRequest {
+                name: "team".into(),
+                member_ids: vec![st],
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(group.invited_user_ids, vec![st]);
+    let events = w.events.take();
+    assert!(
+        matches!(&events[..], [(to, Kind::GroupInvitationReceived(i))] if *to == vec![st] && i.group_id == group.id && i.group_name == "team"),
+        "{events:?}"
+    );
+    w.social
+        .respond_group_invitation(
+            &stranger,
+            RespondGroupInvitationRequest {
+                invitation: Some(respond_group_invitation_request::Invitation::GroupId(
+                    group.id,
+                )),
+                accept: true,
+            },
+        )
+        .await
+        .unwrap();
+    let events = w.events.take();
+    let mut both = vec![o, st];
+    both.sort_unstable();
+    assert!(
+        matches!(&events[0], (to, Kind::GroupInvitationAnswered(i)) if *to == vec![o] && i.state == 2)
+    );
+    assert!(
+        matches!(&events[1], (to, Kind::MemberJoined(c)) if *to == both && c.user_id == st && c.actor_id == o)
+    );
+
+    // Dissolving voids what is still pending, and tells the invitee.
+    let late = w.user("late").await;
+    w.social
+        .add_group_members(
+            &owner,
+            AddGroupMembersRequest {
+                group_id: group.id,
+                user_ids: vec![late.user_id],
+                friends_only: false,
+            },
+        )
+        .await
+        .unwrap();
+    w.events.take();
+    w.social.dissolve_group(&owner, group.id).await.unwrap();
+    let events = w.events.take();
+    assert!(
+        events.iter().any(|(to, k)| *to == vec![late.user_id]
+            && matches!(k, Kind::GroupInvitationAnswered(i) if i.state == 4)),
+        "{events:?}"
+    );
 }

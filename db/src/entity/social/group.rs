@@ -13,6 +13,10 @@ pub struct Model {
     pub slug: Option<String>,
     pub created_at_ms: i64,
     pub dissolved_at_ms: Option<i64>,
+    /// Owned by the server (the DPC lobby): no owner or admin member, not moderated.
+    pub system: bool,
+    /// Who created it (the hourly creation limit counts these); None for system groups.
+    pub created_by: Option<i64>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

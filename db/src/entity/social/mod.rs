@@ -5,5 +5,6 @@ pub mod block;
 pub mod friend_request;
 pub mod friendship;
 pub mod group;
+pub mod group_invitation;
 pub mod group_member;
 pub mod join_request;
