@@ -114,13 +114,12 @@ impl Accounts {
         if let Some(v) = req.username {
             active.username = Set(self.free_username(caller, &v).await?);
         }
-        if let Some(v) = req.email {
-            if let Some(email) = self
+        if let Some(v) = req.email
+            && let Some(email) = self
                 .proven_email(caller, &v, current_email, &req.verification_code)
                 .await?
-            {
-                active.email = Set(email);
-            }
+        {
+            active.email = Set(email);
         }
         if let Some(v) = req.security_question_id {
             active.security_question_id = Set(v);
