@@ -3,7 +3,8 @@
 //!
 //! The database is the source of truth; the [`bus`] only wakes subscribers. Reading order:
 //! [`bus`] (how a process learns of new events) → [`log`] (the durable per-user event log and
-//! the [`Events`] sink other services publish through) → [`presence`] → [`policy`] (who may
+//! the [`Events`] sink other services publish through) → [`presence`] and [`visibility`] (who
+//! sees how much of a presence: friends all, group peers status only) → [`policy`] (who may
 //! send where) → [`conversations`] / [`send`] / [`history`] (the domain, `impl Messaging`;
 //! [`commit`] writes sends, grouped on SQLite) → [`stream`] (`Subscribe`) → [`grpc`] (thin
 //! handlers).
