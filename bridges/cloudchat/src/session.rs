@@ -346,7 +346,7 @@ impl Conn {
                 {
                     return Err(e(NOT_BY_ADDRESS));
                 }
-                                let call = |update: UpdateProfileRequest| async {
+                let call = |update: UpdateProfileRequest| async {
                     let request = session.request(update).await?;
                     backend.account().update_profile(request).await
                 };
