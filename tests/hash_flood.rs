@@ -30,7 +30,7 @@ fn burst(
     (0..n)
         .map(|i| {
             let mut client = client.clone();
-            let request = if i % 2 == 0 {
+            let request = if i.is_multiple_of(2) {
                 login(&format!("nobody-{i}"), "guess")
             } else {
                 login(known, "right one")

@@ -134,7 +134,7 @@ async fn connect_from_sources(url: &str, opts: &Options) -> anyhow::Result<Vec<C
 }
 
 fn flood_request(n: usize, prefix: &str, users: &[grpc::User]) -> LoginRequest {
-    if n % 2 == 0 {
+    if n.is_multiple_of(2) {
         grpc::login_request(&format!("{prefix}-nobody-{n}"))
     } else {
         grpc::login_request(&users[n / 2 % users.len()].name)
