@@ -437,7 +437,10 @@ async fn hostile_names(backend: Backend) {
     {
         let name = entry.file_name().to_string_lossy().into_owned();
         assert!(
-            name == "blobs" || name.starts_with("rosetta.db") || name.ends_with(".pem"),
+            name == "blobs"
+                || name == "bridge.key"
+                || name.starts_with("rosetta.db")
+                || name.ends_with(".pem"),
             "unexpected {name} in the data dir"
         );
     }
