@@ -229,7 +229,7 @@ async fn forged_client_address(backend: Backend) {
         let addr = format!("198.51.100.{i}");
         let key = (i % 2 == 1).then_some(wrong_key.as_str());
         match account
-            .login(forged(login("nobody", "guess"), &addr, key))
+            .login(forged(login(&format!("nobody{i}"), "guess"), &addr, key))
             .await
         {
             Err(status) if reason(&status) == "THROTTLED" => {
@@ -251,7 +251,7 @@ async fn forged_client_address(backend: Backend) {
         .unwrap();
     let status = account
         .login(forged(
-            login("nobody", "guess"),
+            login("nobody-else", "guess"),
             "198.51.100.200",
             Some(&key.to_hex()),
         ))

@@ -90,6 +90,22 @@ impl Accounts {
         self.hash_pool.run(work).await
     }
 
+    /// [`Accounts::hashing`] for a guess whose attempt is already reserved at `key`. When the
+    /// pool cannot run it (busy, stopping) nothing was checked, so the attempt is given back.
+    pub(crate) async fn guess<T: Send + 'static>(
+        &self,
+        key: &str,
+        work: impl FnOnce() -> ApiResult<T> + Send + 'static,
+    ) -> ApiResult<T> {
+        match self.hashing(work).await {
+            Err(refused) => {
+                self.login_throttle.release(&self.db, key).await?;
+                Err(refused)
+            }
+            checked => checked,
+        }
+    }
+
     pub async fn register(&self, req: RegisterRequest) -> ApiResult<pb::User> {
         let scheme = Scheme::from_proto(req.password_scheme)?;
         let password = scheme.normalize(&req.password)?;
@@ -230,26 +246,16 @@ impl Accounts {
         };
         // An identifier nobody has is throttled like an account, so that after the threshold
         // both answer THROTTLED and a lock does not tell that the account exists.
-        if found.is_none() {
-            self.login_throttle.reserve(&self.db, &unknown_key).await?;
-        }
-        self.login_user(found, password, scheme, req.client).await
-    }
-
-    async fn login_user(
-        &self,
-        found: Option<user::Model>,
-        password: String,
-        scheme: Scheme,
-        client: String,
-    ) -> ApiResult<LoginResponse> {
         let Some(user) = found else {
-            self.hashing(move || Ok(password::verify(&password, &DUMMY_VERIFIER)))
-                .await?;
+            self.login_throttle.reserve(&self.db, &unknown_key).await?;
+            self.guess(&unknown_key, move || {
+                Ok(password::verify(&password, &DUMMY_VERIFIER))
+            })
+            .await?;
             return Err(bad_credentials());
         };
         self.check_password(&user, password, scheme).await?;
-        self.open_session(&user, &client).await
+        self.open_session(&user, &req.client).await
     }
 
     /// Verifies a password under the login throttle, upgrading the stored verifiers when a
@@ -264,10 +270,12 @@ impl Accounts {
         // Reserved before the hash is checked: concurrent guesses get `threshold` checks.
         self.login_throttle.reserve(&self.db, &key).await?;
         let stored = self.verifiers(user.id).await?;
-        // A refusal of the hashing pool (busy) is no password check: it returns here and
-        // never counts as a failed attempt.
+        // A refusal of the hashing pool (busy) is no password check: the attempt is given
+        // back, and it never counts as a failed one.
         let checked = self
-            .hashing(move || Ok(password::check(&password, scheme, &stored)))
+            .guess(&key, move || {
+                Ok(password::check(&password, scheme, &stored))
+            })
             .await?;
         match checked {
             Ok(added) => {

@@ -149,11 +149,15 @@ impl HashPool {
         let permit = self.admit()?;
         let (tx, rx) = oneshot::channel();
         let job: Job = Box::new(move || {
-            let _permit = permit;
             // A caller that went away (cancelled call, closed connection) gets no hash.
-            if !tx.is_closed() {
-                let _ = tx.send(work());
+            if tx.is_closed() {
+                return;
             }
+            let result = work();
+            // The place is given back before the caller hears, so a caller that submits again
+            // as soon as it has its answer finds the place free.
+            drop(permit);
+            let _ = tx.send(result);
         });
         let sent = match &*self.jobs.lock().expect("hash pool lock") {
             Some(jobs) => jobs.send(job).is_ok(),

@@ -237,7 +237,7 @@ impl Accounts {
                 let presented = normalize_answer(&answer.answer).unwrap_or_default();
                 question_ok
                     && self
-                        .hashing(move || {
+                        .guess(&key, move || {
                             Ok(stored.is_some_and(|phc| password::verify(&presented, &phc)))
                         })
                         .await?

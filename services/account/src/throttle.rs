@@ -71,6 +71,28 @@ impl Throttle {
         Ok(())
     }
 
+    /// Gives back an attempt reserved at `key` that checked nothing (the hashing pool was busy
+    /// or stopping): one failure fewer, and no lock below the threshold. A flood that fills
+    /// the pool must not lock out the accounts whose logins it crowded out.
+    pub async fn release(&self, db: &DatabaseConnection, key: &str) -> Result<(), ApiError> {
+        let threshold = i32::try_from(self.threshold).unwrap_or(i32::MAX);
+        let remaining = || Expr::col(C::Failures).sub(1);
+        throttle::Entity::update_many()
+            .col_expr(C::Failures, remaining())
+            .col_expr(
+                C::LockedUntilMs,
+                CaseStatement::new()
+                    .case(remaining().lt(threshold), 0i64)
+                    .finally(Expr::col(C::LockedUntilMs))
+                    .into(),
+            )
+            .filter(C::Key.eq(key))
+            .filter(C::Failures.gt(0))
+            .exec(db)
+            .await?;
+        Ok(())
+    }
+
     /// `INSERT … ON CONFLICT (key) DO UPDATE SET failures = failures + 1, locked_until_ms = …
     /// WHERE locked_until_ms <= now RETURNING failures`: a row comes back only when the
     /// attempt was granted. Both SQLite (≥ 3.35) and PostgreSQL run it atomically.
