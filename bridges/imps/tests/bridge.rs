@@ -14,7 +14,8 @@ use rosetta_proto::{
         subscribe_response::Item,
     },
     social::v1::{
-        PresenceStatus, RespondFriendRequestRequest, respond_friend_request_request::Request as Respond,
+        PresenceStatus, RespondFriendRequestRequest,
+        respond_friend_request_request::Request as Respond,
         social_service_client::SocialServiceClient,
     },
 };
@@ -1071,9 +1072,10 @@ async fn offline_messages(backend: Backend) {
 
     // alice leaves; carol sees her go offline, then writes twice.
     drop(alice);
-    next_event(&mut stream, |k| {
-        matches!(k, Kind::PresenceChanged(p) if p.status == PresenceStatus::Offline as i32)
-    })
+    next_event(
+        &mut stream,
+        |k| matches!(k, Kind::PresenceChanged(p) if p.status == PresenceStatus::Offline as i32),
+    )
     .await;
     let mut messaging = MessagingServiceClient::new(server.channel().await);
     for text in ["first while away", "second while away"] {
