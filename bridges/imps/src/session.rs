@@ -58,6 +58,8 @@ use crate::{
     names::{alias_id, display_name},
 };
 
+mod backlog;
+
 /// Voice clip bytes buffered per connection (all clips in progress together, friend names
 /// included): about a minute of the client's 8 kHz 16-bit audio.
 const MAX_CLIP_BYTES: usize = 1 << 20;
@@ -146,6 +148,8 @@ struct LoggedIn {
     clips: Clips,
     /// Friend requests already pushed: one can arrive live while the pending ones are listed.
     asked: HashSet<i64>,
+    /// Messages delivered from the login's backlog, not to be pushed again live.
+    delivered: backlog::Delivered,
 }
 
 struct Conn {
@@ -521,6 +525,7 @@ impl Conn {
             shown: HashMap::new(),
             clips: Clips::default(),
             asked: HashSet::new(),
+            delivered: backlog::Delivered::default(),
         });
         // Live before the reply: the client acts on S_LOGIN_RSP at once, and so may its friends.
         self.subscribe().await?;
@@ -531,6 +536,8 @@ impl Conn {
             email: me.email.clone(),
         })
         .await?;
+        // The client takes S_SEND_MSG at any time after S_LOGIN_RSP.
+        self.deliver_backlog().await?;
         self.pending_requests().await
     }
 
@@ -801,7 +808,7 @@ impl Conn {
                 friends.push(Friend {
                     name,
                     status,
-                    email: user.email,
+                    email: contact.email,
                     time: fix_time(&location),
                     // Whole micro-degrees, as the client holds them (an int in GeoPoint).
                     lat_e6: (location.latitude * 1e6).round(),
@@ -1124,7 +1131,8 @@ impl Conn {
         }
     }
 
-    async fn push_message(&mut self, me: i64, message: Message) -> Result<(), Close> {
+    /// A received message as the client shows it.
+    async fn show_message(&mut self, me: i64, message: Message) -> Result<(), Close> {
         use rosetta_proto::messaging::v1::message::To;
         // Dialect A has private chat only; the user's own sends are not echoed.
         if message.sender_id == me || message.to != Some(To::ToUserId(me)) || message.recalled {

@@ -14,7 +14,8 @@ use rosetta_proto::{
         subscribe_response::Item,
     },
     social::v1::{
-        RespondFriendRequestRequest, respond_friend_request_request::Request as Respond,
+        PresenceStatus, RespondFriendRequestRequest,
+        respond_friend_request_request::Request as Respond,
         social_service_client::SocialServiceClient,
     },
 };
@@ -398,11 +399,11 @@ async fn example_session(backend: Backend) {
              00 00 00 41 9c f5 f0 c0 00 00 00",
         ))
         .await;
-    // The entry as the note's example has it, with alice's name and time (e-mail addresses are
-    // private to their owner, so it is empty).
+    // The entry as the note's example has it, with alice's name, e-mail (friends see each
+    // other's) and time.
     let entry = hex(
-        "00 00 00 00 00 00 00 01 00 00 00 00 00 00 00 05 61 6c 69 63 65 01 00 00 00 00 00 00 00 00
-         00 00 00 00 00 00 00 15 32 30 31 32 2d 30 31 2d 31 34 20 32 30 3a 34 33 3a 31 32 2e 30 41
+        "00 00 00 00 00 00 00 01 00 00 00 00 00 00 00 05 61 6c 69 63 65 01 00 00 00 00 00 00 00 06
+         61 40 78 2e 63 6e 00 00 00 00 00 00 00 15 32 30 31 32 2d 30 31 2d 31 34 20 32 30 3a 34 33 3a 31 32 2e 30 41
          7d c8 83 00 00 00 00 41 9c f5 f0 c0 00 00 00",
     );
     // The heartbeat has no reply: ask until the bridge has stored it.
@@ -415,7 +416,7 @@ async fn example_session(backend: Backend) {
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     assert_eq!(list[7..], entry[..], "{list:02x?}");
-    assert_eq!(list[..7], hex("4f 4b 00 00 00 4c 06")[..]);
+    assert_eq!(list[..7], hex("4f 4b 00 00 00 52 06")[..]);
 
     // 8. alice leaves the map: bob is told she is offline.
     alice
@@ -1034,3 +1035,95 @@ async fn malformed_frames_close_only_their_connection() {
         hex("4f 4b 00 00 00 05 11 00 00 00 03")
     );
 }
+
+/// Messages sent to an IMPS user while away arrive right after `S_LOGIN_RSP`, oldest first,
+/// once: the next login gets none of them again.
+async fn offline_messages(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let bridge = bridge(&server, 300_000).await;
+    register_user(&bridge, "alice").await;
+    let mut alice = login(&bridge, "alice", "pw").await;
+    let carol = server.user("carol", "pw").await;
+    let token = carol.access_token.clone();
+    let mut stream = events(&server, &token).await;
+    alice
+        .send(ClientMessage::AddFriend {
+            user: "alice".into(),
+            friend: "carol".into(),
+        })
+        .await;
+    let Kind::FriendRequestReceived(request) =
+        next_event(&mut stream, |k| matches!(k, Kind::FriendRequestReceived(_))).await
+    else {
+        unreachable!()
+    };
+    let alice_id = request.from.expect("from").id;
+    SocialServiceClient::new(server.channel().await)
+        .respond_friend_request(authed(
+            RespondFriendRequestRequest {
+                request: Some(Respond::FromUserId(alice_id)),
+                accept: true,
+            },
+            &token,
+        ))
+        .await
+        .expect("accept");
+    alice.recv_cmd(cmd::S_ADDFRIEND_RSP).await;
+
+    // alice leaves; carol sees her go offline, then writes twice.
+    drop(alice);
+    next_event(
+        &mut stream,
+        |k| matches!(k, Kind::PresenceChanged(p) if p.status == PresenceStatus::Offline as i32),
+    )
+    .await;
+    let mut messaging = MessagingServiceClient::new(server.channel().await);
+    for text in ["first while away", "second while away"] {
+        let sent = messaging
+            .send_message(authed(
+                SendMessageRequest {
+                    to: Some(To::ToUserId(alice_id)),
+                    kind: MessageKind::Text.into(),
+                    text: text.into(),
+                    client_message_id: text.into(),
+                    ..Default::default()
+                },
+                &token,
+            ))
+            .await
+            .expect("send")
+            .into_inner();
+        assert!(!sent.recipient_online, "alice is away");
+    }
+
+    // Right after S_LOGIN_RSP, both, in order.
+    let mut alice = login(&bridge, "alice", "pw").await;
+    for text in ["first while away", "second while away"] {
+        let frame = alice.recv_raw().await;
+        assert_eq!(frame[6], cmd::S_SEND_MSG, "{frame:02x?}");
+        let mut f = Fields::of(&frame);
+        assert_eq!(f.string(), "carol");
+        assert_eq!(f.string(), text);
+        assert!(is_wall_time(&f.string()));
+    }
+    // The login (and the read marks it sets) is done once the next frame is served.
+    alice.friend_list("alice").await;
+    drop(alice);
+
+    // A second login: nothing is delivered again before the reply to the next request.
+    let mut again = login(&bridge, "alice", "pw").await;
+    again
+        .send(ClientMessage::FriendList {
+            user: "alice".into(),
+        })
+        .await;
+    loop {
+        let frame = again.recv_raw().await;
+        assert_ne!(frame[6], cmd::S_SEND_MSG, "delivered twice: {frame:02x?}");
+        if frame[6] == cmd::S_FRIENDLIST_REFURBISH_RSP {
+            break;
+        }
+    }
+}
+
+both_backends!(offline, super::offline_messages);

@@ -7,6 +7,7 @@ pub mod counters;
 pub mod listen;
 pub mod session;
 pub mod settings;
+pub mod unread;
 
 pub use backend::{Backend, Endpoints};
 pub use counters::Counters;

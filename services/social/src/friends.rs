@@ -257,6 +257,8 @@ impl Social {
                 user: Some(profile(&u)),
                 presence: presence.remove(&f.friend_id),
                 since_ms: f.since_ms,
+                // Friends may see each other's e-mail (social.proto `Contact.email`).
+                email: u.email.clone().unwrap_or_default(),
             })
             .collect();
         Ok(ListContactsResponse {

@@ -1,0 +1,78 @@
+//! Messages that arrived while the user was away: delivered as `S_SEND_MSG` (or `S_AUDIO_RSP`)
+//! right after `S_LOGIN_RSP`, oldest first, then marked read so that the next login does not
+//! deliver them again. Messages pushed live are marked read too, for the same reason.
+
+use std::collections::HashMap;
+
+use rosetta_bridge_kit::unread::{mark_read, unread};
+use rosetta_proto::messaging::v1::{ConversationKind, Message, message::To};
+
+use super::{Close, Conn};
+
+/// Messages delivered at one login at most; older ones first, the rest at the next login.
+const MAX_BACKLOG: usize = 1000;
+
+/// What the backlog delivered: the newest seq per sender, so that a message also pushed live
+/// (it arrived between the stream going live and the backlog being listed) is not shown twice.
+#[derive(Default)]
+pub(super) struct Delivered(HashMap<i64, u64>);
+
+impl Delivered {
+    /// Whether `message` was already delivered from the backlog.
+    pub(super) fn contains(&self, message: &Message) -> bool {
+        self.0
+            .get(&message.sender_id)
+            .is_some_and(|seq| message.seq <= *seq)
+    }
+
+    fn add(&mut self, message: &Message) {
+        let seq = self.0.entry(message.sender_id).or_default();
+        *seq = (*seq).max(message.seq);
+    }
+}
+
+impl Conn {
+    /// Pushes the private messages the user has not read (dialect A has no groups), then
+    /// marks them read.
+    pub(super) async fn deliver_backlog(&mut self) -> Result<(), Close> {
+        let Ok(session) = self.session() else {
+            return Ok(());
+        };
+        let me = session.user_id();
+        let messages = match unread(session, &[ConversationKind::Private], MAX_BACKLOG).await {
+            Ok(messages) => messages,
+            Err(status) => {
+                // They stay unread and come at the next login.
+                tracing::warn!(%status, "listing unread messages failed");
+                return Ok(());
+            }
+        };
+        for message in &messages {
+            if let Some(state) = &mut self.state {
+                state.delivered.add(message);
+            }
+            self.show_message(me, message.clone()).await?;
+        }
+        if let Ok(session) = self.session() {
+            mark_read(session, &messages).await;
+        }
+        Ok(())
+    }
+
+    /// A message pushed live: shown unless the backlog already did, then marked read.
+    pub(super) async fn push_message(&mut self, me: i64, message: Message) -> Result<(), Close> {
+        let delivered = self
+            .state
+            .as_ref()
+            .is_some_and(|s| s.delivered.contains(&message));
+        if delivered || message.sender_id == me || message.to != Some(To::ToUserId(me)) {
+            return Ok(());
+        }
+        let read = message.clone();
+        self.show_message(me, message).await?;
+        if let Ok(session) = self.session() {
+            mark_read(session, std::slice::from_ref(&read)).await;
+        }
+        Ok(())
+    }
+}
