@@ -5,10 +5,12 @@ pub mod backend;
 pub mod client;
 pub mod counters;
 pub mod listen;
+pub mod login;
 pub mod session;
 pub mod settings;
 
 pub use backend::{Backend, Endpoints};
 pub use counters::Counters;
 pub use listen::{Connections, serve_tcp};
+pub use login::{Live, LiveLogins, OnClose, end_login};
 pub use session::UserSession;
