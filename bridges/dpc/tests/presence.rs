@@ -11,7 +11,9 @@ use common::*;
 use rosetta_proto::{
     account::v1::LoginResponse,
     messaging::v1::{GetPresenceRequest, messaging_service_client::MessagingServiceClient},
-    social::v1::PresenceStatus,
+    social::v1::{
+        JoinPublicGroupRequest, PresenceStatus, social_service_client::SocialServiceClient,
+    },
 };
 use rosetta_testkit::{Backend, TestServer, authed, both_backends};
 
@@ -30,20 +32,28 @@ async fn offline_when_chat_socket_closes(backend: Backend) {
     let bob = server.user("bob", "xyz789").await;
     let alice = server.user("alice", "abc123").await;
     let alice_id = alice.user.as_ref().expect("user").id;
-    // Bob first: Alice's newer session then holds the lobby stream, which alone used to show
-    // her online until the presence timeout.
-    for (name, password) in [("bob", "xyz789"), ("alice", "abc123")] {
-        assert_eq!(
-            login(&bridge, name, password).await,
-            frame(r#"{"op": 0, "test": 0}"#)
-        );
-    }
-    // Bob's window only listens; Alice's speaks, which makes the socket hers.
-    let mut bob_chat = connect(bridge.chat).await;
+    // Bob is a lobby peer over gRPC; Alice is the only DPC user, so her session holds the
+    // lobby stream, which alone used to keep her online until the presence timeout.
+    SocialServiceClient::new(server.channel().await)
+        .join_public_group(authed(
+            JoinPublicGroupRequest {
+                slug: "dpc-lobby".into(),
+                name: String::new(),
+            },
+            &bob.access_token,
+        ))
+        .await
+        .expect("join");
+    assert_eq!(
+        login(&bridge, "alice", "abc123").await,
+        frame(r#"{"op": 0, "test": 0}"#)
+    );
+    // One window only listens (it belongs to nobody); Alice's speaks, which makes it hers.
+    let mut listener = connect(bridge.chat).await;
     let mut alice_chat = connect(bridge.chat).await;
     send(&mut alice_chat, &line("alice", "abc123", "hello")).await;
     loop {
-        if read_body(&mut bob_chat).await.contains("alice:hello") {
+        if read_body(&mut listener).await.contains("alice:hello") {
             break;
         }
     }
