@@ -115,8 +115,7 @@ impl Owner {
                 let live = shared.live.enter(session.user_id());
                 // The original showed whoever was connected; an open chat window is presence.
                 if live.first()
-                    && let Err(status) =
-                        login::set_presence(&session, PresenceStatus::Online).await
+                    && let Err(status) = login::set_presence(&session, PresenceStatus::Online).await
                 {
                     tracing::warn!(user = session.user_id(), %status, "online on chat failed");
                 }

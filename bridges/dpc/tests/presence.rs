@@ -82,7 +82,12 @@ async fn status(server: &TestServer, viewer: &LoginResponse, user: i64) -> Prese
 }
 
 /// Polls until `user` shows `want` to `viewer`, failing after [`WITHIN`].
-async fn await_status(server: &TestServer, viewer: &LoginResponse, user: i64, want: PresenceStatus) {
+async fn await_status(
+    server: &TestServer,
+    viewer: &LoginResponse,
+    user: i64,
+    want: PresenceStatus,
+) {
     let start = Instant::now();
     loop {
         let seen = status(server, viewer, user).await;

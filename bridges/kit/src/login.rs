@@ -112,7 +112,12 @@ pub enum OnClose {
 pub async fn end_login(live: Live, session: &UserSession, on_close: OnClose) {
     let user = live.user;
     if live.release() {
-        report(user, "offline on close", set_presence(session, PresenceStatus::Offline)).await;
+        report(
+            user,
+            "offline on close",
+            set_presence(session, PresenceStatus::Offline),
+        )
+        .await;
     }
     if on_close == OnClose::Logout {
         report(user, "logout on close", session.logout()).await;
