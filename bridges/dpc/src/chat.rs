@@ -112,7 +112,7 @@ impl Owner {
             Owner::User { live, .. } if live.user_id() == session.user_id() => live,
             previous => {
                 previous.close().await;
-                let live = shared.live.enter(session.user_id());
+                let live = shared.live.enter(session.user_id()).await;
                 // The original showed whoever was connected; an open chat window is presence.
                 if live.first()
                     && let Err(status) = login::set_presence(&session, PresenceStatus::Online).await

@@ -14,6 +14,7 @@ use std::{
 };
 
 use rosetta_proto::{messaging::v1::SetPresenceRequest, social::v1::PresenceStatus};
+use tokio::sync::watch;
 use tonic::Status;
 
 use crate::UserSession;
@@ -25,41 +26,88 @@ pub const END_DEADLINE: Duration = Duration::from_secs(5);
 /// Live connections per user on this bridge instance. Cheap to clone: clones share the count.
 #[derive(Clone, Default)]
 pub struct LiveLogins {
-    counts: Arc<Mutex<HashMap<i64, usize>>>,
+    slots: Arc<Mutex<HashMap<i64, Slot>>>,
+}
+
+#[derive(Default)]
+struct Slot {
+    count: usize,
+    /// Set while the last connection's sign-out is in flight: a new connection of the user
+    /// waits for it, so the OFFLINE it sends cannot land after the new one showed them online.
+    ending: Option<watch::Receiver<()>>,
 }
 
 impl LiveLogins {
-    /// Counts one more connection of `user` until the returned guard is ended or dropped.
-    pub fn enter(&self, user: i64) -> Live {
-        let mut counts = self.counts.lock().unwrap_or_else(|e| e.into_inner());
-        let count = counts.entry(user).or_default();
-        *count += 1;
-        Live {
-            logins: self.clone(),
-            user,
-            first: *count == 1,
-            counted: true,
+    /// Counts one more connection of `user` until the returned guard is ended or dropped;
+    /// first waits for a sign-out of the user still in flight. Call it before the login shows
+    /// the user online (before Subscribe or SetPresence ONLINE).
+    pub async fn enter(&self, user: i64) -> Live {
+        loop {
+            let mut ending = {
+                let mut slots = self.lock();
+                let slot = slots.entry(user).or_default();
+                match &slot.ending {
+                    Some(ending) => ending.clone(),
+                    None => {
+                        slot.count += 1;
+                        return Live {
+                            logins: self.clone(),
+                            user,
+                            first: slot.count == 1,
+                            counted: true,
+                        };
+                    }
+                }
+            };
+            // The sender is dropped when the sign-out is over (bounded by its deadline).
+            let _ = ending.changed().await;
         }
     }
 
     /// How many connections of `user` are live here.
     pub fn count(&self, user: i64) -> usize {
-        let counts = self.counts.lock().unwrap_or_else(|e| e.into_inner());
-        counts.get(&user).copied().unwrap_or(0)
+        self.lock().get(&user).map_or(0, |slot| slot.count)
     }
 
-    /// Counts one connection of `user` less; true if it was their last.
-    fn leave(&self, user: i64) -> bool {
-        let mut counts = self.counts.lock().unwrap_or_else(|e| e.into_inner());
-        let Some(count) = counts.get_mut(&user) else {
-            return false;
-        };
-        *count = count.saturating_sub(1);
-        if *count == 0 {
-            counts.remove(&user);
-            return true;
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<i64, Slot>> {
+        self.slots.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Counts one connection of `user` less. If it was their last, marks the sign-out as in
+    /// flight and returns what ends it ([`Self::signed_out`]).
+    fn leave(&self, user: i64) -> Option<watch::Sender<()>> {
+        let mut slots = self.lock();
+        let slot = slots.get_mut(&user)?;
+        slot.count = slot.count.saturating_sub(1);
+        if slot.count > 0 {
+            return None;
         }
-        false
+        let (done, ending) = watch::channel(());
+        slot.ending = Some(ending);
+        Some(done)
+    }
+
+    /// The sign-out begun by [`Self::leave`] is over: connections waiting in `enter` go on.
+    fn signed_out(&self, user: i64, done: watch::Sender<()>) {
+        let mut slots = self.lock();
+        if let Some(slot) = slots.get_mut(&user) {
+            slot.ending = None;
+            if slot.count == 0 {
+                slots.remove(&user);
+            }
+        }
+        drop(done);
+    }
+
+    /// Uncounts a login dropped without [`end_login`] (no sign-out is sent).
+    fn forget(&self, user: i64) {
+        let mut slots = self.lock();
+        if let Some(slot) = slots.get_mut(&user) {
+            slot.count = slot.count.saturating_sub(1);
+            if slot.count == 0 && slot.ending.is_none() {
+                slots.remove(&user);
+            }
+        }
     }
 }
 
@@ -81,8 +129,8 @@ impl Live {
         self.user
     }
 
-    /// Stops counting; true if this was the user's last connection.
-    fn release(mut self) -> bool {
+    /// Stops counting; if this was the user's last connection, what ends their sign-out.
+    fn release(mut self) -> Option<watch::Sender<()>> {
         self.counted = false;
         self.logins.leave(self.user)
     }
@@ -91,7 +139,7 @@ impl Live {
 impl Drop for Live {
     fn drop(&mut self) {
         if self.counted {
-            self.logins.leave(self.user);
+            self.logins.forget(self.user);
         }
     }
 }
@@ -110,14 +158,15 @@ pub enum OnClose {
 /// this instance they are shown OFFLINE now; with [`OnClose::Logout`] the session is ended.
 /// Each call has [`END_DEADLINE`]; failures are logged with the user and the step.
 pub async fn end_login(live: Live, session: &UserSession, on_close: OnClose) {
-    let user = live.user;
-    if live.release() {
+    let (user, logins) = (live.user, live.logins.clone());
+    if let Some(done) = live.release() {
         report(
             user,
             "offline on close",
             set_presence(session, PresenceStatus::Offline),
         )
         .await;
+        logins.signed_out(user, done);
     }
     if on_close == OnClose::Logout {
         report(user, "logout on close", session.logout()).await;
@@ -155,24 +204,51 @@ async fn report(user: i64, step: &'static str, call: impl Future<Output = Result
 mod tests {
     use super::*;
 
-    #[test]
-    fn the_last_of_several_connections_is_the_one_that_ends() {
+    #[tokio::test]
+    async fn the_last_of_several_connections_is_the_one_that_ends() {
         let logins = LiveLogins::default();
-        let one = logins.enter(7);
-        let two = logins.enter(7);
+        let one = logins.enter(7).await;
+        let two = logins.enter(7).await;
         assert!(one.first() && !two.first());
-        assert!(!one.release(), "another connection is live");
+        assert!(one.release().is_none(), "another connection is live");
         assert_eq!(logins.count(7), 1);
-        assert!(two.release(), "the last one");
+        let done = two.release().expect("the last one");
+        logins.signed_out(7, done);
         assert_eq!(logins.count(7), 0);
+        assert!(logins.lock().is_empty(), "nothing kept for a user who left");
     }
 
-    #[test]
-    fn a_dropped_login_is_uncounted() {
+    #[tokio::test]
+    async fn a_dropped_login_is_uncounted() {
         let logins = LiveLogins::default();
-        let kept = logins.enter(3);
-        drop(logins.enter(3));
+        let kept = logins.enter(3).await;
+        drop(logins.enter(3).await);
         assert_eq!(logins.count(3), 1);
-        assert!(kept.release());
+        assert!(kept.release().is_some());
+    }
+
+    #[tokio::test]
+    async fn a_new_connection_waits_for_the_sign_out_in_flight() {
+        let logins = LiveLogins::default();
+        let done = logins.enter(5).await.release().expect("last");
+        let mut entering = Box::pin(logins.enter(5));
+        assert!(
+            futures_poll_once(&mut entering).await.is_none(),
+            "waits while the OFFLINE call is in flight"
+        );
+        logins.signed_out(5, done);
+        let live = entering.await;
+        assert!(live.first());
+    }
+
+    /// Polls `future` once: its output if it is ready.
+    async fn futures_poll_once<F: Future + Unpin>(future: &mut F) -> Option<F::Output> {
+        std::future::poll_fn(|cx| {
+            std::task::Poll::Ready(match std::pin::Pin::new(&mut *future).poll(cx) {
+                std::task::Poll::Ready(out) => Some(out),
+                std::task::Poll::Pending => None,
+            })
+        })
+        .await
     }
 }

@@ -454,6 +454,8 @@ impl Connection {
             previous.end().await;
         }
         let session = Arc::new(UserSession::new(self.backend.clone(), login));
+        // Counted before Subscribe shows the user online (waits for a sign-out in flight).
+        let live = Some(self.live.enter(session.user_id()).await);
         let ocid = session.user().ocid.clone();
         let (stream, after_seq) =
             match tokio::time::timeout(SUBSCRIBE_TIMEOUT, open_live(&session)).await {
@@ -472,7 +474,6 @@ impl Connection {
             forward(Arc::clone(&session), tx, stream, after_seq)
                 .instrument(tracing::Span::current()),
         );
-        let live = Some(self.live.enter(session.user_id()));
         self.login = Some(LoggedIn {
             session,
             password,
