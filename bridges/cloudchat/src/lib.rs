@@ -43,7 +43,7 @@ pub(crate) struct Shared {
     counters: Counters,
     /// HTTP logins by client address (empty unless `http_sessions` is on).
     http: HttpSessions,
-    online: session::Online,
+    online: rosetta_bridge_kit::LiveLogins,
     sockets: session::Sockets,
 }
 
@@ -67,7 +67,7 @@ pub async fn serve(
             backend,
             counters: Counters::new(BRIDGE),
             http: HttpSessions::new(&settings),
-            online: Mutex::new(HashMap::new()),
+            online: rosetta_bridge_kit::LiveLogins::default(),
             sockets: Mutex::new(HashMap::new()),
         }),
         closing: CancellationToken::new(),

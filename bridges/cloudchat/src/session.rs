@@ -9,7 +9,7 @@ use std::{
 };
 
 use axum::extract::ws::{Message as WsMessage, WebSocket};
-use rosetta_bridge_kit::{Backend, UserSession};
+use rosetta_bridge_kit::{Backend, Live, OnClose, UserSession, end_login};
 use rosetta_proto::{
     account::v1::{
         ExchangeLegacyTokenRequest, GetMyProfileRequest, IssueLegacyTokenRequest,
@@ -80,11 +80,6 @@ pub(crate) enum Outcome {
     Replies(Vec<Out>),
 }
 
-/// WebSockets bound per user on this instance. Each count has its own async lock, held while
-/// the last one signs the user out, so that the sign-out cannot land after a new socket of the
-/// user subscribed (which shows them online again).
-pub(crate) type Online = Mutex<HashMap<i64, Arc<tokio::sync::Mutex<usize>>>>;
-
 /// Where the pushes of each user's bound WebSockets on this instance go: a reply meant for
 /// the user's WebSocket to a request that came over HTTP (CONTACT_ADDED after an HTTP accept).
 pub(crate) type Sockets = Mutex<HashMap<i64, Vec<mpsc::Sender<Out>>>>;
@@ -94,6 +89,9 @@ struct Bound {
     session: Arc<UserSession>,
     events: Option<JoinHandle<()>>,
     proof: Proof,
+    /// This WebSocket counted among the user's bound ones on this instance (the kit's count,
+    /// which also holds a new socket back while the last one's sign-out is under way).
+    live: Option<Live>,
 }
 
 /// What shows that a connection's requests come from its user.
@@ -851,7 +849,7 @@ impl Conn {
     async fn bind(&mut self, session: Arc<UserSession>, proof: Proof) {
         // Counted before the old binding is released: a re-login of the same user on this
         // socket must not sign them out.
-        came_online(&self.shared, session.user_id()).await;
+        let live = self.shared.online.enter(session.user_id()).await;
         self.unbind(true).await;
         let (live_tx, live_rx) = oneshot::channel();
         let events = self.pushes.clone().map(|pushes| {
@@ -870,19 +868,24 @@ impl Conn {
             session,
             events,
             proof,
+            live: Some(live),
         });
     }
 
     /// Stops this WebSocket's pushes; the user's last bound socket on this instance going
     /// away shows them offline (`sign_out_last`) rather than when their presence times out.
     async fn unbind(&mut self, sign_out_last: bool) {
-        if let Some(bound) = self.bound.take() {
+        if let Some(mut bound) = self.bound.take() {
             let session = bound.session.clone();
+            let live = bound.live.take();
             drop(bound);
             if let Some(pushes) = &self.pushes {
                 socket_unbound(&self.shared, session.user_id(), pushes);
             }
-            went_away(&self.shared, &session, sign_out_last).await;
+            // The session stays: HTTP requests of the same login may still use it.
+            if let Some(live) = live.filter(|_| sign_out_last) {
+                end_login(live, &session, OnClose::KeepSession).await;
+            }
         }
     }
 
@@ -971,19 +974,6 @@ fn client_message_id() -> String {
     uuid::Uuid::new_v4().to_string()
 }
 
-/// The user's count of bound WebSockets (created at zero).
-fn online_slot(shared: &Shared, user: i64) -> Option<Arc<tokio::sync::Mutex<usize>>> {
-    let mut online = shared.online.lock().ok()?;
-    Some(online.entry(user).or_default().clone())
-}
-
-/// Counts a WebSocket bound to `user`; waits for a sign-out of theirs under way.
-async fn came_online(shared: &Shared, user: i64) {
-    if let Some(slot) = online_slot(shared, user) {
-        *slot.lock().await += 1;
-    }
-}
-
 /// Lists a WebSocket's push queue under the user it is bound to.
 fn socket_bound(shared: &Shared, user: i64, pushes: mpsc::Sender<Out>) {
     if let Ok(mut sockets) = shared.sockets.lock() {
@@ -1013,30 +1003,6 @@ fn post_to_sockets(shared: &Shared, user: i64, out: &Out) {
         if pushes.try_send(out.clone()).is_err() {
             tracing::debug!(user, kind = out.0, "push queue full or closed");
         }
-    }
-}
-
-/// Uncounts a WebSocket bound to `session`'s user; the last one signs them out if
-/// `sign_out_last`.
-async fn went_away(shared: &Shared, session: &UserSession, sign_out_last: bool) {
-    let user = session.user_id();
-    let Some(slot) = online_slot(shared, user) else {
-        return;
-    };
-    let mut count = slot.lock().await;
-    *count = count.saturating_sub(1);
-    if *count > 0 {
-        return;
-    }
-    if sign_out_last {
-        sign_out(session).await;
-    }
-    // Forgotten unless another socket of the user is waiting for it (clones are taken
-    // under the map's lock, so the count of holders cannot grow meanwhile).
-    if let Ok(mut online) = shared.online.lock()
-        && Arc::strong_count(&slot) == 2
-    {
-        online.remove(&user);
     }
 }
 

@@ -1,11 +1,18 @@
 //! The chat server (9998): one long-lived socket per client window, no login frame. Every
 //! socket receives the lobby's lines; a line a socket sends carries name and password, is
 //! checked (through the remembered logins) and sent to the lobby group.
+//!
+//! A socket belongs to nobody until it sends a line (it may only listen); from then on to the
+//! user of its latest line, who is online while it is open and goes offline when it closes
+//! (unless another chat socket of theirs is still open on this process).
 
 use std::{collections::VecDeque, net::SocketAddr, sync::Arc};
 
-use rosetta_bridge_kit::{Connections, UserSession};
-use rosetta_proto::messaging::v1::{MessageKind, SendMessageRequest, send_message_request};
+use rosetta_bridge_kit::{Connections, Live, OnClose, UserSession, end_login, login};
+use rosetta_proto::{
+    messaging::v1::{MessageKind, SendMessageRequest, send_message_request},
+    social::v1::PresenceStatus,
+};
 use tokio::{net::TcpStream, sync::broadcast::error::RecvError};
 use tonic::{Code, Status};
 use tracing::Instrument as _;
@@ -25,6 +32,7 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, conns: Connections, shar
     let mut reader = FrameReader::new(read);
     let mut lines = shared.lobby.subscribe();
     let mut own: VecDeque<(i64, String)> = VecDeque::new();
+    let mut owner = Owner::Nobody;
     loop {
         tokio::select! {
             () = conns.closing.cancelled() => break,
@@ -53,9 +61,12 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, conns: Connections, shar
                     let span = tracing::info_span!("frame", command = "line");
                     let keep = match ChatLine::parse(&map) {
                         Ok(line) => {
-                            send_line(line, peer, &conns, &shared, &mut own)
+                            let speaker = send_line(line, peer, &conns, &shared, &mut own)
                                 .instrument(span)
                                 .await;
+                            if let Some(session) = speaker {
+                                owner = owner.spoken_by(&shared, session).await;
+                            }
                             true
                         }
                         // The original ignores other ops.
@@ -79,28 +90,69 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, conns: Connections, shar
             },
         }
     }
+    owner.close().await;
 }
 
-/// Sends one line to the lobby. Bad credentials drop the line without a reply: the original's
-/// unframed error bytes would break the client's receive thread.
+/// Whose window a chat socket is.
+enum Owner {
+    /// No line sent yet: a listener, counted for nobody.
+    Nobody,
+    /// The user of the latest line, counted among their live chat sockets.
+    User {
+        live: Live,
+        session: Arc<UserSession>,
+    },
+}
+
+impl Owner {
+    /// The owner after `session`'s user sent a line: the same user keeps the socket (with the
+    /// newest session); another user takes it over from the previous one.
+    async fn spoken_by(self, shared: &Shared, session: Arc<UserSession>) -> Self {
+        let live = match self {
+            Owner::User { live, .. } if live.user_id() == session.user_id() => live,
+            previous => {
+                previous.close().await;
+                let live = shared.live.enter(session.user_id()).await;
+                // The original showed whoever was connected; an open chat window is presence.
+                if live.first()
+                    && let Err(status) = login::set_presence(&session, PresenceStatus::Online).await
+                {
+                    tracing::warn!(user = session.user_id(), %status, "online on chat failed");
+                }
+                live
+            }
+        };
+        Owner::User { live, session }
+    }
+
+    /// The socket closed: its user goes offline if it was their last chat socket here. The
+    /// session stays: it is the remembered login the user's other sockets reuse.
+    async fn close(self) {
+        if let Owner::User { live, session } = self {
+            end_login(live, &session, OnClose::KeepSession).await;
+        }
+    }
+}
+
+/// Sends one line to the lobby; the session of its sender, once the credentials passed. Bad
+/// credentials drop the line without a reply: the original's unframed error bytes would break
+/// the client's receive thread.
 async fn send_line(
     line: ChatLine,
     peer: SocketAddr,
     conns: &Connections,
     shared: &Shared,
     own: &mut VecDeque<(i64, String)>,
-) {
+) -> Option<Arc<UserSession>> {
     let ChatLine { credentials, news } = line;
-    let Some(session) = authenticate(shared, conns, &credentials, peer).await else {
-        return;
-    };
+    let session = authenticate(shared, conns, &credentials, peer).await?;
     // The client's input box always ends the text with a newline; it is put back on delivery.
     let text = news.strip_suffix('\n').unwrap_or(&news);
     let Some(group) = shared.lobby.group_id() else {
-        return;
+        return Some(session);
     };
     if text.is_empty() {
-        return;
+        return Some(session);
     }
     let key = uuid::Uuid::new_v4().to_string();
     own.push_back((session.user_id(), key.clone()));
@@ -114,9 +166,7 @@ async fn send_line(
             // every other session): check this line's password afresh, so an old one is
             // refused now.
             shared.logins.forget(&credentials.name, &session);
-            let Some(fresh) = authenticate(shared, conns, &credentials, peer).await else {
-                return;
-            };
+            let fresh = authenticate(shared, conns, &credentials, peer).await?;
             sent = send_to(shared, &fresh, group, text, &key).await;
             fresh
         }
@@ -138,6 +188,7 @@ async fn send_line(
         tracing::warn!(%status, "lobby line not sent");
         conns.counters.error("line");
     }
+    Some(session)
 }
 
 /// The session of the line's sender, or `None` (logged, counted) when the line is refused.

@@ -14,7 +14,7 @@ mod wire;
 
 use std::sync::Arc;
 
-use rosetta_bridge_kit::{Backend, serve_tcp, settings::DpcSettings};
+use rosetta_bridge_kit::{Backend, LiveLogins, serve_tcp, settings::DpcSettings};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -36,6 +36,8 @@ struct Shared {
     lobby: Arc<lobby::Lobby>,
     logins: logins::Logins,
     uploads: file::Uploads,
+    /// Users whose chat sockets are open on this process, counted per socket.
+    live: LiveLogins,
 }
 
 /// Serves DPC clients on the three listeners until `shutdown` completes.
@@ -57,6 +59,7 @@ pub async fn serve(
         backend,
         lobby: lobby.clone(),
         uploads: file::Uploads::default(),
+        live: LiveLogins::default(),
     });
     let stop = CancellationToken::new();
     let follower = tokio::spawn(lobby.run(stop.clone()));

@@ -8,7 +8,7 @@
 pub mod codec;
 pub mod session;
 
-use rosetta_bridge_kit::{Backend, serve_tcp, settings::OurChatSettings};
+use rosetta_bridge_kit::{Backend, LiveLogins, serve_tcp, settings::OurChatSettings};
 use tokio::net::TcpListener;
 
 /// Serves ourchat clients on `listener` until `shutdown` completes.
@@ -18,6 +18,7 @@ pub async fn serve(
     settings: OurChatSettings,
     shutdown: impl Future<Output = ()> + Send,
 ) {
+    let live = LiveLogins::default();
     serve_tcp("ourchat", listener, shutdown, move |stream, peer, conns| {
         session::run(
             stream,
@@ -25,6 +26,7 @@ pub async fn serve(
             backend.for_client(peer.ip()),
             settings.clone(),
             conns,
+            live.clone(),
         )
     })
     .await;

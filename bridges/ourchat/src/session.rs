@@ -10,7 +10,10 @@
 use std::{collections::HashMap, net::SocketAddr, sync::Arc, time::Duration};
 
 use futures::{SinkExt as _, StreamExt as _};
-use rosetta_bridge_kit::{Backend, Connections, Counters, UserSession, settings::OurChatSettings};
+use rosetta_bridge_kit::{
+    Backend, Connections, Counters, Live, LiveLogins, OnClose, UserSession, end_login,
+    settings::OurChatSettings,
+};
 use rosetta_proto::{
     account::v1::{
         DeleteAccountRequest, GetProfilesRequest, LoginRequest, LookupUserRequest, PasswordScheme,
@@ -77,6 +80,7 @@ pub async fn run(
     backend: Backend,
     settings: OurChatSettings,
     conns: Connections,
+    live: LiveLogins,
 ) {
     // The handshake, the login's end and the frame handlers are boxed so that their state is
     // allocated only while they run, not kept in every idle connection's task.
@@ -99,6 +103,7 @@ pub async fn run(
         peer,
         counters: conns.counters,
         pushes: settings.pushes,
+        live,
         login: None,
         ocids: HashMap::new(),
     };
@@ -114,6 +119,8 @@ struct Connection {
     counters: Counters,
     /// Whether this client reads unsolicited frames.
     pushes: bool,
+    /// The users logged in on this bridge instance, counted per connection.
+    live: LiveLogins,
     login: Option<LoggedIn>,
     /// user id → ocid, for the `sender` of pushed messages.
     ocids: HashMap<i64, String>,
@@ -127,14 +134,17 @@ struct LoggedIn {
     /// Boxed: an event is large, and the queue's first block is allocated per connection.
     events: mpsc::Receiver<Box<Event>>,
     subscription: JoinHandle<()>,
+    /// This connection counted among the user's live ones (a field so `end` can move it out).
+    live: Option<Live>,
 }
 
 impl LoggedIn {
-    /// Stops the event stream and ends the canonical session.
-    async fn end(self) {
+    /// Stops the event stream, shows the user offline if this was their last connection here,
+    /// and ends the canonical session (an OurChat close is a logout).
+    async fn end(mut self) {
         self.subscription.abort();
-        if let Err(status) = self.session.logout().await {
-            tracing::debug!(%status, "logout failed");
+        if let Some(live) = self.live.take() {
+            end_login(live, &self.session, OnClose::Logout).await;
         }
     }
 }
@@ -444,6 +454,8 @@ impl Connection {
             previous.end().await;
         }
         let session = Arc::new(UserSession::new(self.backend.clone(), login));
+        // Counted before Subscribe shows the user online (waits for a sign-out in flight).
+        let live = Some(self.live.enter(session.user_id()).await);
         let ocid = session.user().ocid.clone();
         let (stream, after_seq) =
             match tokio::time::timeout(SUBSCRIBE_TIMEOUT, open_live(&session)).await {
@@ -467,6 +479,7 @@ impl Connection {
             password,
             events,
             subscription,
+            live,
         });
         self.pushes |= pushes;
         Ok(codec::account_reply(code::LOGIN_RESPONSE, 0, Some(&ocid)))

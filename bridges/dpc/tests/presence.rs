@@ -1,0 +1,103 @@
+//! Issue 19: a DPC user is online while their chat window's socket is open and goes offline
+//! as soon as it closes (they used to stay online for the 300 s presence timeout, or never
+//! show online at all unless their session held the lobby stream). A lobby peer watches over
+//! gRPC (GetPresence) while the sockets speak and close.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+use rosetta_proto::{
+    account::v1::LoginResponse,
+    messaging::v1::{GetPresenceRequest, messaging_service_client::MessagingServiceClient},
+    social::v1::{
+        JoinPublicGroupRequest, PresenceStatus, social_service_client::SocialServiceClient,
+    },
+};
+use rosetta_testkit::{Backend, TestServer, authed, both_backends};
+
+/// Far below the service's 300 s presence timeout: only an explicit sign-out meets it.
+const WITHIN: Duration = Duration::from_secs(10);
+
+fn line(name: &str, password: &str, text: &str) -> String {
+    format!(
+        r#"{{"op": 0, "args": {{"name": "{name}", "password": "{password}"}}, "news": "{text}\n"}}"#
+    )
+}
+
+async fn offline_when_chat_socket_closes(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let bridge = start_bridge(&server).await;
+    let bob = server.user("bob", "xyz789").await;
+    let alice = server.user("alice", "abc123").await;
+    let alice_id = alice.user.as_ref().expect("user").id;
+    // Bob is a lobby peer over gRPC; Alice is the only DPC user, so her session holds the
+    // lobby stream, which alone used to keep her online until the presence timeout.
+    SocialServiceClient::new(server.channel().await)
+        .join_public_group(authed(
+            JoinPublicGroupRequest {
+                slug: "dpc-lobby".into(),
+                name: String::new(),
+            },
+            &bob.access_token,
+        ))
+        .await
+        .expect("join");
+    assert_eq!(
+        login(&bridge, "alice", "abc123").await,
+        frame(r#"{"op": 0, "test": 0}"#)
+    );
+    // One window only listens (it belongs to nobody); Alice's speaks, which makes it hers.
+    let mut listener = connect(bridge.chat).await;
+    let mut alice_chat = connect(bridge.chat).await;
+    send(&mut alice_chat, &line("alice", "abc123", "hello")).await;
+    loop {
+        if read_body(&mut listener).await.contains("alice:hello") {
+            break;
+        }
+    }
+    await_status(&server, &bob, alice_id, PresenceStatus::Online).await;
+
+    // Alice closes her window: offline at once, while the bridge and Bob's socket run on.
+    drop(alice_chat);
+    await_status(&server, &bob, alice_id, PresenceStatus::Offline).await;
+}
+both_backends!(offline_on_close, super::offline_when_chat_socket_closes);
+
+async fn status(server: &TestServer, viewer: &LoginResponse, user: i64) -> PresenceStatus {
+    MessagingServiceClient::new(server.channel().await)
+        .get_presence(authed(
+            GetPresenceRequest {
+                user_ids: vec![user],
+            },
+            &viewer.access_token,
+        ))
+        .await
+        .expect("presence")
+        .into_inner()
+        .presences
+        .remove(0)
+        .status()
+}
+
+/// Polls until `user` shows `want` to `viewer`, failing after [`WITHIN`].
+async fn await_status(
+    server: &TestServer,
+    viewer: &LoginResponse,
+    user: i64,
+    want: PresenceStatus,
+) {
+    let start = Instant::now();
+    loop {
+        let seen = status(server, viewer, user).await;
+        if seen == want {
+            return;
+        }
+        assert!(
+            start.elapsed() < WITHIN,
+            "still {seen:?} after {WITHIN:?}, want {want:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
