@@ -14,7 +14,7 @@ use tracing::Instrument as _;
 use crate::{
     Shared,
     codec::{AuthRequest, auth_reply},
-    logins::AuthError,
+    logins::{AuthError, Recheck},
     reason,
     wire::{self, FrameReader},
 };
@@ -78,7 +78,7 @@ async fn handle(
             password,
         } => match shared
             .logins
-            .authenticate_live(&user_name, &password, peer, client)
+            .authenticate(&user_name, &password, peer, client, Recheck::Now)
             .await
         {
             Ok(_) => Some(auth_reply(0, 0)),

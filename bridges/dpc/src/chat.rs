@@ -20,7 +20,7 @@ use tracing::Instrument as _;
 use crate::{
     Shared,
     codec::{ChatLine, Credentials, FrameError},
-    logins::AuthError,
+    logins::{AuthError, Recheck},
     wire::{self, FrameReader},
 };
 
@@ -205,6 +205,7 @@ async fn authenticate(
             &credentials.password,
             peer,
             &shared.backend.for_client(peer.ip()),
+            Recheck::OnRefusal,
         )
         .await
     {

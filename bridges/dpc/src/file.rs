@@ -30,6 +30,7 @@ use tracing::Instrument as _;
 use crate::{
     Shared,
     codec::{self, Credentials, FileRequest, Listed},
+    logins::Recheck,
     wire::{self, FrameReader, RAW_CHUNK},
 };
 
@@ -189,11 +190,12 @@ async fn login(
 ) -> Option<Arc<UserSession>> {
     match shared
         .logins
-        .authenticate_live(
+        .authenticate(
             &credentials.name,
             &credentials.password,
             peer,
             &shared.backend.for_client(peer.ip()),
+            Recheck::Now,
         )
         .await
     {

@@ -22,7 +22,7 @@ use crate::{LOBBY_SLUG, lobby::Lobby, reason};
 
 /// A remembered login is checked against the account service again after this long. A
 /// password change or recovery elsewhere ends the remembered session at once; the bridge sees
-/// that on the session's next call (chat lines) or by asking (`authenticate_live`).
+/// that on the session's next call (chat lines) or by asking first (`Recheck::Now`).
 const REVERIFY_AFTER: Duration = Duration::from_secs(10 * 60);
 /// Above this many remembered users, stale entries are dropped on insertion.
 const PRUNE_ABOVE: usize = 4096;
@@ -39,6 +39,17 @@ struct Entry {
     digest: [u8; 32],
     session: Arc<UserSession>,
     verified_at: Instant,
+}
+
+/// When a remembered login is confirmed live with the account service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Recheck {
+    /// Not up front: chat lines, whose own call is refused if the session was ended (the
+    /// caller then forgets the login and authenticates again).
+    OnRefusal,
+    /// Before it is used: the auth server's login and file requests, rare enough to afford
+    /// the call.
+    Now,
 }
 
 pub struct Logins {
@@ -69,40 +80,27 @@ impl Logins {
     }
 
     /// The session of `name` if `password` is theirs: from memory when this pair logged in
-    /// recently, otherwise by a login through the account service (which also makes the user
-    /// a member of the DPC lobby).
+    /// recently (confirmed live first if `recheck` says so), otherwise by a login through the
+    /// account service (which also makes the user a member of the DPC lobby). A remembered
+    /// session found ended (a password change or recovery ends every other session) is
+    /// forgotten and the password checked afresh, so the old password stops working at once.
     pub async fn authenticate(
         &self,
         name: &str,
         password: &str,
         peer: SocketAddr,
         client: &Backend,
+        recheck: Recheck,
     ) -> Result<Arc<UserSession>, AuthError> {
         let digest = self.digest(name, password);
         if let Some(session) = self.remembered(name, &digest) {
-            return Ok(session);
-        }
-        self.login(name, password, peer, client, digest).await
-    }
-
-    /// As [`authenticate`](Self::authenticate), but a remembered session is first confirmed
-    /// live with the account service: for the auth server's login and file requests, which
-    /// are rare enough to afford the call. A session ended elsewhere (a password change or
-    /// recovery ends every other session) is forgotten and the password checked afresh, so
-    /// the old password stops working at once.
-    pub async fn authenticate_live(
-        &self,
-        name: &str,
-        password: &str,
-        peer: SocketAddr,
-        client: &Backend,
-    ) -> Result<Arc<UserSession>, AuthError> {
-        let digest = self.digest(name, password);
-        if let Some(session) = self.remembered(name, &digest) {
-            match is_live(&session).await {
-                Ok(true) => return Ok(session),
-                Ok(false) => self.forget(name, &session),
-                Err(status) => return Err(AuthError::Backend(status)),
+            match recheck {
+                Recheck::OnRefusal => return Ok(session),
+                Recheck::Now => match is_live(&session).await {
+                    Ok(true) => return Ok(session),
+                    Ok(false) => self.forget(name, &session),
+                    Err(status) => return Err(AuthError::Backend(status)),
+                },
             }
         }
         self.login(name, password, peer, client, digest).await
