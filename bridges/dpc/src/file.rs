@@ -45,9 +45,7 @@ const UPLOAD_WAIT: Duration = Duration::from_secs(10);
 
 /// Uploads in progress, per user name. The client closes right after an upload's last byte and
 /// may at once list or download on a new connection; the real server had the file on disk by
-/// then, so the listing and downloads of that user wait until their uploads are stored. They
-/// wait after their own login: the upload's connection may be read only after the listing's
-/// (its bytes sit in the socket buffers), and by the end of a login its header has been.
+/// then, so the listing and downloads of that user wait until their uploads are stored.
 #[derive(Default)]
 pub struct Uploads {
     running: Mutex<HashMap<String, usize>>,
@@ -158,6 +156,7 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, conns: Connections, shar
             FileRequest::List { credentials } => {
                 conns.counters.frame_in("list");
                 let span = tracing::info_span!("frame", command = "list");
+                shared.uploads.settled(&credentials.name).await;
                 list(&mut write, &shared, &conns, peer, credentials)
                     .instrument(span)
                     .await
@@ -168,6 +167,7 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, conns: Connections, shar
             } => {
                 conns.counters.frame_in("download");
                 let span = tracing::info_span!("frame", command = "download");
+                shared.uploads.settled(&credentials.name).await;
                 download(&mut write, &shared, &conns, peer, credentials, &file_name)
                     .instrument(span)
                     .await;
@@ -322,11 +322,9 @@ async fn list<W: AsyncWrite + Unpin>(
     peer: SocketAddr,
     credentials: Credentials,
 ) -> bool {
-    let name = credentials.name.clone();
     let Some(session) = login(shared, conns, peer, credentials, "list").await else {
         return false;
     };
-    shared.uploads.settled(&name).await;
     let rows = match listing(shared, &session).await {
         Ok(rows) => rows,
         Err(status) => {
@@ -435,12 +433,7 @@ async fn download<W: AsyncWrite + Unpin>(
     credentials: Credentials,
     file_name: &str,
 ) {
-    let name = credentials.name.clone();
-    let session = login(shared, conns, peer, credentials, "download").await;
-    if session.is_some() {
-        shared.uploads.settled(&name).await;
-    }
-    let files = match session {
+    let files = match login(shared, conns, peer, credentials, "download").await {
         Some(session) => match find(shared, &session, file_name).await {
             Ok(files) if !files.is_empty() => Some((session, files)),
             Ok(_) => None,
