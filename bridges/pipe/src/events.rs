@@ -9,12 +9,9 @@ use std::{
 };
 
 use rosetta_bridge_kit::UserSession;
-use rosetta_proto::{
-    common::v1::{ConversationRef, conversation_ref},
-    messaging::v1::{
-        ConversationKind, GetUnreadCountsRequest, ListMessagesRequest, MarkReadRequest, Message,
-        SubscribeRequest, SubscribeResponse, event, message, signal, subscribe_response::Item,
-    },
+use rosetta_proto::messaging::v1::{
+    ConversationKind, Message, SubscribeRequest, SubscribeResponse, event, message, signal,
+    subscribe_response::Item,
 };
 use tokio::sync::mpsc;
 use tonic::{Status, Streaming};
@@ -23,8 +20,6 @@ use crate::codec::{Reply, padded_uid};
 
 /// Pause before resubscribing after the event stream broke.
 const RESUBSCRIBE_AFTER: Duration = Duration::from_secs(1);
-/// Messages read per call when collecting unread ones.
-const LIST_LIMIT: u32 = 500;
 
 /// The idempotency key of a message sent from a pipe client; it also carries the client's
 /// message type, so a pipe recipient gets the type the sender chose.
@@ -63,14 +58,6 @@ fn message_data(message: &Message) -> String {
     } else {
         message.text.clone()
     }
-}
-
-fn conversation_of(message: &Message) -> Option<ConversationRef> {
-    let r#ref = match message.to? {
-        message::To::ToGroupId(group) => conversation_ref::Ref::GroupId(group),
-        message::To::ToUserId(_) => conversation_ref::Ref::UserId(message.sender_id),
-    };
-    Some(ConversationRef { r#ref: Some(r#ref) })
 }
 
 /// A live message as the real server pushed it.
@@ -296,79 +283,11 @@ fn push_of(me: i64, kind: Option<event::Kind>) -> Option<Push> {
 /// Every stored message the user has not read, private conversations first, each oldest
 /// first; the user's own messages are left out.
 pub(crate) async fn unread(session: &UserSession) -> Result<Vec<Message>, Status> {
-    let me = session.user_id();
-    let messaging = session.backend().messaging();
-    let counts = messaging
-        .clone()
-        .get_unread_counts(session.request(GetUnreadCountsRequest {}).await?)
-        .await?
-        .into_inner();
-    let mut conversations = counts.conversations;
-    conversations.sort_by_key(|c| c.kind == ConversationKind::Group as i32);
-    let mut unread = Vec::new();
-    for conversation in conversations {
-        let mut after = conversation.last_read_seq;
-        loop {
-            let page = messaging
-                .clone()
-                .list_messages(
-                    session
-                        .request(ListMessagesRequest {
-                            conversation: conversation.r#ref,
-                            before_seq: 0,
-                            after_seq: after,
-                            limit: LIST_LIMIT,
-                        })
-                        .await?,
-                )
-                .await?
-                .into_inner();
-            after = page.messages.last().map_or(after, |m| m.seq);
-            unread.extend(
-                page.messages
-                    .into_iter()
-                    .filter(|m| m.sender_id != me && !m.recalled),
-            );
-            if !page.has_more {
-                break;
-            }
-        }
-    }
-    Ok(unread)
+    let kinds = [ConversationKind::Private, ConversationKind::Group];
+    rosetta_bridge_kit::unread::unread(session, &kinds, usize::MAX).await
 }
 
-/// Moves the user's read marks past `messages`.
-pub(crate) async fn mark_read(session: &UserSession, messages: &[Message]) {
-    let mut marks: Vec<(ConversationRef, u64)> = Vec::new();
-    for message in messages {
-        let Some(conversation) = conversation_of(message) else {
-            continue;
-        };
-        match marks.iter_mut().find(|(c, _)| *c == conversation) {
-            Some((_, seq)) => *seq = (*seq).max(message.seq),
-            None => marks.push((conversation, message.seq)),
-        }
-    }
-    for (conversation, up_to_seq) in marks {
-        // A concurrent write to the same read state can make one attempt fail: retry once.
-        for attempt in 0..2 {
-            let marked = async {
-                let request = session
-                    .request(MarkReadRequest {
-                        conversation: Some(conversation),
-                        up_to_seq,
-                    })
-                    .await?;
-                session.backend().messaging().mark_read(request).await
-            }
-            .await;
-            match marked {
-                Ok(_) => break,
-                Err(status) => tracing::warn!(%status, attempt, "marking read failed"),
-            }
-        }
-    }
-}
+pub(crate) use rosetta_bridge_kit::unread::mark_read;
 
 #[cfg(test)]
 mod tests {
