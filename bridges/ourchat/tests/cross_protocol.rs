@@ -4,7 +4,7 @@ mod common;
 
 use std::net::SocketAddr;
 
-use common::{Client, PATIENCE, bridge, sha256_hex};
+use common::{Client, PATIENCE, befriend, bridge, sha256_hex};
 use rosetta_bridge_kit::settings::PipeSettings;
 use rosetta_proto::{
     account::v1::{
@@ -16,11 +16,6 @@ use rosetta_proto::{
         MessageKind, SendMessageRequest, SubscribeRequest, event::Kind, message,
         messaging_service_client::MessagingServiceClient, send_message_request::To,
         subscribe_response::Item,
-    },
-    social::v1::{
-        RespondFriendRequestRequest, SendFriendRequestRequest,
-        respond_friend_request_request::Request as Respond,
-        social_service_client::SocialServiceClient,
     },
 };
 use rosetta_testkit::{Backend, TestServer, authed, both_backends};
@@ -94,33 +89,6 @@ async fn grpc_login(
         .await
         .expect("login over gRPC")
         .into_inner()
-}
-
-/// `a` asks, `b` accepts.
-async fn befriend(server: &TestServer, a: &LoginResponse, b: &LoginResponse) {
-    let mut social = SocialServiceClient::new(server.channel().await);
-    social
-        .send_friend_request(authed(
-            SendFriendRequestRequest {
-                to: Some(UserRef {
-                    r#ref: Some(user_ref::Ref::Id(b.user.as_ref().expect("user").id)),
-                }),
-                note: String::new(),
-            },
-            &a.access_token,
-        ))
-        .await
-        .expect("friend request");
-    social
-        .respond_friend_request(authed(
-            RespondFriendRequestRequest {
-                request: Some(Respond::FromUserId(a.user.as_ref().expect("user").id)),
-                accept: true,
-            },
-            &b.access_token,
-        ))
-        .await
-        .expect("accept");
 }
 
 async fn three_protocols(backend: Backend) {

@@ -7,24 +7,16 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{Client, bridge, sha256_hex};
+use common::{Client, befriend, bridge, grpc_login};
 use futures::SinkExt as _;
 use rosetta_db::{
     entity::session,
     sea_orm::{ColumnTrait as _, EntityTrait as _, PaginatorTrait as _, QueryFilter as _},
 };
 use rosetta_proto::{
-    account::v1::{
-        LoginRequest, LoginResponse, PasswordScheme, account_service_client::AccountServiceClient,
-        login_request::Identifier,
-    },
-    common::v1::{UserRef, user_ref},
+    account::v1::LoginResponse,
     messaging::v1::{GetPresenceRequest, messaging_service_client::MessagingServiceClient},
-    social::v1::{
-        PresenceStatus, RespondFriendRequestRequest, SendFriendRequestRequest,
-        respond_friend_request_request::Request as Respond,
-        social_service_client::SocialServiceClient,
-    },
+    social::v1::PresenceStatus,
 };
 use rosetta_testkit::{Backend, TestServer, authed, both_backends};
 use tokio_tungstenite::tungstenite::Message;
@@ -133,46 +125,4 @@ async fn await_bridge_sessions_revoked(server: &TestServer, user: i64, count: u6
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-}
-
-/// An OurChat account's gRPC login (the bridge stores SHA-256 verifiers).
-async fn grpc_login(server: &TestServer, ocid: &str, password: &str) -> LoginResponse {
-    AccountServiceClient::new(server.channel().await)
-        .login(LoginRequest {
-            identifier: Some(Identifier::Ocid(ocid.to_owned())),
-            password: sha256_hex(password),
-            password_scheme: PasswordScheme::Sha256Hex.into(),
-            client: "test".into(),
-        })
-        .await
-        .expect("login over gRPC")
-        .into_inner()
-}
-
-/// `a` asks and `b` accepts over gRPC: OurChat itself has no friend commands.
-async fn befriend(server: &TestServer, a: &LoginResponse, b: &LoginResponse) {
-    let mut social = SocialServiceClient::new(server.channel().await);
-    let b_id = b.user.as_ref().expect("user").id;
-    social
-        .send_friend_request(authed(
-            SendFriendRequestRequest {
-                to: Some(UserRef {
-                    r#ref: Some(user_ref::Ref::Id(b_id)),
-                }),
-                note: String::new(),
-            },
-            &a.access_token,
-        ))
-        .await
-        .expect("friend request");
-    social
-        .respond_friend_request(authed(
-            RespondFriendRequestRequest {
-                request: Some(Respond::FromUserId(a.user.as_ref().expect("user").id)),
-                accept: true,
-            },
-            &b.access_token,
-        ))
-        .await
-        .expect("accept");
 }

@@ -6,13 +6,12 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Client, HASH_123456, PATIENCE, bridge, bridge_with, is_ocid, sha256_hex};
+use common::{
+    Client, HASH_123456, PATIENCE, befriend, bridge, bridge_with, grpc_login, is_ocid, sha256_hex,
+};
 use rosetta_bridge_kit::settings::OurChatSettings;
 use rosetta_proto::{
-    account::v1::{
-        LoginRequest, LoginResponse, PasswordScheme, account_service_client::AccountServiceClient,
-        login_request::Identifier,
-    },
+    account::v1::account_service_client::AccountServiceClient,
     common::v1::{UserRef, user_ref},
     messaging::v1::{
         MessageKind, SendMessageRequest, SubscribeRequest, SubscribeResponse, event::Kind,
@@ -21,8 +20,6 @@ use rosetta_proto::{
     },
     social::v1::{
         CreateGroupRequest, ListGroupInvitationsRequest, ListMyGroupsRequest,
-        RespondFriendRequestRequest, SendFriendRequestRequest,
-        respond_friend_request_request::Request as Respond,
         social_service_client::SocialServiceClient,
     },
 };
@@ -578,48 +575,6 @@ async fn pushes_setting() {
     send_to_group(&server, &grpc.access_token, group.id, "pushed").await;
     let push = next_push(&mut client, "pushed").await;
     assert_eq!(push["sender"]["group_id"], group.id);
-}
-
-/// An OurChat account's gRPC login (the bridge stores SHA-256 verifiers).
-async fn grpc_login(server: &TestServer, ocid: &str, password: &str) -> LoginResponse {
-    AccountServiceClient::new(server.channel().await)
-        .login(LoginRequest {
-            identifier: Some(Identifier::Ocid(ocid.to_owned())),
-            password: sha256_hex(password),
-            password_scheme: PasswordScheme::Sha256Hex.into(),
-            client: "test".into(),
-        })
-        .await
-        .expect("login over gRPC")
-        .into_inner()
-}
-
-/// `a` asks and `b` accepts over gRPC: OurChat itself has no friend commands.
-async fn befriend(server: &TestServer, a: &LoginResponse, b: &LoginResponse) {
-    let mut social = SocialServiceClient::new(server.channel().await);
-    let b_id = b.user.as_ref().expect("user").id;
-    social
-        .send_friend_request(authed(
-            SendFriendRequestRequest {
-                to: Some(UserRef {
-                    r#ref: Some(user_ref::Ref::Id(b_id)),
-                }),
-                note: String::new(),
-            },
-            &a.access_token,
-        ))
-        .await
-        .expect("friend request");
-    social
-        .respond_friend_request(authed(
-            RespondFriendRequestRequest {
-                request: Some(Respond::FromUserId(a.user.as_ref().expect("user").id)),
-                accept: true,
-            },
-            &b.access_token,
-        ))
-        .await
-        .expect("accept");
 }
 
 async fn lookup_ids(server: &TestServer, token: &str, ocids: &[&str]) -> Vec<i64> {

@@ -8,7 +8,19 @@ use std::{net::SocketAddr, time::Duration};
 
 use futures::{SinkExt as _, StreamExt as _};
 use rosetta_bridge_kit::settings::OurChatSettings;
-use rosetta_testkit::TestServer;
+use rosetta_proto::{
+    account::v1::{
+        LoginRequest, LoginResponse, PasswordScheme, account_service_client::AccountServiceClient,
+        login_request::Identifier,
+    },
+    common::v1::{UserRef, user_ref},
+    social::v1::{
+        RespondFriendRequestRequest, SendFriendRequestRequest,
+        respond_friend_request_request::Request as Respond,
+        social_service_client::SocialServiceClient,
+    },
+};
+use rosetta_testkit::{TestServer, authed};
 use serde_json::Value;
 use sha2::{Digest as _, Sha256};
 use tokio::{
@@ -172,4 +184,45 @@ impl Client {
 
 pub fn is_ocid(ocid: &str) -> bool {
     ocid.len() == 10 && ocid.bytes().all(|b| b.is_ascii_alphanumeric())
+}
+
+/// An OurChat account's gRPC login (the bridge stores SHA-256 verifiers).
+pub async fn grpc_login(server: &TestServer, ocid: &str, password: &str) -> LoginResponse {
+    AccountServiceClient::new(server.channel().await)
+        .login(LoginRequest {
+            identifier: Some(Identifier::Ocid(ocid.to_owned())),
+            password: sha256_hex(password),
+            password_scheme: PasswordScheme::Sha256Hex.into(),
+            client: "test".into(),
+        })
+        .await
+        .expect("login over gRPC")
+        .into_inner()
+}
+
+/// `a` asks and `b` accepts over gRPC: OurChat itself has no friend commands.
+pub async fn befriend(server: &TestServer, a: &LoginResponse, b: &LoginResponse) {
+    let mut social = SocialServiceClient::new(server.channel().await);
+    social
+        .send_friend_request(authed(
+            SendFriendRequestRequest {
+                to: Some(UserRef {
+                    r#ref: Some(user_ref::Ref::Id(b.user.as_ref().expect("user").id)),
+                }),
+                note: String::new(),
+            },
+            &a.access_token,
+        ))
+        .await
+        .expect("friend request");
+    social
+        .respond_friend_request(authed(
+            RespondFriendRequestRequest {
+                request: Some(Respond::FromUserId(a.user.as_ref().expect("user").id)),
+                accept: true,
+            },
+            &b.access_token,
+        ))
+        .await
+        .expect("accept");
 }
