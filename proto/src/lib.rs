@@ -6,6 +6,9 @@
 #![allow(clippy::all, clippy::pedantic)]
 
 pub mod codec;
+pub mod reason;
+
+pub use reason::{ERROR_DOMAIN, Reason};
 
 /// Encoded `FileDescriptorSet` of every Rosetta proto file.
 pub const FILE_DESCRIPTOR_SET: &[u8] =

@@ -1,6 +1,10 @@
 //! The canonical services as a bridge sees them: four clients over one lazily connected
 //! channel, each call carrying the caller's bearer token and the current span's W3C trace
-//! context, so a legacy frame and the calls it causes form one trace.
+//! context, so a legacy frame and the calls it causes form one trace, and a deadline
+//! ([`CALL_DEADLINE`] unless the caller set its own), so no legacy command waits forever on
+//! a service that does not answer.
+
+use std::time::Duration;
 
 use opentelemetry::propagation::Injector;
 use rosetta_proto::{
@@ -19,6 +23,11 @@ use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 
 type Traced = InterceptedService<Channel, TraceContext>;
 type Sourced = InterceptedService<Channel, crate::client::Outgoing>;
+
+/// How long a call may wait for its answer (for a streaming answer: for the stream to open),
+/// unless the request carries its own timeout (`Request::set_timeout`), as a file upload fed
+/// by a slow legacy client does. The service sees it as `grpc-timeout` and gives up too.
+pub const CALL_DEADLINE: Duration = Duration::from_secs(10);
 
 /// The largest HTTP/2 flow-control window (2³¹ − 1 bytes).
 const CONNECTION_WINDOW: u32 = (1 << 31) - 1;
@@ -74,7 +83,7 @@ impl Backend {
             }
             let channel = Endpoint::from_shared(endpoint.to_owned())?
                 .tcp_nodelay(true)
-                .connect_timeout(std::time::Duration::from_secs(5))
+                .connect_timeout(Duration::from_secs(5))
                 // One connection carries every session's event stream. HTTP/2's default
                 // 64 KiB connection window would let a few sessions that are slow to read
                 // their streams stall all the others; each stream keeps its own 64 KiB window.
@@ -145,12 +154,19 @@ pub fn authed<T>(message: T, access_token: &str) -> Request<T> {
     request
 }
 
-/// Writes the current span's trace context into each outgoing call's metadata.
+/// The header a call's deadline travels in.
+const GRPC_TIMEOUT: &str = "grpc-timeout";
+
+/// Writes the current span's trace context and the call's deadline into each outgoing call's
+/// metadata.
 #[derive(Clone, Copy, Default)]
 pub struct TraceContext;
 
 impl Interceptor for TraceContext {
     fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, Status> {
+        if !request.metadata().contains_key(GRPC_TIMEOUT) {
+            request.set_timeout(CALL_DEADLINE);
+        }
         let context = tracing::Span::current().context();
         opentelemetry::global::get_text_map_propagator(|propagator| {
             propagator.inject_context(&context, &mut MetadataInjector(request.metadata_mut()))

@@ -77,6 +77,23 @@ impl UserSession {
         Ok(authed(message, &self.access_token().await?))
     }
 
+    /// Makes one call as this user: `message` with a fresh access token, through `call`,
+    /// which is handed the backend and the request (the deadline is the backend's).
+    ///
+    /// ```ignore
+    /// let sent = session
+    ///     .call(request, |backend, r| async move { backend.messaging().send_message(r).await })
+    ///     .await?;
+    /// ```
+    pub async fn call<T, R, F, Fut>(&self, message: T, call: F) -> Result<R, Status>
+    where
+        F: FnOnce(Backend, Request<T>) -> Fut,
+        Fut: Future<Output = Result<tonic::Response<R>, Status>>,
+    {
+        let request = self.request(message).await?;
+        Ok(call(self.backend.clone(), request).await?.into_inner())
+    }
+
     /// Ends the canonical session (its tokens stop working everywhere).
     pub async fn logout(&self) -> Result<(), Status> {
         let request = self.request(LogoutRequest {}).await?;

@@ -1,0 +1,174 @@
+//! The machine-readable causes of the API's errors.
+//!
+//! Every error status carries one of these as the `reason` of a `google.rpc.ErrorInfo` detail
+//! (domain [`ERROR_DOMAIN`]). Services raise them and bridges read them through this one type,
+//! so a misspelt reason is a compile error on either side instead of a silent default reply.
+
+use std::{fmt, str::FromStr};
+
+use tonic::Status;
+use tonic_types::StatusExt as _;
+
+/// The domain `ErrorInfo` details are tagged with.
+pub const ERROR_DOMAIN: &str = "rosetta";
+
+macro_rules! reasons {
+    ($($(#[doc = $doc:literal])* $variant:ident = $text:literal,)*) => {
+        /// Why a call failed; on the wire, the upper-snake-case text of [`Reason::as_str`].
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum Reason {
+            $($(#[doc = $doc])* $variant,)*
+        }
+
+        impl Reason {
+            /// Every reason, in declaration order.
+            pub const ALL: &[Reason] = &[$(Reason::$variant,)*];
+
+            /// The reason as it travels in `ErrorInfo.reason`.
+            pub const fn as_str(self) -> &'static str {
+                match self {
+                    $(Reason::$variant => $text,)*
+                }
+            }
+        }
+
+        impl FromStr for Reason {
+            type Err = UnknownReason;
+
+            fn from_str(text: &str) -> Result<Self, UnknownReason> {
+                match text {
+                    $($text => Ok(Reason::$variant),)*
+                    _ => Err(UnknownReason),
+                }
+            }
+        }
+    };
+}
+
+reasons! {
+    // Requests that are malformed or out of range.
+    /// A field is missing or out of range (the message says which).
+    InvalidArgument = "INVALID_ARGUMENT",
+    BadName = "BAD_NAME",
+    BadPageToken = "BAD_PAGE_TOKEN",
+    BadConversation = "BAD_CONVERSATION",
+    BadRecipient = "BAD_RECIPIENT",
+    BadKind = "BAD_KIND",
+    BadStatus = "BAD_STATUS",
+    BadScope = "BAD_SCOPE",
+    BadProof = "BAD_PROOF",
+    BadOffset = "BAD_OFFSET",
+    BadVisibility = "BAD_VISIBILITY",
+    BadContentType = "BAD_CONTENT_TYPE",
+    BadUpload = "BAD_UPLOAD",
+    EmptyMessage = "EMPTY_MESSAGE",
+    TooLarge = "TOO_LARGE",
+    SizeMismatch = "SIZE_MISMATCH",
+    ConversationRequired = "CONVERSATION_REQUIRED",
+    RecipientRequired = "RECIPIENT_REQUIRED",
+    ClientMessageIdRequired = "CLIENT_MESSAGE_ID_REQUIRED",
+    FileIdRequired = "FILE_ID_REQUIRED",
+    SignalRequired = "SIGNAL_REQUIRED",
+    // Identity and sessions.
+    BadCredentials = "BAD_CREDENTIALS",
+    TokenMissing = "TOKEN_MISSING",
+    TokenInvalid = "TOKEN_INVALID",
+    TokenExpired = "TOKEN_EXPIRED",
+    /// The session was ended (logout, password change, account deleted).
+    SessionRevoked = "SESSION_REVOKED",
+    RefreshReused = "REFRESH_REUSED",
+    CodeRequired = "CODE_REQUIRED",
+    CodeInvalid = "CODE_INVALID",
+    CodeNotRequested = "CODE_NOT_REQUESTED",
+    // Names and addresses already in use.
+    UsernameTaken = "USERNAME_TAKEN",
+    EmailTaken = "EMAIL_TAKEN",
+    PhoneTaken = "PHONE_TAKEN",
+    GroupIdTaken = "GROUP_ID_TAKEN",
+    // Who may do what.
+    Forbidden = "FORBIDDEN",
+    NotAllowed = "NOT_ALLOWED",
+    NotFriends = "NOT_FRIENDS",
+    Blocked = "BLOCKED",
+    NotMember = "NOT_MEMBER",
+    NotOwner = "NOT_OWNER",
+    NotAdmin = "NOT_ADMIN",
+    Muted = "MUTED",
+    SystemGroup = "SYSTEM_GROUP",
+    OwnerCannotLeave = "OWNER_CANNOT_LEAVE",
+    RecallWindowPassed = "RECALL_WINDOW_PASSED",
+    // State that does not allow the request.
+    NotFound = "NOT_FOUND",
+    AlreadyFriends = "ALREADY_FRIENDS",
+    AlreadyMember = "ALREADY_MEMBER",
+    RequestPending = "REQUEST_PENDING",
+    ReverseRequestPending = "REVERSE_REQUEST_PENDING",
+    NotPending = "NOT_PENDING",
+    Offline = "OFFLINE",
+    UploadInterrupted = "UPLOAD_INTERRUPTED",
+    // How much.
+    /// Too many attempts; a `RetryInfo` detail says when to try again.
+    Throttled = "THROTTLED",
+    RateLimited = "RATE_LIMITED",
+    LimitReached = "LIMIT_REACHED",
+    QuotaExceeded = "QUOTA_EXCEEDED",
+    // The service itself.
+    /// The service is overloaded or a dependency is down; try again later.
+    Unavailable = "UNAVAILABLE",
+    /// An unexpected failure, logged by the service; never carries its cause.
+    Internal = "INTERNAL",
+}
+
+impl Reason {
+    /// The reason of a status produced by a Rosetta service; `None` for statuses without one
+    /// (transport failures, deadlines) or with a reason this build does not know.
+    pub fn of(status: &Status) -> Option<Self> {
+        status
+            .get_details_error_info()
+            .filter(|info| info.domain == ERROR_DOMAIN)
+            .and_then(|info| info.reason.parse().ok())
+    }
+}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A reason text this build does not know.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UnknownReason;
+
+impl fmt::Display for UnknownReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("unknown error reason")
+    }
+}
+
+impl std::error::Error for UnknownReason {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_reason_reads_back_from_its_text() {
+        for reason in Reason::ALL {
+            assert_eq!(reason.as_str().parse(), Ok(*reason));
+            assert!(
+                reason
+                    .as_str()
+                    .bytes()
+                    .all(|b| b.is_ascii_uppercase() || b == b'_'),
+                "{reason} is upper snake case"
+            );
+        }
+        assert_eq!("NO_SUCH_REASON".parse::<Reason>(), Err(UnknownReason));
+    }
+
+    #[test]
+    fn a_status_without_error_info_has_no_reason() {
+        assert_eq!(Reason::of(&Status::unavailable("connection refused")), None);
+    }
+}
