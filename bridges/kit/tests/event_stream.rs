@@ -1,0 +1,172 @@
+//! The kit's event stream against a real node: a stream cut on the network is reopened after
+//! the newest event seen (nothing sent meanwhile is lost or repeated), and a revoked session
+//! ends the stream instead of being retried forever.
+
+use std::{
+    net::SocketAddr,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::Duration,
+};
+
+use rosetta_bridge_kit::{Backend, EventStream, UserSession};
+use rosetta_proto::{
+    account::v1::LogoutRequest,
+    messaging::v1::{
+        Event, MessageKind, SendMessageRequest, event,
+        messaging_service_client::MessagingServiceClient, send_message_request,
+    },
+    social::v1::{CreateGroupRequest, social_service_client::SocialServiceClient},
+};
+use rosetta_testkit::{TestServer, authed, both_backends};
+use tokio::{
+    net::{TcpListener, TcpStream},
+    task::AbortHandle,
+};
+
+/// Longest wait for something the test expects to happen.
+const PATIENCE: Duration = Duration::from_secs(10);
+
+/// A TCP relay in front of the node whose connections the test can cut, as a network
+/// failure would.
+struct Relay {
+    addr: SocketAddr,
+    accepted: Arc<AtomicUsize>,
+    open: Arc<Mutex<Vec<AbortHandle>>>,
+}
+
+impl Relay {
+    async fn start(target: SocketAddr) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let open = Arc::new(Mutex::new(Vec::new()));
+        let (count, conns) = (accepted.clone(), open.clone());
+        tokio::spawn(async move {
+            while let Ok((mut client, _)) = listener.accept().await {
+                count.fetch_add(1, Ordering::SeqCst);
+                let relay = tokio::spawn(async move {
+                    if let Ok(mut server) = TcpStream::connect(target).await {
+                        let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                    }
+                });
+                conns.lock().unwrap().push(relay.abort_handle());
+            }
+        });
+        Self {
+            addr,
+            accepted,
+            open,
+        }
+    }
+
+    /// Drops every relayed connection.
+    fn cut(&self) {
+        for conn in self.open.lock().unwrap().drain(..) {
+            conn.abort();
+        }
+    }
+}
+
+async fn next(events: &mut EventStream) -> Option<Event> {
+    tokio::time::timeout(PATIENCE, events.next())
+        .await
+        .expect("an event or the end within the patience")
+}
+
+/// The next message event's text, skipping other events (presence, group changes).
+async fn next_text(events: &mut EventStream) -> String {
+    loop {
+        if let Some(event::Kind::Message(message)) =
+            next(events).await.expect("the stream goes on").kind
+        {
+            return message.text;
+        }
+    }
+}
+
+async fn resumes_after_a_cut(backend: rosetta_testkit::Backend) {
+    let server = TestServer::start(backend).await;
+    let relay = Relay::start(server.addr).await;
+    let login = server.user("alice", "secret-pw-1").await;
+    let token = login.access_token.clone();
+    let via_relay = Backend::connect_lazy(&format!("http://{}", relay.addr)).expect("endpoint");
+    let session = Arc::new(UserSession::new(via_relay, login));
+    let mut events = EventStream::open(session, PATIENCE)
+        .await
+        .expect("subscribed");
+
+    let channel = server.channel().await;
+    let group = SocialServiceClient::new(channel.clone())
+        .create_group(authed(
+            CreateGroupRequest {
+                name: "notes".into(),
+                ..Default::default()
+            },
+            &token,
+        ))
+        .await
+        .expect("group")
+        .into_inner()
+        .id;
+    let messaging = MessagingServiceClient::new(channel);
+    let send = |text: &'static str| {
+        let (mut messaging, token) = (messaging.clone(), token.clone());
+        async move {
+            messaging
+                .send_message(authed(
+                    SendMessageRequest {
+                        to: Some(send_message_request::To::ToGroupId(group)),
+                        kind: MessageKind::Text.into(),
+                        text: text.into(),
+                        client_message_id: text.into(),
+                        ..Default::default()
+                    },
+                    &token,
+                ))
+                .await
+                .expect("sent");
+        }
+    };
+
+    send("before").await;
+    assert_eq!(next_text(&mut events).await, "before");
+    relay.cut();
+    // Sent while the stream is down: it comes from the replay after the newest event seen.
+    send("during").await;
+    assert_eq!(next_text(&mut events).await, "during");
+    send("after").await;
+    assert_eq!(next_text(&mut events).await, "after", "nothing repeated");
+    assert!(
+        relay.accepted.load(Ordering::SeqCst) >= 2,
+        "the stream was reopened on a new connection"
+    );
+    assert!(!events.revoked());
+}
+both_backends!(resume_after_a_cut, super::resumes_after_a_cut);
+
+async fn ends_when_revoked(backend: rosetta_testkit::Backend) {
+    let server = TestServer::start(backend).await;
+    let login = server.user("bob", "secret-pw-2").await;
+    let token = login.access_token.clone();
+    let session = Arc::new(UserSession::new(server.backend(), login));
+    let mut events = EventStream::open(session, PATIENCE)
+        .await
+        .expect("subscribed");
+
+    server
+        .account()
+        .await
+        .logout(authed(LogoutRequest {}, &token))
+        .await
+        .expect("logged out elsewhere");
+    while next(&mut events).await.is_some() {}
+    assert!(events.revoked(), "the end is the revocation, not a break");
+    assert!(
+        next(&mut events).await.is_none(),
+        "a revoked stream is not retried"
+    );
+}
+both_backends!(revoked_session, super::ends_when_revoked);
