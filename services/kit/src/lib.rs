@@ -5,6 +5,7 @@
 pub mod error;
 pub mod page;
 pub mod server;
+pub mod tasks;
 pub mod text;
 pub mod trace;
 
