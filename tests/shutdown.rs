@@ -8,7 +8,7 @@ mod clients;
 use std::{
     net::SocketAddr,
     path::{Path, PathBuf},
-    process::{Child, Command, ExitStatus},
+    process::{Child, Command},
     time::{Duration, Instant},
 };
 
@@ -64,20 +64,23 @@ impl Rosetta {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
-    fn sigterm(&self) -> Instant {
+    /// Sends SIGTERM and waits (polling) for the process to exit, cleanly and within `bound`;
+    /// returns how long it took.
+    async fn terminate(&mut self, bound: Duration) -> Duration {
         let sent = Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])
             .status()
             .expect("run kill");
         assert!(sent.success(), "kill -TERM failed");
-        Instant::now()
-    }
-
-    /// Waits (polling, up to `bound` after `since`) for the process to exit.
-    async fn exit(&mut self, since: Instant, bound: Duration) -> (ExitStatus, Duration) {
+        let since = Instant::now();
         loop {
             if let Some(status) = self.child.try_wait().expect("wait") {
-                return (status, since.elapsed());
+                assert!(
+                    status.success(),
+                    "exit status {status}; log:\n{}",
+                    self.log()
+                );
+                return since.elapsed();
             }
             assert!(
                 since.elapsed() < bound,
@@ -179,10 +182,8 @@ async fn graceful_shutdown_revokes_sessions() {
     let db = open_db(dir.path()).await;
     let session_id = online_session(&db, user).await;
 
-    let sent = all.sigterm();
-    let (status, took) = all.exit(sent, SESSIONS_BOUND + SLACK).await;
+    let took = all.terminate(SESSIONS_BOUND + SLACK).await;
     let log = all.log();
-    assert!(status.success(), "exit status {status}; log:\n{log}");
     eprintln!("rosetta all exited {took:?} after SIGTERM");
     client.closed().await;
 
@@ -228,19 +229,13 @@ async fn bridge_exits_after_sigterm_with_its_services_stopped() {
     );
     accepting(pipe, &bridge).await;
     let (_client, _uid, _token) = Pipe::user(pipe, "orla").await;
-    // The node stops with the bridge's event stream for orla open: the stream ends and the
-    // node returns (it would wait for the stream forever otherwise).
+    // The node stops with the bridge's event stream for orla open: the node ends the stream
+    // rather than wait for it until its drain bound.
     tokio::time::timeout(PATIENCE, services.stop())
         .await
         .expect("the node stops with a bridge's stream open");
 
-    let sent = bridge.sigterm();
-    let (status, took) = bridge.exit(sent, SESSIONS_BOUND + SLACK).await;
-    assert!(
-        status.success(),
-        "exit status {status}; log:\n{}",
-        bridge.log()
-    );
+    let took = bridge.terminate(SESSIONS_BOUND + SLACK).await;
     eprintln!("bridge with its services stopped exited {took:?} after SIGTERM");
 }
 
@@ -271,13 +266,7 @@ async fn bridge_exits_within_its_bound_when_its_services_hang() {
         .expect("the bridge calls the services in time")
         .expect("accept");
 
-    let sent = bridge.sigterm();
-    let (status, took) = bridge.exit(sent, SESSIONS_BOUND + SLACK).await;
-    assert!(
-        status.success(),
-        "exit status {status}; log:\n{}",
-        bridge.log()
-    );
+    let took = bridge.terminate(SESSIONS_BOUND + SLACK).await;
     eprintln!("bridge with hung services exited {took:?} after SIGTERM");
 }
 

@@ -180,27 +180,31 @@ impl Node {
             }
         });
         tokio::pin!(server);
-        let served = tokio::select! {
-            served = &mut server => served,
-            () = draining.cancelled() => {
-                let grace = self.shutdown.calls();
-                let started = tokio::time::Instant::now();
-                let (served, _) = tokio::join!(
-                    tokio::time::timeout(grace, &mut server),
-                    self.streams.stop("event streams", grace),
-                );
-                match served {
-                    Ok(served) => {
-                        tracing::info!(took = ?started.elapsed(), "gRPC calls drained");
-                        served
-                    }
-                    Err(_) => {
-                        tracing::warn!(?grace, "gRPC calls still open at the shutdown bound; dropping them");
-                        Ok(())
-                    }
-                }
-            }
+        // Serving, until the shutdown begins (or the server fails).
+        let ended = tokio::select! {
+            served = &mut server => Some(served),
+            () = draining.cancelled() => None,
         };
+        let grace = self.shutdown.calls();
+        let started = tokio::time::Instant::now();
+        let (served, _) = tokio::join!(
+            async {
+                match ended {
+                    Some(served) => Some(served),
+                    None => tokio::time::timeout(grace, &mut server).await.ok(),
+                }
+            },
+            // An open stream never ends by itself and would hold the drain to its bound.
+            self.streams.stop("event streams", grace),
+        );
+        let served = served.unwrap_or_else(|| {
+            tracing::warn!(
+                ?grace,
+                "gRPC calls still open at the shutdown bound; dropping them"
+            );
+            Ok(())
+        });
+        tracing::info!(took = ?started.elapsed(), "gRPC server stopped");
         self.background
             .stop("background tasks", self.shutdown.tasks())
             .await;
