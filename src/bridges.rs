@@ -1,7 +1,8 @@
 //! Starting the legacy-protocol bridges: bind their listeners (so a taken port fails the
-//! start, not a background task) and run each against a [`Backend`].
+//! start, not a background task) and run each against a [`Backend`]; stopping them so that
+//! their users are signed out before the services go.
 
-use std::net::SocketAddr;
+use std::{net::SocketAddr, time::Duration};
 
 use anyhow::Context as _;
 use rosetta_bridge_kit::{Backend, settings::BridgesSettings};
@@ -88,6 +89,67 @@ impl Bridge {
                 ))
             }
         })
+    }
+}
+
+/// How long an aborted bridge may take to drop its sessions.
+const ABORTED: Duration = Duration::from_secs(1);
+
+/// The bridges one process runs, stopped together.
+pub struct Running {
+    closing: CancellationToken,
+    bridges: Vec<(Bridge, JoinHandle<()>)>,
+}
+
+impl Running {
+    pub fn new() -> Self {
+        Self {
+            closing: CancellationToken::new(),
+            bridges: Vec::new(),
+        }
+    }
+
+    pub async fn start(
+        &mut self,
+        bridge: Bridge,
+        settings: &BridgesSettings,
+        backend: Backend,
+    ) -> anyhow::Result<()> {
+        let running = bridge
+            .start(settings, backend, self.closing.clone())
+            .await?;
+        self.bridges.push((bridge, running));
+        Ok(())
+    }
+
+    /// Stops accepting on every listener and tells every open session to end, then waits up
+    /// to `grace` for the sessions to return: each ends its login on the way (OFFLINE, then
+    /// Logout), so the services must still serve meanwhile. Sessions still open at the bound
+    /// are aborted.
+    pub async fn stop(self, grace: Duration) {
+        if self.bridges.is_empty() {
+            return;
+        }
+        let started = tokio::time::Instant::now();
+        let deadline = started + grace;
+        self.closing.cancel();
+        for (bridge, mut running) in self.bridges {
+            match tokio::time::timeout_at(deadline, &mut running).await {
+                Ok(Ok(())) => {}
+                Ok(Err(err)) => tracing::error!(?bridge, %err, "bridge task failed"),
+                Err(_) => {
+                    tracing::warn!(
+                        ?bridge,
+                        ?grace,
+                        "sessions still open at the shutdown bound; aborting them"
+                    );
+                    running.abort();
+                    // Gone before the services stop (a task is dropped at its next poll).
+                    let _ = tokio::time::timeout(ABORTED, running).await;
+                }
+            }
+        }
+        tracing::info!(took = ?started.elapsed(), "bridges stopped");
     }
 }
 

@@ -2,14 +2,13 @@
 
 mod bridges;
 
-use std::{net::SocketAddr, path::PathBuf};
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use bridges::Bridge;
 use clap::{Parser, Subcommand};
 use rosetta_bridge_kit::{Backend, Endpoints};
 use rosetta_node::{Config, Node, Role, config::Overrides, node::Plugins, telemetry};
 use tokio::net::TcpListener;
-use tokio_util::sync::CancellationToken;
 
 #[derive(Parser)]
 #[command(
@@ -102,11 +101,22 @@ impl ServiceEndpoints {
     }
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+/// How long the runtime waits at exit for work a bounded shutdown step left behind (a
+/// blocking call on a dead peer): the process exits rather than hang on it.
+const LEFTOVERS: Duration = Duration::from_secs(1);
+
+fn main() -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let result = runtime.block_on(run());
+    runtime.shutdown_timeout(LEFTOVERS);
+    result
+}
+
+async fn run() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let config = Config::load(cli.config.as_deref(), &cli.overrides)?;
-    let closing = CancellationToken::new();
     let role = match cli.command {
         Command::All => Role::All,
         Command::Account => Role::Account,
@@ -120,12 +130,11 @@ async fn main() -> anyhow::Result<()> {
                 Backend::connect_each(&services.resolve())?,
                 rosetta_node::node::bridge_key(&config, false)?.map(|key| key.to_hex()),
             )?;
-            let bridge = name
-                .start(&config.bridges, backend, closing.clone())
-                .await?;
+            let mut bridges = bridges::Running::new();
+            bridges.start(name, &config.bridges, backend).await?;
             rosetta_kit::server::shutdown_signal().await;
-            closing.cancel();
-            bridge.await?;
+            bridges.stop(config.shutdown.sessions()).await;
+            tracing::info!("rosetta stopped");
             return Ok(());
         }
         Command::Import {
@@ -157,7 +166,7 @@ async fn main() -> anyhow::Result<()> {
     let grpc_addr = listener.local_addr()?;
     tracing::info!(?role, addr = %grpc_addr, "rosetta starting");
 
-    let mut bridges = Vec::new();
+    let mut bridges = bridges::Running::new();
     if role == Role::All {
         let backend = with_bridge_key(
             Backend::connect_lazy(&format!("http://{}", loopback(grpc_addr)))?,
@@ -167,24 +176,19 @@ async fn main() -> anyhow::Result<()> {
             .into_iter()
             .filter(|b| b.enabled(&config.bridges))
         {
-            bridges.push(
-                bridge
-                    .start(&config.bridges, backend.clone(), closing.clone())
-                    .await?,
-            );
+            bridges
+                .start(bridge, &config.bridges, backend.clone())
+                .await?;
         }
     }
-    let shutdown = {
-        let closing = closing.clone();
-        async move {
-            rosetta_kit::server::shutdown_signal().await;
-            closing.cancel();
-        }
+    // The services serve until the bridges have signed their users out; then the node drains
+    // its calls and stops its background tasks.
+    let sessions_grace = config.shutdown.sessions();
+    let shutdown = async move {
+        rosetta_kit::server::shutdown_signal().await;
+        bridges.stop(sessions_grace).await;
     };
     node.serve(listener, shutdown).await?;
-    for bridge in bridges {
-        bridge.await?;
-    }
     tracing::info!("rosetta stopped");
     Ok(())
 }

@@ -1148,23 +1148,6 @@ async fn imps_stream_resumes_after_replica_restart(
     );
 }
 
-/// A pipe user, registered and logged in through the pipe bridge.
-async fn pipe_user(addr: SocketAddr, name: &str) -> (Pipe, String, String) {
-    let mut pipe = Pipe::connect(addr).await;
-    let reply = pipe
-        .call(&format!("register|{name}|pw-{name}|{name}|1|sig|1|answer"))
-        .await;
-    assert!(reply.starts_with("register_succ|"), "register: {reply}");
-    let reply = pipe.call(&format!("login|{name}|pw-{name}")).await;
-    let fields: Vec<&str> = reply.split('|').collect();
-    assert!(
-        fields.first() == Some(&"login_succ") && fields.len() >= 4,
-        "login: {reply}"
-    );
-    let (uid, token) = (fields[2].to_owned(), fields[3].to_owned());
-    (pipe, uid, token)
-}
-
 /// Cross-protocol through a bridge process: a pipe user (bridge → account, social,
 /// messaging.1) befriends and messages a gRPC user whose stream is on messaging.2 and gets
 /// the reply pushed back over the pipe connection. The pipe frames' spans parent the calls
@@ -1175,7 +1158,7 @@ async fn pipe_leg(cluster: &Cluster, receiver: &Receiver, bob: &User) {
     let mut bob_stream = subscribe(cluster.channel("messaging.2").await, bob, None).await;
     caught_up(&mut bob_stream).await;
 
-    let (mut carol, carol_uid, token) = pipe_user(pipe_addr, "carol").await;
+    let (mut carol, carol_uid, token) = Pipe::user(pipe_addr, "carol").await;
     let reply = carol
         .call(&format!("add_friend|{carol_uid}|{}|hi|{token}", bob.id))
         .await;

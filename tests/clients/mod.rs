@@ -48,6 +48,39 @@ impl Pipe {
         self.send(line).await;
         self.recv().await
     }
+
+    /// A new user, registered and logged in through the pipe bridge: the connection, the
+    /// user's uid and their pipe token.
+    pub async fn user(addr: SocketAddr, name: &str) -> (Self, String, String) {
+        let mut pipe = Self::connect(addr).await;
+        let reply = pipe
+            .call(&format!("register|{name}|pw-{name}|{name}|1|sig|1|answer"))
+            .await;
+        assert!(reply.starts_with("register_succ|"), "register: {reply}");
+        let reply = pipe.call(&format!("login|{name}|pw-{name}")).await;
+        let fields: Vec<&str> = reply.split('|').collect();
+        assert!(
+            fields.first() == Some(&"login_succ") && fields.len() >= 4,
+            "login: {reply}"
+        );
+        let (uid, token) = (fields[2].to_owned(), fields[3].to_owned());
+        (pipe, uid, token)
+    }
+
+    /// Waits for the bridge to close the connection, reading (and dropping) anything it
+    /// still sends first.
+    pub async fn closed(&mut self) {
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            match tokio::time::timeout(PATIENCE, self.0.read(&mut buf))
+                .await
+                .expect("the pipe bridge closes the connection in time")
+            {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+        }
+    }
 }
 
 /// An IMPS client.

@@ -1,10 +1,12 @@
 //! Shared plumbing of the Rosetta gRPC services: the one place domain errors become
 //! `tonic::Status`, list paging, and the server (health, reflection, graceful shutdown) every
-//! role runs, and the continuation of callers' traces.
+//! role runs, the continuation of callers' traces, and the groups of background tasks a
+//! shutdown stops and waits for.
 
 pub mod error;
 pub mod page;
 pub mod server;
+pub mod tasks;
 pub mod text;
 pub mod trace;
 

@@ -238,10 +238,12 @@ async fn serve(db: DatabaseConnection) -> std::net::SocketAddr {
         config.presence_timeout,
         events.clone(),
     ));
-    presences.clone().keep(bus.hub().clone());
-    let messaging = Messaging::new(db, config, bus, events, presences);
+    // The bench process ends with the server: its tasks are never stopped.
+    let tasks = rosetta_kit::tasks::Tasks::new();
+    presences.clone().keep(bus.hub().clone(), &tasks);
+    let messaging = Messaging::new(db, config, bus, events, presences, &tasks);
     let service = MessagingServiceServer::with_interceptor(
-        MessagingGrpc::new(Arc::new(messaging)),
+        MessagingGrpc::new(Arc::new(messaging), tasks),
         |mut req: Request<()>| {
             let user_id = req
                 .metadata()

@@ -10,8 +10,10 @@ use std::{
 
 use futures::StreamExt as _;
 use prost::Message as _;
+use rosetta_kit::tasks::Tasks;
 use rosetta_proto::messaging::v1::Event;
 use tokio::sync::broadcast;
+use tokio_util::sync::CancellationToken;
 
 /// Per-process registry of live streams: one broadcast channel per user with open streams.
 #[derive(Default)]
@@ -102,26 +104,22 @@ pub struct NatsBus {
 }
 
 impl NatsBus {
-    /// Connects and starts the receiving task.
-    pub async fn connect(url: &str, prefix: &str) -> Result<Self, async_nats::Error> {
+    /// Connects and starts the receiving task in `tasks`; stopping them unsubscribes and
+    /// flushes this process's last publications.
+    pub async fn connect(
+        url: &str,
+        prefix: &str,
+        tasks: &Tasks,
+    ) -> Result<Self, async_nats::Error> {
         let client = async_nats::connect(url).await?;
-        let mut subscriber = client.subscribe(format!("{prefix}.*")).await?;
+        let subscriber = client.subscribe(format!("{prefix}.*")).await?;
         let hub = Arc::new(Hub::default());
-        let receiving = hub.clone();
-        tokio::spawn(async move {
-            while let Some(msg) = subscriber.next().await {
-                let user = msg
-                    .subject
-                    .rsplit('.')
-                    .next()
-                    .and_then(|id| id.parse::<i64>().ok());
-                match (user, Event::decode(msg.payload)) {
-                    (Some(user), Ok(event)) => receiving.deliver(user, Arc::new(event)),
-                    _ => tracing::warn!(subject = %msg.subject, "malformed bus message"),
-                }
-            }
-            tracing::warn!("NATS subscription ended; streams fall back to polling");
-        });
+        tasks.spawn(receive(
+            client.clone(),
+            subscriber,
+            hub.clone(),
+            tasks.stopping().clone(),
+        ));
         // The subscription must be registered before the first publish can be missed.
         client.flush().await?;
         Ok(Self {
@@ -129,6 +127,41 @@ impl NatsBus {
             prefix: prefix.to_owned(),
             hub,
         })
+    }
+}
+
+/// Hands each bus message to the local hub until `stopping` or the subscription ends.
+async fn receive(
+    client: async_nats::Client,
+    mut subscriber: async_nats::Subscriber,
+    hub: Arc<Hub>,
+    stopping: CancellationToken,
+) {
+    loop {
+        let msg = tokio::select! {
+            msg = subscriber.next() => msg,
+            () = stopping.cancelled() => break,
+        };
+        let Some(msg) = msg else {
+            tracing::warn!("NATS subscription ended; streams fall back to polling");
+            return;
+        };
+        let user = msg
+            .subject
+            .rsplit('.')
+            .next()
+            .and_then(|id| id.parse::<i64>().ok());
+        match (user, Event::decode(msg.payload)) {
+            (Some(user), Ok(event)) => hub.deliver(user, Arc::new(event)),
+            _ => tracing::warn!(subject = %msg.subject, "malformed bus message"),
+        }
+    }
+    if let Err(err) = subscriber.unsubscribe().await {
+        tracing::debug!(%err, "NATS unsubscribe at shutdown failed");
+    }
+    // Wake-ups published by the last calls must leave before the process does.
+    if let Err(err) = client.flush().await {
+        tracing::warn!(%err, "NATS flush at shutdown failed; those wake-ups are lost (the log has the events)");
     }
 }
 

@@ -11,6 +11,7 @@
 use std::sync::Arc;
 
 use rosetta_db::entity::messaging::{conversation, message, read_state};
+use rosetta_kit::tasks::Tasks;
 use rosetta_proto::messaging::v1::{Event, SendMessageRequest, event::Kind};
 use sea_orm::{
     ActiveValue::Set,
@@ -19,6 +20,7 @@ use sea_orm::{
     sea_query::{Expr, ExprTrait as _, OnConflict, Query},
 };
 use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
 use tracing::Instrument as _;
 
 use crate::{
@@ -55,11 +57,13 @@ struct Job {
 }
 
 impl Writer {
-    /// On SQLite, spawns the group-commit task (so this runs inside a Tokio runtime).
-    pub fn new(db: DatabaseConnection, events: Arc<Events>) -> Self {
+    /// On SQLite, spawns the group-commit task into `tasks` (so this runs inside a Tokio
+    /// runtime).
+    pub fn new(db: DatabaseConnection, events: Arc<Events>, tasks: &Tasks) -> Self {
         let queue = (db.get_database_backend() == DatabaseBackend::Sqlite).then(|| {
             let (queue, jobs) = mpsc::channel(QUEUE);
-            tokio::spawn(write_groups(db.clone(), events.clone(), jobs));
+            let stopping = tasks.stopping().clone();
+            tasks.spawn(write_groups(db.clone(), events.clone(), jobs, stopping));
             queue
         });
         Self { db, events, queue }
@@ -82,10 +86,28 @@ impl Writer {
     }
 }
 
-/// The SQLite writer task: takes every job queued so far and writes them as one group.
-async fn write_groups(db: DatabaseConnection, events: Arc<Events>, mut jobs: mpsc::Receiver<Job>) {
+/// The SQLite writer task: takes every job queued so far and writes them as one group. Once
+/// `stopping`, it refuses new jobs but writes those already queued (each was accepted from a
+/// caller who waits for its answer), then ends.
+async fn write_groups(
+    db: DatabaseConnection,
+    events: Arc<Events>,
+    mut jobs: mpsc::Receiver<Job>,
+    stopping: CancellationToken,
+) {
     let mut group = Vec::with_capacity(MAX_GROUP);
-    while jobs.recv_many(&mut group, MAX_GROUP).await > 0 {
+    loop {
+        let taken = tokio::select! {
+            biased;
+            () = stopping.cancelled(), if !jobs.is_closed() => {
+                jobs.close();
+                continue;
+            }
+            taken = jobs.recv_many(&mut group, MAX_GROUP) => taken,
+        };
+        if taken == 0 {
+            break;
+        }
         if group.len() > 1 {
             match write_group(&db, &group).await {
                 Ok((stored, deliveries)) => {
@@ -258,6 +280,8 @@ mod tests {
         db: DatabaseConnection,
         events: Arc<Events>,
         writer: Arc<Writer>,
+        /// The writer task's group.
+        tasks: Tasks,
         conversation: conversation::Model,
         alice: i64,
         bob: i64,
@@ -273,12 +297,14 @@ mod tests {
             .unwrap();
         let bus: Arc<dyn Bus> = Arc::new(LocalBus::default());
         let events = Arc::new(Events::new(db.clone(), bus));
-        let writer = Arc::new(Writer::new(db.clone(), events.clone()));
+        let tasks = Tasks::new();
+        let writer = Arc::new(Writer::new(db.clone(), events.clone(), &tasks));
         World {
             _dir: dir,
             db,
             events,
             writer,
+            tasks,
             conversation,
             alice,
             bob,
@@ -305,6 +331,41 @@ mod tests {
     }
 
     impl World {
+        /// A text alice → bob with this client key.
+        fn draft(&self, key: &str) -> Draft {
+            Draft {
+                conversation: self.conversation.clone(),
+                sender: self.alice,
+                target: Target::User(self.bob),
+                req: SendMessageRequest {
+                    kind: MessageKind::Text as i32,
+                    text: key.into(),
+                    client_message_id: key.into(),
+                    ..Default::default()
+                },
+                now: rosetta_db::now_ms(),
+            }
+        }
+
+        /// Queues a send for the writer task directly; the receiver answers when written.
+        async fn enqueue(&self, key: &str) -> oneshot::Receiver<Result<message::Model, DbErr>> {
+            let (reply, written) = oneshot::channel();
+            let job = Job {
+                draft: self.draft(key),
+                span: tracing::Span::none(),
+                reply,
+            };
+            let queue = self.writer.queue.as_ref().expect("the SQLite writer");
+            queue.send(job).await.expect("the writer runs");
+            written
+        }
+
+        /// Jobs waiting in the writer's queue (not yet taken by the task).
+        fn queued(&self) -> usize {
+            let queue = self.writer.queue.as_ref().expect("the SQLite writer");
+            queue.max_capacity() - queue.capacity()
+        }
+
         /// Sends alice → bob with these client keys while SQLite's write turn is held, so
         /// that they queue up behind it and (but for the first) are written as one group.
         async fn send_queued(
@@ -316,18 +377,7 @@ mod tests {
                 .iter()
                 .map(|key| {
                     let writer = self.writer.clone();
-                    let draft = Draft {
-                        conversation: self.conversation.clone(),
-                        sender: self.alice,
-                        target: Target::User(self.bob),
-                        req: SendMessageRequest {
-                            kind: MessageKind::Text as i32,
-                            text: (*key).into(),
-                            client_message_id: (*key).into(),
-                            ..Default::default()
-                        },
-                        now: rosetta_db::now_ms(),
-                    };
+                    let draft = self.draft(key);
                     tokio::spawn(async move { writer.write(draft).await })
                 })
                 .collect();
@@ -390,5 +440,38 @@ mod tests {
             5,
             "one event per stored message"
         );
+    }
+
+    /// Stopped while sends wait behind SQLite's write turn, the writer still writes every
+    /// send it had accepted, refuses later ones, and its task ends.
+    #[tokio::test]
+    async fn stopping_writes_the_queued_sends_then_ends() {
+        let world = world().await;
+        let held = rosetta_db::begin_write(&world.db).await.unwrap();
+        let first = world.enqueue("a").await;
+        // Taken by the task, which now waits for the write turn: later jobs stay queued.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while world.queued() > 0 {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the writer never took the job"
+            );
+            tokio::task::yield_now().await;
+        }
+        let queued = [world.enqueue("b").await, world.enqueue("c").await];
+        assert_eq!(world.queued(), 2);
+        let stopping = {
+            let tasks = world.tasks.clone();
+            tokio::spawn(async move { tasks.stop("writer", Duration::from_secs(30)).await })
+        };
+        drop(held);
+        for written in std::iter::once(first).chain(queued) {
+            let stored = written.await.expect("answered").expect("written");
+            assert!(stored.seq > 0);
+        }
+        assert_eq!(stopping.await.unwrap(), 0, "the writer task ended");
+        let late = world.writer.write(world.draft("late")).await;
+        assert!(late.is_err(), "a send after the stop is refused");
+        assert_eq!(world.events.head(world.bob).await.unwrap(), 3);
     }
 }

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use rosetta_auth::{Caller, SessionGuard};
+use rosetta_kit::tasks::Tasks;
 use rosetta_proto::messaging::v1::{messaging_service_server::MessagingService, *};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
@@ -13,13 +14,18 @@ use crate::{Messaging, conversations::Target, stream::SessionCheck};
 pub struct MessagingGrpc {
     messaging: Arc<Messaging>,
     sessions: Option<Arc<SessionGuard>>,
+    /// The `Subscribe` streams' pump tasks; stopping them ends every open stream with
+    /// `UNAVAILABLE` (a graceful shutdown waits for open calls, and a stream never ends by
+    /// itself).
+    streams: Tasks,
 }
 
 impl MessagingGrpc {
-    pub fn new(messaging: Arc<Messaging>) -> Self {
+    pub fn new(messaging: Arc<Messaging>, streams: Tasks) -> Self {
         Self {
             messaging,
             sessions: None,
+            streams,
         }
     }
 
@@ -114,11 +120,12 @@ impl MessagingService for MessagingGrpc {
             session_id: caller.session_id,
         });
         let (tx, rx) = mpsc::channel(STREAM_QUEUE);
-        tokio::spawn(self.messaging.clone().subscribe(
+        self.streams.spawn(self.messaging.clone().subscribe(
             caller.user_id,
             req.get_ref().after_seq,
             tx,
             session,
+            self.streams.stopping().clone(),
         ));
         Ok(Response::new(ReceiverStream::new(rx)))
     }

@@ -56,15 +56,18 @@ pub struct Messaging {
 }
 
 impl Messaging {
+    /// On SQLite the sends' writer task runs in `background`; stopping it lets the writer
+    /// finish the sends already queued.
     pub fn new(
         db: DatabaseConnection,
         config: MessagingConfig,
         bus: Arc<dyn Bus>,
         events: Arc<Events>,
         presences: Arc<Presences>,
+        background: &rosetta_kit::tasks::Tasks,
     ) -> Self {
         Self {
-            writer: commit::Writer::new(db.clone(), events.clone()),
+            writer: commit::Writer::new(db.clone(), events.clone(), background),
             db,
             config,
             bus,

@@ -10,7 +10,7 @@ use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use rosetta_db::entity::{messaging::presence, social::friendship};
 use rosetta_events::PresenceView;
-use rosetta_kit::ApiResult;
+use rosetta_kit::{ApiResult, tasks::Tasks};
 use rosetta_proto::{
     common::v1::Location,
     messaging::v1::event::Kind,
@@ -206,18 +206,22 @@ impl Presences {
         Ok(())
     }
 
-    /// Keeps this process's streaming users present and announces users who timed out.
-    /// Runs for the life of the process.
-    pub fn keep(self: Arc<Self>, hub: Arc<Hub>) {
+    /// Keeps this process's streaming users present and announces users who timed out, in a
+    /// task of `tasks` that ends when they are stopped.
+    pub fn keep(self: Arc<Self>, hub: Arc<Hub>, tasks: &Tasks) {
         let period = Duration::from_millis(
             u64::try_from(self.timeout_ms / 3)
                 .unwrap_or(1000)
                 .clamp(50, 30_000),
         );
-        tokio::spawn(async move {
+        let stopping = tasks.stopping().clone();
+        tasks.spawn(async move {
             let mut tick = tokio::time::interval(period);
             loop {
-                tick.tick().await;
+                tokio::select! {
+                    _ = tick.tick() => {}
+                    () = stopping.cancelled() => return,
+                }
                 hub.prune();
                 if let Err(err) = self.refresh(&hub.live_users()).await {
                     tracing::warn!(%err, "presence refresh failed");

@@ -16,7 +16,8 @@ use rosetta_auth::SessionGuard;
 use rosetta_kit::{ApiError, ApiResult};
 use rosetta_proto::messaging::v1::{CaughtUp, Event, SubscribeResponse, subscribe_response::Item};
 use tokio::sync::{broadcast::error::RecvError, mpsc};
-use tonic::Status;
+use tokio_util::sync::CancellationToken;
+use tonic::{Code, Status};
 
 use crate::Messaging;
 
@@ -45,14 +46,16 @@ impl SessionCheck {
 }
 
 impl Messaging {
-    /// Serves one stream of `me` into `out` until the client goes away or, with `session`,
-    /// until that session ends.
+    /// Serves one stream of `me` into `out` until the client goes away, with `session` until
+    /// that session ends, or until `stopping` (the server shuts down: the stream ends with
+    /// `UNAVAILABLE`, and the client resumes elsewhere or later from its last seq).
     pub async fn subscribe(
         self: Arc<Self>,
         me: i64,
         after: Option<u64>,
         out: Outbox,
         session: Option<SessionCheck>,
+        stopping: CancellationToken,
     ) {
         let mut live = self.bus.hub().subscribe(me);
         if let Err(err) = self.presences.touch(me, None).await {
@@ -92,6 +95,7 @@ impl Messaging {
                         last = self.replay(me, last, &out).await?;
                     }
                     () = out.closed() => return Ok(()),
+                    () = stopping.cancelled() => return Err(shutting_down()),
                 }
             }
         }
@@ -118,6 +122,14 @@ impl Messaging {
             }
         }
     }
+}
+
+fn shutting_down() -> ApiError {
+    ApiError::new(
+        Code::Unavailable,
+        "UNAVAILABLE",
+        "the server is shutting down",
+    )
 }
 
 async fn send(out: &Outbox, item: Item) -> bool {

@@ -42,6 +42,47 @@ pub struct Config {
     pub files: rosetta_files::FilesSettings,
     /// The legacy-protocol bridges and their listen addresses.
     pub bridges: rosetta_bridge_kit::settings::BridgesSettings,
+    pub shutdown: ShutdownSettings,
+}
+
+/// Bounds on each step of a graceful shutdown (SIGTERM, Ctrl-C), taken in this order. Each
+/// step normally takes milliseconds; a bound only matters when a peer hangs, and then the
+/// step's leftovers are dropped and the next step starts.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ShutdownSettings {
+    /// The bridges stop accepting and their open sessions end their logins (OFFLINE, Logout)
+    /// against the services, which still serve meanwhile.
+    pub sessions_ms: u64,
+    /// The gRPC listener closes, open event streams end with `UNAVAILABLE`, and in-flight
+    /// calls finish.
+    pub calls_ms: u64,
+    /// Background tasks (presence keeper, event-bus receiver, SQLite writer) finish.
+    pub tasks_ms: u64,
+}
+
+impl Default for ShutdownSettings {
+    fn default() -> Self {
+        Self {
+            sessions_ms: 10_000,
+            calls_ms: 10_000,
+            tasks_ms: 5_000,
+        }
+    }
+}
+
+impl ShutdownSettings {
+    pub fn sessions(&self) -> Duration {
+        Duration::from_millis(self.sessions_ms)
+    }
+
+    pub fn calls(&self) -> Duration {
+        Duration::from_millis(self.calls_ms)
+    }
+
+    pub fn tasks(&self) -> Duration {
+        Duration::from_millis(self.tasks_ms)
+    }
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
@@ -109,6 +150,7 @@ impl Default for Config {
             social: SocialSettings::default(),
             files: rosetta_files::FilesSettings::default(),
             bridges: Default::default(),
+            shutdown: ShutdownSettings::default(),
         }
     }
 }

@@ -8,15 +8,19 @@ use rosetta_account::{AccountGrpc, Accounts, CodeSender, HashPool, LogSender};
 use rosetta_auth::{Authenticator, BridgeKey, KeyFiles, KeyPair, SessionGuard, TokenVerifier};
 use rosetta_db::sea_orm::DatabaseConnection;
 use rosetta_events::{EventSink, PresenceView};
-use rosetta_kit::server::{self, ServiceSet};
+use rosetta_kit::{
+    server::{self, ServiceSet},
+    tasks::Tasks,
+};
 use rosetta_proto::account::v1::account_service_server::AccountServiceServer;
 use rosetta_proto::files::v1::files_service_server::FilesServiceServer;
 use rosetta_proto::messaging::v1::messaging_service_server::MessagingServiceServer;
 use rosetta_proto::social::v1::social_service_server::SocialServiceServer;
 use rosetta_social::{Social, SocialGrpc};
 use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
 
-use crate::Config;
+use crate::{Config, config::ShutdownSettings};
 
 /// What a process serves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -56,6 +60,13 @@ impl Default for Plugins {
 pub struct Node {
     pub db: DatabaseConnection,
     services: ServiceSet,
+    /// The `Subscribe` streams' pumps: told to stop when the server starts draining, since an
+    /// open stream never ends by itself and would hold the drain to its bound.
+    streams: Tasks,
+    /// The presence keeper, the NATS receiver, the SQLite writer: stopped after the last
+    /// call, which may still need them.
+    background: Tasks,
+    shutdown: ShutdownSettings,
 }
 
 impl Node {
@@ -79,7 +90,8 @@ impl Node {
         // its presence table. They need only the database and the bus, so they work in every
         // process (a split `rosetta social` publishes friend events through them too).
         let messaging_config = config.messaging.to_domain();
-        let bus = messaging_bus(config).await?;
+        let (streams, background) = (Tasks::new(), Tasks::new());
+        let bus = messaging_bus(config, &background).await?;
         let message_events = Arc::new(rosetta_messaging::Events::new(db.clone(), bus.clone()));
         let presences = Arc::new(rosetta_messaging::Presences::new(
             db.clone(),
@@ -120,16 +132,17 @@ impl Node {
             services.add(auth.protect(grpc, rosetta_social::PUBLIC_METHODS));
         }
         if role.runs(Role::Messaging) {
-            presences.clone().keep(bus.hub().clone());
+            presences.clone().keep(bus.hub().clone(), &background);
             let messaging = rosetta_messaging::Messaging::new(
                 db.clone(),
                 messaging_config,
                 bus,
                 message_events,
                 presences,
+                &background,
             );
             let grpc = MessagingServiceServer::new(
-                rosetta_messaging::MessagingGrpc::new(Arc::new(messaging))
+                rosetta_messaging::MessagingGrpc::new(Arc::new(messaging), streams.clone())
                     .with_sessions(sessions.clone()),
             );
             services.add(auth.protect(grpc, rosetta_messaging::PUBLIC_METHODS));
@@ -140,26 +153,74 @@ impl Node {
             let grpc = FilesServiceServer::new(rosetta_files::FilesGrpc::new(Arc::new(files)));
             services.add(auth.protect(grpc, &[]));
         }
-        Ok(Self { db, services })
+        Ok(Self {
+            db,
+            services,
+            streams,
+            background,
+            shutdown: config.shutdown.clone(),
+        })
     }
 
-    /// Serves until `shutdown` completes.
+    /// Serves until `shutdown` completes, then stops in order: the listener closes, open
+    /// event streams end and in-flight calls finish (bounded by `shutdown.calls_ms`), then the
+    /// background tasks finish (bounded by `shutdown.tasks_ms`).
     pub async fn serve(
         self,
         listener: TcpListener,
         shutdown: impl Future<Output = ()>,
     ) -> anyhow::Result<()> {
         let routes = self.services.into_routes().await?;
-        server::serve(listener, routes, shutdown).await?;
+        let draining = CancellationToken::new();
+        let server = server::serve(listener, routes, {
+            let draining = draining.clone();
+            async move {
+                shutdown.await;
+                draining.cancel();
+            }
+        });
+        tokio::pin!(server);
+        // Serving, until the shutdown begins (or the server fails).
+        let ended = tokio::select! {
+            served = &mut server => Some(served),
+            () = draining.cancelled() => None,
+        };
+        let grace = self.shutdown.calls();
+        let started = tokio::time::Instant::now();
+        let (served, _) = tokio::join!(
+            async {
+                match ended {
+                    Some(served) => Some(served),
+                    None => tokio::time::timeout(grace, &mut server).await.ok(),
+                }
+            },
+            // An open stream never ends by itself and would hold the drain to its bound.
+            self.streams.stop("event streams", grace),
+        );
+        let served = served.unwrap_or_else(|| {
+            tracing::warn!(
+                ?grace,
+                "gRPC calls still open at the shutdown bound; dropping them"
+            );
+            Ok(())
+        });
+        tracing::info!(took = ?started.elapsed(), "gRPC server stopped");
+        self.background
+            .stop("background tasks", self.shutdown.tasks())
+            .await;
+        served?;
         Ok(())
     }
 }
 
 /// The event bus: NATS when configured (split deployments), else in-process.
-async fn messaging_bus(config: &Config) -> anyhow::Result<Arc<dyn rosetta_messaging::Bus>> {
+async fn messaging_bus(
+    config: &Config,
+    background: &Tasks,
+) -> anyhow::Result<Arc<dyn rosetta_messaging::Bus>> {
     Ok(match &config.nats_url {
         Some(url) => Arc::new(
-            rosetta_messaging::NatsBus::connect(url, &config.messaging.bus_subject)
+            rosetta_messaging::NatsBus::connect(url, &config.messaging.bus_subject, background)
                 .await
                 .map_err(|err| anyhow::anyhow!("connecting to NATS at {url}: {err}"))?,
         ),
