@@ -1,0 +1,126 @@
+//! A pipe login's event stream broken by the network resumes where it stopped: a message sent
+//! while the bridge could not reach the services is pushed once the stream is back, not left
+//! for the next login. The bridge reaches the node through a relay that the test cuts.
+
+mod common;
+
+use std::{
+    net::SocketAddr,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicBool, Ordering},
+    },
+};
+
+use common::{Bridge, grpc_friends};
+use rosetta_bridge_kit::settings::PipeSettings;
+use rosetta_proto::messaging::v1::{
+    MessageKind, SendMessageRequest, messaging_service_client::MessagingServiceClient,
+    send_message_request::To,
+};
+use rosetta_testkit::{Backend, TestServer, authed};
+use tokio::{
+    net::{TcpListener, TcpStream},
+    task::JoinHandle,
+};
+
+/// A TCP relay to the node that can drop every connection and refuse new ones for a while.
+#[derive(Clone)]
+struct Relay {
+    addr: SocketAddr,
+    open: Arc<AtomicBool>,
+    links: Arc<Mutex<Vec<JoinHandle<()>>>>,
+}
+
+impl Relay {
+    async fn start(to: SocketAddr) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind relay");
+        let relay = Self {
+            addr: listener.local_addr().expect("addr"),
+            open: Arc::new(AtomicBool::new(true)),
+            links: Arc::default(),
+        };
+        let accepting = relay.clone();
+        tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                if !accepting.open.load(Ordering::SeqCst) {
+                    continue; // dropped: the connection is refused
+                }
+                let link = tokio::spawn(async move {
+                    if let Ok(mut outbound) = TcpStream::connect(to).await {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    }
+                });
+                accepting.links.lock().expect("links").push(link);
+            }
+        });
+        relay
+    }
+
+    /// Drops every relayed connection and refuses new ones.
+    fn cut(&self) {
+        self.open.store(false, Ordering::SeqCst);
+        for link in self.links.lock().expect("links").drain(..) {
+            link.abort();
+        }
+    }
+
+    fn reopen(&self) {
+        self.open.store(true, Ordering::SeqCst);
+    }
+}
+
+/// The bridge in front of `server`, reaching it through `relay`.
+async fn bridge_through(server: TestServer, relay: &Relay) -> Bridge {
+    let key = rosetta_node::node::bridge_key(&server.config, false)
+        .expect("bridge key readable")
+        .expect("the node generated a bridge key");
+    let backend = rosetta_bridge_kit::Backend::connect_lazy(&format!("http://{}", relay.addr))
+        .expect("endpoint")
+        .with_bridge_key(&key.to_hex())
+        .expect("hex key");
+    Bridge::with_backend(server, backend, PipeSettings::default()).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broken_event_stream_resumes_where_it_stopped() {
+    let server = TestServer::start(Backend::Sqlite).await;
+    let (alice, bob) = grpc_friends(&server, "alice", "bob").await;
+    let (alice_id, bob_id) = (
+        alice.user.as_ref().expect("user").id,
+        bob.user.as_ref().expect("user").id,
+    );
+    let mut messaging = MessagingServiceClient::new(server.channel().await);
+    let relay = Relay::start(server.addr).await;
+    let bridge = bridge_through(server, &relay).await;
+    let mut pipe = bridge.client().await;
+    pipe.login("alice", "alice-pw").await;
+
+    let send = |text: &'static str, n: u32| {
+        let request = authed(
+            SendMessageRequest {
+                to: Some(To::ToUserId(alice_id)),
+                kind: MessageKind::Text.into(),
+                text: text.into(),
+                client_message_id: format!("resume-{n}"),
+                client_time: format!("t{n}"),
+                ..Default::default()
+            },
+            &bob.access_token,
+        );
+        let mut messaging = messaging.clone();
+        async move { messaging.send_message(request).await.expect("bob writes") }
+    };
+    send("before", 1).await;
+    let bob_uid = format!("{bob_id:05}");
+    pipe.expect(&format!("message|0|{bob_uid}|t1|before")).await;
+
+    relay.cut();
+    send("while_cut", 2).await;
+    relay.reopen();
+    pipe.expect(&format!("message|0|{bob_uid}|t2|while_cut"))
+        .await;
+    send("after", 3).await;
+    pipe.expect(&format!("message|0|{bob_uid}|t3|after")).await;
+    bridge.stop().await;
+}
