@@ -90,7 +90,7 @@ async fn a_broken_event_stream_resumes_where_it_stopped() {
         alice.user.as_ref().expect("user").id,
         bob.user.as_ref().expect("user").id,
     );
-    let mut messaging = MessagingServiceClient::new(server.channel().await);
+    let messaging = MessagingServiceClient::new(server.channel().await);
     let relay = Relay::start(server.addr).await;
     let bridge = bridge_through(server, &relay).await;
     let mut pipe = bridge.client().await;

@@ -361,42 +361,51 @@ mod tests {
     #[test]
     fn crafted_reads_are_read_in_linear_time() {
         let token = "aB3dE5fG7hJ9kL1m";
-        let long_field = "x".repeat(30_000);
-        let crafted: [(&str, String); 5] = [
-            // Unknown command: no cut can ever succeed.
-            ("x", format!("|{token}login")),
-            // A known command whose uid never parses: each try fails at once.
-            ("get_user_friend|abc", format!("|{token}get_user_friend")),
-            // A long field copied before the failing check, in the old field order.
+        // (what it is, the start of the read for a read of `size` bytes, the unit repeated).
+        type Crafted = (&'static str, fn(usize) -> String, String);
+        let crafted: [Crafted; 5] = [
+            ("unknown command: no cut can ever succeed", |_| "x".into(), format!("|{token}login")),
             (
-                &*format!("hand_friend_request|1|x|{long_field}"),
+                "a uid that never parses: each try fails at once",
+                |_| "get_user_friend|abc".into(),
+                format!("|{token}get_user_friend"),
+            ),
+            (
+                "a long field the old field order copied before the failing check",
+                |size| format!("hand_friend_request|1|x|{}", "y".repeat(size / 2)),
                 format!("|{token}login"),
             ),
-            // Cuts that succeed, one after another.
-            ("", format!("get_user_friend|00124|{token}")),
-            // Possible tokens that are not followed by a command name.
-            ("send_message|0|00124|00125|t", format!("|{token}nothing")),
+            (
+                "cuts that succeed, one after another",
+                |_| String::new(),
+                format!("get_user_friend|00124|{token}"),
+            ),
+            (
+                "tokens not followed by a command name",
+                |_| "send_message|0|00124|00125|t".into(),
+                format!("|{token}nothing"),
+            ),
         ];
-        for (prefix, unit) in crafted {
-            let mut examined = Vec::new();
+        for (what, prefix, unit) in crafted {
+            let mut per_byte = Vec::new();
             for size in [16 * 1024, 64 * 1024, 256 * 1024] {
-                let mut read = prefix.as_bytes().to_vec();
+                let mut read = prefix(size).into_bytes();
                 while read.len() < size {
                     read.extend_from_slice(unit.as_bytes());
                 }
                 let split = split(&read);
                 assert!(
                     split.examined <= LINEAR * read.len() + SLACK,
-                    "{} bytes examined for a read of {} ({prefix:?} + {unit:?}…)",
+                    "{what}: {} bytes examined for a read of {}",
                     split.examined,
                     read.len()
                 );
-                examined.push(split.examined as f64 / read.len() as f64);
+                per_byte.push(split.examined as f64 / read.len() as f64);
             }
             // The cost per byte does not grow with the length.
             assert!(
-                examined[2] <= examined[0] * 1.1 + 0.1,
-                "{examined:?} per byte ({prefix:?} + {unit:?}…)"
+                per_byte[2] <= per_byte[0] * 1.1 + 0.1,
+                "{what}: {per_byte:?} bytes examined per byte"
             );
         }
     }
