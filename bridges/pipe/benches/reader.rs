@@ -14,7 +14,10 @@ const READ: usize = 64 * 1024;
 fn read(bytes: &[u8]) -> usize {
     let mut pieces = commands(bytes);
     let held = pieces.pop_if(|last| bytes.len() < READ && last.incomplete());
-    let parsed: Vec<_> = pieces.into_iter().map(|piece: Piece| piece.parsed).collect();
+    let parsed: Vec<_> = pieces
+        .into_iter()
+        .map(|piece: Piece| piece.parsed)
+        .collect();
     parsed.iter().filter(|p| p.is_ok()).count() + held.map_or(0, |p| p.bytes.len())
 }
 
@@ -60,6 +63,9 @@ fn main() {
             }
         }
         let per_20 = start.elapsed() / rounds;
-        println!("{name:42} 20 reads of {} B: {per_20:>10.3?} (sink {sink})", bytes.len());
+        println!(
+            "{name:42} 20 reads of {} B: {per_20:>10.3?} (sink {sink})",
+            bytes.len()
+        );
     }
 }

@@ -10,8 +10,8 @@ use rosetta_proto::{
     account::v1::LoginResponse,
     common::v1::{UserRef, user_ref},
     messaging::v1::{
-        Event, MessageKind, SendMessageRequest, SubscribeResponse, event::Kind,
-        message, messaging_service_client::MessagingServiceClient, send_message_request::To,
+        Event, MessageKind, SendMessageRequest, SubscribeResponse, event::Kind, message,
+        messaging_service_client::MessagingServiceClient, send_message_request::To,
         subscribe_response::Item,
     },
     social::v1::{

@@ -8,8 +8,8 @@ use common::{Bridge, PATIENCE, grpc_friends, live_events};
 use rosetta_proto::{
     account::v1::{ChangePasswordRequest, LoginResponse, PasswordScheme},
     messaging::v1::{
-        Event, GetPresenceRequest, MessageKind, SendMessageRequest, SubscribeResponse,
-        event::Kind, messaging_service_client::MessagingServiceClient, send_message_request::To,
+        Event, GetPresenceRequest, MessageKind, SendMessageRequest, SubscribeResponse, event::Kind,
+        messaging_service_client::MessagingServiceClient, send_message_request::To,
         subscribe_response::Item,
     },
     social::v1::PresenceStatus,

@@ -124,3 +124,32 @@ async fn a_broken_event_stream_resumes_where_it_stopped() {
     pipe.expect(&format!("message|0|{bob_uid}|t3|after")).await;
     bridge.stop().await;
 }
+
+/// With the services out of reach, a token issued to another connection cannot be checked:
+/// that is the command's failure form (and a log line), not a token error that would tell the
+/// client to log in again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_outage_is_not_a_bad_token() {
+    let server = TestServer::start(Backend::Sqlite).await;
+    let (_, bob) = grpc_friends(&server, "alice", "bob").await;
+    let bob_id = bob.user.as_ref().expect("user").id;
+    let relay = Relay::start(server.addr).await;
+    let bridge = bridge_through(server, &relay).await;
+    let mut first = bridge.client().await;
+    let (uid, token, _) = first.login("alice", "alice-pw").await;
+    let mut other = bridge.client().await;
+    other.send(&format!("get_user_friend|{uid}|{token}")).await;
+    other.expect(&format!("friendinfo|1|00{bob_id}")).await;
+
+    relay.cut();
+    // The failure form of `get_user_friend` is an empty list.
+    other.send(&format!("get_user_friend|{uid}|{token}")).await;
+    other.expect("friendinfo|0").await;
+    other.send(&format!("get_user_group|{uid}|{token}")).await;
+    other.expect("groupinfo|0").await;
+    // A wrong token is still refused as one, without asking the services.
+    other.send(&format!("get_user_friend|{uid}|")).await;
+    other.expect("get_user_friend|您无权进行此操作！").await;
+    relay.reopen();
+    bridge.stop().await;
+}

@@ -11,7 +11,10 @@
 //! whole read costs O(n). An earlier version re-parsed from the command's start at every
 //! possible cut, which a crafted read turned quadratic.
 
-use super::command::{Command, Meter, ParseError, Request, parse_fields, parse_metered};
+use super::{
+    command::{Command, ParseError, Request},
+    parse::{Meter, parse_fields, parse_metered},
+};
 
 /// Length of the tokens the server issues (16 alphanumerics).
 pub(super) const TOKEN_LEN: usize = 16;
@@ -197,7 +200,6 @@ mod tests {
         commands(bytes).iter().map(|p| p.bytes).collect()
     }
 
-
     #[test]
     fn commands_cut_short_are_told_apart() {
         let token = "aB3dE5fG7hJ9kL1m";
@@ -364,7 +366,11 @@ mod tests {
         // (what it is, the start of the read for a read of `size` bytes, the unit repeated).
         type Crafted = (&'static str, fn(usize) -> String, String);
         let crafted: [Crafted; 5] = [
-            ("unknown command: no cut can ever succeed", |_| "x".into(), format!("|{token}login")),
+            (
+                "unknown command: no cut can ever succeed",
+                |_| "x".into(),
+                format!("|{token}login"),
+            ),
             (
                 "a uid that never parses: each try fails at once",
                 |_| "get_user_friend|abc".into(),

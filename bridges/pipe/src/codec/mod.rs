@@ -6,14 +6,15 @@
 //! field, since the token is always last.
 //!
 //! - [`frame`]: one read into the commands it holds, in one linear pass;
-//! - [`command`]: one command into a typed [`Request`];
+//! - [`command`]: the typed [`Request`]s; [`parse`]: one command into one of them;
 //! - [`reply`]: typed replies and pushes into the real server's exact bytes.
 
 mod command;
 mod frame;
+mod parse;
 mod reply;
 
-pub use command::{Auth, Command, Id, ParseError, Request, parse};
+pub use command::{Auth, Command, Id, ParseError, Request};
 pub use frame::{Piece, Split, commands, incomplete, split, starts_with_command};
+pub use parse::parse;
 pub use reply::{PendingFriend, PendingJoin, Reply, padded_gid, padded_uid};
-

@@ -202,6 +202,54 @@ impl Reply {
     }
 
     pub fn render(&self) -> String {
+        match self.fixed() {
+            Some(text) => text.to_owned(),
+            None => self.render_fields(),
+        }
+    }
+
+    /// The replies whose bytes never vary.
+    fn fixed(&self) -> Option<&'static str> {
+        use Reply::*;
+        Some(match self {
+            RegisterSucc => "register_succ|注册成功！",
+            RegisterError => "register_error|注册失败！",
+            LoginError => "login_error|用户名或密码错误！",
+            LoginFailed => "login_error|登录失败！",
+            UpdateProfileSucc => "update_profile_succ|修改成功！",
+            UpdateProfileError => "update_profile_error|修改失败！",
+            UpPassSucc => "up_pass_succ|修改成功！",
+            UpPassError => "up_pass_error|密保错误！",
+            UnknownUserInfo => "friend_detail_info|NULL|NULL|NULL",
+            GroupNotFound => "update_profile_error|群id不存在",
+            AddFriendSucc => "add_friend_succ|已发送请求！",
+            DelFriendSucc => "del_friend_succ|删除成功！",
+            DelFriendError => "del_friend_error|没有这个好友！",
+            HandFriendRequestSucc { accepted: true } => "hand_friend_request_succ|成功同意请求！",
+            HandFriendRequestSucc { accepted: false } => "hand_friend_request_succ|成功拒绝请求！",
+            JoinGroupSucc => "join_group_succ|已发送请求！",
+            HandGroupRequestSucc { accepted: true } => "hand_group_request_succ|成功同意请求！",
+            HandGroupRequestSucc { accepted: false } => "hand_group_request_succ|成功拒绝请求！",
+            SendMessageSucc { online: true } => "send_message_succ|发送成功！",
+            SendMessageSucc { online: false } => "send_message_succ|对方离线！",
+            SendFile { online: true } => "send_file|已发送请求",
+            SendFile { online: false } => "send_file|对方离线",
+            NoUnreadMessage => "no_unread_message|0",
+            SendFileUnsupported => "send_file_error|不支持此发送方式！",
+            TokenError(Command::GetUserFriend) => "get_user_friend|您无权进行此操作！",
+            TokenError(
+                Command::GetUserGroup
+                | Command::GetGroupInfo
+                | Command::AddFriend
+                | Command::JoinGroup,
+            ) => "token_error|token错误，请重新登录！",
+            TokenError(_) => "update_profile_error|token错误，请重新登录！",
+            _ => return None,
+        })
+    }
+
+    /// The replies and pushes that carry fields.
+    fn render_fields(&self) -> String {
         use Reply::*;
         let list = |name: &str, ids: &[i64], prefix: &str| {
             let mut out = format!("{name}|{}", ids.len());
@@ -211,17 +259,9 @@ impl Reply {
             out
         };
         match self {
-            RegisterSucc => "register_succ|注册成功！".into(),
-            RegisterError => "register_error|注册失败！".into(),
             LoginSucc { uid, token, unread } => {
                 format!("login_succ|登录成功!|{}|{token}|{unread}", padded_uid(*uid))
             }
-            LoginError => "login_error|用户名或密码错误！".into(),
-            LoginFailed => "login_error|登录失败！".into(),
-            UpdateProfileSucc => "update_profile_succ|修改成功！".into(),
-            UpdateProfileError => "update_profile_error|修改失败！".into(),
-            UpPassSucc => "up_pass_succ|修改成功！".into(),
-            UpPassError => "up_pass_error|密保错误！".into(),
             UserInfo {
                 own,
                 nickname,
@@ -235,7 +275,6 @@ impl Reply {
                 };
                 format!("{name}|{nickname}|{icon}|{signature}")
             }
-            UnknownUserInfo => "friend_detail_info|NULL|NULL|NULL".into(),
             FriendInfo { friends } => list("friendinfo", friends, "00"),
             GroupInfo { groups } => list("groupinfo", groups, ""),
             GroupDetail {
@@ -256,34 +295,13 @@ impl Reply {
                 }
                 out
             }
-            GroupNotFound => "update_profile_error|群id不存在".into(),
-            AddFriendSucc => "add_friend_succ|已发送请求！".into(),
             AddFriendError(why) => format!("add_friend_error|{why}"),
-            DelFriendSucc => "del_friend_succ|删除成功！".into(),
-            DelFriendError => "del_friend_error|没有这个好友！".into(),
-            HandFriendRequestSucc { accepted: true } => {
-                "hand_friend_request_succ|成功同意请求！".into()
-            }
-            HandFriendRequestSucc { accepted: false } => {
-                "hand_friend_request_succ|成功拒绝请求！".into()
-            }
             HandFriendRequestError(why) => format!("hand_friend_request_error|{why}"),
             CreateGroupSucc { group } => format!("create_group_succ|{group}|群组创建成功"),
             CreateGroupError(why) => format!("create_group_error|{why}"),
-            JoinGroupSucc => "join_group_succ|已发送请求！".into(),
             JoinGroupError(why) => format!("join_group_error|{why}"),
-            HandGroupRequestSucc { accepted: true } => {
-                "hand_group_request_succ|成功同意请求！".into()
-            }
-            HandGroupRequestSucc { accepted: false } => {
-                "hand_group_request_succ|成功拒绝请求！".into()
-            }
             HandGroupRequestError(why) => format!("hand_group_request_error|{why}"),
-            SendMessageSucc { online: true } => "send_message_succ|发送成功！".into(),
-            SendMessageSucc { online: false } => "send_message_succ|对方离线！".into(),
             SendMessageError(why) => format!("send_message_error|{why}"),
-            SendFile { online: true } => "send_file|已发送请求".into(),
-            SendFile { online: false } => "send_file|对方离线".into(),
             UnreadFriendRequests(requests) => {
                 let mut out = format!("unread_friend_request|{}", requests.len());
                 for r in requests {
@@ -304,7 +322,6 @@ impl Reply {
             UnreadGroup { group, time, data } => {
                 format!("unread_message|1|{}|{time}|{data}", padded_gid(*group))
             }
-            NoUnreadMessage => "no_unread_message|0".into(),
             PrivateMessage {
                 kind,
                 from,
@@ -321,19 +338,11 @@ impl Reply {
             FriendRequest { from, note } => format!("friend_request|{from}|{note}"),
             GroupRequest { from, group, note } => format!("group_request|{from}|{group}|{note}"),
             FileOffer { from, rest } => format!("file|{from}|{rest}"),
-            SendFileUnsupported => "send_file_error|不支持此发送方式！".into(),
-            TokenError(Command::GetUserFriend) => "get_user_friend|您无权进行此操作！".into(),
-            TokenError(
-                Command::GetUserGroup
-                | Command::GetGroupInfo
-                | Command::AddFriend
-                | Command::JoinGroup,
-            ) => "token_error|token错误，请重新登录！".into(),
-            TokenError(_) => "update_profile_error|token错误，请重新登录！".into(),
+            // Rendered by `fixed`.
+            _ => self.fixed().unwrap_or_default().to_owned(),
         }
     }
 }
-
 
 #[cfg(test)]
 mod tests {

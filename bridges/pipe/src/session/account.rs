@@ -128,7 +128,11 @@ pub(super) async fn update_profile(
 }
 
 /// `get_user_info|uid|target|token`: `userinfo` iff both uid strings are identical.
-pub(super) async fn user_info(session: &UserSession, uid: &Id, target: Id) -> Result<Reply, Status> {
+pub(super) async fn user_info(
+    session: &UserSession,
+    uid: &Id,
+    target: Id,
+) -> Result<Reply, Status> {
     let request = LookupUserRequest {
         user: Some(UserRef {
             r#ref: Some(user_ref::Ref::Id(target.value)),

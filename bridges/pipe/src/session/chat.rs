@@ -39,7 +39,7 @@ pub(super) async fn send_message(
     if data.is_empty() {
         return Ok(Reply::SendMessageError("消息不能为空！"));
     }
-    let private = kind % 2 == 0;
+    let private = kind.is_multiple_of(2);
     let (to, call) = if private {
         (To::ToUserId(to.value), Call::SendPrivate)
     } else {
@@ -54,7 +54,9 @@ pub(super) async fn send_message(
         ..Default::default()
     };
     let sent = session
-        .call(request, |b, r| async move { b.messaging().send_message(r).await })
+        .call(request, |b, r| async move {
+            b.messaging().send_message(r).await
+        })
         .await;
     match sent {
         Ok(sent) => Ok(Reply::SendMessageSucc {
@@ -92,7 +94,10 @@ pub(super) async fn send_file(
         })),
     };
     let sent = session
-        .call(request, |b, r| async move { b.messaging().send_signal(r).await })
+        .call(
+            request,
+            |b, r| async move { b.messaging().send_signal(r).await },
+        )
         .await;
     match sent {
         Ok(_) => Ok(Reply::SendFile { online: true }),

@@ -240,7 +240,14 @@ impl Connection {
 /// The pipe token, the live event stream and the unread messages of a new login.
 async fn open(
     session: &Arc<UserSession>,
-) -> Result<(String, EventStream, Vec<rosetta_proto::messaging::v1::Message>), Status> {
+) -> Result<
+    (
+        String,
+        EventStream,
+        Vec<rosetta_proto::messaging::v1::Message>,
+    ),
+    Status,
+> {
     let token = session
         .call(
             IssueLegacyTokenRequest {

@@ -105,7 +105,9 @@ pub(super) fn refusal(call: Call, reason: Option<Reason>) -> Option<Reply> {
         (C::SendPrivate | C::SendToGroup, Some(R::Blocked)) => {
             Reply::SendMessageError("对方拒绝接收消息！")
         }
-        (C::SendPrivate | C::SendToGroup, Some(R::Muted)) => Reply::SendMessageError("你已被禁言！"),
+        (C::SendPrivate | C::SendToGroup, Some(R::Muted)) => {
+            Reply::SendMessageError("你已被禁言！")
+        }
         (C::SendPrivate | C::SendToGroup, Some(R::TooLarge)) => {
             Reply::SendMessageError("消息过长！")
         }

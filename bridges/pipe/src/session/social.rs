@@ -60,9 +60,10 @@ fn flag(flag: &str) -> Option<bool> {
 pub(super) async fn friends(session: &UserSession) -> Result<Reply, Status> {
     let friends = all_pages(MAX_PAGES, |token| async move {
         let listed = session
-            .call(ListContactsRequest { page: page(token) }, |b, r| async move {
-                b.social().list_contacts(r).await
-            })
+            .call(
+                ListContactsRequest { page: page(token) },
+                |b, r| async move { b.social().list_contacts(r).await },
+            )
             .await?;
         let ids = listed.contacts.iter().filter_map(|c| c.user.as_ref());
         Ok((ids.map(|u| u.id).collect(), next(listed.page)))
@@ -75,11 +76,15 @@ pub(super) async fn friends(session: &UserSession) -> Result<Reply, Status> {
 pub(super) async fn groups(session: &UserSession) -> Result<Reply, Status> {
     let groups = all_pages(MAX_PAGES, |token| async move {
         let listed = session
-            .call(ListMyGroupsRequest { page: page(token) }, |b, r| async move {
-                b.social().list_my_groups(r).await
-            })
+            .call(
+                ListMyGroupsRequest { page: page(token) },
+                |b, r| async move { b.social().list_my_groups(r).await },
+            )
             .await?;
-        Ok((listed.groups.iter().map(|g| g.id).collect(), next(listed.page)))
+        Ok((
+            listed.groups.iter().map(|g| g.id).collect(),
+            next(listed.page),
+        ))
     })
     .await?;
     Ok(Reply::GroupInfo { groups })
@@ -158,7 +163,10 @@ pub(super) async fn del_friend(session: &UserSession, friend: Id) -> Result<Repl
         user_id: friend.value,
     };
     let removed = session
-        .call(request, |b, r| async move { b.social().remove_friend(r).await })
+        .call(
+            request,
+            |b, r| async move { b.social().remove_friend(r).await },
+        )
         .await;
     match removed {
         Ok(_) => Ok(Reply::DelFriendSucc),
@@ -204,7 +212,10 @@ pub(super) async fn create_group(
         ..Default::default()
     };
     let created = session
-        .call(request, |b, r| async move { b.social().create_group(r).await })
+        .call(
+            request,
+            |b, r| async move { b.social().create_group(r).await },
+        )
         .await;
     match created {
         Ok(created) => Ok(Reply::CreateGroupSucc {
