@@ -1,6 +1,7 @@
-//! A pipe login's event stream broken by the network resumes where it stopped: a message sent
-//! while the bridge could not reach the services is pushed once the stream is back, not left
-//! for the next login. The bridge reaches the node through a relay that the test cuts.
+//! The services out of reach: a pipe login's event stream broken by the network resumes where
+//! it stopped, a token that cannot be checked is not called bad, and a command waiting on
+//! services that do not answer does not hold up the bridge's shutdown. The bridge reaches the
+//! node through a relay that the test cuts or turns into a black hole.
 
 mod common;
 
@@ -21,14 +22,20 @@ use rosetta_proto::messaging::v1::{
 use rosetta_testkit::{Backend, TestServer, authed};
 use tokio::{
     net::{TcpListener, TcpStream},
+    sync::Notify,
     task::JoinHandle,
+    time::Instant,
 };
 
-/// A TCP relay to the node that can drop every connection and refuse new ones for a while.
+/// A TCP relay to the node that can drop every connection and refuse new ones for a while,
+/// or accept them and never answer.
 #[derive(Clone)]
 struct Relay {
     addr: SocketAddr,
     open: Arc<AtomicBool>,
+    black_hole: Arc<AtomicBool>,
+    /// Told when a connection falls into the black hole.
+    swallowed: Arc<Notify>,
     links: Arc<Mutex<Vec<JoinHandle<()>>>>,
 }
 
@@ -38,6 +45,8 @@ impl Relay {
         let relay = Self {
             addr: listener.local_addr().expect("addr"),
             open: Arc::new(AtomicBool::new(true)),
+            black_hole: Arc::default(),
+            swallowed: Arc::default(),
             links: Arc::default(),
         };
         let accepting = relay.clone();
@@ -46,11 +55,19 @@ impl Relay {
                 if !accepting.open.load(Ordering::SeqCst) {
                     continue; // dropped: the connection is refused
                 }
-                let link = tokio::spawn(async move {
-                    if let Ok(mut outbound) = TcpStream::connect(to).await {
-                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
-                    }
-                });
+                let link = if accepting.black_hole.load(Ordering::SeqCst) {
+                    accepting.swallowed.notify_one();
+                    tokio::spawn(async move {
+                        let _ = tokio::io::copy(&mut inbound, &mut tokio::io::sink()).await;
+                    })
+                } else {
+                    tokio::spawn(async move {
+                        if let Ok(mut outbound) = TcpStream::connect(to).await {
+                            let _ =
+                                tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                        }
+                    })
+                };
                 accepting.links.lock().expect("links").push(link);
             }
         });
@@ -67,6 +84,11 @@ impl Relay {
 
     fn reopen(&self) {
         self.open.store(true, Ordering::SeqCst);
+    }
+
+    /// From now on, accepts connections and never answers.
+    fn swallow(&self) {
+        self.black_hole.store(true, Ordering::SeqCst);
     }
 }
 
@@ -153,3 +175,30 @@ async fn an_outage_is_not_a_bad_token() {
     relay.reopen();
     bridge.stop().await;
 }
+
+/// With the services accepting connections but never answering, a command waiting on them
+/// does not hold up the bridge's shutdown: the connection stops at once instead of when the
+/// call gives up (the bridge's handlers used to run to the end of their calls).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_does_not_wait_for_a_call_that_hangs() {
+    let server = TestServer::start(Backend::Sqlite).await;
+    let alice = server.user("alice", "alice-pw").await;
+    let uid = alice.user.as_ref().expect("user").id;
+    let relay = Relay::start(server.addr).await;
+    relay.swallow();
+    let bridge = bridge_through(server, &relay).await;
+    let mut c = bridge.client().await;
+    // A token issued elsewhere: checked with the services, which never answer.
+    c.send(&format!("get_user_friend|{uid}|aB3dE5fG7hJ9kL1m")).await;
+    relay.swallowed.notified().await;
+    let stopping = Instant::now();
+    bridge.stop().await;
+    assert!(
+        stopping.elapsed() < SHUTDOWN_BOUND,
+        "the bridge took {:?} to stop",
+        stopping.elapsed()
+    );
+}
+
+/// Well under the bridge kit's 10 s call deadline.
+const SHUTDOWN_BOUND: std::time::Duration = std::time::Duration::from_secs(5);
