@@ -5,6 +5,7 @@
 mod common;
 
 use common::{Bridge, PATIENCE, grpc_friends, live_events};
+use rosetta_bridge_kit::settings::PipeSettings;
 use rosetta_proto::{
     account::v1::{ChangePasswordRequest, LoginResponse, PasswordScheme},
     messaging::v1::{
@@ -180,3 +181,42 @@ async fn offline_right_after_close(backend: Backend) {
     bridge.stop().await;
 }
 both_backends!(offline_on_close, super::offline_right_after_close);
+
+/// A client that stops reading while pushes pile up is disconnected once a write has waited
+/// for it longer than the write deadline (its login ends: a friend sees it offline), instead
+/// of holding its connection and queue for ever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_does_not_read_is_disconnected() {
+    let settings = PipeSettings {
+        write_gap_ms: 0,
+        ..PipeSettings::default()
+    };
+    let bridge = Bridge::start_with(Backend::Sqlite, None, settings).await;
+    let (_, bob) = grpc_friends(&bridge.server, "alice", "bob").await;
+    let mut watcher = Watcher::start(&bridge.server, bob).await;
+    let mut pipe = bridge.client().await;
+    let (uid, _, _) = pipe.login("alice", "alice-pw").await;
+    let alice_id: i64 = uid.parse().expect("uid");
+    watcher.presence(alice_id, PresenceStatus::Online).await;
+    // Far more than the socket buffers of both ends hold; alice never reads.
+    let text = "x".repeat(16_000);
+    for n in 0..400 {
+        watcher
+            .messaging
+            .send_message(authed(
+                SendMessageRequest {
+                    to: Some(To::ToUserId(alice_id)),
+                    kind: MessageKind::Text.into(),
+                    text: text.clone(),
+                    client_message_id: format!("flood-{n}"),
+                    ..Default::default()
+                },
+                &watcher.login.access_token,
+            ))
+            .await
+            .expect("bob writes");
+    }
+    watcher.presence(alice_id, PresenceStatus::Offline).await;
+    drop(pipe);
+    bridge.stop().await;
+}

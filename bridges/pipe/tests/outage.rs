@@ -189,7 +189,8 @@ async fn shutdown_does_not_wait_for_a_call_that_hangs() {
     let bridge = bridge_through(server, &relay).await;
     let mut c = bridge.client().await;
     // A token issued elsewhere: checked with the services, which never answer.
-    c.send(&format!("get_user_friend|{uid}|aB3dE5fG7hJ9kL1m")).await;
+    c.send(&format!("get_user_friend|{uid}|aB3dE5fG7hJ9kL1m"))
+        .await;
     relay.swallowed.notified().await;
     let stopping = Instant::now();
     bridge.stop().await;
