@@ -283,18 +283,7 @@ impl Reply {
                 admin,
                 members,
                 doc_layout,
-            } => {
-                let count = members.len() + 1;
-                let mut out = if *doc_layout {
-                    format!("groupinfo|{group}|{name}|{count}|{admin}")
-                } else {
-                    format!("group_detail_info|{group}|{name}{count}|{admin}")
-                };
-                for m in members {
-                    let _ = write!(out, "|{m}");
-                }
-                out
-            }
+            } => group_detail(group, name, *admin, members, *doc_layout),
             AddFriendError(why) => format!("add_friend_error|{why}"),
             HandFriendRequestError(why) => format!("hand_friend_request_error|{why}"),
             CreateGroupSucc { group } => format!("create_group_succ|{group}|群组创建成功"),
@@ -342,6 +331,20 @@ impl Reply {
             _ => self.fixed().unwrap_or_default().to_owned(),
         }
     }
+}
+
+/// `get_group_info`'s reply: the real server ran the name and the member count together.
+fn group_detail(group: &str, name: &str, admin: i64, members: &[i64], doc_layout: bool) -> String {
+    let count = members.len() + 1;
+    let mut out = if doc_layout {
+        format!("groupinfo|{group}|{name}|{count}|{admin}")
+    } else {
+        format!("group_detail_info|{group}|{name}{count}|{admin}")
+    };
+    for m in members {
+        let _ = write!(out, "|{m}");
+    }
+    out
 }
 
 #[cfg(test)]
