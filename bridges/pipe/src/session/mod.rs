@@ -156,7 +156,10 @@ pub(crate) async fn run(
             () = partial.due() => Wake::PartialDue,
             ready = read.readable() => match ready {
                 Ok(()) => Wake::Read(reader::take(&read, &mut partial)),
-                Err(_) => break,
+                Err(err) => {
+                    tracing::debug!(%err, "socket failed; closing");
+                    break;
+                }
             },
         };
         // A handler waits on the services (each call within its deadline); the bridge
@@ -175,7 +178,9 @@ pub(crate) async fn run(
     Box::pin(conn.end_login()).await;
     drop(conn);
     if !writer_done {
-        let _ = writer.await;
+        if let Err(err) = writer.await {
+            tracing::warn!(%err, "the writer task failed");
+        }
     }
 }
 

@@ -81,7 +81,10 @@ pub(super) fn take(read: &OwnedReadHalf, partial: &mut Partial) -> Read {
                 partial.held = held;
                 return Read::NotReady;
             }
-            Err(_) => return Read::Closed,
+            Err(err) => {
+                tracing::debug!(%err, "read failed; closing");
+                return Read::Closed;
+            }
         };
         buffer.truncate(start + n);
         // A held start is continued by the read unless the read begins a command of its own.
