@@ -177,10 +177,8 @@ pub(crate) async fn run(
     }
     Box::pin(conn.end_login()).await;
     drop(conn);
-    if !writer_done {
-        if let Err(err) = writer.await {
-            tracing::warn!(%err, "the writer task failed");
-        }
+    if !writer_done && let Err(err) = writer.await {
+        tracing::warn!(%err, "the writer task failed");
     }
 }
 
