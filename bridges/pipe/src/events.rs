@@ -5,21 +5,15 @@
 use std::{
     collections::HashSet,
     sync::{Arc, Mutex},
-    time::Duration,
 };
 
-use rosetta_bridge_kit::UserSession;
-use rosetta_proto::messaging::v1::{
-    ConversationKind, Message, SubscribeRequest, SubscribeResponse, event, message, signal,
-    subscribe_response::Item,
-};
+use rosetta_bridge_kit::{EventStream, UserSession};
+use rosetta_proto::messaging::v1::{ConversationKind, Message, event, message, signal};
 use tokio::sync::mpsc;
-use tonic::{Status, Streaming};
+use tokio_util::sync::CancellationToken;
+use tonic::Status;
 
 use crate::codec::{Reply, padded_uid};
-
-/// Pause before resubscribing after the event stream broke.
-const RESUBSCRIBE_AFTER: Duration = Duration::from_secs(1);
 
 /// The idempotency key of a message sent from a pipe client; it also carries the client's
 /// message type, so a pipe recipient gets the type the sender chose.
@@ -139,107 +133,39 @@ impl Backlog {
     }
 }
 
-/// Opens the user's event stream and waits until it is live (so the user counts as online
-/// before the login is answered), for at most `patience`.
-pub(crate) async fn subscribe(
-    session: &UserSession,
-    patience: Duration,
-) -> Result<Streaming<SubscribeResponse>, Status> {
-    open(session, None, patience).await
-}
-
-async fn open(
-    session: &UserSession,
-    after_seq: Option<u64>,
-    patience: Duration,
-) -> Result<Streaming<SubscribeResponse>, Status> {
-    let request = session.request(SubscribeRequest { after_seq }).await?;
-    let mut stream = session
-        .backend()
-        .messaging()
-        .subscribe(request)
-        .await?
-        .into_inner();
-    // Replayed events (a resubscription) come before the marker; they are pushed afterwards.
-    if after_seq.is_none() {
-        match tokio::time::timeout(patience, stream.message()).await {
-            Ok(Ok(Some(_))) | Err(_) => {}
-            Ok(Ok(None)) => return Err(Status::unavailable("event stream ended")),
-            Ok(Err(status)) => return Err(status),
-        }
-    }
-    Ok(stream)
-}
-
-/// Turns events into pushes until the connection drops the login (which aborts this task);
-/// a broken stream is reopened after the last event seen, so nothing is missed.
+/// Turns events into pushes until the session is revoked (then `revoked` is cancelled, for
+/// the connection to end the login) or the connection drops the login (which aborts this
+/// task). The stream mends its own breaks, resuming after the last event seen.
 pub(crate) async fn push(
     session: Arc<UserSession>,
-    mut stream: Streaming<SubscribeResponse>,
+    mut events: EventStream,
     out: mpsc::Sender<Box<Reply>>,
     backlog: Arc<Backlog>,
+    revoked: CancellationToken,
 ) {
     let me = session.user_id();
-    let mut last_seq: Option<u64> = None;
-    loop {
-        loop {
-            let item = match stream.message().await {
-                Ok(Some(SubscribeResponse { item: Some(item) })) => item,
-                Ok(Some(_)) => continue,
-                Ok(None) => break,
-                Err(status) => {
-                    tracing::debug!(%status, "event stream broke");
-                    break;
+    while let Some(event) = events.next().await {
+        let Some(push) = push_of(me, event.kind) else {
+            continue;
+        };
+        let reply = match push {
+            Push::Message(message) => {
+                // Delivered live: not unread any more. Marked before the push is queued, so a
+                // client that answers the push with `get_unread_message` never sees it again.
+                if backlog.hold(&message) {
+                    // Boxed: the task waits on its stream nearly all the time and should
+                    // only hold what that wait needs.
+                    Box::pin(mark_read(&session, std::slice::from_ref(&message))).await;
                 }
-            };
-            let event = match item {
-                Item::CaughtUp(caught_up) => {
-                    last_seq = Some(last_seq.unwrap_or(0).max(caught_up.head_seq));
-                    continue;
-                }
-                Item::Event(event) => event,
-            };
-            if event.seq > 0 {
-                last_seq = Some(event.seq);
+                message_push(&message)
             }
-            let Some(push) = push_of(me, event.kind) else {
-                continue;
-            };
-            let read = match &push {
-                Push::Message(message) => Some(message.clone()),
-                Push::Other(_) => None,
-            };
-            let reply = match push {
-                Push::Message(message) => message_push(&message),
-                Push::Other(reply) => reply,
-            };
-            // Delivered live: not unread any more. Marked before the push is queued, so a
-            // client that answers the push with `get_unread_message` never sees it again.
-            if let Some(message) = read
-                && backlog.hold(&message)
-            {
-                // Boxed, as the reopening below: the task waits on its stream nearly all the
-                // time and should only hold what that wait needs.
-                Box::pin(mark_read(&session, std::slice::from_ref(&message))).await;
-            }
-            if out.send(Box::new(reply)).await.is_err() {
-                return;
-            }
-        }
-        tokio::time::sleep(RESUBSCRIBE_AFTER).await;
-        loop {
-            match Box::pin(open(&session, last_seq, RESUBSCRIBE_AFTER)).await {
-                Ok(reopened) => {
-                    stream = reopened;
-                    break;
-                }
-                Err(status) => {
-                    tracing::debug!(%status, "resubscribing failed");
-                    tokio::time::sleep(RESUBSCRIBE_AFTER).await;
-                }
-            }
+            Push::Other(reply) => reply,
+        };
+        if out.send(Box::new(reply)).await.is_err() {
+            return;
         }
     }
+    revoked.cancel();
 }
 
 enum Push {

@@ -10,8 +10,8 @@ use rosetta_proto::{
     account::v1::LoginResponse,
     common::v1::{UserRef, user_ref},
     messaging::v1::{
-        Event, MessageKind, SendMessageRequest, SubscribeRequest, SubscribeResponse, event::Kind,
-        message, messaging_service_client::MessagingServiceClient, send_message_request::To,
+        Event, MessageKind, SendMessageRequest, SubscribeResponse, event::Kind, message,
+        messaging_service_client::MessagingServiceClient, send_message_request::To,
         subscribe_response::Item,
     },
     social::v1::{
@@ -34,23 +34,8 @@ struct GrpcUser {
 
 async fn grpc_user(server: &TestServer, name: &str) -> GrpcUser {
     let login: LoginResponse = server.user(name, "pw").await;
+    let (messaging, events) = common::live_events(server, &login.access_token).await;
     let channel = server.channel().await;
-    let mut messaging = MessagingServiceClient::new(channel.clone());
-    let mut events = messaging
-        .subscribe(authed(
-            SubscribeRequest { after_seq: None },
-            &login.access_token,
-        ))
-        .await
-        .expect("subscribe")
-        .into_inner();
-    // Live once caught up.
-    loop {
-        let item = events.message().await.expect("stream").expect("item").item;
-        if matches!(item, Some(Item::CaughtUp(_))) {
-            break;
-        }
-    }
     GrpcUser {
         id: login.user.expect("user").id,
         token: login.access_token,

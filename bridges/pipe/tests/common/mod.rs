@@ -7,13 +7,26 @@ use std::time::Duration;
 
 use rosetta_bridge_kit::settings::PipeSettings;
 use rosetta_db::sea_orm::ConnectionTrait as _;
-use rosetta_testkit::{Backend, TestServer};
+use rosetta_proto::{
+    account::v1::LoginResponse,
+    common::v1::{UserRef, user_ref},
+    messaging::v1::{
+        SubscribeRequest, SubscribeResponse, messaging_service_client::MessagingServiceClient,
+        subscribe_response::Item,
+    },
+    social::v1::{
+        RespondFriendRequestRequest, SendFriendRequestRequest, respond_friend_request_request,
+        social_service_client::SocialServiceClient,
+    },
+};
+use rosetta_testkit::{Backend, TestServer, authed};
 use tokio::{
     io::{AsyncReadExt as _, AsyncWriteExt as _},
     net::{TcpListener, TcpStream},
     sync::oneshot,
     task::JoinHandle,
 };
+use tonic::{Streaming, transport::Channel};
 
 /// Generous: the machine running the tests is slow and busy.
 pub const PATIENCE: Duration = Duration::from_secs(30);
@@ -46,12 +59,22 @@ impl Bridge {
 
     /// The bridge in front of `server` (a node the test configured itself).
     pub async fn in_front_of(server: TestServer, settings: PipeSettings) -> Self {
+        let backend = server.backend();
+        Self::with_backend(server, backend, settings).await
+    }
+
+    /// The bridge reaching `server` through `backend` (e.g. through a relay).
+    pub async fn with_backend(
+        server: TestServer,
+        backend: rosetta_bridge_kit::Backend,
+        settings: PipeSettings,
+    ) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(rosetta_bridge_pipe::serve(
             listener,
-            server.backend(),
+            backend,
             settings,
             async {
                 let _ = stopped.await;
@@ -243,3 +266,58 @@ impl Client {
 /// MD5 hex of the example session's passwords, as the client sends them.
 pub const MD5_123456: &str = "e10adc3949ba59abbe56e057f20f883e";
 pub const MD5_654321: &str = "c33367701511b4f6020ec61ded352059";
+
+/// `user`'s event stream over gRPC, live (its catch-up marker read), and a messaging client.
+pub async fn live_events(
+    server: &TestServer,
+    access_token: &str,
+) -> (
+    MessagingServiceClient<Channel>,
+    Streaming<SubscribeResponse>,
+) {
+    let mut messaging = MessagingServiceClient::new(server.channel().await);
+    let mut events = messaging
+        .subscribe(authed(SubscribeRequest { after_seq: None }, access_token))
+        .await
+        .expect("subscribe")
+        .into_inner();
+    loop {
+        let item = events.message().await.expect("stream").expect("item").item;
+        if matches!(item, Some(Item::CaughtUp(_))) {
+            return (messaging, events);
+        }
+    }
+}
+
+/// Two gRPC accounts (plain passwords `<name>-pw`), made friends.
+pub async fn grpc_friends(server: &TestServer, a: &str, b: &str) -> (LoginResponse, LoginResponse) {
+    let first = server.user(a, &format!("{a}-pw")).await;
+    let second = server.user(b, &format!("{b}-pw")).await;
+    let id = |login: &LoginResponse| login.user.as_ref().expect("user").id;
+    let mut social = SocialServiceClient::new(server.channel().await);
+    social
+        .send_friend_request(authed(
+            SendFriendRequestRequest {
+                to: Some(UserRef {
+                    r#ref: Some(user_ref::Ref::Id(id(&second))),
+                }),
+                note: String::new(),
+            },
+            &first.access_token,
+        ))
+        .await
+        .expect("friend request");
+    social
+        .respond_friend_request(authed(
+            RespondFriendRequestRequest {
+                request: Some(respond_friend_request_request::Request::FromUserId(id(
+                    &first,
+                ))),
+                accept: true,
+            },
+            &second.access_token,
+        ))
+        .await
+        .expect("accepted");
+    (first, second)
+}

@@ -1,0 +1,427 @@
+//! One pipe connection: reads are commands, commands become calls on the canonical services,
+//! and every reply or push goes through the connection's writer task, which writes each one
+//! on its own and keeps the configured gap between them (the protocol has no framing).
+//!
+//! The commands themselves are in one module per area, each a table of legacy command →
+//! canonical call → legacy reply: [`account`], [`social`], [`chat`]; refusals are turned into
+//! replies by the one table in [`reasons`]; logging in and out is [`login`].
+
+mod account;
+mod chat;
+mod login;
+mod reader;
+mod reasons;
+mod social;
+mod writer;
+
+use std::{
+    net::SocketAddr,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use rosetta_bridge_kit::{
+    Backend, Connections, Counters, Live, LiveLogins, LoginRegistry, Registered, UserSession,
+    settings::PipeSettings,
+};
+use tokio::{net::TcpStream, sync::mpsc, task::JoinHandle};
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument as _;
+
+use crate::{
+    codec::{Command, ParseError, Reply, Request},
+    events::Backlog,
+};
+use reader::{Partial, Read};
+
+/// Replies and pushes waiting for the writer; a client that stops reading stalls only itself.
+const QUEUE: usize = 64;
+/// Page size for the listings behind one reply, and the most pages one reply reads.
+const PAGE: u32 = 500;
+const MAX_PAGES: usize = 200;
+/// How long a login waits for its event stream to be live before answering anyway.
+const SUBSCRIBE_PATIENCE: Duration = Duration::from_secs(10);
+pub(crate) const PROTOCOL: &str = "pipe";
+
+/// What all connections of one bridge share.
+pub(crate) struct Shared {
+    backend: Backend,
+    write_gap: Duration,
+    doc_layout: bool,
+    /// The latest login of each user here (the real server's online map: pushes go to the
+    /// latest login only; an older one loses the user).
+    registry: LoginRegistry,
+    /// Live connections per user, so the last one to close shows the user offline.
+    live: LiveLogins,
+    /// Tokens of closed logins whose sign-out is under way: refused here at once, so that
+    /// nobody who sees the user offline can still use the token (the real server cleared the
+    /// token before the online flag) while the logout call is in flight.
+    retiring: Mutex<Vec<(i64, String)>>,
+}
+
+impl Shared {
+    pub(crate) fn new(backend: Backend, settings: &PipeSettings) -> Self {
+        Self {
+            backend,
+            write_gap: Duration::from_millis(settings.write_gap_ms),
+            doc_layout: settings.group_info_doc_layout,
+            registry: LoginRegistry::default(),
+            live: LiveLogins::default(),
+            retiring: Mutex::new(Vec::new()),
+        }
+    }
+
+    fn retiring(&self) -> std::sync::MutexGuard<'_, Vec<(i64, String)>> {
+        self.retiring.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Where this connection's login stands.
+enum LoginState {
+    /// Nobody logged in (yet, or any more: after a newer login of the user elsewhere took
+    /// the user over, the connection stays open, as on the real server).
+    Anonymous,
+    LoggedIn(Box<Login>),
+}
+
+/// The user logged in on this connection.
+struct Login {
+    session: Arc<UserSession>,
+    /// The legacy token handed to the client.
+    token: String,
+    /// This login's place as the user's latest; kicked when a newer login takes it.
+    registered: Registered,
+    /// Counts this connection among the user's live ones.
+    live: Live,
+    /// Turns the user's events into pushes.
+    pusher: JoinHandle<()>,
+    /// Cancelled by the pusher when the session was revoked.
+    revoked: CancellationToken,
+    /// The unread messages the login announced, until the client fetches them.
+    backlog: Arc<Backlog>,
+}
+
+struct Connection {
+    shared: Arc<Shared>,
+    /// The services, acting for this client's address.
+    backend: Backend,
+    peer: SocketAddr,
+    counters: Counters,
+    /// Boxed: a channel allocates room for 32 items up front, and an idle connection should
+    /// not pay for 32 whole replies.
+    out: mpsc::Sender<Box<Reply>>,
+    state: LoginState,
+}
+
+/// What woke the connection up.
+enum Wake {
+    Read(Read),
+    PartialDue,
+    Kicked,
+    Revoked,
+}
+
+/// Serves one client until it closes, its writer fails, its session is revoked, or the
+/// bridge shuts down.
+pub(crate) async fn run(
+    shared: Arc<Shared>,
+    stream: TcpStream,
+    peer: SocketAddr,
+    conns: Connections,
+) {
+    let (read, write) = stream.into_split();
+    let (out, queue) = mpsc::channel(QUEUE);
+    let mut writer = tokio::spawn(
+        writer::write_loop(write, queue, shared.write_gap, conns.counters).in_current_span(),
+    );
+    let mut conn = Connection {
+        backend: shared.backend.for_client(peer.ip()),
+        shared,
+        peer,
+        counters: conns.counters,
+        out,
+        state: LoginState::Anonymous,
+    };
+    let mut partial = Partial::default();
+    let mut writer_done = false;
+    loop {
+        let wake = tokio::select! {
+            () = conns.closing.cancelled() => break,
+            _ = &mut writer => {
+                writer_done = true;
+                break;
+            }
+            () = conn.kicked() => Wake::Kicked,
+            () = conn.revoked() => Wake::Revoked,
+            () = partial.due() => Wake::PartialDue,
+            ready = read.readable() => match ready {
+                Ok(()) => Wake::Read(reader::take(&read, &mut partial)),
+                Err(err) => {
+                    tracing::debug!(%err, "socket failed; closing");
+                    break;
+                }
+            },
+        };
+        // A handler waits on the services (each call within its deadline); the bridge
+        // shutting down does not wait for it.
+        let go_on = tokio::select! {
+            biased;
+            () = conns.closing.cancelled() => false,
+            // Boxed, so that the handlers' state is allocated only while one runs, not kept
+            // in every idle connection's task.
+            go_on = Box::pin(conn.on(wake, &mut partial)) => go_on,
+        };
+        if !go_on {
+            break;
+        }
+    }
+    Box::pin(conn.end_login()).await;
+    drop(conn);
+    if !writer_done && let Err(err) = writer.await {
+        tracing::warn!(%err, "the writer task failed");
+    }
+}
+
+impl Connection {
+    /// Handles what woke the connection; false when it should close.
+    async fn on(&mut self, wake: Wake, partial: &mut Partial) -> bool {
+        match wake {
+            Wake::Read(Read::Closed) => false,
+            Wake::Read(Read::NotReady) => true,
+            Wake::Read(Read::Commands { alone, commands }) => {
+                self.handle_commands(alone).await && self.handle_commands(commands).await
+            }
+            Wake::PartialDue => self.handle_commands(partial.take_due()).await,
+            Wake::Kicked => {
+                tracing::info!("user logged in elsewhere; this connection no longer has them");
+                self.end_login().await;
+                true
+            }
+            Wake::Revoked => {
+                // The protocol has no message for it; the client notices the close and must
+                // log in again, as after any reconnect.
+                tracing::info!("session revoked; closing the connection");
+                false
+            }
+        }
+    }
+
+    /// Completes when this connection's login is kicked by a newer one; never without one.
+    async fn kicked(&self) {
+        match &self.state {
+            LoginState::LoggedIn(login) => login.registered.kicked().await,
+            LoginState::Anonymous => std::future::pending().await,
+        }
+    }
+
+    /// Completes when this connection's session was revoked; never without one.
+    async fn revoked(&self) {
+        match &self.state {
+            LoginState::LoggedIn(login) => login.revoked.cancelled().await,
+            LoginState::Anonymous => std::future::pending().await,
+        }
+    }
+
+    /// The login on this connection, if any.
+    fn current_login(&self) -> Option<&Login> {
+        match &self.state {
+            LoginState::LoggedIn(login) => Some(login),
+            LoginState::Anonymous => None,
+        }
+    }
+
+    /// Handles the commands of a read in order; false when the connection should close.
+    async fn handle_commands(&mut self, commands: Vec<Result<Request, ParseError>>) -> bool {
+        for command in commands {
+            if !self.handle_command(command).await {
+                return false;
+            }
+        }
+        true
+    }
+
+    /// Handles one parsed command; false when the connection should close.
+    async fn handle_command(&mut self, parsed: Result<Request, ParseError>) -> bool {
+        let (name, parsed) = match parsed {
+            Ok(request) => (request.command().name(), Ok(request)),
+            Err(ParseError::Fields(command) | ParseError::Encoding(Some(command))) => {
+                (command.name(), Err(command))
+            }
+            Err(ParseError::Unknown(name)) => {
+                tracing::debug!(command = %name, "unknown command, not answered");
+                self.counters.frame_in("unknown");
+                self.counters.error("unknown");
+                return true;
+            }
+            Err(ParseError::Empty | ParseError::Encoding(None)) => {
+                self.counters.frame_in("unknown");
+                self.counters.error("unknown");
+                return true;
+            }
+        };
+        self.counters.frame_in(name);
+        let span = tracing::info_span!("frame", command = name);
+        async {
+            match parsed {
+                Ok(request) => self.handle(request).await,
+                Err(command) => self.fail(command, command.malformed()).await,
+            }
+        }
+        .instrument(span)
+        .await
+    }
+
+    /// The command table: each command to the module that serves it.
+    async fn handle(&mut self, request: Request) -> bool {
+        let command = request.command();
+        match request {
+            Request::Register {
+                username,
+                password,
+                nickname,
+                icon,
+                signature,
+                question,
+                answer,
+            } => {
+                let profile = account::Profile {
+                    nickname,
+                    icon,
+                    signature,
+                    question,
+                    answer,
+                };
+                let reply = account::register(&self.backend, username, password, profile).await;
+                self.answer(command, reply).await
+            }
+            Request::Login { username, password } => self.login(username, password).await,
+            Request::ForgetPasswd {
+                username,
+                question,
+                answer,
+                new_password,
+            } => {
+                let reply = account::forget_passwd(
+                    &self.backend,
+                    username,
+                    &question,
+                    answer,
+                    new_password,
+                )
+                .await;
+                self.answer(command, reply).await
+            }
+            Request::GetUnreadFriendRequest { auth }
+            | Request::GetUnreadGroupRequest { auth }
+            | Request::GetUnreadMessage { auth } => self.unread(command, auth).await,
+            Request::HandGroupRequest {
+                admin,
+                token,
+                applicant,
+                group,
+                flag,
+            } => {
+                self.hand_group_request(admin, token, applicant, group, &flag)
+                    .await
+            }
+            Request::SendFileInBand => self.fail(command, Reply::SendFileUnsupported).await,
+            other => self.token_checked(other).await,
+        }
+    }
+
+    /// The token-checked commands that answer with one reply.
+    async fn token_checked(&mut self, request: Request) -> bool {
+        let command = request.command();
+        let Some(auth) = request.auth().cloned() else {
+            return self.fail(command, command.malformed()).await;
+        };
+        let actor = match self.authorize(command, &auth).await {
+            Ok(actor) => actor,
+            Err(reply) => return self.fail(command, reply).await,
+        };
+        let session = actor.session().clone();
+        let reply = match request {
+            Request::UpdateProfile {
+                nickname,
+                icon,
+                signature,
+                security,
+                ..
+            } => account::update_profile(&session, nickname, icon, signature, security).await,
+            Request::GetUserInfo { auth, target } => {
+                account::user_info(&session, &auth.uid, target).await
+            }
+            Request::GetUserFriend { .. } => social::friends(&session).await,
+            Request::GetUserGroup { .. } => social::groups(&session).await,
+            Request::GetGroupInfo { group, .. } => {
+                social::group_info(&session, group, self.shared.doc_layout).await
+            }
+            Request::AddFriend { target, note, .. } => {
+                social::add_friend(&session, target, note).await
+            }
+            Request::DelFriend { friend, .. } => social::del_friend(&session, friend).await,
+            Request::HandFriendRequest {
+                applicant, flag, ..
+            } => social::hand_friend_request(&session, applicant, &flag).await,
+            Request::CreateGroup { name, group, .. } => {
+                social::create_group(&session, name, group).await
+            }
+            Request::JoinGroup { group, note, .. } => {
+                social::join_group(&session, group, note).await
+            }
+            Request::SendMessage {
+                kind,
+                to,
+                time,
+                data,
+                ..
+            } => chat::send_message(&session, kind, to, time, data).await,
+            Request::SendFile { receiver, rest, .. } => {
+                chat::send_file(&session, receiver, rest).await
+            }
+            // Served in `handle`: they need the connection or carry no token.
+            Request::Register { .. }
+            | Request::Login { .. }
+            | Request::ForgetPasswd { .. }
+            | Request::HandGroupRequest { .. }
+            | Request::SendFileInBand
+            | Request::GetUnreadFriendRequest { .. }
+            | Request::GetUnreadGroupRequest { .. }
+            | Request::GetUnreadMessage { .. } => Ok(reasons::failure(command)),
+        };
+        login::release(actor).await;
+        self.answer(command, reply).await
+    }
+
+    /// Sends the reply, or the command's failure form for a call that failed (logged here
+    /// with the user and the command).
+    async fn answer(&self, command: Command, reply: Result<Reply, tonic::Status>) -> bool {
+        match reply {
+            Ok(reply) => self.reply(command, reply).await,
+            Err(status) => {
+                let user = self.current_login().map(|l| l.session.user_id());
+                tracing::warn!(?user, command = command.name(), %status, "backend call failed");
+                self.fail(command, reasons::failure(command)).await
+            }
+        }
+    }
+
+    /// Queues a reply; false when the writer is gone (the client closed or stopped reading).
+    async fn send(&self, reply: Reply) -> bool {
+        self.out.send(Box::new(reply)).await.is_ok()
+    }
+
+    /// Sends `reply`, counting it as an error of `command`.
+    async fn fail(&self, command: Command, reply: Reply) -> bool {
+        self.counters.error(command.name());
+        self.send(reply).await
+    }
+
+    /// Sends `reply`, counting `_error` replies as errors of `command`.
+    async fn reply(&self, command: Command, reply: Reply) -> bool {
+        if reply.name().ends_with("_error") {
+            self.counters.error(command.name());
+        }
+        self.send(reply).await
+    }
+}
