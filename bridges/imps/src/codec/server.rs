@@ -90,7 +90,6 @@ pub mod error {
     pub const ELSEWHERE: i32 = 7;
 }
 
-
 impl ServerMessage {
     pub fn encode(&self) -> Frame {
         use cmd::*;

@@ -1,0 +1,105 @@
+//! How an IMPS login ends, over real sockets against a real node: a revoked session, a kick
+//! by a newer login, and the socket closing.
+
+use rosetta_bridge_imps::codec::cmd;
+use rosetta_proto::account::v1::{
+    ChangePasswordRequest, LoginRequest, PasswordScheme, login_request::Identifier,
+};
+use rosetta_testkit::{Backend, TestServer, authed};
+
+mod common;
+
+use common::*;
+
+/// Far longer than any test: a user shown offline was shown so by the bridge, not by the
+/// presence timeout.
+const NO_PRESENCE_TIMEOUT_MS: u64 = 600_000;
+
+async fn server() -> TestServer {
+    TestServer::start_with(Backend::Sqlite, |cfg| {
+        cfg.messaging.presence_timeout_ms = NO_PRESENCE_TIMEOUT_MS;
+    })
+    .await
+}
+
+/// A password change elsewhere revokes the IMPS login's session: the client is told it is
+/// logged in elsewhere (error 7, the only words it has for it) and the connection closes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revoked_session_ends_the_login_with_error_7() {
+    let server = server().await;
+    let bridge = bridge(&server, 300_000).await;
+    register_user(&bridge, "alice").await;
+    let mut alice = login(&bridge, "alice", "pw").await;
+
+    let mut account = server.account().await;
+    let grpc = account
+        .login(LoginRequest {
+            identifier: Some(Identifier::Username("alice".into())),
+            password: "pw".into(),
+            password_scheme: PasswordScheme::Plain.into(),
+            client: "test".into(),
+        })
+        .await
+        .expect("login over gRPC")
+        .into_inner();
+    account
+        .change_password(authed(
+            ChangePasswordRequest {
+                current_password: "pw".into(),
+                current_scheme: PasswordScheme::Plain.into(),
+                new_password: "new".into(),
+                new_scheme: PasswordScheme::Plain.into(),
+            },
+            &grpc.access_token,
+        ))
+        .await
+        .expect("change password");
+
+    assert_eq!(
+        alice.recv_cmd(cmd::S_ERROR).await,
+        hex("4f 4b 00 00 00 05 11 00 00 00 07")
+    );
+    alice.expect_closed().await;
+    login(&bridge, "alice", "new").await;
+}
+
+/// The socket closing ends the login at once: a friend is told the user went offline, long
+/// before any presence timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_friend_sees_offline_as_soon_as_the_socket_closes() {
+    let server = server().await;
+    let bridge = bridge(&server, 300_000).await;
+    register_user(&bridge, "alice").await;
+    register_user(&bridge, "bob").await;
+    let mut alice = login(&bridge, "alice", "pw").await;
+    let mut bob = login(&bridge, "bob", "pw").await;
+    befriend(&mut alice, "alice", &mut bob, "bob").await;
+    drop(bob);
+    alice.recv_status("bob", 2).await;
+}
+
+/// A kicked login is told (error 7) and closed, but its user stays online to friends: the
+/// newer login is theirs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kicked_login_does_not_show_its_user_offline() {
+    let server = server().await;
+    let bridge = bridge(&server, 300_000).await;
+    register_user(&bridge, "alice").await;
+    register_user(&bridge, "bob").await;
+    let mut alice = login(&bridge, "alice", "pw").await;
+    let mut bob = login(&bridge, "bob", "pw").await;
+    befriend(&mut alice, "alice", &mut bob, "bob").await;
+
+    let mut again = login(&bridge, "bob", "pw").await;
+    assert_eq!(
+        bob.recv_cmd(cmd::S_ERROR).await,
+        hex("4f 4b 00 00 00 05 11 00 00 00 07")
+    );
+    // Closed once its login has ended (the services told whatever they are told).
+    bob.expect_closed().await;
+    let list = alice.friend_list("alice").await;
+    let mut f = Fields::of(&list);
+    assert_eq!(f.i64(), 1, "one friend");
+    assert_eq!((f.string(), f.u8()), ("bob".to_owned(), 1), "bob is online");
+    again.friend_list("bob").await;
+}
