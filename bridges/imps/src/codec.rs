@@ -292,10 +292,46 @@ pub fn encode_gb2312(text: &str) -> Vec<u8> {
     out
 }
 
-fn put_string(out: &mut Vec<u8>, text: &str) {
-    let bytes = encode_gb2312(text);
-    out.extend_from_slice(&(bytes.len() as i64).to_be_bytes());
-    out.extend_from_slice(&bytes);
+/// Writes the fields of a frame body, in the order the peer reads them.
+#[derive(Default)]
+struct Body(Vec<u8>);
+
+impl Body {
+    /// A GB2312 string: its byte count as an i64, then the bytes.
+    fn string(&mut self, text: &str) -> &mut Self {
+        self.bytes(&encode_gb2312(text))
+    }
+
+    /// A byte string: its length as an i64, then the bytes.
+    fn bytes(&mut self, data: &[u8]) -> &mut Self {
+        self.i64(data.len() as i64);
+        self.0.extend_from_slice(data);
+        self
+    }
+
+    fn u8(&mut self, value: u8) -> &mut Self {
+        self.0.push(value);
+        self
+    }
+
+    fn i32(&mut self, value: i32) -> &mut Self {
+        self.0.extend_from_slice(&value.to_be_bytes());
+        self
+    }
+
+    fn i64(&mut self, value: i64) -> &mut Self {
+        self.0.extend_from_slice(&value.to_be_bytes());
+        self
+    }
+
+    fn f64(&mut self, value: f64) -> &mut Self {
+        self.0.extend_from_slice(&value.to_be_bytes());
+        self
+    }
+
+    fn frame(self, cmd: u8) -> Frame {
+        Frame { cmd, body: self.0 }
+    }
 }
 
 mod client;

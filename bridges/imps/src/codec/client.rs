@@ -119,21 +119,10 @@ impl ClientMessage {
                 user,
                 password: f.string()?,
             },
-            C_HEARTBEAT_REQ => {
-                let count = f.i64()?;
-                if !(0..=MAX_FIXES).contains(&count) {
-                    return Err(CodecError::Truncated);
-                }
-                let mut fixes = Vec::new();
-                for _ in 0..count {
-                    fixes.push(Fix {
-                        time: f.string()?,
-                        lat_e6: f.f64()?,
-                        lon_e6: f.f64()?,
-                    });
-                }
-                Self::Heartbeat { user, fixes }
-            }
+            C_HEARTBEAT_REQ => Self::Heartbeat {
+                user,
+                fixes: fixes(&mut f)?,
+            },
             C_FRIENDLIST_REFURBISH_REQ => Self::FriendList { user },
             C_ADDFRIEND_REQ => Self::AddFriend {
                 user,
@@ -169,22 +158,7 @@ impl ClientMessage {
                 port: f.i32()?,
             },
             C_PTP_AUDIO_RSP | C_PTP_VIDEO_RSP => {
-                let friend = f.string()?;
-                let accept = f.i32()? == 1;
-                // A client without an address writes neither the address nor the port.
-                let (ip, port) = if f.buf.is_empty() {
-                    (String::new(), 0)
-                } else {
-                    (f.string()?, f.i32()?)
-                };
-                Self::CallAnswer {
-                    user,
-                    friend,
-                    video: frame.cmd == C_PTP_VIDEO_RSP,
-                    accept,
-                    ip,
-                    port,
-                }
+                call_answer(user, frame.cmd == C_PTP_VIDEO_RSP, &mut f)?
             }
             C_IMAGE_REQ => Self::Image {
                 user,
@@ -199,114 +173,121 @@ impl ClientMessage {
     /// The frame the real client writes for this message (tests, benchmarks, fuzzing).
     pub fn encode(&self) -> Frame {
         use cmd::*;
-        let mut b = Vec::new();
+        let mut b = Body::default();
+        // Every client frame starts with the sender's name.
+        b.string(self.sender());
         let cmd = match self {
             Self::Register {
-                user,
                 password,
                 gender,
                 email,
+                ..
             } => {
-                put_string(&mut b, user);
-                put_string(&mut b, password);
-                b.extend_from_slice(&gender.to_be_bytes());
-                put_string(&mut b, email);
+                b.string(password).i32(*gender).string(email);
                 C_REGISTER
             }
-            Self::Login { user, password } => {
-                put_string(&mut b, user);
-                put_string(&mut b, password);
+            Self::Login { password, .. } => {
+                b.string(password);
                 C_LOGIN_REQ
             }
-            Self::Heartbeat { user, fixes } => {
-                put_string(&mut b, user);
-                b.extend_from_slice(&(fixes.len() as i64).to_be_bytes());
+            Self::Heartbeat { fixes, .. } => {
+                b.i64(fixes.len() as i64);
                 for fix in fixes {
-                    put_string(&mut b, &fix.time);
-                    b.extend_from_slice(&fix.lat_e6.to_be_bytes());
-                    b.extend_from_slice(&fix.lon_e6.to_be_bytes());
+                    b.string(&fix.time).f64(fix.lat_e6).f64(fix.lon_e6);
                 }
                 C_HEARTBEAT_REQ
             }
-            Self::FriendList { user } => {
-                put_string(&mut b, user);
-                C_FRIENDLIST_REFURBISH_REQ
-            }
-            Self::AddFriend { user, friend } => {
-                put_string(&mut b, user);
-                put_string(&mut b, friend);
+            Self::FriendList { .. } => C_FRIENDLIST_REFURBISH_REQ,
+            Self::AddFriend { friend, .. } => {
+                b.string(friend);
                 C_ADDFRIEND_REQ
             }
-            Self::AnswerFriend {
-                user,
-                friend,
-                accept,
-            } => {
-                put_string(&mut b, user);
-                put_string(&mut b, friend);
-                b.extend_from_slice(&i32::from(*accept).to_be_bytes());
+            Self::AnswerFriend { friend, accept, .. } => {
+                b.string(friend).i32(i32::from(*accept));
                 C_ADDFRIEND_RSP
             }
-            Self::SendMessage { user, friend, text } => {
-                put_string(&mut b, user);
-                put_string(&mut b, friend);
-                put_string(&mut b, text);
+            Self::SendMessage { friend, text, .. } => {
+                b.string(friend).string(text);
                 C_SEND_MSG
             }
-            Self::Status { user, status } => {
-                put_string(&mut b, user);
-                b.extend_from_slice(&[0, *status]);
+            // The client writes the status as a 2-byte Java char.
+            Self::Status { status, .. } => {
+                b.u8(0).u8(*status);
                 C_STATUS_NOTIFY
             }
-            Self::Audio { user, friend, data } => {
-                put_string(&mut b, user);
-                put_string(&mut b, friend);
-                b.extend_from_slice(&(data.len() as i64).to_be_bytes());
-                b.extend_from_slice(data);
+            Self::Audio { friend, data, .. } => {
+                b.string(friend).bytes(data);
                 C_AUDIO_REQ
             }
             Self::CallInvite {
-                user,
                 friend,
                 video,
                 ip,
                 port,
+                ..
             } => {
-                put_string(&mut b, user);
-                put_string(&mut b, friend);
-                put_string(&mut b, ip);
-                b.extend_from_slice(&port.to_be_bytes());
-                if *video {
-                    C_PTP_VIDEO_REQ
-                } else {
-                    C_PTP_AUDIO_REQ
-                }
+                b.string(friend).string(ip).i32(*port);
+                audio_or_video(*video, C_PTP_AUDIO_REQ, C_PTP_VIDEO_REQ)
             }
             Self::CallAnswer {
-                user,
                 friend,
                 video,
                 accept,
                 ip,
                 port,
+                ..
             } => {
-                put_string(&mut b, user);
-                put_string(&mut b, friend);
-                b.extend_from_slice(&i32::from(*accept).to_be_bytes());
-                put_string(&mut b, ip);
-                b.extend_from_slice(&port.to_be_bytes());
-                if *video {
-                    C_PTP_VIDEO_RSP
-                } else {
-                    C_PTP_AUDIO_RSP
-                }
+                b.string(friend).i32(i32::from(*accept));
+                b.string(ip).i32(*port);
+                audio_or_video(*video, C_PTP_AUDIO_RSP, C_PTP_VIDEO_RSP)
             }
-            Self::Image { user, friend } => {
-                put_string(&mut b, user);
-                put_string(&mut b, friend);
+            Self::Image { friend, .. } => {
+                b.string(friend);
                 C_IMAGE_REQ
             }
         };
-        Frame { cmd, body: b }
+        b.frame(cmd)
     }
+}
+
+/// The location fixes of a heartbeat: a count, then each fix.
+fn fixes(f: &mut Fields<'_>) -> Result<Vec<Fix>, CodecError> {
+    let count = f.i64()?;
+    if !(0..=MAX_FIXES).contains(&count) {
+        return Err(CodecError::Truncated);
+    }
+    let mut fixes = Vec::new();
+    for _ in 0..count {
+        fixes.push(Fix {
+            time: f.string()?,
+            lat_e6: f.f64()?,
+            lon_e6: f.f64()?,
+        });
+    }
+    Ok(fixes)
+}
+
+/// An answer to a call: the friend, yes or no, and the answerer's address.
+fn call_answer(user: String, video: bool, f: &mut Fields<'_>) -> Result<ClientMessage, CodecError> {
+    let friend = f.string()?;
+    let accept = f.i32()? == 1;
+    // A client without an address writes neither the address nor the port.
+    let (ip, port) = if f.buf.is_empty() {
+        (String::new(), 0)
+    } else {
+        (f.string()?, f.i32()?)
+    };
+    Ok(ClientMessage::CallAnswer {
+        user,
+        friend,
+        video,
+        accept,
+        ip,
+        port,
+    })
+}
+
+/// The command of a call frame: the audio one or the video one.
+fn audio_or_video(video: bool, audio_cmd: u8, video_cmd: u8) -> u8 {
+    if video { video_cmd } else { audio_cmd }
 }

@@ -93,12 +93,11 @@ pub mod error {
 impl ServerMessage {
     pub fn encode(&self) -> Frame {
         use cmd::*;
-        let mut b = Vec::new();
+        let mut b = Body::default();
         let cmd = match self {
+            // The legacy server wrote the int 1 twice; the client reads the first.
             Self::Registered => {
-                // The legacy server wrote the int 1 twice; the client reads the first.
-                b.extend_from_slice(&1i32.to_be_bytes());
-                b.extend_from_slice(&1i32.to_be_bytes());
+                b.i32(1).i32(1);
                 S_REGISTER
             }
             Self::LoggedIn {
@@ -106,61 +105,62 @@ impl ServerMessage {
                 gender,
                 email,
             } => {
-                put_string(&mut b, user);
-                b.extend_from_slice(&gender.to_be_bytes());
-                put_string(&mut b, email);
+                b.string(user).i32(*gender).string(email);
                 S_LOGIN_RSP
             }
             Self::Friends(friends) => {
-                b.extend_from_slice(&(friends.len() as i64).to_be_bytes());
+                b.i64(friends.len() as i64);
                 for f in friends {
-                    put_string(&mut b, &f.name);
-                    b.push(f.status);
-                    put_string(&mut b, &f.email);
-                    put_string(&mut b, &f.time);
-                    b.extend_from_slice(&f.lat_e6.to_be_bytes());
-                    b.extend_from_slice(&f.lon_e6.to_be_bytes());
+                    b.string(&f.name)
+                        .u8(f.status)
+                        .string(&f.email)
+                        .string(&f.time);
+                    b.f64(f.lat_e6).f64(f.lon_e6);
                 }
                 S_FRIENDLIST_REFURBISH_RSP
             }
             Self::FriendRequest { from } => {
-                put_string(&mut b, from);
+                b.string(from);
                 S_ADDFRIEND_REQ
             }
             Self::FriendAnswer { from, accepted } => {
-                put_string(&mut b, from);
-                b.extend_from_slice(&i32::from(*accepted).to_be_bytes());
+                b.string(from).i32(i32::from(*accepted));
                 S_ADDFRIEND_RSP
             }
             Self::Message { from, text, time } => {
-                put_string(&mut b, from);
-                put_string(&mut b, text);
-                put_string(&mut b, time);
+                b.string(from).string(text).string(time);
                 S_SEND_MSG
             }
             Self::Status { user, status } => {
-                put_string(&mut b, user);
-                b.push(*status);
+                b.string(user).u8(*status);
                 S_STATUS_NOTIFY
             }
             Self::Error { code, extra } => {
-                b.extend_from_slice(&code.to_be_bytes());
+                b.i32(*code);
                 if let Some(extra) = extra {
-                    b.extend_from_slice(&extra.to_be_bytes());
+                    b.i32(*extra);
                 }
                 S_ERROR
             }
             Self::Audio { from, data, time } => {
-                put_string(&mut b, from);
-                b.extend_from_slice(&(data.len() as i64).to_be_bytes());
-                b.extend_from_slice(data);
-                put_string(&mut b, time);
+                b.string(from).bytes(data).string(time);
                 S_AUDIO_RSP
             }
+            Self::CallInvite { .. }
+            | Self::VideoInvite { .. }
+            | Self::CallAnswer { .. }
+            | Self::VideoAnswer { .. } => return self.encode_call(),
+        };
+        b.frame(cmd)
+    }
+
+    /// A call set-up push (every other push goes through [`Self::encode`]).
+    fn encode_call(&self) -> Frame {
+        use cmd::*;
+        let mut b = Body::default();
+        let cmd = match self {
             Self::CallInvite { from, ip, port } => {
-                put_string(&mut b, from);
-                put_string(&mut b, ip);
-                b.extend_from_slice(&port.to_be_bytes());
+                b.string(from).string(ip).i32(*port);
                 S_PTP_AUDIO_REQ
             }
             Self::VideoInvite {
@@ -170,11 +170,8 @@ impl ServerMessage {
                 public_ip,
                 public_port,
             } => {
-                put_string(&mut b, from);
-                put_string(&mut b, private_ip);
-                b.extend_from_slice(&private_port.to_be_bytes());
-                put_string(&mut b, public_ip);
-                b.extend_from_slice(&public_port.to_be_bytes());
+                b.string(from).string(private_ip).i32(*private_port);
+                b.string(public_ip).i32(*public_port);
                 S_PTP_VIDEO_REQ
             }
             Self::CallAnswer {
@@ -183,10 +180,7 @@ impl ServerMessage {
                 ip,
                 port,
             } => {
-                put_string(&mut b, from);
-                b.extend_from_slice(&i32::from(*accept).to_be_bytes());
-                put_string(&mut b, ip);
-                b.extend_from_slice(&port.to_be_bytes());
+                b.string(from).i32(i32::from(*accept)).string(ip).i32(*port);
                 S_PTP_AUDIO_RSP
             }
             Self::VideoAnswer {
@@ -197,15 +191,13 @@ impl ServerMessage {
                 public_ip,
                 public_port,
             } => {
-                put_string(&mut b, from);
-                b.extend_from_slice(&i32::from(*accept).to_be_bytes());
-                put_string(&mut b, private_ip);
-                b.extend_from_slice(&private_port.to_be_bytes());
-                put_string(&mut b, public_ip);
-                b.extend_from_slice(&public_port.to_be_bytes());
+                b.string(from).i32(i32::from(*accept));
+                b.string(private_ip).i32(*private_port);
+                b.string(public_ip).i32(*public_port);
                 S_PTP_VIDEO_RSP
             }
+            other => return other.encode(),
         };
-        Frame { cmd, body: b }
+        b.frame(cmd)
     }
 }
