@@ -1,7 +1,7 @@
 //! How an IMPS login ends, over real sockets against a real node: a revoked session, a kick
 //! by a newer login, and the socket closing.
 
-use rosetta_bridge_imps::codec::cmd;
+use rosetta_bridge_imps::codec::{ClientMessage, cmd};
 use rosetta_proto::account::v1::{
     ChangePasswordRequest, LoginRequest, PasswordScheme, login_request::Identifier,
 };
@@ -76,6 +76,34 @@ async fn a_friend_sees_offline_as_soon_as_the_socket_closes() {
     befriend(&mut alice, "alice", &mut bob, "bob").await;
     drop(bob);
     alice.recv_status("bob", 2).await;
+}
+
+/// A second login of a user kicks the first (error 7, then closed); the new one serves, and
+/// a second login on its own connection is refused (error 4).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_login_kicks_the_first_with_error_7() {
+    let server = TestServer::start(Backend::Sqlite).await;
+    let bridge = bridge(&server, 300_000).await;
+    register_user(&bridge, "alice").await;
+    let mut first = login(&bridge, "alice", "pw").await;
+    let mut second = login(&bridge, "alice", "pw").await;
+    assert_eq!(
+        first.recv_cmd(cmd::S_ERROR).await,
+        hex("4f 4b 00 00 00 05 11 00 00 00 07")
+    );
+    first.expect_closed().await;
+    // The new session is unharmed, and a second login on it is refused with error 4.
+    second.friend_list("alice").await;
+    second
+        .send(ClientMessage::Login {
+            user: "alice".into(),
+            password: "pw".into(),
+        })
+        .await;
+    assert_eq!(
+        second.recv_cmd(cmd::S_ERROR).await,
+        hex("4f 4b 00 00 00 05 11 00 00 00 04")
+    );
 }
 
 /// A kicked login is told (error 7) and closed, but its user stays online to friends: the
