@@ -70,7 +70,7 @@ impl Conn {
             _ => Gender::Unspecified,
         };
         let request = RegisterRequest {
-            username: user,
+            username: user.clone(),
             email,
             password,
             password_scheme: PasswordScheme::Plain.into(),
@@ -81,7 +81,7 @@ impl Conn {
             Ok(()) => self.io.send(ServerMessage::Registered).await,
             Err(status) => {
                 self.io.counters.error("C_REGISTER");
-                let code = refused(0, "registration", &status);
+                let code = refused(&user, "registration", &status);
                 self.io
                     .send(ServerMessage::Error {
                         code,
@@ -101,7 +101,7 @@ impl Conn {
             Ok(session) => Arc::new(session),
             Err(status) => {
                 self.io.counters.error("C_LOGIN_REQ");
-                let code = refused(0, "login", &status);
+                let code = refused(&user, "login", &status);
                 return self.io.error(code).await;
             }
         };

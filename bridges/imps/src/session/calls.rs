@@ -24,22 +24,17 @@ impl Ctx<'_> {
         ip: String,
         port_: i32,
     ) -> Result<(), Close> {
-        let public_host = self.io.peer.ip().to_canonical().to_string();
-        let result = async {
-            let to = self.resolve(friend).await?;
-            let invite = CallInvite {
+        self.call_signal(friend, |public_host| {
+            send_signal_request::Kind::CallInvite(CallInvite {
                 media: media(video).into(),
                 private_host: ip,
                 private_port: port(port_),
                 public_host,
                 // Media flows over UDP on the client's RTP port, not its TCP port.
                 public_port: port(port_),
-            };
-            self.signal(to.id, send_signal_request::Kind::CallInvite(invite))
-                .await
-        }
-        .await;
-        self.answer_signal(result).await
+            })
+        })
+        .await
     }
 
     pub(super) async fn call_answer(
@@ -50,22 +45,39 @@ impl Ctx<'_> {
         ip: String,
         port_: i32,
     ) -> Result<(), Close> {
-        let public_host = self.io.peer.ip().to_canonical().to_string();
-        let result = async {
-            let to = self.resolve(friend).await?;
-            let answer = CallAnswer {
+        self.call_signal(friend, |public_host| {
+            send_signal_request::Kind::CallAnswer(CallAnswer {
                 media: media(video).into(),
                 accept,
                 private_host: ip,
                 private_port: port(port_),
                 public_host,
                 public_port: port(port_),
-            };
-            self.signal(to.id, send_signal_request::Kind::CallAnswer(answer))
-                .await
+            })
+        })
+        .await
+    }
+
+    /// Sends `friend` the signal `kind` builds from the client's public address; a refusal
+    /// is answered with its code.
+    async fn call_signal(
+        &mut self,
+        friend: &str,
+        kind: impl FnOnce(String) -> send_signal_request::Kind,
+    ) -> Result<(), Close> {
+        let public_host = self.io.peer.ip().to_canonical().to_string();
+        let result = async {
+            let to = self.resolve(friend).await?;
+            self.signal(to.id, kind(public_host)).await
         }
         .await;
-        self.answer_signal(result).await
+        match result {
+            Ok(()) => Ok(()),
+            Err(status) => {
+                let code = refused(self.user_id(), "call signal", &status);
+                self.io.error(code).await
+            }
+        }
     }
 
     async fn signal(&self, to: i64, kind: send_signal_request::Kind) -> Result<(), Status> {
@@ -79,16 +91,6 @@ impl Ctx<'_> {
             })
             .await?;
         Ok(())
-    }
-
-    async fn answer_signal(&mut self, result: Result<(), Status>) -> Result<(), Close> {
-        match result {
-            Ok(()) => Ok(()),
-            Err(status) => {
-                let code = refused(self.user_id(), "call signal", &status);
-                self.io.error(code).await
-            }
-        }
     }
 
     pub(super) async fn push_signal(&mut self, signal: Signal) -> Result<(), Close> {

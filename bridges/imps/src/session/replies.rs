@@ -105,12 +105,13 @@ pub(super) fn refusal(reason: Option<Reason>) -> Refusal {
 
 /// Logs a refused call with the user and the step (a warning when something broke) and
 /// returns the code the client is told, if it is told anything.
-pub(super) fn refused(user: i64, step: &'static str, status: &Status) -> i32 {
+/// `user` is the user's id, or the name they gave before they are logged in.
+pub(super) fn refused(user: impl std::fmt::Display, step: &'static str, status: &Status) -> i32 {
     let refusal = refusal(Reason::of(status));
     if refusal.expected {
-        tracing::info!(user, %status, "{step} refused");
+        tracing::info!(%user, %status, "{step} refused");
     } else {
-        tracing::warn!(user, %status, "{step} failed");
+        tracing::warn!(%user, %status, "{step} failed");
     }
     refusal.code
 }
