@@ -1,11 +1,22 @@
 //! How an IMPS login ends, over real sockets against a real node: a revoked session, a kick
 //! by a newer login, and the socket closing.
 
+use bytes::BytesMut;
 use rosetta_bridge_imps::codec::{ClientMessage, cmd};
-use rosetta_proto::account::v1::{
-    ChangePasswordRequest, LoginRequest, PasswordScheme, login_request::Identifier,
+use rosetta_proto::{
+    account::v1::{ChangePasswordRequest, LoginRequest, PasswordScheme, login_request::Identifier},
+    messaging::v1::{
+        MessageKind, SendMessageRequest, event::Kind,
+        messaging_service_client::MessagingServiceClient, send_message_request::To,
+    },
+    social::v1::{
+        PresenceStatus, RespondFriendRequestRequest,
+        respond_friend_request_request::Request as Respond,
+        social_service_client::SocialServiceClient,
+    },
 };
 use rosetta_testkit::{Backend, TestServer, authed};
+use tokio::net::TcpSocket;
 
 mod common;
 
@@ -130,4 +141,79 @@ async fn a_kicked_login_does_not_show_its_user_offline() {
     assert_eq!(f.i64(), 1, "one friend");
     assert_eq!((f.string(), f.u8()), ("bob".to_owned(), 1), "bob is online");
     again.friend_list("bob").await;
+}
+
+/// A client that stops reading is disconnected once a push cannot be written in time, and its
+/// friends see it go offline; without the write deadline the bridge would wait on it forever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_does_not_read_is_disconnected() {
+    let server = server().await;
+    let bridge = bridge(&server, 300_000).await;
+    register_user(&bridge, "alice").await;
+    // A small receive window, so that the unread pushes fill the socket soon.
+    let socket = TcpSocket::new_v4().expect("socket");
+    socket.set_recv_buffer_size(4096).expect("receive buffer");
+    let mut alice = Client {
+        stream: socket.connect(bridge.addr).await.expect("connect"),
+        buf: BytesMut::new(),
+    };
+    alice
+        .send(ClientMessage::Login {
+            user: "alice".into(),
+            password: "pw".into(),
+        })
+        .await;
+    assert_eq!(alice.recv_raw().await[6], cmd::S_LOGIN_RSP);
+
+    // carol, over gRPC, befriends alice.
+    let carol = server.user("carol", "pw").await;
+    let token = carol.access_token.clone();
+    let mut stream = events(&server, &token).await;
+    alice
+        .send(ClientMessage::AddFriend {
+            user: "alice".into(),
+            friend: "carol".into(),
+        })
+        .await;
+    let Kind::FriendRequestReceived(request) =
+        next_event(&mut stream, |k| matches!(k, Kind::FriendRequestReceived(_))).await
+    else {
+        unreachable!()
+    };
+    let alice_id = request.from.expect("from").id;
+    SocialServiceClient::new(server.channel().await)
+        .respond_friend_request(authed(
+            RespondFriendRequestRequest {
+                request: Some(Respond::FromUserId(alice_id)),
+                accept: true,
+            },
+            &token,
+        ))
+        .await
+        .expect("accept");
+
+    // alice reads nothing more; carol writes far more than the sockets hold.
+    let mut messaging = MessagingServiceClient::new(server.channel().await);
+    let text = "x".repeat(8000);
+    for i in 0..400 {
+        messaging
+            .send_message(authed(
+                SendMessageRequest {
+                    to: Some(To::ToUserId(alice_id)),
+                    kind: MessageKind::Text.into(),
+                    text: text.clone(),
+                    client_message_id: format!("flood {i}"),
+                    ..Default::default()
+                },
+                &token,
+            ))
+            .await
+            .expect("send");
+    }
+    next_event(
+        &mut stream,
+        |k| matches!(k, Kind::PresenceChanged(p) if p.status == PresenceStatus::Offline as i32),
+    )
+    .await;
+    drop(alice);
 }
