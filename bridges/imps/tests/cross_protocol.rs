@@ -133,28 +133,8 @@ async fn offline_messages(backend: Backend) {
     let carol = server.user("carol", "pw").await;
     let token = carol.access_token.clone();
     let mut stream = events(&server, &token).await;
-    alice
-        .send(ClientMessage::AddFriend {
-            user: "alice".into(),
-            friend: "carol".into(),
-        })
-        .await;
-    let Kind::FriendRequestReceived(request) =
-        next_event(&mut stream, |k| matches!(k, Kind::FriendRequestReceived(_))).await
-    else {
-        unreachable!()
-    };
-    let alice_id = request.from.expect("from").id;
-    SocialServiceClient::new(server.channel().await)
-        .respond_friend_request(authed(
-            RespondFriendRequestRequest {
-                request: Some(Respond::FromUserId(alice_id)),
-                accept: true,
-            },
-            &token,
-        ))
-        .await
-        .expect("accept");
+    let alice_id =
+        befriend_over_grpc(&server, &mut alice, "alice", "carol", &token, &mut stream).await;
     alice.recv_cmd(cmd::S_ADDFRIEND_RSP).await;
 
     // alice leaves; carol sees her go offline, then writes twice.

@@ -9,11 +9,7 @@ use rosetta_proto::{
         MessageKind, SendMessageRequest, event::Kind,
         messaging_service_client::MessagingServiceClient, send_message_request::To,
     },
-    social::v1::{
-        PresenceStatus, RespondFriendRequestRequest,
-        respond_friend_request_request::Request as Respond,
-        social_service_client::SocialServiceClient,
-    },
+    social::v1::PresenceStatus,
 };
 use rosetta_testkit::{Backend, TestServer, authed};
 use tokio::net::TcpSocket;
@@ -169,28 +165,8 @@ async fn a_client_that_does_not_read_is_disconnected() {
     let carol = server.user("carol", "pw").await;
     let token = carol.access_token.clone();
     let mut stream = events(&server, &token).await;
-    alice
-        .send(ClientMessage::AddFriend {
-            user: "alice".into(),
-            friend: "carol".into(),
-        })
-        .await;
-    let Kind::FriendRequestReceived(request) =
-        next_event(&mut stream, |k| matches!(k, Kind::FriendRequestReceived(_))).await
-    else {
-        unreachable!()
-    };
-    let alice_id = request.from.expect("from").id;
-    SocialServiceClient::new(server.channel().await)
-        .respond_friend_request(authed(
-            RespondFriendRequestRequest {
-                request: Some(Respond::FromUserId(alice_id)),
-                accept: true,
-            },
-            &token,
-        ))
-        .await
-        .expect("accept");
+    let alice_id =
+        befriend_over_grpc(&server, &mut alice, "alice", "carol", &token, &mut stream).await;
 
     // alice reads nothing more; carol writes far more than the sockets hold.
     let mut messaging = MessagingServiceClient::new(server.channel().await);

@@ -8,9 +8,15 @@ use bytes::BytesMut;
 use futures::StreamExt as _;
 use rosetta_bridge_imps::codec::{ClientMessage, Frame, FrameCodec, cmd};
 use rosetta_bridge_kit::settings::ImpsSettings;
-use rosetta_proto::messaging::v1::{
-    SubscribeRequest, SubscribeResponse, event::Kind,
-    messaging_service_client::MessagingServiceClient, subscribe_response::Item,
+use rosetta_proto::{
+    messaging::v1::{
+        SubscribeRequest, SubscribeResponse, event::Kind,
+        messaging_service_client::MessagingServiceClient, subscribe_response::Item,
+    },
+    social::v1::{
+        RespondFriendRequestRequest, respond_friend_request_request::Request as Respond,
+        social_service_client::SocialServiceClient,
+    },
 };
 use rosetta_testkit::{TestServer, authed};
 use tokio::{
@@ -286,4 +292,38 @@ pub async fn next_event(
     })
     .await
     .expect("event in time")
+}
+
+/// The IMPS user `name` asks the gRPC user `friend` (holding `token`, whose events are
+/// `stream`) to be friends, and `friend` accepts over gRPC. Returns the IMPS user's id.
+pub async fn befriend_over_grpc(
+    server: &TestServer,
+    imps: &mut Client,
+    name: &str,
+    friend: &str,
+    token: &str,
+    stream: &mut Streaming<SubscribeResponse>,
+) -> i64 {
+    imps.send(ClientMessage::AddFriend {
+        user: name.into(),
+        friend: friend.into(),
+    })
+    .await;
+    let Kind::FriendRequestReceived(request) =
+        next_event(stream, |k| matches!(k, Kind::FriendRequestReceived(_))).await
+    else {
+        unreachable!()
+    };
+    let id = request.from.expect("from").id;
+    SocialServiceClient::new(server.channel().await)
+        .respond_friend_request(authed(
+            RespondFriendRequestRequest {
+                request: Some(Respond::FromUserId(id)),
+                accept: true,
+            },
+            token,
+        ))
+        .await
+        .expect("accept");
+    id
 }
