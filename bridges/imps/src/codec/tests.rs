@@ -82,7 +82,7 @@ fn example_session_client_frames() {
 }
 
 #[test]
-fn example_session_server_frames() {
+fn example_session_account_frames() {
     assert_eq!(
         wire(&ServerMessage::Registered),
         hex("4f 4b 00 00 00 09 10 00 00 00 01 00 00 00 01")
@@ -111,6 +111,10 @@ fn example_session_server_frames() {
         }),
         hex("4f 4b 00 00 00 05 11 00 00 00 06")
     );
+}
+
+#[test]
+fn example_session_friend_and_chat_frames() {
     assert_eq!(
         wire(&ServerMessage::Friends(vec![])),
         hex("4f 4b 00 00 00 09 06 00 00 00 00 00 00 00 00")
