@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use rosetta_bridge_kit::unread::{mark_read, unread};
 use rosetta_proto::messaging::v1::{ConversationKind, Message, message::To};
 
-use super::{Close, Conn};
+use super::{Close, Ctx, replies::refused};
 
 /// Messages delivered at one login at most; older ones first, the rest at the next login.
 const MAX_BACKLOG: usize = 1000;
@@ -31,48 +31,39 @@ impl Delivered {
     }
 }
 
-impl Conn {
+impl Ctx<'_> {
     /// Pushes the private messages the user has not read (dialect A has no groups), then
     /// marks them read.
     pub(super) async fn deliver_backlog(&mut self) -> Result<(), Close> {
-        let Ok(session) = self.session() else {
-            return Ok(());
-        };
-        let me = session.user_id();
-        let messages = match unread(session, &[ConversationKind::Private], MAX_BACKLOG).await {
+        let messages = match unread(self.session(), &[ConversationKind::Private], MAX_BACKLOG).await
+        {
             Ok(messages) => messages,
             Err(status) => {
                 // They stay unread and come at the next login.
-                tracing::warn!(%status, "listing unread messages failed");
+                refused(self.user_id(), "listing unread messages", &status);
                 return Ok(());
             }
         };
         for message in &messages {
-            if let Some(state) = &mut self.state {
-                state.delivered.add(message);
-            }
-            self.show_message(me, message.clone()).await?;
+            self.me.delivered.add(message);
+            self.show_message(message.clone()).await?;
         }
-        if let Ok(session) = self.session() {
-            mark_read(session, &messages).await;
-        }
+        mark_read(self.session(), &messages).await;
         Ok(())
     }
 
     /// A message pushed live: shown unless the backlog already did, then marked read.
-    pub(super) async fn push_message(&mut self, me: i64, message: Message) -> Result<(), Close> {
-        let delivered = self
-            .state
-            .as_ref()
-            .is_some_and(|s| s.delivered.contains(&message));
-        if delivered || message.sender_id == me || message.to != Some(To::ToUserId(me)) {
+    pub(super) async fn push_message(&mut self, message: Message) -> Result<(), Close> {
+        let me = self.user_id();
+        if self.me.delivered.contains(&message)
+            || message.sender_id == me
+            || message.to != Some(To::ToUserId(me))
+        {
             return Ok(());
         }
         let read = message.clone();
-        self.show_message(me, message).await?;
-        if let Ok(session) = self.session() {
-            mark_read(session, std::slice::from_ref(&read)).await;
-        }
+        self.show_message(message).await?;
+        mark_read(self.session(), std::slice::from_ref(&read)).await;
         Ok(())
     }
 }
