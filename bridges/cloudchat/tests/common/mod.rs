@@ -115,6 +115,24 @@ impl Ws {
         }
     }
 
+    /// Waits for the server to close the connection; the close frame's code and reason
+    /// (`None` for a close without a frame). Panics on a text frame.
+    pub async fn closed(&mut self) -> Option<(u16, String)> {
+        loop {
+            let frame = tokio::time::timeout(PATIENCE, self.inner.next())
+                .await
+                .expect("the connection closes in time");
+            match frame {
+                Some(Ok(Message::Close(frame))) => {
+                    return frame.map(|f| (u16::from(f.code), f.reason.to_string()));
+                }
+                Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+                Some(Err(_)) | None => return None,
+                Some(Ok(other)) => panic!("a frame instead of the close: {other:?}"),
+            }
+        }
+    }
+
     pub async fn recv(&mut self) -> String {
         self.next().await.expect("connection open")
     }
