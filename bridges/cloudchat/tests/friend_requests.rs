@@ -30,6 +30,17 @@ async fn listed(ws: &mut Ws, me: i64) -> Vec<(i64, i64, i64, String)> {
         .collect()
 }
 
+/// The user on `t` refuses request `id` of the user on `r`, who is told.
+async fn refuse(t: &mut Ws, r: &mut Ws, id: i64) {
+    let reply = t
+        .ask(&format!(
+            r#"{{"type":"REFUSE_FRIEND_REQUEST","payload":{{"id":{id}}}}}"#
+        ))
+        .await;
+    payload(&reply, "FRIEND_REQUEST_REFUSED");
+    payload(&r.recv().await, "REFUSE_FRIEND_REQUEST");
+}
+
 async fn a_new_request_replaces_the_answered_one(backend: Backend) {
     let server = TestServer::start(backend).await;
     let bridge = Bridge::start(server.backend()).await;
@@ -44,14 +55,7 @@ async fn a_new_request_replaces_the_answered_one(backend: Backend) {
     // alice asks bob, bob refuses, alice asks again: one request, the new one.
     let first = ask_friend(&mut a, alice, bob).await;
     payload(&b.recv().await, "ADD_FRIEND_REQUEST");
-    payload(
-        &b.ask(&format!(
-            r#"{{"type":"REFUSE_FRIEND_REQUEST","payload":{{"id":{first}}}}}"#
-        ))
-        .await,
-        "FRIEND_REQUEST_REFUSED",
-    );
-    payload(&a.recv().await, "REFUSE_FRIEND_REQUEST");
+    refuse(&mut b, &mut a, first).await;
     let second = ask_friend(&mut a, alice, bob).await;
     payload(&b.recv().await, "ADD_FRIEND_REQUEST");
     assert_ne!(first, second);
@@ -60,14 +64,7 @@ async fn a_new_request_replaces_the_answered_one(backend: Backend) {
     assert_eq!(listed(&mut b, bob).await, expected);
 
     // bob refuses that too; now bob asks alice: the pair still has one request, bob's.
-    payload(
-        &b.ask(&format!(
-            r#"{{"type":"REFUSE_FRIEND_REQUEST","payload":{{"id":{second}}}}}"#
-        ))
-        .await,
-        "FRIEND_REQUEST_REFUSED",
-    );
-    payload(&a.recv().await, "REFUSE_FRIEND_REQUEST");
+    refuse(&mut b, &mut a, second).await;
     let third = ask_friend(&mut b, bob, alice).await;
     payload(&a.recv().await, "ADD_FRIEND_REQUEST");
     let expected = vec![(third, bob, alice, "pending".to_owned())];

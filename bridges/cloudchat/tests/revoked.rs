@@ -4,11 +4,8 @@
 
 mod common;
 
-use common::{Bridge, login, payload, register};
-use rosetta_proto::account::v1::{
-    ChangePasswordRequest, LoginRequest, PasswordScheme, login_request::Identifier,
-};
-use rosetta_testkit::{Backend, TestServer, authed, both_backends};
+use common::{Bridge, change_password, login, payload, register};
+use rosetta_testkit::{Backend, TestServer, both_backends};
 
 async fn password_change_closes_the_socket(backend: Backend) {
     let server = TestServer::start(backend).await;
@@ -24,29 +21,7 @@ async fn password_change_closes_the_socket(backend: Backend) {
         "CONTACTS_LOADED",
     );
 
-    let mut account = server.account().await;
-    let session = account
-        .login(LoginRequest {
-            identifier: Some(Identifier::Username("alice".into())),
-            password: "secret1".into(),
-            password_scheme: PasswordScheme::Plain.into(),
-            client: "test".into(),
-        })
-        .await
-        .expect("login")
-        .into_inner();
-    account
-        .change_password(authed(
-            ChangePasswordRequest {
-                current_password: "secret1".into(),
-                current_scheme: PasswordScheme::Plain.into(),
-                new_password: "secret2".into(),
-                new_scheme: PasswordScheme::Plain.into(),
-            },
-            &session.access_token,
-        ))
-        .await
-        .expect("change password");
+    change_password(&server, "alice", "secret1", "secret2").await;
 
     assert_eq!(
         ws.closed().await,

@@ -302,3 +302,39 @@ pub async fn contact_online(ws: &mut Ws, me: i64, contact: i64) -> bool {
         .as_bool()
         .expect("online flag")
 }
+
+/// Changes `name`'s password over gRPC (a login of its own, then ChangePassword), which ends
+/// every other session of the user.
+pub async fn change_password(
+    server: &rosetta_testkit::TestServer,
+    name: &str,
+    old: &str,
+    new: &str,
+) {
+    use rosetta_proto::account::v1::{
+        ChangePasswordRequest, LoginRequest, PasswordScheme, login_request::Identifier,
+    };
+    let mut account = server.account().await;
+    let session = account
+        .login(LoginRequest {
+            identifier: Some(Identifier::Username(name.into())),
+            password: old.into(),
+            password_scheme: PasswordScheme::Plain.into(),
+            client: "test".into(),
+        })
+        .await
+        .expect("login")
+        .into_inner();
+    account
+        .change_password(rosetta_testkit::authed(
+            ChangePasswordRequest {
+                current_password: old.into(),
+                current_scheme: PasswordScheme::Plain.into(),
+                new_password: new.into(),
+                new_scheme: PasswordScheme::Plain.into(),
+            },
+            &session.access_token,
+        ))
+        .await
+        .expect("change password");
+}
