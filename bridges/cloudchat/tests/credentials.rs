@@ -4,10 +4,9 @@
 
 mod common;
 
-use common::{Bridge, Ws, js, payload, register};
+use common::{Bridge, Ws, change_password, js, payload, register};
 use rosetta_proto::account::v1::{
-    ChangePasswordRequest, GetMyProfileRequest, LoginRequest, PasswordScheme,
-    login_request::Identifier,
+    GetMyProfileRequest, LoginRequest, PasswordScheme, login_request::Identifier,
 };
 use rosetta_testkit::{Backend, TestServer, authed, both_backends};
 
@@ -69,29 +68,7 @@ async fn password_change_ends_the_token(backend: Backend) {
         .expect("token")
         .to_owned();
 
-    let mut account = server.account().await;
-    let session = account
-        .login(LoginRequest {
-            identifier: Some(Identifier::Username("alice".into())),
-            password: "secret1".into(),
-            password_scheme: PasswordScheme::Plain.into(),
-            client: "test".into(),
-        })
-        .await
-        .expect("login")
-        .into_inner();
-    account
-        .change_password(authed(
-            ChangePasswordRequest {
-                current_password: "secret1".into(),
-                current_scheme: PasswordScheme::Plain.into(),
-                new_password: "secret2".into(),
-                new_scheme: PasswordScheme::Plain.into(),
-            },
-            &session.access_token,
-        ))
-        .await
-        .expect("change password");
+    change_password(&server, "alice", "secret1", "secret2").await;
 
     let mut ws = Ws::connect(bridge.addr).await;
     let reply = ws

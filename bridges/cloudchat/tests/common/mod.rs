@@ -115,6 +115,24 @@ impl Ws {
         }
     }
 
+    /// Waits for the server to close the connection; the close frame's code and reason
+    /// (`None` for a close without a frame). Panics on a text frame.
+    pub async fn closed(&mut self) -> Option<(u16, String)> {
+        loop {
+            let frame = tokio::time::timeout(PATIENCE, self.inner.next())
+                .await
+                .expect("the connection closes in time");
+            match frame {
+                Some(Ok(Message::Close(frame))) => {
+                    return frame.map(|f| (u16::from(f.code), f.reason.to_string()));
+                }
+                Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+                Some(Err(_)) | None => return None,
+                Some(Ok(other)) => panic!("a frame instead of the close: {other:?}"),
+            }
+        }
+    }
+
     pub async fn recv(&mut self) -> String {
         self.next().await.expect("connection open")
     }
@@ -283,4 +301,40 @@ pub async fn contact_online(ws: &mut Ws, me: i64, contact: i64) -> bool {
         .expect("the contact is listed")["online"]
         .as_bool()
         .expect("online flag")
+}
+
+/// Changes `name`'s password over gRPC (a login of its own, then ChangePassword), which ends
+/// every other session of the user.
+pub async fn change_password(
+    server: &rosetta_testkit::TestServer,
+    name: &str,
+    old: &str,
+    new: &str,
+) {
+    use rosetta_proto::account::v1::{
+        ChangePasswordRequest, LoginRequest, PasswordScheme, login_request::Identifier,
+    };
+    let mut account = server.account().await;
+    let session = account
+        .login(LoginRequest {
+            identifier: Some(Identifier::Username(name.into())),
+            password: old.into(),
+            password_scheme: PasswordScheme::Plain.into(),
+            client: "test".into(),
+        })
+        .await
+        .expect("login")
+        .into_inner();
+    account
+        .change_password(rosetta_testkit::authed(
+            ChangePasswordRequest {
+                current_password: old.into(),
+                current_scheme: PasswordScheme::Plain.into(),
+                new_password: new.into(),
+                new_scheme: PasswordScheme::Plain.into(),
+            },
+            &session.access_token,
+        ))
+        .await
+        .expect("change password");
 }
