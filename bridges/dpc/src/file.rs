@@ -2,13 +2,7 @@
 //! through the files service with public visibility. Bytes are streamed in chunks both ways;
 //! no file is ever held whole in memory.
 
-use std::{
-    collections::HashMap,
-    io,
-    net::SocketAddr,
-    sync::{Arc, Mutex},
-    time::Duration,
-};
+use std::{collections::HashMap, io, net::SocketAddr, sync::Arc};
 
 use rosetta_bridge_kit::{Connections, UserSession};
 use rosetta_proto::{
@@ -21,7 +15,7 @@ use rosetta_proto::{
 use tokio::{
     io::{AsyncRead, AsyncWrite},
     net::TcpStream,
-    sync::{Notify, mpsc},
+    sync::mpsc,
 };
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::Status;
@@ -31,6 +25,7 @@ use crate::{
     Shared,
     codec::{self, Credentials, FileRequest, Listed},
     logins::Recheck,
+    uploads::{Arrival, Running, has_input},
     wire::{self, FrameReader, RAW_CHUNK},
 };
 
@@ -40,95 +35,25 @@ const MAX_LISTING_BYTES: usize = 60_000;
 /// Listing pages read at most, of [`PAGE_SIZE`] entries.
 const MAX_PAGES: usize = 20;
 const PAGE_SIZE: u32 = 500;
-/// How long a listing or download waits for the same user's uploads still in progress.
-const UPLOAD_WAIT: Duration = Duration::from_secs(10);
 
-/// Uploads in progress, per user name. The client closes right after an upload's last byte and
-/// may at once list or download on a new connection; the real server had the file on disk by
-/// then, so the listing and downloads of that user wait until their uploads are stored.
-#[derive(Default)]
-pub struct Uploads {
-    running: Mutex<HashMap<String, usize>>,
-    stored: Notify,
-}
-
-impl Uploads {
-    fn running(&self) -> std::sync::MutexGuard<'_, HashMap<String, usize>> {
-        self.running.lock().unwrap_or_else(|e| e.into_inner())
+pub async fn serve(
+    stream: TcpStream,
+    peer: SocketAddr,
+    conns: Connections,
+    shared: Arc<Shared>,
+    mut arrival: Arrival,
+) {
+    if !has_input(&stream) {
+        arrival.read();
     }
-
-    /// Counts an upload of `name` until the returned guard drops.
-    fn start(&self, name: &str) -> Running<'_> {
-        *self.running().entry(name.to_owned()).or_default() += 1;
-        Running {
-            uploads: self,
-            name: name.to_owned(),
-        }
-    }
-
-    /// Waits (at most [`UPLOAD_WAIT`]) until `name` has no upload in progress.
-    async fn settled(&self, name: &str) {
-        let wait = async {
-            loop {
-                let stored = self.stored.notified();
-                tokio::pin!(stored);
-                stored.as_mut().enable();
-                if !self.running().contains_key(name) {
-                    return;
-                }
-                stored.await;
-            }
-        };
-        if tokio::time::timeout(UPLOAD_WAIT, wait).await.is_err() {
-            tracing::info!(
-                name,
-                "answering while an upload of the same user is still running"
-            );
-        }
-    }
-}
-
-/// One upload in progress; dropping it ends it, stored or not.
-struct Running<'a> {
-    uploads: &'a Uploads,
-    name: String,
-}
-
-impl Drop for Running<'_> {
-    fn drop(&mut self) {
-        let mut running = self.uploads.running();
-        if let Some(count) = running.get_mut(&self.name) {
-            *count -= 1;
-            if *count == 0 {
-                running.remove(&self.name);
-            }
-        }
-        drop(running);
-        self.uploads.stored.notify_waiters();
-    }
-}
-
-pub async fn serve(stream: TcpStream, peer: SocketAddr, conns: Connections, shared: Arc<Shared>) {
     let (read, mut write) = stream.into_split();
     let mut reader = FrameReader::new(read);
+    // Held from an upload's header while more of the same connection's units are already
+    // here: a folder's files count as one upload in progress, with no gap between them.
+    let mut running: Option<Running> = None;
     loop {
-        let frame = tokio::select! {
-            () = conns.closing.cancelled() => break,
-            frame = reader.next() => frame,
-        };
-        let request = match frame.map(|f| f.map(|map| FileRequest::parse(&map))) {
-            Ok(Some(Ok(request))) => request,
-            Ok(None) => break,
-            Ok(Some(Err(err))) => {
-                tracing::debug!(?err, "file request refused");
-                conns.counters.error("file");
-                break;
-            }
-            Err(err) => {
-                tracing::debug!(%err, "file connection refused");
-                conns.counters.error("file");
-                break;
-            }
+        let Some(request) = next_request(&mut reader, &conns).await else {
+            break;
         };
         let keep_open = match request {
             FileRequest::Upload {
@@ -139,8 +64,11 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, conns: Connections, shar
             } => {
                 conns.counters.frame_in("upload");
                 let span = tracing::info_span!("frame", command = "upload", size);
-                let _running = shared.uploads.start(&credentials.name);
-                upload(
+                if running.is_none() {
+                    running = Some(shared.uploads.start(&credentials.name));
+                }
+                arrival.read();
+                let keep = upload(
                     &mut reader,
                     &shared,
                     &conns,
@@ -151,12 +79,17 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, conns: Connections, shar
                     folder.is_some(),
                 )
                 .instrument(span)
-                .await
+                .await;
+                if !reader.buffered() && !has_input(reader.get_ref().as_ref()) {
+                    running = None;
+                }
+                keep
             }
             FileRequest::List { credentials } => {
                 conns.counters.frame_in("list");
+                arrival.read();
                 let span = tracing::info_span!("frame", command = "list");
-                shared.uploads.settled(&credentials.name).await;
+                shared.uploads.settled(&arrival, &credentials.name).await;
                 list(&mut write, &shared, &conns, peer, credentials)
                     .instrument(span)
                     .await
@@ -166,8 +99,9 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, conns: Connections, shar
                 file_name,
             } => {
                 conns.counters.frame_in("download");
+                arrival.read();
                 let span = tracing::info_span!("frame", command = "download");
-                shared.uploads.settled(&credentials.name).await;
+                shared.uploads.settled(&arrival, &credentials.name).await;
                 download(&mut write, &shared, &conns, peer, credentials, &file_name)
                     .instrument(span)
                     .await;
@@ -177,6 +111,31 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, conns: Connections, shar
         };
         if !keep_open {
             break;
+        }
+    }
+}
+
+/// The connection's next request; `None` when it ends (closed, a bad frame, shutting down).
+async fn next_request<R: AsyncRead + Unpin>(
+    reader: &mut FrameReader<R>,
+    conns: &Connections,
+) -> Option<FileRequest> {
+    let frame = tokio::select! {
+        () = conns.closing.cancelled() => return None,
+        frame = reader.next() => frame,
+    };
+    match frame.map(|f| f.map(|map| FileRequest::parse(&map))) {
+        Ok(Some(Ok(request))) => Some(request),
+        Ok(None) => None,
+        Ok(Some(Err(err))) => {
+            tracing::debug!(?err, "file request refused");
+            conns.counters.error("file");
+            None
+        }
+        Err(err) => {
+            tracing::debug!(%err, "file connection refused");
+            conns.counters.error("file");
+            None
         }
     }
 }
