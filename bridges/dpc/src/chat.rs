@@ -170,11 +170,22 @@ impl Owner {
     /// password (the remembered login is forgotten, so an old password is refused). The socket
     /// stays open: it still receives the room, as every socket does.
     async fn revoked(self, shared: &Shared) -> Self {
-        if let Owner::User { name, session, .. } = &self {
-            tracing::info!(user = session.user_id(), "chat window's session revoked");
-            shared.logins.forget(name, session);
-        }
-        self.close().await;
+        let Owner::User {
+            live,
+            name,
+            session,
+            events,
+        } = self
+        else {
+            return Owner::Nobody;
+        };
+        tracing::info!(user = session.user_id(), "chat window's session revoked");
+        drop(events);
+        shared.logins.forget(&name, &session);
+        // The revoked session cannot sign the user out; a newer one of theirs (a window that
+        // spoke with the new password) can, if this was their last window.
+        let signer = shared.logins.current(&name).unwrap_or(session);
+        end_login(live, &signer, OnClose::KeepSession).await;
         Owner::Nobody
     }
 

@@ -162,6 +162,12 @@ impl Logins {
         }
     }
 
+    /// The session remembered for `name` now, whatever the password it was checked with.
+    pub fn current(&self, name: &str) -> Option<Arc<UserSession>> {
+        let entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        entries.get(name).map(|e| Arc::clone(&e.session))
+    }
+
     /// Drops the remembered login of `name` if it still holds `session` (whose calls were
     /// refused as unauthenticated: the session was ended elsewhere).
     pub fn forget(&self, name: &str, session: &Arc<UserSession>) {
