@@ -43,9 +43,6 @@ pub async fn serve(
     shared: Arc<Shared>,
     mut arrival: Arrival,
 ) {
-    if !has_input(&stream) {
-        arrival.read();
-    }
     let (read, mut write) = stream.into_split();
     let mut reader = FrameReader::new(read);
     // Held from an upload's header while more of the same connection's units are already

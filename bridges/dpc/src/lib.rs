@@ -89,7 +89,7 @@ pub async fn serve(
             stop.clone().cancelled_owned(),
             move |stream, peer, conns| {
                 // Numbered here, in the accept loop: the order of arrival (see `uploads`).
-                let arrival = file.uploads.arrive();
+                let arrival = file.uploads.arrive(&stream);
                 file::serve(stream, peer, conns, file.clone(), arrival)
             },
         ),

@@ -2,12 +2,12 @@
 //! last byte (the protocol has no acknowledgement) and may at once list or download on a new
 //! connection; the real server had the file on disk by then. Here each connection has its own
 //! task, so the upload's connection may still be unread when the listing's is. A listing or
-//! download therefore waits first until every file connection accepted before its own has
-//! been read as far as its sender had written when it was accepted (which counts an upload
-//! among those in progress), and then until that user's uploads in progress are stored.
+//! download therefore waits first until no file connection accepted before its own holds
+//! unread bytes while its first request is unread (once read, an upload counts as in
+//! progress), and then until that user's uploads in progress are stored.
 
 use std::{
-    collections::{BTreeSet, HashMap},
+    collections::{BTreeMap, HashMap},
     mem::MaybeUninit,
     sync::{
         Arc, Mutex,
@@ -26,8 +26,10 @@ const UPLOAD_WAIT: Duration = Duration::from_secs(10);
 pub struct Uploads {
     running: Mutex<HashMap<String, usize>>,
     stored: Notify,
-    /// Numbers of the accepted file connections whose first request may still be unread.
-    unread: Mutex<BTreeSet<u64>>,
+    /// The accepted file connections whose first request is not read yet, by number, each
+    /// with a second handle on its socket to see whether bytes wait there (`None` when the
+    /// handle could not be made: then it counts as holding bytes).
+    unread: Mutex<BTreeMap<u64, Option<socket2::Socket>>>,
     next_arrival: AtomicU64,
     read: Notify,
 }
@@ -37,15 +39,22 @@ impl Uploads {
         self.running.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn unread(&self) -> std::sync::MutexGuard<'_, BTreeSet<u64>> {
+    fn unread(&self) -> std::sync::MutexGuard<'_, BTreeMap<u64, Option<socket2::Socket>>> {
         self.unread.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Numbers a file connection as it is accepted (call it in the accept loop, so numbers
     /// follow the order of arrival): it counts as unread until [`Arrival::read`].
-    pub fn arrive(self: &Arc<Self>) -> Arrival {
+    pub fn arrive(self: &Arc<Self>, stream: &TcpStream) -> Arrival {
         let id = self.next_arrival.fetch_add(1, Ordering::Relaxed);
-        self.unread().insert(id);
+        let handle = match socket2::SockRef::from(stream).try_clone() {
+            Ok(handle) => Some(handle),
+            Err(err) => {
+                tracing::warn!(%err, "no second handle on a file connection");
+                None
+            }
+        };
+        self.unread().insert(id, handle);
         Arrival {
             uploads: Arc::clone(self),
             id,
@@ -62,15 +71,21 @@ impl Uploads {
         }
     }
 
-    /// Waits (at most [`UPLOAD_WAIT`] in all) until the file connections accepted before
-    /// `arrival` are read and `name` has no upload in progress.
+    /// Waits (at most [`UPLOAD_WAIT`] in all) until no file connection accepted before
+    /// `arrival` holds bytes its task has not read a first request from, and `name` has no
+    /// upload in progress. A connection that holds no bytes now has sent nothing before this
+    /// request: what it sends later is not waited for.
     pub async fn settled(&self, arrival: &Arrival, name: &str) {
         let wait = async {
             loop {
                 let read = self.read.notified();
                 tokio::pin!(read);
                 read.as_mut().enable();
-                if self.unread().range(..arrival.id).next().is_none() {
+                let pending = self
+                    .unread()
+                    .range(..arrival.id)
+                    .any(|(_, handle)| handle.as_ref().is_none_or(has_input));
+                if !pending {
                     break;
                 }
                 read.await;
@@ -102,9 +117,8 @@ pub struct Arrival {
 }
 
 impl Arrival {
-    /// Everything the peer had sent when the connection was accepted is accounted for: its
-    /// first request is read (an upload is counted as in progress first), or it had sent
-    /// nothing yet, or it is gone.
+    /// The connection's first request is read (an upload is counted as in progress first),
+    /// or the connection is gone.
     pub fn read(&mut self) {
         if std::mem::take(&mut self.unread) {
             self.uploads.unread().remove(&self.id);
@@ -140,7 +154,7 @@ impl Drop for Running {
 }
 
 /// Whether the peer has sent bytes not read yet (without waiting, and without taking them).
-pub fn has_input(stream: &TcpStream) -> bool {
+pub fn has_input<S: std::os::fd::AsFd>(stream: &S) -> bool {
     let mut byte = [MaybeUninit::<u8>::uninit(); 1];
     // Tokio's sockets are non-blocking: nothing sent yet is WouldBlock; 0 is a closed peer.
     matches!(socket2::SockRef::from(stream).peek(&mut byte), Ok(n) if n > 0)

@@ -143,8 +143,9 @@ impl LoggedIn {
 
 enum Step {
     Closing,
-    /// An event of the logged-in user; `None` when their session was revoked.
-    Event(Option<Event>),
+    /// An event of the logged-in user (boxed: events are large); `None` when their session
+    /// was revoked.
+    Event(Option<Box<Event>>),
     Incoming(Option<Result<Message, WsError>>),
 }
 
@@ -153,7 +154,7 @@ impl Connection {
         loop {
             let step = tokio::select! {
                 () = closing.cancelled() => Step::Closing,
-                event = next_event(self.events()) => Step::Event(event),
+                event = next_event(self.events()) => Step::Event(event.map(Box::new)),
                 incoming = ws.next() => Step::Incoming(incoming),
             };
             let reply = match step {
@@ -161,7 +162,7 @@ impl Connection {
                     close(&mut ws, CloseCode::Away, "server shutting down").await;
                     return;
                 }
-                Step::Event(Some(event)) => Box::pin(self.push(event)).await,
+                Step::Event(Some(event)) => Box::pin(self.push(*event)).await,
                 Step::Event(None) => {
                     self.revoked(&mut ws).await;
                     return;
