@@ -241,7 +241,7 @@ async fn send_line(
     if own.len() > OWN_LINES {
         own.pop_front();
     }
-    let mut sent = send_to(shared, &session, group, text, &key).await;
+    let mut sent = send_to(&session, group, text, &key).await;
     let session = match &sent {
         Err(status) if status.code() == Code::Unauthenticated => {
             // The remembered session was ended elsewhere (a password change or recovery ends
@@ -249,7 +249,7 @@ async fn send_line(
             // refused now.
             shared.logins.forget(&credentials.name, &session);
             let fresh = authenticate(shared, conns, &credentials, peer).await?;
-            sent = send_to(shared, &fresh, group, text, &key).await;
+            sent = send_to(&fresh, group, text, &key).await;
             fresh
         }
         _ => session,
@@ -260,7 +260,7 @@ async fn send_line(
     {
         tracing::warn!(%status, "lobby line refused; rejoining the lobby");
         sent = match shared.lobby.rejoin(&session).await {
-            Ok(group) => send_to(shared, &session, group, text, &key).await,
+            Ok(group) => send_to(&session, group, text, &key).await,
             Err(status) => Err(status),
         };
     }
@@ -302,22 +302,18 @@ async fn authenticate(
     }
 }
 
-async fn send_to(
-    shared: &Shared,
-    session: &UserSession,
-    group: i64,
-    text: &str,
-    key: &str,
-) -> Result<(), Status> {
-    let request = session
-        .request(SendMessageRequest {
-            to: Some(send_message_request::To::ToGroupId(group)),
-            kind: MessageKind::Text.into(),
-            text: text.to_owned(),
-            client_message_id: key.to_owned(),
-            ..Default::default()
+async fn send_to(session: &UserSession, group: i64, text: &str, key: &str) -> Result<(), Status> {
+    let line = SendMessageRequest {
+        to: Some(send_message_request::To::ToGroupId(group)),
+        kind: MessageKind::Text.into(),
+        text: text.to_owned(),
+        client_message_id: key.to_owned(),
+        ..Default::default()
+    };
+    session
+        .call(line, |backend, request| async move {
+            backend.messaging().send_message(request).await
         })
         .await?;
-    shared.backend.messaging().send_message(request).await?;
     Ok(())
 }

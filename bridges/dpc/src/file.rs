@@ -2,9 +2,9 @@
 //! through the files service with public visibility. Bytes are streamed in chunks both ways;
 //! no file is ever held whole in memory.
 
-use std::{collections::HashMap, io, net::SocketAddr, sync::Arc};
+use std::{collections::HashMap, io, net::SocketAddr, sync::Arc, time::Duration};
 
-use rosetta_bridge_kit::{Connections, UserSession};
+use rosetta_bridge_kit::{Connections, UserSession, all_pages};
 use rosetta_proto::{
     common::v1::PageRequest,
     files::v1::{
@@ -217,7 +217,12 @@ async fn upload<R: AsyncRead + Unpin>(
     };
     let mut sender = tx.send(metadata).await.is_ok().then_some(tx);
     let request = match session.request(ReceiverStream::new(rx)).await {
-        Ok(request) => request,
+        Ok(mut request) => {
+            // Fed by the client's socket at its pace: the backend's default deadline would
+            // cut a large upload from a slow client short.
+            request.set_timeout(transfer_deadline(size));
+            request
+        }
         Err(status) => {
             tracing::warn!(%status, "upload not started");
             conns.counters.error("upload");
@@ -303,7 +308,7 @@ async fn list<W: AsyncWrite + Unpin>(
 /// folders by path.
 async fn listing(shared: &Shared, session: &UserSession) -> Result<Vec<Listed>, Status> {
     let mut entries: Vec<(i64, i64, String, bool)> = Vec::new();
-    for entry in list_all(shared, session, String::new(), false).await? {
+    for entry in list_all(session, String::new(), false).await? {
         match entry {
             list_entry::Entry::File(f) => {
                 entries.push((f.created_at_ms, f.owner_id, f.name, false))
@@ -345,38 +350,41 @@ fn local_time(at_ms: i64) -> String {
 }
 
 async fn list_all(
-    shared: &Shared,
     session: &UserSession,
     folder: String,
     recursive: bool,
 ) -> Result<Vec<list_entry::Entry>, Status> {
-    let mut entries = Vec::new();
-    let mut token = String::new();
-    for _ in 0..MAX_PAGES {
-        let request = session
-            .request(ListFilesRequest {
-                scope: ListScope::Public.into(),
-                folder: folder.clone(),
-                recursive,
-                page: Some(PageRequest {
-                    page_size: PAGE_SIZE,
-                    page_token: token,
-                }),
-            })
-            .await?;
-        let page = shared
-            .backend
-            .files()
-            .list_files(request)
-            .await?
-            .into_inner();
-        entries.extend(page.entries.into_iter().filter_map(|e| e.entry));
-        token = page.page.map(|p| p.next_page_token).unwrap_or_default();
-        if token.is_empty() {
-            break;
+    all_pages(MAX_PAGES, |page_token| {
+        let request = ListFilesRequest {
+            scope: ListScope::Public.into(),
+            folder: folder.clone(),
+            recursive,
+            page: Some(PageRequest {
+                page_size: PAGE_SIZE,
+                page_token,
+            }),
+        };
+        async move {
+            let page = session
+                .call(request, |backend, request| async move {
+                    backend.files().list_files(request).await
+                })
+                .await?;
+            let next = page.page.map(|p| p.next_page_token).unwrap_or_default();
+            Ok((
+                page.entries.into_iter().filter_map(|e| e.entry).collect(),
+                next,
+            ))
         }
-    }
-    Ok(entries)
+    })
+    .await
+}
+
+/// How long an upload of `size` bytes, or a download, may take: the client's socket sets the
+/// pace (each socket write has its own deadline, so a stalled client is cut off sooner).
+fn transfer_deadline(size: u64) -> Duration {
+    // At least 64 KiB/s, and a minute besides.
+    Duration::from_secs(60 + size / (64 * 1024)).min(Duration::from_secs(6 * 3600))
 }
 
 /// Sends a file, or every file below a folder, then returns (the caller closes). Not found,
@@ -390,7 +398,7 @@ async fn download<W: AsyncWrite + Unpin>(
     file_name: &str,
 ) {
     let files = match login(shared, conns, peer, credentials, "download").await {
-        Some(session) => match find(shared, &session, file_name).await {
+        Some(session) => match find(&session, file_name).await {
             Ok(files) if !files.is_empty() => Some((session, files)),
             Ok(_) => None,
             Err(status) => {
@@ -419,14 +427,13 @@ async fn download<W: AsyncWrite + Unpin>(
 /// What a download of `requested` sends: the newest public file of that path, else every file
 /// below the folder of that path (newest version of each), with the name the client writes.
 async fn find(
-    shared: &Shared,
     session: &UserSession,
     requested: &str,
 ) -> Result<Vec<(String, bool, FileInfo)>, Status> {
     let Some((folder, base)) = split_path(requested) else {
         return Ok(Vec::new());
     };
-    let newest_file = list_all(shared, session, folder.clone(), false)
+    let newest_file = list_all(session, folder.clone(), false)
         .await?
         .into_iter()
         .filter_map(|e| match e {
@@ -444,7 +451,7 @@ async fn find(
     };
     let mut newest: HashMap<String, FileInfo> = HashMap::new();
     let mut order = Vec::new();
-    for entry in list_all(shared, session, path, true).await? {
+    for entry in list_all(session, path, true).await? {
         if let list_entry::Entry::File(f) = entry {
             let name = format!("{}/{}", f.folder, f.name);
             match newest.get(&name) {
@@ -475,13 +482,16 @@ async fn send_file<W: AsyncWrite + Unpin>(
     file_id: &str,
 ) -> io::Result<()> {
     let grpc = |status: Status| io::Error::other(status.to_string());
-    let request = session
+    let mut request = session
         .request(DownloadRequest {
             file_id: file_id.to_owned(),
             offset: 0,
         })
         .await
         .map_err(grpc)?;
+    // Streamed to the client at its pace: the backend's default deadline would cut a large
+    // download to a slow client short. The size is not known yet: the largest allowed.
+    request.set_timeout(transfer_deadline(u64::MAX));
     let mut stream = shared
         .backend
         .files()

@@ -55,7 +55,7 @@ pub async fn serve(
         file = %settings.file_listen,
         "DPC bridge starting"
     );
-    let lobby = lobby::Lobby::new(backend.clone());
+    let lobby = lobby::Lobby::new();
     let shared = Arc::new(Shared {
         logins: logins::Logins::new(backend.clone(), lobby.clone()),
         backend,

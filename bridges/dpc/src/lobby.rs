@@ -17,7 +17,7 @@ use std::{
 };
 
 use bytes::Bytes;
-use rosetta_bridge_kit::{Backend, EventStream, UserSession};
+use rosetta_bridge_kit::{EventStream, UserSession};
 use rosetta_proto::{
     account::v1::GetProfilesRequest,
     common::v1::{ConversationRef, conversation_ref},
@@ -52,7 +52,6 @@ pub struct LobbyLine {
 }
 
 pub struct Lobby {
-    backend: Backend,
     /// The lobby's group, known once a DPC user has logged in; replaced if it is re-created.
     group: watch::Sender<Option<i64>>,
     /// When the first DPC user logged in (Unix ms): the stream's start.
@@ -64,9 +63,8 @@ pub struct Lobby {
 }
 
 impl Lobby {
-    pub fn new(backend: Backend) -> Arc<Self> {
+    pub fn new() -> Arc<Self> {
         Arc::new(Self {
-            backend,
             group: watch::channel(None).0,
             started_ms: OnceLock::new(),
             lines: broadcast::channel(BACKLOG).0,
@@ -94,18 +92,15 @@ impl Lobby {
     /// Joins `session`'s user to the lobby again (after a send to it was refused as NOT_FOUND
     /// or NOT_MEMBER): the service hands out the lobby as it is now, re-created if it was gone.
     pub async fn rejoin(&self, session: &Arc<UserSession>) -> Result<i64, Status> {
-        let request = session
-            .request(JoinPublicGroupRequest {
-                slug: LOBBY_SLUG.into(),
-                name: String::new(),
+        let join = JoinPublicGroupRequest {
+            slug: LOBBY_SLUG.into(),
+            name: String::new(),
+        };
+        let group = session
+            .call(join, |backend, request| async move {
+                backend.social().join_public_group(request).await
             })
             .await?;
-        let group = self
-            .backend
-            .social()
-            .join_public_group(request)
-            .await?
-            .into_inner();
         tracing::info!(group = group.id, "rejoined the DPC lobby");
         self.found(group.id, session);
         Ok(group.id)
@@ -133,22 +128,27 @@ impl Lobby {
         {
             return name.clone();
         }
-        let found = async {
-            let request = session
-                .request(GetProfilesRequest {
+        let found = session
+            .call(
+                GetProfilesRequest {
                     user_ids: vec![user_id],
-                })
-                .await?;
-            let users = self.backend.account().get_profiles(request).await?;
-            Ok::<_, Status>(users.into_inner().users.into_iter().next())
-        }
-        .await;
-        match found {
+                },
+                |backend, request| async move { backend.account().get_profiles(request).await },
+            )
+            .await;
+        match found.map(|profiles| profiles.users.into_iter().next()) {
             Ok(Some(user)) => {
                 self.remember_name(user_id, &user.username);
                 user.username
             }
-            _ => user_id.to_string(),
+            Ok(None) => {
+                tracing::info!(user_id, "sender's profile not found; shown under the id");
+                user_id.to_string()
+            }
+            Err(status) => {
+                tracing::warn!(user_id, %status, "sender's profile not read; shown under the id");
+                user_id.to_string()
+            }
         }
     }
 
@@ -266,20 +266,18 @@ impl Lobby {
         let since_ms = self.started_ms.get().copied().unwrap_or(0) - START_MARGIN_MS;
         let mut after = seen.last_seq;
         loop {
-            let request = session
-                .request(ListMessagesRequest {
-                    conversation,
-                    after_seq: after,
-                    limit: 500,
-                    ..Default::default()
+            let page_after = ListMessagesRequest {
+                conversation,
+                after_seq: after,
+                limit: 500,
+                ..Default::default()
+            };
+            // Paged by sequence number, delivering as it reads (not the kit's token paging).
+            let page = session
+                .call(page_after, |backend, request| async move {
+                    backend.messaging().list_messages(request).await
                 })
                 .await?;
-            let page = self
-                .backend
-                .messaging()
-                .list_messages(request)
-                .await?
-                .into_inner();
             if page.messages.is_empty() {
                 return Ok(());
             }

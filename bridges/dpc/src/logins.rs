@@ -210,21 +210,16 @@ impl Logins {
         let session = Arc::new(UserSession::new(self.backend.clone(), login));
         self.lobby
             .remember_name(session.user_id(), &session.user().username);
-        let group = self
-            .backend
-            .social()
-            .join_public_group(
-                session
-                    .request(JoinPublicGroupRequest {
-                        slug: LOBBY_SLUG.into(),
-                        name: String::new(),
-                    })
-                    .await
-                    .map_err(AuthError::Backend)?,
-            )
+        let join = JoinPublicGroupRequest {
+            slug: LOBBY_SLUG.into(),
+            name: String::new(),
+        };
+        let group = session
+            .call(join, |backend, request| async move {
+                backend.social().join_public_group(request).await
+            })
             .await
-            .map_err(AuthError::Backend)?
-            .into_inner();
+            .map_err(AuthError::Backend)?;
         self.lobby.found(group.id, &session);
         let replaced = {
             let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
