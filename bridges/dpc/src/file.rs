@@ -215,7 +215,7 @@ async fn upload<R: AsyncRead + Unpin>(
             ..Default::default()
         })),
     };
-    let mut sender = tx.send(metadata).await.is_ok().then_some(tx);
+    let sender = tx.send(metadata).await.is_ok().then_some(tx);
     let request = match session.request(ReceiverStream::new(rx)).await {
         Ok(mut request) => {
             // Fed by the client's socket at its pace: the backend's default deadline would
@@ -233,31 +233,11 @@ async fn upload<R: AsyncRead + Unpin>(
     let call = tokio::spawn(
         async move { files.upload(request).await }.instrument(tracing::Span::current()),
     );
-    let mut remaining = size;
-    while remaining > 0 {
-        let want = usize::try_from(remaining)
-            .unwrap_or(RAW_CHUNK)
-            .min(RAW_CHUNK);
-        let chunk = match reader.raw(want).await {
-            Ok(chunk) if !chunk.is_empty() => chunk,
-            // The peer left mid-file: cancel, so nothing partial is stored.
-            _ => {
-                call.abort();
-                return false;
-            }
-        };
-        remaining -= chunk.len() as u64;
-        if let Some(tx) = &sender {
-            let part = UploadRequest {
-                part: Some(upload_request::Part::Chunk(chunk.to_vec())),
-            };
-            if tx.send(part).await.is_err() {
-                // The call ended early (refused); the rest is read and dropped.
-                sender = None;
-            }
-        }
+    if !feed(reader, sender, size).await {
+        // The peer left mid-file: cancel, so nothing partial is stored.
+        call.abort();
+        return false;
     }
-    drop(sender);
     match call.await {
         Ok(Ok(info)) => {
             tracing::info!(file_id = %info.get_ref().id, in_folder, "file uploaded");
@@ -269,6 +249,36 @@ async fn upload<R: AsyncRead + Unpin>(
         Err(err) => {
             tracing::warn!(%err, "upload task failed");
             conns.counters.error("upload");
+        }
+    }
+    true
+}
+
+/// Reads exactly `size` raw bytes into the upload's `sender` (or drops them once the call
+/// ended early, refused); false when the peer left first.
+async fn feed<R: AsyncRead + Unpin>(
+    reader: &mut FrameReader<R>,
+    mut sender: Option<mpsc::Sender<UploadRequest>>,
+    size: u64,
+) -> bool {
+    let mut remaining = size;
+    while remaining > 0 {
+        let want = usize::try_from(remaining)
+            .unwrap_or(RAW_CHUNK)
+            .min(RAW_CHUNK);
+        let chunk = match reader.raw(want).await {
+            Ok(chunk) if !chunk.is_empty() => chunk,
+            _ => return false,
+        };
+        remaining -= chunk.len() as u64;
+        if let Some(tx) = &sender {
+            let part = UploadRequest {
+                part: Some(upload_request::Part::Chunk(chunk.to_vec())),
+            };
+            if tx.send(part).await.is_err() {
+                // The call ended early (refused); the rest is read and dropped.
+                sender = None;
+            }
         }
     }
     true
