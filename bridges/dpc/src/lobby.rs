@@ -92,6 +92,14 @@ impl Lobby {
     /// Joins `session`'s user to the lobby again (after a send to it was refused as NOT_FOUND
     /// or NOT_MEMBER): the service hands out the lobby as it is now, re-created if it was gone.
     pub async fn rejoin(&self, session: &Arc<UserSession>) -> Result<i64, Status> {
+        let group = self.join(session).await?;
+        tracing::info!(group, "rejoined the DPC lobby");
+        Ok(group)
+    }
+
+    /// Makes `session`'s user a member of the lobby (done at every login, so DPC users are
+    /// always members) and the session one the stream may read with; the lobby's group id.
+    pub async fn join(&self, session: &Arc<UserSession>) -> Result<i64, Status> {
         let join = JoinPublicGroupRequest {
             slug: LOBBY_SLUG.into(),
             name: String::new(),
@@ -101,7 +109,6 @@ impl Lobby {
                 backend.social().join_public_group(request).await
             })
             .await?;
-        tracing::info!(group = group.id, "rejoined the DPC lobby");
         self.found(group.id, session);
         Ok(group.id)
     }

@@ -11,15 +11,13 @@ use std::{
 };
 
 use rosetta_bridge_kit::{Backend, UserSession};
-use rosetta_proto::{
-    account::v1::{GetMyProfileRequest, LoginRequest, PasswordScheme, login_request::Identifier},
-    social::v1::JoinPublicGroupRequest,
+use rosetta_proto::account::v1::{
+    GetMyProfileRequest, LoginRequest, PasswordScheme, login_request::Identifier,
 };
 use sha2::{Digest as _, Sha256};
 use tonic::{Code, Status};
 
 use crate::{
-    LOBBY_SLUG,
     lobby::Lobby,
     refusal::{Refusal, refusal},
 };
@@ -210,17 +208,10 @@ impl Logins {
         let session = Arc::new(UserSession::new(self.backend.clone(), login));
         self.lobby
             .remember_name(session.user_id(), &session.user().username);
-        let join = JoinPublicGroupRequest {
-            slug: LOBBY_SLUG.into(),
-            name: String::new(),
-        };
-        let group = session
-            .call(join, |backend, request| async move {
-                backend.social().join_public_group(request).await
-            })
+        self.lobby
+            .join(&session)
             .await
             .map_err(AuthError::Backend)?;
-        self.lobby.found(group.id, &session);
         let replaced = {
             let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
             if entries.len() >= PRUNE_ABOVE {

@@ -34,16 +34,7 @@ async fn offline_when_chat_socket_closes(backend: Backend) {
     let alice_id = alice.user.as_ref().expect("user").id;
     // Bob is a lobby peer over gRPC; Alice is the only DPC user, so her session holds the
     // lobby stream, which alone used to keep her online until the presence timeout.
-    SocialServiceClient::new(server.channel().await)
-        .join_public_group(authed(
-            JoinPublicGroupRequest {
-                slug: "dpc-lobby".into(),
-                name: String::new(),
-            },
-            &bob.access_token,
-        ))
-        .await
-        .expect("join");
+    join_lobby(&server, &bob).await;
     assert_eq!(
         login(&bridge, "alice", "abc123").await,
         frame(r#"{"op": 0, "test": 0}"#)
@@ -76,16 +67,7 @@ async fn a_revoked_window_no_longer_holds_its_user_online() {
     let bob = server.user("bob", "xyz789").await;
     let alice = server.user("alice", "abc123").await;
     let alice_id = alice.user.as_ref().expect("user").id;
-    SocialServiceClient::new(server.channel().await)
-        .join_public_group(authed(
-            JoinPublicGroupRequest {
-                slug: "dpc-lobby".into(),
-                name: String::new(),
-            },
-            &bob.access_token,
-        ))
-        .await
-        .expect("join");
+    join_lobby(&server, &bob).await;
     let mut listener = connect(bridge.chat).await;
     let mut old_window = connect(bridge.chat).await;
     send(&mut old_window, &line("alice", "abc123", "before")).await;
@@ -120,6 +102,20 @@ async fn a_revoked_window_no_longer_holds_its_user_online() {
 /// Reads pushes until one contains `text`.
 async fn until(stream: &mut tokio::net::TcpStream, text: &str) {
     while !read_body(stream).await.contains(text) {}
+}
+
+/// `user` joins the lobby over gRPC: a peer who may see the DPC users' presence.
+async fn join_lobby(server: &TestServer, user: &LoginResponse) {
+    SocialServiceClient::new(server.channel().await)
+        .join_public_group(authed(
+            JoinPublicGroupRequest {
+                slug: "dpc-lobby".into(),
+                name: String::new(),
+            },
+            &user.access_token,
+        ))
+        .await
+        .expect("join");
 }
 
 async fn status(server: &TestServer, viewer: &LoginResponse, user: i64) -> PresenceStatus {

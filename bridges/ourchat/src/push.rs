@@ -68,31 +68,29 @@ impl Connection {
         if let Some(ocid) = self.ocids.get(&user_id) {
             return ocid.clone();
         }
-        let found = session
-            .call(
-                GetProfilesRequest {
-                    user_ids: vec![user_id],
-                },
-                |backend, request| async move { backend.account().get_profiles(request).await },
-            )
-            .await;
-        match found.map(|profiles| profiles.users.into_iter().next()) {
-            Ok(Some(user)) => {
-                if self.ocids.len() >= OCID_CACHE {
-                    self.ocids.clear();
-                }
-                self.ocids.insert(user_id, user.ocid.clone());
-                user.ocid
-            }
-            Ok(None) => {
-                tracing::info!(user_id, "sender's profile not found; pushed under the id");
-                user_id.to_string()
-            }
+        let request = GetProfilesRequest {
+            user_ids: vec![user_id],
+        };
+        let profile = session
+            .call(request, |backend, request| async move {
+                backend.account().get_profiles(request).await
+            })
+            .await
+            .map(|profiles| profiles.users.into_iter().next());
+        let ocid = match profile {
+            Ok(Some(user)) => user.ocid,
+            // A sender whose account is gone: still pushed, under the id.
+            Ok(None) => return user_id.to_string(),
             Err(status) => {
                 tracing::warn!(user_id, %status, "sender's profile not read; pushed under the id");
-                user_id.to_string()
+                return user_id.to_string();
             }
+        };
+        if self.ocids.len() >= OCID_CACHE {
+            self.ocids.clear();
         }
+        self.ocids.insert(user_id, ocid.clone());
+        ocid
     }
 }
 
