@@ -15,7 +15,7 @@ use crate::{
     Shared,
     codec::{AuthRequest, auth_reply},
     logins::{AuthError, Recheck},
-    reason,
+    refusal::{Refusal, refusal},
     wire::{self, FrameReader},
 };
 
@@ -100,9 +100,9 @@ async fn handle(
             // The client has a dialog for each answer; it always gets one.
             let test = match sent {
                 Ok(_) => 0,
-                Err(status) => match reason(&status).as_deref() {
-                    Some("PHONE_TAKEN") => 3,
-                    Some("INVALID_ARGUMENT") => 2,
+                Err(status) => match refusal(&status) {
+                    Refusal::PhoneTaken => 3,
+                    Refusal::BadInput | Refusal::NameTaken => 2,
                     _ => {
                         tracing::info!(%status, "verification code not sent");
                         1
@@ -131,11 +131,11 @@ async fn handle(
                 .await;
             let test = match registered {
                 Ok(()) => 0,
-                Err(status) => match reason(&status).as_deref() {
+                Err(status) => match refusal(&status) {
                     // "User name exists" is the client's only dialog for a refused account.
-                    Some("USERNAME_TAKEN" | "INVALID_ARGUMENT") => 1,
-                    Some("CODE_NOT_REQUESTED" | "PHONE_TAKEN") => 2,
-                    Some("CODE_INVALID") => 3,
+                    Refusal::NameTaken | Refusal::BadInput => 1,
+                    Refusal::CodeNotRequested | Refusal::PhoneTaken => 2,
+                    Refusal::CodeWrong => 3,
                     _ => {
                         tracing::warn!(%status, "register failed");
                         return None;

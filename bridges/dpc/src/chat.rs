@@ -6,9 +6,11 @@
 //! user of its latest line, who is online while it is open and goes offline when it closes
 //! (unless another chat socket of theirs is still open on this process).
 
-use std::{collections::VecDeque, net::SocketAddr, sync::Arc};
+use std::{collections::VecDeque, net::SocketAddr, sync::Arc, time::Duration};
 
-use rosetta_bridge_kit::{Connections, Live, OnClose, UserSession, end_login, login};
+use rosetta_bridge_kit::{
+    Connections, EventStream, Live, OnClose, UserSession, end_login, login, next_event,
+};
 use rosetta_proto::{
     messaging::v1::{MessageKind, SendMessageRequest, send_message_request},
     social::v1::PresenceStatus,
@@ -21,11 +23,14 @@ use crate::{
     Shared,
     codec::{ChatLine, Credentials, FrameError},
     logins::{AuthError, Recheck},
+    refusal::{Refusal, refusal},
     wire::{self, FrameReader},
 };
 
 /// Idempotency keys of this socket's latest lines, so it does not receive them back.
 const OWN_LINES: usize = 64;
+/// How long a chat window's first line waits for its user's event stream to come up.
+const OPEN_PATIENCE: Duration = Duration::from_secs(5);
 
 pub async fn serve(stream: TcpStream, peer: SocketAddr, conns: Connections, shared: Arc<Shared>) {
     let (read, mut write) = stream.into_split();
@@ -55,17 +60,23 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, conns: Connections, shar
                 }
                 Err(RecvError::Closed) => break,
             },
+            // The owner's own events are not shown (the lobby's lines come above); the stream
+            // is how a revoked session is noticed.
+            event = next_event(owner.events()) => if event.is_none() {
+                owner = owner.revoked(&shared).await;
+            },
             frame = reader.next() => match frame {
                 Ok(Some(map)) => {
                     conns.counters.frame_in("line");
                     let span = tracing::info_span!("frame", command = "line");
                     let keep = match ChatLine::parse(&map) {
                         Ok(line) => {
+                            let name = line.credentials.name.clone();
                             let speaker = send_line(line, peer, &conns, &shared, &mut own)
                                 .instrument(span)
                                 .await;
                             if let Some(session) = speaker {
-                                owner = owner.spoken_by(&shared, session).await;
+                                owner = owner.spoken_by(&shared, name, session).await;
                             }
                             true
                         }
@@ -100,16 +111,33 @@ enum Owner {
     /// The user of the latest line, counted among their live chat sockets.
     User {
         live: Live,
+        name: String,
         session: Arc<UserSession>,
+        /// The session's events, watched for its revocation (a password change elsewhere).
+        /// Absent when it could not be opened (the services are down; logged).
+        events: Option<EventStream>,
     },
 }
 
 impl Owner {
     /// The owner after `session`'s user sent a line: the same user keeps the socket (with the
     /// newest session); another user takes it over from the previous one.
-    async fn spoken_by(self, shared: &Shared, session: Arc<UserSession>) -> Self {
-        let live = match self {
-            Owner::User { live, .. } if live.user_id() == session.user_id() => live,
+    async fn spoken_by(self, shared: &Shared, name: String, session: Arc<UserSession>) -> Self {
+        let (live, events) = match self {
+            Owner::User {
+                live,
+                session: held,
+                events,
+                ..
+            } if live.user_id() == session.user_id() => {
+                let events = if Arc::ptr_eq(&held, &session) {
+                    events
+                } else {
+                    drop(events);
+                    watch(&session).await
+                };
+                (live, events)
+            }
             previous => {
                 previous.close().await;
                 let live = shared.live.enter(session.user_id()).await;
@@ -119,17 +147,71 @@ impl Owner {
                 {
                     tracing::warn!(user = session.user_id(), %status, "online on chat failed");
                 }
-                live
+                (live, watch(&session).await)
             }
         };
-        Owner::User { live, session }
+        Owner::User {
+            live,
+            name,
+            session,
+            events,
+        }
+    }
+
+    fn events(&mut self) -> Option<&mut EventStream> {
+        match self {
+            Owner::User { events, .. } => events.as_mut(),
+            Owner::Nobody => None,
+        }
+    }
+
+    /// The owner's session was revoked (a password change elsewhere): the window's login
+    /// ends and it belongs to nobody until its next line, which is checked with that line's
+    /// password (the remembered login is forgotten, so an old password is refused). The socket
+    /// stays open: it still receives the room, as every socket does.
+    async fn revoked(self, shared: &Shared) -> Self {
+        let Owner::User {
+            live,
+            name,
+            session,
+            events,
+        } = self
+        else {
+            return Owner::Nobody;
+        };
+        tracing::info!(user = session.user_id(), "chat window's session revoked");
+        drop(events);
+        shared.logins.forget(&name, &session);
+        // The revoked session cannot sign the user out; a newer one of theirs (a window that
+        // spoke with the new password) can, if this was their last window.
+        let signer = shared.logins.current(&name).unwrap_or(session);
+        end_login(live, &signer, OnClose::KeepSession).await;
+        Owner::Nobody
     }
 
     /// The socket closed: its user goes offline if it was their last chat socket here. The
     /// session stays: it is the remembered login the user's other sockets reuse.
     async fn close(self) {
-        if let Owner::User { live, session } = self {
+        if let Owner::User {
+            live,
+            session,
+            events,
+            ..
+        } = self
+        {
+            drop(events);
             end_login(live, &session, OnClose::KeepSession).await;
+        }
+    }
+}
+
+/// The event stream of `session`, or none (logged) if it cannot be opened now.
+async fn watch(session: &Arc<UserSession>) -> Option<EventStream> {
+    match EventStream::open(Arc::clone(session), OPEN_PATIENCE).await {
+        Ok(events) => Some(events),
+        Err(status) => {
+            tracing::warn!(user = session.user_id(), %status, "chat window's events not opened");
+            None
         }
     }
 }
@@ -159,7 +241,7 @@ async fn send_line(
     if own.len() > OWN_LINES {
         own.pop_front();
     }
-    let mut sent = send_to(shared, &session, group, text, &key).await;
+    let mut sent = send_to(&session, group, text, &key).await;
     let session = match &sent {
         Err(status) if status.code() == Code::Unauthenticated => {
             // The remembered session was ended elsewhere (a password change or recovery ends
@@ -167,19 +249,18 @@ async fn send_line(
             // refused now.
             shared.logins.forget(&credentials.name, &session);
             let fresh = authenticate(shared, conns, &credentials, peer).await?;
-            sent = send_to(shared, &fresh, group, text, &key).await;
+            sent = send_to(&fresh, group, text, &key).await;
             fresh
         }
         _ => session,
     };
     // The lobby is gone or the user is no longer in it: join it as it is now, send again.
     if let Err(status) = &sent
-        && (status.code() == tonic::Code::NotFound
-            || crate::reason(status).as_deref() == Some("NOT_MEMBER"))
+        && refusal(status) == Refusal::NotInLobby
     {
         tracing::warn!(%status, "lobby line refused; rejoining the lobby");
         sent = match shared.lobby.rejoin(&session).await {
-            Ok(group) => send_to(shared, &session, group, text, &key).await,
+            Ok(group) => send_to(&session, group, text, &key).await,
             Err(status) => Err(status),
         };
     }
@@ -221,22 +302,18 @@ async fn authenticate(
     }
 }
 
-async fn send_to(
-    shared: &Shared,
-    session: &UserSession,
-    group: i64,
-    text: &str,
-    key: &str,
-) -> Result<(), Status> {
-    let request = session
-        .request(SendMessageRequest {
-            to: Some(send_message_request::To::ToGroupId(group)),
-            kind: MessageKind::Text.into(),
-            text: text.to_owned(),
-            client_message_id: key.to_owned(),
-            ..Default::default()
+async fn send_to(session: &UserSession, group: i64, text: &str, key: &str) -> Result<(), Status> {
+    let line = SendMessageRequest {
+        to: Some(send_message_request::To::ToGroupId(group)),
+        kind: MessageKind::Text.into(),
+        text: text.to_owned(),
+        client_message_id: key.to_owned(),
+        ..Default::default()
+    };
+    session
+        .call(line, |backend, request| async move {
+            backend.messaging().send_message(request).await
         })
         .await?;
-    shared.backend.messaging().send_message(request).await?;
     Ok(())
 }

@@ -2,15 +2,9 @@
 //! through the files service with public visibility. Bytes are streamed in chunks both ways;
 //! no file is ever held whole in memory.
 
-use std::{
-    collections::HashMap,
-    io,
-    net::SocketAddr,
-    sync::{Arc, Mutex},
-    time::Duration,
-};
+use std::{collections::HashMap, io, net::SocketAddr, sync::Arc, time::Duration};
 
-use rosetta_bridge_kit::{Connections, UserSession};
+use rosetta_bridge_kit::{Connections, UserSession, all_pages};
 use rosetta_proto::{
     common::v1::PageRequest,
     files::v1::{
@@ -21,7 +15,7 @@ use rosetta_proto::{
 use tokio::{
     io::{AsyncRead, AsyncWrite},
     net::TcpStream,
-    sync::{Notify, mpsc},
+    sync::mpsc,
 };
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::Status;
@@ -31,6 +25,7 @@ use crate::{
     Shared,
     codec::{self, Credentials, FileRequest, Listed},
     logins::Recheck,
+    uploads::{Arrival, Running, has_input},
     wire::{self, FrameReader, RAW_CHUNK},
 };
 
@@ -40,95 +35,22 @@ const MAX_LISTING_BYTES: usize = 60_000;
 /// Listing pages read at most, of [`PAGE_SIZE`] entries.
 const MAX_PAGES: usize = 20;
 const PAGE_SIZE: u32 = 500;
-/// How long a listing or download waits for the same user's uploads still in progress.
-const UPLOAD_WAIT: Duration = Duration::from_secs(10);
 
-/// Uploads in progress, per user name. The client closes right after an upload's last byte and
-/// may at once list or download on a new connection; the real server had the file on disk by
-/// then, so the listing and downloads of that user wait until their uploads are stored.
-#[derive(Default)]
-pub struct Uploads {
-    running: Mutex<HashMap<String, usize>>,
-    stored: Notify,
-}
-
-impl Uploads {
-    fn running(&self) -> std::sync::MutexGuard<'_, HashMap<String, usize>> {
-        self.running.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Counts an upload of `name` until the returned guard drops.
-    fn start(&self, name: &str) -> Running<'_> {
-        *self.running().entry(name.to_owned()).or_default() += 1;
-        Running {
-            uploads: self,
-            name: name.to_owned(),
-        }
-    }
-
-    /// Waits (at most [`UPLOAD_WAIT`]) until `name` has no upload in progress.
-    async fn settled(&self, name: &str) {
-        let wait = async {
-            loop {
-                let stored = self.stored.notified();
-                tokio::pin!(stored);
-                stored.as_mut().enable();
-                if !self.running().contains_key(name) {
-                    return;
-                }
-                stored.await;
-            }
-        };
-        if tokio::time::timeout(UPLOAD_WAIT, wait).await.is_err() {
-            tracing::info!(
-                name,
-                "answering while an upload of the same user is still running"
-            );
-        }
-    }
-}
-
-/// One upload in progress; dropping it ends it, stored or not.
-struct Running<'a> {
-    uploads: &'a Uploads,
-    name: String,
-}
-
-impl Drop for Running<'_> {
-    fn drop(&mut self) {
-        let mut running = self.uploads.running();
-        if let Some(count) = running.get_mut(&self.name) {
-            *count -= 1;
-            if *count == 0 {
-                running.remove(&self.name);
-            }
-        }
-        drop(running);
-        self.uploads.stored.notify_waiters();
-    }
-}
-
-pub async fn serve(stream: TcpStream, peer: SocketAddr, conns: Connections, shared: Arc<Shared>) {
+pub async fn serve(
+    stream: TcpStream,
+    peer: SocketAddr,
+    conns: Connections,
+    shared: Arc<Shared>,
+    mut arrival: Arrival,
+) {
     let (read, mut write) = stream.into_split();
     let mut reader = FrameReader::new(read);
+    // Held from an upload's header while more of the same connection's units are already
+    // here: a folder's files count as one upload in progress, with no gap between them.
+    let mut running: Option<Running> = None;
     loop {
-        let frame = tokio::select! {
-            () = conns.closing.cancelled() => break,
-            frame = reader.next() => frame,
-        };
-        let request = match frame.map(|f| f.map(|map| FileRequest::parse(&map))) {
-            Ok(Some(Ok(request))) => request,
-            Ok(None) => break,
-            Ok(Some(Err(err))) => {
-                tracing::debug!(?err, "file request refused");
-                conns.counters.error("file");
-                break;
-            }
-            Err(err) => {
-                tracing::debug!(%err, "file connection refused");
-                conns.counters.error("file");
-                break;
-            }
+        let Some(request) = next_request(&mut reader, &conns).await else {
+            break;
         };
         let keep_open = match request {
             FileRequest::Upload {
@@ -139,8 +61,11 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, conns: Connections, shar
             } => {
                 conns.counters.frame_in("upload");
                 let span = tracing::info_span!("frame", command = "upload", size);
-                let _running = shared.uploads.start(&credentials.name);
-                upload(
+                if running.is_none() {
+                    running = Some(shared.uploads.start(&credentials.name));
+                }
+                arrival.read();
+                let keep = upload(
                     &mut reader,
                     &shared,
                     &conns,
@@ -151,12 +76,17 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, conns: Connections, shar
                     folder.is_some(),
                 )
                 .instrument(span)
-                .await
+                .await;
+                if !reader.buffered() && !has_input(reader.get_ref().as_ref()) {
+                    running = None;
+                }
+                keep
             }
             FileRequest::List { credentials } => {
                 conns.counters.frame_in("list");
+                arrival.read();
                 let span = tracing::info_span!("frame", command = "list");
-                shared.uploads.settled(&credentials.name).await;
+                shared.uploads.settled(&arrival, &credentials.name).await;
                 list(&mut write, &shared, &conns, peer, credentials)
                     .instrument(span)
                     .await
@@ -166,8 +96,9 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, conns: Connections, shar
                 file_name,
             } => {
                 conns.counters.frame_in("download");
+                arrival.read();
                 let span = tracing::info_span!("frame", command = "download");
-                shared.uploads.settled(&credentials.name).await;
+                shared.uploads.settled(&arrival, &credentials.name).await;
                 download(&mut write, &shared, &conns, peer, credentials, &file_name)
                     .instrument(span)
                     .await;
@@ -177,6 +108,31 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, conns: Connections, shar
         };
         if !keep_open {
             break;
+        }
+    }
+}
+
+/// The connection's next request; `None` when it ends (closed, a bad frame, shutting down).
+async fn next_request<R: AsyncRead + Unpin>(
+    reader: &mut FrameReader<R>,
+    conns: &Connections,
+) -> Option<FileRequest> {
+    let frame = tokio::select! {
+        () = conns.closing.cancelled() => return None,
+        frame = reader.next() => frame,
+    };
+    match frame.map(|f| f.map(|map| FileRequest::parse(&map))) {
+        Ok(Some(Ok(request))) => Some(request),
+        Ok(None) => None,
+        Ok(Some(Err(err))) => {
+            tracing::debug!(?err, "file request refused");
+            conns.counters.error("file");
+            None
+        }
+        Err(err) => {
+            tracing::debug!(%err, "file connection refused");
+            conns.counters.error("file");
+            None
         }
     }
 }
@@ -259,9 +215,14 @@ async fn upload<R: AsyncRead + Unpin>(
             ..Default::default()
         })),
     };
-    let mut sender = tx.send(metadata).await.is_ok().then_some(tx);
+    let sender = tx.send(metadata).await.is_ok().then_some(tx);
     let request = match session.request(ReceiverStream::new(rx)).await {
-        Ok(request) => request,
+        Ok(mut request) => {
+            // Fed by the client's socket at its pace: the backend's default deadline would
+            // cut a large upload from a slow client short.
+            request.set_timeout(transfer_deadline(size));
+            request
+        }
         Err(status) => {
             tracing::warn!(%status, "upload not started");
             conns.counters.error("upload");
@@ -272,31 +233,11 @@ async fn upload<R: AsyncRead + Unpin>(
     let call = tokio::spawn(
         async move { files.upload(request).await }.instrument(tracing::Span::current()),
     );
-    let mut remaining = size;
-    while remaining > 0 {
-        let want = usize::try_from(remaining)
-            .unwrap_or(RAW_CHUNK)
-            .min(RAW_CHUNK);
-        let chunk = match reader.raw(want).await {
-            Ok(chunk) if !chunk.is_empty() => chunk,
-            // The peer left mid-file: cancel, so nothing partial is stored.
-            _ => {
-                call.abort();
-                return false;
-            }
-        };
-        remaining -= chunk.len() as u64;
-        if let Some(tx) = &sender {
-            let part = UploadRequest {
-                part: Some(upload_request::Part::Chunk(chunk.to_vec())),
-            };
-            if tx.send(part).await.is_err() {
-                // The call ended early (refused); the rest is read and dropped.
-                sender = None;
-            }
-        }
+    if !feed(reader, sender, size).await {
+        // The peer left mid-file: cancel, so nothing partial is stored.
+        call.abort();
+        return false;
     }
-    drop(sender);
     match call.await {
         Ok(Ok(info)) => {
             tracing::info!(file_id = %info.get_ref().id, in_folder, "file uploaded");
@@ -308,6 +249,36 @@ async fn upload<R: AsyncRead + Unpin>(
         Err(err) => {
             tracing::warn!(%err, "upload task failed");
             conns.counters.error("upload");
+        }
+    }
+    true
+}
+
+/// Reads exactly `size` raw bytes into the upload's `sender` (or drops them once the call
+/// ended early, refused); false when the peer left first.
+async fn feed<R: AsyncRead + Unpin>(
+    reader: &mut FrameReader<R>,
+    mut sender: Option<mpsc::Sender<UploadRequest>>,
+    size: u64,
+) -> bool {
+    let mut remaining = size;
+    while remaining > 0 {
+        let want = usize::try_from(remaining)
+            .unwrap_or(RAW_CHUNK)
+            .min(RAW_CHUNK);
+        let chunk = match reader.raw(want).await {
+            Ok(chunk) if !chunk.is_empty() => chunk,
+            _ => return false,
+        };
+        remaining -= chunk.len() as u64;
+        if let Some(tx) = &sender {
+            let part = UploadRequest {
+                part: Some(upload_request::Part::Chunk(chunk.to_vec())),
+            };
+            if tx.send(part).await.is_err() {
+                // The call ended early (refused); the rest is read and dropped.
+                sender = None;
+            }
         }
     }
     true
@@ -347,7 +318,7 @@ async fn list<W: AsyncWrite + Unpin>(
 /// folders by path.
 async fn listing(shared: &Shared, session: &UserSession) -> Result<Vec<Listed>, Status> {
     let mut entries: Vec<(i64, i64, String, bool)> = Vec::new();
-    for entry in list_all(shared, session, String::new(), false).await? {
+    for entry in list_all(session, String::new(), false).await? {
         match entry {
             list_entry::Entry::File(f) => {
                 entries.push((f.created_at_ms, f.owner_id, f.name, false))
@@ -389,38 +360,41 @@ fn local_time(at_ms: i64) -> String {
 }
 
 async fn list_all(
-    shared: &Shared,
     session: &UserSession,
     folder: String,
     recursive: bool,
 ) -> Result<Vec<list_entry::Entry>, Status> {
-    let mut entries = Vec::new();
-    let mut token = String::new();
-    for _ in 0..MAX_PAGES {
-        let request = session
-            .request(ListFilesRequest {
-                scope: ListScope::Public.into(),
-                folder: folder.clone(),
-                recursive,
-                page: Some(PageRequest {
-                    page_size: PAGE_SIZE,
-                    page_token: token,
-                }),
-            })
-            .await?;
-        let page = shared
-            .backend
-            .files()
-            .list_files(request)
-            .await?
-            .into_inner();
-        entries.extend(page.entries.into_iter().filter_map(|e| e.entry));
-        token = page.page.map(|p| p.next_page_token).unwrap_or_default();
-        if token.is_empty() {
-            break;
+    all_pages(MAX_PAGES, |page_token| {
+        let request = ListFilesRequest {
+            scope: ListScope::Public.into(),
+            folder: folder.clone(),
+            recursive,
+            page: Some(PageRequest {
+                page_size: PAGE_SIZE,
+                page_token,
+            }),
+        };
+        async move {
+            let page = session
+                .call(request, |backend, request| async move {
+                    backend.files().list_files(request).await
+                })
+                .await?;
+            let next = page.page.map(|p| p.next_page_token).unwrap_or_default();
+            Ok((
+                page.entries.into_iter().filter_map(|e| e.entry).collect(),
+                next,
+            ))
         }
-    }
-    Ok(entries)
+    })
+    .await
+}
+
+/// How long an upload of `size` bytes, or a download, may take: the client's socket sets the
+/// pace (each socket write has its own deadline, so a stalled client is cut off sooner).
+fn transfer_deadline(size: u64) -> Duration {
+    // At least 64 KiB/s, and a minute besides.
+    Duration::from_secs(60 + size / (64 * 1024)).min(Duration::from_secs(6 * 3600))
 }
 
 /// Sends a file, or every file below a folder, then returns (the caller closes). Not found,
@@ -434,7 +408,7 @@ async fn download<W: AsyncWrite + Unpin>(
     file_name: &str,
 ) {
     let files = match login(shared, conns, peer, credentials, "download").await {
-        Some(session) => match find(shared, &session, file_name).await {
+        Some(session) => match find(&session, file_name).await {
             Ok(files) if !files.is_empty() => Some((session, files)),
             Ok(_) => None,
             Err(status) => {
@@ -463,14 +437,13 @@ async fn download<W: AsyncWrite + Unpin>(
 /// What a download of `requested` sends: the newest public file of that path, else every file
 /// below the folder of that path (newest version of each), with the name the client writes.
 async fn find(
-    shared: &Shared,
     session: &UserSession,
     requested: &str,
 ) -> Result<Vec<(String, bool, FileInfo)>, Status> {
     let Some((folder, base)) = split_path(requested) else {
         return Ok(Vec::new());
     };
-    let newest_file = list_all(shared, session, folder.clone(), false)
+    let newest_file = list_all(session, folder.clone(), false)
         .await?
         .into_iter()
         .filter_map(|e| match e {
@@ -488,7 +461,7 @@ async fn find(
     };
     let mut newest: HashMap<String, FileInfo> = HashMap::new();
     let mut order = Vec::new();
-    for entry in list_all(shared, session, path, true).await? {
+    for entry in list_all(session, path, true).await? {
         if let list_entry::Entry::File(f) = entry {
             let name = format!("{}/{}", f.folder, f.name);
             match newest.get(&name) {
@@ -519,13 +492,16 @@ async fn send_file<W: AsyncWrite + Unpin>(
     file_id: &str,
 ) -> io::Result<()> {
     let grpc = |status: Status| io::Error::other(status.to_string());
-    let request = session
+    let mut request = session
         .request(DownloadRequest {
             file_id: file_id.to_owned(),
             offset: 0,
         })
         .await
         .map_err(grpc)?;
+    // Streamed to the client at its pace: the backend's default deadline would cut a large
+    // download to a slow client short. The size is not known yet: the largest allowed.
+    request.set_timeout(transfer_deadline(u64::MAX));
     let mut stream = shared
         .backend
         .files()

@@ -10,6 +10,8 @@ pub mod codec;
 mod file;
 mod lobby;
 mod logins;
+mod refusal;
+mod uploads;
 mod wire;
 
 use std::sync::Arc;
@@ -35,7 +37,7 @@ struct Shared {
     backend: Backend,
     lobby: Arc<lobby::Lobby>,
     logins: logins::Logins,
-    uploads: file::Uploads,
+    uploads: Arc<uploads::Uploads>,
     /// Users whose chat sockets are open on this process, counted per socket.
     live: LiveLogins,
 }
@@ -53,12 +55,12 @@ pub async fn serve(
         file = %settings.file_listen,
         "DPC bridge starting"
     );
-    let lobby = lobby::Lobby::new(backend.clone());
+    let lobby = lobby::Lobby::new();
     let shared = Arc::new(Shared {
         logins: logins::Logins::new(backend.clone(), lobby.clone()),
         backend,
         lobby: lobby.clone(),
-        uploads: file::Uploads::default(),
+        uploads: Arc::default(),
         live: LiveLogins::default(),
     });
     let stop = CancellationToken::new();
@@ -85,14 +87,12 @@ pub async fn serve(
             "dpc",
             listeners.file,
             stop.clone().cancelled_owned(),
-            move |stream, peer, conns| file::serve(stream, peer, conns, file.clone()),
+            move |stream, peer, conns| {
+                // Numbered here, in the accept loop: the order of arrival (see `uploads`).
+                let arrival = file.uploads.arrive(&stream);
+                file::serve(stream, peer, conns, file.clone(), arrival)
+            },
         ),
     );
     let _ = follower.await;
-}
-
-/// The `ErrorInfo` reason of a failed call.
-fn reason(status: &tonic::Status) -> Option<String> {
-    use tonic_types::StatusExt as _;
-    status.get_details_error_info().map(|info| info.reason)
 }

@@ -1,7 +1,8 @@
 //! The shared room. On the original chat server every connected socket received every line;
 //! here lines go to the public group "dpc-lobby", so gRPC and other-protocol members take part.
-//! One `Subscribe` stream per bridge process (held with the session of any DPC user who logged
-//! in) receives the group's messages; each is encoded once as the DPC push frame and fanned out
+//! One event stream per bridge process (the kit's `EventStream`, held with the session of any
+//! DPC user who logged in; when that session is revoked, the newest one) receives the group's
+//! messages; each is encoded once as the DPC push frame and fanned out
 //! to every chat socket of this process, as the original fanned out to all of its sockets.
 //!
 //! The lobby is system-owned (nobody can dissolve it through the API), but should its group
@@ -16,14 +17,11 @@ use std::{
 };
 
 use bytes::Bytes;
-use rosetta_bridge_kit::{Backend, UserSession};
+use rosetta_bridge_kit::{EventStream, UserSession};
 use rosetta_proto::{
     account::v1::GetProfilesRequest,
     common::v1::{ConversationRef, conversation_ref},
-    messaging::v1::{
-        ListMessagesRequest, Message, MessageKind, SubscribeRequest, event, message,
-        subscribe_response,
-    },
+    messaging::v1::{ListMessagesRequest, Message, MessageKind, event, message},
     social::v1::JoinPublicGroupRequest,
 };
 use tokio::sync::{broadcast, watch};
@@ -36,8 +34,10 @@ use crate::{LOBBY_SLUG, codec};
 const BACKLOG: usize = 1024;
 /// Message ids remembered to deliver each message once across resubscriptions.
 const SEEN: usize = 4096;
-/// Pause before resubscribing after the stream failed or ended.
+/// Pause before a new reader's stream, or another try at reading the history.
 const RETRY: Duration = Duration::from_secs(1);
+/// How long a new stream may take to come up before the history is read all the same.
+const OPEN_PATIENCE: Duration = Duration::from_secs(10);
 /// Messages sent this long before the first DPC login are still delivered when the stream
 /// opens (allows for clock skew between the bridge and the messaging service).
 const START_MARGIN_MS: i64 = 5_000;
@@ -52,7 +52,6 @@ pub struct LobbyLine {
 }
 
 pub struct Lobby {
-    backend: Backend,
     /// The lobby's group, known once a DPC user has logged in; replaced if it is re-created.
     group: watch::Sender<Option<i64>>,
     /// When the first DPC user logged in (Unix ms): the stream's start.
@@ -64,9 +63,8 @@ pub struct Lobby {
 }
 
 impl Lobby {
-    pub fn new(backend: Backend) -> Arc<Self> {
+    pub fn new() -> Arc<Self> {
         Arc::new(Self {
-            backend,
             group: watch::channel(None).0,
             started_ms: OnceLock::new(),
             lines: broadcast::channel(BACKLOG).0,
@@ -94,19 +92,23 @@ impl Lobby {
     /// Joins `session`'s user to the lobby again (after a send to it was refused as NOT_FOUND
     /// or NOT_MEMBER): the service hands out the lobby as it is now, re-created if it was gone.
     pub async fn rejoin(&self, session: &Arc<UserSession>) -> Result<i64, Status> {
-        let request = session
-            .request(JoinPublicGroupRequest {
-                slug: LOBBY_SLUG.into(),
-                name: String::new(),
+        let group = self.join(session).await?;
+        tracing::info!(group, "rejoined the DPC lobby");
+        Ok(group)
+    }
+
+    /// Makes `session`'s user a member of the lobby (done at every login, so DPC users are
+    /// always members) and the session one the stream may read with; the lobby's group id.
+    pub async fn join(&self, session: &Arc<UserSession>) -> Result<i64, Status> {
+        let join = JoinPublicGroupRequest {
+            slug: LOBBY_SLUG.into(),
+            name: String::new(),
+        };
+        let group = session
+            .call(join, |backend, request| async move {
+                backend.social().join_public_group(request).await
             })
             .await?;
-        let group = self
-            .backend
-            .social()
-            .join_public_group(request)
-            .await?
-            .into_inner();
-        tracing::info!(group = group.id, "rejoined the DPC lobby");
         self.found(group.id, session);
         Ok(group.id)
     }
@@ -133,31 +135,38 @@ impl Lobby {
         {
             return name.clone();
         }
-        let found = async {
-            let request = session
-                .request(GetProfilesRequest {
+        let found = session
+            .call(
+                GetProfilesRequest {
                     user_ids: vec![user_id],
-                })
-                .await?;
-            let users = self.backend.account().get_profiles(request).await?;
-            Ok::<_, Status>(users.into_inner().users.into_iter().next())
-        }
-        .await;
-        match found {
+                },
+                |backend, request| async move { backend.account().get_profiles(request).await },
+            )
+            .await;
+        match found.map(|profiles| profiles.users.into_iter().next()) {
             Ok(Some(user)) => {
                 self.remember_name(user_id, &user.username);
                 user.username
             }
-            _ => user_id.to_string(),
+            Ok(None) => {
+                tracing::info!(user_id, "sender's profile not found; shown under the id");
+                user_id.to_string()
+            }
+            Err(status) => {
+                tracing::warn!(user_id, %status, "sender's profile not read; shown under the id");
+                user_id.to_string()
+            }
         }
     }
 
-    /// Follows the lobby until `closing` is cancelled, resubscribing (with the newest session)
-    /// whenever the stream ends and filling the gap from the group's history.
+    /// Follows the lobby until `closing` is cancelled: an [`EventStream`] opened with the
+    /// newest session able to read it (which mends its own breaks), the group's history read
+    /// whenever a stream starts or the lobby was re-created, and a newer reader taken once the
+    /// stream's session is revoked.
     pub async fn run(self: Arc<Self>, closing: CancellationToken) {
         let mut readers = self.reader.subscribe();
-        let mut seen = Seen::default();
         let mut groups = self.group.subscribe();
+        let mut seen = Seen::default();
         loop {
             let session = tokio::select! {
                 () = closing.cancelled() => return,
@@ -166,36 +175,35 @@ impl Lobby {
                     Err(_) => return,
                 },
             };
-            let (Some(session), Some(group)) = (session, *groups.borrow_and_update()) else {
-                continue;
-            };
-            if seen.group != group {
-                // A re-created lobby: its sequence numbers start over.
-                seen = Seen {
-                    group,
-                    ..Seen::default()
-                };
-            }
-            let result = tokio::select! {
+            let Some(session) = session else { continue };
+            let opened = tokio::select! {
                 () = closing.cancelled() => return,
-                // The lobby was re-created: follow the new group.
-                _ = groups.changed() => Ok(()),
-                result = self.follow(&session, group, &mut seen) => result,
+                opened = EventStream::open(session.clone(), OPEN_PATIENCE) => opened,
             };
-            if let Err(status) = result {
-                tracing::warn!(%status, "DPC lobby stream failed");
-                if status.code() == Code::Unauthenticated {
-                    // That session is gone: wait for the next login.
-                    self.reader.send_if_modified(|current| match current {
-                        Some(s) if Arc::ptr_eq(s, &session) => {
-                            *current = None;
-                            true
-                        }
-                        _ => false,
-                    });
+            let ended = match opened {
+                Ok(mut events) => {
+                    let followed = self.follow(&session, &mut events, &mut groups, &mut seen);
+                    tokio::select! {
+                        () = closing.cancelled() => return,
+                        ended = followed => ended,
+                    }
                 }
+                Err(status) => {
+                    tracing::warn!(%status, "DPC lobby stream not opened");
+                    status.code() == Code::Unauthenticated
+                }
+            };
+            if ended {
+                // That session is gone: wait for the next login.
+                self.reader.send_if_modified(|current| match current {
+                    Some(s) if Arc::ptr_eq(s, &session) => {
+                        *current = None;
+                        true
+                    }
+                    _ => false,
+                });
             }
-            // Failed or ended: resubscribe after a pause, never in a hot loop.
+            // Never in a hot loop.
             tokio::select! {
                 () = closing.cancelled() => return,
                 () = tokio::time::sleep(RETRY) => {}
@@ -203,39 +211,52 @@ impl Lobby {
         }
     }
 
+    /// Delivers the lobby's lines from `events` until its session is revoked (then true),
+    /// catching up from the group's history first and again whenever the lobby's group
+    /// changes.
     async fn follow(
         &self,
         session: &UserSession,
-        group: i64,
+        events: &mut EventStream,
+        groups: &mut watch::Receiver<Option<i64>>,
         seen: &mut Seen,
-    ) -> Result<(), Status> {
-        let request = session
-            .request(SubscribeRequest { after_seq: None })
-            .await?;
-        let mut stream = self
-            .backend
-            .messaging()
-            .subscribe(request)
-            .await?
-            .into_inner();
-        // Live delivery starts at CaughtUp; history covers everything before it.
-        let mut live = false;
-        while let Some(item) = stream.message().await? {
-            if !live {
-                if let Some(subscribe_response::Item::CaughtUp(_)) = item.item {
-                    live = true;
-                    self.catch_up(session, group, seen).await?;
-                }
-                continue;
+    ) -> bool {
+        loop {
+            let Some(group) = *groups.borrow_and_update() else {
+                return false;
+            };
+            if seen.group != group {
+                // A re-created lobby: its sequence numbers start over.
+                *seen = Seen {
+                    group,
+                    ..Seen::default()
+                };
             }
-            if let Some(subscribe_response::Item::Event(event)) = item.item
-                && let Some(event::Kind::Message(message)) = event.kind
-                && message.to == Some(message::To::ToGroupId(group))
-            {
-                self.deliver(session, message, seen).await;
+            // Live delivery runs from the stream's start; history covers what came before.
+            while let Err(status) = self.catch_up(session, group, seen).await {
+                tracing::warn!(%status, "DPC lobby history not read");
+                if status.code() == Code::Unauthenticated {
+                    return true;
+                }
+                tokio::time::sleep(RETRY).await;
+            }
+            loop {
+                let event = tokio::select! {
+                    // The lobby was re-created: follow the new group.
+                    changed = groups.changed() => match changed {
+                        Ok(()) => break,
+                        Err(_) => return false,
+                    },
+                    event = events.next() => event,
+                };
+                let Some(event) = event else { return true };
+                if let Some(event::Kind::Message(message)) = event.kind
+                    && message.to == Some(message::To::ToGroupId(group))
+                {
+                    self.deliver(session, message, seen).await;
+                }
             }
         }
-        Ok(())
     }
 
     /// Delivers what the group received while no stream was open: after the last delivered
@@ -252,20 +273,18 @@ impl Lobby {
         let since_ms = self.started_ms.get().copied().unwrap_or(0) - START_MARGIN_MS;
         let mut after = seen.last_seq;
         loop {
-            let request = session
-                .request(ListMessagesRequest {
-                    conversation,
-                    after_seq: after,
-                    limit: 500,
-                    ..Default::default()
+            let page_after = ListMessagesRequest {
+                conversation,
+                after_seq: after,
+                limit: 500,
+                ..Default::default()
+            };
+            // Paged by sequence number, delivering as it reads (not the kit's token paging).
+            let page = session
+                .call(page_after, |backend, request| async move {
+                    backend.messaging().list_messages(request).await
                 })
                 .await?;
-            let page = self
-                .backend
-                .messaging()
-                .list_messages(request)
-                .await?
-                .into_inner();
             if page.messages.is_empty() {
                 return Ok(());
             }

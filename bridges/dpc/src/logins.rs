@@ -11,14 +11,16 @@ use std::{
 };
 
 use rosetta_bridge_kit::{Backend, UserSession};
-use rosetta_proto::{
-    account::v1::{GetMyProfileRequest, LoginRequest, PasswordScheme, login_request::Identifier},
-    social::v1::JoinPublicGroupRequest,
+use rosetta_proto::account::v1::{
+    GetMyProfileRequest, LoginRequest, PasswordScheme, login_request::Identifier,
 };
 use sha2::{Digest as _, Sha256};
 use tonic::{Code, Status};
 
-use crate::{LOBBY_SLUG, lobby::Lobby, reason};
+use crate::{
+    lobby::Lobby,
+    refusal::{Refusal, refusal},
+};
 
 /// A remembered login is checked against the account service again after this long. A
 /// password change or recovery elsewhere ends the remembered session at once; the bridge sees
@@ -52,12 +54,21 @@ pub enum Recheck {
     Now,
 }
 
+/// Whether a remembered login was confirmed within [`REVERIFY_AFTER`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fresh {
+    Yes,
+    No,
+}
+
 pub struct Logins {
     backend: Backend,
     lobby: Arc<Lobby>,
     /// Per-process key of the digests, so they are useless outside this process.
     key: [u8; 32],
     entries: Mutex<HashMap<String, Entry>>,
+    /// Per user name, the lock its credential checks take in turn.
+    turns: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 impl Logins {
@@ -67,6 +78,7 @@ impl Logins {
             lobby,
             key: rand::random(),
             entries: Mutex::new(HashMap::new()),
+            turns: Mutex::new(HashMap::new()),
         }
     }
 
@@ -93,17 +105,65 @@ impl Logins {
         recheck: Recheck,
     ) -> Result<Arc<UserSession>, AuthError> {
         let digest = self.digest(name, password);
-        if let Some(session) = self.remembered(name, &digest) {
-            match recheck {
-                Recheck::OnRefusal => return Ok(session),
-                Recheck::Now => match is_live(&session).await {
-                    Ok(true) => return Ok(session),
-                    Ok(false) => self.forget(name, &session),
-                    Err(status) => return Err(AuthError::Backend(status)),
-                },
-            }
+        if recheck == Recheck::OnRefusal
+            && let Some((session, Fresh::Yes)) = self.remembered(name, &digest)
+        {
+            return Ok(session);
         }
-        self.login(name, password, peer, client, digest).await
+        // One check per user at a time: two connections of a user arriving together (an
+        // upload and a listing, a chat line and a download) would otherwise both log in, and
+        // the second login would replace, and log out, the session the first is using.
+        let _turn = self.turn(name).await;
+        let found = match self.remembered(name, &digest) {
+            Some((session, Fresh::Yes)) if recheck == Recheck::OnRefusal => Some(session),
+            // Confirmed live with the account service (a password change ends it): kept, and
+            // fresh again, rather than replaced by a new login.
+            Some((session, _)) => match is_live(&session).await {
+                Ok(true) => {
+                    self.verified(name, &session);
+                    Some(session)
+                }
+                Ok(false) => {
+                    self.forget(name, &session);
+                    None
+                }
+                Err(status) => return Err(AuthError::Backend(status)),
+            },
+            None => None,
+        };
+        match found {
+            Some(session) => Ok(session),
+            None => self.login(name, password, peer, client, digest).await,
+        }
+    }
+
+    /// Waits for `name`'s turn to check credentials; it lasts until the guard drops.
+    async fn turn<'a>(&'a self, name: &'a str) -> Turn<'a> {
+        let lock = {
+            let mut turns = self.turns.lock().unwrap_or_else(|e| e.into_inner());
+            Arc::clone(turns.entry(name.to_owned()).or_default())
+        };
+        Turn {
+            logins: self,
+            name,
+            guard: Some(lock.lock_owned().await),
+        }
+    }
+
+    /// Marks `name`'s remembered `session` as just confirmed.
+    fn verified(&self, name: &str, session: &Arc<UserSession>) {
+        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(entry) = entries.get_mut(name)
+            && Arc::ptr_eq(&entry.session, session)
+        {
+            entry.verified_at = Instant::now();
+        }
+    }
+
+    /// The session remembered for `name` now, whatever the password it was checked with.
+    pub fn current(&self, name: &str) -> Option<Arc<UserSession>> {
+        let entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        entries.get(name).map(|e| Arc::clone(&e.session))
     }
 
     /// Drops the remembered login of `name` if it still holds `session` (whose calls were
@@ -135,33 +195,23 @@ impl Logins {
                 client: format!("bridge-dpc {peer}"),
             })
             .await
-            .map_err(|status| match status.code() {
-                Code::Unauthenticated | Code::NotFound | Code::InvalidArgument => {
-                    AuthError::BadCredentials
-                }
-                _ if reason(&status).as_deref() == Some("THROTTLED") => AuthError::BadCredentials,
+            .map_err(|status| match refusal(&status) {
+                // A name that is nobody's (NOT_FOUND) or no user name at all, or an empty
+                // password: wrong credentials to the client.
+                Refusal::Credentials
+                | Refusal::NotInLobby
+                | Refusal::BadInput
+                | Refusal::NameTaken => AuthError::BadCredentials,
                 _ => AuthError::Backend(status),
             })?
             .into_inner();
         let session = Arc::new(UserSession::new(self.backend.clone(), login));
         self.lobby
             .remember_name(session.user_id(), &session.user().username);
-        let group = self
-            .backend
-            .social()
-            .join_public_group(
-                session
-                    .request(JoinPublicGroupRequest {
-                        slug: LOBBY_SLUG.into(),
-                        name: String::new(),
-                    })
-                    .await
-                    .map_err(AuthError::Backend)?,
-            )
+        self.lobby
+            .join(&session)
             .await
-            .map_err(AuthError::Backend)?
-            .into_inner();
-        self.lobby.found(group.id, &session);
+            .map_err(AuthError::Backend)?;
         let replaced = {
             let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
             if entries.len() >= PRUNE_ABOVE {
@@ -187,12 +237,40 @@ impl Logins {
         Ok(session)
     }
 
-    fn remembered(&self, name: &str, digest: &[u8; 32]) -> Option<Arc<UserSession>> {
+    /// The remembered session of this (name, password) pair, and whether it was confirmed
+    /// recently.
+    fn remembered(&self, name: &str, digest: &[u8; 32]) -> Option<(Arc<UserSession>, Fresh)> {
         let entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
-        entries
-            .get(name)
-            .filter(|e| e.digest == *digest && e.verified_at.elapsed() < REVERIFY_AFTER)
-            .map(|e| e.session.clone())
+        entries.get(name).filter(|e| e.digest == *digest).map(|e| {
+            let fresh = if e.verified_at.elapsed() < REVERIFY_AFTER {
+                Fresh::Yes
+            } else {
+                Fresh::No
+            };
+            (e.session.clone(), fresh)
+        })
+    }
+}
+
+/// One user's turn to check credentials (see [`Logins::authenticate`]).
+struct Turn<'a> {
+    logins: &'a Logins,
+    name: &'a str,
+    guard: Option<tokio::sync::OwnedMutexGuard<()>>,
+}
+
+impl Drop for Turn<'_> {
+    /// Ends the turn, and drops the user's lock when nobody else holds or awaits it (a lock
+    /// is only cloned under the table's lock, so the count cannot grow meanwhile).
+    fn drop(&mut self) {
+        drop(self.guard.take());
+        let mut turns = self.logins.turns.lock().unwrap_or_else(|e| e.into_inner());
+        if turns
+            .get(self.name)
+            .is_some_and(|lock| Arc::strong_count(lock) == 1)
+        {
+            turns.remove(self.name);
+        }
     }
 }
 

@@ -54,6 +54,16 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
         }
     }
 
+    /// The connection read from.
+    pub fn get_ref(&self) -> &R {
+        &self.inner
+    }
+
+    /// Whether bytes read from the peer are waiting here.
+    pub fn buffered(&self) -> bool {
+        !self.buf.is_empty()
+    }
+
     /// The next frame's JSON object; `None` when the peer closed between frames.
     pub async fn next(&mut self) -> Result<Option<Map<String, Value>>, ReadError> {
         loop {

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use rosetta_proto::{
-    account::v1::LoginResponse,
+    account::v1::{ChangePasswordRequest, LoginResponse, PasswordScheme},
     messaging::v1::{GetPresenceRequest, messaging_service_client::MessagingServiceClient},
     social::v1::{
         JoinPublicGroupRequest, PresenceStatus, social_service_client::SocialServiceClient,
@@ -34,16 +34,7 @@ async fn offline_when_chat_socket_closes(backend: Backend) {
     let alice_id = alice.user.as_ref().expect("user").id;
     // Bob is a lobby peer over gRPC; Alice is the only DPC user, so her session holds the
     // lobby stream, which alone used to keep her online until the presence timeout.
-    SocialServiceClient::new(server.channel().await)
-        .join_public_group(authed(
-            JoinPublicGroupRequest {
-                slug: "dpc-lobby".into(),
-                name: String::new(),
-            },
-            &bob.access_token,
-        ))
-        .await
-        .expect("join");
+    join_lobby(&server, &bob).await;
     assert_eq!(
         login(&bridge, "alice", "abc123").await,
         frame(r#"{"op": 0, "test": 0}"#)
@@ -64,6 +55,68 @@ async fn offline_when_chat_socket_closes(backend: Backend) {
     await_status(&server, &bob, alice_id, PresenceStatus::Offline).await;
 }
 both_backends!(offline_on_close, super::offline_when_chat_socket_closes);
+
+/// A password change elsewhere revokes the session a chat window speaks with: that window's
+/// login ends (it no longer holds its user online), though the socket stays open and still
+/// receives the room. The user's new window, with the new password, is then their only one:
+/// when it closes they go offline, while the old window is still open.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revoked_window_no_longer_holds_its_user_online() {
+    let server = TestServer::start(Backend::Sqlite).await;
+    let bridge = start_bridge(&server).await;
+    let bob = server.user("bob", "xyz789").await;
+    let alice = server.user("alice", "abc123").await;
+    let alice_id = alice.user.as_ref().expect("user").id;
+    join_lobby(&server, &bob).await;
+    let mut listener = connect(bridge.chat).await;
+    let mut old_window = connect(bridge.chat).await;
+    send(&mut old_window, &line("alice", "abc123", "before")).await;
+    until(&mut listener, "alice:before").await;
+    await_status(&server, &bob, alice_id, PresenceStatus::Online).await;
+
+    server
+        .account()
+        .await
+        .change_password(authed(
+            ChangePasswordRequest {
+                current_password: "abc123".into(),
+                current_scheme: PasswordScheme::Plain.into(),
+                new_password: "new456".into(),
+                new_scheme: PasswordScheme::Plain.into(),
+            },
+            &alice.access_token,
+        ))
+        .await
+        .expect("change password");
+
+    let mut new_window = connect(bridge.chat).await;
+    send(&mut new_window, &line("alice", "new456", "after")).await;
+    until(&mut listener, "alice:after").await;
+    drop(new_window);
+    await_status(&server, &bob, alice_id, PresenceStatus::Offline).await;
+    // The old window still receives the room.
+    send(&mut listener, &line("bob", "xyz789", "still there?")).await;
+    until(&mut old_window, "bob:still there?").await;
+}
+
+/// Reads pushes until one contains `text`.
+async fn until(stream: &mut tokio::net::TcpStream, text: &str) {
+    while !read_body(stream).await.contains(text) {}
+}
+
+/// `user` joins the lobby over gRPC: a peer who may see the DPC users' presence.
+async fn join_lobby(server: &TestServer, user: &LoginResponse) {
+    SocialServiceClient::new(server.channel().await)
+        .join_public_group(authed(
+            JoinPublicGroupRequest {
+                slug: "dpc-lobby".into(),
+                name: String::new(),
+            },
+            &user.access_token,
+        ))
+        .await
+        .expect("join");
+}
 
 async fn status(server: &TestServer, viewer: &LoginResponse, user: i64) -> PresenceStatus {
     MessagingServiceClient::new(server.channel().await)

@@ -120,54 +120,8 @@ pub fn decode(text: &str) -> Result<Request, DecodeError> {
             name: string("name"),
             code: string("verify_code").or_else(|| string("verification_code")),
         },
-        code::LOGIN => {
-            let login_type = match map.get("login_type") {
-                Some(Value::Number(n)) if n.as_i64() == Some(0) => Some(LoginType::Email),
-                Some(Value::Number(n)) if n.as_i64() == Some(1) => Some(LoginType::Ocid),
-                Some(Value::String(s)) if s.eq_ignore_ascii_case("email") => Some(LoginType::Email),
-                Some(Value::String(s)) if s.eq_ignore_ascii_case("ocid") => Some(LoginType::Ocid),
-                Some(_) => return Err(bad("login_type")),
-                None => None,
-            };
-            let account = string("account")
-                .or_else(|| string("email"))
-                .or_else(|| string("ocid"))
-                .ok_or_else(|| bad("account"))?;
-            // Without a type, the client's own rule: an '@' means e-mail.
-            let login_type = login_type.unwrap_or(if account.contains('@') {
-                LoginType::Email
-            } else {
-                LoginType::Ocid
-            });
-            Request::Login {
-                login_type,
-                account,
-                password: string("password").ok_or_else(|| bad("password"))?,
-                pushes: map.contains_key("time")
-                    || map.get("push").and_then(Value::as_bool) == Some(true),
-            }
-        }
-        code::TEXT => {
-            let sender = map
-                .get("sender")
-                .and_then(Value::as_object)
-                .ok_or_else(|| bad("sender"))?;
-            let target = if let Some(peer) = sender.get("private_id").and_then(id_text) {
-                Target::User(peer)
-            } else if let Some(group) = sender
-                .get("group_id")
-                .or_else(|| sender.get("session_id"))
-                .and_then(Value::as_i64)
-            {
-                Target::Group(group)
-            } else {
-                return Err(bad("sender"));
-            };
-            Request::Text {
-                target,
-                msg: string("msg").ok_or_else(|| bad("msg"))?,
-            }
-        }
+        code::LOGIN => login_request(&map, bad)?,
+        code::TEXT => text_message(&map, bad)?,
         code::NEW_SESSION => {
             let members = map
                 .get("members")
@@ -198,6 +152,69 @@ pub fn decode(text: &str) -> Result<Request, DecodeError> {
         },
         code::UNREGISTER => Request::Unregister,
         other => return Err(DecodeError::UnknownCode(other)),
+    })
+}
+
+/// LOGIN (6) in either form: `account` with an integer `login_type` (client), or
+/// `email`/`ocid` with a string one (06cff08e); `time` or `"push": true` asks for pushes.
+fn login_request(
+    map: &Map<String, Value>,
+    bad: impl Fn(&'static str) -> DecodeError,
+) -> Result<Request, DecodeError> {
+    let string = |key: &'static str| map.get(key).and_then(Value::as_str).map(str::to_owned);
+    let login_type = match map.get("login_type") {
+        Some(Value::Number(n)) if n.as_i64() == Some(0) => Some(LoginType::Email),
+        Some(Value::Number(n)) if n.as_i64() == Some(1) => Some(LoginType::Ocid),
+        Some(Value::String(s)) if s.eq_ignore_ascii_case("email") => Some(LoginType::Email),
+        Some(Value::String(s)) if s.eq_ignore_ascii_case("ocid") => Some(LoginType::Ocid),
+        Some(_) => return Err(bad("login_type")),
+        None => None,
+    };
+    let account = string("account")
+        .or_else(|| string("email"))
+        .or_else(|| string("ocid"))
+        .ok_or_else(|| bad("account"))?;
+    // Without a type, the client's own rule: an '@' means e-mail.
+    let login_type = login_type.unwrap_or(if account.contains('@') {
+        LoginType::Email
+    } else {
+        LoginType::Ocid
+    });
+    Ok(Request::Login {
+        login_type,
+        account,
+        password: string("password").ok_or_else(|| bad("password"))?,
+        pushes: map.contains_key("time") || map.get("push").and_then(Value::as_bool) == Some(true),
+    })
+}
+
+/// TEXT (0): to `private_id` (an ocid), else to `group_id` or `session_id`.
+fn text_message(
+    map: &Map<String, Value>,
+    bad: impl Fn(&'static str) -> DecodeError,
+) -> Result<Request, DecodeError> {
+    let sender = map
+        .get("sender")
+        .and_then(Value::as_object)
+        .ok_or_else(|| bad("sender"))?;
+    let target = if let Some(peer) = sender.get("private_id").and_then(id_text) {
+        Target::User(peer)
+    } else if let Some(group) = sender
+        .get("group_id")
+        .or_else(|| sender.get("session_id"))
+        .and_then(Value::as_i64)
+    {
+        Target::Group(group)
+    } else {
+        return Err(bad("sender"));
+    };
+    Ok(Request::Text {
+        target,
+        msg: map
+            .get("msg")
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+            .ok_or_else(|| bad("msg"))?,
     })
 }
 

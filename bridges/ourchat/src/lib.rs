@@ -2,10 +2,16 @@
 //!
 //! [`codec`] turns one text frame into a typed request, accepting both the real client's form
 //! and the seed document's, and builds the replies the client reads. [`session`] runs one
-//! WebSocket connection: requests become calls on the canonical services, and a `Subscribe`
-//! stream while logged in becomes pushes for the clients that can read them.
+//! WebSocket connection and holds the command table: requests become calls on the canonical
+//! services (`account`, `chat`), refusals become replies through one table (`refusal`), and
+//! the user's event stream while logged in becomes pushes (`push`) for the clients that can
+//! read them.
 
+mod account;
+mod chat;
 pub mod codec;
+mod push;
+mod refusal;
 pub mod session;
 
 use rosetta_bridge_kit::{Backend, LiveLogins, serve_tcp, settings::OurChatSettings};

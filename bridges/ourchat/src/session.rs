@@ -1,5 +1,10 @@
 //! One OurChat connection: the WebSocket upgrade, then text frames ⇄ calls on the canonical
-//! services, and while logged in a `Subscribe` stream whose events become pushes.
+//! services, and while logged in the user's event stream, whose events become pushes.
+//!
+//! This module is the connection's loop and its command table ([`Connection::handle`]); the
+//! commands live by area: [`crate::account`] (verify, register, login, account info,
+//! unregister), [`crate::chat`] (text, new session), [`crate::push`] (events → frames), and
+//! the one table of refusals in [`crate::refusal`].
 //!
 //! The real client (54660bbd) aborts on any frame it did not ask for (ourchat.md §4.1), so a
 //! connection gets pushes (code 0 messages, code 9 new sessions, code 18 errors) only once it
@@ -11,24 +16,11 @@ use std::{collections::HashMap, net::SocketAddr, sync::Arc, time::Duration};
 
 use futures::{SinkExt as _, StreamExt as _};
 use rosetta_bridge_kit::{
-    Backend, Connections, Counters, Live, LiveLogins, OnClose, UserSession, end_login,
-    settings::OurChatSettings,
+    Backend, Connections, Counters, EventStream, Live, LiveLogins, OnClose, UserSession, end_login,
+    next_event, settings::OurChatSettings,
 };
-use rosetta_proto::{
-    account::v1::{
-        DeleteAccountRequest, GetProfilesRequest, LoginRequest, LookupUserRequest, PasswordScheme,
-        RegisterRequest, SendVerificationCodeRequest, User, VerificationChannel,
-        VerificationPurpose, login_request::Identifier,
-    },
-    common::v1::{UserRef, user_ref},
-    messaging::v1::{
-        Event, MessageKind, SendMessageRequest, SubscribeRequest, SubscribeResponse, event,
-        message, send_message_request, subscribe_response,
-    },
-    social::v1::CreateGroupRequest,
-};
-use serde_json::{Map, Value};
-use tokio::{net::TcpStream, sync::mpsc, task::JoinHandle};
+use rosetta_proto::messaging::v1::Event;
+use tokio::net::TcpStream;
 use tokio_tungstenite::{
     WebSocketStream,
     tungstenite::{
@@ -37,30 +29,21 @@ use tokio_tungstenite::{
     },
 };
 use tokio_util::sync::CancellationToken;
-use tonic::{Code, Status, Streaming};
-use tonic_types::StatusExt as _;
 use tracing::Instrument as _;
 
-use crate::codec::{self, DecodeError, LoginType, Request, Target, code};
+use crate::{
+    codec::{self, DecodeError, Request, code},
+    refusal::Failure,
+};
 
 /// A peer that has not finished the WebSocket handshake by then is dropped.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-/// Events waiting for a slow client; when full the subscription waits (backpressure).
-const EVENT_QUEUE: usize = 64;
-/// How long a login waits for its event stream before replying anyway.
-const SUBSCRIBE_TIMEOUT: Duration = Duration::from_secs(10);
-/// Pause before re-opening a `Subscribe` stream that ended.
-const RESUBSCRIBE_DELAY: Duration = Duration::from_secs(1);
-/// Sender ocids remembered per connection (cleared when full).
-const OCID_CACHE: usize = 256;
-/// Most members one new-session request may name.
-const MAX_MEMBERS: usize = 200;
-/// The seed's account-info fields, sent when a request names none.
-const ACCOUNT_FIELDS: [&str; 5] = ["ocid", "nickname", "status", "avater", "time"];
+/// A client that does not take a frame (or a close) within this time is disconnected.
+const WRITE_DEADLINE: Duration = Duration::from_secs(10);
 
-type Ws = WebSocketStream<TcpStream>;
+pub(crate) type Ws = WebSocketStream<TcpStream>;
 /// A frame to send and the command it is counted under.
-type Reply = (&'static str, String);
+pub(crate) type Reply = (&'static str, String);
 
 /// Small buffers: connections are many and mostly idle, and frames are capped at
 /// [`codec::MAX_FRAME`] (a larger message or frame is refused by the WebSocket layer).
@@ -104,73 +87,65 @@ pub async fn run(
         counters: conns.counters,
         pushes: settings.pushes,
         live,
-        login: None,
+        login: Login::Out,
         ocids: HashMap::new(),
     };
     connection.serve(ws, &conns.closing).await;
-    if let Some(login) = connection.login.take() {
-        Box::pin(login.end()).await;
-    }
+    Box::pin(connection.log_out()).await;
 }
 
-struct Connection {
-    backend: Backend,
-    peer: SocketAddr,
-    counters: Counters,
+pub(crate) struct Connection {
+    pub(crate) backend: Backend,
+    pub(crate) peer: SocketAddr,
+    pub(crate) counters: Counters,
     /// Whether this client reads unsolicited frames.
-    pushes: bool,
+    pub(crate) pushes: bool,
     /// The users logged in on this bridge instance, counted per connection.
-    live: LiveLogins,
-    login: Option<LoggedIn>,
+    pub(crate) live: LiveLogins,
+    pub(crate) login: Login,
     /// user id → ocid, for the `sender` of pushed messages.
-    ocids: HashMap<i64, String>,
+    pub(crate) ocids: HashMap<i64, String>,
 }
 
-struct LoggedIn {
-    session: Arc<UserSession>,
+/// Where the connection's login stands.
+pub(crate) enum Login {
+    /// No login yet, or it ended (closed, unregistered, replaced by another login).
+    Out,
+    /// Logged in (boxed: a login is large and most of a connection's life is idle).
+    In(Box<LoggedIn>),
+}
+
+pub(crate) struct LoggedIn {
+    pub(crate) session: Arc<UserSession>,
     /// The SHA-256 hex the client logged in with; unregister (16) carries no password, and
     /// DeleteAccount checks one.
-    password: String,
-    /// Boxed: an event is large, and the queue's first block is allocated per connection.
-    events: mpsc::Receiver<Box<Event>>,
-    subscription: JoinHandle<()>,
-    /// This connection counted among the user's live ones (a field so `end` can move it out).
-    live: Option<Live>,
+    pub(crate) password: String,
+    /// The user's events, from before the login reply on (nothing after it is missed).
+    pub(crate) events: EventStream,
+    /// This connection counted among the user's live ones.
+    pub(crate) live: Live,
 }
 
 impl LoggedIn {
     /// Stops the event stream, shows the user offline if this was their last connection here,
     /// and ends the canonical session (an OurChat close is a logout).
-    async fn end(mut self) {
-        self.subscription.abort();
-        if let Some(live) = self.live.take() {
-            end_login(live, &self.session, OnClose::Logout).await;
-        }
-    }
-}
-
-impl Drop for LoggedIn {
-    fn drop(&mut self) {
-        self.subscription.abort();
-    }
-}
-
-/// How a request failed: the failure form of its own reply, or an ErrorMsg (18), which only
-/// clients that read pushes get.
-enum Failure {
-    Reply(String),
-    ErrorMsg(String),
-}
-
-impl From<Status> for Failure {
-    fn from(status: Status) -> Self {
-        Failure::ErrorMsg(details(status))
+    pub(crate) async fn end(self) {
+        let LoggedIn {
+            session,
+            events,
+            live,
+            ..
+        } = self;
+        drop(events);
+        end_login(live, &session, OnClose::Logout).await;
     }
 }
 
 enum Step {
     Closing,
-    Event(Box<Event>),
+    /// An event of the logged-in user (boxed: events are large); `None` when their session
+    /// was revoked.
+    Event(Option<Box<Event>>),
     Incoming(Option<Result<Message, WsError>>),
 }
 
@@ -179,55 +154,112 @@ impl Connection {
         loop {
             let step = tokio::select! {
                 () = closing.cancelled() => Step::Closing,
-                Some(event) = next_event(&mut self.login) => Step::Event(event),
+                event = next_event(self.events()) => Step::Event(event.map(Box::new)),
                 incoming = ws.next() => Step::Incoming(incoming),
             };
-            match step {
+            let reply = match step {
                 Step::Closing => {
                     close(&mut ws, CloseCode::Away, "server shutting down").await;
                     return;
                 }
-                Step::Event(event) => {
-                    if let Some(reply) = Box::pin(self.push(event)).await
-                        && self.send(&mut ws, reply).await.is_err()
-                    {
-                        return;
-                    }
+                Step::Event(Some(event)) => Box::pin(self.push(*event)).await,
+                Step::Event(None) => {
+                    self.revoked(&mut ws).await;
+                    return;
                 }
-                Step::Incoming(None) => return,
                 Step::Incoming(Some(Ok(Message::Text(text)))) => {
-                    if let Some(reply) = Box::pin(self.frame(text.as_str())).await
-                        && self.send(&mut ws, reply).await.is_err()
-                    {
+                    Box::pin(self.frame(text.as_str())).await
+                }
+                Step::Incoming(other) => {
+                    if self.incoming(&mut ws, other).await.is_break() {
                         return;
                     }
+                    None
                 }
-                Step::Incoming(Some(Ok(Message::Binary(_)))) => {
-                    self.counters.frame_in("binary");
-                    self.counters.error("binary");
-                    close(&mut ws, CloseCode::Unsupported, "text frames only").await;
-                    return;
-                }
-                // Pings are answered and close handshakes completed by the WebSocket layer.
-                Step::Incoming(Some(Ok(_))) => {}
-                Step::Incoming(Some(Err(WsError::Capacity(err)))) => {
-                    tracing::debug!(%err, "frame too large");
-                    self.counters.frame_in("oversized");
-                    self.counters.error("oversized");
-                    close(&mut ws, CloseCode::Size, "frame too large").await;
-                    return;
-                }
-                Step::Incoming(Some(Err(err))) => {
-                    tracing::debug!(%err, "connection failed");
-                    return;
-                }
+            };
+            if let Some(reply) = reply
+                && self.send(&mut ws, reply).await.is_err()
+            {
+                return;
             }
         }
     }
 
+    /// Anything but a text frame: the connection goes on only for pings, pongs and the like.
+    async fn incoming(
+        &self,
+        ws: &mut Ws,
+        incoming: Option<Result<Message, WsError>>,
+    ) -> std::ops::ControlFlow<()> {
+        use std::ops::ControlFlow::{Break, Continue};
+        match incoming {
+            None => Break(()),
+            Some(Ok(Message::Binary(_))) => {
+                self.counters.frame_in("binary");
+                self.counters.error("binary");
+                close(ws, CloseCode::Unsupported, "text frames only").await;
+                Break(())
+            }
+            // Pings are answered and close handshakes completed by the WebSocket layer.
+            Some(Ok(_)) => Continue(()),
+            Some(Err(WsError::Capacity(err))) => {
+                tracing::debug!(%err, "frame too large");
+                self.counters.frame_in("oversized");
+                self.counters.error("oversized");
+                close(ws, CloseCode::Size, "frame too large").await;
+                Break(())
+            }
+            Some(Err(err)) => {
+                tracing::debug!(%err, "connection failed");
+                Break(())
+            }
+        }
+    }
+
+    /// The session was revoked (logged out elsewhere, password changed, account deleted): the
+    /// login ends, a client that reads pushes is told why, and the connection closes (the
+    /// client logs in again after reconnecting).
+    async fn revoked(&mut self, ws: &mut Ws) {
+        if let Some(reply) = self.error_frame("session ended: log in again")
+            && self.send(ws, reply).await.is_err()
+        {
+            return;
+        }
+        self.log_out().await;
+        close(ws, CloseCode::Policy, "session ended").await;
+    }
+
+    /// Ends the login, if any.
+    pub(crate) async fn log_out(&mut self) {
+        if let Login::In(login) = std::mem::replace(&mut self.login, Login::Out) {
+            login.end().await;
+        }
+    }
+
+    /// Sends one frame, giving up on a client that does not take it in time.
     async fn send(&self, ws: &mut Ws, (command, text): Reply) -> Result<(), WsError> {
         self.counters.frame_out(command);
-        ws.send(Message::text(text)).await
+        match tokio::time::timeout(WRITE_DEADLINE, ws.send(Message::text(text))).await {
+            Ok(sent) => sent,
+            Err(_) => {
+                tracing::debug!(command, "client did not take a frame in time");
+                Err(WsError::Io(std::io::ErrorKind::TimedOut.into()))
+            }
+        }
+    }
+
+    fn events(&mut self) -> Option<&mut EventStream> {
+        match &mut self.login {
+            Login::In(login) => Some(&mut login.events),
+            Login::Out => None,
+        }
+    }
+
+    pub(crate) fn session(&self) -> Option<Arc<UserSession>> {
+        match &self.login {
+            Login::In(login) => Some(Arc::clone(&login.session)),
+            Login::Out => None,
+        }
     }
 
     /// Decodes and answers one text frame, in a span of its own.
@@ -284,6 +316,7 @@ impl Connection {
         self.pushes.then(|| ("error", codec::error(details)))
     }
 
+    /// The command table: each request, the calls that serve it (by area), and its reply.
     async fn handle(&mut self, request: Request) -> Option<Reply> {
         let command = request.command();
         if matches!(
@@ -310,6 +343,7 @@ impl Connection {
                 password,
                 pushes,
             } => self.login(login_type, account, password, pushes).await,
+            // Text has no reply of its own, only failures.
             Request::Text { target, msg } => match self.text(target, msg).await {
                 Ok(()) => return None,
                 Err(failure) => Err(failure),
@@ -330,488 +364,19 @@ impl Connection {
             }
         }
     }
-
-    /// GENERATE_VERIFY (14). With an address, a registration code goes out through the
-    /// account service's sender; the real client names none and just gets status 0.
-    async fn generate_verify(&self, email: Option<String>) -> Result<String, Failure> {
-        let Some(email) = email.filter(|e| !e.is_empty()) else {
-            return Ok(codec::verify_status(0));
-        };
-        let sent = self
-            .backend
-            .account()
-            .send_verification_code(SendVerificationCodeRequest {
-                channel: VerificationChannel::Email.into(),
-                target: email,
-                purpose: VerificationPurpose::Register.into(),
-            })
-            .await;
-        match sent {
-            Ok(_) => Ok(codec::verify_status(0)),
-            Err(status) => {
-                tracing::info!(%status, "verification code not sent");
-                Err(Failure::Reply(codec::verify_status(1)))
-            }
-        }
-    }
-
-    async fn register(
-        &self,
-        email: String,
-        password: String,
-        name: Option<String>,
-        code: Option<String>,
-    ) -> Result<String, Failure> {
-        // The legacy e-mail column was UNIQUE and stored the box's text as typed, so an empty
-        // box is one address, taken once used, whose account no login reaches (text without
-        // `@` goes out as an ocid login): "Email Exist", and no account is created.
-        if email.trim().is_empty() {
-            return Err(Failure::Reply(codec::account_reply(
-                code::REGISTER_RESPONSE,
-                2,
-                None,
-            )));
-        }
-        let nickname = name
-            .filter(|n| !n.is_empty())
-            .unwrap_or_else(|| default_nickname(&email));
-        let registered = self
-            .backend
-            .account()
-            .register(RegisterRequest {
-                email,
-                password,
-                password_scheme: PasswordScheme::Sha256Hex.into(),
-                nickname,
-                verification_code: code.unwrap_or_default(),
-                ..Default::default()
-            })
-            .await;
-        match registered {
-            Ok(reply) => {
-                let ocid = reply.into_inner().user.unwrap_or_default().ocid;
-                Ok(codec::account_reply(
-                    code::REGISTER_RESPONSE,
-                    0,
-                    Some(&ocid),
-                ))
-            }
-            Err(status) => {
-                tracing::info!(%status, "register refused");
-                let state = if reason(&status) == "EMAIL_TAKEN" {
-                    2
-                } else {
-                    1
-                };
-                Err(Failure::Reply(codec::account_reply(
-                    code::REGISTER_RESPONSE,
-                    state,
-                    None,
-                )))
-            }
-        }
-    }
-
-    async fn login(
-        &mut self,
-        login_type: LoginType,
-        account: String,
-        password: String,
-        pushes: bool,
-    ) -> Result<String, Failure> {
-        let identifier = match login_type {
-            LoginType::Email => Identifier::Email(account),
-            LoginType::Ocid => Identifier::Ocid(account),
-        };
-        let answer = self
-            .backend
-            .login(LoginRequest {
-                identifier: Some(identifier),
-                password: password.clone(),
-                password_scheme: PasswordScheme::Sha256Hex.into(),
-                client: format!("bridge-ourchat {}", self.peer),
-            })
-            .await;
-        let login = match answer {
-            Ok(login) => login.into_inner(),
-            Err(status) => {
-                tracing::info!(%status, "login refused");
-                let state = match status.code() {
-                    Code::Unauthenticated
-                    | Code::NotFound
-                    | Code::InvalidArgument
-                    | Code::ResourceExhausted => 1,
-                    _ => 2,
-                };
-                return Err(Failure::Reply(codec::account_reply(
-                    code::LOGIN_RESPONSE,
-                    state,
-                    None,
-                )));
-            }
-        };
-        if let Some(previous) = self.login.take() {
-            previous.end().await;
-        }
-        let session = Arc::new(UserSession::new(self.backend.clone(), login));
-        // Counted before Subscribe shows the user online (waits for a sign-out in flight).
-        let live = Some(self.live.enter(session.user_id()).await);
-        let ocid = session.user().ocid.clone();
-        let (stream, after_seq) =
-            match tokio::time::timeout(SUBSCRIBE_TIMEOUT, open_live(&session)).await {
-                Ok(Ok((stream, head))) => (Some(stream), Some(head)),
-                Ok(Err(status)) => {
-                    tracing::warn!(%status, "event stream not opened at login; retrying");
-                    (None, None)
-                }
-                Err(_) => {
-                    tracing::warn!("event stream not opened at login in time; retrying");
-                    (None, None)
-                }
-            };
-        let (tx, events) = mpsc::channel(EVENT_QUEUE);
-        let subscription = tokio::spawn(
-            forward(Arc::clone(&session), tx, stream, after_seq)
-                .instrument(tracing::Span::current()),
-        );
-        self.login = Some(LoggedIn {
-            session,
-            password,
-            events,
-            subscription,
-            live,
-        });
-        self.pushes |= pushes;
-        Ok(codec::account_reply(code::LOGIN_RESPONSE, 0, Some(&ocid)))
-    }
-
-    fn session(&self) -> Option<Arc<UserSession>> {
-        self.login.as_ref().map(|login| Arc::clone(&login.session))
-    }
-
-    /// A text message (0); the protocol has no reply to it, only errors.
-    async fn text(&mut self, target: Target, msg: String) -> Result<(), Failure> {
-        let session = self.session().ok_or_else(not_logged_in)?;
-        let to = match target {
-            Target::User(ocid) => {
-                send_message_request::To::ToUserId(lookup(&session, ocid).await?.id)
-            }
-            Target::Group(group) => send_message_request::To::ToGroupId(group),
-        };
-        let request = session
-            .request(SendMessageRequest {
-                to: Some(to),
-                kind: MessageKind::Text.into(),
-                text: msg,
-                client_message_id: uuid::Uuid::new_v4().to_string(),
-                ..Default::default()
-            })
-            .await?;
-        self.backend.messaging().send_message(request).await?;
-        Ok(())
-    }
-
-    /// NEW_SESSION (8): a group with the named members (the caller's own ocid may be among
-    /// them), replied to in both the seed's and the later document's form.
-    async fn new_session(&mut self, members: Vec<String>) -> Result<String, Failure> {
-        let failed = |why: &str| Failure::Reply(codec::new_session(None, now_secs(), why));
-        let session = self.session().ok_or_else(|| failed("not logged in"))?;
-        if members.len() > MAX_MEMBERS {
-            return Err(failed("too many members"));
-        }
-        let me = session.user();
-        let mut ids = Vec::new();
-        let mut names = vec![display_name(me)];
-        for ocid in members {
-            if ocid == me.ocid {
-                continue;
-            }
-            let user =
-                lookup(&session, ocid.clone())
-                    .await
-                    .map_err(|status| match status.code() {
-                        Code::NotFound => failed(&format!("unknown member {ocid}")),
-                        _ => failed(&details(status)),
-                    })?;
-            if !ids.contains(&user.id) {
-                ids.push(user.id);
-                names.push(display_name(&user));
-            }
-        }
-        let request = session
-            .request(CreateGroupRequest {
-                name: session_name(&names),
-                member_ids: ids,
-                // The client cannot show an invitation: strangers are refused, not invited.
-                friends_only: true,
-                ..Default::default()
-            })
-            .await
-            .map_err(|status| failed(&details(status)))?;
-        let group = self
-            .backend
-            .social()
-            .create_group(request)
-            .await
-            .map_err(|status| failed(&details(status)))?
-            .into_inner();
-        Ok(codec::new_session(Some(group.id), now_secs(), ""))
-    }
-
-    /// ACCOUNT_INFO (10): the requested fields of the account with that ocid (all of the
-    /// seed's when none are named); an unknown ocid gets empty `data`.
-    async fn account_info(&mut self, ocid: String, fields: Vec<String>) -> Result<String, Failure> {
-        let session = self.session().ok_or_else(not_logged_in)?;
-        let user = match lookup(&session, ocid).await {
-            Ok(user) => user,
-            Err(status) if status.code() == Code::NotFound => {
-                return Ok(codec::account_info(now_secs(), Map::new()));
-            }
-            Err(status) => return Err(status.into()),
-        };
-        let own = user.id == session.user_id();
-        let fields = if fields.is_empty() {
-            ACCOUNT_FIELDS.iter().map(|f| (*f).to_owned()).collect()
-        } else {
-            fields
-        };
-        let mut data = Map::new();
-        for field in fields {
-            let value = match field.as_str() {
-                "ocid" => Value::from(user.ocid.clone()),
-                "nickname" => Value::from(user.nickname.clone()),
-                "status" => Value::from(user.signature.clone()),
-                "avater" | "avatar" => Value::from(user.avatar.clone()),
-                "time" => Value::from(user.created_at_ms / 1000),
-                "email" if own => Value::from(session.user().email.clone()),
-                _ => continue,
-            };
-            data.insert(field, value);
-        }
-        Ok(codec::account_info(now_secs(), data))
-    }
-
-    /// UNREGISTER (16): deletes the account with the password of the login.
-    async fn unregister(&mut self) -> Result<String, Failure> {
-        let Some(login) = self.login.take() else {
-            return Err(Failure::Reply(codec::unregister_reply(1)));
-        };
-        let deleted = async {
-            let request = login
-                .session
-                .request(DeleteAccountRequest {
-                    password: login.password.clone(),
-                    password_scheme: PasswordScheme::Sha256Hex.into(),
-                })
-                .await?;
-            self.backend.account().delete_account(request).await
-        }
-        .await;
-        match deleted {
-            Ok(_) => Ok(codec::unregister_reply(0)),
-            Err(status) => {
-                tracing::info!(%status, "unregister refused");
-                self.login = Some(login);
-                Err(Failure::Reply(codec::unregister_reply(1)))
-            }
-        }
-    }
-
-    /// The frame an event becomes for this client, if any: others' messages (0) and being
-    /// added to a group by someone else, or joining one by an invitation (9).
-    async fn push(&mut self, event: Box<Event>) -> Option<Reply> {
-        if !self.pushes {
-            return None;
-        }
-        let session = self.session()?;
-        let time = event.at_ms / 1000;
-        match event.kind? {
-            event::Kind::Message(m) if m.sender_id != session.user_id() && !m.recalled => {
-                let target = match m.to? {
-                    message::To::ToUserId(_) => Target::User(session.user().ocid.clone()),
-                    message::To::ToGroupId(group) => Target::Group(group),
-                };
-                let from = self.ocid_of(&session, m.sender_id).await;
-                let text = if m.text.is_empty() {
-                    placeholder(m.kind()).to_owned()
-                } else {
-                    m.text
-                };
-                Some((
-                    "text",
-                    codec::text_push(m.sent_at_ms / 1000, m.id, &from, &target, &text),
-                ))
-            }
-            // An invitation accepted elsewhere (the inviter is the actor).
-            event::Kind::MemberJoined(change)
-                if change.user_id == session.user_id() && change.actor_id != change.user_id =>
-            {
-                Some((
-                    "new_session",
-                    codec::new_session(Some(change.group_id), time, ""),
-                ))
-            }
-            event::Kind::MembersAdded(added)
-                if added.user_ids.contains(&session.user_id())
-                    && added.actor_id != session.user_id() =>
-            {
-                Some((
-                    "new_session",
-                    codec::new_session(Some(added.group_id), time, ""),
-                ))
-            }
-            _ => None,
-        }
-    }
-
-    /// The ocid of a user id; the decimal id if the profile cannot be read.
-    async fn ocid_of(&mut self, session: &UserSession, user_id: i64) -> String {
-        if let Some(ocid) = self.ocids.get(&user_id) {
-            return ocid.clone();
-        }
-        let found = async {
-            let request = session
-                .request(GetProfilesRequest {
-                    user_ids: vec![user_id],
-                })
-                .await?;
-            self.backend.account().get_profiles(request).await
-        }
-        .await;
-        match found.map(|r| r.into_inner().users.into_iter().next()) {
-            Ok(Some(user)) => {
-                if self.ocids.len() >= OCID_CACHE {
-                    self.ocids.clear();
-                }
-                self.ocids.insert(user_id, user.ocid.clone());
-                user.ocid
-            }
-            _ => user_id.to_string(),
-        }
-    }
 }
 
-/// The next event of the logged-in user; never ready while logged out.
-async fn next_event(login: &mut Option<LoggedIn>) -> Option<Box<Event>> {
-    match login {
-        Some(login) => login.events.recv().await,
-        None => std::future::pending().await,
-    }
-}
-
-/// Opens the stream of the user's events from now on; returns once the service has caught
-/// up, so nothing that happens after the login reply can be missed.
-async fn open_live(session: &UserSession) -> Result<(Streaming<SubscribeResponse>, u64), Status> {
-    let request = session
-        .request(SubscribeRequest { after_seq: None })
-        .await?;
-    let mut stream = session
-        .backend()
-        .messaging()
-        .subscribe(request)
-        .await?
-        .into_inner();
-    while let Some(item) = stream.message().await? {
-        if let Some(subscribe_response::Item::CaughtUp(caught_up)) = item.item {
-            return Ok((stream, caught_up.head_seq));
-        }
-    }
-    Err(Status::unavailable("event stream ended"))
-}
-
-/// Forwards the user's events to the connection, re-subscribing after the last event seen
-/// when the stream ends, until the connection drops the receiver or the session is revoked.
-async fn forward(
-    session: Arc<UserSession>,
-    tx: mpsc::Sender<Box<Event>>,
-    mut stream: Option<Streaming<SubscribeResponse>>,
-    mut after_seq: Option<u64>,
-) {
-    loop {
-        let current = match stream.take() {
-            Some(current) => Ok(current),
-            // Boxed: the task waits on its stream nearly all the time and should only hold
-            // what that wait needs.
-            None => {
-                Box::pin(async {
-                    let request = session.request(SubscribeRequest { after_seq }).await?;
-                    Ok::<_, Status>(
-                        session
-                            .backend()
-                            .messaging()
-                            .subscribe(request)
-                            .await?
-                            .into_inner(),
-                    )
-                })
-                .await
-            }
-        };
-        match current {
-            Ok(mut current) => loop {
-                match current.message().await {
-                    Ok(Some(item)) => match item.item {
-                        Some(subscribe_response::Item::Event(event)) => {
-                            if event.seq > 0 {
-                                after_seq = Some(event.seq);
-                            }
-                            if tx.send(Box::new(event)).await.is_err() {
-                                return;
-                            }
-                        }
-                        Some(subscribe_response::Item::CaughtUp(caught_up)) => {
-                            after_seq = after_seq.or(Some(caught_up.head_seq));
-                        }
-                        None => {}
-                    },
-                    Ok(None) => break,
-                    Err(status) => {
-                        tracing::debug!(%status, "event stream failed");
-                        break;
-                    }
-                }
-            },
-            Err(status) if status.code() == Code::Unauthenticated => {
-                tracing::debug!(%status, "session ended; no more events");
-                return;
-            }
-            Err(status) => tracing::debug!(%status, "subscribe failed"),
-        }
-        if tx.is_closed() {
-            return;
-        }
-        tokio::time::sleep(RESUBSCRIBE_DELAY).await;
-    }
-}
-
-async fn lookup(session: &UserSession, ocid: String) -> Result<User, Status> {
-    let request = session
-        .request(LookupUserRequest {
-            user: Some(UserRef {
-                r#ref: Some(user_ref::Ref::Ocid(ocid)),
-            }),
-        })
-        .await?;
-    Ok(session
-        .backend()
-        .account()
-        .lookup_user(request)
-        .await?
-        .into_inner())
-}
-
+/// Closes the WebSocket with `code`, within [`WRITE_DEADLINE`].
 async fn close(ws: &mut Ws, code: CloseCode, reason: &'static str) {
     let frame = CloseFrame {
         code,
         reason: reason.into(),
     };
-    if let Err(err) = ws.close(Some(frame)).await {
-        tracing::debug!(%err, "close failed");
+    match tokio::time::timeout(WRITE_DEADLINE, ws.close(Some(frame))).await {
+        Ok(Ok(())) => {}
+        Ok(Err(err)) => tracing::debug!(%err, "close failed"),
+        Err(_) => tracing::debug!("client did not take the close in time"),
     }
-}
-
-fn not_logged_in() -> Failure {
-    Failure::ErrorMsg("not logged in".to_owned())
 }
 
 fn command_of(code: i64) -> &'static str {
@@ -825,78 +390,8 @@ fn command_of(code: i64) -> &'static str {
     }
 }
 
-fn reason(status: &Status) -> String {
-    status
-        .get_details_error_info()
-        .map(|info| info.reason)
-        .unwrap_or_default()
-}
-
-/// ErrorMsg text for a failed call: the service's reason and message.
-fn details(status: Status) -> String {
-    match reason(&status) {
-        r if r.is_empty() => status.message().to_owned(),
-        r => format!("{r}: {}", status.message()),
-    }
-}
-
-/// The real client sends no nickname: use the e-mail's local part, at most 15 characters
-/// as the original server's `name CHAR(15)`.
-fn default_nickname(email: &str) -> String {
-    let local = email.split('@').next().unwrap_or_default();
-    local.chars().take(15).collect()
-}
-
-fn display_name(user: &User) -> String {
-    if user.nickname.is_empty() {
-        user.ocid.clone()
-    } else {
-        user.nickname.clone()
-    }
-}
-
-/// A group name from its members' names, within the service's 64 characters.
-fn session_name(names: &[String]) -> String {
-    let name: String = names.join(", ").chars().take(64).collect();
-    if name.trim().is_empty() {
-        "OurChat session".to_owned()
-    } else {
-        name
-    }
-}
-
-/// Text shown for messages that carry a file (codes 1–3 are not defined yet).
-fn placeholder(kind: MessageKind) -> &'static str {
-    match kind {
-        MessageKind::Image => "[image]",
-        MessageKind::Audio => "[audio]",
-        MessageKind::File => "[file]",
-        MessageKind::Text | MessageKind::Unspecified => "",
-    }
-}
-
-fn now_secs() -> i64 {
+pub(crate) fn now_secs() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn nickname_defaults_to_the_local_part() {
-        assert_eq!(default_nickname("alice@example.com"), "alice");
-        assert_eq!(default_nickname("averyverylongname@x.y"), "averyverylongna");
-        assert_eq!(default_nickname("no-at-sign"), "no-at-sign");
-        assert_eq!(default_nickname("é@x"), "é");
-    }
-
-    #[test]
-    fn session_names_fit_the_service() {
-        assert_eq!(session_name(&["a".into(), "b".into()]), "a, b");
-        assert_eq!(session_name(&["x".repeat(100)]).chars().count(), 64);
-        assert_eq!(session_name(&[" ".into()]), "OurChat session");
-    }
 }

@@ -1,0 +1,128 @@
+//! The one table from canonical error reasons to what a DPC client can be told. DPC has few
+//! words for failure (a `test` number per auth request, silence on the chat and file servers),
+//! so every reason falls into one [`Refusal`] and each server picks its reply from that.
+
+use rosetta_proto::Reason;
+use tonic::Status;
+
+/// What a refused call means in DPC terms.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// Unknown user, wrong password, or too many attempts: the login's `test 1`.
+    Credentials,
+    /// The user name is taken, or not a valid one: register's "user name exists" (`test 1`),
+    /// the client's only dialog for a refused account.
+    NameTaken,
+    /// The phone number is registered already.
+    PhoneTaken,
+    /// A field the services refuse (format, length).
+    BadInput,
+    /// Register without a code sent to that phone first.
+    CodeNotRequested,
+    /// A wrong or expired verification code.
+    CodeWrong,
+    /// The lobby group is gone or the user is not in it: join it again.
+    NotInLobby,
+    /// The session was ended elsewhere: authenticate afresh.
+    SessionEnded,
+    /// A refusal DPC has no words for (logged where it is converted).
+    Other,
+    /// No answer from the services (no reason: transport failure, deadline) or a failure on
+    /// their side: the connection's usual failure (close without a reply).
+    Outage,
+}
+
+/// The one table: every reason a service can give, and what it means to a DPC client.
+pub fn refusal(status: &Status) -> Refusal {
+    let Some(reason) = Reason::of(status) else {
+        return Refusal::Outage;
+    };
+    match reason {
+        Reason::BadCredentials | Reason::Throttled | Reason::RateLimited => Refusal::Credentials,
+        Reason::UsernameTaken | Reason::BadName => Refusal::NameTaken,
+        Reason::PhoneTaken => Refusal::PhoneTaken,
+        Reason::InvalidArgument | Reason::EmailTaken | Reason::TooLarge | Reason::EmptyMessage => {
+            Refusal::BadInput
+        }
+        Reason::CodeNotRequested | Reason::CodeRequired => Refusal::CodeNotRequested,
+        Reason::CodeInvalid => Refusal::CodeWrong,
+        Reason::NotFound | Reason::NotMember => Refusal::NotInLobby,
+        Reason::TokenMissing
+        | Reason::TokenInvalid
+        | Reason::TokenExpired
+        | Reason::SessionRevoked
+        | Reason::RefreshReused => Refusal::SessionEnded,
+        Reason::BadPageToken
+        | Reason::BadConversation
+        | Reason::BadRecipient
+        | Reason::BadKind
+        | Reason::BadStatus
+        | Reason::BadScope
+        | Reason::BadProof
+        | Reason::BadOffset
+        | Reason::BadVisibility
+        | Reason::BadContentType
+        | Reason::BadUpload
+        | Reason::SizeMismatch
+        | Reason::ConversationRequired
+        | Reason::RecipientRequired
+        | Reason::ClientMessageIdRequired
+        | Reason::FileIdRequired
+        | Reason::SignalRequired
+        | Reason::GroupIdTaken
+        | Reason::Forbidden
+        | Reason::NotAllowed
+        | Reason::NotFriends
+        | Reason::Blocked
+        | Reason::NotOwner
+        | Reason::NotAdmin
+        | Reason::Muted
+        | Reason::SystemGroup
+        | Reason::OwnerCannotLeave
+        | Reason::RecallWindowPassed
+        | Reason::AlreadyFriends
+        | Reason::AlreadyMember
+        | Reason::RequestPending
+        | Reason::ReverseRequestPending
+        | Reason::NotPending
+        | Reason::Offline
+        | Reason::UploadInterrupted
+        | Reason::LimitReached
+        | Reason::QuotaExceeded => Refusal::Other,
+        Reason::Unavailable | Reason::Internal => Refusal::Outage,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tonic_types::{ErrorDetails, StatusExt as _};
+
+    fn status(reason: Reason) -> Status {
+        Status::with_error_details(
+            tonic::Code::FailedPrecondition,
+            "refused",
+            ErrorDetails::with_error_info(
+                reason.as_str(),
+                rosetta_proto::ERROR_DOMAIN,
+                std::collections::HashMap::new(),
+            ),
+        )
+    }
+
+    #[test]
+    fn reasons_map_to_the_clients_answers() {
+        assert_eq!(refusal(&status(Reason::Throttled)), Refusal::Credentials);
+        assert_eq!(refusal(&status(Reason::UsernameTaken)), Refusal::NameTaken);
+        assert_eq!(refusal(&status(Reason::CodeInvalid)), Refusal::CodeWrong);
+        assert_eq!(refusal(&status(Reason::NotMember)), Refusal::NotInLobby);
+        assert_eq!(
+            refusal(&status(Reason::SessionRevoked)),
+            Refusal::SessionEnded
+        );
+        assert_eq!(refusal(&Status::unavailable("down")), Refusal::Outage);
+        for reason in Reason::ALL {
+            let _ = refusal(&status(*reason));
+        }
+    }
+}
