@@ -2,6 +2,7 @@
 //! beyond its workers and queue are refused at once with `THROTTLED` + `RetryInfo`, and calls
 //! that only pass the token check never wait for it. SQLite and PostgreSQL, over real gRPC.
 
+use rosetta_proto::Reason;
 use futures::{StreamExt as _, stream::FuturesUnordered};
 use rosetta_account::HashPool;
 use rosetta_proto::account::v1::{
@@ -43,7 +44,7 @@ fn burst(
 /// A refusal for a full pool: THROTTLED with a RetryInfo, at once.
 fn assert_busy(status: &Status) {
     assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
-    assert_eq!(reason(status), "THROTTLED");
+    assert_eq!(reason(status), Reason::Throttled);
     let retry = tonic_types::StatusExt::get_details_retry_info(status).expect("retry info");
     assert!(retry.retry_delay.is_some_and(|d| !d.is_zero()), "{retry:?}");
 }
@@ -64,7 +65,7 @@ async fn a_login_flood_is_refused_beyond_the_pool(backend: Backend) {
     while let Some(answer) = answers.next().await {
         match answer {
             Ok(()) => ok += 1,
-            Err(status) if reason(&status) == "BAD_CREDENTIALS" => bad += 1,
+            Err(status) if reason(&status) == Reason::BadCredentials => bad += 1,
             Err(status) => {
                 assert_busy(&status);
                 busy += 1;
@@ -115,7 +116,7 @@ async fn a_full_pool_refuses_the_excess_and_spares_token_calls(backend: Backend)
     held.await.expect("held job done");
     match answers.next().await.expect("the queued login") {
         Ok(()) => {}
-        Err(status) => assert_eq!(reason(&status), "BAD_CREDENTIALS", "{status:?}"),
+        Err(status) => assert_eq!(reason(&status), Reason::BadCredentials, "{status:?}"),
     }
     assert!(answers.next().await.is_none());
 

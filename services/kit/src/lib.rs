@@ -1,11 +1,12 @@
 //! Shared plumbing of the Rosetta gRPC services: the one place domain errors become
 //! `tonic::Status`, list paging, and the server (health, reflection, graceful shutdown) every
-//! role runs, and the continuation of callers' traces.
+//! role runs with its time and concurrency limits, and the continuation of callers' traces.
 
 pub mod error;
+pub mod guard;
 pub mod page;
 pub mod server;
 pub mod text;
 pub mod trace;
 
-pub use error::{ApiError, ApiResult};
+pub use error::{ApiError, ApiResult, ERROR_DOMAIN, Reason};

@@ -19,6 +19,12 @@ pub struct Config {
     pub database_url: Option<String>,
     /// gRPC listen address of this process.
     pub grpc_listen: SocketAddr,
+    /// The longest a gRPC handler may take to answer (a unary call's handling, a stream's
+    /// opening; not the life of a stream, nor an upload); 0 = callers' deadlines only.
+    pub grpc_request_timeout_ms: u64,
+    /// gRPC calls handled at once over all connections; more are refused at once with
+    /// `UNAVAILABLE` (open streams and uploads do not count); 0 = no limit.
+    pub grpc_max_concurrent_requests: usize,
     /// PEM file of the Ed25519 token signing key (account role). Defaults to a key generated
     /// into `data_dir` on first start.
     pub jwt_private_key_file: Option<PathBuf>,
@@ -98,6 +104,8 @@ impl Default for Config {
             data_dir: PathBuf::from("./rosetta-data"),
             database_url: None,
             grpc_listen: SocketAddr::from(([127, 0, 0, 1], 50051)),
+            grpc_request_timeout_ms: 30_000,
+            grpc_max_concurrent_requests: 1024,
             jwt_private_key_file: None,
             jwt_public_key_file: None,
             bridge_key_file: None,
@@ -323,6 +331,16 @@ impl Config {
                 self.data_dir.join("rosetta.db").display()
             )
         })
+    }
+
+    /// The gRPC server's time and concurrency limits; 0 turns either off.
+    pub fn server_limits(&self) -> rosetta_kit::server::Limits {
+        rosetta_kit::server::Limits {
+            request_timeout: (self.grpc_request_timeout_ms > 0)
+                .then(|| Duration::from_millis(self.grpc_request_timeout_ms)),
+            max_concurrent_requests: (self.grpc_max_concurrent_requests > 0)
+                .then_some(self.grpc_max_concurrent_requests),
+        }
     }
 }
 

@@ -268,9 +268,10 @@ pub fn authed<T>(message: T, access_token: &str) -> Request<T> {
     request
 }
 
-/// The `ErrorInfo` reason of a failed call.
-pub fn reason(status: &tonic::Status) -> String {
-    rosetta_kit::error::reason_of(status).unwrap_or_else(|| format!("<no reason: {status:?}>"))
+/// The reason of a call the services refused; panics (failing the test) on a status without
+/// one, such as a transport failure.
+pub fn reason(status: &tonic::Status) -> rosetta_proto::Reason {
+    rosetta_proto::Reason::of(status).unwrap_or_else(|| panic!("no error reason in {status:?}"))
 }
 
 /// What the in-process load benches of the bridges share.
