@@ -8,6 +8,11 @@
 //! can be a slow legacy socket behind a bridge, so it is bounded by the caller's own deadline
 //! (`grpc-timeout`, which tonic enforces on every call) and is not counted against the limit.
 //!
+//! tonic's own `Server::timeout` is not used: it applies to every method alike (uploads
+//! included, taking the shorter of it and the caller's `grpc-timeout`, so a bridge could not
+//! give a slow upload more time) and ends calls with `CANCELLED` ("Timeout expired"); here
+//! the server's limit ends a call with `DEADLINE_EXCEEDED`, what the gRPC spec names it.
+//!
 //! The limit is global, not per connection: a bridge multiplexes thousands of users over one
 //! HTTP/2 connection, so a per-connection limit would throttle a whole bridge like a single
 //! client, and a deployment with several bridges would not be bounded at all. A call beyond
