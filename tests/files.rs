@@ -658,7 +658,7 @@ async fn visibility(backend: Backend) {
             }
         }
     };
-    let forbidden = Some(Reason::Forbidden.to_owned());
+    let forbidden = Some(Reason::Forbidden);
     assert_eq!(may(&private, a).await, None);
     assert_eq!(may(&private, b).await, forbidden);
     assert_eq!(may(&dm, b).await, None);

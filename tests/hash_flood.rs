@@ -2,9 +2,9 @@
 //! beyond its workers and queue are refused at once with `THROTTLED` + `RetryInfo`, and calls
 //! that only pass the token check never wait for it. SQLite and PostgreSQL, over real gRPC.
 
-use rosetta_proto::Reason;
 use futures::{StreamExt as _, stream::FuturesUnordered};
 use rosetta_account::HashPool;
+use rosetta_proto::Reason;
 use rosetta_proto::account::v1::{
     GetMyProfileRequest, LoginRequest, PasswordScheme,
     account_service_client::AccountServiceClient, login_request::Identifier,
@@ -92,13 +92,7 @@ async fn a_full_pool_refuses_the_excess_and_spares_token_calls(backend: Backend)
     let session = server.user("known", "right one").await;
     let client = server.account().await;
 
-    let (open, gate) = std::sync::mpsc::channel::<()>();
-    let held = pool
-        .submit(move || {
-            gate.recv().ok();
-            Ok(())
-        })
-        .expect("the idle pool admits");
+    let (open, held) = support::hold_hash_worker(&pool);
 
     let mut answers = burst(&client, 12, "known");
     for _ in 0..11 {

@@ -106,7 +106,11 @@ async fn bidi_controls_are_refused_in_names(backend: Backend) {
         let mut with_nick = register(&format!("nick{:04x}", c as u32));
         with_nick.nickname = format!("evil{c}gpj.exe");
         let err = account.register(with_nick).await.unwrap_err();
-        assert_eq!(reason(&err), Reason::InvalidArgument, "nickname at registration");
+        assert_eq!(
+            reason(&err),
+            Reason::InvalidArgument,
+            "nickname at registration"
+        );
         let err = account
             .update_profile(authed(
                 UpdateProfileRequest {

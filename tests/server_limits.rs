@@ -15,17 +15,14 @@ use rosetta_db::{
 };
 use rosetta_proto::{
     Reason,
-    account::v1::{
-        GetMyProfileRequest, LoginRequest, PasswordScheme, login_request::Identifier,
-    },
-    common::v1::{ConversationRef, conversation_ref::Ref},
+    account::v1::{GetMyProfileRequest, LoginRequest, PasswordScheme, login_request::Identifier},
     messaging::v1::{
         MessageKind, SendMessageRequest, SubscribeRequest, SubscribeResponse, event::Kind,
         messaging_service_client::MessagingServiceClient, send_message_request::To,
         subscribe_response::Item,
     },
 };
-use rosetta_testkit::{Backend, TestServer, authed, reason};
+use rosetta_testkit::{Backend, TestServer, authed, hold_hash_worker, reason};
 use tonic::{Code, Status, Streaming};
 
 fn login(username: &str) -> LoginRequest {
@@ -39,13 +36,7 @@ fn login(username: &str) -> LoginRequest {
 
 /// Holds the pool's only worker until the returned sender is used (or dropped).
 fn hold_the_worker(pool: &HashPool) -> std::sync::mpsc::Sender<()> {
-    let (open, gate) = std::sync::mpsc::channel::<()>();
-    let held = pool
-        .submit(move || {
-            gate.recv().ok();
-            Ok(())
-        })
-        .expect("the idle pool admits");
+    let (open, held) = hold_hash_worker(pool);
     tokio::spawn(held);
     open
 }
@@ -54,7 +45,10 @@ fn hold_the_worker(pool: &HashPool) -> std::sync::mpsc::Sender<()> {
 async fn until_admitted(pool: &HashPool, n: usize) {
     let deadline = Instant::now() + Duration::from_secs(10);
     while pool.admitted() < n {
-        assert!(Instant::now() < deadline, "the login never reached the pool");
+        assert!(
+            Instant::now() < deadline,
+            "the login never reached the pool"
+        );
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
 }
@@ -84,9 +78,7 @@ async fn friends(server: &TestServer) -> ((i64, String), (i64, String)) {
 
 fn text_to(user: i64, text: &str) -> SendMessageRequest {
     SendMessageRequest {
-        to: Some(To::Conversation(ConversationRef {
-            r#ref: Some(Ref::UserId(user)),
-        })),
+        to: Some(To::ToUserId(user)),
         kind: MessageKind::Text.into(),
         text: text.into(),
         client_message_id: uuid::Uuid::new_v4().to_string(),
@@ -135,10 +127,13 @@ async fn a_call_past_the_time_limit_is_cut_while_an_older_stream_lives_on() {
 
     let open = hold_the_worker(&pool);
     let begun = Instant::now();
+    // The caller's own deadline is far off, so only the server's limit can cut the call.
+    let mut request = tonic::Request::new(login("alice"));
+    request.set_timeout(Duration::from_secs(60));
     let cut = server
         .account()
         .await
-        .login(login("alice"))
+        .login(request)
         .await
         .expect_err("a login stuck in the pool's queue is cut");
     assert_eq!(cut.code(), Code::DeadlineExceeded, "{cut:?}");
@@ -151,6 +146,8 @@ async fn a_call_past_the_time_limit_is_cut_while_an_older_stream_lives_on() {
         .await
         .expect("send");
     receives(&mut stream, "still there").await;
+    // A graceful stop waits for open streams.
+    drop(stream);
     server.stop().await;
 }
 
@@ -172,7 +169,7 @@ async fn calls_beyond_the_limit_are_refused_at_once_and_streams_take_no_place() 
     let ((_, alice), (bob_id, bob)) = friends(&server).await;
     // Two open streams and a call after them: with room for one call, streams hold no place.
     let mut stream = subscribe(&server, &bob).await;
-    let _alices = subscribe(&server, &alice).await;
+    let alices = subscribe(&server, &alice).await;
     let mut account = server.account().await;
     let mut messaging = MessagingServiceClient::new(server.channel().await);
     account
@@ -206,5 +203,6 @@ async fn calls_beyond_the_limit_are_refused_at_once_and_streams_take_no_place() 
         .await
         .expect("send once the place is free");
     receives(&mut stream, "admitted").await;
+    drop((stream, alices));
     server.stop().await;
 }

@@ -43,7 +43,7 @@ async fn client(server: &TestServer) -> SocialServiceClient<Channel> {
 }
 
 /// The reason a call that must fail failed with.
-fn refused<T: std::fmt::Debug>(result: Result<Response<T>, Status>) -> String {
+fn refused<T: std::fmt::Debug>(result: Result<Response<T>, Status>) -> Reason {
     reason(&result.expect_err("the call must be refused"))
 }
 

@@ -79,7 +79,7 @@ fn assert_throttled(status: &Status) {
 }
 
 /// Of `results`, how many the per-source limit refused; every other one must be `allowed`.
-fn throttled_count<T>(results: &[Result<T, Status>], allowed: &[&str]) -> usize {
+fn throttled_count<T>(results: &[Result<T, Status>], allowed: &[Reason]) -> usize {
     let mut throttled = 0;
     for result in results {
         match result {

@@ -122,7 +122,10 @@ impl Accounts {
             .await?
             .is_some()
         {
-            return Err(ApiError::exists(Reason::UsernameTaken, "user name is taken"));
+            return Err(ApiError::exists(
+                Reason::UsernameTaken,
+                "user name is taken",
+            ));
         }
         if let Some(email) = &email
             && self.find(user::Column::Email.eq(email)).await?.is_some()
@@ -195,7 +198,10 @@ impl Accounts {
                 Reason::EmailTaken,
             ),
             VerificationChannel::Unspecified => {
-                return Err(ApiError::invalid(Reason::InvalidArgument, "channel is required"));
+                return Err(ApiError::invalid(
+                    Reason::InvalidArgument,
+                    "channel is required",
+                ));
             }
         };
         let owner = self.find(column.eq(&target)).await?;
@@ -213,7 +219,10 @@ impl Accounts {
                 return Err(ApiError::exists(taken, "already registered"));
             }
             VerificationPurpose::Unspecified => {
-                return Err(ApiError::invalid(Reason::InvalidArgument, "purpose is required"));
+                return Err(ApiError::invalid(
+                    Reason::InvalidArgument,
+                    "purpose is required",
+                ));
             }
             _ => {}
         }
@@ -506,7 +515,10 @@ pub(crate) fn valid_phone(phone: &str) -> ApiResult<String> {
     if (5..=20).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit()) {
         Ok(phone.to_owned())
     } else {
-        Err(ApiError::invalid(Reason::InvalidArgument, "not a phone number"))
+        Err(ApiError::invalid(
+            Reason::InvalidArgument,
+            "not a phone number",
+        ))
     }
 }
 

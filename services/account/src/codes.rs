@@ -170,7 +170,10 @@ pub async fn consume(
     };
     let code_hash: String = spent.try_get("", "code_hash")?;
     if code_hash != digest(presented) {
-        return Err(ApiError::invalid(Reason::CodeInvalid, "wrong verification code"));
+        return Err(ApiError::invalid(
+            Reason::CodeInvalid,
+            "wrong verification code",
+        ));
     }
     // Two right guesses at once: only the one that deletes the code has spent it.
     let deleted = code::Entity::delete_many()
@@ -197,9 +200,10 @@ async fn refusal(
         .await?;
     Ok(match row {
         None => ApiError::precondition(Reason::CodeNotRequested, "no code was sent to this target"),
-        Some(row) if row.purpose != purpose as i16 => {
-            ApiError::precondition(Reason::CodeNotRequested, "no code was sent for this purpose")
-        }
+        Some(row) if row.purpose != purpose as i16 => ApiError::precondition(
+            Reason::CodeNotRequested,
+            "no code was sent for this purpose",
+        ),
         Some(_) => ApiError::invalid(Reason::CodeInvalid, "code expired; request a new one"),
     })
 }

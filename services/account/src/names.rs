@@ -1,7 +1,7 @@
 //! Which user names and nicknames an account may take. Some name forms belong to the system:
 //! a user holding one would break or capture what the system does with it.
 
-use rosetta_kit::{ApiError, ApiResult, text::is_bidi_control, Reason};
+use rosetta_kit::{ApiError, ApiResult, Reason, text::is_bidi_control};
 
 /// Names of the system's own voices (announcements, operators) that nobody may pose as.
 const SYSTEM_NAMES: &[&str] = &[

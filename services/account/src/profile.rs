@@ -5,7 +5,7 @@ use rosetta_db::{
     entity::{credential, user},
     now_ms,
 };
-use rosetta_kit::{ApiError, ApiResult, page::Page, Reason};
+use rosetta_kit::{ApiError, ApiResult, Reason, page::Page};
 use rosetta_proto::account::v1::{
     self as pb, ChangePasswordRequest, DeleteAccountRequest, RecoverPasswordRequest,
     SearchUsersRequest, SearchUsersResponse, UpdateProfileRequest, VerificationChannel,
@@ -141,7 +141,10 @@ impl Accounts {
             .eq(&name)
             .and(user::Column::Id.ne(caller.user_id));
         if self.find(taken).await?.is_some() {
-            return Err(ApiError::exists(Reason::UsernameTaken, "user name is taken"));
+            return Err(ApiError::exists(
+                Reason::UsernameTaken,
+                "user name is taken",
+            ));
         }
         Ok(name)
     }
@@ -210,7 +213,10 @@ impl Accounts {
     pub async fn recover_password(&self, req: RecoverPasswordRequest) -> ApiResult<()> {
         let refused = || ApiError::denied(Reason::BadProof, "the proof of identity does not match");
         let Some(user_ref) = &req.user else {
-            return Err(ApiError::invalid(Reason::InvalidArgument, "user is required"));
+            return Err(ApiError::invalid(
+                Reason::InvalidArgument,
+                "user is required",
+            ));
         };
         let new_scheme = Scheme::from_proto(req.new_scheme)?;
         let new = new_scheme.normalize(&req.new_password)?;
@@ -243,7 +249,12 @@ impl Accounts {
                         .await?
             }
             Some(Proof::VerificationCode(code)) => self.consume_recovery_code(&user, &code).await?,
-            None => return Err(ApiError::invalid(Reason::InvalidArgument, "a proof is required")),
+            None => {
+                return Err(ApiError::invalid(
+                    Reason::InvalidArgument,
+                    "a proof is required",
+                ));
+            }
         };
         if !proven {
             return Err(refused());

@@ -54,7 +54,10 @@ fn protocol_name(protocol: &str) -> ApiResult<String> {
     if ok {
         Ok(protocol.to_owned())
     } else {
-        Err(ApiError::invalid(Reason::InvalidArgument, "bad protocol name"))
+        Err(ApiError::invalid(
+            Reason::InvalidArgument,
+            "bad protocol name",
+        ))
     }
 }
 
@@ -248,7 +251,12 @@ impl Accounts {
                 tonic::Code::NotFound => refused(),
                 _ => err,
             })?,
-            None => return Err(ApiError::invalid(Reason::InvalidArgument, "user is required")),
+            None => {
+                return Err(ApiError::invalid(
+                    Reason::InvalidArgument,
+                    "user is required",
+                ));
+            }
         };
         let stored = legacy_token::Entity::find_by_id((user.id, protocol.clone()))
             .one(&self.db)

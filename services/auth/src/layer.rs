@@ -50,7 +50,9 @@ impl Authenticator {
                 v.strip_prefix("Bearer ")
                     .or_else(|| v.strip_prefix("bearer "))
             })
-            .ok_or_else(|| ApiError::unauthenticated(Reason::TokenMissing, "missing bearer token"))?;
+            .ok_or_else(|| {
+                ApiError::unauthenticated(Reason::TokenMissing, "missing bearer token")
+            })?;
         let caller = self.verifier.verify(token.trim())?;
         if !self.sessions.is_live(&caller.session_id).await? {
             return Err(ApiError::unauthenticated(

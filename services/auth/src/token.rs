@@ -155,7 +155,10 @@ mod tests {
         );
 
         let (old, _) = issuer.issue(42, "s1", now - 120_000).unwrap();
-        assert_eq!(verifier.verify(&old).unwrap_err().reason, Reason::TokenExpired);
+        assert_eq!(
+            verifier.verify(&old).unwrap_err().reason,
+            Reason::TokenExpired
+        );
 
         let mut tampered = token.clone();
         tampered.push('x');

@@ -52,7 +52,12 @@ pub(crate) async fn sharing(
     let visibility = match Visibility::try_from(visibility) {
         Ok(Visibility::Unspecified) => Visibility::Private,
         Ok(v) => v,
-        Err(_) => return Err(ApiError::invalid(Reason::BadVisibility, "unknown visibility")),
+        Err(_) => {
+            return Err(ApiError::invalid(
+                Reason::BadVisibility,
+                "unknown visibility",
+            ));
+        }
     };
     let conversation = conversation.and_then(|c| c.r#ref.as_ref());
     match (visibility, conversation) {

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 
 use rosetta_auth::Caller;
 use rosetta_db::entity::files::file;
-use rosetta_kit::{ApiError, ApiResult, page::Page, Reason};
+use rosetta_kit::{ApiError, ApiResult, Reason, page::Page};
 use rosetta_proto::files::v1::{
     Folder, ListEntry, ListFilesRequest, ListFilesResponse, ListScope, Visibility,
     list_entry::Entry,

@@ -2,7 +2,7 @@
 //! are still shown to other users and re-used as relative paths by clients that download a
 //! folder, so anything that could escape or confuse a path is refused with BAD_NAME.
 
-use rosetta_kit::{ApiError, ApiResult, text::has_bidi_control, Reason};
+use rosetta_kit::{ApiError, ApiResult, Reason, text::has_bidi_control};
 
 /// Longest name or folder part, in bytes (the common filesystem limit).
 const MAX_PART_BYTES: usize = 255;
@@ -158,7 +158,10 @@ mod tests {
                 "{hostile:?}"
             );
         }
-        assert_eq!(file_name(&"n".repeat(256)).unwrap_err().reason, Reason::BadName);
+        assert_eq!(
+            file_name(&"n".repeat(256)).unwrap_err().reason,
+            Reason::BadName
+        );
     }
 
     #[test]

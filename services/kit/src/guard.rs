@@ -16,8 +16,8 @@
 //! The limit is global, not per connection: a bridge multiplexes thousands of users over one
 //! HTTP/2 connection, so a per-connection limit would throttle a whole bridge like a single
 //! client, and a deployment with several bridges would not be bounded at all. A call beyond
-//! the limit is refused at once with `UNAVAILABLE` ([`Reason::Unavailable`]) rather than
-//! queued: a queue in front of an overloaded server only turns overload into timeouts.
+//! the limit is refused at once with `UNAVAILABLE` ([`crate::Reason::Unavailable`]) rather
+//! than queued: a queue in front of an overloaded server only turns overload into timeouts.
 
 use std::{
     collections::HashSet,

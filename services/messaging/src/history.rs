@@ -2,7 +2,7 @@
 //! counts, read marks, clearing and recall.
 
 use rosetta_db::entity::messaging::{conversation, message};
-use rosetta_kit::{ApiError, ApiResult, page::Page, Reason};
+use rosetta_kit::{ApiError, ApiResult, Reason, page::Page};
 use rosetta_proto::{
     common::v1::PageRequest,
     messaging::v1::{

@@ -36,7 +36,10 @@ impl Messaging {
     /// Presence as the caller may see it (the rule is `visibility`'s).
     pub async fn get_presence(&self, me: i64, users: &[i64]) -> ApiResult<Vec<Presence>> {
         if users.len() > 500 {
-            return Err(ApiError::invalid(Reason::TooLarge, "at most 500 users per call"));
+            return Err(ApiError::invalid(
+                Reason::TooLarge,
+                "at most 500 users per call",
+            ));
         }
         self.presences.view(me, users).await
     }

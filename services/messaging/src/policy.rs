@@ -33,7 +33,10 @@ pub async fn check_private<C: ConnectionTrait>(db: &C, sender: i64, to: i64) -> 
         .count(db)
         .await?;
     if blocked > 0 {
-        return Err(ApiError::denied(Reason::Blocked, "one of you blocks the other"));
+        return Err(ApiError::denied(
+            Reason::Blocked,
+            "one of you blocks the other",
+        ));
     }
     if !are_friends(db, sender, to).await? {
         return Err(ApiError::denied(
@@ -76,7 +79,10 @@ pub async fn check_group_send<C: ConnectionTrait>(
 ) -> ApiResult<()> {
     let member = membership(db, group_id, sender).await?;
     if member.muted_until_ms > now_ms {
-        return Err(ApiError::denied(Reason::Muted, "you are muted in this group"));
+        return Err(ApiError::denied(
+            Reason::Muted,
+            "you are muted in this group",
+        ));
     }
     Ok(())
 }

@@ -377,7 +377,10 @@ pub(crate) async fn require_owner(
 ) -> ApiResult<group_member::Model> {
     let me = require_member(db, group_id, user_id).await?;
     if me.role != OWNER {
-        return Err(ApiError::denied(Reason::NotOwner, "only the owner may do this"));
+        return Err(ApiError::denied(
+            Reason::NotOwner,
+            "only the owner may do this",
+        ));
     }
     Ok(me)
 }

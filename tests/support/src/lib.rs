@@ -268,6 +268,25 @@ pub fn authed<T>(message: T, access_token: &str) -> Request<T> {
     request
 }
 
+/// Occupies one of `pool`'s hashing workers until the returned sender is used or dropped; the
+/// future is the job's end. A test holds every worker this way to keep password checks
+/// waiting in the queue, that is, inside their gRPC handlers.
+pub fn hold_hash_worker(
+    pool: &HashPool,
+) -> (
+    std::sync::mpsc::Sender<()>,
+    impl Future<Output = rosetta_kit::ApiResult<()>> + use<>,
+) {
+    let (open, gate) = std::sync::mpsc::channel::<()>();
+    let held = pool
+        .submit(move || {
+            gate.recv().ok();
+            Ok(())
+        })
+        .expect("the idle pool admits");
+    (open, held)
+}
+
 /// The reason of a call the services refused; panics (failing the test) on a status without
 /// one, such as a transport failure.
 pub fn reason(status: &tonic::Status) -> rosetta_proto::Reason {
