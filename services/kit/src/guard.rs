@@ -165,7 +165,7 @@ where
         }
         let place = match self.shared.admit(&path) {
             Ok(place) => place,
-            Err(refusal) => return Box::pin(std::future::ready(Ok(refusal))),
+            Err(AllTaken) => return Box::pin(std::future::ready(Ok(overloaded()))),
         };
         // The service that was polled ready handles this call; its clone takes its place.
         let clone = self.inner.clone();
@@ -193,9 +193,12 @@ where
     }
 }
 
+/// Every place is taken.
+struct AllTaken;
+
 impl Shared {
-    /// A place for one call, `None` without a limit; the refusal to send when all are taken.
-    fn admit(&self, path: &str) -> Result<Option<OwnedSemaphorePermit>, Response<Body>> {
+    /// A place for one call, `None` without a limit.
+    fn admit(&self, path: &str) -> Result<Option<OwnedSemaphorePermit>, AllTaken> {
         let Some(places) = &self.places else {
             return Ok(None);
         };
@@ -204,13 +207,18 @@ impl Shared {
             Err(_) => {
                 metrics::counter!("grpc_requests_shed_total").increment(1);
                 tracing::debug!(%path, "all places taken; call refused");
-                let status = Status::from(ApiError::unavailable(
-                    "the server is at its limit of calls at once; try again shortly",
-                ));
-                Err(status.into_http())
+                Err(AllTaken)
             }
         }
     }
+}
+
+/// The answer to a call refused for want of a place.
+fn overloaded() -> Response<Body> {
+    Status::from(ApiError::unavailable(
+        "the server is at its limit of calls at once; try again shortly",
+    ))
+    .into_http()
 }
 
 #[cfg(test)]
