@@ -351,6 +351,22 @@ mod tests {
     use super::*;
 
     #[test]
+    fn server_limits_come_from_the_environment_and_zero_turns_them_off() {
+        figment::Jail::expect_with(|jail| {
+            let defaults = Config::default().server_limits();
+            assert_eq!(defaults.request_timeout, Some(Duration::from_secs(30)));
+            assert_eq!(defaults.max_concurrent_requests, Some(1024));
+            jail.set_env("ROSETTA_GRPC_REQUEST_TIMEOUT_MS", "0");
+            jail.set_env("ROSETTA_GRPC_MAX_CONCURRENT_REQUESTS", "8");
+            let config = Config::load(None, &Overrides::default()).map_err(|e| e.to_string())?;
+            let limits = config.server_limits();
+            assert_eq!(limits.request_timeout, None);
+            assert_eq!(limits.max_concurrent_requests, Some(8));
+            Ok(())
+        });
+    }
+
+    #[test]
     fn layers_in_order_and_ignores_test_suite_variables() {
         figment::Jail::expect_with(|jail| {
             jail.create_file(
