@@ -1,5 +1,6 @@
 //! The account service end to end over real gRPC, on SQLite and on PostgreSQL.
 
+use rosetta_proto::Reason;
 use rosetta_testkit::{self as support, both_backends};
 
 use std::time::Duration;
@@ -61,21 +62,21 @@ async fn register_login_and_profile(backend: Backend) {
         .await
         .unwrap_err();
     assert_eq!(dup.code(), Code::AlreadyExists);
-    assert_eq!(reason(&dup), "USERNAME_TAKEN");
+    assert_eq!(reason(&dup), Reason::UsernameTaken);
 
     let wrong = account
         .login(login("alice", "wrong", PasswordScheme::Plain))
         .await
         .unwrap_err();
     assert_eq!(wrong.code(), Code::Unauthenticated);
-    assert_eq!(reason(&wrong), "BAD_CREDENTIALS");
+    assert_eq!(reason(&wrong), Reason::BadCredentials);
     let nobody = account
         .login(login("nobody", "wrong", PasswordScheme::Plain))
         .await
         .unwrap_err();
     assert_eq!(
         reason(&nobody),
-        "BAD_CREDENTIALS",
+        Reason::BadCredentials,
         "unknown users look like wrong passwords"
     );
 
@@ -95,7 +96,7 @@ async fn register_login_and_profile(backend: Backend) {
         .await
         .unwrap_err();
     assert_eq!(no_token.code(), Code::Unauthenticated);
-    assert_eq!(reason(&no_token), "TOKEN_MISSING");
+    assert_eq!(reason(&no_token), Reason::TokenMissing);
     server.stop().await;
 }
 both_backends!(
@@ -113,14 +114,14 @@ async fn throttling(backend: Backend) {
             .login(login("bob", "guess", PasswordScheme::Plain))
             .await
             .unwrap_err();
-        assert_eq!(reason(&err), "BAD_CREDENTIALS");
+        assert_eq!(reason(&err), Reason::BadCredentials);
     }
     let locked = account
         .login(login("bob", "right-password", PasswordScheme::Plain))
         .await
         .unwrap_err();
     assert_eq!(locked.code(), Code::ResourceExhausted);
-    assert_eq!(reason(&locked), "THROTTLED");
+    assert_eq!(reason(&locked), Reason::Throttled);
     let retry = tonic_types::StatusExt::get_details_retry_info(&locked).expect("retry info");
     assert!(retry.retry_delay.unwrap() > Duration::ZERO);
 
@@ -146,7 +147,7 @@ async fn throttling(backend: Backend) {
         new_scheme: PasswordScheme::Plain.into(),
     };
     let bad = account.recover_password(recover("Max")).await.unwrap_err();
-    assert_eq!(reason(&bad), "BAD_PROOF");
+    assert_eq!(reason(&bad), Reason::BadProof);
     account.recover_password(recover("Rex")).await.unwrap();
     account
         .login(login("carol", "new-carol", PasswordScheme::Plain))
@@ -170,7 +171,7 @@ async fn token_expiry(backend: Backend) {
         .await
         .unwrap_err();
     assert_eq!(expired.code(), Code::Unauthenticated);
-    assert_eq!(reason(&expired), "TOKEN_EXPIRED");
+    assert_eq!(reason(&expired), Reason::TokenExpired);
     // The refresh token still gives a working access token.
     let fresh = account
         .refresh(RefreshRequest {
@@ -209,7 +210,7 @@ async fn refresh_rotation(backend: Backend) {
         .await
         .unwrap_err();
     assert_eq!(replay.code(), Code::Unauthenticated);
-    assert_eq!(reason(&replay), "REFRESH_REUSED");
+    assert_eq!(reason(&replay), Reason::RefreshReused);
     // The reuse ended the session: the newest tokens are dead too.
     let after = account
         .refresh(RefreshRequest {
@@ -217,19 +218,19 @@ async fn refresh_rotation(backend: Backend) {
         })
         .await
         .unwrap_err();
-    assert_eq!(reason(&after), "SESSION_REVOKED");
+    assert_eq!(reason(&after), Reason::SessionRevoked);
     let call = account
         .get_my_profile(authed(GetMyProfileRequest {}, &second.access_token))
         .await
         .unwrap_err();
-    assert_eq!(reason(&call), "SESSION_REVOKED");
+    assert_eq!(reason(&call), Reason::SessionRevoked);
     let garbage = account
         .refresh(RefreshRequest {
             refresh_token: "nonsense".into(),
         })
         .await
         .unwrap_err();
-    assert_eq!(reason(&garbage), "TOKEN_INVALID");
+    assert_eq!(reason(&garbage), Reason::TokenInvalid);
     server.stop().await;
 }
 both_backends!(refresh_rotation, super::refresh_rotation);
@@ -252,14 +253,14 @@ async fn logout_revokes_session(backend: Backend) {
         .get_my_profile(authed(GetMyProfileRequest {}, &phone.access_token))
         .await
         .unwrap_err();
-    assert_eq!(reason(&revoked), "SESSION_REVOKED");
+    assert_eq!(reason(&revoked), Reason::SessionRevoked);
     let refresh = account
         .refresh(RefreshRequest {
             refresh_token: phone.refresh_token,
         })
         .await
         .unwrap_err();
-    assert_eq!(reason(&refresh), "SESSION_REVOKED");
+    assert_eq!(reason(&refresh), Reason::SessionRevoked);
     // Other sessions live on.
     account
         .get_my_profile(authed(GetMyProfileRequest {}, &laptop.access_token))
@@ -402,7 +403,7 @@ async fn no_acting_for_others(backend: Backend) {
     };
     assert_eq!(
         reason(&account.exchange_legacy_token(forged).await.unwrap_err()),
-        "BAD_CREDENTIALS"
+        Reason::BadCredentials
     );
 
     // A forged token is refused.
@@ -410,7 +411,7 @@ async fn no_acting_for_others(backend: Backend) {
         .get_my_profile(authed(GetMyProfileRequest {}, "eyJhbGciOiJub25lIn0.e30."))
         .await
         .unwrap_err();
-    assert_eq!(reason(&err), "TOKEN_INVALID");
+    assert_eq!(reason(&err), Reason::TokenInvalid);
     server.stop().await;
 }
 both_backends!(no_acting_for_others, super::no_acting_for_others);
@@ -468,7 +469,7 @@ async fn legacy_tokens(backend: Backend) {
                 .await
                 .unwrap_err()
         ),
-        "BAD_CREDENTIALS"
+        Reason::BadCredentials
     );
     account
         .exchange_legacy_token(exchange(&rotated.legacy_token, false))
@@ -495,7 +496,7 @@ async fn legacy_tokens(backend: Backend) {
                 .await
                 .unwrap_err()
         ),
-        "BAD_CREDENTIALS"
+        Reason::BadCredentials
     );
     server.stop().await;
 }
@@ -526,7 +527,7 @@ async fn fixed_verification_code(backend: Backend) {
             ..register(name, "pw", PasswordScheme::Plain)
         };
         let wrong = account.register(register("135791")).await.unwrap_err();
-        assert_eq!(reason(&wrong), "CODE_INVALID");
+        assert_eq!(reason(&wrong), Reason::CodeInvalid);
         account
             .register(register("246810"))
             .await
@@ -555,12 +556,12 @@ async fn verification_codes(backend: Backend) {
         .register(with_phone("", "13900139000"))
         .await
         .unwrap_err();
-    assert_eq!(reason(&none), "CODE_REQUIRED");
+    assert_eq!(reason(&none), Reason::CodeRequired);
     let unrequested = account
         .register(with_phone("1234", "13900139000"))
         .await
         .unwrap_err();
-    assert_eq!(reason(&unrequested), "CODE_NOT_REQUESTED");
+    assert_eq!(reason(&unrequested), Reason::CodeNotRequested);
 
     account
         .send_verification_code(send("13900139000", VerificationPurpose::Register))
@@ -576,7 +577,7 @@ async fn verification_codes(backend: Backend) {
                 .await
                 .unwrap_err()
         ),
-        "CODE_INVALID"
+        Reason::CodeInvalid
     );
     account
         .register(with_phone(&code, "13900139000"))
@@ -587,13 +588,13 @@ async fn verification_codes(backend: Backend) {
         username: "judy2".into(),
         ..with_phone(&code, "13900139001")
     });
-    assert_eq!(reason(&again.await.unwrap_err()), "CODE_NOT_REQUESTED");
+    assert_eq!(reason(&again.await.unwrap_err()), Reason::CodeNotRequested);
 
     let taken = account
         .send_verification_code(send("13900139000", VerificationPurpose::Register))
         .await
         .unwrap_err();
-    assert_eq!(reason(&taken), "PHONE_TAKEN");
+    assert_eq!(reason(&taken), Reason::PhoneTaken);
     let bad = account
         .send_verification_code(send("call me", VerificationPurpose::Register))
         .await
@@ -687,7 +688,7 @@ async fn profile_search_password_and_delete(backend: Backend) {
         ))
         .await
         .unwrap_err();
-    assert_eq!(reason(&taken), "USERNAME_TAKEN");
+    assert_eq!(reason(&taken), Reason::UsernameTaken);
 
     let change = |current: &str| ChangePasswordRequest {
         current_password: current.into(),
@@ -702,7 +703,7 @@ async fn profile_search_password_and_delete(backend: Backend) {
                 .await
                 .unwrap_err()
         ),
-        "BAD_CREDENTIALS"
+        Reason::BadCredentials
     );
     account
         .change_password(authed(change("pw-ken"), &token))
@@ -734,7 +735,7 @@ async fn profile_search_password_and_delete(backend: Backend) {
                 .await
                 .unwrap_err()
         ),
-        "SESSION_REVOKED"
+        Reason::SessionRevoked
     );
     assert_eq!(
         reason(
@@ -743,7 +744,7 @@ async fn profile_search_password_and_delete(backend: Backend) {
                 .await
                 .unwrap_err()
         ),
-        "BAD_CREDENTIALS"
+        Reason::BadCredentials
     );
     // The name is free again.
     account

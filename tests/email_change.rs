@@ -2,6 +2,7 @@
 //! UpdateProfile(email) needs a code sent to the new address, and an address nobody has
 //! proven stays free for its real owner. Over real gRPC, on SQLite and on PostgreSQL.
 
+use rosetta_proto::Reason;
 use rosetta_testkit::{self as support, both_backends};
 
 use rosetta_proto::account::v1::{
@@ -48,8 +49,8 @@ async fn email_change_needs_a_code(backend: Backend) {
         .await
         .expect_err("an e-mail change without a code must be refused");
     assert_eq!(
-        (err.code(), reason(&err).as_str()),
-        (Code::FailedPrecondition, "CODE_REQUIRED")
+        (err.code(), reason(&err)),
+        (Code::FailedPrecondition, Reason::CodeRequired)
     );
     assert_eq!(email_of(&server, &token).await, "");
 
@@ -71,7 +72,7 @@ async fn email_change_needs_a_code(backend: Backend) {
         ))
         .await
         .unwrap_err();
-    assert_eq!(reason(&err), "CODE_INVALID");
+    assert_eq!(reason(&err), Reason::CodeInvalid);
     assert_eq!(email_of(&server, &token).await, "");
 
     // While Mallory's change is pending, the address's real owner registers with it.
@@ -137,7 +138,7 @@ async fn taken_address_gets_no_change_code(backend: Backend) {
         .send_verification_code(change_code("owner@example.com"))
         .await
         .unwrap_err();
-    assert_eq!(reason(&err), "EMAIL_TAKEN");
+    assert_eq!(reason(&err), Reason::EmailTaken);
     let phone = account
         .send_verification_code(SendVerificationCodeRequest {
             channel: VerificationChannel::Phone.into(),

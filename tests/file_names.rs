@@ -2,6 +2,7 @@
 //! reorder what other users see, are refused over gRPC (issue 18, item 10). On SQLite and on
 //! PostgreSQL.
 
+use rosetta_proto::Reason;
 use rosetta_testkit::{self as support, both_backends};
 
 use futures::{StreamExt as _, stream};
@@ -42,8 +43,8 @@ async fn put(
 fn assert_refused(result: Result<FileInfo, Status>, what: &str, says: &str) {
     let err = result.expect_err(what);
     assert_eq!(
-        (err.code(), reason(&err).as_str()),
-        (Code::InvalidArgument, "BAD_NAME"),
+        (err.code(), reason(&err)),
+        (Code::InvalidArgument, Reason::BadName),
         "{what}"
     );
     assert!(
@@ -123,7 +124,7 @@ async fn windows_and_bidi_names_are_refused(backend: Backend) {
         ))
         .await
         .unwrap_err();
-    assert_eq!(reason(&listing), "BAD_NAME");
+    assert_eq!(reason(&listing), Reason::BadName);
 
     // Look-alikes of the device names are ordinary names.
     for name in [

@@ -1,6 +1,7 @@
 //! The files service end to end over real gRPC, on SQLite and on PostgreSQL, with blobs in the
 //! node's local store (`<data_dir>/blobs`).
 
+use rosetta_proto::Reason;
 use rosetta_testkit::{self as support, both_backends};
 
 use std::{
@@ -238,7 +239,7 @@ async fn round_trips(backend: Backend) {
     let (_, n, _, _) = download(&mut files, token, &one.id, 1).await.unwrap();
     assert_eq!(n, 0, "offset == size gives the info and no bytes");
     let past = download(&mut files, token, &one.id, 2).await.unwrap_err();
-    assert_eq!(reason(&past), "BAD_OFFSET");
+    assert_eq!(reason(&past), Reason::BadOffset);
 
     // 50 MB, streamed from a generator on the way in and hashed chunk by chunk on the way out.
     const BIG: u64 = 50 * 1024 * 1024;
@@ -332,8 +333,8 @@ async fn round_trips(backend: Backend) {
         .await
         .unwrap_err();
     assert_eq!(
-        (gone.code(), reason(&gone).as_str()),
-        (Code::NotFound, "NOT_FOUND")
+        (gone.code(), reason(&gone)),
+        (Code::NotFound, Reason::NotFound)
     );
     assert_eq!(blobs(&blob_dir(&server)).len(), 2);
     server.stop().await;
@@ -391,8 +392,8 @@ async fn hostile_names(backend: Backend) {
             .await
             .unwrap_err();
         assert_eq!(
-            (err.code(), reason(&err).as_str()),
-            (Code::InvalidArgument, "BAD_NAME"),
+            (err.code(), reason(&err)),
+            (Code::InvalidArgument, Reason::BadName),
             "folder {folder:?}"
         );
     }
@@ -402,7 +403,7 @@ async fn hostile_names(backend: Backend) {
         let err = put(&mut files, &token, meta(name, "", 1), b"z")
             .await
             .unwrap_err();
-        assert_eq!(reason(&err), "BAD_NAME", "name {name:?}");
+        assert_eq!(reason(&err), Reason::BadName, "name {name:?}");
     }
     // Listing a hostile folder is refused the same way.
     let err = files
@@ -415,7 +416,7 @@ async fn hostile_names(backend: Backend) {
         ))
         .await
         .unwrap_err();
-    assert_eq!(reason(&err), "BAD_NAME");
+    assert_eq!(reason(&err), Reason::BadName);
 
     // Only the two accepted uploads exist, under `files/<32 hex>`, and nothing escaped the
     // blob directory into the data dir.
@@ -657,7 +658,7 @@ async fn visibility(backend: Backend) {
             }
         }
     };
-    let forbidden = Some("FORBIDDEN".to_owned());
+    let forbidden = Some(Reason::Forbidden);
     assert_eq!(may(&private, a).await, None);
     assert_eq!(may(&private, b).await, forbidden);
     assert_eq!(may(&dm, b).await, None);
@@ -670,7 +671,7 @@ async fn visibility(backend: Backend) {
         id: "0".repeat(32),
         ..Default::default()
     };
-    assert_eq!(may(&missing, a).await, Some("NOT_FOUND".into()));
+    assert_eq!(may(&missing, a).await, Some(Reason::NotFound));
 
     // Only the owner deletes, even a file others can see.
     let err = files
@@ -683,8 +684,8 @@ async fn visibility(backend: Backend) {
         .await
         .unwrap_err();
     assert_eq!(
-        (err.code(), reason(&err).as_str()),
-        (Code::PermissionDenied, "FORBIDDEN")
+        (err.code(), reason(&err)),
+        (Code::PermissionDenied, Reason::Forbidden)
     );
     let err = files
         .delete_file(authed(
@@ -695,7 +696,7 @@ async fn visibility(backend: Backend) {
         ))
         .await
         .unwrap_err();
-    assert_eq!(reason(&err), "FORBIDDEN");
+    assert_eq!(reason(&err), Reason::Forbidden);
 
     // Sharing rules at upload: a group you are not in, a missing conversation, a stray one.
     let err = put(
@@ -706,7 +707,7 @@ async fn visibility(backend: Backend) {
     )
     .await
     .unwrap_err();
-    assert_eq!(reason(&err), "FORBIDDEN");
+    assert_eq!(reason(&err), Reason::Forbidden);
     let err = put(
         &mut files,
         b,
@@ -715,7 +716,7 @@ async fn visibility(backend: Backend) {
     )
     .await
     .unwrap_err();
-    assert_eq!(reason(&err), "BAD_CONVERSATION");
+    assert_eq!(reason(&err), Reason::BadConversation);
     let err = put(
         &mut files,
         b,
@@ -724,7 +725,7 @@ async fn visibility(backend: Backend) {
     )
     .await
     .unwrap_err();
-    assert_eq!(reason(&err), "BAD_CONVERSATION");
+    assert_eq!(reason(&err), Reason::BadConversation);
     let err = put(
         &mut files,
         b,
@@ -733,7 +734,7 @@ async fn visibility(backend: Backend) {
     )
     .await
     .unwrap_err();
-    assert_eq!(reason(&err), "NOT_FOUND");
+    assert_eq!(reason(&err), Reason::NotFound);
 
     // Leaving the group ends access.
     group_member::Entity::delete_by_id((g.id, carol.user.as_ref().unwrap().id))
@@ -767,8 +768,8 @@ async fn limits(backend: Backend) {
         .await
         .unwrap_err();
     assert_eq!(
-        (err.code(), reason(&err).as_str()),
-        (Code::InvalidArgument, "TOO_LARGE")
+        (err.code(), reason(&err)),
+        (Code::InvalidArgument, Reason::TooLarge)
     );
     let first = put(&mut files, &token, meta("1", "", 1000), &k)
         .await
@@ -780,8 +781,8 @@ async fn limits(backend: Backend) {
         .await
         .unwrap_err();
     assert_eq!(
-        (err.code(), reason(&err).as_str()),
-        (Code::ResourceExhausted, "QUOTA_EXCEEDED")
+        (err.code(), reason(&err)),
+        (Code::ResourceExhausted, Reason::QuotaExceeded)
     );
     put(&mut files, &token, meta("3", "", 500), &k[..500])
         .await
@@ -812,11 +813,11 @@ async fn limits(backend: Backend) {
     let short = put(&mut files, &other, meta("short", "", 10), b"12345")
         .await
         .unwrap_err();
-    assert_eq!(reason(&short), "SIZE_MISMATCH");
+    assert_eq!(reason(&short), Reason::SizeMismatch);
     let long = put(&mut files, &other, meta("long", "", 5), b"1234567890")
         .await
         .unwrap_err();
-    assert_eq!(reason(&long), "SIZE_MISMATCH");
+    assert_eq!(reason(&long), Reason::SizeMismatch);
     let twice = stream::iter(vec![
         UploadRequest {
             part: Some(Part::Metadata(meta("t", "", 1))),
@@ -826,12 +827,12 @@ async fn limits(backend: Backend) {
         },
     ]);
     let err = files.upload(authed(twice, &other)).await.unwrap_err();
-    assert_eq!(reason(&err), "BAD_UPLOAD");
+    assert_eq!(reason(&err), Reason::BadUpload);
     let headless = stream::iter(vec![UploadRequest {
         part: Some(Part::Chunk(vec![1])),
     }]);
     let err = files.upload(authed(headless, &other)).await.unwrap_err();
-    assert_eq!(reason(&err), "BAD_UPLOAD");
+    assert_eq!(reason(&err), Reason::BadUpload);
     let bobs = list(&mut files, &other, ListFilesRequest::default()).await;
     assert_eq!(names(&bobs), ["b"]);
     assert_eq!(
@@ -1005,7 +1006,7 @@ async fn s3_store() {
     )
     .await
     .unwrap_err();
-    assert_eq!(reason(&short), "SIZE_MISMATCH");
+    assert_eq!(reason(&short), Reason::SizeMismatch);
     let all = list(
         &mut files,
         &token,
@@ -1030,6 +1031,6 @@ async fn s3_store() {
         .get_file(authed(GetFileRequest { file_id: big.id }, &token))
         .await
         .unwrap_err();
-    assert_eq!(reason(&gone), "NOT_FOUND");
+    assert_eq!(reason(&gone), Reason::NotFound);
     server.stop().await;
 }

@@ -2,6 +2,7 @@
 //! into a group without consent, location reaches friends only, the DPC lobby cannot be taken
 //! over, and creating a group writes O(members) events with an hourly cap.
 
+use rosetta_proto::Reason;
 use rosetta_testkit::{self as support, both_backends};
 
 use rosetta_db::{
@@ -171,7 +172,7 @@ async fn strangers_only_invite(backend: Backend) {
         .await
         .expect_err("a stranger cannot be added where nobody can ask her");
     assert_eq!(refused.code(), Code::PermissionDenied);
-    assert_eq!(reason(&refused), "NOT_FRIENDS");
+    assert_eq!(reason(&refused), Reason::NotFriends);
 
     let accepted = s
         .respond_group_invitation(authed(
@@ -210,7 +211,7 @@ async fn strangers_only_invite(backend: Backend) {
         .create_group(authed(group("again", vec![other.id]), &mallory.token))
         .await
         .expect_err("blocks still refuse");
-    assert_eq!(reason(&blocked), "BLOCKED");
+    assert_eq!(reason(&blocked), Reason::Blocked);
 }
 both_backends!(strangers_only_invite, super::strangers_only_invite);
 
@@ -393,7 +394,7 @@ async fn lobby_is_system_owned(backend: Backend) {
     for (i, attempt) in attempts.into_iter().enumerate() {
         let err = attempt.expect_err("nobody runs the lobby");
         assert_eq!(err.code(), Code::PermissionDenied, "attempt {i}: {err:?}");
-        assert_eq!(reason(&err), "SYSTEM_GROUP", "attempt {i}");
+        assert_eq!(reason(&err), Reason::SystemGroup, "attempt {i}");
     }
     assert!(my_group_ids(&server, &victim).await.contains(&g));
 
@@ -486,7 +487,7 @@ async fn creation_is_linear_and_capped(backend: Backend) {
     assert_eq!(made, 2, "{results:?}");
     for err in results.into_iter().filter_map(Result::err) {
         assert_eq!(err.code(), Code::ResourceExhausted, "{err:?}");
-        assert_eq!(reason(&err), "LIMIT_REACHED");
+        assert_eq!(reason(&err), Reason::LimitReached);
     }
 }
 both_backends!(

@@ -4,6 +4,7 @@
 
 use futures::{StreamExt as _, stream::FuturesUnordered};
 use rosetta_account::HashPool;
+use rosetta_proto::Reason;
 use rosetta_proto::account::v1::{
     GetMyProfileRequest, LoginRequest, PasswordScheme,
     account_service_client::AccountServiceClient, login_request::Identifier,
@@ -43,7 +44,7 @@ fn burst(
 /// A refusal for a full pool: THROTTLED with a RetryInfo, at once.
 fn assert_busy(status: &Status) {
     assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
-    assert_eq!(reason(status), "THROTTLED");
+    assert_eq!(reason(status), Reason::Throttled);
     let retry = tonic_types::StatusExt::get_details_retry_info(status).expect("retry info");
     assert!(retry.retry_delay.is_some_and(|d| !d.is_zero()), "{retry:?}");
 }
@@ -64,7 +65,7 @@ async fn a_login_flood_is_refused_beyond_the_pool(backend: Backend) {
     while let Some(answer) = answers.next().await {
         match answer {
             Ok(()) => ok += 1,
-            Err(status) if reason(&status) == "BAD_CREDENTIALS" => bad += 1,
+            Err(status) if reason(&status) == Reason::BadCredentials => bad += 1,
             Err(status) => {
                 assert_busy(&status);
                 busy += 1;
@@ -91,13 +92,7 @@ async fn a_full_pool_refuses_the_excess_and_spares_token_calls(backend: Backend)
     let session = server.user("known", "right one").await;
     let client = server.account().await;
 
-    let (open, gate) = std::sync::mpsc::channel::<()>();
-    let held = pool
-        .submit(move || {
-            gate.recv().ok();
-            Ok(())
-        })
-        .expect("the idle pool admits");
+    let (open, held) = support::hold_hash_worker(&pool);
 
     let mut answers = burst(&client, 12, "known");
     for _ in 0..11 {
@@ -115,7 +110,7 @@ async fn a_full_pool_refuses_the_excess_and_spares_token_calls(backend: Backend)
     held.await.expect("held job done");
     match answers.next().await.expect("the queued login") {
         Ok(()) => {}
-        Err(status) => assert_eq!(reason(&status), "BAD_CREDENTIALS", "{status:?}"),
+        Err(status) => assert_eq!(reason(&status), Reason::BadCredentials, "{status:?}"),
     }
     assert!(answers.next().await.is_none());
 

@@ -4,6 +4,7 @@
 //! Friendships and group memberships are written straight into the social tables (the same
 //! database the node uses): these tests exercise messaging's policy, not the social service.
 
+use rosetta_proto::Reason;
 use rosetta_testkit::{self as support, both_backends};
 
 use std::{collections::BTreeSet, time::Duration};
@@ -259,8 +260,8 @@ async fn private_and_group_delivery(backend: Backend) {
         .await
         .unwrap_err();
     assert_eq!(
-        (err.code(), reason(&err).as_str()),
-        (Code::PermissionDenied, "NOT_FRIENDS")
+        (err.code(), reason(&err)),
+        (Code::PermissionDenied, Reason::NotFriends)
     );
     let outsider = user(&server, "dave").await;
     let err = client
@@ -270,7 +271,7 @@ async fn private_and_group_delivery(backend: Backend) {
         ))
         .await
         .unwrap_err();
-    assert_eq!(reason(&err), "NOT_MEMBER");
+    assert_eq!(reason(&err), Reason::NotMember);
     let muted_group = group_of(&db, &[alice.id]).await;
     member(
         &db,
@@ -287,7 +288,7 @@ async fn private_and_group_delivery(backend: Backend) {
         ))
         .await
         .unwrap_err();
-    assert_eq!(reason(&err), "MUTED");
+    assert_eq!(reason(&err), Reason::Muted);
     let mut image = text_to(To::ToUserId(bob.id), "", "img1");
     image.kind = MessageKind::Image.into();
     let err = client
@@ -295,14 +296,14 @@ async fn private_and_group_delivery(backend: Backend) {
         .await
         .unwrap_err();
     assert_eq!(
-        (err.code(), reason(&err).as_str()),
-        (Code::InvalidArgument, "FILE_ID_REQUIRED")
+        (err.code(), reason(&err)),
+        (Code::InvalidArgument, Reason::FileIdRequired)
     );
     let err = client
         .send_message(authed(text_to(To::ToUserId(bob.id), "x", ""), &alice.token))
         .await
         .unwrap_err();
-    assert_eq!(reason(&err), "CLIENT_MESSAGE_ID_REQUIRED");
+    assert_eq!(reason(&err), Reason::ClientMessageIdRequired);
     let err = client
         .send_message(tonic::Request::new(text_to(
             To::ToUserId(bob.id),
@@ -448,7 +449,7 @@ async fn offline_delivery_and_history(backend: Backend) {
         ))
         .await
         .unwrap_err();
-    assert_eq!(reason(&err), "NOT_ALLOWED");
+    assert_eq!(reason(&err), Reason::NotAllowed);
     client
         .recall_message(authed(
             RecallMessageRequest { message_id: ids[4] },
@@ -727,7 +728,7 @@ async fn revoked_session_ends_its_stream(backend: Backend) {
     .await
     .expect("the stream of a revoked session ends within 30 s");
     assert_eq!(ended.code(), Code::Unauthenticated);
-    assert_eq!(reason(&ended), "SESSION_REVOKED");
+    assert_eq!(reason(&ended), Reason::SessionRevoked);
 }
 both_backends!(
     revoked_session_ends_its_stream,

@@ -2,6 +2,7 @@
 //! refresh tokens of other sessions and every legacy token (issue 18, item 5). Over real gRPC,
 //! on SQLite and on PostgreSQL.
 
+use rosetta_proto::Reason;
 use rosetta_testkit::{self as support, both_backends};
 
 use rosetta_proto::{
@@ -90,8 +91,8 @@ async fn assert_locked_out(account: &mut AccountServiceClient<Channel>, user: i6
         .await
         .expect_err("the stolen access token must stop working");
     assert_eq!(
-        (access.code(), reason(&access).as_str()),
-        (Code::Unauthenticated, "SESSION_REVOKED")
+        (access.code(), reason(&access)),
+        (Code::Unauthenticated, Reason::SessionRevoked)
     );
     let refresh = account
         .refresh(RefreshRequest {
@@ -105,7 +106,7 @@ async fn assert_locked_out(account: &mut AccountServiceClient<Channel>, user: i6
             .exchange_legacy_token(exchange(user, protocol, token))
             .await
             .expect_err("a legacy token login after the change must be refused");
-        assert_eq!(reason(&err), "BAD_CREDENTIALS", "{protocol}");
+        assert_eq!(reason(&err), Reason::BadCredentials, "{protocol}");
     }
 }
 

@@ -2,6 +2,7 @@
 //! item 8), and user, nick and group names cannot carry bidirectional controls (item 10).
 //! Over real gRPC, on SQLite and on PostgreSQL.
 
+use rosetta_proto::Reason;
 use rosetta_testkit::{self as support, both_backends};
 
 use rosetta_proto::{
@@ -43,8 +44,8 @@ async fn reserved_forms_are_refused(backend: Backend) {
     ] {
         let err = account.register(register(name)).await.unwrap_err();
         assert_eq!(
-            (err.code(), reason(&err).as_str()),
-            (Code::AlreadyExists, "USERNAME_TAKEN"),
+            (err.code(), reason(&err)),
+            (Code::AlreadyExists, Reason::UsernameTaken),
             "register {name:?}"
         );
         assert!(err.message().contains("reserved"), "{name:?}: {err:?}");
@@ -58,7 +59,7 @@ async fn reserved_forms_are_refused(backend: Backend) {
             ))
             .await
             .unwrap_err();
-        assert_eq!(reason(&err), "USERNAME_TAKEN", "rename to {name:?}");
+        assert_eq!(reason(&err), Reason::UsernameTaken, "rename to {name:?}");
     }
     // Names merely resembling the forms stay available.
     for name in ["deleted", "c#", "systems", "admin2", "root-beer"] {
@@ -97,15 +98,19 @@ async fn bidi_controls_are_refused_in_names(backend: Backend) {
         let name = format!("ad{c}min");
         let err = account.register(register(&name)).await.unwrap_err();
         assert_eq!(
-            (err.code(), reason(&err).as_str()),
-            (Code::InvalidArgument, "INVALID_ARGUMENT"),
+            (err.code(), reason(&err)),
+            (Code::InvalidArgument, Reason::InvalidArgument),
             "user name with U+{:04X}",
             c as u32
         );
         let mut with_nick = register(&format!("nick{:04x}", c as u32));
         with_nick.nickname = format!("evil{c}gpj.exe");
         let err = account.register(with_nick).await.unwrap_err();
-        assert_eq!(reason(&err), "INVALID_ARGUMENT", "nickname at registration");
+        assert_eq!(
+            reason(&err),
+            Reason::InvalidArgument,
+            "nickname at registration"
+        );
         let err = account
             .update_profile(authed(
                 UpdateProfileRequest {
@@ -116,7 +121,7 @@ async fn bidi_controls_are_refused_in_names(backend: Backend) {
             ))
             .await
             .unwrap_err();
-        assert_eq!(reason(&err), "INVALID_ARGUMENT", "nickname update");
+        assert_eq!(reason(&err), Reason::InvalidArgument, "nickname update");
         let err = account
             .update_profile(authed(
                 UpdateProfileRequest {
@@ -127,7 +132,7 @@ async fn bidi_controls_are_refused_in_names(backend: Backend) {
             ))
             .await
             .unwrap_err();
-        assert_eq!(reason(&err), "INVALID_ARGUMENT", "rename");
+        assert_eq!(reason(&err), Reason::InvalidArgument, "rename");
         let err = social
             .create_group(authed(
                 CreateGroupRequest {
@@ -139,8 +144,8 @@ async fn bidi_controls_are_refused_in_names(backend: Backend) {
             .await
             .unwrap_err();
         assert_eq!(
-            (err.code(), reason(&err).as_str()),
-            (Code::InvalidArgument, "INVALID_ARGUMENT"),
+            (err.code(), reason(&err)),
+            (Code::InvalidArgument, Reason::InvalidArgument),
             "group name"
         );
     }

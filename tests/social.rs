@@ -2,6 +2,7 @@
 //! success path and its refusals. Event fan-out is tested at the domain level inside
 //! `rosetta-social` (the messaging service that delivers events is not part of these nodes).
 
+use rosetta_proto::Reason;
 use rosetta_testkit::{self as support, both_backends};
 
 use rosetta_proto::{
@@ -42,7 +43,7 @@ async fn client(server: &TestServer) -> SocialServiceClient<Channel> {
 }
 
 /// The reason a call that must fail failed with.
-fn refused<T: std::fmt::Debug>(result: Result<Response<T>, Status>) -> String {
+fn refused<T: std::fmt::Debug>(result: Result<Response<T>, Status>) -> Reason {
     reason(&result.expect_err("the call must be refused"))
 }
 
@@ -102,25 +103,25 @@ async fn friend_requests_and_contacts(backend: Backend) {
             s.send_friend_request(as_user(&alice, ask(to_id(alice.id), "")))
                 .await
         ),
-        "INVALID_ARGUMENT"
+        Reason::InvalidArgument
     );
     assert_eq!(
         refused(
             s.send_friend_request(as_user(&alice, ask(to_id(999_999), "")))
                 .await
         ),
-        "NOT_FOUND"
+        Reason::NotFound
     );
     assert_eq!(
         refused(
             s.send_friend_request(as_user(&alice, ask(by_name.clone(), &"x".repeat(513))))
                 .await
         ),
-        "INVALID_ARGUMENT"
+        Reason::InvalidArgument
     );
     assert_eq!(
         refused(s.send_friend_request(as_user(&alice, ask(None, ""))).await),
-        "INVALID_ARGUMENT"
+        Reason::InvalidArgument
     );
 
     let sent = ok(s
@@ -139,14 +140,14 @@ async fn friend_requests_and_contacts(backend: Backend) {
             s.send_friend_request(as_user(&alice, ask(by_name, "")))
                 .await
         ),
-        "REQUEST_PENDING"
+        Reason::RequestPending
     );
     assert_eq!(
         refused(
             s.send_friend_request(as_user(&bob, ask(to_id(alice.id), "")))
                 .await
         ),
-        "REVERSE_REQUEST_PENDING"
+        Reason::ReverseRequestPending
     );
 
     // Only the recipient answers, only the sender cancels: others see no such request.
@@ -156,14 +157,14 @@ async fn friend_requests_and_contacts(backend: Backend) {
             s.respond_friend_request(as_user(&carol, answer(by_id, true)))
                 .await
         ),
-        "NOT_FOUND"
+        Reason::NotFound
     );
     assert_eq!(
         refused(
             s.respond_friend_request(as_user(&alice, answer(by_id, true)))
                 .await
         ),
-        "NOT_FOUND"
+        Reason::NotFound
     );
     assert_eq!(
         refused(
@@ -173,7 +174,7 @@ async fn friend_requests_and_contacts(backend: Backend) {
             ))
             .await
         ),
-        "NOT_FOUND"
+        Reason::NotFound
     );
     let cancel = |id| CancelFriendRequestRequest { request_id: id };
     assert_eq!(
@@ -181,14 +182,14 @@ async fn friend_requests_and_contacts(backend: Backend) {
             s.cancel_friend_request(as_user(&bob, cancel(sent.id)))
                 .await
         ),
-        "NOT_FOUND"
+        Reason::NotFound
     );
     assert_eq!(
         refused(
             s.cancel_friend_request(as_user(&carol, cancel(sent.id)))
                 .await
         ),
-        "NOT_FOUND"
+        Reason::NotFound
     );
 
     let list = |direction: Direction, include_answered| ListFriendRequestsRequest {
@@ -241,21 +242,21 @@ async fn friend_requests_and_contacts(backend: Backend) {
             s.respond_friend_request(as_user(&bob, answer(by_id, false)))
                 .await
         ),
-        "NOT_PENDING"
+        Reason::NotPending
     );
     assert_eq!(
         refused(
             s.cancel_friend_request(as_user(&alice, cancel(sent.id)))
                 .await
         ),
-        "NOT_PENDING"
+        Reason::NotPending
     );
     assert_eq!(
         refused(
             s.send_friend_request(as_user(&bob, ask(to_id(alice.id), "")))
                 .await
         ),
-        "ALREADY_FRIENDS"
+        Reason::AlreadyFriends
     );
     assert!(
         ok(
@@ -399,11 +400,11 @@ async fn blocking(backend: Backend) {
     let block = |user_id| BlockUserRequest { user_id };
     assert_eq!(
         refused(s.block_user(as_user(&alice, block(alice.id))).await),
-        "INVALID_ARGUMENT"
+        Reason::InvalidArgument
     );
     assert_eq!(
         refused(s.block_user(as_user(&alice, block(999_999))).await),
-        "NOT_FOUND"
+        Reason::NotFound
     );
     ok(s.block_user(as_user(&alice, block(bob.id))).await);
     ok(s.block_user(as_user(&alice, block(bob.id))).await);
@@ -435,14 +436,14 @@ async fn blocking(backend: Backend) {
             s.send_friend_request(as_user(&bob, ask(to_id(alice.id), "")))
                 .await
         ),
-        "BLOCKED"
+        Reason::Blocked
     );
     assert_eq!(
         refused(
             s.send_friend_request(as_user(&alice, ask(to_id(bob.id), "")))
                 .await
         ),
-        "BLOCKED"
+        Reason::Blocked
     );
     // Bob cannot pull Alice into a group.
     let with_alice = CreateGroupRequest {
@@ -452,7 +453,7 @@ async fn blocking(backend: Backend) {
     };
     assert_eq!(
         refused(s.create_group(as_user(&bob, with_alice)).await),
-        "BLOCKED"
+        Reason::Blocked
     );
     let group = ok(s
         .create_group(as_user(
@@ -470,7 +471,7 @@ async fn blocking(backend: Backend) {
     };
     assert_eq!(
         refused(s.add_group_members(as_user(&bob, add)).await),
-        "BLOCKED"
+        Reason::Blocked
     );
 
     ok(
@@ -518,7 +519,7 @@ async fn group_ids_and_creation(backend: Backend) {
             s.create_group(as_user(&bob, create("again", Some(2))))
                 .await
         ),
-        "GROUP_ID_TAKEN"
+        Reason::GroupIdTaken
     );
     let mut ids = vec![2];
     for i in 0..3 {
@@ -540,21 +541,21 @@ async fn group_ids_and_creation(backend: Backend) {
 
     assert_eq!(
         refused(s.create_group(as_user(&alice, create("", None))).await),
-        "INVALID_ARGUMENT"
+        Reason::InvalidArgument
     );
     assert_eq!(
         refused(
             s.create_group(as_user(&alice, create(&"n".repeat(65), None)))
                 .await
         ),
-        "INVALID_ARGUMENT"
+        Reason::InvalidArgument
     );
     assert_eq!(
         refused(
             s.create_group(as_user(&alice, create("neg", Some(-5))))
                 .await
         ),
-        "INVALID_ARGUMENT"
+        Reason::InvalidArgument
     );
     let ghost = CreateGroupRequest {
         name: "ghost".into(),
@@ -563,7 +564,7 @@ async fn group_ids_and_creation(backend: Backend) {
     };
     assert_eq!(
         refused(s.create_group(as_user(&alice, ghost)).await),
-        "NOT_FOUND"
+        Reason::NotFound
     );
 
     // Initial members (friends) join at once; the creator owns the group.
@@ -628,14 +629,14 @@ async fn group_administration(backend: Backend) {
             s.get_group(as_user(&outsider, GetGroupRequest { group_id: g }))
                 .await
         ),
-        "NOT_MEMBER"
+        Reason::NotMember
     );
     assert_eq!(
         refused(
             s.get_group(as_user(&owner, GetGroupRequest { group_id: 987_654 }))
                 .await
         ),
-        "NOT_FOUND"
+        Reason::NotFound
     );
     let members_of = |group_id| ListGroupMembersRequest {
         group_id,
@@ -646,7 +647,7 @@ async fn group_administration(backend: Backend) {
             s.list_group_members(as_user(&outsider, members_of(g)))
                 .await
         ),
-        "NOT_MEMBER"
+        Reason::NotMember
     );
 
     // Admin role: the owner only.
@@ -660,21 +661,21 @@ async fn group_administration(backend: Backend) {
             s.set_admin(as_user(&member, make_admin(admin.id, true)))
                 .await
         ),
-        "NOT_OWNER"
+        Reason::NotOwner
     );
     assert_eq!(
         refused(
             s.set_admin(as_user(&owner, make_admin(outsider.id, true)))
                 .await
         ),
-        "NOT_MEMBER"
+        Reason::NotMember
     );
     assert_eq!(
         refused(
             s.set_admin(as_user(&owner, make_admin(owner.id, false)))
                 .await
         ),
-        "INVALID_ARGUMENT"
+        Reason::InvalidArgument
     );
     ok(s.set_admin(as_user(&owner, make_admin(admin.id, true)))
         .await);
@@ -695,21 +696,21 @@ async fn group_administration(backend: Backend) {
             s.add_group_members(as_user(&member, add(vec![other.id])))
                 .await
         ),
-        "NOT_ADMIN"
+        Reason::NotAdmin
     );
     assert_eq!(
         refused(
             s.add_group_members(as_user(&outsider, add(vec![other.id])))
                 .await
         ),
-        "NOT_MEMBER"
+        Reason::NotMember
     );
     assert_eq!(
         refused(
             s.add_group_members(as_user(&admin, add(vec![999_999])))
                 .await
         ),
-        "NOT_FOUND"
+        Reason::NotFound
     );
     let added = ok(s
         .add_group_members(as_user(&admin, add(vec![other.id, member.id])))
@@ -733,15 +734,15 @@ async fn group_administration(backend: Backend) {
     };
     assert_eq!(
         refused(s.mute_member(as_user(&member, mute(other.id, 1))).await),
-        "NOT_ADMIN"
+        Reason::NotAdmin
     );
     assert_eq!(
         refused(s.mute_member(as_user(&admin, mute(owner.id, 1))).await),
-        "NOT_OWNER"
+        Reason::NotOwner
     );
     assert_eq!(
         refused(s.mute_member(as_user(&admin, mute(other.id, -1))).await),
-        "INVALID_ARGUMENT"
+        Reason::InvalidArgument
     );
     let until = 4_102_444_800_000;
     ok(s.mute_member(as_user(&admin, mute(other.id, until))).await);
@@ -760,11 +761,11 @@ async fn group_administration(backend: Backend) {
     };
     assert_eq!(
         refused(s.update_group(as_user(&member, rename("x"))).await),
-        "NOT_ADMIN"
+        Reason::NotAdmin
     );
     assert_eq!(
         refused(s.update_group(as_user(&admin, rename(""))).await),
-        "INVALID_ARGUMENT"
+        Reason::InvalidArgument
     );
     assert_eq!(
         ok(s.update_group(as_user(&admin, rename("renamed"))).await).name,
@@ -778,15 +779,15 @@ async fn group_administration(backend: Backend) {
     };
     assert_eq!(
         refused(s.kick_member(as_user(&member, kick(other.id))).await),
-        "NOT_ADMIN"
+        Reason::NotAdmin
     );
     assert_eq!(
         refused(s.kick_member(as_user(&admin, kick(owner.id))).await),
-        "NOT_OWNER"
+        Reason::NotOwner
     );
     assert_eq!(
         refused(s.kick_member(as_user(&admin, kick(outsider.id))).await),
-        "NOT_MEMBER"
+        Reason::NotMember
     );
     ok(s.kick_member(as_user(&admin, kick(other.id))).await);
     assert_eq!(
@@ -794,14 +795,14 @@ async fn group_administration(backend: Backend) {
             s.get_group(as_user(&other, GetGroupRequest { group_id: g }))
                 .await
         ),
-        "NOT_MEMBER"
+        Reason::NotMember
     );
 
     // Ownership: the owner cannot just leave.
     let leave = LeaveGroupRequest { group_id: g };
     assert_eq!(
         refused(s.leave_group(as_user(&owner, leave)).await),
-        "OWNER_CANNOT_LEAVE"
+        Reason::OwnerCannotLeave
     );
     let transfer = |new_owner_id| TransferOwnershipRequest {
         group_id: g,
@@ -812,14 +813,14 @@ async fn group_administration(backend: Backend) {
             s.transfer_ownership(as_user(&admin, transfer(admin.id)))
                 .await
         ),
-        "NOT_OWNER"
+        Reason::NotOwner
     );
     assert_eq!(
         refused(
             s.transfer_ownership(as_user(&owner, transfer(outsider.id)))
                 .await
         ),
-        "NOT_MEMBER"
+        Reason::NotMember
     );
     let handed = ok(s
         .transfer_ownership(as_user(&owner, transfer(member.id)))
@@ -838,7 +839,7 @@ async fn group_administration(backend: Backend) {
     ok(s.leave_group(as_user(&owner, leave)).await);
     assert_eq!(
         refused(s.leave_group(as_user(&owner, leave)).await),
-        "NOT_MEMBER"
+        Reason::NotMember
     );
     assert_eq!(
         ok(
@@ -853,7 +854,7 @@ async fn group_administration(backend: Backend) {
     let dissolve = DissolveGroupRequest { group_id: g };
     assert_eq!(
         refused(s.dissolve_group(as_user(&admin, dissolve)).await),
-        "NOT_OWNER"
+        Reason::NotOwner
     );
     ok(s.dissolve_group(as_user(&member, dissolve)).await);
     assert_eq!(
@@ -861,7 +862,7 @@ async fn group_administration(backend: Backend) {
             s.get_group(as_user(&member, GetGroupRequest { group_id: g }))
                 .await
         ),
-        "NOT_FOUND"
+        Reason::NotFound
     );
     assert!(
         ok(
@@ -878,7 +879,7 @@ async fn group_administration(backend: Backend) {
     };
     assert_eq!(
         refused(s.create_group(as_user(&admin, reuse)).await),
-        "GROUP_ID_TAKEN"
+        Reason::GroupIdTaken
     );
     server.stop().await;
 }
@@ -910,25 +911,25 @@ async fn join_requests(backend: Backend) {
 
     assert_eq!(
         refused(s.request_join_group(as_user(&bob, join(555_555, ""))).await),
-        "NOT_FOUND"
+        Reason::NotFound
     );
     assert_eq!(
         refused(s.request_join_group(as_user(&member, join(g, ""))).await),
-        "ALREADY_MEMBER"
+        Reason::AlreadyMember
     );
     assert_eq!(
         refused(
             s.request_join_group(as_user(&bob, join(g, &"x".repeat(513))))
                 .await
         ),
-        "INVALID_ARGUMENT"
+        Reason::InvalidArgument
     );
     let asked = ok(s.request_join_group(as_user(&bob, join(g, "please"))).await);
     assert_eq!(asked.state, RequestState::Pending as i32);
     assert_eq!(asked.applicant.as_ref().unwrap().id, bob.id);
     assert_eq!(
         refused(s.request_join_group(as_user(&bob, join(g, ""))).await),
-        "REQUEST_PENDING"
+        Reason::RequestPending
     );
     let carols = ok(s.request_join_group(as_user(&carol, join(g, ""))).await);
 
@@ -969,14 +970,14 @@ async fn join_requests(backend: Backend) {
             s.list_join_requests(as_user(&member, listing(g, false, false)))
                 .await
         ),
-        "NOT_ADMIN"
+        Reason::NotAdmin
     );
     assert_eq!(
         refused(
             s.list_join_requests(as_user(&bob, listing(g, false, false)))
                 .await
         ),
-        "NOT_MEMBER"
+        Reason::NotMember
     );
     let bobs = ok(s
         .list_join_requests(as_user(&bob, listing(0, true, false)))
@@ -994,7 +995,7 @@ async fn join_requests(backend: Backend) {
             s.respond_join_request(as_user(&bob, respond(JoinWhich::RequestId(asked.id), true)))
                 .await
         ),
-        "NOT_MEMBER"
+        Reason::NotMember
     );
     assert_eq!(
         refused(
@@ -1004,7 +1005,7 @@ async fn join_requests(backend: Backend) {
             ))
             .await
         ),
-        "NOT_ADMIN"
+        Reason::NotAdmin
     );
     assert_eq!(
         refused(
@@ -1014,7 +1015,7 @@ async fn join_requests(backend: Backend) {
             ))
             .await
         ),
-        "NOT_FOUND"
+        Reason::NotFound
     );
     let by_applicant = JoinWhich::Applicant(Applicant {
         group_id: g,
@@ -1039,7 +1040,7 @@ async fn join_requests(backend: Backend) {
             ))
             .await
         ),
-        "NOT_PENDING"
+        Reason::NotPending
     );
     let rejected = ok(s
         .respond_join_request(as_user(
@@ -1053,7 +1054,7 @@ async fn join_requests(backend: Backend) {
             s.get_group(as_user(&carol, GetGroupRequest { group_id: g }))
                 .await
         ),
-        "NOT_MEMBER"
+        Reason::NotMember
     );
     assert!(
         ok(
@@ -1126,11 +1127,11 @@ async fn public_lobby(backend: Backend) {
             s.join_public_group(as_user(&alice, lobby("DPC Lobby")))
                 .await
         ),
-        "INVALID_ARGUMENT"
+        Reason::InvalidArgument
     );
     assert_eq!(
         refused(s.join_public_group(as_user(&alice, lobby(""))).await),
-        "INVALID_ARGUMENT"
+        Reason::InvalidArgument
     );
     let first = ok(s
         .join_public_group(as_user(&alice, lobby("dpc-lobby")))

@@ -3,6 +3,7 @@
 //! holding the bridge key speaks for its client's address; a client that forges the address
 //! header without the key is still counted by its real address.
 
+use rosetta_proto::Reason;
 use std::{net::IpAddr, time::Duration};
 
 use futures::future::join_all;
@@ -72,21 +73,21 @@ fn recover(username: &str) -> RecoverPasswordRequest {
 
 fn assert_throttled(status: &Status) {
     assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
-    assert_eq!(reason(status), "THROTTLED");
+    assert_eq!(reason(status), Reason::Throttled);
     let retry = tonic_types::StatusExt::get_details_retry_info(status).expect("retry info");
     assert!(retry.retry_delay.expect("delay") >= Duration::from_secs(1));
 }
 
 /// Of `results`, how many the per-source limit refused; every other one must be `allowed`.
-fn throttled_count<T>(results: &[Result<T, Status>], allowed: &[&str]) -> usize {
+fn throttled_count<T>(results: &[Result<T, Status>], allowed: &[Reason]) -> usize {
     let mut throttled = 0;
     for result in results {
         match result {
-            Err(status) if reason(status) == "THROTTLED" => {
+            Err(status) if reason(status) == Reason::Throttled => {
                 assert_throttled(status);
                 throttled += 1;
             }
-            Err(status) => assert!(allowed.contains(&reason(status).as_str()), "{status:?}"),
+            Err(status) => assert!(allowed.contains(&reason(status)), "{status:?}"),
             Ok(_) => {}
         }
     }
@@ -107,7 +108,7 @@ async fn login_flood(backend: Backend) {
     });
     let results = join_all(flood).await;
     assert_eq!(
-        throttled_count(&results, &["BAD_CREDENTIALS"]),
+        throttled_count(&results, &[Reason::BadCredentials]),
         30 - BURST as usize,
         "only the burst gets a password check"
     );
@@ -199,7 +200,7 @@ async fn register_and_code_flood(backend: Backend) {
         .recover_password(recover("newcomer"))
         .await
         .unwrap_err();
-    assert_ne!(reason(&refused), "THROTTLED", "{refused:?}");
+    assert_ne!(reason(&refused), Reason::Throttled, "{refused:?}");
     server.stop().await;
 }
 both_backends!(register_and_code_flood, super::register_and_code_flood);
@@ -232,11 +233,11 @@ async fn forged_client_address(backend: Backend) {
             .login(forged(login(&format!("nobody{i}"), "guess"), &addr, key))
             .await
         {
-            Err(status) if reason(&status) == "THROTTLED" => {
+            Err(status) if reason(&status) == Reason::Throttled => {
                 assert_throttled(&status);
                 throttled += 1;
             }
-            Err(status) => assert_eq!(reason(&status), "BAD_CREDENTIALS", "{status:?}"),
+            Err(status) => assert_eq!(reason(&status), Reason::BadCredentials, "{status:?}"),
             Ok(_) => panic!("nobody logged in"),
         }
     }
@@ -257,7 +258,7 @@ async fn forged_client_address(backend: Backend) {
         ))
         .await
         .unwrap_err();
-    assert_eq!(reason(&status), "BAD_CREDENTIALS", "{status:?}");
+    assert_eq!(reason(&status), Reason::BadCredentials, "{status:?}");
     server.stop().await;
 }
 both_backends!(forged_client_address, super::forged_client_address);

@@ -2,6 +2,7 @@
 //! get no more checks than guesses sent one after another, and a locked account answers
 //! exactly like a missing one.
 
+use rosetta_proto::Reason;
 use rosetta_testkit::{self as support, both_backends};
 
 use futures::future::join_all;
@@ -31,13 +32,15 @@ fn login(username: &str, password: &str) -> LoginRequest {
     }
 }
 
-/// The reason of every answer (`OK` for a success), counted.
-fn tally(results: Vec<Result<(), tonic::Status>>) -> std::collections::BTreeMap<String, usize> {
-    let mut counts = std::collections::BTreeMap::new();
+/// The reason of every answer (`None` for a success), counted.
+fn tally(
+    results: Vec<Result<(), tonic::Status>>,
+) -> std::collections::HashMap<Option<Reason>, usize> {
+    let mut counts = std::collections::HashMap::new();
     for result in results {
         let key = match result {
-            Ok(()) => "OK".to_owned(),
-            Err(status) => reason(&status),
+            Ok(()) => None,
+            Err(status) => Some(reason(&status)),
         };
         *counts.entry(key).or_insert(0) += 1;
     }
@@ -49,7 +52,7 @@ async fn burst<F, Fut>(
     account: &AccountServiceClient<Channel>,
     n: usize,
     call: F,
-) -> std::collections::BTreeMap<String, usize>
+) -> std::collections::HashMap<Option<Reason>, usize>
 where
     F: Fn(AccountServiceClient<Channel>, usize) -> Fut,
     Fut: Future<Output = Result<(), tonic::Status>>,
@@ -69,13 +72,16 @@ async fn concurrent_wrong_passwords(backend: Backend) {
             .map(drop)
     })
     .await;
-    let checked = counts.get("BAD_CREDENTIALS").copied().unwrap_or(0);
+    let checked = counts
+        .get(&Some(Reason::BadCredentials))
+        .copied()
+        .unwrap_or(0);
     assert!(
         (1..=THRESHOLD).contains(&checked),
         "at most {THRESHOLD} guesses checked: {counts:?}"
     );
     assert_eq!(
-        counts.get("THROTTLED").copied().unwrap_or(0),
+        counts.get(&Some(Reason::Throttled)).copied().unwrap_or(0),
         BURST - checked,
         "every other guess is refused unchecked: {counts:?}"
     );
@@ -84,7 +90,11 @@ async fn concurrent_wrong_passwords(backend: Backend) {
         .login(login("victim", "right-password"))
         .await
         .unwrap_err();
-    assert_eq!(reason(&right), "THROTTLED", "locked even for the right one");
+    assert_eq!(
+        reason(&right),
+        Reason::Throttled,
+        "locked even for the right one"
+    );
     server.stop().await;
 }
 both_backends!(
@@ -155,13 +165,13 @@ async fn concurrent_recovery_guesses(backend: Backend) {
         }
     })
     .await;
-    let checked = counts.get("BAD_PROOF").copied().unwrap_or(0);
+    let checked = counts.get(&Some(Reason::BadProof)).copied().unwrap_or(0);
     assert!(
         (1..=THRESHOLD).contains(&checked),
         "at most {THRESHOLD} proofs checked: {counts:?}"
     );
     assert_eq!(
-        counts.get("THROTTLED").copied().unwrap_or(0),
+        counts.get(&Some(Reason::Throttled)).copied().unwrap_or(0),
         BURST - checked,
         "{counts:?}"
     );
@@ -170,7 +180,7 @@ async fn concurrent_recovery_guesses(backend: Backend) {
         .recover_password(recover("victim", &code))
         .await
         .unwrap_err();
-    assert_eq!(reason(&right), "THROTTLED");
+    assert_eq!(reason(&right), Reason::Throttled);
     server.stop().await;
 }
 both_backends!(
@@ -194,7 +204,11 @@ async fn concurrent_code_guesses_on_recovery(backend: Backend) {
         }
     })
     .await;
-    assert_eq!(counts.get("BAD_PROOF"), Some(&BURST), "{counts:?}");
+    assert_eq!(
+        counts.get(&Some(Reason::BadProof)),
+        Some(&BURST),
+        "{counts:?}"
+    );
     let right = account
         .clone()
         .recover_password(recover("victim", &code))
@@ -202,7 +216,7 @@ async fn concurrent_code_guesses_on_recovery(backend: Backend) {
         .unwrap_err();
     assert_eq!(
         reason(&right),
-        "BAD_PROOF",
+        Reason::BadProof,
         "the code is void after its guesses"
     );
     server.stop().await;
@@ -242,9 +256,17 @@ async fn concurrent_registration_code_guesses(backend: Backend) {
         async move { a.register(request).await.map(drop) }
     })
     .await;
-    assert_eq!(counts.get("CODE_INVALID"), Some(&BURST), "{counts:?}");
+    assert_eq!(
+        counts.get(&Some(Reason::CodeInvalid)),
+        Some(&BURST),
+        "{counts:?}"
+    );
     let right = account.clone().register(register(&code)).await.unwrap_err();
-    assert_eq!(reason(&right), "CODE_INVALID", "void after its guesses");
+    assert_eq!(
+        reason(&right),
+        Reason::CodeInvalid,
+        "void after its guesses"
+    );
     server.stop().await;
 }
 both_backends!(
@@ -263,12 +285,16 @@ async fn locked_and_missing_accounts_answer_alike(backend: Backend) {
                 .login(login(name, &format!("guess-{i}")))
                 .await
                 .unwrap_err();
-            assert_eq!(reason(&err), "BAD_CREDENTIALS", "{name} guess {i}");
+            assert_eq!(reason(&err), Reason::BadCredentials, "{name} guess {i}");
         }
     }
     for name in ["exists", "missing"] {
         let err = account.login(login(name, "again")).await.unwrap_err();
-        assert_eq!(reason(&err), "THROTTLED", "{name} after the threshold");
+        assert_eq!(
+            reason(&err),
+            Reason::Throttled,
+            "{name} after the threshold"
+        );
         assert_eq!(err.code(), tonic::Code::ResourceExhausted);
         let retry = tonic_types::StatusExt::get_details_retry_info(&err).expect("retry info");
         assert!(retry.retry_delay.is_some());

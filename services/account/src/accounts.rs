@@ -9,7 +9,7 @@ use rosetta_db::{
     entity::{credential, user},
     now_ms,
 };
-use rosetta_kit::{ApiError, ApiResult};
+use rosetta_kit::{ApiError, ApiResult, Reason};
 use rosetta_proto::account::v1::{
     self as pb, LoginRequest, LoginResponse, RegisterRequest, SendVerificationCodeRequest,
     VerificationChannel, VerificationPurpose, login_request::Identifier,
@@ -122,13 +122,16 @@ impl Accounts {
             .await?
             .is_some()
         {
-            return Err(ApiError::exists("USERNAME_TAKEN", "user name is taken"));
+            return Err(ApiError::exists(
+                Reason::UsernameTaken,
+                "user name is taken",
+            ));
         }
         if let Some(email) = &email
             && self.find(user::Column::Email.eq(email)).await?.is_some()
         {
             return Err(ApiError::exists(
-                "EMAIL_TAKEN",
+                Reason::EmailTaken,
                 "e-mail address is registered",
             ));
         }
@@ -136,7 +139,7 @@ impl Accounts {
             && self.find(user::Column::Phone.eq(phone)).await?.is_some()
         {
             return Err(ApiError::exists(
-                "PHONE_TAKEN",
+                Reason::PhoneTaken,
                 "phone number is registered",
             ));
         }
@@ -171,7 +174,7 @@ impl Accounts {
         })
         .exec_with_returning(&txn)
         .await
-        .map_err(|err| unique_violation(err, "USERNAME_TAKEN"))?;
+        .map_err(|err| unique_violation(err, Reason::UsernameTaken))?;
         store_verifiers(&txn, inserted.id, verifiers.0).await?;
         txn.commit().await?;
         tracing::info!(user_id = inserted.id, "registered");
@@ -187,15 +190,18 @@ impl Accounts {
             VerificationChannel::Phone => (
                 valid_phone(&req.target)?,
                 user::Column::Phone,
-                "PHONE_TAKEN",
+                Reason::PhoneTaken,
             ),
             VerificationChannel::Email => (
                 valid_email(&req.target)?,
                 user::Column::Email,
-                "EMAIL_TAKEN",
+                Reason::EmailTaken,
             ),
             VerificationChannel::Unspecified => {
-                return Err(ApiError::invalid("INVALID_ARGUMENT", "channel is required"));
+                return Err(ApiError::invalid(
+                    Reason::InvalidArgument,
+                    "channel is required",
+                ));
             }
         };
         let owner = self.find(column.eq(&target)).await?;
@@ -205,7 +211,7 @@ impl Accounts {
             }
             VerificationPurpose::ChangeEmail if channel != VerificationChannel::Email => {
                 return Err(ApiError::invalid(
-                    "INVALID_ARGUMENT",
+                    Reason::InvalidArgument,
                     "purpose CHANGE_EMAIL needs channel EMAIL",
                 ));
             }
@@ -213,7 +219,10 @@ impl Accounts {
                 return Err(ApiError::exists(taken, "already registered"));
             }
             VerificationPurpose::Unspecified => {
-                return Err(ApiError::invalid("INVALID_ARGUMENT", "purpose is required"));
+                return Err(ApiError::invalid(
+                    Reason::InvalidArgument,
+                    "purpose is required",
+                ));
             }
             _ => {}
         }
@@ -232,7 +241,7 @@ impl Accounts {
         let password = scheme.normalize(&req.password)?;
         let Some(identifier) = req.identifier else {
             return Err(ApiError::invalid(
-                "INVALID_ARGUMENT",
+                Reason::InvalidArgument,
                 "identifier is required",
             ));
         };
@@ -313,7 +322,7 @@ impl Accounts {
             Some(Ref::Email(email)) => user::Column::Email.eq(email.trim().to_ascii_lowercase()),
             None => {
                 return Err(ApiError::invalid(
-                    "INVALID_ARGUMENT",
+                    Reason::InvalidArgument,
                     "user reference is required",
                 ));
             }
@@ -370,11 +379,11 @@ impl Accounts {
                 .await
             }
             Some((_, _, true)) => Err(ApiError::precondition(
-                "CODE_REQUIRED",
+                Reason::CodeRequired,
                 "a verification code is required",
             )),
             _ if !code.is_empty() => Err(ApiError::invalid(
-                "INVALID_ARGUMENT",
+                Reason::InvalidArgument,
                 "a code needs a phone or e-mail",
             )),
             _ => Ok(()),
@@ -494,7 +503,7 @@ pub(crate) fn valid_email(email: &str) -> ApiResult<String> {
         Ok(email)
     } else {
         Err(ApiError::invalid(
-            "INVALID_ARGUMENT",
+            Reason::InvalidArgument,
             "not an e-mail address",
         ))
     }
@@ -506,7 +515,10 @@ pub(crate) fn valid_phone(phone: &str) -> ApiResult<String> {
     if (5..=20).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit()) {
         Ok(phone.to_owned())
     } else {
-        Err(ApiError::invalid("INVALID_ARGUMENT", "not a phone number"))
+        Err(ApiError::invalid(
+            Reason::InvalidArgument,
+            "not a phone number",
+        ))
     }
 }
 
@@ -517,7 +529,7 @@ pub(crate) fn normalize_answer(answer: &str) -> Option<String> {
 pub(crate) fn limit(value: &str, max_chars: usize) -> ApiResult<String> {
     if value.chars().count() > max_chars {
         return Err(ApiError::invalid(
-            "INVALID_ARGUMENT",
+            Reason::InvalidArgument,
             format!("field longer than {max_chars} characters"),
         ));
     }
@@ -525,7 +537,7 @@ pub(crate) fn limit(value: &str, max_chars: usize) -> ApiResult<String> {
 }
 
 /// A unique-constraint race lost to a concurrent writer becomes ALREADY_EXISTS.
-pub(crate) fn unique_violation(err: sea_orm::DbErr, reason: &'static str) -> ApiError {
+pub(crate) fn unique_violation(err: sea_orm::DbErr, reason: Reason) -> ApiError {
     match err.sql_err() {
         Some(sea_orm::SqlErr::UniqueConstraintViolation(_)) => {
             ApiError::exists(reason, "already exists")

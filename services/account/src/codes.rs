@@ -9,7 +9,7 @@ use std::{
 
 use rand::Rng;
 use rosetta_db::{entity::verification_code as code, now_ms};
-use rosetta_kit::ApiError;
+use rosetta_kit::{ApiError, Reason};
 use rosetta_proto::account::v1::{VerificationChannel, VerificationPurpose};
 use sea_orm::{
     ActiveModelTrait,
@@ -170,7 +170,10 @@ pub async fn consume(
     };
     let code_hash: String = spent.try_get("", "code_hash")?;
     if code_hash != digest(presented) {
-        return Err(ApiError::invalid("CODE_INVALID", "wrong verification code"));
+        return Err(ApiError::invalid(
+            Reason::CodeInvalid,
+            "wrong verification code",
+        ));
     }
     // Two right guesses at once: only the one that deletes the code has spent it.
     let deleted = code::Entity::delete_many()
@@ -180,7 +183,7 @@ pub async fn consume(
         .exec(db)
         .await?;
     if deleted.rows_affected == 0 {
-        return Err(ApiError::invalid("CODE_INVALID", "code already used"));
+        return Err(ApiError::invalid(Reason::CodeInvalid, "code already used"));
     }
     Ok(())
 }
@@ -196,18 +199,19 @@ async fn refusal(
         .one(db)
         .await?;
     Ok(match row {
-        None => ApiError::precondition("CODE_NOT_REQUESTED", "no code was sent to this target"),
-        Some(row) if row.purpose != purpose as i16 => {
-            ApiError::precondition("CODE_NOT_REQUESTED", "no code was sent for this purpose")
-        }
-        Some(_) => ApiError::invalid("CODE_INVALID", "code expired; request a new one"),
+        None => ApiError::precondition(Reason::CodeNotRequested, "no code was sent to this target"),
+        Some(row) if row.purpose != purpose as i16 => ApiError::precondition(
+            Reason::CodeNotRequested,
+            "no code was sent for this purpose",
+        ),
+        Some(_) => ApiError::invalid(Reason::CodeInvalid, "code expired; request a new one"),
     })
 }
 
 fn rate_limited(wait_ms: i64) -> ApiError {
     let wait = Duration::from_millis(u64::try_from(wait_ms).unwrap_or(0));
     ApiError {
-        reason: "RATE_LIMITED",
+        reason: Reason::RateLimited,
         ..ApiError::throttled(wait)
     }
 }

@@ -25,7 +25,6 @@ use std::{
 use argon2::Block;
 use rosetta_kit::{ApiError, ApiResult};
 use tokio::sync::oneshot;
-use tonic::Code;
 
 /// What a refused caller is told to wait: one worker's share of a full queue is well under
 /// this at the default sizes, so a retry after it usually finds room.
@@ -68,11 +67,7 @@ pub fn busy() -> ApiError {
 }
 
 fn stopped() -> ApiError {
-    ApiError::new(
-        Code::Unavailable,
-        "UNAVAILABLE",
-        "the server is shutting down",
-    )
+    ApiError::unavailable("the server is shutting down")
 }
 
 /// Hashing workers and their queue. Dropping the pool stops the workers: queued requests are
@@ -128,6 +123,12 @@ impl HashPool {
 
     pub fn workers(&self) -> usize {
         self.worker_count
+    }
+
+    /// Requests running or waiting now (what the `account_hash_requests_admitted` gauge
+    /// shows), for tests that must know a call has reached the pool.
+    pub fn admitted(&self) -> usize {
+        self.admitted.load(Ordering::Acquire)
     }
 
     /// Runs `work` on a hashing worker and waits for its result; refused at once with
@@ -225,6 +226,9 @@ mod tests {
 
     use argon2::{Argon2, PasswordHash, PasswordHasher as _, PasswordVerifier as _};
 
+    use rosetta_kit::Reason;
+    use tonic::Code;
+
     use super::*;
     use crate::password;
 
@@ -248,7 +252,7 @@ mod tests {
         for _ in 0..10 {
             let refused = pool.submit(|| Ok(0)).err().expect("refused");
             assert_eq!(refused.code, Code::ResourceExhausted);
-            assert_eq!(refused.reason, "THROTTLED");
+            assert_eq!(refused.reason, Reason::Throttled);
             assert_eq!(refused.retry_after, Some(RETRY_AFTER));
         }
         open.send(()).unwrap();

@@ -1,7 +1,7 @@
 //! Which user names and nicknames an account may take. Some name forms belong to the system:
 //! a user holding one would break or capture what the system does with it.
 
-use rosetta_kit::{ApiError, ApiResult, text::is_bidi_control};
+use rosetta_kit::{ApiError, ApiResult, Reason, text::is_bidi_control};
 
 /// Names of the system's own voices (announcements, operators) that nobody may pose as.
 const SYSTEM_NAMES: &[&str] = &[
@@ -39,14 +39,14 @@ pub(crate) fn username(name: &str) -> ApiResult<String> {
             .any(|c| c.is_whitespace() || c.is_control() || is_bidi_control(c) || c == '|');
     if !ok {
         return Err(ApiError::invalid(
-            "INVALID_ARGUMENT",
+            Reason::InvalidArgument,
             "user name must be 1 to 64 characters without spaces, control or \
              bidirectional control characters or '|'",
         ));
     }
     if is_reserved(name) {
         return Err(ApiError::exists(
-            "USERNAME_TAKEN",
+            Reason::UsernameTaken,
             "user name is reserved for the system",
         ));
     }
@@ -63,13 +63,13 @@ fn is_reserved(name: &str) -> bool {
 pub(crate) fn nickname(nickname: &str) -> ApiResult<String> {
     if nickname.chars().count() > MAX_NICKNAME_CHARS {
         return Err(ApiError::invalid(
-            "INVALID_ARGUMENT",
+            Reason::InvalidArgument,
             format!("nickname longer than {MAX_NICKNAME_CHARS} characters"),
         ));
     }
     if nickname.chars().any(is_bidi_control) {
         return Err(ApiError::invalid(
-            "INVALID_ARGUMENT",
+            Reason::InvalidArgument,
             "nickname cannot contain bidirectional control characters",
         ));
     }
@@ -92,7 +92,7 @@ mod tests {
             "rosetta",
         ] {
             let err = username(name).unwrap_err();
-            assert_eq!(err.reason, "USERNAME_TAKEN", "{name}");
+            assert_eq!(err.reason, Reason::UsernameTaken, "{name}");
         }
         for name in ["deleted", "c#", "admins", "小明", "smile😀", "a.b-c_d"] {
             assert_eq!(username(name).unwrap(), name);
@@ -104,7 +104,7 @@ mod tests {
         for name in ["", "a b", "a|b", "a\u{202E}b", "a\u{200F}", "a\tb"] {
             assert_eq!(
                 username(name).unwrap_err().reason,
-                "INVALID_ARGUMENT",
+                Reason::InvalidArgument,
                 "{name:?}"
             );
         }

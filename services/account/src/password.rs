@@ -10,7 +10,7 @@ use argon2::{
     password_hash::phc::{Output, ParamsString, PasswordHash, Salt},
 };
 use md5::Md5;
-use rosetta_kit::ApiError;
+use rosetta_kit::{ApiError, Reason};
 
 use crate::hash_pool;
 use rosetta_proto::account::v1::PasswordScheme;
@@ -39,7 +39,7 @@ impl Scheme {
             Ok(PasswordScheme::Md5Hex) => Ok(Self::Md5Hex),
             Ok(PasswordScheme::Sha256Hex) => Ok(Self::Sha256Hex),
             Err(_) => Err(ApiError::invalid(
-                "INVALID_ARGUMENT",
+                Reason::InvalidArgument,
                 "unknown password scheme",
             )),
         }
@@ -53,7 +53,7 @@ impl Scheme {
     pub fn normalize(self, password: &str) -> Result<String, ApiError> {
         if password.is_empty() || password.len() > MAX_PASSWORD_BYTES {
             return Err(ApiError::invalid(
-                "INVALID_ARGUMENT",
+                Reason::InvalidArgument,
                 "password must be 1 to 1024 bytes",
             ));
         }
@@ -64,7 +64,7 @@ impl Scheme {
         };
         if password.len() != hex_len || !password.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Err(ApiError::invalid(
-                "INVALID_ARGUMENT",
+                Reason::InvalidArgument,
                 format!("password must be {hex_len} hex digits for this scheme"),
             ));
         }
@@ -197,7 +197,7 @@ pub fn check(
 }
 
 pub fn bad_credentials() -> ApiError {
-    ApiError::unauthenticated("BAD_CREDENTIALS", "wrong user name or password")
+    ApiError::unauthenticated(Reason::BadCredentials, "wrong user name or password")
 }
 
 #[cfg(test)]

@@ -5,7 +5,7 @@ use rosetta_db::{
     entity::{credential, user},
     now_ms,
 };
-use rosetta_kit::{ApiError, ApiResult, page::Page};
+use rosetta_kit::{ApiError, ApiResult, Reason, page::Page};
 use rosetta_proto::account::v1::{
     self as pb, ChangePasswordRequest, DeleteAccountRequest, RecoverPasswordRequest,
     SearchUsersRequest, SearchUsersResponse, UpdateProfileRequest, VerificationChannel,
@@ -37,7 +37,7 @@ impl Accounts {
     pub async fn profiles(&self, ids: &[i64]) -> ApiResult<Vec<pb::User>> {
         if ids.len() > 1000 {
             return Err(ApiError::invalid(
-                "INVALID_ARGUMENT",
+                Reason::InvalidArgument,
                 "at most 1000 ids per call",
             ));
         }
@@ -75,7 +75,7 @@ impl Accounts {
             }
             _ => {
                 return Err(ApiError::invalid(
-                    "INVALID_ARGUMENT",
+                    Reason::InvalidArgument,
                     "a user id or a name is required",
                 ));
             }
@@ -130,7 +130,7 @@ impl Accounts {
         let updated = active
             .update(&self.db)
             .await
-            .map_err(|e| unique_violation(e, "USERNAME_TAKEN"))?;
+            .map_err(|e| unique_violation(e, Reason::UsernameTaken))?;
         Ok(own_profile(&updated))
     }
 
@@ -141,7 +141,10 @@ impl Accounts {
             .eq(&name)
             .and(user::Column::Id.ne(caller.user_id));
         if self.find(taken).await?.is_some() {
-            return Err(ApiError::exists("USERNAME_TAKEN", "user name is taken"));
+            return Err(ApiError::exists(
+                Reason::UsernameTaken,
+                "user name is taken",
+            ));
         }
         Ok(name)
     }
@@ -169,13 +172,13 @@ impl Accounts {
             .and(user::Column::Id.ne(caller.user_id));
         if self.find(taken).await?.is_some() {
             return Err(ApiError::exists(
-                "EMAIL_TAKEN",
+                Reason::EmailTaken,
                 "e-mail address is registered",
             ));
         }
         if code.trim().is_empty() {
             return Err(ApiError::precondition(
-                "CODE_REQUIRED",
+                Reason::CodeRequired,
                 "a new e-mail address needs the code sent to it (SendVerificationCode, \
                  purpose CHANGE_EMAIL)",
             ));
@@ -208,9 +211,12 @@ impl Accounts {
     }
 
     pub async fn recover_password(&self, req: RecoverPasswordRequest) -> ApiResult<()> {
-        let refused = || ApiError::denied("BAD_PROOF", "the proof of identity does not match");
+        let refused = || ApiError::denied(Reason::BadProof, "the proof of identity does not match");
         let Some(user_ref) = &req.user else {
-            return Err(ApiError::invalid("INVALID_ARGUMENT", "user is required"));
+            return Err(ApiError::invalid(
+                Reason::InvalidArgument,
+                "user is required",
+            ));
         };
         let new_scheme = Scheme::from_proto(req.new_scheme)?;
         let new = new_scheme.normalize(&req.new_password)?;
@@ -242,8 +248,13 @@ impl Accounts {
                         })
                         .await?
             }
-            Some(Proof::VerificationCode(code)) => self.consume_recovery_code(&user, &code).await,
-            None => return Err(ApiError::invalid("INVALID_ARGUMENT", "a proof is required")),
+            Some(Proof::VerificationCode(code)) => self.consume_recovery_code(&user, &code).await?,
+            None => {
+                return Err(ApiError::invalid(
+                    Reason::InvalidArgument,
+                    "a proof is required",
+                ));
+            }
         };
         if !proven {
             return Err(refused());
@@ -288,7 +299,7 @@ impl Accounts {
     async fn me(&self, caller: &Caller) -> ApiResult<user::Model> {
         self.find(user::Column::Id.eq(caller.user_id))
             .await?
-            .ok_or_else(|| ApiError::unauthenticated("SESSION_REVOKED", "account is gone"))
+            .ok_or_else(|| ApiError::unauthenticated(Reason::SessionRevoked, "account is gone"))
     }
 
     /// Sets a new password and, in the same transaction, ends every session of the user but
@@ -321,28 +332,31 @@ impl Accounts {
         Ok(())
     }
 
-    /// A recovery code may have gone to the account's phone or to its e-mail address.
-    async fn consume_recovery_code(&self, user: &user::Model, code: &str) -> bool {
+    /// A recovery code may have gone to the account's phone or to its e-mail address. A code
+    /// refused for one target is tried on the other; a failing database is an error, not a
+    /// wrong proof.
+    async fn consume_recovery_code(&self, user: &user::Model, code: &str) -> ApiResult<bool> {
         let targets = [
             (VerificationChannel::Phone, user.phone.as_deref()),
             (VerificationChannel::Email, user.email.as_deref()),
         ];
         for (channel, target) in targets {
-            if let Some(target) = target
-                && codes::consume(
-                    &self.db,
-                    channel,
-                    target,
-                    VerificationPurpose::Recovery,
-                    code,
-                )
-                .await
-                .is_ok()
-            {
-                return true;
+            let Some(target) = target else { continue };
+            let spent = codes::consume(
+                &self.db,
+                channel,
+                target,
+                VerificationPurpose::Recovery,
+                code,
+            )
+            .await;
+            match spent {
+                Ok(()) => return Ok(true),
+                Err(err) if err.reason == Reason::Internal => return Err(err),
+                Err(_refused) => {}
             }
         }
-        false
+        Ok(false)
     }
 }
 

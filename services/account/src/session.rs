@@ -8,7 +8,7 @@ use rosetta_db::{
     entity::{legacy_token, session, user},
     now_ms,
 };
-use rosetta_kit::{ApiError, ApiResult};
+use rosetta_kit::{ApiError, ApiResult, Reason};
 use rosetta_proto::account::v1::{ExchangeLegacyTokenRequest, LegacyTokenFormat, LoginResponse};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter,
@@ -54,7 +54,10 @@ fn protocol_name(protocol: &str) -> ApiResult<String> {
     if ok {
         Ok(protocol.to_owned())
     } else {
-        Err(ApiError::invalid("INVALID_ARGUMENT", "bad protocol name"))
+        Err(ApiError::invalid(
+            Reason::InvalidArgument,
+            "bad protocol name",
+        ))
     }
 }
 
@@ -111,25 +114,25 @@ impl Accounts {
                 tracing::warn!(session = %leaked.id, "refresh token reused; revoking the session");
                 self.revoke(&leaked.id).await?;
                 return Err(ApiError::unauthenticated(
-                    "REFRESH_REUSED",
+                    Reason::RefreshReused,
                     "refresh token was already used",
                 ));
             }
             return Err(ApiError::unauthenticated(
-                "TOKEN_INVALID",
+                Reason::TokenInvalid,
                 "unknown refresh token",
             ));
         };
         if current.revoked_at_ms.is_some() || current.refresh_expires_at_ms <= now {
             return Err(ApiError::unauthenticated(
-                "SESSION_REVOKED",
+                Reason::SessionRevoked,
                 "session has ended",
             ));
         }
         let user = self
             .find(user::Column::Id.eq(current.user_id))
             .await?
-            .ok_or_else(|| ApiError::unauthenticated("SESSION_REVOKED", "account is gone"))?;
+            .ok_or_else(|| ApiError::unauthenticated(Reason::SessionRevoked, "account is gone"))?;
         let next = refresh_token();
         let refresh_expires_at_ms = now + self.cfg.refresh_ttl.as_millis() as i64;
         // Conditional on the old hash, so two concurrent refreshes cannot both win.
@@ -149,7 +152,7 @@ impl Accounts {
             .await?;
         if updated.rows_affected != 1 {
             return Err(ApiError::unauthenticated(
-                "REFRESH_REUSED",
+                Reason::RefreshReused,
                 "refresh token was already used",
             ));
         }
@@ -241,10 +244,19 @@ impl Accounts {
         req: ExchangeLegacyTokenRequest,
     ) -> ApiResult<LoginResponse> {
         let protocol = protocol_name(&req.protocol)?;
-        let refused = || ApiError::unauthenticated("BAD_CREDENTIALS", "token does not match");
+        let refused = || ApiError::unauthenticated(Reason::BadCredentials, "token does not match");
         let user = match &req.user {
-            Some(r) => self.resolve(r).await.map_err(|_| refused())?,
-            None => return Err(ApiError::invalid("INVALID_ARGUMENT", "user is required")),
+            // An unknown user looks like a wrong token; a failing database stays an error.
+            Some(r) => self.resolve(r).await.map_err(|err| match err.code {
+                tonic::Code::NotFound => refused(),
+                _ => err,
+            })?,
+            None => {
+                return Err(ApiError::invalid(
+                    Reason::InvalidArgument,
+                    "user is required",
+                ));
+            }
         };
         let stored = legacy_token::Entity::find_by_id((user.id, protocol.clone()))
             .one(&self.db)

@@ -208,6 +208,8 @@ pub fn source_key(addr: IpAddr) -> IpAddr {
 
 #[cfg(test)]
 mod tests {
+    use rosetta_kit::Reason;
+
     use super::*;
 
     #[test]
@@ -235,7 +237,7 @@ mod tests {
             limits.check(Action::Login, one).unwrap();
         }
         let err = limits.check(Action::Login, one).unwrap_err();
-        assert_eq!(err.reason, "THROTTLED");
+        assert_eq!(err.reason, Reason::Throttled);
         assert!(err.retry_after.unwrap() >= Duration::from_secs(1));
         limits.check(Action::Login, two).unwrap();
         limits.check(Action::Code, one).unwrap();

@@ -9,7 +9,7 @@ use std::{
 
 use futures::future::BoxFuture;
 use http::{HeaderMap, Request, Response};
-use rosetta_kit::ApiError;
+use rosetta_kit::{ApiError, Reason};
 use tonic::{Status, body::Body, server::NamedService};
 use tower_service::Service;
 
@@ -50,11 +50,13 @@ impl Authenticator {
                 v.strip_prefix("Bearer ")
                     .or_else(|| v.strip_prefix("bearer "))
             })
-            .ok_or_else(|| ApiError::unauthenticated("TOKEN_MISSING", "missing bearer token"))?;
+            .ok_or_else(|| {
+                ApiError::unauthenticated(Reason::TokenMissing, "missing bearer token")
+            })?;
         let caller = self.verifier.verify(token.trim())?;
         if !self.sessions.is_live(&caller.session_id).await? {
             return Err(ApiError::unauthenticated(
-                "SESSION_REVOKED",
+                Reason::SessionRevoked,
                 "session has ended",
             ));
         }

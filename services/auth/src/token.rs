@@ -5,7 +5,7 @@ use std::time::Duration;
 use jsonwebtoken::{
     Algorithm, DecodingKey, EncodingKey, Header, Validation, decode, encode, errors::ErrorKind,
 };
-use rosetta_kit::ApiError;
+use rosetta_kit::{ApiError, Reason};
 use serde::{Deserialize, Serialize};
 
 use crate::Caller;
@@ -107,7 +107,7 @@ impl TokenVerifier {
                 }
                 Err(err) if matches!(err.kind(), ErrorKind::ExpiredSignature) => {
                     return Err(ApiError::unauthenticated(
-                        "TOKEN_EXPIRED",
+                        Reason::TokenExpired,
                         "access token expired",
                     ));
                 }
@@ -120,7 +120,7 @@ impl TokenVerifier {
 }
 
 fn invalid_token() -> ApiError {
-    ApiError::unauthenticated("TOKEN_INVALID", "invalid access token")
+    ApiError::unauthenticated(Reason::TokenInvalid, "invalid access token")
 }
 
 #[cfg(test)]
@@ -151,11 +151,14 @@ mod tests {
         let (forged, _) = foreign.issue(42, "s1", now).unwrap();
         assert_eq!(
             verifier.verify(&forged).unwrap_err().reason,
-            "TOKEN_INVALID"
+            Reason::TokenInvalid
         );
 
         let (old, _) = issuer.issue(42, "s1", now - 120_000).unwrap();
-        assert_eq!(verifier.verify(&old).unwrap_err().reason, "TOKEN_EXPIRED");
+        assert_eq!(
+            verifier.verify(&old).unwrap_err().reason,
+            Reason::TokenExpired
+        );
 
         let mut tampered = token.clone();
         tampered.push('x');

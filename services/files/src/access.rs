@@ -5,7 +5,7 @@
 //! leaving a group ends access). Public files: everyone.
 
 use rosetta_db::entity::{files::file, social::group_member, user};
-use rosetta_kit::{ApiError, ApiResult};
+use rosetta_kit::{ApiError, ApiResult, Reason};
 use rosetta_proto::{
     common::v1::{ConversationRef, conversation_ref::Ref},
     files::v1::Visibility,
@@ -52,7 +52,12 @@ pub(crate) async fn sharing(
     let visibility = match Visibility::try_from(visibility) {
         Ok(Visibility::Unspecified) => Visibility::Private,
         Ok(v) => v,
-        Err(_) => return Err(ApiError::invalid("BAD_VISIBILITY", "unknown visibility")),
+        Err(_) => {
+            return Err(ApiError::invalid(
+                Reason::BadVisibility,
+                "unknown visibility",
+            ));
+        }
     };
     let conversation = conversation.and_then(|c| c.r#ref.as_ref());
     match (visibility, conversation) {
@@ -69,18 +74,18 @@ pub(crate) async fn sharing(
         (Visibility::Conversation, Some(Ref::GroupId(group))) => {
             if !is_member(db, *group, owner).await? {
                 return Err(ApiError::denied(
-                    "FORBIDDEN",
+                    Reason::Forbidden,
                     "you can share files only in groups you belong to",
                 ));
             }
             Ok((visibility, None, Some(*group)))
         }
         (Visibility::Conversation, None) => Err(ApiError::invalid(
-            "BAD_CONVERSATION",
+            Reason::BadConversation,
             "conversation visibility needs a conversation",
         )),
         (_, Some(_)) => Err(ApiError::invalid(
-            "BAD_CONVERSATION",
+            Reason::BadConversation,
             "a conversation is given only with conversation visibility",
         )),
         (_, None) => Ok((visibility, None, None)),

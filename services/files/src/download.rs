@@ -6,7 +6,7 @@ use bytes::{Bytes, BytesMut};
 use futures::{StreamExt, stream::BoxStream};
 use object_store::{GetOptions, GetRange, path::Path};
 use rosetta_auth::Caller;
-use rosetta_kit::{ApiError, ApiResult};
+use rosetta_kit::{ApiError, ApiResult, Reason};
 use rosetta_proto::files::v1::FileInfo;
 
 use crate::{Files, info};
@@ -29,7 +29,7 @@ impl Files {
         if offset > info.size {
             return Err(ApiError::new(
                 tonic::Code::OutOfRange,
-                "BAD_OFFSET",
+                Reason::BadOffset,
                 format!("offset {offset} is past the end ({} bytes)", info.size),
             ));
         }

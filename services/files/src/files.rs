@@ -5,7 +5,7 @@ use std::sync::Arc;
 use object_store::{ObjectStore, ObjectStoreExt as _, path::Path};
 use rosetta_auth::Caller;
 use rosetta_db::{entity::files::file, sea_orm::DatabaseConnection};
-use rosetta_kit::{ApiError, ApiResult};
+use rosetta_kit::{ApiError, ApiResult, Reason};
 use rosetta_proto::files::v1::{FileInfo, Quota};
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 
@@ -47,7 +47,7 @@ impl Files {
         let row = self.find(file_id).await?;
         if !access::can_see(&self.db, caller.user_id, &row).await? {
             return Err(ApiError::denied(
-                "FORBIDDEN",
+                Reason::Forbidden,
                 "this file is not shared with you",
             ));
         }
@@ -64,7 +64,7 @@ impl Files {
         let row = self.visible(caller, file_id).await?;
         if row.owner_id != caller.user_id {
             return Err(ApiError::denied(
-                "FORBIDDEN",
+                Reason::Forbidden,
                 "only the owner deletes a file",
             ));
         }

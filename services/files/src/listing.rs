@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 
 use rosetta_auth::Caller;
 use rosetta_db::entity::files::file;
-use rosetta_kit::{ApiError, ApiResult, page::Page};
+use rosetta_kit::{ApiError, ApiResult, Reason, page::Page};
 use rosetta_proto::files::v1::{
     Folder, ListEntry, ListFilesRequest, ListFilesResponse, ListScope, Visibility,
     list_entry::Entry,
@@ -38,7 +38,7 @@ impl Files {
             Ok(ListScope::Public) => {
                 Condition::all().add(file::Column::Visibility.eq(Visibility::Public as i16))
             }
-            Err(_) => return Err(ApiError::invalid("BAD_SCOPE", "unknown list scope")),
+            Err(_) => return Err(ApiError::invalid(Reason::BadScope, "unknown list scope")),
         };
         let folder = names::folder(&req.folder)?;
         let page = Page::from_request(req.page.as_ref())?;

@@ -2,7 +2,7 @@
 //! are still shown to other users and re-used as relative paths by clients that download a
 //! folder, so anything that could escape or confuse a path is refused with BAD_NAME.
 
-use rosetta_kit::{ApiError, ApiResult, text::has_bidi_control};
+use rosetta_kit::{ApiError, ApiResult, Reason, text::has_bidi_control};
 
 /// Longest name or folder part, in bytes (the common filesystem limit).
 const MAX_PART_BYTES: usize = 255;
@@ -12,7 +12,7 @@ const MAX_DEPTH: usize = 32;
 const MAX_CONTENT_TYPE_BYTES: usize = 255;
 
 fn bad(message: impl Into<String>) -> ApiError {
-    ApiError::invalid("BAD_NAME", message)
+    ApiError::invalid(Reason::BadName, message)
 }
 
 /// A file's base name: one safe path part.
@@ -51,7 +51,7 @@ pub fn folder(folder: &str) -> ApiResult<String> {
 pub fn content_type(content_type: &str) -> ApiResult<String> {
     if content_type.len() > MAX_CONTENT_TYPE_BYTES || content_type.chars().any(char::is_control) {
         return Err(ApiError::invalid(
-            "BAD_CONTENT_TYPE",
+            Reason::BadContentType,
             "content type must be printable and at most 255 bytes",
         ));
     }
@@ -141,10 +141,10 @@ mod tests {
             "a\u{7f}",
         ] {
             let err = folder(hostile).unwrap_err();
-            assert_eq!(err.reason, "BAD_NAME", "{hostile:?}");
+            assert_eq!(err.reason, Reason::BadName, "{hostile:?}");
         }
         let deep = vec!["d"; MAX_DEPTH + 1].join("/");
-        assert_eq!(folder(&deep).unwrap_err().reason, "BAD_NAME");
+        assert_eq!(folder(&deep).unwrap_err().reason, Reason::BadName);
     }
 
     #[test]
@@ -154,11 +154,14 @@ mod tests {
         for hostile in ["", ".", "..", "a/b", "a\\b", "../x", "x\0", "\t"] {
             assert_eq!(
                 file_name(hostile).unwrap_err().reason,
-                "BAD_NAME",
+                Reason::BadName,
                 "{hostile:?}"
             );
         }
-        assert_eq!(file_name(&"n".repeat(256)).unwrap_err().reason, "BAD_NAME");
+        assert_eq!(
+            file_name(&"n".repeat(256)).unwrap_err().reason,
+            Reason::BadName
+        );
     }
 
     #[test]
@@ -185,12 +188,12 @@ mod tests {
         ] {
             assert_eq!(
                 file_name(hostile).unwrap_err().reason,
-                "BAD_NAME",
+                Reason::BadName,
                 "{hostile:?}"
             );
             assert_eq!(
                 folder(&format!("ok/{hostile}")).unwrap_err().reason,
-                "BAD_NAME",
+                Reason::BadName,
                 "folder {hostile:?}"
             );
         }

@@ -9,7 +9,7 @@ use std::{
 };
 
 use rosetta_db::entity::files::file;
-use rosetta_kit::{ApiError, ApiResult};
+use rosetta_kit::{ApiError, ApiResult, Reason};
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QuerySelect, sea_query::Expr};
 
 use crate::Files;
@@ -59,7 +59,7 @@ impl Files {
         let max = self.settings.max_file_bytes;
         if size > max {
             return Err(ApiError::invalid(
-                "TOO_LARGE",
+                Reason::TooLarge,
                 format!("file is {size} bytes; the limit is {max}"),
             ));
         }
@@ -74,7 +74,7 @@ impl Files {
         if used.saturating_add(held).saturating_add(size) > limit {
             return Err(ApiError::new(
                 tonic::Code::ResourceExhausted,
-                "QUOTA_EXCEEDED",
+                Reason::QuotaExceeded,
                 format!("{used} of {limit} bytes used; {size} more do not fit"),
             ));
         }

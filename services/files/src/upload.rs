@@ -8,7 +8,7 @@ use futures::{Stream, StreamExt};
 use object_store::{ObjectStoreExt as _, WriteMultipart};
 use rosetta_auth::Caller;
 use rosetta_db::{entity::files::file, now_ms};
-use rosetta_kit::{ApiError, ApiResult};
+use rosetta_kit::{ApiError, ApiResult, Reason};
 use rosetta_proto::files::v1::{FileInfo, UploadMetadata, UploadRequest, upload_request::Part};
 use sea_orm::{ActiveModelTrait, ActiveValue::Set};
 use sha2::{Digest, Sha256};
@@ -45,7 +45,7 @@ impl Files {
             Some(Err(status)) => return Err(interrupted(&status)),
             _ => {
                 return Err(ApiError::invalid(
-                    "BAD_UPLOAD",
+                    Reason::BadUpload,
                     "the first upload message must carry the metadata",
                 ));
             }
@@ -110,7 +110,7 @@ impl Files {
     async fn plan(&self, caller: &Caller, m: UploadMetadata) -> ApiResult<Plan> {
         if i64::try_from(m.size).is_err() {
             return Err(ApiError::invalid(
-                "TOO_LARGE",
+                Reason::TooLarge,
                 "size does not fit a 63-bit count",
             ));
         }
@@ -155,7 +155,7 @@ where
                 part: Some(Part::Metadata(_)),
             }) => {
                 return Err(ApiError::invalid(
-                    "BAD_UPLOAD",
+                    Reason::BadUpload,
                     "metadata may only be sent once, first",
                 ));
             }
@@ -180,7 +180,7 @@ where
 
 fn size_mismatch(declared: u64, received: u64, qualifier: &str) -> ApiError {
     ApiError::invalid(
-        "SIZE_MISMATCH",
+        Reason::SizeMismatch,
         format!("declared {declared} bytes but sent {qualifier}{received}"),
     )
 }
@@ -191,7 +191,7 @@ fn interrupted(status: &Status) -> ApiError {
     tracing::debug!(%status, "upload stream broke off");
     ApiError::new(
         Code::Cancelled,
-        "UPLOAD_INTERRUPTED",
+        Reason::UploadInterrupted,
         format!("the upload stream broke off: {}", status.message()),
     )
 }

@@ -1,13 +1,14 @@
 //! Shared plumbing of the Rosetta gRPC services: the one place domain errors become
 //! `tonic::Status`, list paging, and the server (health, reflection, graceful shutdown) every
-//! role runs, the continuation of callers' traces, and the groups of background tasks a
-//! shutdown stops and waits for.
+//! role runs with its time and concurrency limits, the continuation of callers' traces, and
+//! the groups of background tasks a shutdown stops and waits for.
 
 pub mod error;
+pub mod guard;
 pub mod page;
 pub mod server;
 pub mod tasks;
 pub mod text;
 pub mod trace;
 
-pub use error::{ApiError, ApiResult};
+pub use error::{ApiError, ApiResult, ERROR_DOMAIN, Reason};

@@ -4,7 +4,7 @@
 use base64::{Engine as _, engine::general_purpose::URL_SAFE_NO_PAD};
 use rosetta_proto::common::v1::{PageRequest, PageResponse};
 
-use crate::ApiError;
+use crate::{ApiError, Reason};
 
 pub const DEFAULT_PAGE_SIZE: u64 = 50;
 pub const MAX_PAGE_SIZE: u64 = 500;
@@ -33,12 +33,12 @@ impl Page {
         } else {
             let bytes = URL_SAFE_NO_PAD
                 .decode(&request.page_token)
-                .map_err(|_| ApiError::invalid("BAD_PAGE_TOKEN", "malformed page token"))?;
+                .map_err(|_| ApiError::invalid(Reason::BadPageToken, "malformed page token"))?;
             let text = String::from_utf8(bytes)
-                .map_err(|_| ApiError::invalid("BAD_PAGE_TOKEN", "malformed page token"))?;
+                .map_err(|_| ApiError::invalid(Reason::BadPageToken, "malformed page token"))?;
             Some(
                 text.parse()
-                    .map_err(|_| ApiError::invalid("BAD_PAGE_TOKEN", "malformed page token"))?,
+                    .map_err(|_| ApiError::invalid(Reason::BadPageToken, "malformed page token"))?,
             )
         };
         Ok(Self { limit, after })
@@ -93,6 +93,6 @@ mod tests {
             page_token: "!!".into(),
         }))
         .unwrap_err();
-        assert_eq!(err.reason, "BAD_PAGE_TOKEN");
+        assert_eq!(err.reason, Reason::BadPageToken);
     }
 }

@@ -1,7 +1,7 @@
 //! The gRPC server every role runs: the Rosetta services it was given, plus standard health
 //! (`grpc.health.v1`) and reflection (v1 and v1alpha, for older `grpcurl`) for exactly those
 //! services, shut down gracefully on a signal. Every call runs in a span continuing the
-//! caller's trace ([`crate::trace`]).
+//! caller's trace ([`crate::trace`]) and within the server's [`Limits`] ([`crate::guard`]).
 
 use std::{convert::Infallible, future::Future};
 
@@ -14,16 +14,31 @@ use tonic::{
 };
 use tonic_health::ServingStatus;
 
+pub use crate::guard::Limits;
+use crate::guard::{Exempt, GuardLayer};
+
 /// Services to serve on one listener.
 #[derive(Default)]
 pub struct ServiceSet {
     routes: RoutesBuilder,
     names: Vec<&'static str>,
+    limits: Limits,
+}
+
+/// What [`serve`] serves: the routes and the limits they are served within.
+pub struct Served {
+    routes: Routes,
+    limits: Limits,
 }
 
 impl ServiceSet {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Serves the services within `limits` (none by default).
+    pub fn with_limits(self, limits: Limits) -> Self {
+        Self { limits, ..self }
     }
 
     /// Adds a service; its name is reported SERVING by health and listed by reflection.
@@ -44,7 +59,7 @@ impl ServiceSet {
     }
 
     /// The routes, with health and reflection added.
-    pub async fn into_routes(mut self) -> Result<Routes, tonic_reflection::server::Error> {
+    pub async fn into_routes(mut self) -> Result<Served, tonic_reflection::server::Error> {
         let (reporter, health) = tonic_health::server::health_reporter();
         reporter
             .set_service_status("", ServingStatus::Serving)
@@ -70,21 +85,30 @@ impl ServiceSet {
             .add_service(health)
             .add_service(v1)
             .add_service(v1alpha);
-        Ok(self.routes.routes())
+        Ok(Served {
+            routes: self.routes.routes(),
+            limits: self.limits,
+        })
     }
 }
 
-/// Serves `routes` on `listener` until `shutdown` completes, then drains open calls.
+/// Serves `served` on `listener` until `shutdown` completes, then drains open calls.
 pub async fn serve(
     listener: TcpListener,
-    routes: Routes,
+    served: Served,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), tonic::transport::Error> {
     let local = listener.local_addr().ok();
-    tracing::info!(addr = ?local, "gRPC listening");
+    let Served { routes, limits } = served;
+    tracing::info!(addr = ?local, ?limits, "gRPC listening");
+    let guard = GuardLayer::new(
+        limits,
+        Exempt::streaming_requests_of(&[rosetta_proto::FILE_DESCRIPTOR_SET]),
+    );
     Server::builder()
         .tcp_nodelay(true)
         .trace_fn(crate::trace::server_span)
+        .layer(guard)
         .add_routes(routes)
         .serve_with_incoming_shutdown(
             TcpIncoming::from(listener).with_nodelay(Some(true)),

@@ -2,7 +2,7 @@
 //! state in it.
 
 use rosetta_db::entity::messaging::{conversation, read_state};
-use rosetta_kit::{ApiError, ApiResult};
+use rosetta_kit::{ApiError, ApiResult, Reason};
 use rosetta_proto::{
     common::v1::{ConversationRef, conversation_ref::Ref},
     messaging::v1::ConversationKind,
@@ -27,7 +27,7 @@ impl Target {
             Some(Ref::UserId(user)) => Ok(Self::User(user)),
             Some(Ref::GroupId(group)) => Ok(Self::Group(group)),
             None => Err(ApiError::invalid(
-                "CONVERSATION_REQUIRED",
+                Reason::ConversationRequired,
                 "name a user or a group",
             )),
         }
@@ -119,7 +119,7 @@ pub async fn find_or_create<C: ConnectionTrait>(
 pub async fn authorize<C: ConnectionTrait>(db: &C, me: i64, target: Target) -> ApiResult<()> {
     match target {
         Target::User(other) if other == me => Err(ApiError::invalid(
-            "BAD_RECIPIENT",
+            Reason::BadRecipient,
             "there is no conversation with yourself",
         )),
         Target::User(_) => Ok(()),

@@ -2,7 +2,7 @@
 //! counts, read marks, clearing and recall.
 
 use rosetta_db::entity::messaging::{conversation, message};
-use rosetta_kit::{ApiError, ApiResult, page::Page};
+use rosetta_kit::{ApiError, ApiResult, Reason, page::Page};
 use rosetta_proto::{
     common::v1::PageRequest,
     messaging::v1::{
@@ -229,14 +229,14 @@ impl Messaging {
         if !moderator {
             if stored.sender_id != me {
                 return Err(ApiError::denied(
-                    "NOT_ALLOWED",
+                    Reason::NotAllowed,
                     "only the sender or a group admin may recall",
                 ));
             }
             let window = i64::try_from(self.config.recall_window.as_millis()).unwrap_or(i64::MAX);
             if rosetta_db::now_ms() - stored.sent_at_ms > window {
                 return Err(ApiError::precondition(
-                    "RECALL_WINDOW_PASSED",
+                    Reason::RecallWindowPassed,
                     "too late to recall this message",
                 ));
             }

@@ -1,6 +1,6 @@
 //! Unstored traffic: presence calls, signals and typing notices.
 
-use rosetta_kit::{ApiError, ApiResult};
+use rosetta_kit::{ApiError, ApiResult, Reason};
 use rosetta_proto::{
     common::v1::Location,
     messaging::v1::{SendSignalRequest, Signal, Typing, event::Kind, send_signal_request},
@@ -21,7 +21,7 @@ impl Messaging {
             ) => s,
             _ => {
                 return Err(ApiError::invalid(
-                    "BAD_STATUS",
+                    Reason::BadStatus,
                     "status must be online, invisible or offline",
                 ));
             }
@@ -36,7 +36,10 @@ impl Messaging {
     /// Presence as the caller may see it (the rule is `visibility`'s).
     pub async fn get_presence(&self, me: i64, users: &[i64]) -> ApiResult<Vec<Presence>> {
         if users.len() > 500 {
-            return Err(ApiError::invalid("TOO_LARGE", "at most 500 users per call"));
+            return Err(ApiError::invalid(
+                Reason::TooLarge,
+                "at most 500 users per call",
+            ));
         }
         self.presences.view(me, users).await
     }
@@ -53,12 +56,12 @@ impl Messaging {
             Some(send_signal_request::Kind::CallAnswer(k)) => {
                 rosetta_proto::messaging::v1::signal::Kind::CallAnswer(k)
             }
-            None => return Err(ApiError::invalid("SIGNAL_REQUIRED", "name a signal")),
+            None => return Err(ApiError::invalid(Reason::SignalRequired, "name a signal")),
         };
         policy::check_private(&self.db, me, req.to_user_id).await?;
         if !self.presences.is_present(req.to_user_id).await? {
             return Err(ApiError::precondition(
-                "OFFLINE",
+                Reason::Offline,
                 "the recipient is offline",
             ));
         }

@@ -1,7 +1,7 @@
 //! Who may talk to whom, read from the social service's tables (never written here).
 
 use rosetta_db::entity::social::{block, friendship, group, group_member};
-use rosetta_kit::{ApiError, ApiResult};
+use rosetta_kit::{ApiError, ApiResult, Reason};
 use rosetta_proto::social::v1::GroupRole;
 use sea_orm::{
     ColumnTrait as _, Condition, ConnectionTrait, EntityTrait as _, PaginatorTrait as _,
@@ -12,7 +12,7 @@ use sea_orm::{
 pub async fn check_private<C: ConnectionTrait>(db: &C, sender: i64, to: i64) -> ApiResult<()> {
     if sender == to {
         return Err(ApiError::invalid(
-            "BAD_RECIPIENT",
+            Reason::BadRecipient,
             "cannot message yourself",
         ));
     }
@@ -33,11 +33,14 @@ pub async fn check_private<C: ConnectionTrait>(db: &C, sender: i64, to: i64) -> 
         .count(db)
         .await?;
     if blocked > 0 {
-        return Err(ApiError::denied("BLOCKED", "one of you blocks the other"));
+        return Err(ApiError::denied(
+            Reason::Blocked,
+            "one of you blocks the other",
+        ));
     }
     if !are_friends(db, sender, to).await? {
         return Err(ApiError::denied(
-            "NOT_FRIENDS",
+            Reason::NotFriends,
             "you can only message friends",
         ));
     }
@@ -64,7 +67,7 @@ pub async fn membership<C: ConnectionTrait>(
     group_member::Entity::find_by_id((group_id, user))
         .one(db)
         .await?
-        .ok_or_else(|| ApiError::denied("NOT_MEMBER", "you are not a member of this group"))
+        .ok_or_else(|| ApiError::denied(Reason::NotMember, "you are not a member of this group"))
 }
 
 /// Group messages: members only, and not while muted.
@@ -76,7 +79,10 @@ pub async fn check_group_send<C: ConnectionTrait>(
 ) -> ApiResult<()> {
     let member = membership(db, group_id, sender).await?;
     if member.muted_until_ms > now_ms {
-        return Err(ApiError::denied("MUTED", "you are muted in this group"));
+        return Err(ApiError::denied(
+            Reason::Muted,
+            "you are muted in this group",
+        ));
     }
     Ok(())
 }

@@ -4,7 +4,7 @@
 //! stored message instead.
 
 use rosetta_db::entity::messaging::message;
-use rosetta_kit::{ApiError, ApiResult};
+use rosetta_kit::{ApiError, ApiResult, Reason};
 use rosetta_proto::messaging::v1::{
     MessageKind, SendMessageRequest, SendMessageResponse, send_message_request::To,
 };
@@ -109,29 +109,29 @@ fn validate(req: &SendMessageRequest) -> ApiResult<Target> {
         Some(To::ToGroupId(group)) => Target::Group(group),
         None => {
             return Err(ApiError::invalid(
-                "RECIPIENT_REQUIRED",
+                Reason::RecipientRequired,
                 "name a user or a group",
             ));
         }
     };
     if req.client_message_id.is_empty() {
         return Err(ApiError::invalid(
-            "CLIENT_MESSAGE_ID_REQUIRED",
+            Reason::ClientMessageIdRequired,
             "client_message_id is required",
         ));
     }
     if req.client_message_id.len() > MAX_CLIENT_ID {
         return Err(ApiError::invalid(
-            "TOO_LARGE",
+            Reason::TooLarge,
             "client_message_id is over 128 bytes",
         ));
     }
     if req.text.len() > MAX_TEXT {
-        return Err(ApiError::invalid("TOO_LARGE", "text is over 16 KiB"));
+        return Err(ApiError::invalid(Reason::TooLarge, "text is over 16 KiB"));
     }
     match MessageKind::try_from(req.kind) {
         Ok(MessageKind::Text) if req.text.is_empty() => Err(ApiError::invalid(
-            "EMPTY_MESSAGE",
+            Reason::EmptyMessage,
             "a text message needs text",
         )),
         Ok(MessageKind::Text) => Ok(target),
@@ -139,11 +139,11 @@ fn validate(req: &SendMessageRequest) -> ApiResult<Target> {
             if req.file_id.is_empty() =>
         {
             Err(ApiError::invalid(
-                "FILE_ID_REQUIRED",
+                Reason::FileIdRequired,
                 "this kind needs a file_id",
             ))
         }
         Ok(MessageKind::Image | MessageKind::File | MessageKind::Audio) => Ok(target),
-        _ => Err(ApiError::invalid("BAD_KIND", "unknown message kind")),
+        _ => Err(ApiError::invalid(Reason::BadKind, "unknown message kind")),
     }
 }

@@ -13,7 +13,7 @@
 use std::sync::Arc;
 
 use rosetta_auth::SessionGuard;
-use rosetta_kit::{ApiError, ApiResult};
+use rosetta_kit::{ApiError, ApiResult, Reason};
 use rosetta_proto::messaging::v1::{CaughtUp, Event, SubscribeResponse, subscribe_response::Item};
 use tokio::sync::{broadcast::error::RecvError, mpsc};
 use tokio_util::sync::CancellationToken;
@@ -38,7 +38,7 @@ impl SessionCheck {
             Ok(())
         } else {
             Err(ApiError::unauthenticated(
-                "SESSION_REVOKED",
+                Reason::SessionRevoked,
                 "session has ended",
             ))
         }

@@ -19,6 +19,12 @@ pub struct Config {
     pub database_url: Option<String>,
     /// gRPC listen address of this process.
     pub grpc_listen: SocketAddr,
+    /// The longest a gRPC handler may take to answer (a unary call's handling, a stream's
+    /// opening; not the life of a stream, nor an upload); 0 = callers' deadlines only.
+    pub grpc_request_timeout_ms: u64,
+    /// gRPC calls handled at once over all connections; more are refused at once with
+    /// `UNAVAILABLE` (open streams and uploads do not count); 0 = no limit.
+    pub grpc_max_concurrent_requests: usize,
     /// PEM file of the Ed25519 token signing key (account role). Defaults to a key generated
     /// into `data_dir` on first start.
     pub jwt_private_key_file: Option<PathBuf>,
@@ -139,6 +145,8 @@ impl Default for Config {
             data_dir: PathBuf::from("./rosetta-data"),
             database_url: None,
             grpc_listen: SocketAddr::from(([127, 0, 0, 1], 50051)),
+            grpc_request_timeout_ms: 30_000,
+            grpc_max_concurrent_requests: 1024,
             jwt_private_key_file: None,
             jwt_public_key_file: None,
             bridge_key_file: None,
@@ -366,6 +374,16 @@ impl Config {
             )
         })
     }
+
+    /// The gRPC server's time and concurrency limits; 0 turns either off.
+    pub fn server_limits(&self) -> rosetta_kit::server::Limits {
+        rosetta_kit::server::Limits {
+            request_timeout: (self.grpc_request_timeout_ms > 0)
+                .then(|| Duration::from_millis(self.grpc_request_timeout_ms)),
+            max_concurrent_requests: (self.grpc_max_concurrent_requests > 0)
+                .then_some(self.grpc_max_concurrent_requests),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -373,6 +391,22 @@ impl Config {
 #[allow(clippy::result_large_err)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn server_limits_come_from_the_environment_and_zero_turns_them_off() {
+        figment::Jail::expect_with(|jail| {
+            let defaults = Config::default().server_limits();
+            assert_eq!(defaults.request_timeout, Some(Duration::from_secs(30)));
+            assert_eq!(defaults.max_concurrent_requests, Some(1024));
+            jail.set_env("ROSETTA_GRPC_REQUEST_TIMEOUT_MS", "0");
+            jail.set_env("ROSETTA_GRPC_MAX_CONCURRENT_REQUESTS", "8");
+            let config = Config::load(None, &Overrides::default()).map_err(|e| e.to_string())?;
+            let limits = config.server_limits();
+            assert_eq!(limits.request_timeout, None);
+            assert_eq!(limits.max_concurrent_requests, Some(8));
+            Ok(())
+        });
+    }
 
     #[test]
     fn layers_in_order_and_ignores_test_suite_variables() {

@@ -101,7 +101,7 @@ impl Node {
         let events: Arc<dyn EventSink> = message_events.clone();
         let presence: Arc<dyn PresenceView> = presences.clone();
 
-        let mut services = ServiceSet::new();
+        let mut services = ServiceSet::new().with_limits(config.server_limits());
         if let Some(private_pem) = private_pem {
             if !config.account.fixed_verification_code.trim().is_empty() {
                 tracing::warn!(

@@ -9,7 +9,7 @@ use rosetta_db::entity::{
     social::{friendship, group_invitation},
     user,
 };
-use rosetta_kit::{ApiError, ApiResult};
+use rosetta_kit::{ApiError, ApiResult, Reason};
 use rosetta_proto::{
     messaging::v1::{GroupMembersAdded, event::Kind},
     social::v1::RequestState,
@@ -49,7 +49,7 @@ pub(crate) async fn split(
         users.iter().partition(|u| friends.contains(u));
     if friends_only && let Some(stranger) = strangers.first() {
         return Err(ApiError::denied(
-            "NOT_FRIENDS",
+            Reason::NotFriends,
             format!("user {stranger} is not your friend; only friends can be added"),
         ));
     }

@@ -8,7 +8,7 @@
 
 use rosetta_auth::Caller;
 use rosetta_db::{entity::social::group, now_ms};
-use rosetta_kit::{ApiError, ApiResult};
+use rosetta_kit::{ApiError, ApiResult, Reason};
 use rosetta_proto::social::v1::{CreateGroupRequest, Group, JoinPublicGroupRequest};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseTransaction, DbBackend, EntityTrait,
@@ -172,7 +172,7 @@ impl Social {
                 Ok(created)
             }
             // A concurrent first caller created it.
-            Err(err) if err.reason == "GROUP_ID_TAKEN" => {
+            Err(err) if err.reason == Reason::GroupIdTaken => {
                 txn.rollback().await?;
                 self.by_slug(slug)
                     .await?
@@ -192,7 +192,7 @@ impl Social {
 }
 
 fn id_taken() -> ApiError {
-    ApiError::exists("GROUP_ID_TAKEN", "this group id is taken")
+    ApiError::exists(Reason::GroupIdTaken, "this group id is taken")
 }
 
 async fn insert_with_id(

@@ -4,7 +4,7 @@
 
 use base64::{Engine as _, engine::general_purpose::URL_SAFE_NO_PAD};
 use rosetta_kit::{
-    ApiError,
+    ApiError, Reason,
     page::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE},
 };
 use rosetta_proto::common::v1::{PageRequest, PageResponse};
@@ -18,7 +18,7 @@ pub struct Cursor<const N: usize> {
 
 impl<const N: usize> Cursor<N> {
     pub fn from_request(request: Option<&PageRequest>) -> Result<Self, ApiError> {
-        let bad = || ApiError::invalid("BAD_PAGE_TOKEN", "malformed page token");
+        let bad = || ApiError::invalid(Reason::BadPageToken, "malformed page token");
         let Some(request) = request else {
             return Ok(Self {
                 limit: DEFAULT_PAGE_SIZE,
@@ -108,7 +108,7 @@ mod unit {
     fn bad_tokens_are_refused() {
         for token in ["!!", "MQ", "MS4yLjM"] {
             let err = Cursor::<2>::from_request(Some(&req(0, token))).unwrap_err();
-            assert_eq!(err.reason, "BAD_PAGE_TOKEN", "{token}");
+            assert_eq!(err.reason, Reason::BadPageToken, "{token}");
         }
     }
 }

@@ -6,7 +6,7 @@ use rosetta_db::{
     entity::{social::friend_request, social::friendship, user},
     now_ms,
 };
-use rosetta_kit::{ApiError, ApiResult};
+use rosetta_kit::{ApiError, ApiResult, Reason};
 use rosetta_proto::{
     messaging::v1::{FriendRemoved, event::Kind},
     social::v1::{
@@ -48,17 +48,17 @@ impl Social {
         let txn = self.write().await?;
         not_blocked_either_way(&txn, me, target.id).await?;
         if are_friends(&txn, me, target.id).await? {
-            return Err(ApiError::exists("ALREADY_FRIENDS", "already friends"));
+            return Err(ApiError::exists(Reason::AlreadyFriends, "already friends"));
         }
         if pending_between(&txn, me, target.id).await?.is_some() {
             return Err(ApiError::exists(
-                "REQUEST_PENDING",
+                Reason::RequestPending,
                 "a request is already pending",
             ));
         }
         if pending_between(&txn, target.id, me).await?.is_some() {
             return Err(ApiError::exists(
-                "REVERSE_REQUEST_PENDING",
+                Reason::ReverseRequestPending,
                 "this user already asked you; answer their request",
             ));
         }
@@ -332,7 +332,7 @@ fn request_view(
 }
 
 pub(crate) fn not_pending() -> ApiError {
-    ApiError::precondition("NOT_PENDING", "the request was already answered")
+    ApiError::precondition(Reason::NotPending, "the request was already answered")
 }
 
 async fn answer(

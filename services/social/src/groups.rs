@@ -12,7 +12,7 @@ use rosetta_db::{
     entity::user,
     now_ms,
 };
-use rosetta_kit::{ApiError, ApiResult};
+use rosetta_kit::{ApiError, ApiResult, Reason};
 use rosetta_proto::{
     messaging::v1::{GroupDissolved, GroupMemberChanged, event::Kind},
     social::v1::{
@@ -324,7 +324,7 @@ pub(crate) async fn managed_group(db: &impl ConnectionTrait, id: i64) -> ApiResu
     let group = live_group(db, id).await?;
     if group.system {
         return Err(ApiError::denied(
-            "SYSTEM_GROUP",
+            Reason::SystemGroup,
             "this group belongs to the server; nobody runs it",
         ));
     }
@@ -342,7 +342,7 @@ pub(crate) async fn membership(
 }
 
 pub(crate) fn not_member() -> ApiError {
-    ApiError::denied("NOT_MEMBER", "not a member of this group")
+    ApiError::denied(Reason::NotMember, "not a member of this group")
 }
 
 pub(crate) async fn require_member(
@@ -363,7 +363,7 @@ pub(crate) async fn require_admin(
     let me = require_member(db, group_id, user_id).await?;
     if me.role < ADMIN {
         return Err(ApiError::denied(
-            "NOT_ADMIN",
+            Reason::NotAdmin,
             "only the owner or an admin may do this",
         ));
     }
@@ -377,7 +377,10 @@ pub(crate) async fn require_owner(
 ) -> ApiResult<group_member::Model> {
     let me = require_member(db, group_id, user_id).await?;
     if me.role != OWNER {
-        return Err(ApiError::denied("NOT_OWNER", "only the owner may do this"));
+        return Err(ApiError::denied(
+            Reason::NotOwner,
+            "only the owner may do this",
+        ));
     }
     Ok(me)
 }

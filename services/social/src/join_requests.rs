@@ -6,7 +6,7 @@ use rosetta_db::{
     entity::social::{group_member, join_request},
     now_ms,
 };
-use rosetta_kit::{ApiError, ApiResult};
+use rosetta_kit::{ApiError, ApiResult, Reason};
 use rosetta_proto::{
     account::v1::User,
     messaging::v1::event::Kind,
@@ -48,11 +48,11 @@ impl Social {
         let now = now_ms();
         let txn = self.write().await?;
         if membership(&txn, group.id, me).await?.is_some() {
-            return Err(ApiError::exists("ALREADY_MEMBER", "already a member"));
+            return Err(ApiError::exists(Reason::AlreadyMember, "already a member"));
         }
         if pending_of(&txn, group.id, me).await?.is_some() {
             return Err(ApiError::exists(
-                "REQUEST_PENDING",
+                Reason::RequestPending,
                 "a request is already pending",
             ));
         }

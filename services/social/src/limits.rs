@@ -1,7 +1,7 @@
 //! Limits of the social graph and the validation of free-text input. Every refusal here is
 //! `LIMIT_REACHED` (resource exhausted) or `INVALID_ARGUMENT`.
 
-use rosetta_kit::{ApiError, ApiResult};
+use rosetta_kit::{ApiError, ApiResult, Reason};
 use tonic::Code;
 
 /// Friends one user may have.
@@ -46,11 +46,11 @@ impl Default for SocialConfig {
 }
 
 pub(crate) fn limit_reached(message: impl Into<String>) -> ApiError {
-    ApiError::new(Code::ResourceExhausted, "LIMIT_REACHED", message)
+    ApiError::new(Code::ResourceExhausted, Reason::LimitReached, message)
 }
 
 pub(crate) fn invalid(message: impl Into<String>) -> ApiError {
-    ApiError::invalid("INVALID_ARGUMENT", message)
+    ApiError::invalid(Reason::InvalidArgument, message)
 }
 
 pub(crate) fn note(text: &str) -> ApiResult<String> {
@@ -108,7 +108,7 @@ mod unit {
         assert!(note(&"é".repeat(512)).is_ok());
         assert_eq!(
             note(&"x".repeat(513)).unwrap_err().reason,
-            "INVALID_ARGUMENT"
+            Reason::InvalidArgument
         );
         assert_eq!(group_name("  Team  ").unwrap(), "Team");
         assert!(group_name("").is_err());
@@ -119,7 +119,7 @@ mod unit {
         assert!(within(4_999, 1, MAX_FRIENDS, "friends").is_ok());
         assert_eq!(
             within(5_000, 1, MAX_FRIENDS, "friends").unwrap_err().reason,
-            "LIMIT_REACHED"
+            Reason::LimitReached
         );
     }
 }

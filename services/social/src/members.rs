@@ -7,7 +7,7 @@ use rosetta_db::{
     entity::social::{group, group_member},
     now_ms,
 };
-use rosetta_kit::{ApiError, ApiResult};
+use rosetta_kit::{ApiError, ApiResult, Reason};
 use rosetta_proto::{
     messaging::v1::{GroupMemberChanged, event::Kind},
     social::v1::{
@@ -89,7 +89,7 @@ impl Social {
         let mine = require_member(&self.db, group_id, me).await?;
         if mine.role == OWNER {
             return Err(ApiError::precondition(
-                "OWNER_CANNOT_LEAVE",
+                Reason::OwnerCannotLeave,
                 "the owner must transfer ownership or dissolve the group",
             ));
         }
@@ -192,7 +192,7 @@ impl Social {
             .ok_or_else(target_not_member)?;
         if theirs.role >= mine.role {
             return Err(ApiError::denied(
-                "NOT_OWNER",
+                Reason::NotOwner,
                 "only the owner may act on an admin",
             ));
         }
@@ -226,7 +226,7 @@ impl Social {
 fn target_not_member() -> ApiError {
     ApiError::new(
         Code::NotFound,
-        "NOT_MEMBER",
+        Reason::NotMember,
         "that user is not a member of this group",
     )
 }

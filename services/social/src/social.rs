@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use rosetta_db::entity::social::block;
 use rosetta_events::{EventSink, PresenceView};
-use rosetta_kit::{ApiError, ApiResult};
+use rosetta_kit::{ApiError, ApiResult, Reason};
 use rosetta_proto::messaging::v1::event::Kind;
 
 use crate::limits::SocialConfig;
@@ -128,5 +128,5 @@ pub(crate) async fn none_blocks(
 }
 
 fn blocked() -> ApiError {
-    ApiError::denied("BLOCKED", "blocked")
+    ApiError::denied(Reason::Blocked, "blocked")
 }

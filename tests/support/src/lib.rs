@@ -268,9 +268,29 @@ pub fn authed<T>(message: T, access_token: &str) -> Request<T> {
     request
 }
 
-/// The `ErrorInfo` reason of a failed call.
-pub fn reason(status: &tonic::Status) -> String {
-    rosetta_kit::error::reason_of(status).unwrap_or_else(|| format!("<no reason: {status:?}>"))
+/// Occupies one of `pool`'s hashing workers until the returned sender is used or dropped; the
+/// future is the job's end. A test holds every worker this way to keep password checks
+/// waiting in the queue, that is, inside their gRPC handlers.
+pub fn hold_hash_worker(
+    pool: &HashPool,
+) -> (
+    std::sync::mpsc::Sender<()>,
+    impl Future<Output = rosetta_kit::ApiResult<()>> + use<>,
+) {
+    let (open, gate) = std::sync::mpsc::channel::<()>();
+    let held = pool
+        .submit(move || {
+            gate.recv().ok();
+            Ok(())
+        })
+        .expect("the idle pool admits");
+    (open, held)
+}
+
+/// The reason of a call the services refused; panics (failing the test) on a status without
+/// one, such as a transport failure.
+pub fn reason(status: &tonic::Status) -> rosetta_proto::Reason {
+    rosetta_proto::Reason::of(status).unwrap_or_else(|| panic!("no error reason in {status:?}"))
 }
 
 /// What the in-process load benches of the bridges share.
