@@ -14,10 +14,13 @@ use std::sync::Arc;
 
 use rosetta_auth::SessionGuard;
 use rosetta_kit::{ApiError, ApiResult, Reason};
-use rosetta_proto::messaging::v1::{CaughtUp, Event, SubscribeResponse, subscribe_response::Item};
+use rosetta_proto::{
+    messaging::v1::{CaughtUp, Event, SubscribeResponse, subscribe_response::Item},
+    social::v1::PresenceStatus,
+};
 use tokio::sync::{broadcast::error::RecvError, mpsc};
 use tokio_util::sync::CancellationToken;
-use tonic::{Code, Status};
+use tonic::Status;
 
 use crate::Messaging;
 
@@ -101,7 +104,24 @@ impl Messaging {
         }
         .await;
         if let Err(err) = result {
+            let revoked = err.reason == Reason::SessionRevoked;
             let _ = out.send(Err(err.into())).await;
+            if revoked {
+                drop(live);
+                self.sign_out_revoked(me).await;
+            }
+        }
+    }
+
+    /// A revoked session cannot sign its user out any more (its token no longer works), so
+    /// the bridge that held it cannot either: when its stream was the user's last one here,
+    /// the user is shown OFFLINE now rather than when their presence times out.
+    async fn sign_out_revoked(&self, me: i64) {
+        if self.bus.hub().is_live(me) {
+            return;
+        }
+        if let Err(err) = self.presences.set_status(me, PresenceStatus::Offline).await {
+            tracing::warn!(%err, me, "sign-out after a revoked session failed");
         }
     }
 
@@ -125,11 +145,7 @@ impl Messaging {
 }
 
 fn shutting_down() -> ApiError {
-    ApiError::new(
-        Code::Unavailable,
-        "UNAVAILABLE",
-        "the server is shutting down",
-    )
+    ApiError::unavailable("the server is shutting down")
 }
 
 async fn send(out: &Outbox, item: Item) -> bool {
