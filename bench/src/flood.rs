@@ -12,8 +12,11 @@ use std::{
     time::{Duration, Instant},
 };
 
-use rosetta_proto::account::v1::{
-    GetMyProfileRequest, LoginRequest, account_service_client::AccountServiceClient,
+use rosetta_proto::{
+    Reason,
+    account::v1::{
+        GetMyProfileRequest, LoginRequest, account_service_client::AccountServiceClient,
+    },
 };
 use tokio::task::JoinSet;
 use tonic::transport::Channel;
@@ -65,11 +68,11 @@ struct Outcomes {
 
 impl Outcomes {
     fn count(&self, answer: Result<(), tonic::Status>) {
-        let reason = answer.as_ref().err().and_then(reason_of);
-        let slot = match (&answer, reason.as_deref()) {
+        let reason = answer.as_ref().err().and_then(Reason::of);
+        let slot = match (&answer, reason) {
             (Ok(()), _) => &self.ok,
-            (_, Some("BAD_CREDENTIALS")) => &self.bad_credentials,
-            (_, Some("THROTTLED")) => &self.throttled,
+            (_, Some(Reason::BadCredentials)) => &self.bad_credentials,
+            (_, Some(Reason::Throttled)) => &self.throttled,
             (Err(status), _) => {
                 if let Ok(mut first) = self.first_other.lock() {
                     first.get_or_insert_with(|| status.to_string());
@@ -79,11 +82,6 @@ impl Outcomes {
         };
         slot.fetch_add(1, Ordering::Relaxed);
     }
-}
-
-fn reason_of(status: &tonic::Status) -> Option<String> {
-    use tonic_types::StatusExt as _;
-    status.get_details_error_info().map(|info| info.reason)
 }
 
 /// Calls `GetMyProfile` back to back until `stop`, recording each latency.

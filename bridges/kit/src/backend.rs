@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use opentelemetry::propagation::Injector;
 use rosetta_proto::{
+    Reason,
     account::v1::{RegisterRequest, account_service_client::AccountServiceClient},
     files::v1::files_service_client::FilesServiceClient,
     messaging::v1::messaging_service_client::MessagingServiceClient,
@@ -124,14 +125,14 @@ impl Backend {
     /// text and refused a taken user name only; a bad name or phone is refused again. A
     /// verification code is checked after the e-mail, so the first try has not spent it.
     pub async fn register_legacy(&self, request: RegisterRequest) -> Result<(), Status> {
-        use tonic_types::StatusExt as _;
         let first = self.account().register(request.clone()).await;
         match first {
             Err(status)
                 if !request.email.trim().is_empty()
-                    && status.get_details_error_info().is_some_and(|info| {
-                        matches!(info.reason.as_str(), "EMAIL_TAKEN" | "INVALID_ARGUMENT")
-                    }) =>
+                    && matches!(
+                        Reason::of(&status),
+                        Some(Reason::EmailTaken | Reason::InvalidArgument)
+                    ) =>
             {
                 tracing::info!(%status, "registering without the refused e-mail");
                 let request = RegisterRequest {

@@ -113,12 +113,6 @@ impl From<ApiError> for Status {
     }
 }
 
-/// The `ErrorInfo` reason text of a status, for clients of the API that still match on text;
-/// new code reads [`Reason::of`] instead, which also checks the domain.
-pub fn reason_of(status: &Status) -> Option<String> {
-    status.get_details_error_info().map(|info| info.reason)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -128,7 +122,6 @@ mod tests {
         for &reason in Reason::ALL {
             let status = Status::from(ApiError::invalid(reason, "x"));
             assert_eq!(Reason::of(&status), Some(reason));
-            assert_eq!(reason_of(&status).as_deref(), Some(reason.as_str()));
         }
     }
 
