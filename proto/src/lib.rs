@@ -8,7 +8,7 @@
 pub mod codec;
 pub mod reason;
 
-pub use reason::{ERROR_DOMAIN, Reason};
+pub use reason::{Class, ERROR_DOMAIN, Reason};
 
 /// Encoded `FileDescriptorSet` of every Rosetta proto file.
 pub const FILE_DESCRIPTOR_SET: &[u8] =

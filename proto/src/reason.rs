@@ -13,21 +13,38 @@ use tonic_types::StatusExt as _;
 pub const ERROR_DOMAIN: &str = "rosetta";
 
 macro_rules! reasons {
-    ($($(#[doc = $doc:literal])* $variant:ident = $text:literal,)*) => {
+    ($($(#[doc = $class_doc:literal])* $class:ident {
+        $($(#[doc = $doc:literal])* $variant:ident = $text:literal,)*
+    })*) => {
         /// Why a call failed; on the wire, the upper-snake-case text of [`Reason::as_str`].
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
         pub enum Reason {
-            $($(#[doc = $doc])* $variant,)*
+            $($($(#[doc = $doc])* $variant,)*)*
+        }
+
+        /// The kinds of reason. A protocol with few words for failure answers by kind, after
+        /// the few reasons it names: a reason added to the API then needs no edit there, and a
+        /// kind added does not compile until every protocol places it.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum Class {
+            $($(#[doc = $class_doc])* $class,)*
         }
 
         impl Reason {
             /// Every reason, in declaration order.
-            pub const ALL: &[Reason] = &[$(Reason::$variant,)*];
+            pub const ALL: &[Reason] = &[$($(Reason::$variant,)*)*];
 
             /// The reason as it travels in `ErrorInfo.reason`.
             pub const fn as_str(self) -> &'static str {
                 match self {
-                    $(Reason::$variant => $text,)*
+                    $($(Reason::$variant => $text,)*)*
+                }
+            }
+
+            /// The kind of this reason.
+            pub const fn class(self) -> Class {
+                match self {
+                    $($(Reason::$variant => Class::$class,)*)*
                 }
             }
         }
@@ -37,7 +54,7 @@ macro_rules! reasons {
 
             fn from_str(text: &str) -> Result<Self, UnknownReason> {
                 match text {
-                    $($text => Ok(Reason::$variant),)*
+                    $($($text => Ok(Reason::$variant),)*)*
                     _ => Err(UnknownReason),
                 }
             }
@@ -46,77 +63,94 @@ macro_rules! reasons {
 }
 
 reasons! {
-    // Requests that are malformed or out of range.
-    /// A field is missing or out of range (the message says which).
-    InvalidArgument = "INVALID_ARGUMENT",
-    BadName = "BAD_NAME",
-    BadPageToken = "BAD_PAGE_TOKEN",
-    BadConversation = "BAD_CONVERSATION",
-    BadRecipient = "BAD_RECIPIENT",
-    BadKind = "BAD_KIND",
-    BadStatus = "BAD_STATUS",
-    BadScope = "BAD_SCOPE",
-    BadProof = "BAD_PROOF",
-    BadOffset = "BAD_OFFSET",
-    BadVisibility = "BAD_VISIBILITY",
-    BadContentType = "BAD_CONTENT_TYPE",
-    BadUpload = "BAD_UPLOAD",
-    EmptyMessage = "EMPTY_MESSAGE",
-    TooLarge = "TOO_LARGE",
-    SizeMismatch = "SIZE_MISMATCH",
-    ConversationRequired = "CONVERSATION_REQUIRED",
-    RecipientRequired = "RECIPIENT_REQUIRED",
-    ClientMessageIdRequired = "CLIENT_MESSAGE_ID_REQUIRED",
-    FileIdRequired = "FILE_ID_REQUIRED",
-    SignalRequired = "SIGNAL_REQUIRED",
-    // Identity and sessions.
-    BadCredentials = "BAD_CREDENTIALS",
-    TokenMissing = "TOKEN_MISSING",
-    TokenInvalid = "TOKEN_INVALID",
-    TokenExpired = "TOKEN_EXPIRED",
-    /// The session was ended (logout, password change, account deleted).
-    SessionRevoked = "SESSION_REVOKED",
-    RefreshReused = "REFRESH_REUSED",
-    CodeRequired = "CODE_REQUIRED",
-    CodeInvalid = "CODE_INVALID",
-    CodeNotRequested = "CODE_NOT_REQUESTED",
-    // Names and addresses already in use.
-    UsernameTaken = "USERNAME_TAKEN",
-    EmailTaken = "EMAIL_TAKEN",
-    PhoneTaken = "PHONE_TAKEN",
-    GroupIdTaken = "GROUP_ID_TAKEN",
-    // Who may do what.
-    Forbidden = "FORBIDDEN",
-    NotAllowed = "NOT_ALLOWED",
-    NotFriends = "NOT_FRIENDS",
-    Blocked = "BLOCKED",
-    NotMember = "NOT_MEMBER",
-    NotOwner = "NOT_OWNER",
-    NotAdmin = "NOT_ADMIN",
-    Muted = "MUTED",
-    SystemGroup = "SYSTEM_GROUP",
-    OwnerCannotLeave = "OWNER_CANNOT_LEAVE",
-    RecallWindowPassed = "RECALL_WINDOW_PASSED",
-    // State that does not allow the request.
-    NotFound = "NOT_FOUND",
-    AlreadyFriends = "ALREADY_FRIENDS",
-    AlreadyMember = "ALREADY_MEMBER",
-    RequestPending = "REQUEST_PENDING",
-    ReverseRequestPending = "REVERSE_REQUEST_PENDING",
-    NotPending = "NOT_PENDING",
-    Offline = "OFFLINE",
-    UploadInterrupted = "UPLOAD_INTERRUPTED",
-    // How much.
-    /// Too many attempts; a `RetryInfo` detail says when to try again.
-    Throttled = "THROTTLED",
-    RateLimited = "RATE_LIMITED",
-    LimitReached = "LIMIT_REACHED",
-    QuotaExceeded = "QUOTA_EXCEEDED",
-    // The service itself.
-    /// The service is overloaded or a dependency is down; try again later.
-    Unavailable = "UNAVAILABLE",
-    /// An unexpected failure, logged by the service; never carries its cause.
-    Internal = "INTERNAL",
+    /// The request is malformed or out of range.
+    Input {
+        /// A field is missing or out of range (the message says which).
+        InvalidArgument = "INVALID_ARGUMENT",
+        BadName = "BAD_NAME",
+        BadPageToken = "BAD_PAGE_TOKEN",
+        BadConversation = "BAD_CONVERSATION",
+        BadRecipient = "BAD_RECIPIENT",
+        BadKind = "BAD_KIND",
+        BadStatus = "BAD_STATUS",
+        BadScope = "BAD_SCOPE",
+        BadProof = "BAD_PROOF",
+        BadOffset = "BAD_OFFSET",
+        BadVisibility = "BAD_VISIBILITY",
+        BadContentType = "BAD_CONTENT_TYPE",
+        BadUpload = "BAD_UPLOAD",
+        EmptyMessage = "EMPTY_MESSAGE",
+        TooLarge = "TOO_LARGE",
+        SizeMismatch = "SIZE_MISMATCH",
+        ConversationRequired = "CONVERSATION_REQUIRED",
+        RecipientRequired = "RECIPIENT_REQUIRED",
+        ClientMessageIdRequired = "CLIENT_MESSAGE_ID_REQUIRED",
+        FileIdRequired = "FILE_ID_REQUIRED",
+        SignalRequired = "SIGNAL_REQUIRED",
+    }
+    /// The proof offered (password, code) is wrong or missing.
+    Credentials {
+        BadCredentials = "BAD_CREDENTIALS",
+        CodeRequired = "CODE_REQUIRED",
+        CodeInvalid = "CODE_INVALID",
+        CodeNotRequested = "CODE_NOT_REQUESTED",
+    }
+    /// The caller's session is missing or over: log in again.
+    Session {
+        TokenMissing = "TOKEN_MISSING",
+        TokenInvalid = "TOKEN_INVALID",
+        TokenExpired = "TOKEN_EXPIRED",
+        /// The session was ended (logout, password change, account deleted).
+        SessionRevoked = "SESSION_REVOKED",
+        RefreshReused = "REFRESH_REUSED",
+    }
+    /// A name or address already in use.
+    Taken {
+        UsernameTaken = "USERNAME_TAKEN",
+        EmailTaken = "EMAIL_TAKEN",
+        PhoneTaken = "PHONE_TAKEN",
+        GroupIdTaken = "GROUP_ID_TAKEN",
+    }
+    /// The caller may not do this.
+    Denied {
+        Forbidden = "FORBIDDEN",
+        NotAllowed = "NOT_ALLOWED",
+        NotFriends = "NOT_FRIENDS",
+        Blocked = "BLOCKED",
+        NotMember = "NOT_MEMBER",
+        NotOwner = "NOT_OWNER",
+        NotAdmin = "NOT_ADMIN",
+        Muted = "MUTED",
+        SystemGroup = "SYSTEM_GROUP",
+        OwnerCannotLeave = "OWNER_CANNOT_LEAVE",
+        RecallWindowPassed = "RECALL_WINDOW_PASSED",
+    }
+    /// The state of things does not allow the request.
+    State {
+        NotFound = "NOT_FOUND",
+        AlreadyFriends = "ALREADY_FRIENDS",
+        AlreadyMember = "ALREADY_MEMBER",
+        RequestPending = "REQUEST_PENDING",
+        ReverseRequestPending = "REVERSE_REQUEST_PENDING",
+        NotPending = "NOT_PENDING",
+        Offline = "OFFLINE",
+        UploadInterrupted = "UPLOAD_INTERRUPTED",
+    }
+    /// Too much, too often.
+    Limit {
+        /// Too many attempts; a `RetryInfo` detail says when to try again.
+        Throttled = "THROTTLED",
+        RateLimited = "RATE_LIMITED",
+        LimitReached = "LIMIT_REACHED",
+        QuotaExceeded = "QUOTA_EXCEEDED",
+    }
+    /// The service failed: nothing is wrong with the request.
+    Service {
+        /// The service is overloaded or a dependency is down; try again later.
+        Unavailable = "UNAVAILABLE",
+        /// An unexpected failure, logged by the service; never carries its cause.
+        Internal = "INTERNAL",
+    }
 }
 
 impl Reason {

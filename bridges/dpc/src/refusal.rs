@@ -2,7 +2,7 @@
 //! words for failure (a `test` number per auth request, silence on the chat and file servers),
 //! so every reason falls into one [`Refusal`] and each server picks its reply from that.
 
-use rosetta_proto::Reason;
+use rosetta_proto::{Class, Reason};
 use tonic::Status;
 
 /// What a refused call means in DPC terms.
@@ -47,49 +47,16 @@ pub fn refusal(status: &Status) -> Refusal {
         Reason::CodeNotRequested | Reason::CodeRequired => Refusal::CodeNotRequested,
         Reason::CodeInvalid => Refusal::CodeWrong,
         Reason::NotFound | Reason::NotMember => Refusal::NotInLobby,
-        Reason::TokenMissing
-        | Reason::TokenInvalid
-        | Reason::TokenExpired
-        | Reason::SessionRevoked
-        | Reason::RefreshReused => Refusal::SessionEnded,
-        Reason::BadPageToken
-        | Reason::BadConversation
-        | Reason::BadRecipient
-        | Reason::BadKind
-        | Reason::BadStatus
-        | Reason::BadScope
-        | Reason::BadProof
-        | Reason::BadOffset
-        | Reason::BadVisibility
-        | Reason::BadContentType
-        | Reason::BadUpload
-        | Reason::SizeMismatch
-        | Reason::ConversationRequired
-        | Reason::RecipientRequired
-        | Reason::ClientMessageIdRequired
-        | Reason::FileIdRequired
-        | Reason::SignalRequired
-        | Reason::GroupIdTaken
-        | Reason::Forbidden
-        | Reason::NotAllowed
-        | Reason::NotFriends
-        | Reason::Blocked
-        | Reason::NotOwner
-        | Reason::NotAdmin
-        | Reason::Muted
-        | Reason::SystemGroup
-        | Reason::OwnerCannotLeave
-        | Reason::RecallWindowPassed
-        | Reason::AlreadyFriends
-        | Reason::AlreadyMember
-        | Reason::RequestPending
-        | Reason::ReverseRequestPending
-        | Reason::NotPending
-        | Reason::Offline
-        | Reason::UploadInterrupted
-        | Reason::LimitReached
-        | Reason::QuotaExceeded => Refusal::Other,
-        Reason::Unavailable | Reason::Internal => Refusal::Outage,
+        other => match other.class() {
+            Class::Session => Refusal::SessionEnded,
+            Class::Service => Refusal::Outage,
+            Class::Input
+            | Class::Credentials
+            | Class::Taken
+            | Class::Denied
+            | Class::State
+            | Class::Limit => Refusal::Other,
+        },
     }
 }
 

@@ -1,7 +1,7 @@
 //! How refused calls reach an OurChat client: the one table from canonical error reasons to
 //! what the protocol can say ([`refusal`]), and the two forms a failure takes ([`Failure`]).
 
-use rosetta_proto::Reason;
+use rosetta_proto::{Class, Reason};
 use tonic::Status;
 
 /// How a request failed: the failure form of its own reply, or an ErrorMsg (18), which only
@@ -44,62 +44,16 @@ pub(crate) fn refusal(status: &Status) -> Refusal {
     match reason {
         Reason::EmailTaken => Refusal::EmailTaken,
         Reason::NotFound => Refusal::NotFound,
-        Reason::Unavailable | Reason::Internal => Refusal::Outage,
-        Reason::InvalidArgument
-        | Reason::BadName
-        | Reason::BadPageToken
-        | Reason::BadConversation
-        | Reason::BadRecipient
-        | Reason::BadKind
-        | Reason::BadStatus
-        | Reason::BadScope
-        | Reason::BadProof
-        | Reason::BadOffset
-        | Reason::BadVisibility
-        | Reason::BadContentType
-        | Reason::BadUpload
-        | Reason::EmptyMessage
-        | Reason::TooLarge
-        | Reason::SizeMismatch
-        | Reason::ConversationRequired
-        | Reason::RecipientRequired
-        | Reason::ClientMessageIdRequired
-        | Reason::FileIdRequired
-        | Reason::SignalRequired
-        | Reason::BadCredentials
-        | Reason::TokenMissing
-        | Reason::TokenInvalid
-        | Reason::TokenExpired
-        | Reason::SessionRevoked
-        | Reason::RefreshReused
-        | Reason::CodeRequired
-        | Reason::CodeInvalid
-        | Reason::CodeNotRequested
-        | Reason::UsernameTaken
-        | Reason::PhoneTaken
-        | Reason::GroupIdTaken
-        | Reason::Forbidden
-        | Reason::NotAllowed
-        | Reason::NotFriends
-        | Reason::Blocked
-        | Reason::NotMember
-        | Reason::NotOwner
-        | Reason::NotAdmin
-        | Reason::Muted
-        | Reason::SystemGroup
-        | Reason::OwnerCannotLeave
-        | Reason::RecallWindowPassed
-        | Reason::AlreadyFriends
-        | Reason::AlreadyMember
-        | Reason::RequestPending
-        | Reason::ReverseRequestPending
-        | Reason::NotPending
-        | Reason::Offline
-        | Reason::UploadInterrupted
-        | Reason::Throttled
-        | Reason::RateLimited
-        | Reason::LimitReached
-        | Reason::QuotaExceeded => Refusal::Refused,
+        other => match other.class() {
+            Class::Service => Refusal::Outage,
+            Class::Input
+            | Class::Credentials
+            | Class::Session
+            | Class::Taken
+            | Class::Denied
+            | Class::State
+            | Class::Limit => Refusal::Refused,
+        },
     }
 }
 

@@ -1,11 +1,12 @@
 //! The one table from canonical error reasons to what a CloudChat client is told.
 //!
-//! [`refusal`] sorts every [`Reason`] (exhaustively: a reason added to the API does not compile
-//! here until it is placed) into the few cases the protocol has words for; [`Refusal::text`]
+//! [`refusal`] sorts every [`Reason`] into the few cases the protocol has words for: the ones it
+//! names, then the rest by [`Class`] (exhaustively: a class added to the API does not compile
+//! here until it is placed); [`Refusal::text`]
 //! gives each command's failure text for it, the texts of the original server (cloudchat.md
 //! §4). A call's cause is logged where it becomes a reply ([`refused`]).
 
-use rosetta_proto::Reason;
+use rosetta_proto::{Class, Reason};
 use tonic::Status;
 
 /// The command a refused call served, for its failure text and the log.
@@ -60,59 +61,16 @@ pub(super) fn refusal(reason: Option<Reason>) -> Refusal {
         Some(Reason::RequestPending) => Refusal::RequestPending,
         Some(Reason::ReverseRequestPending) => Refusal::ReverseRequestPending,
         Some(Reason::NotFound) => Refusal::NoSuchRequest,
-        Some(
-            Reason::TokenMissing
-            | Reason::TokenInvalid
-            | Reason::TokenExpired
-            | Reason::SessionRevoked
-            | Reason::RefreshReused,
-        ) => Refusal::SessionEnded,
-        Some(
-            Reason::InvalidArgument
-            | Reason::BadName
-            | Reason::BadPageToken
-            | Reason::BadConversation
-            | Reason::BadRecipient
-            | Reason::BadKind
-            | Reason::BadStatus
-            | Reason::BadScope
-            | Reason::BadProof
-            | Reason::BadOffset
-            | Reason::BadVisibility
-            | Reason::BadContentType
-            | Reason::BadUpload
-            | Reason::EmptyMessage
-            | Reason::TooLarge
-            | Reason::SizeMismatch
-            | Reason::ConversationRequired
-            | Reason::RecipientRequired
-            | Reason::ClientMessageIdRequired
-            | Reason::FileIdRequired
-            | Reason::SignalRequired
-            | Reason::CodeInvalid
-            | Reason::CodeNotRequested
-            | Reason::PhoneTaken
-            | Reason::GroupIdTaken
-            | Reason::Forbidden
-            | Reason::NotAllowed
-            | Reason::NotFriends
-            | Reason::Blocked
-            | Reason::NotMember
-            | Reason::NotOwner
-            | Reason::NotAdmin
-            | Reason::Muted
-            | Reason::SystemGroup
-            | Reason::OwnerCannotLeave
-            | Reason::RecallWindowPassed
-            | Reason::AlreadyMember
-            | Reason::NotPending
-            | Reason::Offline
-            | Reason::UploadInterrupted
-            | Reason::RateLimited
-            | Reason::LimitReached
-            | Reason::QuotaExceeded,
-        ) => Refusal::Other,
-        Some(Reason::Unavailable | Reason::Internal) => Refusal::Outage,
+        Some(other) => match other.class() {
+            Class::Session => Refusal::SessionEnded,
+            Class::Service => Refusal::Outage,
+            Class::Input
+            | Class::Credentials
+            | Class::Taken
+            | Class::Denied
+            | Class::State
+            | Class::Limit => Refusal::Other,
+        },
         // No reason: a transport failure or a deadline, never a service's answer.
         None => Refusal::Outage,
     }

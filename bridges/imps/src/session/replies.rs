@@ -1,9 +1,10 @@
 //! The one table from why a canonical call failed to what the IMPS client is told.
 //!
 //! The client knows seven error codes (imps.md §4.13); every [`Reason`] the services give maps
-//! to one of them here, exhaustively, so a new reason is a compile error until it is placed.
+//! to one of them here: the reasons it names, then the rest by [`Class`], exhaustively, so a new
+//! class is a compile error until it is placed.
 
-use rosetta_proto::Reason;
+use rosetta_proto::{Class, Reason};
 use tonic::Status;
 
 use crate::codec::error;
@@ -46,60 +47,17 @@ pub(super) fn refusal(reason: Option<Reason>) -> Refusal {
         R::Offline => domain(error::OFFLINE),
         // The legacy server answered a refused login with 6 whatever the cause.
         R::BadCredentials | R::Throttled => domain(error::BAD_CREDENTIALS),
-        // The login's session ended under it: as the client understands being logged out.
-        R::SessionRevoked
-        | R::TokenMissing
-        | R::TokenInvalid
-        | R::TokenExpired
-        | R::RefreshReused => domain(error::ELSEWHERE),
-        R::InvalidArgument
-        | R::BadName
-        | R::BadPageToken
-        | R::BadConversation
-        | R::BadRecipient
-        | R::BadKind
-        | R::BadStatus
-        | R::BadScope
-        | R::BadProof
-        | R::BadOffset
-        | R::BadVisibility
-        | R::BadContentType
-        | R::BadUpload
-        | R::EmptyMessage
-        | R::TooLarge
-        | R::SizeMismatch
-        | R::ConversationRequired
-        | R::RecipientRequired
-        | R::ClientMessageIdRequired
-        | R::FileIdRequired
-        | R::SignalRequired
-        | R::CodeRequired
-        | R::CodeInvalid
-        | R::CodeNotRequested
-        | R::EmailTaken
-        | R::PhoneTaken
-        | R::GroupIdTaken
-        | R::Forbidden
-        | R::NotAllowed
-        | R::NotFriends
-        | R::Blocked
-        | R::NotMember
-        | R::NotOwner
-        | R::NotAdmin
-        | R::Muted
-        | R::SystemGroup
-        | R::OwnerCannotLeave
-        | R::RecallWindowPassed
-        | R::AlreadyFriends
-        | R::AlreadyMember
-        | R::RequestPending
-        | R::ReverseRequestPending
-        | R::NotPending
-        | R::UploadInterrupted
-        | R::RateLimited
-        | R::LimitReached
-        | R::QuotaExceeded => domain(error::NOT_ALLOWED),
-        R::Unavailable | R::Internal => failure(error::NOT_ALLOWED),
+        other => match other.class() {
+            // The login's session ended under it: as the client understands being logged out.
+            Class::Session => domain(error::ELSEWHERE),
+            Class::Service => failure(error::NOT_ALLOWED),
+            Class::Input
+            | Class::Credentials
+            | Class::Taken
+            | Class::Denied
+            | Class::State
+            | Class::Limit => domain(error::NOT_ALLOWED),
+        },
     }
 }
 

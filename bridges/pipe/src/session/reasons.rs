@@ -30,167 +30,127 @@ pub(super) enum Call {
 }
 
 /// The reply to `call` refused for `reason`, or `None` when this is a failure, not a refusal
-/// the client should be told about in the protocol's own words.
+/// the client should be told about in the protocol's own words: no reason (a transport
+/// failure or a deadline), the service failing, or a refusal this command never meets.
 pub(super) fn refusal(call: Call, reason: Option<Reason>) -> Option<Reply> {
+    use Call as C;
+    let reason = reason?;
+    match call {
+        C::Register
+        | C::Login
+        | C::RecoverPassword
+        | C::TokenCheck(_)
+        | C::UpdateProfile
+        | C::LookupUser
+        | C::GetGroup => account(call, reason),
+        C::SendFriendRequest
+        | C::RemoveFriend
+        | C::RespondFriendRequest
+        | C::CreateGroup
+        | C::RequestJoinGroup
+        | C::RespondJoinRequest => social(call, reason),
+        C::SendPrivate | C::SendToGroup | C::SendFileOffer => messages(call, reason),
+    }
+}
+
+/// Account and lookups: any refusal gets the command's one error text, as on the real server.
+fn account(call: Call, reason: Reason) -> Option<Reply> {
     use Call as C;
     use Reason as R;
     Some(match (call, reason) {
-        // Account: any refusal gets the command's one error text, as on the real server.
-        (C::Register, Some(R::UsernameTaken | R::BadName | R::InvalidArgument)) => {
-            Reply::RegisterError
-        }
-        (C::Login, Some(R::BadCredentials | R::InvalidArgument | R::BadName)) => Reply::LoginError,
+        (C::Register, R::UsernameTaken | R::BadName | R::InvalidArgument) => Reply::RegisterError,
+        (C::Login, R::BadCredentials | R::InvalidArgument | R::BadName) => Reply::LoginError,
         // Locked for repeated wrong passwords: the same text for every user name.
-        (C::Login, Some(R::Throttled | R::RateLimited)) => Reply::LoginFailed,
+        (C::Login, R::Throttled | R::RateLimited) => Reply::LoginFailed,
         (
             C::RecoverPassword,
-            Some(R::BadProof | R::NotFound | R::InvalidArgument | R::Throttled | R::RateLimited),
+            R::BadProof | R::NotFound | R::InvalidArgument | R::Throttled | R::RateLimited,
         ) => Reply::UpPassError,
         (
             C::TokenCheck(command),
-            Some(
-                R::BadCredentials
-                | R::TokenInvalid
-                | R::TokenExpired
-                | R::TokenMissing
-                | R::SessionRevoked
-                | R::NotFound
-                | R::InvalidArgument,
-            ),
+            R::BadCredentials
+            | R::TokenInvalid
+            | R::TokenExpired
+            | R::TokenMissing
+            | R::SessionRevoked
+            | R::NotFound
+            | R::InvalidArgument,
         ) => command.token_error(),
-        (C::UpdateProfile, Some(R::InvalidArgument | R::BadName | R::TooLarge)) => {
+        (C::UpdateProfile, R::InvalidArgument | R::BadName | R::TooLarge) => {
             Reply::UpdateProfileError
         }
-        (C::LookupUser, Some(R::NotFound)) => Reply::UnknownUserInfo,
+        (C::LookupUser, R::NotFound) => Reply::UnknownUserInfo,
         // Unknown, or not visible to a non-member: the real server's one answer.
-        (C::GetGroup, Some(R::NotFound | R::NotMember | R::Forbidden)) => Reply::GroupNotFound,
-        // Social.
-        (C::SendFriendRequest, Some(R::AlreadyFriends)) => Reply::AddFriendError("已存在好友！"),
+        (C::GetGroup, R::NotFound | R::NotMember | R::Forbidden) => Reply::GroupNotFound,
+        _ => return None,
+    })
+}
+
+/// Friends and groups.
+fn social(call: Call, reason: Reason) -> Option<Reply> {
+    use Call as C;
+    use Reason as R;
+    Some(match (call, reason) {
+        (C::SendFriendRequest, R::AlreadyFriends) => Reply::AddFriendError("已存在好友！"),
         // Asking again while a request waits: the real server acknowledged.
-        (C::SendFriendRequest, Some(R::RequestPending)) => Reply::AddFriendSucc,
-        (C::SendFriendRequest, Some(R::ReverseRequestPending)) => {
+        (C::SendFriendRequest, R::RequestPending) => Reply::AddFriendSucc,
+        (C::SendFriendRequest, R::ReverseRequestPending) => {
             Reply::AddFriendError("对方已向你发送好友请求！")
         }
-        (C::SendFriendRequest, Some(R::NotFound)) => Reply::AddFriendError("用户不存在！"),
-        (C::SendFriendRequest, Some(R::Blocked)) => Reply::AddFriendError("无法添加该用户！"),
-        (C::SendFriendRequest, Some(R::InvalidArgument)) => Reply::AddFriendError("请求无效！"),
+        (C::SendFriendRequest, R::NotFound) => Reply::AddFriendError("用户不存在！"),
+        (C::SendFriendRequest, R::Blocked) => Reply::AddFriendError("无法添加该用户！"),
+        (C::SendFriendRequest, R::InvalidArgument) => Reply::AddFriendError("请求无效！"),
         // The real server answered success whatever was named (a non-friend, oneself).
-        (C::RemoveFriend, Some(R::InvalidArgument | R::NotFound | R::NotFriends)) => {
-            Reply::DelFriendSucc
-        }
+        (C::RemoveFriend, R::InvalidArgument | R::NotFound | R::NotFriends) => Reply::DelFriendSucc,
         (
             C::RespondFriendRequest,
-            Some(R::NotFound | R::NotPending | R::InvalidArgument | R::AlreadyFriends),
+            R::NotFound | R::NotPending | R::InvalidArgument | R::AlreadyFriends,
         ) => Reply::HandFriendRequestError("不存在的请求！"),
-        (C::CreateGroup, Some(R::GroupIdTaken)) => Reply::CreateGroupError("群号已被使用！"),
-        (C::CreateGroup, Some(R::InvalidArgument | R::BadName | R::LimitReached)) => {
+        (C::CreateGroup, R::GroupIdTaken) => Reply::CreateGroupError("群号已被使用！"),
+        (C::CreateGroup, R::InvalidArgument | R::BadName | R::LimitReached) => {
             Reply::CreateGroupError("群组创建失败！")
         }
-        (C::RequestJoinGroup, Some(R::RequestPending)) => Reply::JoinGroupSucc,
-        (C::RequestJoinGroup, Some(R::AlreadyMember)) => Reply::JoinGroupError("已是群成员！"),
-        (C::RequestJoinGroup, Some(R::NotFound | R::InvalidArgument | R::SystemGroup)) => {
+        (C::RequestJoinGroup, R::RequestPending) => Reply::JoinGroupSucc,
+        (C::RequestJoinGroup, R::AlreadyMember) => Reply::JoinGroupError("已是群成员！"),
+        (C::RequestJoinGroup, R::NotFound | R::InvalidArgument | R::SystemGroup) => {
             Reply::JoinGroupError("群组不存在！")
         }
-        (C::RespondJoinRequest, Some(R::NotAdmin | R::NotOwner | R::Forbidden)) => {
+        (C::RespondJoinRequest, R::NotAdmin | R::NotOwner | R::Forbidden) => {
             Reply::HandGroupRequestError("您不是群管理员！")
         }
         (
             C::RespondJoinRequest,
-            Some(R::NotFound | R::NotPending | R::InvalidArgument | R::AlreadyMember),
+            R::NotFound | R::NotPending | R::InvalidArgument | R::AlreadyMember,
         ) => Reply::HandGroupRequestError("不存在的请求！"),
-        // Messages.
-        (C::SendPrivate | C::SendToGroup, Some(R::NotFriends)) => {
+        _ => return None,
+    })
+}
+
+/// Messages and file offers.
+fn messages(call: Call, reason: Reason) -> Option<Reply> {
+    use Call as C;
+    use Reason as R;
+    Some(match (call, reason) {
+        (C::SendPrivate | C::SendToGroup, R::NotFriends) => {
             Reply::SendMessageError("对方不是你的好友！")
         }
-        (C::SendPrivate | C::SendToGroup, Some(R::Blocked)) => {
+        (C::SendPrivate | C::SendToGroup, R::Blocked) => {
             Reply::SendMessageError("对方拒绝接收消息！")
         }
-        (C::SendPrivate | C::SendToGroup, Some(R::Muted)) => {
-            Reply::SendMessageError("你已被禁言！")
-        }
-        (C::SendPrivate | C::SendToGroup, Some(R::TooLarge)) => {
-            Reply::SendMessageError("消息过长！")
-        }
-        (C::SendPrivate, Some(R::NotFound)) => Reply::SendMessageError("用户不存在！"),
-        (C::SendToGroup, Some(R::NotFound | R::NotMember)) => {
-            Reply::SendMessageError("群组不存在！")
-        }
+        (C::SendPrivate | C::SendToGroup, R::Muted) => Reply::SendMessageError("你已被禁言！"),
+        (C::SendPrivate | C::SendToGroup, R::TooLarge) => Reply::SendMessageError("消息过长！"),
+        (C::SendPrivate, R::NotFound) => Reply::SendMessageError("用户不存在！"),
+        (C::SendToGroup, R::NotFound | R::NotMember) => Reply::SendMessageError("群组不存在！"),
         (
             C::SendPrivate | C::SendToGroup,
-            Some(R::InvalidArgument | R::BadRecipient | R::EmptyMessage | R::BadKind),
+            R::InvalidArgument | R::BadRecipient | R::EmptyMessage | R::BadKind,
         ) => Reply::SendMessageError("发送失败！"),
         // Offline, not a friend, or unknown: the offer cannot be delivered.
         (
             C::SendFileOffer,
-            Some(R::Offline | R::NotFriends | R::NotFound | R::Blocked | R::InvalidArgument),
+            R::Offline | R::NotFriends | R::NotFound | R::Blocked | R::InvalidArgument,
         ) => Reply::SendFile { online: false },
-        // Everything else is the service failing, or a refusal this command never meets.
-        (
-            _,
-            Some(
-                R::InvalidArgument
-                | R::BadName
-                | R::BadPageToken
-                | R::BadConversation
-                | R::BadRecipient
-                | R::BadKind
-                | R::BadStatus
-                | R::BadScope
-                | R::BadProof
-                | R::BadOffset
-                | R::BadVisibility
-                | R::BadContentType
-                | R::BadUpload
-                | R::EmptyMessage
-                | R::TooLarge
-                | R::SizeMismatch
-                | R::ConversationRequired
-                | R::RecipientRequired
-                | R::ClientMessageIdRequired
-                | R::FileIdRequired
-                | R::SignalRequired
-                | R::BadCredentials
-                | R::TokenMissing
-                | R::TokenInvalid
-                | R::TokenExpired
-                | R::SessionRevoked
-                | R::RefreshReused
-                | R::CodeRequired
-                | R::CodeInvalid
-                | R::CodeNotRequested
-                | R::UsernameTaken
-                | R::EmailTaken
-                | R::PhoneTaken
-                | R::GroupIdTaken
-                | R::Forbidden
-                | R::NotAllowed
-                | R::NotFriends
-                | R::Blocked
-                | R::NotMember
-                | R::NotOwner
-                | R::NotAdmin
-                | R::Muted
-                | R::SystemGroup
-                | R::OwnerCannotLeave
-                | R::RecallWindowPassed
-                | R::NotFound
-                | R::AlreadyFriends
-                | R::AlreadyMember
-                | R::RequestPending
-                | R::ReverseRequestPending
-                | R::NotPending
-                | R::Offline
-                | R::UploadInterrupted
-                | R::Throttled
-                | R::RateLimited
-                | R::LimitReached
-                | R::QuotaExceeded
-                | R::Unavailable
-                | R::Internal,
-            ),
-        ) => return None,
-        // No reason: a transport failure or a deadline.
-        (_, None) => return None,
+        _ => return None,
     })
 }
 
