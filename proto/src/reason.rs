@@ -6,8 +6,8 @@
 
 use std::{fmt, str::FromStr};
 
-use tonic::Status;
-use tonic_types::StatusExt as _;
+use tonic::{Code, Status};
+use tonic_types::{ErrorDetails, StatusExt as _};
 
 /// The domain `ErrorInfo` details are tagged with.
 pub const ERROR_DOMAIN: &str = "rosetta";
@@ -154,6 +154,16 @@ reasons! {
 }
 
 impl Reason {
+    /// The `ErrorInfo` detail that carries this reason.
+    pub fn details(self) -> ErrorDetails {
+        ErrorDetails::with_error_info(self.as_str(), ERROR_DOMAIN, [])
+    }
+
+    /// A status with `code` and `message` carrying this reason, as a service answers.
+    pub fn status(self, code: Code, message: impl Into<String>) -> Status {
+        Status::with_error_details(code, message, self.details())
+    }
+
     /// The reason of a status produced by a Rosetta service; `None` for statuses without one
     /// (transport failures, deadlines) or with a reason this build does not know.
     pub fn of(status: &Status) -> Option<Self> {
@@ -199,6 +209,12 @@ mod tests {
             );
         }
         assert_eq!("NO_SUCH_REASON".parse::<Reason>(), Err(UnknownReason));
+    }
+
+    #[test]
+    fn a_reason_travels_in_its_status() {
+        let status = Reason::NotFriends.status(Code::PermissionDenied, "not friends");
+        assert_eq!(Reason::of(&status), Some(Reason::NotFriends));
     }
 
     #[test]

@@ -63,18 +63,9 @@ pub fn refusal(status: &Status) -> Refusal {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tonic_types::{ErrorDetails, StatusExt as _};
 
     fn status(reason: Reason) -> Status {
-        Status::with_error_details(
-            tonic::Code::FailedPrecondition,
-            "refused",
-            ErrorDetails::with_error_info(
-                reason.as_str(),
-                rosetta_proto::ERROR_DOMAIN,
-                std::collections::HashMap::new(),
-            ),
-        )
+        reason.status(tonic::Code::FailedPrecondition, "refused")
     }
 
     #[test]

@@ -16,6 +16,7 @@ use std::{
 };
 
 use rosetta_proto::{
+    Reason,
     account::v1::{ExchangeLegacyTokenRequest, LoginRequest, LoginResponse},
     metadata,
 };
@@ -24,7 +25,6 @@ use tonic::{
     metadata::{AsciiMetadataValue, errors::InvalidMetadataValue},
     service::Interceptor,
 };
-use tonic_types::{ErrorDetails, StatusExt as _};
 
 use crate::{Backend, backend::TraceContext};
 
@@ -119,11 +119,9 @@ fn counts(status: &Status) -> bool {
 /// The refusal of a connection out of tries, in the services' terms (`THROTTLED`), so each
 /// bridge answers it as it answers the account service's own throttling.
 fn exhausted() -> Status {
-    let details = ErrorDetails::with_error_info("THROTTLED", "rosetta", []);
-    Status::with_error_details(
+    Reason::Throttled.status(
         Code::ResourceExhausted,
         "too many failed logins on this connection",
-        details,
     )
 }
 

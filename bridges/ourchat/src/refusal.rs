@@ -79,18 +79,9 @@ pub(crate) fn details(status: &Status) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tonic_types::{ErrorDetails, StatusExt as _};
 
     fn status(reason: Reason) -> Status {
-        Status::with_error_details(
-            tonic::Code::FailedPrecondition,
-            "refused",
-            ErrorDetails::with_error_info(
-                reason.as_str(),
-                rosetta_proto::ERROR_DOMAIN,
-                std::collections::HashMap::new(),
-            ),
-        )
+        reason.status(tonic::Code::FailedPrecondition, "refused")
     }
 
     #[test]

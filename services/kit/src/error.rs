@@ -7,7 +7,7 @@
 use std::{fmt, time::Duration};
 
 use tonic::{Code, Status};
-use tonic_types::{ErrorDetails, StatusExt};
+use tonic_types::StatusExt;
 
 pub use rosetta_proto::{ERROR_DOMAIN, Reason};
 
@@ -105,7 +105,7 @@ impl From<sea_orm::DbErr> for ApiError {
 
 impl From<ApiError> for Status {
     fn from(err: ApiError) -> Self {
-        let mut details = ErrorDetails::with_error_info(err.reason.as_str(), ERROR_DOMAIN, []);
+        let mut details = err.reason.details();
         if let Some(delay) = err.retry_after {
             details.set_retry_info(Some(delay));
         }
