@@ -5,12 +5,11 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::*;
 use rosetta_proto::{
     account::v1::{ChangePasswordRequest, LoginResponse, PasswordScheme},
-    messaging::v1::{GetPresenceRequest, messaging_service_client::MessagingServiceClient},
     social::v1::{
         JoinPublicGroupRequest, PresenceStatus, social_service_client::SocialServiceClient,
     },
@@ -48,11 +47,15 @@ async fn offline_when_chat_socket_closes(backend: Backend) {
             break;
         }
     }
-    await_status(&server, &bob, alice_id, PresenceStatus::Online).await;
+    server
+        .await_presence(&bob.access_token, alice_id, PresenceStatus::Online, WITHIN)
+        .await;
 
     // Alice closes her window: offline at once, while the bridge and Bob's socket run on.
     drop(alice_chat);
-    await_status(&server, &bob, alice_id, PresenceStatus::Offline).await;
+    server
+        .await_presence(&bob.access_token, alice_id, PresenceStatus::Offline, WITHIN)
+        .await;
 }
 both_backends!(offline_on_close, super::offline_when_chat_socket_closes);
 
@@ -72,7 +75,9 @@ async fn a_revoked_window_no_longer_holds_its_user_online() {
     let mut old_window = connect(bridge.chat).await;
     send(&mut old_window, &line("alice", "abc123", "before")).await;
     until(&mut listener, "alice:before").await;
-    await_status(&server, &bob, alice_id, PresenceStatus::Online).await;
+    server
+        .await_presence(&bob.access_token, alice_id, PresenceStatus::Online, WITHIN)
+        .await;
 
     server
         .account()
@@ -93,7 +98,9 @@ async fn a_revoked_window_no_longer_holds_its_user_online() {
     send(&mut new_window, &line("alice", "new456", "after")).await;
     until(&mut listener, "alice:after").await;
     drop(new_window);
-    await_status(&server, &bob, alice_id, PresenceStatus::Offline).await;
+    server
+        .await_presence(&bob.access_token, alice_id, PresenceStatus::Offline, WITHIN)
+        .await;
     // The old window still receives the room.
     send(&mut listener, &line("bob", "xyz789", "still there?")).await;
     until(&mut old_window, "bob:still there?").await;
@@ -116,41 +123,4 @@ async fn join_lobby(server: &TestServer, user: &LoginResponse) {
         ))
         .await
         .expect("join");
-}
-
-async fn status(server: &TestServer, viewer: &LoginResponse, user: i64) -> PresenceStatus {
-    MessagingServiceClient::new(server.channel().await)
-        .get_presence(authed(
-            GetPresenceRequest {
-                user_ids: vec![user],
-            },
-            &viewer.access_token,
-        ))
-        .await
-        .expect("presence")
-        .into_inner()
-        .presences
-        .remove(0)
-        .status()
-}
-
-/// Polls until `user` shows `want` to `viewer`, failing after [`WITHIN`].
-async fn await_status(
-    server: &TestServer,
-    viewer: &LoginResponse,
-    user: i64,
-    want: PresenceStatus,
-) {
-    let start = Instant::now();
-    loop {
-        let seen = status(server, viewer, user).await;
-        if seen == want {
-            return;
-        }
-        assert!(
-            start.elapsed() < WITHIN,
-            "still {seen:?} after {WITHIN:?}, want {want:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }

@@ -13,12 +13,8 @@ use rosetta_db::{
     entity::session,
     sea_orm::{ColumnTrait as _, EntityTrait as _, PaginatorTrait as _, QueryFilter as _},
 };
-use rosetta_proto::{
-    account::v1::LoginResponse,
-    messaging::v1::{GetPresenceRequest, messaging_service_client::MessagingServiceClient},
-    social::v1::PresenceStatus,
-};
-use rosetta_testkit::{Backend, TestServer, authed, both_backends};
+use rosetta_proto::social::v1::PresenceStatus;
+use rosetta_testkit::{Backend, TestServer, both_backends};
 use tokio_tungstenite::tungstenite::Message;
 
 /// Far below the service's 300 s presence timeout: only an explicit sign-out meets it.
@@ -39,21 +35,35 @@ async fn offline_on_close(backend: Backend) {
     first.login_doc(&ocid, "a-pw").await;
     let mut second = Client::connect(bridge.addr).await;
     second.login_doc(&ocid, "a-pw").await;
-    await_status(&server, &friend, ada_id, PresenceStatus::Online).await;
+    server
+        .await_presence(
+            &friend.access_token,
+            ada_id,
+            PresenceStatus::Online,
+            OFFLINE_WITHIN,
+        )
+        .await;
 
     // The first closes; once the bridge has ended its login (its session is logged out),
     // Ada is still online: the second connection is open.
     close(first).await;
     await_bridge_sessions_revoked(&server, ada_id, 1).await;
     assert_eq!(
-        status(&server, &friend, ada_id).await,
+        server.presence(&friend.access_token, ada_id).await,
         PresenceStatus::Online,
         "one of two connections closed"
     );
 
     // The last one closes: offline now, not after the presence timeout.
     close(second).await;
-    await_status(&server, &friend, ada_id, PresenceStatus::Offline).await;
+    server
+        .await_presence(
+            &friend.access_token,
+            ada_id,
+            PresenceStatus::Offline,
+            OFFLINE_WITHIN,
+        )
+        .await;
     await_bridge_sessions_revoked(&server, ada_id, 2).await;
 }
 both_backends!(offline_on_close, super::offline_on_close);
@@ -61,44 +71,6 @@ both_backends!(offline_on_close, super::offline_on_close);
 /// Closes the WebSocket as the client does when its window closes.
 async fn close(mut client: Client) {
     client.ws.send(Message::Close(None)).await.expect("close");
-}
-
-/// Ada's status as the friend sees it.
-async fn status(server: &TestServer, viewer: &LoginResponse, user: i64) -> PresenceStatus {
-    let presence = MessagingServiceClient::new(server.channel().await)
-        .get_presence(authed(
-            GetPresenceRequest {
-                user_ids: vec![user],
-            },
-            &viewer.access_token,
-        ))
-        .await
-        .expect("presence")
-        .into_inner()
-        .presences
-        .remove(0);
-    presence.status()
-}
-
-/// Polls until `user` shows `want` to `viewer`, failing after [`OFFLINE_WITHIN`].
-async fn await_status(
-    server: &TestServer,
-    viewer: &LoginResponse,
-    user: i64,
-    want: PresenceStatus,
-) {
-    let start = Instant::now();
-    loop {
-        let seen = status(server, viewer, user).await;
-        if seen == want {
-            return;
-        }
-        assert!(
-            start.elapsed() < OFFLINE_WITHIN,
-            "still {seen:?} after {OFFLINE_WITHIN:?}, want {want:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 /// Polls until `count` of the bridge's sessions of `user` are logged out: the bridge has

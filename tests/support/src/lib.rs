@@ -10,9 +10,13 @@ use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use rosetta_account::{HashPool, MemorySender};
 use rosetta_node::{Config, Node, Role, node::Plugins};
-use rosetta_proto::account::v1::{
-    LoginRequest, LoginResponse, PasswordScheme, RegisterRequest,
-    account_service_client::AccountServiceClient, login_request::Identifier,
+use rosetta_proto::{
+    account::v1::{
+        LoginRequest, LoginResponse, PasswordScheme, RegisterRequest,
+        account_service_client::AccountServiceClient, login_request::Identifier,
+    },
+    messaging::v1::{GetPresenceRequest, messaging_service_client::MessagingServiceClient},
+    social::v1::PresenceStatus,
 };
 use sea_orm::{ConnectionTrait, Database};
 
@@ -218,6 +222,47 @@ impl TestServer {
             .await
             .expect("login")
             .into_inner()
+    }
+
+    /// `user`'s presence status as the holder of `viewer_token` sees it (GetPresence).
+    pub async fn presence(&self, viewer_token: &str, user: i64) -> PresenceStatus {
+        MessagingServiceClient::new(self.channel().await)
+            .get_presence(authed(
+                GetPresenceRequest {
+                    user_ids: vec![user],
+                },
+                viewer_token,
+            ))
+            .await
+            .expect("presence")
+            .into_inner()
+            .presences
+            .first()
+            .map_or(PresenceStatus::Unspecified, |p| p.status())
+    }
+
+    /// Reads `user`'s presence as the holder of `viewer_token` sees it until it is `want`,
+    /// failing after `within`. Presence is state kept by the node, and a viewer who is not a
+    /// friend gets no event when it changes, so it is read again every 20 ms.
+    pub async fn await_presence(
+        &self,
+        viewer_token: &str,
+        user: i64,
+        want: PresenceStatus,
+        within: Duration,
+    ) {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let seen = self.presence(viewer_token, user).await;
+            if seen == want {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{user} still {seen:?} after {within:?}, want {want:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     /// Stops the node and waits for it to drain.
