@@ -1,5 +1,10 @@
-//! Conversations: finding or creating one for a target, its participants, and a user's read
-//! state in it.
+//! Conversations: finding or creating one for a target (through a bounded in-memory cache on
+//! the send path), its participants, and a user's read state in it.
+
+use std::{
+    collections::HashMap,
+    sync::{Mutex, PoisonError},
+};
 
 use rosetta_db::entity::messaging::{conversation, read_state};
 use rosetta_kit::{ApiError, ApiResult, Reason};
@@ -38,6 +43,93 @@ impl Target {
             Self::User(other) => format!("u:{}:{}", me.min(other), me.max(other)),
             Self::Group(group) => format!("g:{group}"),
         }
+    }
+}
+
+/// What the send path needs of a conversation. Its id and members never change once created
+/// (conversations are never deleted or re-keyed), so it can be cached for good.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Conversation {
+    pub id: i64,
+    pub members: Members,
+}
+
+/// Who a conversation is between.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Members {
+    /// A private chat: the two users, lower id first.
+    Pair(i64, i64),
+    /// A group's chat: its members, read when a message is written.
+    Group(i64),
+}
+
+impl Conversation {
+    fn of(model: &conversation::Model) -> ApiResult<Self> {
+        let members = match (model.group_id, model.user_lo, model.user_hi) {
+            (Some(group), _, _) => Members::Group(group),
+            (None, Some(lo), Some(hi)) => Members::Pair(lo, hi),
+            _ => {
+                return Err(ApiError::internal(format!(
+                    "conversation {} has neither a group nor two users",
+                    model.id
+                )));
+            }
+        };
+        Ok(Self {
+            id: model.id,
+            members,
+        })
+    }
+}
+
+/// Conversations by who they are between, so that a send reads no conversation row before
+/// its write. Bounded: at [`Cache::CAPACITY`] entries an arbitrary one makes room (a miss
+/// costs one read, or one insert for a new conversation).
+pub struct Cache {
+    entries: Mutex<HashMap<Members, Conversation>>,
+}
+
+impl Default for Cache {
+    fn default() -> Self {
+        Self {
+            entries: Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+impl Cache {
+    /// 65,536 entries of ~48 bytes (key, value, table overhead): a few MiB at most.
+    pub const CAPACITY: usize = 65_536;
+
+    /// The conversation of `me` with `target`, created on first use.
+    pub async fn get_or_create<C: ConnectionTrait>(
+        &self,
+        db: &C,
+        me: i64,
+        target: Target,
+    ) -> ApiResult<Conversation> {
+        let key = match target {
+            Target::User(other) => Members::Pair(me.min(other), me.max(other)),
+            Target::Group(group) => Members::Group(group),
+        };
+        if let Some(found) = self.lock().get(&key) {
+            return Ok(*found);
+        }
+        let found = Conversation::of(&find_or_create(db, me, target).await?)?;
+        let mut entries = self.lock();
+        if entries.len() >= Self::CAPACITY
+            && let Some(evicted) = entries.keys().next().copied()
+        {
+            entries.remove(&evicted);
+        }
+        entries.insert(key, found);
+        Ok(found)
+    }
+
+    /// Entries are plain values written in one step: a panic elsewhere cannot leave one half
+    /// written, so a poisoned lock is still consistent.
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Members, Conversation>> {
+        self.entries.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 

@@ -6,8 +6,8 @@
 //! the [`Events`] sink other services publish through) → [`presence`] and [`visibility`] (who
 //! sees how much of a presence: friends all, group peers status only) → [`policy`] (who may
 //! send where) → [`conversations`] / [`send`] / [`history`] (the domain, `impl Messaging`;
-//! [`commit`] writes sends, grouped on SQLite) → [`stream`] (`Subscribe`) → [`grpc`] (thin
-//! handlers).
+//! [`commit`] writes sends in batches, one transaction each) → [`stream`] (`Subscribe`) →
+//! [`grpc`] (thin handlers).
 //!
 //! # Storage trade-off: fan-out on write
 //!
@@ -52,12 +52,14 @@ pub struct Messaging {
     bus: Arc<dyn Bus>,
     events: Arc<Events>,
     presences: Arc<Presences>,
+    /// Conversation ids and members by who they are between, for the send path.
+    conversations: conversations::Cache,
     writer: commit::Writer,
 }
 
 impl Messaging {
-    /// On SQLite the sends' writer task runs in `background`; stopping it lets the writer
-    /// finish the sends already queued.
+    /// The sends' writer lanes run in `background`; stopping it lets them finish the sends
+    /// already queued.
     pub fn new(
         db: DatabaseConnection,
         config: MessagingConfig,
@@ -67,7 +69,8 @@ impl Messaging {
         background: &rosetta_kit::tasks::Tasks,
     ) -> Self {
         Self {
-            writer: commit::Writer::new(db.clone(), events.clone(), background),
+            writer: commit::Writer::new(&db, events.clone(), config.writer_lanes, background),
+            conversations: conversations::Cache::default(),
             db,
             config,
             bus,

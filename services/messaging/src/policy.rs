@@ -4,9 +4,28 @@ use rosetta_db::entity::social::{block, friendship, group, group_member};
 use rosetta_kit::{ApiError, ApiResult, Reason};
 use rosetta_proto::social::v1::GroupRole;
 use sea_orm::{
-    ColumnTrait as _, Condition, ConnectionTrait, EntityTrait as _, PaginatorTrait as _,
+    ColumnTrait as _, Condition, ConnectionTrait, DbErr, EntityTrait as _, PaginatorTrait as _,
     QueryFilter as _, QuerySelect as _,
 };
+
+use crate::conversations::Target;
+
+/// What a send was admitted as: checked again inside the writer's transaction by [`confirm`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Admission {
+    pub sender: i64,
+    pub target: Target,
+}
+
+/// INTEGRATION POINT (placeholder; the policy-cache work replaces it): the writer calls this
+/// first thing inside each batch transaction, one entry per admission in the same order, and
+/// fails exactly the sends whose entry is `Err`. This placeholder confirms every send.
+pub async fn confirm(
+    _tx: &impl ConnectionTrait,
+    admissions: &[Admission],
+) -> Result<Vec<ApiResult<()>>, DbErr> {
+    Ok(admissions.iter().map(|_| Ok(())).collect())
+}
 
 /// Private messages: friends only, neither side blocking.
 pub async fn check_private<C: ConnectionTrait>(db: &C, sender: i64, to: i64) -> ApiResult<()> {

@@ -1,20 +1,22 @@
 //! SendMessage: validate and check policy here, then hand the send to the
-//! [`Writer`](crate::commit::Writer), which stores it and fans it out in one transaction and
-//! wakes the streams after the commit. A retry with the same `client_message_id` finds the
-//! stored message instead.
+//! [`Writer`](crate::commit::Writer), which stores it and fans it out in one transaction (with
+//! the other sends queued meanwhile) and wakes the streams after the commit. A retry with the
+//! same `client_message_id` is recognised by the unique key inside that write and answered
+//! with the stored message: no read before the write.
 
 use rosetta_db::entity::messaging::message;
 use rosetta_kit::{ApiError, ApiResult, Reason};
 use rosetta_proto::messaging::v1::{
     MessageKind, SendMessageRequest, SendMessageResponse, send_message_request::To,
 };
-use sea_orm::{ColumnTrait as _, EntityTrait as _, QueryFilter as _, SqlErr};
+use sea_orm::EntityTrait as _;
 
 use crate::{
     Messaging,
     commit::Draft,
-    conversations::{self, Target},
-    convert, policy,
+    conversations::Target,
+    convert,
+    policy::{self, Admission},
 };
 
 /// Text (or caption) limit: 16 KiB.
@@ -29,15 +31,15 @@ impl Messaging {
         req: SendMessageRequest,
     ) -> ApiResult<SendMessageResponse> {
         let target = validate(&req)?;
-        if let Some(found) = self.sent_before(sender, &req.client_message_id).await? {
-            return self.respond(found, true).await;
-        }
         let now = rosetta_db::now_ms();
         match target {
             Target::User(to) => policy::check_private(&self.db, sender, to).await?,
             Target::Group(group) => policy::check_group_send(&self.db, group, sender, now).await?,
         }
-        let conversation = conversations::find_or_create(&self.db, sender, target).await?;
+        let conversation = self
+            .conversations
+            .get_or_create(&self.db, sender, target)
+            .await?;
         if req.reply_to_id != 0 {
             let answered = message::Entity::find_by_id(req.reply_to_id)
                 .one(&self.db)
@@ -48,35 +50,14 @@ impl Messaging {
                 ));
             }
         }
-
-        let client_message_id = req.client_message_id.clone();
         let draft = Draft {
             conversation,
-            sender,
-            target,
+            admission: Admission { sender, target },
             req,
             now,
         };
-        match self.writer.write(draft).await {
-            Ok(stored) => self.respond(stored, false).await,
-            Err(err) if matches!(err.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => {
-                // A concurrent retry of the same send won the race: answer with its message.
-                let found = self
-                    .sent_before(sender, &client_message_id)
-                    .await?
-                    .ok_or_else(|| ApiError::internal(err))?;
-                self.respond(found, true).await
-            }
-            Err(err) => Err(err.into()),
-        }
-    }
-
-    async fn sent_before(&self, sender: i64, client_id: &str) -> ApiResult<Option<message::Model>> {
-        Ok(message::Entity::find()
-            .filter(message::Column::SenderId.eq(sender))
-            .filter(message::Column::ClientMessageId.eq(client_id))
-            .one(&self.db)
-            .await?)
+        let stored = self.writer.write(draft).await?;
+        self.respond(stored.message, stored.duplicate).await
     }
 
     async fn respond(

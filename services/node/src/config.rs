@@ -205,6 +205,9 @@ pub struct MessagingSettings {
     /// NATS subject prefix of the event bus; deployments sharing a NATS server need distinct
     /// prefixes.
     pub bus_subject: String,
+    /// PostgreSQL: concurrent writer lanes for sends (a conversation always uses the same
+    /// one); 1..=64. SQLite always writes through one.
+    pub writer_lanes: usize,
 }
 
 impl Default for MessagingSettings {
@@ -215,6 +218,7 @@ impl Default for MessagingSettings {
             recall_window_secs: d.recall_window.as_secs(),
             poll_interval_ms: u64::try_from(d.poll_interval.as_millis()).unwrap_or(u64::MAX),
             bus_subject: "rosetta.events".into(),
+            writer_lanes: d.writer_lanes,
         }
     }
 }
@@ -225,6 +229,7 @@ impl MessagingSettings {
             presence_timeout: Duration::from_millis(self.presence_timeout_ms),
             recall_window: Duration::from_secs(self.recall_window_secs),
             poll_interval: Duration::from_millis(self.poll_interval_ms.max(10)),
+            writer_lanes: self.writer_lanes,
         }
     }
 }

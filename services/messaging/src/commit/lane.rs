@@ -1,0 +1,128 @@
+//! A lane: the task that takes the sends queued for it and writes them in batches, answering
+//! each caller with its own outcome.
+//!
+//! Idempotency without a pre-read: the batch's INSERT skips rows whose (sender,
+//! `client_message_id`) is already stored. When it stored fewer rows than it was given, the
+//! batch is rolled back (its seqs would have gaps), the skipped sends are answered with the
+//! stored messages (`duplicate`), and the rest are written again. Retries are rare, and each
+//! round removes at least one send, so this ends.
+//!
+//! Any other failure of a batch of several sends rolls it back and writes its sends one by
+//! one, so that a bad send fails only itself.
+
+use std::sync::{
+    Arc,
+    atomic::{AtomicU64, Ordering},
+};
+
+use rosetta_kit::ApiError;
+use sea_orm::{DatabaseConnection, DbErr};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument as _;
+
+use super::{Job, MAX_BATCH, Stored, batch};
+use crate::log::Events;
+
+/// One lane's share of the writer.
+pub(super) struct Lane {
+    pub db: DatabaseConnection,
+    pub events: Arc<Events>,
+    pub fallbacks: Arc<AtomicU64>,
+}
+
+impl Lane {
+    /// Runs until `stopping`: then refuses new jobs, writes those already queued (each was
+    /// accepted from a caller who waits for its answer), and ends.
+    pub async fn run(self, mut jobs: mpsc::Receiver<Job>, stopping: CancellationToken) {
+        let mut taken = Vec::with_capacity(MAX_BATCH);
+        loop {
+            let count = tokio::select! {
+                biased;
+                () = stopping.cancelled(), if !jobs.is_closed() => {
+                    jobs.close();
+                    continue;
+                }
+                count = jobs.recv_many(&mut taken, MAX_BATCH) => count,
+            };
+            if count == 0 {
+                break;
+            }
+            let batch = std::mem::replace(&mut taken, Vec::with_capacity(MAX_BATCH));
+            if let Err((rest, err)) = settle(&self.db, &self.events, batch).await {
+                self.one_by_one(rest, err).await;
+            }
+        }
+    }
+
+    /// After a failed batch: writes each of its unanswered sends alone, so that a bad send
+    /// fails only itself.
+    async fn one_by_one(&self, rest: Vec<Job>, err: DbErr) {
+        if rest.len() == 1 {
+            answer_all(rest, &err);
+            return;
+        }
+        self.fallbacks.fetch_add(1, Ordering::Relaxed);
+        tracing::debug!(%err, sends = rest.len(), "batch write failed; writing each send alone");
+        for job in rest {
+            let span = job.span.clone();
+            let alone = settle(&self.db, &self.events, vec![job]).instrument(span);
+            if let Err((rest, err)) = alone.await {
+                answer_all(rest, &err);
+            }
+        }
+    }
+}
+
+/// Writes `jobs` as one batch, setting duplicates aside until the batch commits; answers every
+/// job it settles. On a failure other than a duplicate, hands back the jobs not yet answered.
+async fn settle(
+    db: &DatabaseConnection,
+    events: &Events,
+    mut jobs: Vec<Job>,
+) -> Result<(), (Vec<Job>, DbErr)> {
+    loop {
+        let drafts: Vec<&super::Draft> = jobs.iter().map(|job| &job.draft).collect();
+        match batch::write(db, &drafts).await {
+            Ok(batch::Written::Committed {
+                outcomes,
+                deliveries,
+            }) => {
+                events.wake(deliveries).await;
+                for (job, outcome) in jobs.into_iter().zip(outcomes) {
+                    // The caller may have gone (a cancelled call): the message is stored all
+                    // the same, and a retry with the same client_message_id finds it.
+                    let _ = job.reply.send(outcome);
+                }
+                return Ok(());
+            }
+            Ok(batch::Written::Duplicates(found)) => {
+                let mut found = found.into_iter().peekable();
+                let mut rest = Vec::with_capacity(jobs.len());
+                for (index, job) in jobs.into_iter().enumerate() {
+                    match found.next_if(|(at, _)| *at == index) {
+                        Some((_, message)) => {
+                            let _ = job.reply.send(Ok(Stored {
+                                message,
+                                duplicate: true,
+                            }));
+                        }
+                        None => rest.push(job),
+                    }
+                }
+                if rest.is_empty() {
+                    return Ok(());
+                }
+                jobs = rest;
+            }
+            Err(err) => return Err((jobs, err)),
+        }
+    }
+}
+
+/// A write failure as the callers see it: internal (the cause is logged, never sent).
+fn answer_all(jobs: Vec<Job>, err: &DbErr) {
+    for job in jobs {
+        let _ = job.reply.send(Err(ApiError::internal(err)));
+    }
+}

@@ -1,0 +1,164 @@
+//! Writing accepted sends: allocate the conversation seqs, store the messages and fan their
+//! events out to every participant's log, in one transaction per batch of sends, and wake the
+//! streams after the commit.
+//!
+//! One design for both backends: the [`Writer`] hands each send to a *lane*, a task that takes
+//! every send queued for it (up to [`MAX_BATCH`]) and writes them together in ONE transaction
+//! whose statement count does not grow with the batch ([`batch`]): group commit.
+//!
+//! - SQLite admits one writer, so it has one lane, and that lane owns its own connection (a
+//!   pool of exactly one, opened with the shared pool's options): it never waits for the
+//!   shared pool, and the driver keeps that connection's prepared statements.
+//! - PostgreSQL commits concurrently: [`MessagingConfig::writer_lanes`] lanes over the shared
+//!   pool. A send goes to lane `conversation id % lanes`, so one conversation's sends keep
+//!   their order in one lane; lanes (and other processes) lock conversation rows and then log
+//!   heads, each in id order, so they cannot deadlock.
+//!
+//! A retried send (same sender and `client_message_id`) is found by the unique key inside the
+//! write, not by a read before it ([`lane`]). A send that fails for any other reason fails
+//! alone: its batch is written again send by send.
+//!
+//! [`MessagingConfig::writer_lanes`]: crate::MessagingConfig::writer_lanes
+
+mod batch;
+mod lane;
+#[cfg(test)]
+mod tests;
+
+use std::{
+    sync::{Arc, atomic::AtomicU64},
+    time::Duration,
+};
+
+use rosetta_db::entity::messaging::message;
+use rosetta_kit::{ApiError, ApiResult, tasks::Tasks};
+use rosetta_proto::messaging::v1::SendMessageRequest;
+use sea_orm::{DatabaseBackend, DatabaseConnection, sqlx, sqlx::sqlite::SqlitePoolOptions};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::{conversations::Conversation, log::Events, policy::Admission};
+
+/// The most sends one batch transaction holds: bounds the transaction's size and lock time
+/// (and keeps each multi-row statement far below the bind-parameter limits).
+pub const MAX_BATCH: usize = 256;
+/// Sends waiting for one lane; a caller finding it full waits for room.
+const QUEUE: usize = 1024;
+/// Bounds of the configured PostgreSQL lane count.
+const MAX_LANES: usize = 64;
+
+/// A send that passed validation and policy, ready to be written.
+pub struct Draft {
+    pub conversation: Conversation,
+    /// Who sends to whom; confirmed again inside the write by [`crate::policy::confirm`].
+    pub admission: Admission,
+    pub req: SendMessageRequest,
+    pub now: i64,
+}
+
+impl Draft {
+    fn sender(&self) -> i64 {
+        self.admission.sender
+    }
+}
+
+/// A written send: the stored message, and whether it was stored by an earlier send with the
+/// same `client_message_id` (a retry).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stored {
+    pub message: message::Model,
+    pub duplicate: bool,
+}
+
+/// Writes drafts through its lanes.
+pub struct Writer {
+    lanes: Vec<mpsc::Sender<Job>>,
+    /// Batches that failed and were written again send by send (a deadlock would show here);
+    /// the lanes count them, tests read them.
+    #[cfg(test)]
+    fallbacks: Arc<AtomicU64>,
+}
+
+struct Job {
+    draft: Draft,
+    span: tracing::Span,
+    reply: oneshot::Sender<ApiResult<Stored>>,
+}
+
+impl Writer {
+    /// Spawns the lanes into `tasks` (so this runs inside a Tokio runtime): one on SQLite,
+    /// `lanes` (clamped to 1..=64) on PostgreSQL. Once `tasks` is stopping, each lane refuses
+    /// new sends but writes those it had accepted, then ends.
+    pub fn new(db: &DatabaseConnection, events: Arc<Events>, lanes: usize, tasks: &Tasks) -> Self {
+        let (count, lane_db) = match db.get_database_backend() {
+            DatabaseBackend::Sqlite => (1, own_sqlite_connection(db)),
+            _ => (lanes.clamp(1, MAX_LANES), db.clone()),
+        };
+        let fallbacks = Arc::new(AtomicU64::new(0));
+        let lanes = (0..count)
+            .map(|_| {
+                let (queue, jobs) = mpsc::channel(QUEUE);
+                let lane = lane::Lane {
+                    db: lane_db.clone(),
+                    events: events.clone(),
+                    fallbacks: fallbacks.clone(),
+                };
+                tasks.spawn(lane.run(jobs, tasks.stopping().clone()));
+                queue
+            })
+            .collect();
+        Self {
+            lanes,
+            #[cfg(test)]
+            fallbacks,
+        }
+    }
+
+    /// Writes `draft` and wakes its recipients once committed; a retry answers the message an
+    /// earlier send stored, marked duplicate.
+    pub async fn write(&self, draft: Draft) -> ApiResult<Stored> {
+        let lane = self.lane_of(draft.conversation.id);
+        let (reply, written) = oneshot::channel();
+        let job = Job {
+            draft,
+            span: tracing::Span::current(),
+            reply,
+        };
+        let stopped = || ApiError::unavailable("the message writer has stopped");
+        lane.send(job).await.map_err(|_| stopped())?;
+        written.await.map_err(|_| stopped())?
+    }
+
+    /// Batches written again send by send since the start.
+    #[cfg(test)]
+    fn fallbacks(&self) -> u64 {
+        self.fallbacks.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    fn lane_of(&self, conversation: i64) -> &mpsc::Sender<Job> {
+        // `lanes` is never empty (at least one is spawned); rem_euclid keeps the index in range
+        // for any id.
+        let count = i64::try_from(self.lanes.len()).unwrap_or(1);
+        let index = usize::try_from(conversation.rem_euclid(count)).unwrap_or(0);
+        &self.lanes[index.min(self.lanes.len() - 1)]
+    }
+}
+
+/// A pool of exactly one connection to the same SQLite database, with the same options (WAL,
+/// busy timeout, foreign keys), kept open for good so its prepared statements stay. An
+/// in-memory database is private to its connection, so there the shared pool is used.
+fn own_sqlite_connection(db: &DatabaseConnection) -> DatabaseConnection {
+    let shared = db.get_sqlite_connection_pool();
+    let options = shared.connect_options();
+    let file = options.get_filename().to_string_lossy();
+    if file == ":memory:" || file.contains("in-memory") {
+        return db.clone();
+    }
+    let pool: sqlx::SqlitePool = SqlitePoolOptions::new()
+        .max_connections(1)
+        .min_connections(0)
+        .idle_timeout(None)
+        .max_lifetime(None)
+        .acquire_timeout(Duration::from_secs(30))
+        .connect_lazy_with((*options).clone());
+    sea_orm::SqlxSqliteConnector::from_sqlx_sqlite_pool(pool)
+}

@@ -1,0 +1,352 @@
+//! The writer on both backends: batch order and gapless seqs, retries answered from the unique
+//! key, a bad send failing alone, stopping, and (PostgreSQL) concurrent lanes.
+//!
+//! PostgreSQL tests create a database of their own on `ROSETTA_TEST_POSTGRES_URL` (default
+//! the local server) and drop it after; they fail, never pass, when it cannot be reached.
+
+mod batches;
+mod lanes;
+
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::Duration,
+};
+
+use rosetta_db::entity::{
+    messaging::{conversation, message},
+    social::{group, group_member},
+    user,
+};
+use rosetta_kit::ApiResult;
+use rosetta_proto::messaging::v1::{MessageKind, event::Kind};
+use sea_orm::{
+    ActiveValue::Set, ConnectionTrait as _, Database, DatabaseConnection, DatabaseTransaction,
+    EntityTrait as _, TransactionTrait as _,
+};
+use tokio::sync::oneshot;
+
+use super::*;
+use crate::{
+    LocalBus,
+    bus::Bus,
+    conversations::{self, Target},
+};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// A database with alice, bob, their conversation and a writer (4 lanes on PostgreSQL).
+struct World {
+    url: String,
+    db: DatabaseConnection,
+    events: Arc<Events>,
+    writer: Arc<Writer>,
+    /// The lanes' task group.
+    tasks: Tasks,
+    conversations: conversations::Cache,
+    conversation: Conversation,
+    alice: i64,
+    bob: i64,
+    /// Where the database lives (a temporary directory or PostgreSQL database), removed when
+    /// the test ends.
+    _store: Box<dyn std::any::Any + Send + Sync>,
+}
+
+const LANES: usize = 4;
+
+async fn world(backend: Backend) -> World {
+    let (url, store): (String, Box<dyn std::any::Any + Send + Sync>) = match backend {
+        Backend::Sqlite => {
+            let dir = tempfile::tempdir().unwrap();
+            let url = format!("sqlite://{}?mode=rwc", dir.path().join("db").display());
+            (url, Box::new(dir))
+        }
+        Backend::Postgres => {
+            let pg = PgDatabase::create().await;
+            (pg.url.clone(), Box::new(pg))
+        }
+    };
+    let db = rosetta_db::connect(&url).await.unwrap();
+    let (alice, bob) = (user(&db, "alice").await, user(&db, "bob").await);
+    let conversations = conversations::Cache::default();
+    let conversation = conversations
+        .get_or_create(&db, alice, Target::User(bob))
+        .await
+        .unwrap();
+    let bus: Arc<dyn Bus> = Arc::new(LocalBus::default());
+    let events = Arc::new(Events::new(db.clone(), bus));
+    let tasks = Tasks::new();
+    let writer = Arc::new(Writer::new(&db, events.clone(), LANES, &tasks));
+    World {
+        url,
+        db,
+        events,
+        writer,
+        tasks,
+        conversations,
+        conversation,
+        alice,
+        bob,
+        _store: store,
+    }
+}
+
+async fn user(db: &DatabaseConnection, name: &str) -> i64 {
+    user::Entity::insert(user::ActiveModel {
+        username: Set(name.into()),
+        ocid: Set(format!("oc-{name}")),
+        nickname: Set(name.into()),
+        avatar: Set(String::new()),
+        signature: Set(String::new()),
+        gender: Set(0),
+        vip: Set(false),
+        security_question_id: Set(0),
+        created_at_ms: Set(rosetta_db::now_ms()),
+        ..Default::default()
+    })
+    .exec_with_returning(db)
+    .await
+    .unwrap()
+    .id
+}
+
+/// A group of `members`; returns its id.
+async fn group_of(db: &DatabaseConnection, members: &[i64]) -> i64 {
+    let now = rosetta_db::now_ms();
+    let id = group::Entity::insert(group::ActiveModel {
+        name: Set("g".into()),
+        owner_id: Set(members[0]),
+        public: Set(false),
+        created_at_ms: Set(now),
+        system: Set(false),
+        ..Default::default()
+    })
+    .exec_with_returning(db)
+    .await
+    .unwrap()
+    .id;
+    group_member::Entity::insert_many(members.iter().map(|&user| group_member::ActiveModel {
+        group_id: Set(id),
+        user_id: Set(user),
+        role: Set(0),
+        joined_at_ms: Set(now),
+        muted_until_ms: Set(0),
+    }))
+    .exec_without_returning(db)
+    .await
+    .unwrap();
+    id
+}
+
+/// What keeps a lane from writing until released.
+enum Held {
+    /// This process's SQLite write turn.
+    Sqlite(rosetta_db::WriteTransaction),
+    /// The conversation's row lock.
+    Postgres(DatabaseTransaction),
+}
+
+impl Held {
+    async fn release(self) {
+        match self {
+            Self::Sqlite(tx) => tx.commit().await.unwrap(),
+            Self::Postgres(tx) => tx.commit().await.unwrap(),
+        }
+    }
+}
+
+type Answer = oneshot::Receiver<ApiResult<Stored>>;
+
+impl World {
+    fn backend(&self) -> Backend {
+        match self.db.get_database_backend() {
+            sea_orm::DatabaseBackend::Sqlite => Backend::Sqlite,
+            _ => Backend::Postgres,
+        }
+    }
+
+    /// A text alice → bob with this client key (also its text).
+    fn draft(&self, key: &str) -> Draft {
+        draft(self.conversation, self.alice, Target::User(self.bob), key)
+    }
+
+    /// Blocks alice and bob's lane before it writes: on SQLite by holding the write turn, on
+    /// PostgreSQL by locking their conversation's row.
+    async fn hold(&self) -> Held {
+        match self.backend() {
+            Backend::Sqlite => Held::Sqlite(rosetta_db::begin_write(&self.db).await.unwrap()),
+            Backend::Postgres => {
+                let tx = self.db.begin().await.unwrap();
+                tx.execute_unprepared(&format!(
+                    "SELECT id FROM conversations WHERE id = {} FOR UPDATE",
+                    self.conversation.id
+                ))
+                .await
+                .unwrap();
+                Held::Postgres(tx)
+            }
+        }
+    }
+
+    /// Queues `draft` for its lane directly; the receiver answers once it is written.
+    async fn enqueue(&self, draft: Draft) -> Answer {
+        let (reply, written) = oneshot::channel();
+        let lane = self.writer.lane_of(draft.conversation.id);
+        let job = Job {
+            draft,
+            span: tracing::Span::none(),
+            reply,
+        };
+        lane.send(job).await.expect("the lane runs");
+        written
+    }
+
+    /// Jobs waiting in alice and bob's lane (not yet taken).
+    fn queued(&self) -> usize {
+        let lane = self.writer.lane_of(self.conversation.id);
+        lane.max_capacity() - lane.capacity()
+    }
+
+    /// Polls until the lane has taken every queued job (it then waits to write them).
+    async fn until_queued(&self, count: usize) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while self.queued() != count {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the lane never reached {count} queued jobs (now {})",
+                self.queued()
+            );
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    }
+
+    /// Writes `drafts` while the lane is held: the first alone, the rest as ONE batch (they
+    /// all queue up behind the first). Answers in the same order.
+    async fn write_batched(&self, drafts: Vec<Draft>) -> Vec<ApiResult<Stored>> {
+        let held = self.hold().await;
+        let mut drafts = drafts.into_iter();
+        let mut answers = Vec::new();
+        if let Some(first) = drafts.next() {
+            answers.push(self.enqueue(first).await);
+            self.until_queued(0).await;
+        }
+        for draft in drafts {
+            answers.push(self.enqueue(draft).await);
+        }
+        assert_eq!(
+            self.queued(),
+            answers.len() - 1,
+            "the rest wait as one batch"
+        );
+        held.release().await;
+        let mut outcomes = Vec::new();
+        for answer in answers {
+            outcomes.push(answer.await.expect("answered"));
+        }
+        outcomes
+    }
+
+    /// `user`'s log as (seq, message text).
+    async fn log(&self, user: i64) -> Vec<(u64, String)> {
+        let log = self.events.read_after(user, 0, 10_000).await.unwrap();
+        log.into_iter()
+            .map(|event| match event.kind {
+                Some(Kind::Message(m)) => (event.seq, m.text),
+                other => panic!("a message event, not {other:?}"),
+            })
+            .collect()
+    }
+}
+
+fn draft(conversation: Conversation, sender: i64, target: Target, key: &str) -> Draft {
+    Draft {
+        conversation,
+        admission: Admission { sender, target },
+        req: SendMessageRequest {
+            kind: MessageKind::Text as i32,
+            text: key.into(),
+            client_message_id: key.into(),
+            ..Default::default()
+        },
+        now: rosetta_db::now_ms(),
+    }
+}
+
+/// A PostgreSQL database that exists for one test.
+struct PgDatabase {
+    admin_url: String,
+    name: String,
+    url: String,
+}
+
+impl PgDatabase {
+    async fn create() -> Self {
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        let admin_url = std::env::var("ROSETTA_TEST_POSTGRES_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+        let admin = Database::connect(&admin_url).await.unwrap_or_else(|err| {
+            panic!("PostgreSQL test: cannot reach {admin_url} ({err}); this test needs it")
+        });
+        let name = format!(
+            "rosetta_writer_{}_{}_{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed),
+            rosetta_db::now_ms()
+        );
+        admin
+            .execute_unprepared(&format!("CREATE DATABASE {name}"))
+            .await
+            .expect("create test database");
+        let base = admin_url.rsplit_once('/').map_or("", |(base, _)| base);
+        let url = format!("{base}/{name}");
+        Self {
+            admin_url,
+            name,
+            url,
+        }
+    }
+}
+
+impl Drop for PgDatabase {
+    fn drop(&mut self) {
+        let (admin_url, name) = (self.admin_url.clone(), self.name.clone());
+        // Dropping needs async I/O: on a runtime of its own, outside the test's.
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .ok()?;
+            rt.block_on(async {
+                let admin = Database::connect(&admin_url).await.ok()?;
+                admin
+                    .execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                    .await
+                    .ok()
+            })
+        })
+        .join();
+    }
+}
+
+/// `sqlite` and `postgres` test functions running `$body(Backend)`.
+macro_rules! both_backends {
+    ($name:ident) => {
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                super::$name(super::Backend::Sqlite).await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                super::$name(super::Backend::Postgres).await;
+            }
+        }
+    };
+}
+use both_backends;
