@@ -84,22 +84,28 @@ impl Conversation {
 
 /// Conversations by who they are between, so that a send reads no conversation row before
 /// its write. Bounded: at [`Cache::CAPACITY`] entries an arbitrary one makes room (a miss
-/// costs one read, or one insert for a new conversation).
+/// costs one read, or one insert and a read for a new conversation).
 pub struct Cache {
     entries: Mutex<HashMap<Members, Conversation>>,
+    capacity: usize,
 }
 
 impl Default for Cache {
     fn default() -> Self {
-        Self {
-            entries: Mutex::new(HashMap::new()),
-        }
+        Self::with_capacity(Self::CAPACITY)
     }
 }
 
 impl Cache {
     /// 65,536 entries of ~48 bytes (key, value, table overhead): a few MiB at most.
     pub const CAPACITY: usize = 65_536;
+
+    fn with_capacity(capacity: usize) -> Self {
+        Self {
+            entries: Mutex::new(HashMap::new()),
+            capacity: capacity.max(1),
+        }
+    }
 
     /// The conversation of `me` with `target`, created on first use.
     pub async fn get_or_create<C: ConnectionTrait>(
@@ -117,7 +123,7 @@ impl Cache {
         }
         let found = Conversation::of(&find_or_create(db, me, target).await?)?;
         let mut entries = self.lock();
-        if entries.len() >= Self::CAPACITY
+        if entries.len() >= self.capacity
             && let Some(evicted) = entries.keys().next().copied()
         {
             entries.remove(&evicted);
@@ -280,4 +286,35 @@ pub async fn advance<C: ConnectionTrait>(
         .await?;
     }
     Ok(((old_read, old_cleared), new))
+}
+
+#[cfg(test)]
+mod tests {
+    use sea_orm::DatabaseConnection;
+
+    use super::*;
+
+    /// A hit reads nothing (the database here is disconnected); the cache never holds more
+    /// than its capacity; an evicted conversation is read again, with the same id.
+    #[tokio::test]
+    async fn the_cache_reads_through_and_stays_bounded() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("db").display());
+        let db = rosetta_db::connect(&url).await.unwrap();
+        let cache = Cache::with_capacity(2);
+        let first = cache.get_or_create(&db, 1, Target::User(2)).await.unwrap();
+        assert_eq!(first.members, Members::Pair(1, 2));
+        let offline = DatabaseConnection::default();
+        let hit = cache.get_or_create(&offline, 2, Target::User(1)).await;
+        assert_eq!(
+            hit.unwrap(),
+            first,
+            "the same pair from the other side, from memory"
+        );
+        cache.get_or_create(&db, 1, Target::Group(7)).await.unwrap();
+        cache.get_or_create(&db, 1, Target::User(3)).await.unwrap();
+        assert_eq!(cache.lock().len(), 2, "bounded");
+        let again = cache.get_or_create(&db, 1, Target::User(2)).await.unwrap();
+        assert_eq!(again, first, "ids never change");
+    }
 }
