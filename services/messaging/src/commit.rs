@@ -8,15 +8,15 @@
 //! a bad send fails only itself. PostgreSQL locks rows and commits sends concurrently: there
 //! each send is written in its own transaction by its own caller.
 
-use std::sync::Arc;
+use std::{fmt, sync::Arc};
 
 use rosetta_db::entity::messaging::{conversation, message, read_state};
-use rosetta_kit::tasks::Tasks;
+use rosetta_kit::{ApiError, tasks::Tasks};
 use rosetta_proto::messaging::v1::{Event, SendMessageRequest, event::Kind};
 use sea_orm::{
     ActiveValue::Set,
     ColumnTrait as _, ConnectionTrait as _, DatabaseBackend, DatabaseConnection,
-    DatabaseTransaction, DbErr, EntityTrait as _, QueryFilter as _,
+    DatabaseTransaction, DbErr, EntityTrait as _, QueryFilter as _, SqlErr,
     sea_query::{Expr, ExprTrait as _, OnConflict, Query},
 };
 use tokio::sync::{mpsc, oneshot};
@@ -27,6 +27,7 @@ use crate::{
     conversations::{self, Target},
     convert,
     log::Events,
+    policy::{Admission, Policy},
 };
 
 /// The most sends one group transaction holds.
@@ -41,38 +42,85 @@ pub struct Draft {
     pub target: Target,
     pub req: SendMessageRequest,
     pub now: i64,
+    /// The policy's answer, confirmed inside the write transaction.
+    pub admission: Admission,
+}
+
+/// Why a draft was not written.
+#[derive(Debug)]
+pub enum WriteError {
+    /// The policy, checked again inside the write, refused the send (a change committed
+    /// since it was admitted).
+    Refused(ApiError),
+    Db(DbErr),
+}
+
+impl WriteError {
+    pub fn sql_err(&self) -> Option<SqlErr> {
+        match self {
+            Self::Db(err) => err.sql_err(),
+            Self::Refused(_) => None,
+        }
+    }
+}
+
+impl From<DbErr> for WriteError {
+    fn from(err: DbErr) -> Self {
+        Self::Db(err)
+    }
+}
+
+impl fmt::Display for WriteError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Refused(err) => err.fmt(f),
+            Self::Db(err) => err.fmt(f),
+        }
+    }
 }
 
 /// Writes drafts: directly on PostgreSQL, through the group-commit task on SQLite.
 pub struct Writer {
     db: DatabaseConnection,
     events: Arc<Events>,
+    policy: Arc<Policy>,
     queue: Option<mpsc::Sender<Job>>,
 }
 
 struct Job {
     draft: Draft,
     span: tracing::Span,
-    reply: oneshot::Sender<Result<message::Model, DbErr>>,
+    reply: oneshot::Sender<Result<message::Model, WriteError>>,
 }
 
 impl Writer {
     /// On SQLite, spawns the group-commit task into `tasks` (so this runs inside a Tokio
     /// runtime).
-    pub fn new(db: DatabaseConnection, events: Arc<Events>, tasks: &Tasks) -> Self {
+    pub fn new(
+        db: DatabaseConnection,
+        events: Arc<Events>,
+        policy: Arc<Policy>,
+        tasks: &Tasks,
+    ) -> Self {
         let queue = (db.get_database_backend() == DatabaseBackend::Sqlite).then(|| {
             let (queue, jobs) = mpsc::channel(QUEUE);
             let stopping = tasks.stopping().clone();
-            tasks.spawn(write_groups(db.clone(), events.clone(), jobs, stopping));
+            let context = (db.clone(), events.clone(), policy.clone());
+            tasks.spawn(write_groups(context, jobs, stopping));
             queue
         });
-        Self { db, events, queue }
+        Self {
+            db,
+            events,
+            policy,
+            queue,
+        }
     }
 
     /// Writes `draft` and wakes its recipients; returns the stored message once committed.
-    pub async fn write(&self, draft: Draft) -> Result<message::Model, DbErr> {
+    pub async fn write(&self, draft: Draft) -> Result<message::Model, WriteError> {
         let Some(queue) = &self.queue else {
-            return write_alone(&self.db, &self.events, &draft).await;
+            return write_alone(&self.db, &self.events, &self.policy, &draft).await;
         };
         let (reply, written) = oneshot::channel();
         let job = Job {
@@ -80,7 +128,7 @@ impl Writer {
             span: tracing::Span::current(),
             reply,
         };
-        let stopped = || DbErr::Custom("the message writer has stopped".into());
+        let stopped = || WriteError::Db(DbErr::Custom("the message writer has stopped".into()));
         queue.send(job).await.map_err(|_| stopped())?;
         written.await.map_err(|_| stopped())?
     }
@@ -90,8 +138,7 @@ impl Writer {
 /// `stopping`, it refuses new jobs but writes those already queued (each was accepted from a
 /// caller who waits for its answer), then ends.
 async fn write_groups(
-    db: DatabaseConnection,
-    events: Arc<Events>,
+    (db, events, policy): (DatabaseConnection, Arc<Events>, Arc<Policy>),
     mut jobs: mpsc::Receiver<Job>,
     stopping: CancellationToken,
 ) {
@@ -109,7 +156,7 @@ async fn write_groups(
             break;
         }
         if group.len() > 1 {
-            match write_group(&db, &group).await {
+            match write_group(&db, &policy, &group).await {
                 Ok((stored, deliveries)) => {
                     events.wake(deliveries).await;
                     for (job, stored) in group.drain(..).zip(stored) {
@@ -123,7 +170,7 @@ async fn write_groups(
             }
         }
         for job in group.drain(..) {
-            let written = write_alone(&db, &events, &job.draft)
+            let written = write_alone(&db, &events, &policy, &job.draft)
                 .instrument(job.span.clone())
                 .await;
             // The caller may have gone (a cancelled call): the message is stored all the same,
@@ -137,9 +184,15 @@ async fn write_groups(
 async fn write_alone(
     db: &DatabaseConnection,
     events: &Events,
+    policy: &Policy,
     draft: &Draft,
-) -> Result<message::Model, DbErr> {
+) -> Result<message::Model, WriteError> {
     let tx = rosetta_db::begin_write(db).await?;
+    // First thing: a policy change committed since the send was admitted refuses it here.
+    policy
+        .confirm_one(&tx, &draft.admission)
+        .await?
+        .map_err(WriteError::Refused)?;
     let (stored, deliveries) = write_in(&tx, draft).await?;
     tx.commit().await?;
     events.wake(deliveries).await;
@@ -150,9 +203,21 @@ async fn write_alone(
 /// them in one pass over the event log.
 async fn write_group(
     db: &DatabaseConnection,
+    policy: &Policy,
     group: &[Job],
 ) -> Result<(Vec<message::Model>, Vec<(i64, Event)>), DbErr> {
     let tx = rosetta_db::begin_write(db).await?;
+    // First thing, for all of them: a refused send fails the group, and writing each alone
+    // then refuses just that one.
+    let admissions: Vec<Admission> = group.iter().map(|job| job.draft.admission).collect();
+    if policy
+        .confirm(&tx, &admissions)
+        .await?
+        .iter()
+        .any(Result::is_err)
+    {
+        return Err(DbErr::Custom("a send of the group was refused".into()));
+    }
     let mut stored = Vec::with_capacity(group.len());
     let mut fan_out = Vec::with_capacity(group.len());
     for job in group {
@@ -198,6 +263,7 @@ async fn store(tx: &DatabaseTransaction, draft: &Draft) -> Result<message::Model
         target,
         req,
         now,
+        admission: _,
     } = draft;
     let bump = Query::update()
         .table(conversation::Entity)
@@ -298,7 +364,8 @@ mod tests {
         let bus: Arc<dyn Bus> = Arc::new(LocalBus::default());
         let events = Arc::new(Events::new(db.clone(), bus));
         let tasks = Tasks::new();
-        let writer = Arc::new(Writer::new(db.clone(), events.clone(), &tasks));
+        let policy = Arc::new(Policy::new(db.clone()));
+        let writer = Arc::new(Writer::new(db.clone(), events.clone(), policy, &tasks));
         World {
             _dir: dir,
             db,
@@ -344,11 +411,20 @@ mod tests {
                     ..Default::default()
                 },
                 now: rosetta_db::now_ms(),
+                // Never confirmed by a policy change: no epoch row, epoch 0.
+                admission: Admission {
+                    sender: self.alice,
+                    target: Target::User(self.bob),
+                    epoch: 0,
+                },
             }
         }
 
         /// Queues a send for the writer task directly; the receiver answers when written.
-        async fn enqueue(&self, key: &str) -> oneshot::Receiver<Result<message::Model, DbErr>> {
+        async fn enqueue(
+            &self,
+            key: &str,
+        ) -> oneshot::Receiver<Result<message::Model, WriteError>> {
             let (reply, written) = oneshot::channel();
             let job = Job {
                 draft: self.draft(key),
@@ -371,7 +447,7 @@ mod tests {
         async fn send_queued(
             &self,
             keys: &[&str],
-        ) -> Vec<JoinHandle<Result<message::Model, DbErr>>> {
+        ) -> Vec<JoinHandle<Result<message::Model, WriteError>>> {
             let held = rosetta_db::begin_write(&self.db).await.unwrap();
             let sends = keys
                 .iter()

@@ -5,7 +5,7 @@
 //! [`bus`] (how a process learns of new events) → [`log`] (the durable per-user event log and
 //! the [`Events`] sink other services publish through) → [`presence`] and [`visibility`] (who
 //! sees how much of a presence: friends all, group peers status only) → [`policy`] (who may
-//! send where) → [`conversations`] / [`send`] / [`history`] (the domain, `impl Messaging`;
+//! send where, cached and confirmed inside each write) → [`conversations`] / [`send`] / [`history`] (the domain, `impl Messaging`;
 //! [`commit`] writes sends, grouped on SQLite) → [`stream`] (`Subscribe`) → [`grpc`] (thin
 //! handlers).
 //!
@@ -52,6 +52,8 @@ pub struct Messaging {
     bus: Arc<dyn Bus>,
     events: Arc<Events>,
     presences: Arc<Presences>,
+    /// Who may send where, from memory; the writer confirms each send with it.
+    policy: Arc<policy::Policy>,
     writer: commit::Writer,
 }
 
@@ -66,8 +68,10 @@ impl Messaging {
         presences: Arc<Presences>,
         background: &rosetta_kit::tasks::Tasks,
     ) -> Self {
+        let policy = Arc::new(policy::Policy::new(db.clone()));
         Self {
-            writer: commit::Writer::new(db.clone(), events.clone(), background),
+            writer: commit::Writer::new(db.clone(), events.clone(), policy.clone(), background),
+            policy,
             db,
             config,
             bus,

@@ -12,9 +12,9 @@ use sea_orm::{ColumnTrait as _, EntityTrait as _, QueryFilter as _, SqlErr};
 
 use crate::{
     Messaging,
-    commit::Draft,
+    commit::{Draft, WriteError},
     conversations::{self, Target},
-    convert, policy,
+    convert,
 };
 
 /// Text (or caption) limit: 16 KiB.
@@ -33,10 +33,8 @@ impl Messaging {
             return self.respond(found, true).await;
         }
         let now = rosetta_db::now_ms();
-        match target {
-            Target::User(to) => policy::check_private(&self.db, sender, to).await?,
-            Target::Group(group) => policy::check_group_send(&self.db, group, sender, now).await?,
-        }
+        // From memory when it can; the writer confirms it inside the write.
+        let admission = self.policy.admit(sender, target, now).await?;
         let conversation = conversations::find_or_create(&self.db, sender, target).await?;
         if req.reply_to_id != 0 {
             let answered = message::Entity::find_by_id(req.reply_to_id)
@@ -56,9 +54,11 @@ impl Messaging {
             target,
             req,
             now,
+            admission,
         };
         match self.writer.write(draft).await {
             Ok(stored) => self.respond(stored, false).await,
+            Err(WriteError::Refused(refusal)) => Err(refusal),
             Err(err) if matches!(err.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => {
                 // A concurrent retry of the same send won the race: answer with its message.
                 let found = self
@@ -67,7 +67,7 @@ impl Messaging {
                     .ok_or_else(|| ApiError::internal(err))?;
                 self.respond(found, true).await
             }
-            Err(err) => Err(err.into()),
+            Err(WriteError::Db(err)) => Err(err.into()),
         }
     }
 
