@@ -190,7 +190,7 @@ async fn write_alone(
     let tx = rosetta_db::begin_write(db).await?;
     // First thing: a policy change committed since the send was admitted refuses it here.
     policy
-        .confirm_one(&tx, &draft.admission)
+        .confirm_one(&*tx, &draft.admission)
         .await?
         .map_err(WriteError::Refused)?;
     let (stored, deliveries) = write_in(&tx, draft).await?;
@@ -211,7 +211,7 @@ async fn write_group(
     // then refuses just that one.
     let admissions: Vec<Admission> = group.iter().map(|job| job.draft.admission).collect();
     if policy
-        .confirm(&tx, &admissions)
+        .confirm(&*tx, &admissions)
         .await?
         .iter()
         .any(Result::is_err)

@@ -26,7 +26,7 @@ use std::slice;
 
 use rosetta_db::entity::policy_epoch;
 use rosetta_kit::ApiResult;
-use sea_orm::{DatabaseConnection, DatabaseTransaction, DbErr};
+use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr};
 
 pub use rules::{group_members, groups_of, is_moderator, membership};
 
@@ -98,9 +98,13 @@ impl Policy {
     /// anything: one statement reads (and on PostgreSQL share-locks) the senders' epochs, and
     /// each admission whose sender's epoch moved is decided again inside `tx`. One answer per
     /// admission, in order; the writer must not write the refused ones.
-    pub async fn confirm(
+    ///
+    /// `tx` is any connection inside the write transaction. On SQLite that transaction must
+    /// already hold the write lock (`BEGIN IMMEDIATE`, as `rosetta_db::begin_write` does), so
+    /// that no change can commit between this read and the commit.
+    pub async fn confirm<C: ConnectionTrait>(
         &self,
-        tx: &DatabaseTransaction,
+        tx: &C,
         admissions: &[Admission],
     ) -> Result<Vec<ApiResult<()>>, DbErr> {
         let mut senders: Vec<i64> = admissions.iter().map(|a| a.sender).collect();
@@ -134,9 +138,9 @@ impl Policy {
     }
 
     /// [`confirm`](Self::confirm) of one admission.
-    pub async fn confirm_one(
+    pub async fn confirm_one<C: ConnectionTrait>(
         &self,
-        tx: &DatabaseTransaction,
+        tx: &C,
         admission: &Admission,
     ) -> Result<ApiResult<()>, DbErr> {
         let mut verdicts = self.confirm(tx, slice::from_ref(admission)).await?;
