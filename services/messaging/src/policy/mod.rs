@@ -21,6 +21,8 @@
 
 pub mod cache;
 mod rules;
+#[cfg(test)]
+mod tests;
 
 use std::slice;
 
