@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 pub use sea_orm;
 use sea_orm::{
     ConnectOptions, Database, DatabaseBackend, DatabaseConnection, DatabaseTransaction, DbErr,
-    TransactionTrait as _,
+    SqliteTransactionMode, TransactionOptions, TransactionTrait as _,
 };
 use sea_orm_migration::MigratorTrait;
 use tokio::sync::{Mutex, MutexGuard};
@@ -74,8 +74,17 @@ pub async fn begin_write(db: &DatabaseConnection) -> Result<WriteTransaction, Db
         DatabaseBackend::Sqlite => Some(SQLITE_WRITER.lock().await),
         _ => None,
     };
+    // IMMEDIATE on SQLite: the write lock is taken at `BEGIN`. A deferred transaction that
+    // reads first (messaging checks policy epochs before it writes) holds a read snapshot, and
+    // if another connection (the social service) commits meanwhile, its first write fails
+    // with SQLITE_BUSY_SNAPSHOT instead of waiting. Taken at `BEGIN`, the lock waits in the
+    // busy handler and every read inside sees the latest commit.
+    let options = TransactionOptions {
+        sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+        ..Default::default()
+    };
     Ok(WriteTransaction {
-        tx: db.begin().await?,
+        tx: db.begin_with_options(options).await?,
         _turn: turn,
     })
 }

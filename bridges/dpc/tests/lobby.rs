@@ -149,11 +149,17 @@ async fn lobby_cannot_be_hijacked(backend: Backend) {
         .exec(&db)
         .await
         .expect("dissolve");
-    group_member::Entity::delete_many()
+    // What the social service's dissolution does besides: the former members' messaging
+    // rights changed, so their policy epochs move (the messaging cache relies on it).
+    let gone = group_member::Entity::delete_many()
         .filter(group_member::Column::GroupId.eq(g))
-        .exec(&db)
+        .exec_with_returning(&db)
         .await
         .expect("memberships gone");
+    let members: Vec<i64> = gone.iter().map(|m| m.user_id).collect();
+    rosetta_db::entity::policy_epoch::bump(&db, &members)
+        .await
+        .expect("policy epochs moved");
     send(&mut alice_chat, &line("alice", "abc123", "after the flood")).await;
     push_with(&mut bob_chat, "alice:after the flood").await;
 }

@@ -2,6 +2,7 @@
 
 pub mod credential;
 pub mod legacy_token;
+pub mod policy_epoch;
 pub mod session;
 pub mod throttle;
 pub mod user;

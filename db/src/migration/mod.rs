@@ -8,6 +8,7 @@ mod m0003_messaging;
 mod m0004_files;
 mod m0005_throttle_expiry;
 mod m0006_group_invitations;
+mod m0007_policy_epochs;
 
 pub struct Migrator;
 
@@ -21,6 +22,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0004_files::Migration),
             Box::new(m0005_throttle_expiry::Migration),
             Box::new(m0006_group_invitations::Migration),
+            Box::new(m0007_policy_epochs::Migration),
         ]
     }
 }

@@ -5,9 +5,9 @@
 //! [`bus`] (how a process learns of new events) → [`log`] (the durable per-user event log and
 //! the [`Events`] sink other services publish through) → [`presence`] and [`visibility`] (who
 //! sees how much of a presence: friends all, group peers status only) → [`policy`] (who may
-//! send where) → [`conversations`] / [`send`] / [`history`] (the domain, `impl Messaging`;
-//! [`commit`] writes sends in batches, one transaction each) → [`stream`] (`Subscribe`) →
-//! [`grpc`] (thin handlers).
+//! send where, answered from memory and confirmed inside each write) → [`conversations`] /
+//! [`send`] / [`history`] (the domain, `impl Messaging`; [`commit`] writes sends in batches,
+//! one transaction each) → [`stream`] (`Subscribe`) → [`grpc`] (thin handlers).
 //!
 //! # Storage trade-off: fan-out on write
 //!
@@ -54,6 +54,8 @@ pub struct Messaging {
     presences: Arc<Presences>,
     /// Conversation ids and members by who they are between, for the send path.
     conversations: conversations::Cache,
+    /// Who may send where, from memory; the writer confirms each send with it.
+    policy: Arc<policy::Policy>,
     writer: commit::Writer,
 }
 
@@ -68,9 +70,17 @@ impl Messaging {
         presences: Arc<Presences>,
         background: &rosetta_kit::tasks::Tasks,
     ) -> Self {
+        let policy = Arc::new(policy::Policy::new(db.clone()));
         Self {
-            writer: commit::Writer::new(&db, events.clone(), config.writer_lanes, background),
+            writer: commit::Writer::new(
+                &db,
+                events.clone(),
+                policy.clone(),
+                config.writer_lanes,
+                background,
+            ),
             conversations: conversations::Cache::default(),
+            policy,
             db,
             config,
             bus,

@@ -58,7 +58,10 @@ impl Messaging {
             }
             None => return Err(ApiError::invalid(Reason::SignalRequired, "name a signal")),
         };
-        policy::check_private(&self.db, me, req.to_user_id).await?;
+        let now = rosetta_db::now_ms();
+        self.policy
+            .verify(me, Target::User(req.to_user_id), now)
+            .await?;
         if !self.presences.is_present(req.to_user_id).await? {
             return Err(ApiError::precondition(
                 Reason::Offline,
@@ -79,9 +82,11 @@ impl Messaging {
     pub async fn send_typing(&self, me: i64, target: Target) -> ApiResult<()> {
         let others = match target {
             Target::User(other) => {
-                policy::check_private(&self.db, me, other).await?;
+                self.policy.verify(me, target, rosetta_db::now_ms()).await?;
                 vec![other]
             }
+            // Typing needs membership, not the right to send (a muted member may type): read
+            // from the tables, as the member list has to be.
             Target::Group(group) => {
                 policy::membership(&self.db, group, me).await?;
                 let mut members = policy::group_members(&self.db, group).await?;

@@ -109,6 +109,13 @@ impl Presences {
         Ok(self.raw(row.as_ref(), rosetta_db::now_ms()) != PresenceStatus::Offline)
     }
 
+    /// Whether `user` shows as online to a friend (an invisible user shows as offline): one
+    /// row read, for the send path, whose policy has just established the friendship.
+    pub async fn online_to_friends(&self, user: i64) -> ApiResult<bool> {
+        let row = presence::Entity::find_by_id(user).one(&self.db).await?;
+        Ok(self.raw(row.as_ref(), rosetta_db::now_ms()) == PresenceStatus::Online)
+    }
+
     /// Presence of `users` as `viewer` may see it: invisible shows as offline to others, and
     /// [`visibility`] decides how much of the rest (friends, group peers, nobody).
     pub async fn view(&self, viewer: i64, users: &[i64]) -> ApiResult<Vec<Presence>> {

@@ -16,7 +16,6 @@ use crate::{
     commit::Draft,
     conversations::Target,
     convert,
-    policy::{self, Admission},
 };
 
 /// Text (or caption) limit: 16 KiB.
@@ -32,10 +31,8 @@ impl Messaging {
     ) -> ApiResult<SendMessageResponse> {
         let target = validate(&req)?;
         let now = rosetta_db::now_ms();
-        match target {
-            Target::User(to) => policy::check_private(&self.db, sender, to).await?,
-            Target::Group(group) => policy::check_group_send(&self.db, group, sender, now).await?,
-        }
+        // From memory when it can; the writer confirms it inside the write.
+        let admission = self.policy.admit(sender, target, now).await?;
         let conversation = self
             .conversations
             .get_or_create(&self.db, sender, target)
@@ -52,7 +49,7 @@ impl Messaging {
         }
         let draft = Draft {
             conversation,
-            admission: Admission { sender, target },
+            admission,
             req,
             now,
         };
@@ -65,15 +62,12 @@ impl Messaging {
         stored: message::Model,
         duplicate: bool,
     ) -> ApiResult<SendMessageResponse> {
+        // Only sends the policy admitted get here: the two are friends, and a friend sees
+        // the recipient's status as it is (but invisible as offline).
         let recipient_online = match stored.to_user_id {
-            Some(to) if stored.to_group_id.is_none() => self
-                .presences
-                .view(stored.sender_id, &[to])
-                .await?
-                .first()
-                .is_some_and(|p| {
-                    p.status == rosetta_proto::social::v1::PresenceStatus::Online as i32
-                }),
+            Some(to) if stored.to_group_id.is_none() => {
+                self.presences.online_to_friends(to).await?
+            }
             _ => false,
         };
         Ok(SendMessageResponse {

@@ -21,6 +21,7 @@ use crate::{
     cursor::Cursor,
     friends::unfriend,
     limits::invalid,
+    social::rights_changed,
     users::{profiles, require_live, shown},
 };
 
@@ -41,6 +42,7 @@ impl Social {
         .on_conflict_do_nothing()
         .exec_without_returning(&txn)
         .await?;
+        rights_changed(&txn, &[me, other]).await?;
         let ended = unfriend(&txn, me, other).await?;
         // Their pending requests to me are rejected, mine to them withdrawn.
         for (from, to, state) in [
@@ -74,9 +76,14 @@ impl Social {
 
     /// Idempotent: unblocking a user who is not blocked succeeds.
     pub async fn unblock_user(&self, caller: &Caller, other: i64) -> ApiResult<()> {
-        block::Entity::delete_by_id((caller.user_id, other))
-            .exec(&self.db)
+        let txn = self.write().await?;
+        let removed = block::Entity::delete_by_id((caller.user_id, other))
+            .exec(&txn)
             .await?;
+        if removed.rows_affected > 0 {
+            rights_changed(&txn, &[caller.user_id, other]).await?;
+        }
+        txn.commit().await?;
         Ok(())
     }
 

@@ -27,7 +27,7 @@ use crate::{
     Social,
     cursor::Cursor,
     limits::{self, MAX_FRIENDS, MAX_PENDING_FRIEND_REQUESTS, invalid, within},
-    social::not_blocked_either_way,
+    social::{not_blocked_either_way, rights_changed},
     users::{profile, profiles, resolve, shown},
 };
 
@@ -217,7 +217,9 @@ impl Social {
         if other == me {
             return Err(invalid("cannot unfriend yourself"));
         }
-        let removed = unfriend(&self.db, me, other).await?;
+        let txn = self.write().await?;
+        let removed = unfriend(&txn, me, other).await?;
+        txn.commit().await?;
         if removed {
             self.publish(
                 &[other],
@@ -396,10 +398,11 @@ async fn befriend(db: &impl ConnectionTrait, a: i64, b: i64, now: i64) -> ApiRes
         .on_conflict_do_nothing()
         .exec_without_returning(db)
         .await?;
-    Ok(())
+    rights_changed(db, &[a, b]).await
 }
 
-/// Deletes both directions of a friendship; true when there was one.
+/// Deletes both directions of a friendship; true when there was one. Call on a transaction:
+/// the two users' policy epochs move with it.
 pub(crate) async fn unfriend(db: &impl ConnectionTrait, a: i64, b: i64) -> ApiResult<bool> {
     let deleted = friendship::Entity::delete_many()
         .filter(
@@ -417,5 +420,8 @@ pub(crate) async fn unfriend(db: &impl ConnectionTrait, a: i64, b: i64) -> ApiRe
         )
         .exec(db)
         .await?;
+    if deleted.rows_affected > 0 {
+        rights_changed(db, &[a, b]).await?;
+    }
     Ok(deleted.rows_affected > 0)
 }

@@ -31,6 +31,7 @@ use crate::{
     Social,
     cursor::Cursor,
     limits::{self, invalid},
+    social::rights_changed,
     users::profile,
 };
 
@@ -153,10 +154,18 @@ impl Social {
             .filter(group::Column::Id.eq(group_id))
             .exec(&txn)
             .await?;
-        group_member::Entity::delete_many()
+        // The rows actually deleted: on PostgreSQL a member who joined after `former` was
+        // read is deleted too, and must lose their cached right to send as well.
+        let removed = group_member::Entity::delete_many()
             .filter(group_member::Column::GroupId.eq(group_id))
-            .exec(&txn)
+            .exec_with_returning(&txn)
             .await?;
+        let touched: Vec<i64> = removed
+            .iter()
+            .map(|m| m.user_id)
+            .chain(former.iter().copied())
+            .collect();
+        rights_changed(&txn, &touched).await?;
         join_request::Entity::update_many()
             .col_expr(
                 join_request::Column::State,
@@ -402,7 +411,8 @@ pub(crate) async fn member_count(db: &impl ConnectionTrait, group_id: i64) -> Ap
         .await?)
 }
 
-/// Inserts memberships with one role; users already members are left as they are.
+/// Inserts memberships with one role; users already members are left as they are. Call on the
+/// change's transaction: the users' policy epochs move with it.
 pub(crate) async fn add_rows(
     db: &impl ConnectionTrait,
     group_id: i64,
@@ -424,5 +434,5 @@ pub(crate) async fn add_rows(
         .on_conflict_do_nothing()
         .exec_without_returning(db)
         .await?;
-    Ok(())
+    rights_changed(db, users).await
 }

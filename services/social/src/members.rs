@@ -25,6 +25,7 @@ use crate::{
         require_admin, require_member, require_owner,
     },
     limits::{MAX_GROUP_MEMBERS, invalid, within},
+    social::rights_changed,
     users::require_live,
 };
 
@@ -126,6 +127,7 @@ impl Social {
             .ok_or_else(target_not_member)?;
         set_role(&txn, group_id, me, ADMIN).await?;
         set_role(&txn, group_id, new_owner, OWNER).await?;
+        rights_changed(&txn, &[me, new_owner]).await?;
         group::Entity::update_many()
             .col_expr(group::Column::OwnerId, Expr::val(new_owner))
             .filter(group::Column::Id.eq(group_id))
@@ -152,7 +154,10 @@ impl Social {
         }
         let role = if req.admin { ADMIN } else { MEMBER };
         if target.role != role {
-            set_role(&self.db, req.group_id, req.user_id, role).await?;
+            let txn = self.write().await?;
+            set_role(&txn, req.group_id, req.user_id, role).await?;
+            rights_changed(&txn, &[req.user_id]).await?;
+            txn.commit().await?;
             self.announce_update(req.group_id).await?;
         }
         Ok(())
@@ -169,12 +174,15 @@ impl Social {
         }
         self.outranked(req.group_id, caller.user_id, req.user_id)
             .await?;
+        let txn = self.write().await?;
         group_member::Entity::update_many()
             .col_expr(group_member::Column::MutedUntilMs, Expr::val(req.until_ms))
             .filter(group_member::Column::GroupId.eq(req.group_id))
             .filter(group_member::Column::UserId.eq(req.user_id))
-            .exec(&self.db)
+            .exec(&txn)
             .await?;
+        rights_changed(&txn, &[req.user_id]).await?;
+        txn.commit().await?;
         Ok(())
     }
 
@@ -201,12 +209,15 @@ impl Social {
 
     /// Deletes a membership and tells the remaining members and the one who left.
     async fn remove_member(&self, group_id: i64, user_id: i64, actor_id: i64) -> ApiResult<()> {
+        let txn = self.write().await?;
         let removed = group_member::Entity::delete_by_id((group_id, user_id))
-            .exec(&self.db)
+            .exec(&txn)
             .await?;
         if removed.rows_affected == 0 {
             return Err(target_not_member());
         }
+        rights_changed(&txn, &[user_id]).await?;
+        txn.commit().await?;
         let mut recipients = member_ids(&self.db, group_id).await?;
         recipients.push(user_id);
         self.publish(
@@ -231,6 +242,8 @@ fn target_not_member() -> ApiError {
     )
 }
 
+/// Changes a member's role; the caller moves the member's policy epoch in the same
+/// transaction.
 async fn set_role(
     db: &impl sea_orm::ConnectionTrait,
     group_id: i64,

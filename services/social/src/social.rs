@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use rosetta_db::entity::social::block;
+use rosetta_db::entity::{policy_epoch, social::block};
 use rosetta_events::{EventSink, PresenceView};
 use rosetta_kit::{ApiError, ApiResult, Reason};
 use rosetta_proto::messaging::v1::event::Kind;
@@ -64,6 +64,15 @@ impl Social {
             tracing::warn!(%err, ?recipients, "event not published");
         }
     }
+}
+
+/// Records that whom `users` may message has changed: moves their policy epochs (see
+/// `rosetta_db::entity::policy_epoch`). Call it on the transaction of every such change
+/// (friendship, block, membership, role, mute, dissolution): messaging answers from caches
+/// that check these epochs inside each message's write, so the change binds the next send in
+/// every process, whether or not the change's event reaches them.
+pub(crate) async fn rights_changed(db: &impl ConnectionTrait, users: &[i64]) -> ApiResult<()> {
+    Ok(policy_epoch::bump(db, users).await?)
 }
 
 /// Refuses with BLOCKED when either user blocks the other.

@@ -23,6 +23,8 @@ use sea_orm::{ActiveValue::Set, EntityTrait};
 
 use crate::Social;
 
+mod epochs;
+
 /// Every published event with its recipients, in order.
 #[derive(Default)]
 struct Recorder(Mutex<Vec<(Vec<i64>, Kind)>>);

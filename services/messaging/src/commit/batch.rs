@@ -2,7 +2,7 @@
 //! the batch (each multi-row statement is chunked below the bind-parameter limits, which a
 //! batch of [`MAX_BATCH`](super::MAX_BATCH) never reaches):
 //!
-//! 1. [`policy::confirm`] — first thing, so a send refused since its admission fails;
+//! 1. [`Policy::confirm`] — first thing, so a send refused since its admission fails;
 //! 2. the batch's conversations' `last_seq`, read in one statement (locked in id order on
 //!    PostgreSQL: lanes and processes then cannot deadlock); seqs are assigned in memory in
 //!    queue order;
@@ -32,7 +32,7 @@ use sea_orm::{
 };
 
 use super::{Draft, Stored};
-use crate::{conversations::Members, convert, log::Events, policy};
+use crate::{conversations::Members, convert, log::Events, policy::Policy};
 
 /// Message rows per INSERT: 13 parameters each, 13,312 in all, below SQLite's 32,766 and
 /// PostgreSQL's 65,535.
@@ -64,13 +64,17 @@ enum Part {
 }
 
 /// Writes `drafts` in one transaction: see the module docs.
-pub(super) async fn write(db: &DatabaseConnection, drafts: &[&Draft]) -> Result<Written, DbErr> {
+pub(super) async fn write(
+    db: &DatabaseConnection,
+    policy: &Policy,
+    drafts: &[&Draft],
+) -> Result<Written, DbErr> {
     let tx = rosetta_db::begin_write(db).await?;
-    let admissions: Vec<_> = drafts.iter().map(|d| d.admission.clone()).collect();
-    let confirmed = policy::confirm(&*tx, &admissions).await?;
+    let admissions: Vec<_> = drafts.iter().map(|d| d.admission).collect();
+    let confirmed = policy.confirm(&*tx, &admissions).await?;
     if confirmed.len() != drafts.len() {
         return Err(DbErr::Custom(format!(
-            "policy::confirm answered {} of {} sends",
+            "the policy confirmed {} of {} sends",
             confirmed.len(),
             drafts.len()
         )));

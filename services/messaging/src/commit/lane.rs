@@ -22,12 +22,13 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument as _;
 
 use super::{Job, MAX_BATCH, Stored, batch};
-use crate::log::Events;
+use crate::{log::Events, policy::Policy};
 
 /// One lane's share of the writer.
 pub(super) struct Lane {
     pub db: DatabaseConnection,
     pub events: Arc<Events>,
+    pub policy: Arc<Policy>,
     pub fallbacks: Arc<AtomicU64>,
 }
 
@@ -49,7 +50,7 @@ impl Lane {
                 break;
             }
             let batch = std::mem::replace(&mut taken, Vec::with_capacity(MAX_BATCH));
-            if let Err((rest, err)) = settle(&self.db, &self.events, batch).await {
+            if let Err((rest, err)) = settle(&self, batch).await {
                 self.one_by_one(rest, err).await;
             }
         }
@@ -66,7 +67,7 @@ impl Lane {
         tracing::debug!(%err, sends = rest.len(), "batch write failed; writing each send alone");
         for job in rest {
             let span = job.span.clone();
-            let alone = settle(&self.db, &self.events, vec![job]).instrument(span);
+            let alone = settle(self, vec![job]).instrument(span);
             if let Err((rest, err)) = alone.await {
                 answer_all(rest, &err);
             }
@@ -76,19 +77,16 @@ impl Lane {
 
 /// Writes `jobs` as one batch, setting duplicates aside until the batch commits; answers every
 /// job it settles. On a failure other than a duplicate, hands back the jobs not yet answered.
-async fn settle(
-    db: &DatabaseConnection,
-    events: &Events,
-    mut jobs: Vec<Job>,
+async fn settle(lane: &Lane, mut jobs: Vec<Job>
 ) -> Result<(), (Vec<Job>, DbErr)> {
     loop {
         let drafts: Vec<&super::Draft> = jobs.iter().map(|job| &job.draft).collect();
-        match batch::write(db, &drafts).await {
+        match batch::write(&lane.db, &lane.policy, &drafts).await {
             Ok(batch::Written::Committed {
                 outcomes,
                 deliveries,
             }) => {
-                events.wake(deliveries).await;
+                lane.events.wake(deliveries).await;
                 for (job, outcome) in jobs.into_iter().zip(outcomes) {
                     // The caller may have gone (a cancelled call): the message is stored all
                     // the same, and a retry with the same client_message_id finds it.

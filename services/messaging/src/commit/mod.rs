@@ -36,7 +36,11 @@ use rosetta_proto::messaging::v1::SendMessageRequest;
 use sea_orm::{DatabaseBackend, DatabaseConnection, sqlx, sqlx::sqlite::SqlitePoolOptions};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::{conversations::Conversation, log::Events, policy::Admission};
+use crate::{
+    conversations::Conversation,
+    log::Events,
+    policy::{Admission, Policy},
+};
 
 /// The most sends one batch transaction holds: bounds the transaction's size and lock time
 /// (and keeps each multi-row statement far below the bind-parameter limits).
@@ -49,7 +53,7 @@ const MAX_LANES: usize = 64;
 /// A send that passed validation and policy, ready to be written.
 pub struct Draft {
     pub conversation: Conversation,
-    /// Who sends to whom; confirmed again inside the write by [`crate::policy::confirm`].
+    /// Who sends to whom; confirmed again inside the write by [`Policy::confirm`].
     pub admission: Admission,
     pub req: SendMessageRequest,
     pub now: i64,
@@ -88,7 +92,13 @@ impl Writer {
     /// Spawns the lanes into `tasks` (so this runs inside a Tokio runtime): one on SQLite,
     /// `lanes` (clamped to 1..=64) on PostgreSQL. Once `tasks` is stopping, each lane refuses
     /// new sends but writes those it had accepted, then ends.
-    pub fn new(db: &DatabaseConnection, events: Arc<Events>, lanes: usize, tasks: &Tasks) -> Self {
+    pub fn new(
+        db: &DatabaseConnection,
+        events: Arc<Events>,
+        policy: Arc<Policy>,
+        lanes: usize,
+        tasks: &Tasks,
+    ) -> Self {
         let (count, lane_db) = match db.get_database_backend() {
             DatabaseBackend::Sqlite => (1, own_sqlite_connection(db)),
             _ => (lanes.clamp(1, MAX_LANES), db.clone()),
@@ -100,6 +110,7 @@ impl Writer {
                 let lane = lane::Lane {
                     db: lane_db.clone(),
                     events: events.clone(),
+                    policy: policy.clone(),
                     fallbacks: fallbacks.clone(),
                 };
                 tasks.spawn(lane.run(jobs, tasks.stopping().clone()));

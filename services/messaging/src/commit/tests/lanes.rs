@@ -25,7 +25,13 @@ async fn concurrent_lanes_keep_every_sequence_gapless() {
     let other_bus: Arc<dyn Bus> = Arc::new(LocalBus::default());
     let other_events = Arc::new(Events::new(other_db.clone(), other_bus));
     let other_tasks = Tasks::new();
-    let other = Arc::new(Writer::new(&other_db, other_events, LANES, &other_tasks));
+    let other = Arc::new(Writer::new(
+        &other_db,
+        other_events,
+        Arc::new(Policy::new(other_db.clone())),
+        LANES,
+        &other_tasks,
+    ));
     const TASKS: usize = 32;
     const EACH: usize = 20;
     let sends = (0..TASKS).map(|task| {

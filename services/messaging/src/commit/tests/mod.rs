@@ -82,7 +82,13 @@ async fn world(backend: Backend) -> World {
     let bus: Arc<dyn Bus> = Arc::new(LocalBus::default());
     let events = Arc::new(Events::new(db.clone(), bus));
     let tasks = Tasks::new();
-    let writer = Arc::new(Writer::new(&db, events.clone(), LANES, &tasks));
+    let writer = Arc::new(Writer::new(
+        &db,
+        events.clone(),
+        Arc::new(Policy::new(db.clone())),
+        LANES,
+        &tasks,
+    ));
     World {
         url,
         db,
@@ -267,7 +273,12 @@ impl World {
 fn draft(conversation: Conversation, sender: i64, target: Target, key: &str) -> Draft {
     Draft {
         conversation,
-        admission: Admission { sender, target },
+        // No policy change ever moved an epoch here: epoch 0 is current.
+        admission: Admission {
+            sender,
+            target,
+            epoch: 0,
+        },
         req: SendMessageRequest {
             kind: MessageKind::Text as i32,
             text: key.into(),
