@@ -842,15 +842,14 @@ fn bus_subject() -> String {
 }
 
 /// Two messaging processes over one PostgreSQL database and NATS: a message sent through one
-/// reaches a stream served by the other at once (the poll is set to a minute, so only the bus
-/// can carry it), and presence is shared.
+/// reaches a stream served by the other at once (streams never poll: only the bus can carry
+/// it), and presence is shared.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_processes_share_postgres_and_nats() {
     let subject = bus_subject();
     let setup = |c: &mut rosetta_node::Config, subject: &str| {
         c.nats_url = Some(NATS_URL.into());
         c.messaging.bus_subject = subject.into();
-        c.messaging.poll_interval_ms = 60_000;
     };
     let first = TestServer::start_with(Backend::Postgres, |c| setup(c, &subject)).await;
     let (url, dir) = (first.config.database_url(), first.config.data_dir.clone());

@@ -29,8 +29,8 @@ impl MessagingGrpc {
         }
     }
 
-    /// Ends each `Subscribe` stream once its session is revoked (checked on the stream's poll
-    /// tick, through the same cache the auth layer uses).
+    /// Ends each `Subscribe` stream once its session is revoked (checked on the stream's
+    /// session timer, through the same cache the auth layer uses).
     pub fn with_sessions(self, sessions: Arc<SessionGuard>) -> Self {
         Self {
             sessions: Some(sessions),

@@ -2,7 +2,8 @@
 //! stream.
 //!
 //! The database is the source of truth; the [`bus`] only wakes subscribers. Reading order:
-//! [`bus`] (how a process learns of new events) → [`log`] (the durable per-user event log and
+//! [`bus`] (how a process learns of new events: the hub of its open streams, NATS subjects
+//! per user) → [`log`] (the durable per-user event log and
 //! the [`Events`] sink other services publish through) → [`presence`] and [`visibility`] (who
 //! sees how much of a presence: friends all, group peers status only) → [`policy`] (who may
 //! send where, answered from memory and confirmed inside each write) → [`conversations`] /
@@ -28,8 +29,10 @@ mod conversations;
 mod convert;
 mod grpc;
 mod history;
+mod hub;
 mod live;
 pub mod log;
+mod nats;
 mod policy;
 pub mod presence;
 mod send;
@@ -38,7 +41,7 @@ pub mod visibility;
 
 use std::sync::Arc;
 
-pub use bus::{Bus, Hub, LocalBus, NatsBus};
+pub use bus::{Bus, Hub, LocalBus, NatsBus, Subscription, Wake};
 pub use config::MessagingConfig;
 pub use grpc::{MessagingGrpc, PUBLIC_METHODS};
 pub use log::Events;

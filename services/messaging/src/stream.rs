@@ -1,14 +1,18 @@
 //! Subscribe: replay what the caller missed, then `CaughtUp`, then live events, with no gap
 //! and no duplicate.
 //!
-//! The stream registers with the hub BEFORE it reads the log, so an event committed while the
-//! backlog is being read is either in the backlog or in the hub's buffer (or both). Durable
-//! events are forwarded only when their seq is exactly the next one: older ones are
-//! duplicates and dropped; a jump means a wake-up was lost or overtaken, and the log is re-read
-//! from the last seq sent. A periodic tick re-reads the log as well, for wake-ups the bus never
-//! carried, and checks that the stream's session is still live: a stream opened with a session
-//! that was since revoked (logout, a password change elsewhere, a recovery) ends with
-//! `SESSION_REVOKED` instead of delivering a stolen session's events forever.
+//! The stream registers with the bus BEFORE it reads the log (and the bus returns only once it
+//! carries the user's events here), so an event committed while the backlog is being read is
+//! either in the backlog or in the stream's queue (or both). Durable events are forwarded only
+//! when their seq is exactly the next one: older ones are duplicates and dropped; a jump means
+//! a wake-up was lost or overtaken, and the log is re-read from the last seq sent. The log is
+//! also re-read when the queue overflowed or the bus may have lost wake-ups
+//! ([`Wake::Reread`]); it is never polled.
+//!
+//! A timer checks, through the session cache, that the stream's session is still live: a
+//! stream opened with a session that was since revoked (logout, a password change elsewhere,
+//! a recovery) ends with `SESSION_REVOKED` instead of delivering a stolen session's events
+//! forever.
 
 use std::sync::Arc;
 
@@ -18,18 +22,21 @@ use rosetta_proto::{
     messaging::v1::{CaughtUp, Event, SubscribeResponse, subscribe_response::Item},
     social::v1::PresenceStatus,
 };
-use tokio::sync::{broadcast::error::RecvError, mpsc};
+use tokio::{sync::mpsc, time::MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 use tonic::Status;
 
-use crate::Messaging;
+use crate::{
+    Messaging,
+    bus::{Subscription, Wake},
+};
 
 /// Events read from the log per query while catching up.
 const REPLAY_BATCH: u64 = 500;
 
 pub type Outbox = mpsc::Sender<Result<SubscribeResponse, Status>>;
 
-/// The session a stream was opened with, re-checked on every tick.
+/// The session a stream was opened with, re-checked on its timer.
 pub struct SessionCheck {
     pub guard: Arc<SessionGuard>,
     pub session_id: String,
@@ -60,55 +67,73 @@ impl Messaging {
         session: Option<SessionCheck>,
         stopping: CancellationToken,
     ) {
-        let mut live = self.bus.hub().subscribe(me);
-        if let Err(err) = self.presences.touch(me, None).await {
-            tracing::warn!(%err, me, "presence update on subscribe failed");
-        }
-        let result: ApiResult<()> = async {
-            let mut last = match after {
-                Some(after) => self.replay(me, after, &out).await?,
-                None => self.events.head(me).await?,
-            };
-            if !send(&out, Item::CaughtUp(CaughtUp { head_seq: last })).await {
-                return Ok(());
-            }
-            let mut tick = tokio::time::interval(self.config.poll_interval);
-            tick.reset();
-            loop {
-                tokio::select! {
-                    received = live.recv() => match received {
-                        Ok(event) => {
-                            if event.seq > last + 1 {
-                                last = self.replay(me, last, &out).await?;
-                            }
-                            if event.seq == 0 || event.seq == last + 1 {
-                                if !send(&out, Item::Event(Event::clone(&event))).await {
-                                    return Ok(());
-                                }
-                                last = last.max(event.seq);
-                            }
-                        }
-                        Err(RecvError::Lagged(_)) => last = self.replay(me, last, &out).await?,
-                        Err(RecvError::Closed) => return Ok(()),
-                    },
-                    _ = tick.tick() => {
-                        if let Some(session) = &session {
-                            session.require_live().await?;
-                        }
-                        last = self.replay(me, last, &out).await?;
-                    }
-                    () = out.closed() => return Ok(()),
-                    () = stopping.cancelled() => return Err(shutting_down()),
+        let result = match self.bus.subscribe(me).await {
+            Ok(mut live) => {
+                if let Err(err) = self.presences.touch(me, None).await {
+                    tracing::warn!(%err, me, "presence update on subscribe failed");
                 }
+                let result = self
+                    .serve(me, after, &mut live, &out, session.as_ref(), &stopping)
+                    .await;
+                // Leave the hub before a sign-out asks whether the user still streams here.
+                drop(live);
+                result
             }
-        }
-        .await;
+            Err(err) => Err(err),
+        };
         if let Err(err) = result {
             let revoked = err.reason == Reason::SessionRevoked;
             let _ = out.send(Err(err.into())).await;
             if revoked {
-                drop(live);
                 self.sign_out_revoked(me).await;
+            }
+        }
+    }
+
+    /// The backlog after `after` (or nothing, from the head), `CaughtUp`, then what the bus
+    /// wakes the stream for.
+    async fn serve(
+        &self,
+        me: i64,
+        after: Option<u64>,
+        live: &mut Subscription,
+        out: &Outbox,
+        session: Option<&SessionCheck>,
+        stopping: &CancellationToken,
+    ) -> ApiResult<()> {
+        let mut last = match after {
+            Some(after) => self.replay(me, after, out).await?,
+            None => self.events.head(me).await?,
+        };
+        if !send(out, Item::CaughtUp(CaughtUp { head_seq: last })).await {
+            return Ok(());
+        }
+        let mut check = tokio::time::interval(self.config.session_check_interval);
+        check.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        check.reset();
+        loop {
+            tokio::select! {
+                wake = live.recv() => match wake {
+                    Wake::Event(event) => {
+                        if event.seq > last + 1 {
+                            last = self.replay(me, last, out).await?;
+                        }
+                        if event.seq == 0 || event.seq == last + 1 {
+                            if !send(out, Item::Event(Event::clone(&event))).await {
+                                return Ok(());
+                            }
+                            last = last.max(event.seq);
+                        }
+                    }
+                    Wake::Reread => last = self.replay(me, last, out).await?,
+                },
+                _ = check.tick(), if session.is_some() => {
+                    if let Some(session) = session {
+                        session.require_live().await?;
+                    }
+                }
+                () = out.closed() => return Ok(()),
+                () = stopping.cancelled() => return Err(shutting_down()),
             }
         }
     }
@@ -153,3 +178,6 @@ async fn send(out: &Outbox, item: Item) -> bool {
         .await
         .is_ok()
 }
+
+#[cfg(test)]
+mod tests;

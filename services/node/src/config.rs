@@ -200,10 +200,17 @@ pub struct MessagingSettings {
     pub presence_timeout_ms: u64,
     /// How long senders may recall their messages.
     pub recall_window_secs: u64,
-    /// How often open streams re-read their log for wake-ups the bus did not carry.
+    /// How often an open stream checks (through the session cache) that its session is still
+    /// live; a revoked one ends the stream with `SESSION_REVOKED`.
+    pub session_check_ms: u64,
+    /// Events one stream may have waiting for a slow client before it drops them and re-reads
+    /// its log instead; the queue allocates only for events actually waiting.
+    pub stream_queue: usize,
+    /// Ignored (0 = unset): streams are woken by the bus and no longer poll their log.
+    /// Accepted so that configurations that set it still load; setting it logs a warning.
     pub poll_interval_ms: u64,
-    /// NATS subject prefix of the event bus; deployments sharing a NATS server need distinct
-    /// prefixes.
+    /// NATS subject prefix of the event bus (one subject per user below it); deployments
+    /// sharing a NATS server need distinct prefixes.
     pub bus_subject: String,
     /// PostgreSQL: concurrent writer lanes for sends (a conversation always uses the same
     /// one); 1..=64. SQLite always writes through one.
@@ -216,7 +223,10 @@ impl Default for MessagingSettings {
         Self {
             presence_timeout_ms: u64::try_from(d.presence_timeout.as_millis()).unwrap_or(u64::MAX),
             recall_window_secs: d.recall_window.as_secs(),
-            poll_interval_ms: u64::try_from(d.poll_interval.as_millis()).unwrap_or(u64::MAX),
+            session_check_ms: u64::try_from(d.session_check_interval.as_millis())
+                .unwrap_or(u64::MAX),
+            stream_queue: d.stream_queue,
+            poll_interval_ms: 0,
             bus_subject: "rosetta.events".into(),
             writer_lanes: d.writer_lanes,
         }
@@ -228,7 +238,9 @@ impl MessagingSettings {
         rosetta_messaging::MessagingConfig {
             presence_timeout: Duration::from_millis(self.presence_timeout_ms),
             recall_window: Duration::from_secs(self.recall_window_secs),
-            poll_interval: Duration::from_millis(self.poll_interval_ms.max(10)),
+            // A timer of zero would spin.
+            session_check_interval: Duration::from_millis(self.session_check_ms.max(10)),
+            stream_queue: self.stream_queue.max(1),
             writer_lanes: self.writer_lanes,
         }
     }

@@ -91,7 +91,7 @@ impl Node {
         // process (a split `rosetta social` publishes friend events through them too).
         let messaging_config = config.messaging.to_domain();
         let (streams, background) = (Tasks::new(), Tasks::new());
-        let bus = messaging_bus(config, &background).await?;
+        let bus = messaging_bus(config, role, &background).await?;
         let message_events = Arc::new(rosetta_messaging::Events::new(db.clone(), bus.clone()));
         let presences = Arc::new(rosetta_messaging::Presences::new(
             db.clone(),
@@ -214,17 +214,55 @@ impl Node {
 }
 
 /// The event bus: NATS when configured (split deployments), else in-process.
+///
+/// Streams are woken by the bus only (no poll), so a process that writes events for streams
+/// in another process must share a NATS bus with it. A split `social` or `messaging` role
+/// always does (social events reach messaging streams; messaging replicas write to each
+/// other's users), so without `nats_url` it is refused rather than leaving streams silent.
+/// `all` is one process by design; several `all` processes on one PostgreSQL database need
+/// `nats_url` too, which the node cannot see, so it says so in its log.
 async fn messaging_bus(
     config: &Config,
+    role: Role,
     background: &Tasks,
 ) -> anyhow::Result<Arc<dyn rosetta_messaging::Bus>> {
+    if config.messaging.poll_interval_ms != 0 {
+        tracing::warn!(
+            "messaging.poll_interval_ms is ignored: event streams are woken by the bus and \
+             never poll"
+        );
+    }
+    let queue = config.messaging.stream_queue.max(1);
     Ok(match &config.nats_url {
         Some(url) => Arc::new(
-            rosetta_messaging::NatsBus::connect(url, &config.messaging.bus_subject, background)
-                .await
-                .map_err(|err| anyhow::anyhow!("connecting to NATS at {url}: {err}"))?,
+            rosetta_messaging::NatsBus::connect(
+                url,
+                &config.messaging.bus_subject,
+                queue,
+                background,
+            )
+            .await
+            .map_err(|err| anyhow::anyhow!("connecting to NATS at {url}: {err}"))?,
         ),
-        None => Arc::new(rosetta_messaging::LocalBus::default()),
+        None if matches!(role, Role::Social | Role::Messaging) => anyhow::bail!(
+            "the {} role runs apart from the other services and needs nats_url \
+             (ROSETTA_NATS_URL): without it, events written by other processes never reach \
+             this deployment's event streams; use `rosetta all` for a single process",
+            if role == Role::Social {
+                "social"
+            } else {
+                "messaging"
+            }
+        ),
+        None => {
+            if role == Role::All && config.database_url().starts_with("postgres") {
+                tracing::info!(
+                    "in-process event bus: run one `rosetta all` per database, or set \
+                     nats_url so that several share their events"
+                );
+            }
+            Arc::new(rosetta_messaging::LocalBus::new(queue))
+        }
     })
 }
 
