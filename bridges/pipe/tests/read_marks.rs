@@ -7,7 +7,7 @@ mod common;
 use std::time::Duration;
 
 use common::{Bridge, Client, grpc_friends};
-use rosetta_bridge_kit::settings::PipeSettings;
+use rosetta_bridge_kit::{CallCounts, settings::PipeSettings};
 use rosetta_proto::{
     account::v1::LoginResponse,
     messaging::v1::{
@@ -99,7 +99,10 @@ async fn marks_written_before_a_listing_and_at_close(backend: Backend) {
         read_mark_flush_ms: 3_600_000,
         ..PipeSettings::default()
     };
-    let bridge = Bridge::start_with(backend, None, settings).await;
+    let server = TestServer::start(backend).await;
+    let calls = CallCounts::default();
+    let counted = server.backend().counting(calls.clone());
+    let bridge = Bridge::with_backend(server, counted, settings).await;
     let (mut pipe, (uid, token), alice, bob) = alice_and_bob(&bridge).await;
 
     send(&bridge.server, &bob, id(&alice), "first").await;
@@ -111,11 +114,20 @@ async fn marks_written_before_a_listing_and_at_close(backend: Backend) {
     pipe.expect("no_unread_message|0").await;
     assert_eq!(unread(&bridge.server, &alice).await, 0);
 
-    send(&bridge.server, &bob, id(&alice), "second").await;
-    pipe.recv_until_prefix("message|0|").await;
-    assert_eq!(unread(&bridge.server, &alice).await, 1, "the mark waits");
+    assert_eq!(calls.get("MarkRead"), 1);
+
+    for text in ["second", "third", "fourth"] {
+        send(&bridge.server, &bob, id(&alice), text).await;
+        pipe.recv_until_prefix("message|0|").await;
+    }
+    assert_eq!(unread(&bridge.server, &alice).await, 3, "the marks wait");
     drop(pipe);
     until_unread(&bridge.server, &alice, 0).await;
+    assert_eq!(
+        calls.get("MarkRead"),
+        2,
+        "one call for the conversation's three marks"
+    );
     bridge.stop().await;
 }
 both_backends!(
