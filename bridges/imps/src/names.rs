@@ -52,9 +52,9 @@ pub fn alias_id(name: &str) -> Option<i64> {
 /// - an id is forgotten when the friendship ends (`friend_removed`), when a friend list read
 ///   afresh does not hold it, or when a call to it is refused in a way a stale name explains
 ///   (then the name is looked up afresh);
-/// - only calls the services allow between friends only (messages, clips, call signals) take
-///   an id from here, so a stale entry can only ever reach a current friend, one the client
-///   was shown under that name.
+/// - only calls the services allow between friends only (text messages, call signals) take an
+///   id from here, so a stale entry can only ever reach a current friend, one the client was
+///   shown under that name.
 pub(crate) struct NameBook {
     by_id: HashMap<i64, String>,
     by_name: HashMap<String, Learned>,

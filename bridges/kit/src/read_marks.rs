@@ -29,6 +29,7 @@ use rosetta_proto::{
 };
 use tokio::{sync::Notify, task::JoinHandle};
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument as _;
 
 use crate::{UserSession, login::END_DEADLINE};
 
@@ -92,7 +93,8 @@ impl ReadMarks {
             writing: tokio::sync::Mutex::new(()),
             closing: CancellationToken::new(),
         });
-        let task = tokio::spawn(background(inner.clone()));
+        // In the login's span, so that the marks' calls join its trace.
+        let task = tokio::spawn(background(inner.clone()).in_current_span());
         Self {
             inner,
             task: Some(task),
@@ -166,11 +168,6 @@ impl MarkRecorder {
             self.0.flush().await;
         }
     }
-
-    /// Conversations with a mark waiting.
-    pub fn pending(&self) -> usize {
-        self.0.lock().len()
-    }
 }
 
 impl Inner {
@@ -191,8 +188,9 @@ impl Inner {
 async fn background(inner: Arc<Inner>) {
     loop {
         tokio::select! {
-            () = inner.recorded.notified() => {}
+            biased;
             () = inner.closing.cancelled() => break,
+            () = inner.recorded.notified() => {}
         }
         tokio::select! {
             () = tokio::time::sleep(inner.every) => {}

@@ -232,8 +232,9 @@ impl Ctx<'_> {
         name
     }
 
-    /// The friend an IMPS name stands for, from the connection's [`crate::names::NameBook`] while it trusts
-    /// the name, else looked up. Only for calls the services allow between friends only.
+    /// The friend an IMPS name stands for: from the connection's [`crate::names::NameBook`]
+    /// while it trusts the name, else looked up. Only for calls the services allow between
+    /// friends only.
     pub(super) async fn recipient(&mut self, name: &str) -> Result<Recipient, Status> {
         if let Some(id) = self.me.names.id(name, Instant::now()) {
             return Ok(Recipient { id, cached: true });
