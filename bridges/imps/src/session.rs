@@ -35,7 +35,10 @@ use tokio::{net::TcpStream, time::Instant};
 use tokio_util::{codec::FramedRead, sync::CancellationToken};
 use tracing::Instrument as _;
 
-use crate::codec::{ClientMessage, Frame, FrameCodec, cmd, error};
+use crate::{
+    codec::{ClientMessage, Frame, FrameCodec, cmd, error},
+    names::NameBook,
+};
 
 use self::{clips::Clips, io::Io};
 
@@ -47,6 +50,8 @@ pub struct Shared {
     backend: Backend,
     heartbeat_timeout: Duration,
     idle_close: Duration,
+    /// How long a name → id entry is trusted.
+    name_ttl: Duration,
     /// One login per user on this bridge: a new login kicks the old connection (error 7).
     logins: LoginRegistry,
     /// Connections per user, so that a user goes offline when their last one closes.
@@ -59,6 +64,7 @@ impl Shared {
             backend,
             heartbeat_timeout: Duration::from_millis(settings.heartbeat_timeout_ms.max(1)),
             idle_close: Duration::from_millis(settings.idle_close_ms.max(1)),
+            name_ttl: Duration::from_millis(settings.name_cache_ms),
             logins: LoginRegistry::default(),
             live: LiveLogins::default(),
         }
@@ -101,8 +107,8 @@ struct LoggedIn {
     live: Live,
     events: EventStream,
     last_heartbeat: Instant,
-    /// IMPS names of users met, by id.
-    names: HashMap<i64, String>,
+    /// IMPS names of users met, both ways.
+    names: NameBook,
     /// Last status pushed per friend, so that repeated presence events are not re-sent.
     shown: HashMap<i64, u8>,
     /// Voice clips being received.
@@ -347,6 +353,11 @@ impl Conn {
                 Some(Kind::FriendRequestAnswered(request)) => ctx.push_friend_answer(request).await,
                 Some(Kind::PresenceChanged(presence)) => ctx.push_presence(presence).await,
                 Some(Kind::Signal(signal)) => ctx.push_signal(signal).await,
+                // No push; a former friend's name is not sent to from memory any more.
+                Some(Kind::FriendRemoved(removed)) => {
+                    ctx.me.names.forget(removed.user_id);
+                    Ok(())
+                }
                 _ => Ok(()),
             }
         }

@@ -22,6 +22,8 @@ use tonic::{
 };
 use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 
+use crate::calls::CallCounts;
+
 type Traced = InterceptedService<Channel, TraceContext>;
 type Sourced = InterceptedService<Channel, crate::client::Outgoing>;
 
@@ -44,6 +46,8 @@ pub struct Backend {
     pub(crate) bridge_key: Option<MetadataValue<tonic::metadata::Ascii>>,
     /// The legacy client this backend acts for (`for_client`), if any.
     pub(crate) client: Option<std::sync::Arc<crate::client::Client>>,
+    /// Where the calls are counted, if anywhere (`counting`).
+    pub(crate) calls: Option<CallCounts>,
 }
 
 /// Where each service is; one address may serve several (or all, as `rosetta all` does).
@@ -100,7 +104,15 @@ impl Backend {
             files: channel(&endpoints.files)?,
             bridge_key: None,
             client: None,
+            calls: None,
         })
+    }
+
+    /// This backend (and every backend made from it, e.g. `for_client`) counting its calls
+    /// into `counts`.
+    pub fn counting(mut self, counts: CallCounts) -> Self {
+        self.calls = Some(counts);
+        self
     }
 
     /// Account calls; made for a client (`for_client`), they carry its address.
@@ -109,15 +121,22 @@ impl Backend {
     }
 
     pub fn social(&self) -> SocialServiceClient<Traced> {
-        SocialServiceClient::with_interceptor(self.social.clone(), TraceContext)
+        SocialServiceClient::with_interceptor(self.social.clone(), self.traced())
     }
 
     pub fn messaging(&self) -> MessagingServiceClient<Traced> {
-        MessagingServiceClient::with_interceptor(self.messaging.clone(), TraceContext)
+        MessagingServiceClient::with_interceptor(self.messaging.clone(), self.traced())
     }
 
     pub fn files(&self) -> FilesServiceClient<Traced> {
-        FilesServiceClient::with_interceptor(self.files.clone(), TraceContext)
+        FilesServiceClient::with_interceptor(self.files.clone(), self.traced())
+    }
+
+    /// The interceptor of this backend's calls other than account ones.
+    pub(crate) fn traced(&self) -> TraceContext {
+        TraceContext {
+            calls: self.calls.clone(),
+        }
     }
 
     /// Registers an account for a legacy client; when only its optional e-mail is refused
@@ -159,12 +178,17 @@ pub fn authed<T>(message: T, access_token: &str) -> Request<T> {
 const GRPC_TIMEOUT: &str = "grpc-timeout";
 
 /// Writes the current span's trace context and the call's deadline into each outgoing call's
-/// metadata.
-#[derive(Clone, Copy, Default)]
-pub struct TraceContext;
+/// metadata (and counts the call, when the backend counts).
+#[derive(Clone, Default)]
+pub struct TraceContext {
+    calls: Option<CallCounts>,
+}
 
 impl Interceptor for TraceContext {
     fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, Status> {
+        if let Some(calls) = &self.calls {
+            calls.count(&request);
+        }
         if !request.metadata().contains_key(GRPC_TIMEOUT) {
             request.set_timeout(CALL_DEADLINE);
         }

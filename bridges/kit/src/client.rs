@@ -95,6 +95,7 @@ impl Backend {
     /// The interceptor of this backend's account calls.
     pub(crate) fn outgoing(&self) -> Outgoing {
         Outgoing {
+            trace: self.traced(),
             client: self
                 .client
                 .as_ref()
@@ -129,12 +130,13 @@ fn exhausted() -> Status {
 /// besides the trace context.
 #[derive(Clone)]
 pub struct Outgoing {
+    trace: TraceContext,
     client: Option<(AsciiMetadataValue, Option<AsciiMetadataValue>)>,
 }
 
 impl Interceptor for Outgoing {
     fn call(&mut self, request: Request<()>) -> Result<Request<()>, Status> {
-        let mut request = TraceContext.call(request)?;
+        let mut request = self.trace.call(request)?;
         if let Some((addr, key)) = &self.client {
             request
                 .metadata_mut()

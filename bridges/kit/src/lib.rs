@@ -2,22 +2,26 @@
 //! (bytes ⇄ frames) and a session (frames ⇄ the calls made through [`Backend`]).
 
 pub mod backend;
+pub mod calls;
 pub mod client;
 pub mod counters;
 pub mod events;
 pub mod listen;
 pub mod login;
 pub mod paging;
+pub mod read_marks;
 pub mod registry;
 pub mod session;
 pub mod settings;
 pub mod unread;
 
 pub use backend::{Backend, CALL_DEADLINE, Endpoints};
+pub use calls::CallCounts;
 pub use counters::Counters;
 pub use events::{EventStream, next_event};
 pub use listen::{Connections, serve_tcp};
 pub use login::{Live, LiveLogins, OnClose, end_login};
 pub use paging::all_pages;
+pub use read_marks::{MarkRecorder, ReadMarks};
 pub use registry::{LoginRegistry, Registered, kicked};
 pub use session::UserSession;

@@ -32,6 +32,10 @@ pub struct PipeSettings {
     /// (`groupinfo|gid|name|count|admin|…`) instead of the real server's
     /// (`group_detail_info|gid|<name><count>|admin|…`), for clients built from the document.
     pub group_info_doc_layout: bool,
+    /// A message pushed live counts as read; its read mark is written off the push path,
+    /// batched per conversation, this many milliseconds after the first push of a batch (and
+    /// before the login ends).
+    pub read_mark_flush_ms: u64,
 }
 
 impl Default for PipeSettings {
@@ -41,6 +45,7 @@ impl Default for PipeSettings {
             listen: SocketAddr::new(ANY, 8263),
             write_gap_ms: 100,
             group_info_doc_layout: false,
+            read_mark_flush_ms: 50,
         }
     }
 }
@@ -84,6 +89,9 @@ pub struct ImpsSettings {
     /// A connection with no frame read or written for this long is closed (the legacy
     /// server's `bothOverTime`, 2 minutes); a live client's 20 s heartbeat keeps it open.
     pub idle_close_ms: u64,
+    /// How long a connection sends to a friend's name without looking it up again (names can
+    /// change hands and no event says so; see the bridge's README). 0 looks up every send.
+    pub name_cache_ms: u64,
 }
 
 impl Default for ImpsSettings {
@@ -93,6 +101,7 @@ impl Default for ImpsSettings {
             listen: SocketAddr::new(ANY, 1200),
             heartbeat_timeout_ms: 300_000,
             idle_close_ms: 120_000,
+            name_cache_ms: 5_000,
         }
     }
 }

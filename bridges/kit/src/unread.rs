@@ -6,8 +6,7 @@
 use rosetta_proto::{
     common::v1::{ConversationRef, conversation_ref},
     messaging::v1::{
-        ConversationKind, GetUnreadCountsRequest, ListMessagesRequest, MarkReadRequest, Message,
-        message,
+        ConversationKind, GetUnreadCountsRequest, ListMessagesRequest, Message, message,
     },
 };
 use tonic::Status;
@@ -90,22 +89,6 @@ pub async fn mark_read(session: &UserSession, messages: &[Message]) {
         }
     }
     for (conversation, up_to_seq) in marks {
-        // A concurrent write to the same read state can make one attempt fail: retry once.
-        for attempt in 0..2 {
-            let marked = async {
-                let request = session
-                    .request(MarkReadRequest {
-                        conversation: Some(conversation),
-                        up_to_seq,
-                    })
-                    .await?;
-                session.backend().messaging().mark_read(request).await
-            }
-            .await;
-            match marked {
-                Ok(_) => break,
-                Err(status) => tracing::warn!(%status, attempt, "marking read failed"),
-            }
-        }
+        crate::read_marks::mark(session, conversation, up_to_seq).await;
     }
 }

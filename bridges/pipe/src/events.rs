@@ -7,7 +7,7 @@ use std::{
     sync::{Arc, Mutex},
 };
 
-use rosetta_bridge_kit::{EventStream, UserSession};
+use rosetta_bridge_kit::{EventStream, MarkRecorder, UserSession};
 use rosetta_proto::messaging::v1::{ConversationKind, Message, event, message, signal};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -141,6 +141,7 @@ pub(crate) async fn push(
     mut events: EventStream,
     out: mpsc::Sender<Box<Reply>>,
     backlog: Arc<Backlog>,
+    marks: MarkRecorder,
     revoked: CancellationToken,
 ) {
     let me = session.user_id();
@@ -148,21 +149,24 @@ pub(crate) async fn push(
         let Some(push) = push_of(me, event.kind) else {
             continue;
         };
-        let reply = match push {
+        // A message delivered live is not unread any more, unless the login's backlog holds
+        // it. Its mark goes into the pending set before the push is queued (memory only, no
+        // wait), so a `get_unread_message` answering the push, which flushes the set first,
+        // never lists it; the set's writer moves the read state in the background.
+        let (reply, unmarked) = match push {
             Push::Message(message) => {
-                // Delivered live: not unread any more. Marked before the push is queued, so a
-                // client that answers the push with `get_unread_message` never sees it again.
-                if backlog.hold(&message) {
-                    // Boxed: the task waits on its stream nearly all the time and should
-                    // only hold what that wait needs.
-                    Box::pin(mark_read(&session, std::slice::from_ref(&message))).await;
-                }
-                message_push(&message)
+                let unmarked = backlog.hold(&message) && !marks.try_record(&message);
+                (message_push(&message), unmarked.then_some(message))
             }
-            Push::Other(reply) => reply,
+            Push::Other(reply) => (reply, None),
         };
         if out.send(Box::new(reply)).await.is_err() {
             return;
+        }
+        if let Some(message) = unmarked {
+            // The set was full: after the push, flush it and record this one. Boxed: the task
+            // waits on its stream nearly all the time and should only hold what that needs.
+            Box::pin(marks.record(&message)).await;
         }
     }
     revoked.cancel();

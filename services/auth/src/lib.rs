@@ -1,9 +1,12 @@
 //! Who is calling. Access tokens are short-lived EdDSA JWTs: the account service signs them
 //! with the private key, every other service verifies them with the public key alone. A
 //! session revoked by logout stops its tokens everywhere (at once in the same process, within
-//! [`SessionGuard`]'s cache lifetime elsewhere).
+//! [`SessionGuard`]'s cache lifetime elsewhere). A token's signature is checked once per
+//! process: [`TokenVerifier`] remembers the tokens it verified (bounded, keyed by their SHA-256,
+//! each until its `exp`), while the session check runs on every call.
 
 mod bridge_key;
+mod cache;
 mod caller;
 mod keys;
 mod layer;

@@ -28,7 +28,7 @@ use tokio::time::Instant;
 use super::{Close, Conn, Ctx, LoggedIn, Login, backlog, replies::refused};
 use crate::{
     codec::{Fix, HIDE, OFFLINE, ONLINE, ServerMessage, error},
-    names::{alias_id, display_name},
+    names::{NameBook, alias_id, display_name},
 };
 
 /// How long a login waits for its event stream to go live: well under the 10 s after which
@@ -129,7 +129,11 @@ impl Conn {
             live,
             events,
             last_heartbeat: Instant::now(),
-            names: HashMap::from([(me.id, name.clone())]),
+            names: {
+                let mut names = NameBook::new(self.shared.name_ttl);
+                names.learn(me.id, &name, Instant::now());
+                names
+            },
             shown: HashMap::new(),
             clips: Default::default(),
             asked: HashSet::new(),

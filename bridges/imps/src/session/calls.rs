@@ -3,8 +3,8 @@
 //!
 //! | client / event | canonical | reply / push |
 //! |---|---|---|
-//! | C_PTP_AUDIO_REQ / C_PTP_VIDEO_REQ | `LookupUser`, `SendSignal(CallInvite)` | none / the refusal's code |
-//! | C_PTP_AUDIO_RSP / C_PTP_VIDEO_RSP | `LookupUser`, `SendSignal(CallAnswer)` | none / the refusal's code |
+//! | C_PTP_AUDIO_REQ / C_PTP_VIDEO_REQ | `LookupUser` (unless remembered), `SendSignal(CallInvite)` | none / the refusal's code |
+//! | C_PTP_AUDIO_RSP / C_PTP_VIDEO_RSP | `LookupUser` (unless remembered), `SendSignal(CallAnswer)` | none / the refusal's code |
 //! | `signal` (call invite) | | S_PTP_AUDIO_REQ / S_PTP_VIDEO_REQ |
 //! | `signal` (call answer) | | S_PTP_AUDIO_RSP / S_PTP_VIDEO_RSP |
 
@@ -67,8 +67,13 @@ impl Ctx<'_> {
     ) -> Result<(), Close> {
         let public_host = self.io.peer.ip().to_canonical().to_string();
         let result = async {
-            let to = self.resolve(friend).await?;
-            self.signal(to.id, kind(public_host)).await
+            let to = self.recipient(friend).await?;
+            let kind = kind(public_host);
+            let sent = self.signal(to.id, kind.clone()).await;
+            match self.retry(friend, to, &sent).await? {
+                Some(fresh) => self.signal(fresh.id, kind).await,
+                None => sent,
+            }
         }
         .await;
         match result {

@@ -2,7 +2,7 @@
 //!
 //! | client / event | canonical | reply / push |
 //! |---|---|---|
-//! | C_SEND_MSG | `LookupUser`, `SendMessage` (TEXT) | none; S_ERROR 5 when the recipient is not online, else the refusal's code |
+//! | C_SEND_MSG | `LookupUser` (unless the name is remembered), `SendMessage` (TEXT) | none; S_ERROR 5 when the recipient is not online, else the refusal's code |
 //! | `message` (private, to the user) | `MarkRead` | S_SEND_MSG (text, `[image] …`, `[file] …`) or S_AUDIO_RSP ×n |
 
 use rosetta_proto::messaging::v1::{
@@ -19,9 +19,23 @@ impl Ctx<'_> {
             return Ok(());
         }
         let result = async {
-            let to = self.resolve(friend).await?;
-            self.send_message(to.id, MessageKind::Text, text, String::new())
-                .await
+            let mut to = self.recipient(friend).await?;
+            let mut text = text;
+            loop {
+                // Kept for a second try only when the first goes to a remembered id.
+                let body = if to.cached {
+                    text.clone()
+                } else {
+                    std::mem::take(&mut text)
+                };
+                let sent = self
+                    .send_message(to.id, MessageKind::Text, body, String::new())
+                    .await;
+                match self.retry(friend, to, &sent).await? {
+                    Some(fresh) => to = fresh,
+                    None => return sent,
+                }
+            }
         }
         .await;
         self.answer_send(result).await

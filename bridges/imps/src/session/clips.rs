@@ -45,6 +45,8 @@ impl Ctx<'_> {
             return Ok(());
         };
         let result = async {
+            // Looked up afresh: the clip is uploaded into the conversation with whoever the
+            // name stands for, before any send could tell a stale name.
             let to = self.resolve(&friend).await?;
             let file_id = self.upload_clip(to.id, clip).await?;
             self.send_message(to.id, MessageKind::Audio, String::new(), file_id)

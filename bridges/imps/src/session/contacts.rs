@@ -21,6 +21,7 @@ use rosetta_proto::{
         SendFriendRequestRequest, respond_friend_request_request,
     },
 };
+use tokio::time::Instant;
 use tonic::Status;
 
 use super::{Close, Ctx, local_time, replies::refused};
@@ -28,6 +29,13 @@ use crate::{
     codec::{Friend, OFFLINE, ONLINE, ServerMessage},
     names::{alias_id, display_name},
 };
+
+/// A friend to call, by id, and whether the id came from memory (it may be stale).
+#[derive(Clone, Copy)]
+pub(super) struct Recipient {
+    pub id: i64,
+    pub cached: bool,
+}
 
 /// Contacts read per ListContacts page, and pages read at most.
 const CONTACT_PAGE: u32 = 500;
@@ -73,6 +81,11 @@ impl Ctx<'_> {
                 return Ok(());
             }
         };
+        let ids: std::collections::HashSet<i64> = contacts
+            .iter()
+            .filter_map(|c| c.user.as_ref().map(|u| u.id))
+            .collect();
+        self.me.names.keep_friends(&ids);
         let friends = contacts
             .into_iter()
             .filter_map(|contact| self.friend(contact))
@@ -215,11 +228,53 @@ impl Ctx<'_> {
 
     pub(super) fn remember(&mut self, user: &User) -> String {
         let name = display_name(user);
-        self.me.names.insert(user.id, name.clone());
+        self.me.names.learn(user.id, &name, Instant::now());
         name
     }
 
-    /// The user an IMPS name stands for: a user name, or a `#<id>` alias.
+    /// The friend an IMPS name stands for: from the connection's [`crate::names::NameBook`]
+    /// while it trusts the name, else looked up. Only for calls the services allow between
+    /// friends only.
+    pub(super) async fn recipient(&mut self, name: &str) -> Result<Recipient, Status> {
+        if let Some(id) = self.me.names.id(name, Instant::now()) {
+            return Ok(Recipient { id, cached: true });
+        }
+        let user = self.resolve(name).await?;
+        Ok(Recipient {
+            id: user.id,
+            cached: false,
+        })
+    }
+
+    /// After a call to `to` ended with `result`: whom to try again, if it failed in a way a
+    /// stale name explains (the id taken from memory is no friend any more, or gone) and a
+    /// fresh lookup names someone else; the lookup's refusal if the name names nobody now
+    /// (what the call would have met without the memory). The stale id is forgotten.
+    pub(super) async fn retry<T>(
+        &mut self,
+        name: &str,
+        to: Recipient,
+        result: &Result<T, Status>,
+    ) -> Result<Option<Recipient>, Status> {
+        let Err(status) = result else {
+            return Ok(None);
+        };
+        let stale = matches!(
+            Reason::of(status),
+            Some(Reason::NotFriends | Reason::NotFound | Reason::Blocked)
+        );
+        if !to.cached || !stale {
+            return Ok(None);
+        }
+        self.me.names.forget(to.id);
+        let fresh = self.resolve(name).await?;
+        Ok((fresh.id != to.id).then_some(Recipient {
+            id: fresh.id,
+            cached: false,
+        }))
+    }
+
+    /// The user an IMPS name stands for: a user name, or a `#<id>` alias, looked up.
     pub(super) async fn resolve(&mut self, name: &str) -> Result<User, Status> {
         let lookup = |r| LookupUserRequest {
             user: Some(UserRef { r#ref: Some(r) }),
@@ -242,8 +297,8 @@ impl Ctx<'_> {
 
     /// The IMPS name of user `id`.
     pub(super) async fn name_of(&mut self, id: i64) -> String {
-        if let Some(name) = self.me.names.get(&id) {
-            return name.clone();
+        if let Some(name) = self.me.names.name(id) {
+            return name.to_owned();
         }
         let profiles = self
             .session()

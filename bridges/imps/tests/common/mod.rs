@@ -53,6 +53,11 @@ pub async fn bridge(server: &TestServer, heartbeat_timeout_ms: u64) -> Bridge {
 }
 
 pub async fn bridge_with(server: &TestServer, settings: ImpsSettings) -> Bridge {
+    bridge_on(server.backend(), settings).await
+}
+
+/// A bridge reaching the services through `backend` (e.g. one counting its calls).
+pub async fn bridge_on(backend: rosetta_bridge_kit::Backend, settings: ImpsSettings) -> Bridge {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
     let (stop, stopped) = oneshot::channel::<()>();
@@ -62,7 +67,7 @@ pub async fn bridge_with(server: &TestServer, settings: ImpsSettings) -> Bridge 
     };
     tokio::spawn(rosetta_bridge_imps::serve(
         listener,
-        server.backend(),
+        backend,
         settings,
         async move {
             let _ = stopped.await;

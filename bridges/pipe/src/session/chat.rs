@@ -131,6 +131,11 @@ impl Connection {
                     Actor::Own(_) => self.current_login().map(|l| l.backlog.clone()),
                     Actor::Borrowed(_) => None,
                 };
+                // The marks of messages already pushed are written first, so that none of
+                // them is listed again.
+                if let (Actor::Own(_), Some(login)) = (&actor, self.current_login()) {
+                    login.marks.flush().await;
+                }
                 self.unread_messages(actor.session(), backlog.as_deref())
                     .await
             }

@@ -8,7 +8,7 @@
 
 use std::sync::Arc;
 
-use rosetta_bridge_kit::{EventStream, OnClose, UserSession, end_login};
+use rosetta_bridge_kit::{EventStream, OnClose, ReadMarks, UserSession, end_login};
 use rosetta_proto::account::v1::{
     ExchangeLegacyTokenRequest, IssueLegacyTokenRequest, LegacyTokenFormat, LoginRequest,
     PasswordScheme, login_request::Identifier,
@@ -116,12 +116,14 @@ impl Connection {
             .await;
         let backlog = Backlog::at_login(!unread.is_empty());
         let revoked = CancellationToken::new();
+        let marks = ReadMarks::start(session.clone(), self.shared.read_mark_flush);
         let pusher = tokio::spawn(
             events::push(
                 session.clone(),
                 events,
                 self.out.clone(),
                 backlog.clone(),
+                marks.recorder(),
                 revoked.clone(),
             )
             .in_current_span(),
@@ -134,6 +136,7 @@ impl Connection {
             pusher,
             revoked,
             backlog,
+            marks,
         }));
         sent
     }
@@ -152,16 +155,20 @@ impl Connection {
             live,
             pusher,
             revoked,
+            marks,
             ..
         } = *login;
         // The event stream goes first, so that no resubscription shows the user online again.
         pusher.abort();
         drop(registered);
         let uid = session.user_id();
-        // A revoked session can neither set presence nor log out; the services ended it.
+        // A revoked session can neither mark, set presence nor log out; the services ended it.
         let on_close = if revoked.is_cancelled() {
+            marks.abandon();
             OnClose::KeepSession
         } else {
+            // The pushed messages' marks, while the session's token still works.
+            marks.finish().await;
             OnClose::Logout
         };
         // The token stops working here before anyone can see the user offline.

@@ -21,8 +21,8 @@ use std::{
 };
 
 use rosetta_bridge_kit::{
-    Backend, Connections, Counters, Live, LiveLogins, LoginRegistry, Registered, UserSession,
-    settings::PipeSettings,
+    Backend, Connections, Counters, Live, LiveLogins, LoginRegistry, ReadMarks, Registered,
+    UserSession, settings::PipeSettings,
 };
 use tokio::{net::TcpStream, sync::mpsc, task::JoinHandle};
 use tokio_util::sync::CancellationToken;
@@ -48,6 +48,8 @@ pub(crate) struct Shared {
     backend: Backend,
     write_gap: Duration,
     doc_layout: bool,
+    /// How long the read marks of pushed messages gather before they are written.
+    read_mark_flush: Duration,
     /// The latest login of each user here (the real server's online map: pushes go to the
     /// latest login only; an older one loses the user).
     registry: LoginRegistry,
@@ -65,6 +67,7 @@ impl Shared {
             backend,
             write_gap: Duration::from_millis(settings.write_gap_ms),
             doc_layout: settings.group_info_doc_layout,
+            read_mark_flush: Duration::from_millis(settings.read_mark_flush_ms),
             registry: LoginRegistry::default(),
             live: LiveLogins::default(),
             retiring: Mutex::new(Vec::new()),
@@ -99,6 +102,8 @@ struct Login {
     revoked: CancellationToken,
     /// The unread messages the login announced, until the client fetches them.
     backlog: Arc<Backlog>,
+    /// Read marks of the messages pushed, written in the background.
+    marks: ReadMarks,
 }
 
 struct Connection {

@@ -1,0 +1,136 @@
+//! A message pushed live counts as read: its push is not held up by the read mark, which is
+//! written in the background shortly after, before a `get_unread_message` of the same login
+//! lists anything, and before the login ends.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{Bridge, Client, grpc_friends};
+use rosetta_bridge_kit::{CallCounts, settings::PipeSettings};
+use rosetta_proto::{
+    account::v1::LoginResponse,
+    messaging::v1::{
+        GetUnreadCountsRequest, MessageKind, SendMessageRequest,
+        messaging_service_client::MessagingServiceClient, send_message_request,
+    },
+};
+use rosetta_testkit::{Backend, TestServer, authed, both_backends};
+use tokio::time::Instant;
+
+/// How long a test waits for a mark written in the background.
+const WITHIN: Duration = Duration::from_secs(10);
+
+fn id(login: &LoginResponse) -> i64 {
+    login.user.as_ref().expect("user").id
+}
+
+async fn send(server: &TestServer, from: &LoginResponse, to: i64, text: &str) {
+    MessagingServiceClient::new(server.channel().await)
+        .send_message(authed(
+            SendMessageRequest {
+                to: Some(send_message_request::To::ToUserId(to)),
+                kind: MessageKind::Text.into(),
+                text: text.into(),
+                client_message_id: format!("test-{text}"),
+                ..Default::default()
+            },
+            &from.access_token,
+        ))
+        .await
+        .expect("sent");
+}
+
+/// The user's unread messages over all conversations (read state is the user's, whichever
+/// session reads it).
+async fn unread(server: &TestServer, user: &LoginResponse) -> u64 {
+    MessagingServiceClient::new(server.channel().await)
+        .get_unread_counts(authed(GetUnreadCountsRequest {}, &user.access_token))
+        .await
+        .expect("unread counts")
+        .into_inner()
+        .total
+}
+
+/// Reads the unread count until it is `want`, failing after [`WITHIN`].
+async fn until_unread(server: &TestServer, user: &LoginResponse, want: u64) {
+    let deadline = Instant::now() + WITHIN;
+    loop {
+        let seen = unread(server, user).await;
+        if seen == want {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{seen} unread, want {want}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Alice on pipe (with her uid and token as the login gave them), Bob on gRPC, friends.
+async fn alice_and_bob(
+    bridge: &Bridge,
+) -> (Client, (String, String), LoginResponse, LoginResponse) {
+    let (alice, bob) = grpc_friends(&bridge.server, "alice", "bob").await;
+    let mut pipe = bridge.client().await;
+    let (uid, token, count) = pipe.login("alice", "alice-pw").await;
+    assert_eq!(count, 0);
+    (pipe, (uid, token), alice, bob)
+}
+
+async fn marked_soon_after_the_push(backend: Backend) {
+    let bridge = Bridge::start(backend, None).await;
+    let (mut pipe, _, alice, bob) = alice_and_bob(&bridge).await;
+    for text in ["one", "two", "three"] {
+        send(&bridge.server, &bob, id(&alice), text).await;
+        let push = pipe.recv_until_prefix("message|0|").await;
+        assert!(push.ends_with(text), "{push:?}");
+    }
+    until_unread(&bridge.server, &alice, 0).await;
+    bridge.stop().await;
+}
+both_backends!(
+    marked_soon_after_the_push,
+    super::marked_soon_after_the_push
+);
+
+async fn marks_written_before_a_listing_and_at_close(backend: Backend) {
+    // Nothing is written in the background within the test: only a listing or the close
+    // writes the marks.
+    let settings = PipeSettings {
+        read_mark_flush_ms: 3_600_000,
+        ..PipeSettings::default()
+    };
+    let server = TestServer::start(backend).await;
+    let calls = CallCounts::default();
+    let counted = server.backend().counting(calls.clone());
+    let bridge = Bridge::with_backend(server, counted, settings).await;
+    let (mut pipe, (uid, token), alice, bob) = alice_and_bob(&bridge).await;
+
+    send(&bridge.server, &bob, id(&alice), "first").await;
+    pipe.recv_until_prefix("message|0|").await;
+    assert_eq!(unread(&bridge.server, &alice).await, 1, "the mark waits");
+    // The listing writes the pending marks first: the pushed message is not listed again.
+    pipe.send(&format!("get_unread_message|{uid}|{token}"))
+        .await;
+    pipe.expect("no_unread_message|0").await;
+    assert_eq!(unread(&bridge.server, &alice).await, 0);
+
+    assert_eq!(calls.get("MarkRead"), 1);
+
+    for text in ["second", "third", "fourth"] {
+        send(&bridge.server, &bob, id(&alice), text).await;
+        pipe.recv_until_prefix("message|0|").await;
+    }
+    assert_eq!(unread(&bridge.server, &alice).await, 3, "the marks wait");
+    drop(pipe);
+    until_unread(&bridge.server, &alice, 0).await;
+    assert_eq!(
+        calls.get("MarkRead"),
+        2,
+        "one call for the conversation's three marks"
+    );
+    bridge.stop().await;
+}
+both_backends!(
+    marks_written_before_a_listing_and_at_close,
+    super::marks_written_before_a_listing_and_at_close
+);
