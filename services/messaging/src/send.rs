@@ -11,12 +11,7 @@ use rosetta_proto::messaging::v1::{
 };
 use sea_orm::EntityTrait as _;
 
-use crate::{
-    Messaging,
-    commit::Draft,
-    conversations::Target,
-    convert,
-};
+use crate::{Messaging, commit::Draft, conversations::Target, convert};
 
 /// Text (or caption) limit: 16 KiB.
 const MAX_TEXT: usize = 16 * 1024;

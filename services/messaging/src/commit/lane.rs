@@ -77,8 +77,7 @@ impl Lane {
 
 /// Writes `jobs` as one batch, setting duplicates aside until the batch commits; answers every
 /// job it settles. On a failure other than a duplicate, hands back the jobs not yet answered.
-async fn settle(lane: &Lane, mut jobs: Vec<Job>
-) -> Result<(), (Vec<Job>, DbErr)> {
+async fn settle(lane: &Lane, mut jobs: Vec<Job>) -> Result<(), (Vec<Job>, DbErr)> {
     loop {
         let drafts: Vec<&super::Draft> = jobs.iter().map(|job| &job.draft).collect();
         match batch::write(&lane.db, &lane.policy, &drafts).await {

@@ -24,7 +24,6 @@ mod rules;
 #[cfg(test)]
 mod tests;
 
-
 use rosetta_db::entity::policy_epoch;
 use rosetta_kit::ApiResult;
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr};
