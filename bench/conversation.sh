@@ -8,7 +8,8 @@
 # PostgreSQL database with NATS). BIN_DIR holds `rosetta` and `rosetta-bench`
 # (default: target/release). The report goes to stdout; the servers' logs to $TMPDIR.
 # PostgreSQL (127.0.0.1:5432, user postgres) and NATS (127.0.0.1:4222) must be running for the
-# last two.
+# last two. With PERF_OUT=file, `perf record -g` samples the serving process (the messaging
+# role when split) for the whole run.
 set -euo pipefail
 setup="${1:?usage: bench/conversation.sh sqlite|postgres|split [BIN_DIR] [-- flags]}"
 shift
@@ -89,4 +90,15 @@ case "$setup" in
     ;;
 esac
 
+perf_pid=""
+if [ -n "${PERF_OUT:-}" ]; then
+  serving="${pids[0]}"
+  [ "$setup" = split ] && serving="${pids[2]}"
+  perf record -q -F 499 -g -o "$PERF_OUT" -p "$serving" 2>/dev/null &
+  perf_pid=$!
+fi
 "$bin/rosetta-bench" --quiet "${target[@]}" conversation "${flags[@]}"
+if [ -n "$perf_pid" ]; then
+  kill -INT "$perf_pid"
+  wait "$perf_pid" || true
+fi
