@@ -4,14 +4,7 @@
 //! while the connection was down arrives after the reconnection; a split role without NATS is
 //! refused.
 
-use std::{
-    net::SocketAddr,
-    sync::{
-        Arc, Mutex,
-        atomic::{AtomicBool, AtomicU64, Ordering},
-    },
-    time::Duration,
-};
+use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use rosetta_db::{
     entity::social::friendship,
@@ -23,12 +16,7 @@ use rosetta_proto::messaging::v1::{
     messaging_service_client::MessagingServiceClient, send_message_request::To,
     subscribe_response::Item,
 };
-use rosetta_testkit::{Backend, TestServer, authed, both_backends};
-use tokio::{
-    io::{AsyncReadExt as _, AsyncWriteExt as _},
-    net::{TcpListener, TcpStream},
-    task::AbortHandle,
-};
+use rosetta_testkit::{Backend, TestServer, authed, both_backends, relay::Relay};
 use tonic::{Streaming, transport::Channel};
 
 /// Longest wait for something the test expects.
@@ -229,73 +217,4 @@ async fn a_wake_up_lost_with_the_connection_is_made_good() {
 
     send(&via_second, &alice, bob.id, "after").await;
     assert_eq!(next_message(&mut bobs).await.1, "after");
-}
-
-/// A TCP relay in front of NATS that can drop what the server sends (a wake-up lost on the
-/// way) and cut its connections (the network failing).
-struct Relay {
-    addr: SocketAddr,
-    muted: Arc<AtomicBool>,
-    discarded: Arc<AtomicU64>,
-    open: Arc<Mutex<Vec<AbortHandle>>>,
-}
-
-impl Relay {
-    async fn start(target: SocketAddr) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let addr = listener.local_addr().expect("addr");
-        let relay = Self {
-            addr,
-            muted: Arc::default(),
-            discarded: Arc::default(),
-            open: Arc::default(),
-        };
-        let (muted, discarded, open) = (
-            relay.muted.clone(),
-            relay.discarded.clone(),
-            relay.open.clone(),
-        );
-        tokio::spawn(async move {
-            while let Ok((client, _)) = listener.accept().await {
-                let Ok(server) = TcpStream::connect(target).await else {
-                    continue;
-                };
-                let (mut client_rx, mut client_tx) = client.into_split();
-                let (mut server_rx, mut server_tx) = server.into_split();
-                let up = tokio::spawn(async move {
-                    let _ = tokio::io::copy(&mut client_rx, &mut server_tx).await;
-                });
-                let (muted, discarded) = (muted.clone(), discarded.clone());
-                let down = tokio::spawn(async move {
-                    let mut buf = vec![0; 16 * 1024];
-                    while let Ok(n @ 1..) = server_rx.read(&mut buf).await {
-                        if muted.load(Ordering::SeqCst) {
-                            discarded.fetch_add(n as u64, Ordering::SeqCst);
-                        } else if client_tx.write_all(&buf[..n]).await.is_err() {
-                            return;
-                        }
-                    }
-                });
-                let mut open = open.lock().unwrap();
-                open.push(up.abort_handle());
-                open.push(down.abort_handle());
-            }
-        });
-        relay
-    }
-
-    fn mute(&self, on: bool) {
-        self.muted.store(on, Ordering::SeqCst);
-    }
-
-    fn discarded(&self) -> u64 {
-        self.discarded.load(Ordering::SeqCst)
-    }
-
-    /// Drops every relayed connection.
-    fn cut(&self) {
-        for conn in self.open.lock().unwrap().drain(..) {
-            conn.abort();
-        }
-    }
 }

@@ -2,14 +2,7 @@
 //! the newest event seen (nothing sent meanwhile is lost or repeated), and a revoked session
 //! ends the stream instead of being retried forever.
 
-use std::{
-    net::SocketAddr,
-    sync::{
-        Arc, Mutex,
-        atomic::{AtomicUsize, Ordering},
-    },
-    time::Duration,
-};
+use std::{sync::Arc, time::Duration};
 
 use rosetta_bridge_kit::{Backend, EventStream, UserSession};
 use rosetta_proto::{
@@ -20,55 +13,10 @@ use rosetta_proto::{
     },
     social::v1::{CreateGroupRequest, social_service_client::SocialServiceClient},
 };
-use rosetta_testkit::{TestServer, authed, both_backends};
-use tokio::{
-    net::{TcpListener, TcpStream},
-    task::AbortHandle,
-};
+use rosetta_testkit::{TestServer, authed, both_backends, relay::Relay};
 
 /// Longest wait for something the test expects to happen.
 const PATIENCE: Duration = Duration::from_secs(10);
-
-/// A TCP relay in front of the node whose connections the test can cut, as a network
-/// failure would.
-struct Relay {
-    addr: SocketAddr,
-    accepted: Arc<AtomicUsize>,
-    open: Arc<Mutex<Vec<AbortHandle>>>,
-}
-
-impl Relay {
-    async fn start(target: SocketAddr) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let addr = listener.local_addr().expect("addr");
-        let accepted = Arc::new(AtomicUsize::new(0));
-        let open = Arc::new(Mutex::new(Vec::new()));
-        let (count, conns) = (accepted.clone(), open.clone());
-        tokio::spawn(async move {
-            while let Ok((mut client, _)) = listener.accept().await {
-                count.fetch_add(1, Ordering::SeqCst);
-                let relay = tokio::spawn(async move {
-                    if let Ok(mut server) = TcpStream::connect(target).await {
-                        let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
-                    }
-                });
-                conns.lock().unwrap().push(relay.abort_handle());
-            }
-        });
-        Self {
-            addr,
-            accepted,
-            open,
-        }
-    }
-
-    /// Drops every relayed connection.
-    fn cut(&self) {
-        for conn in self.open.lock().unwrap().drain(..) {
-            conn.abort();
-        }
-    }
-}
 
 async fn next(events: &mut EventStream) -> Option<Event> {
     tokio::time::timeout(PATIENCE, events.next())
@@ -140,7 +88,7 @@ async fn resumes_after_a_cut(backend: rosetta_testkit::Backend) {
     send("after").await;
     assert_eq!(next_text(&mut events).await, "after", "nothing repeated");
     assert!(
-        relay.accepted.load(Ordering::SeqCst) >= 2,
+        relay.accepted() >= 2,
         "the stream was reopened on a new connection"
     );
     assert!(!events.revoked());

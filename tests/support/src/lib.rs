@@ -6,6 +6,8 @@
 //! PostgreSQL test whose server cannot be reached fails with a message saying so: it never
 //! passes silently.
 
+pub mod relay;
+
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use rosetta_account::{HashPool, MemorySender};
