@@ -37,6 +37,8 @@ mod policy;
 pub mod presence;
 mod send;
 mod stream;
+#[cfg(test)]
+mod test_support;
 pub mod visibility;
 
 use std::sync::Arc;

@@ -6,17 +6,19 @@
 
 use std::sync::{Arc, Mutex};
 
-use rosetta_db::entity::{social::friendship, user};
+use rosetta_db::entity::social::friendship;
 use rosetta_kit::tasks::Tasks;
 use rosetta_proto::messaging::v1::{MessageKind, SendMessageRequest, send_message_request::To};
-use sea_orm::{ActiveValue::Set, DatabaseConnection, EntityTrait as _};
+use sea_orm::{ActiveValue::Set, EntityTrait as _};
 use tracing::{
     Event, Metadata, Subscriber,
     field::{Field, Visit},
     span,
 };
 
-use crate::{Events, LocalBus, Messaging, MessagingConfig, Presences, bus::Bus};
+use crate::{
+    Events, LocalBus, Messaging, MessagingConfig, Presences, bus::Bus, test_support::user,
+};
 
 /// The SQL of every statement run while it is the thread's subscriber.
 #[derive(Default, Clone)]
@@ -59,25 +61,6 @@ impl Subscriber for Statements {
     fn event(&self, _: &Event<'_>) {}
     fn enter(&self, _: &span::Id) {}
     fn exit(&self, _: &span::Id) {}
-}
-
-async fn user(db: &DatabaseConnection, name: &str) -> i64 {
-    user::Entity::insert(user::ActiveModel {
-        username: Set(name.into()),
-        ocid: Set(format!("oc-{name}")),
-        nickname: Set(name.into()),
-        avatar: Set(String::new()),
-        signature: Set(String::new()),
-        gender: Set(0),
-        vip: Set(false),
-        security_question_id: Set(0),
-        created_at_ms: Set(rosetta_db::now_ms()),
-        ..Default::default()
-    })
-    .exec_with_returning(db)
-    .await
-    .unwrap()
-    .id
 }
 
 /// How many statements name a policy table (the presence view after the write reads some

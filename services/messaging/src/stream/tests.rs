@@ -3,14 +3,12 @@
 
 use std::{sync::Arc, time::Duration};
 
-use rosetta_db::entity::user;
 use rosetta_kit::tasks::Tasks;
 use rosetta_proto::messaging::v1::{FriendRemoved, event::Kind, subscribe_response::Item};
-use sea_orm::{ActiveValue::Set, DatabaseConnection, EntityTrait as _};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::{Bus, Events, LocalBus, Messaging, MessagingConfig, Presences};
+use crate::{Bus, Events, LocalBus, Messaging, MessagingConfig, Presences, test_support::user};
 
 /// Longest wait for something the test expects.
 const PATIENCE: Duration = Duration::from_secs(10);
@@ -55,25 +53,6 @@ async fn world(queue: usize) -> World {
         me,
         _tasks: tasks,
     }
-}
-
-async fn user(db: &DatabaseConnection, name: &str) -> i64 {
-    user::Entity::insert(user::ActiveModel {
-        username: Set(name.into()),
-        ocid: Set(format!("oc-{name}")),
-        nickname: Set(name.into()),
-        avatar: Set(String::new()),
-        signature: Set(String::new()),
-        gender: Set(0),
-        vip: Set(false),
-        security_question_id: Set(0),
-        created_at_ms: Set(rosetta_db::now_ms()),
-        ..Default::default()
-    })
-    .exec_with_returning(db)
-    .await
-    .unwrap()
-    .id
 }
 
 fn durable(n: i64) -> Kind {

@@ -18,7 +18,6 @@ use std::{
 use rosetta_db::entity::{
     messaging::{conversation, message},
     social::{group, group_member},
-    user,
 };
 use rosetta_kit::ApiResult;
 use rosetta_proto::messaging::v1::{MessageKind, event::Kind};
@@ -29,6 +28,7 @@ use sea_orm::{
 use tokio::sync::oneshot;
 
 use super::*;
+use crate::test_support::user;
 use crate::{
     LocalBus,
     bus::Bus,
@@ -101,25 +101,6 @@ async fn world(backend: Backend) -> World {
         bob,
         _store: store,
     }
-}
-
-async fn user(db: &DatabaseConnection, name: &str) -> i64 {
-    user::Entity::insert(user::ActiveModel {
-        username: Set(name.into()),
-        ocid: Set(format!("oc-{name}")),
-        nickname: Set(name.into()),
-        avatar: Set(String::new()),
-        signature: Set(String::new()),
-        gender: Set(0),
-        vip: Set(false),
-        security_question_id: Set(0),
-        created_at_ms: Set(rosetta_db::now_ms()),
-        ..Default::default()
-    })
-    .exec_with_returning(db)
-    .await
-    .unwrap()
-    .id
 }
 
 /// A group of `members`; returns its id.
