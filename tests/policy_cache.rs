@@ -223,6 +223,46 @@ async fn private_changes_bind_the_next_send(backend: Backend) {
 }
 both_backends!(private_changes, super::private_changes_bind_the_next_send);
 
+/// A retry whose first attempt was stored before a block (its answer lost) still gets the
+/// stored message, marked duplicate; a new send is refused.
+async fn a_retry_after_a_block_gets_the_stored_message(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let (alice, bob) = (who(&server, "alice").await, who(&server, "bob").await);
+    let mut s = Social::new(server.channel().await);
+    let mut m = Messaging::new(server.channel().await);
+    befriend(&mut s, &alice, &bob).await;
+    let request = SendMessageRequest {
+        to: Some(To::ToUserId(bob.id)),
+        kind: MessageKind::Text.into(),
+        text: "before the block".into(),
+        client_message_id: "retried".into(),
+        ..Default::default()
+    };
+    let first = m
+        .send_message(authed(request.clone(), &alice.token))
+        .await
+        .expect("sent")
+        .into_inner();
+    block(&mut s, &bob, &alice).await;
+    let retry = m
+        .send_message(authed(request, &alice.token))
+        .await
+        .expect("a retry of a stored send is answered")
+        .into_inner();
+    assert!(retry.duplicate, "answered as a retry");
+    assert_eq!(retry.message, first.message, "with the stored message");
+    assert!(!retry.recipient_online, "no presence across the block");
+    assert_eq!(
+        refused(&mut m, &alice, To::ToUserId(bob.id)).await,
+        denied(Reason::Blocked),
+        "a new send is refused"
+    );
+}
+both_backends!(
+    retry_after_block,
+    super::a_retry_after_a_block_gets_the_stored_message
+);
+
 /// A mute, a kick, leaving and dissolution refuse the next group send; unmuting and adding
 /// back allow it again at once.
 async fn group_changes_bind_the_next_send(backend: Backend) {

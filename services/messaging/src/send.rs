@@ -2,14 +2,16 @@
 //! [`Writer`](crate::commit::Writer), which stores it and fans it out in one transaction (with
 //! the other sends queued meanwhile) and wakes the streams after the commit. A retry with the
 //! same `client_message_id` is recognised by the unique key inside that write and answered
-//! with the stored message: no read before the write.
+//! with the stored message: no read before the write (a refused send reads whether it is the
+//! retry of a stored one, see [`Messaging::stored_or`]).
 
 use rosetta_db::entity::messaging::message;
 use rosetta_kit::{ApiError, ApiResult, Reason};
+use rosetta_proto::Class;
 use rosetta_proto::messaging::v1::{
     MessageKind, SendMessageRequest, SendMessageResponse, send_message_request::To,
 };
-use sea_orm::EntityTrait as _;
+use sea_orm::{ColumnTrait as _, EntityTrait as _, QueryFilter as _};
 
 use crate::{Messaging, commit::Draft, conversations::Target, convert};
 
@@ -27,7 +29,14 @@ impl Messaging {
         let target = validate(&req)?;
         let now = rosetta_db::now_ms();
         // From memory when it can; the writer confirms it inside the write.
-        let admission = self.policy.admit(sender, target, now).await?;
+        let admission = match self.policy.admit(sender, target, now).await {
+            Ok(admission) => admission,
+            Err(refusal) => {
+                return self
+                    .stored_or(sender, &req.client_message_id, refusal)
+                    .await;
+            }
+        };
         let conversation = self
             .conversations
             .get_or_create(&self.db, sender, target)
@@ -48,8 +57,38 @@ impl Messaging {
             req,
             now,
         };
-        let stored = self.writer.write(draft).await?;
-        self.respond(stored.message, stored.duplicate).await
+        let client_message_id = draft.req.client_message_id.clone();
+        match self.writer.write(draft).await {
+            Ok(stored) => self.respond(stored.message, stored.duplicate).await,
+            Err(refusal) => self.stored_or(sender, &client_message_id, refusal).await,
+        }
+    }
+
+    /// A send the policy refuses may be the retry of one stored before the change (its answer
+    /// was lost): the retry gets the stored message, as any retry does, though no longer the
+    /// recipient's presence. Only refused sends pay for this read.
+    async fn stored_or(
+        &self,
+        sender: i64,
+        client_message_id: &str,
+        refusal: ApiError,
+    ) -> ApiResult<SendMessageResponse> {
+        if refusal.reason.class() != Class::Denied {
+            return Err(refusal);
+        }
+        let stored = message::Entity::find()
+            .filter(message::Column::SenderId.eq(sender))
+            .filter(message::Column::ClientMessageId.eq(client_message_id))
+            .one(&self.db)
+            .await?;
+        match stored {
+            Some(stored) => Ok(SendMessageResponse {
+                message: Some(convert::message(&stored)),
+                duplicate: true,
+                recipient_online: false,
+            }),
+            None => Err(refusal),
+        }
     }
 
     async fn respond(
