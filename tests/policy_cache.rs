@@ -9,7 +9,7 @@
 use std::{
     sync::{
         Arc,
-        atomic::{AtomicBool, AtomicUsize, Ordering},
+        atomic::{AtomicBool, Ordering},
     },
     time::Duration,
 };
@@ -30,6 +30,7 @@ use rosetta_proto::{
     },
 };
 use rosetta_testkit::{Backend, TestServer, authed, both_backends, reason};
+use tokio::sync::watch;
 use tonic::{Code, Status, transport::Channel};
 
 type Social = SocialServiceClient<Channel>;
@@ -335,7 +336,7 @@ async fn send_until_blocked(
     alice: Arc<Who>,
     to: To,
     block_returned: Arc<AtomicBool>,
-    accepted: Arc<AtomicUsize>,
+    accepted: Arc<watch::Sender<usize>>,
 ) -> Vec<u64> {
     let mut seqs = Vec::new();
     let (mut refusals_after, mut refused_once) = (0, false);
@@ -346,7 +347,7 @@ async fn send_until_blocked(
                 assert!(!after, "a send begun after the block returned was accepted");
                 assert!(!refused_once, "a send was accepted after one was refused");
                 seqs.push(seq);
-                accepted.fetch_add(1, Ordering::SeqCst);
+                accepted.send_modify(|count| *count += 1);
             }
             Err(err) => {
                 assert_eq!(reason(&err), Reason::Blocked, "{err:?}");
@@ -374,7 +375,8 @@ async fn a_block_binds_every_later_send(backend: Backend) {
     befriend(&mut s, &alice, &bob).await;
     let alice = Arc::new(alice);
     let block_returned = Arc::new(AtomicBool::new(false));
-    let accepted = Arc::new(AtomicUsize::new(0));
+    let accepted = Arc::new(watch::Sender::new(0));
+    let mut counted = accepted.subscribe();
     let senders: Vec<_> = (0..SENDERS)
         .map(|_| {
             tokio::spawn(send_until_blocked(
@@ -386,14 +388,13 @@ async fn a_block_binds_every_later_send(backend: Backend) {
             ))
         })
         .collect();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    while accepted.load(Ordering::SeqCst) < BEFORE_BLOCK {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "sends never got going"
-        );
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    tokio::time::timeout(
+        Duration::from_secs(30),
+        counted.wait_for(|&count| count >= BEFORE_BLOCK),
+    )
+    .await
+    .expect("sends never got going")
+    .expect("the senders hold the counter");
     block(&mut s, &bob, &alice).await;
     block_returned.store(true, Ordering::SeqCst);
 

@@ -12,6 +12,7 @@ use std::{
 use tokio::{
     io::{AsyncReadExt as _, AsyncWriteExt as _},
     net::{TcpListener, TcpStream},
+    sync::Notify,
     task::AbortHandle,
 };
 
@@ -21,6 +22,8 @@ pub struct Relay {
     accepted: Arc<AtomicUsize>,
     muted: Arc<AtomicBool>,
     discarded: Arc<AtomicU64>,
+    /// Woken each time bytes are dropped.
+    dropped: Arc<Notify>,
     open: Arc<Mutex<Vec<AbortHandle>>>,
 }
 
@@ -33,12 +36,14 @@ impl Relay {
             accepted: Arc::default(),
             muted: Arc::default(),
             discarded: Arc::default(),
+            dropped: Arc::default(),
             open: Arc::default(),
         };
-        let (accepted, muted, discarded, open) = (
+        let (accepted, muted, discarded, dropped, open) = (
             relay.accepted.clone(),
             relay.muted.clone(),
             relay.discarded.clone(),
+            relay.dropped.clone(),
             relay.open.clone(),
         );
         tokio::spawn(async move {
@@ -52,12 +57,14 @@ impl Relay {
                 let up = tokio::spawn(async move {
                     let _ = tokio::io::copy(&mut client_rx, &mut server_tx).await;
                 });
-                let (muted, discarded) = (muted.clone(), discarded.clone());
+                let (muted, discarded, dropped) =
+                    (muted.clone(), discarded.clone(), dropped.clone());
                 let down = tokio::spawn(async move {
                     let mut buf = vec![0; 16 * 1024];
                     while let Ok(n @ 1..) = server_rx.read(&mut buf).await {
                         if muted.load(Ordering::SeqCst) {
                             discarded.fetch_add(n as u64, Ordering::SeqCst);
+                            dropped.notify_waiters();
                         } else if client_tx.write_all(&buf[..n]).await.is_err() {
                             return;
                         }
@@ -84,6 +91,22 @@ impl Relay {
     /// Bytes from the server dropped while muted.
     pub fn discarded(&self) -> u64 {
         self.discarded.load(Ordering::SeqCst)
+    }
+
+    /// Waits (at most `within`) until the relay has dropped something since it was muted.
+    pub async fn until_discarded(&self, within: std::time::Duration) {
+        let wait = async {
+            loop {
+                let dropped = self.dropped.notified();
+                if self.discarded() > 0 {
+                    return;
+                }
+                dropped.await;
+            }
+        };
+        tokio::time::timeout(within, wait)
+            .await
+            .expect("nothing reached the relay while muted");
     }
 
     /// Drops every relayed connection, as a network failure would.
