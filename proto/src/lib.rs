@@ -14,6 +14,12 @@ pub use reason::{Class, ERROR_DOMAIN, Reason};
 pub const FILE_DESCRIPTOR_SET: &[u8] =
     include_bytes!(concat!(env!("OUT_DIR"), "/rosetta_descriptor.bin"));
 
+/// Encoded `FileDescriptorSet` of the `google.rpc` error details (`Status`, `ErrorInfo`,
+/// `RetryInfo`, …) and their imports: served by reflection so that clients decode the details
+/// of an error without local copies.
+pub const ERROR_DETAILS_DESCRIPTOR_SET: &[u8] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/error_details_descriptor.bin"));
+
 pub mod common {
     pub mod v1 {
         tonic::include_proto!("rosetta.common.v1");

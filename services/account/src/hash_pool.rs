@@ -82,13 +82,39 @@ pub struct HashPool {
 }
 
 /// One admitted request; frees its place when dropped (done, skipped or discarded).
-struct Permit(Arc<AtomicUsize>);
+struct Permit {
+    admitted: Arc<AtomicUsize>,
+    workers: usize,
+}
 
 impl Drop for Permit {
     fn drop(&mut self) {
-        let now = self.0.fetch_sub(1, Ordering::AcqRel) - 1;
-        metrics::gauge!("account_hash_requests_admitted").set(now as f64);
+        let now = self.admitted.fetch_sub(1, Ordering::AcqRel) - 1;
+        show_admitted(now, self.workers);
     }
+}
+
+/// Describes the pool's metrics to the installed recorder (their `# HELP` lines).
+pub fn describe_metrics() {
+    metrics::describe_gauge!(
+        ADMITTED,
+        "Password checks running or waiting for a hashing worker"
+    );
+    metrics::describe_gauge!(QUEUE_DEPTH, "Password checks waiting for a hashing worker");
+    metrics::describe_counter!(
+        REFUSED,
+        "Password checks refused because the workers and their queue were full"
+    );
+}
+
+const ADMITTED: &str = "rosetta_account_hash_requests_admitted";
+const QUEUE_DEPTH: &str = "rosetta_account_hash_queue_depth";
+const REFUSED: &str = "rosetta_account_hash_requests_refused_total";
+
+/// Sets the gauges after a change to `admitted` requests (those beyond `workers` wait).
+fn show_admitted(admitted: usize, workers: usize) {
+    metrics::gauge!(ADMITTED).set(admitted as f64);
+    metrics::gauge!(QUEUE_DEPTH).set(admitted.saturating_sub(workers) as f64);
 }
 
 impl HashPool {
@@ -125,7 +151,7 @@ impl HashPool {
         self.worker_count
     }
 
-    /// Requests running or waiting now (what the `account_hash_requests_admitted` gauge
+    /// Requests running or waiting now (what the `rosetta_account_hash_requests_admitted` gauge
     /// shows), for tests that must know a call has reached the pool.
     pub fn admitted(&self) -> usize {
         self.admitted.load(Ordering::Acquire)
@@ -179,11 +205,14 @@ impl HashPool {
             });
         match taken {
             Ok(before) => {
-                metrics::gauge!("account_hash_requests_admitted").set((before + 1) as f64);
-                Ok(Permit(self.admitted.clone()))
+                show_admitted(before + 1, self.worker_count);
+                Ok(Permit {
+                    admitted: self.admitted.clone(),
+                    workers: self.worker_count,
+                })
             }
             Err(_) => {
-                metrics::counter!("account_hash_requests_refused_total").increment(1);
+                metrics::counter!(REFUSED).increment(1);
                 tracing::debug!(capacity = self.capacity, "hashing pool full; refused");
                 Err(busy())
             }

@@ -19,6 +19,6 @@ pub use accounts::Accounts;
 pub use codes::{CodeSender, LogSender, MemorySender};
 pub use config::AccountConfig;
 pub use grpc::{AccountGrpc, PUBLIC_METHODS};
-pub use hash_pool::HashPool;
+pub use hash_pool::{HashPool, describe_metrics};
 pub use password::{Scheme, argon2_params};
 pub use sources::{Action, SourceLimit, Sources};

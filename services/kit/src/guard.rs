@@ -180,7 +180,7 @@ where
             match tokio::time::timeout(limit, call).await {
                 Ok(answer) => answer,
                 Err(_elapsed) => {
-                    metrics::counter!("grpc_requests_timed_out_total").increment(1);
+                    metrics::counter!("rosetta_grpc_requests_timed_out_total").increment(1);
                     tracing::warn!(%path, ?limit, "call cut at the server's time limit");
                     Ok(Status::deadline_exceeded(format!(
                         "not answered within the server's limit of {} ms",
@@ -205,7 +205,7 @@ impl Shared {
         match places.clone().try_acquire_owned() {
             Ok(place) => Ok(Some(place)),
             Err(_) => {
-                metrics::counter!("grpc_requests_shed_total").increment(1);
+                metrics::counter!("rosetta_grpc_requests_shed_total").increment(1);
                 tracing::debug!(%path, "all places taken; call refused");
                 Err(AllTaken)
             }

@@ -1,7 +1,8 @@
 //! The gRPC server every role runs: the Rosetta services it was given, plus standard health
 //! (`grpc.health.v1`) and reflection (v1 and v1alpha, for older `grpcurl`) for exactly those
 //! services, shut down gracefully on a signal. Every call runs in a span continuing the
-//! caller's trace ([`crate::trace`]) and within the server's [`Limits`] ([`crate::guard`]).
+//! caller's trace ([`crate::trace`]) and within the server's [`Limits`] ([`crate::guard`]), and is measured
+//! ([`crate::rpc_metrics`]).
 
 use std::{convert::Infallible, future::Future};
 
@@ -73,6 +74,9 @@ impl ServiceSet {
             let mut builder = tonic_reflection::server::Builder::configure()
                 .register_encoded_file_descriptor_set(rosetta_proto::FILE_DESCRIPTOR_SET)
                 .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+                // Not a service: the `google.rpc` messages errors carry as details, so that
+                // reflection clients decode `ErrorInfo` and `RetryInfo`.
+                .register_encoded_file_descriptor_set(rosetta_proto::ERROR_DETAILS_DESCRIPTOR_SET)
                 .with_service_name("grpc.health.v1.Health");
             for name in &self.names {
                 builder = builder.with_service_name(*name);
@@ -108,6 +112,8 @@ pub async fn serve(
     Server::builder()
         .tcp_nodelay(true)
         .trace_fn(crate::trace::server_span)
+        // Outside the guard, so that calls it refuses or cuts are counted too.
+        .layer(metered())
         .layer(guard)
         .add_routes(routes)
         .serve_with_incoming_shutdown(
@@ -115,6 +121,16 @@ pub async fn serve(
             shutdown,
         )
         .await
+}
+
+/// The per-RPC metrics of every method a node may serve.
+fn metered() -> crate::rpc_metrics::MetricsLayer {
+    crate::rpc_metrics::MetricsLayer::new(&[
+        rosetta_proto::FILE_DESCRIPTOR_SET,
+        tonic_health::pb::FILE_DESCRIPTOR_SET,
+        tonic_reflection::pb::v1::FILE_DESCRIPTOR_SET,
+        tonic_reflection::pb::v1alpha::FILE_DESCRIPTOR_SET,
+    ])
 }
 
 /// Completes on Ctrl-C or SIGTERM.

@@ -97,6 +97,7 @@ impl Hub {
             wake: Notify::new(),
         });
         let mut users = self.users();
+        let first = !users.contains_key(&user);
         let entry = users.entry(user).or_insert_with(|| {
             let mut next = self
                 .next_generation
@@ -111,6 +112,7 @@ impl Hub {
             }
         });
         entry.queues.push(queue.clone());
+        crate::meters::stream_changed(1.0, first);
         let listening = Listening {
             generation: entry.generation,
             ended: entry.ended.clone(),
@@ -179,7 +181,11 @@ impl Hub {
         let Some(entry) = users.get_mut(&user) else {
             return;
         };
+        let before = entry.queues.len();
         entry.queues.retain(|q| !Arc::ptr_eq(q, queue));
+        if entry.queues.len() < before {
+            crate::meters::stream_changed(-1.0, entry.queues.is_empty());
+        }
         if entry.queues.is_empty()
             && let Some(entry) = users.remove(&user)
         {

@@ -32,6 +32,7 @@ mod history;
 mod hub;
 mod live;
 pub mod log;
+mod meters;
 mod nats;
 mod policy;
 pub mod presence;
@@ -47,6 +48,7 @@ pub use bus::{Bus, Hub, LocalBus, NatsBus, Subscription, Wake};
 pub use config::MessagingConfig;
 pub use grpc::{MessagingGrpc, PUBLIC_METHODS};
 pub use log::Events;
+pub use meters::describe_metrics;
 pub use presence::Presences;
 use sea_orm::DatabaseConnection;
 

@@ -19,7 +19,7 @@ use std::sync::Arc;
 use rosetta_auth::SessionGuard;
 use rosetta_kit::{ApiError, ApiResult, Reason};
 use rosetta_proto::{
-    messaging::v1::{CaughtUp, Event, SubscribeResponse, subscribe_response::Item},
+    messaging::v1::{CaughtUp, Event, SubscribeResponse, event, subscribe_response::Item},
     social::v1::PresenceStatus,
 };
 use tokio::{sync::mpsc, time::MissedTickBehavior};
@@ -174,9 +174,21 @@ fn shutting_down() -> ApiError {
 }
 
 async fn send(out: &Outbox, item: Item) -> bool {
-    out.send(Ok(SubscribeResponse { item: Some(item) }))
+    let message = matches!(
+        &item,
+        Item::Event(Event {
+            kind: Some(event::Kind::Message(_)),
+            ..
+        })
+    );
+    let sent = out
+        .send(Ok(SubscribeResponse { item: Some(item) }))
         .await
-        .is_ok()
+        .is_ok();
+    if sent && message {
+        crate::meters::message_delivered();
+    }
+    sent
 }
 
 #[cfg(test)]

@@ -39,6 +39,9 @@ pub struct Config {
     pub log_format: LogFormat,
     /// OTLP/gRPC endpoint (e.g. `http://127.0.0.1:4317`); traces are exported when set.
     pub otlp_endpoint: Option<String>,
+    /// Prometheus scrape endpoint of this process (any path, e.g. `/metrics`), `host:port`;
+    /// empty: no endpoint and no metrics recorded.
+    pub metrics_listen: String,
     /// NATS server (e.g. `nats://127.0.0.1:4222`) carrying events between processes; unset,
     /// events travel in-process only (right for `rosetta all`).
     pub nats_url: Option<String>,
@@ -152,6 +155,7 @@ impl Default for Config {
             bridge_key_file: None,
             log_format: LogFormat::Text,
             otlp_endpoint: None,
+            metrics_listen: "127.0.0.1:9090".into(),
             nats_url: None,
             account: AccountSettings::default(),
             messaging: MessagingSettings::default(),
@@ -392,6 +396,17 @@ impl Config {
         })
     }
 
+    /// Where to serve Prometheus metrics; `None` when `metrics_listen` is empty.
+    pub fn metrics_addr(&self) -> anyhow::Result<Option<SocketAddr>> {
+        let value = self.metrics_listen.trim();
+        if value.is_empty() {
+            return Ok(None);
+        }
+        value.parse().map(Some).map_err(|err| {
+            anyhow::anyhow!("metrics_listen: {value:?} is not an address (host:port): {err}")
+        })
+    }
+
     /// The gRPC server's time and concurrency limits; 0 turns either off.
     pub fn server_limits(&self) -> rosetta_kit::server::Limits {
         rosetta_kit::server::Limits {
@@ -498,6 +513,30 @@ mod tests {
                 config.bridge_key_file.as_deref(),
                 Some(std::path::Path::new("/run/secrets/bridge_key"))
             );
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn metrics_listen_defaults_to_loopback_and_empty_turns_it_off() {
+        figment::Jail::expect_with(|jail| {
+            let config = Config::load(None, &Overrides::default()).map_err(|e| e.to_string())?;
+            assert_eq!(
+                config.metrics_addr().map_err(|e| e.to_string())?,
+                Some(SocketAddr::from(([127, 0, 0, 1], 9090)))
+            );
+            jail.set_env("ROSETTA_METRICS_LISTEN", "");
+            let config = Config::load(None, &Overrides::default()).map_err(|e| e.to_string())?;
+            assert_eq!(config.metrics_addr().map_err(|e| e.to_string())?, None);
+            jail.set_env("ROSETTA_METRICS_LISTEN", "0.0.0.0:9100");
+            let config = Config::load(None, &Overrides::default()).map_err(|e| e.to_string())?;
+            assert_eq!(
+                config.metrics_addr().map_err(|e| e.to_string())?,
+                Some(SocketAddr::from(([0, 0, 0, 0], 9100)))
+            );
+            jail.set_env("ROSETTA_METRICS_LISTEN", "nowhere");
+            let config = Config::load(None, &Overrides::default()).map_err(|e| e.to_string())?;
+            assert!(config.metrics_addr().is_err());
             Ok(())
         });
     }

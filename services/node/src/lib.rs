@@ -3,6 +3,7 @@
 
 pub mod config;
 pub mod node;
+mod pool_metrics;
 pub mod telemetry;
 
 pub use config::Config;

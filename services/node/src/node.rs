@@ -91,6 +91,7 @@ impl Node {
         // process (a split `rosetta social` publishes friend events through them too).
         let messaging_config = config.messaging.to_domain();
         let (streams, background) = (Tasks::new(), Tasks::new());
+        crate::pool_metrics::sample(&db, &background);
         let bus = messaging_bus(config, role, &background).await?;
         let message_events = Arc::new(rosetta_messaging::Events::new(db.clone(), bus.clone()));
         let presences = Arc::new(rosetta_messaging::Presences::new(

@@ -49,6 +49,8 @@ impl Lane {
             if count == 0 {
                 break;
             }
+            crate::meters::queued(-(count as f64));
+            crate::meters::batch_written(count);
             let batch = std::mem::replace(&mut taken, Vec::with_capacity(MAX_BATCH));
             if let Err((rest, err)) = settle(&self, batch).await {
                 self.one_by_one(rest, err).await;
@@ -86,6 +88,11 @@ async fn settle(lane: &Lane, mut jobs: Vec<Job>) -> Result<(), (Vec<Job>, DbErr)
                 deliveries,
             }) => {
                 lane.events.wake(deliveries).await;
+                let stored = outcomes
+                    .iter()
+                    .filter(|outcome| matches!(outcome, Ok(stored) if !stored.duplicate))
+                    .count();
+                crate::meters::messages_sent(stored);
                 for (job, outcome) in jobs.into_iter().zip(outcomes) {
                     // The caller may have gone (a cancelled call): the message is stored all
                     // the same, and a retry with the same client_message_id finds it.

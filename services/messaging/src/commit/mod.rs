@@ -135,7 +135,13 @@ impl Writer {
             reply,
         };
         let stopped = || ApiError::unavailable("the message writer has stopped");
-        lane.send(job).await.map_err(|_| stopped())?;
+        // Counted before it is queued, so that the lane, which may take it at once, never
+        // takes the gauge below zero.
+        crate::meters::queued(1.0);
+        if lane.send(job).await.is_err() {
+            crate::meters::queued(-1.0);
+            return Err(stopped());
+        }
         written.await.map_err(|_| stopped())?
     }
 
