@@ -1,6 +1,7 @@
 //! `rosetta-bench`: load scenarios against a running rosetta (gRPC and the legacy bridges),
-//! with latency distributions, an exactly-once delivery check, a live line, a summary table
-//! and `--json` output. Only loopback targets unless `--allow-remote`.
+//! with latency distributions, an exactly-once delivery check, a live line, a summary table,
+//! `--json` output and an SVG chart of the latencies (`--plot`). Only loopback targets unless
+//! `--allow-remote`.
 
 mod bridgeconv;
 mod cloudchat;
@@ -15,6 +16,7 @@ mod live;
 mod login;
 mod ourchat;
 mod pipe;
+mod plot;
 mod report;
 mod soak;
 mod target;
@@ -54,6 +56,9 @@ struct Cli {
     /// No live line on stderr.
     #[arg(long, global = true)]
     quiet: bool,
+    /// Also write the run's latency distributions as an SVG chart to this file.
+    #[arg(long, global = true, value_name = "FILE")]
+    plot: Option<std::path::PathBuf>,
     #[command(subcommand)]
     scenario: Scenario,
 }
@@ -159,6 +164,10 @@ fn main() -> ExitCode {
     let outcome = runtime.block_on(async {
         let report = run(&cli).await?;
         print(&report, cli.json)?;
+        if let Some(path) = &cli.plot {
+            std::fs::write(path, plot::svg(&report))
+                .with_context(|| format!("cannot write the plot to {}", path.display()))?;
+        }
         if !report.failures.is_empty() {
             bail!("{} check(s) failed", report.failures.len());
         }

@@ -40,6 +40,19 @@ impl Recorder {
                 ms(self.0.value_at_quantile(q))
             }
         };
+        // The curve of `--plot`: the latency at quantiles spaced evenly on the plot's axis,
+        // log10(1 / (1 - q)), from the fastest (q = 0) to 99.999 %.
+        let curve = if empty {
+            Vec::new()
+        } else {
+            (0..=CURVE_STEPS)
+                .map(|step| {
+                    let decades = f64::from(step) * CURVE_DECADES / f64::from(CURVE_STEPS);
+                    let q = 1.0 - 10f64.powf(-decades);
+                    (q, at(q))
+                })
+                .collect()
+        };
         Latency {
             name: name.to_owned(),
             count: self.0.len(),
@@ -48,9 +61,14 @@ impl Recorder {
             p90_ms: at(0.90),
             p99_ms: at(0.99),
             max_ms: if empty { 0.0 } else { ms(self.0.max()) },
+            curve,
         }
     }
 }
+
+/// Points of a latency curve, and the decades of `1 / (1 - q)` they span (5: up to 99.999 %).
+const CURVE_STEPS: u32 = 100;
+pub const CURVE_DECADES: f64 = 5.0;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Latency {
@@ -61,6 +79,9 @@ pub struct Latency {
     pub p90_ms: f64,
     pub p99_ms: f64,
     pub max_ms: f64,
+    /// (quantile, milliseconds) from the median up, for `--plot`; not in the JSON report.
+    #[serde(skip)]
+    pub curve: Vec<(f64, f64)>,
 }
 
 #[derive(Debug, Clone, Serialize)]
