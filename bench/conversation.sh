@@ -8,7 +8,8 @@
 # PostgreSQL database with NATS). BIN_DIR holds `rosetta` and `rosetta-bench`
 # (default: target/release). The report goes to stdout; the servers' logs to $TMPDIR.
 # PostgreSQL (127.0.0.1:5432, user postgres) and NATS (127.0.0.1:4222) must be running for the
-# last two. With PERF_OUT=file, `perf record -g` samples the serving process (the messaging
+# last two. `-- … --plot out.svg` also writes the latency distributions as a chart. With
+# PERF_OUT=file, `perf record -g` samples the serving process (the messaging
 # role when split) for the whole run.
 set -euo pipefail
 setup="${1:?usage: bench/conversation.sh sqlite|postgres|split [BIN_DIR] [-- flags]}"
@@ -77,6 +78,8 @@ case "$setup" in
     port=50061
     # The account role creates the schema and the token keys the others read.
     for role in account social messaging files; do
+      # Each process its own metrics port (the default 127.0.0.1:9090 fits one process).
+      export ROSETTA_METRICS_LISTEN="127.0.0.1:$((port + 10000))"
       start "$role" "$role" --data-dir "$tmp" --database-url "$url" --grpc-listen "127.0.0.1:$port"
       wait_port "$port"
       port=$((port + 1))

@@ -339,3 +339,220 @@ fn status_code(headers: &HeaderMap) -> Option<i32> {
     let value = headers.get("grpc-status")?;
     std::str::from_utf8(value.as_bytes()).ok()?.parse().ok()
 }
+
+#[cfg(test)]
+mod tests {
+    use std::{
+        collections::BTreeMap,
+        sync::{Mutex, atomic::AtomicU64, atomic::Ordering},
+    };
+
+    use metrics::{Key, KeyName, Metadata, Recorder, SharedString, Unit};
+
+    use super::*;
+
+    const LOGIN: &str = "/rosetta.account.v1.AccountService/Login";
+    const SUBSCRIBE: &str = "/rosetta.messaging.v1.MessagingService/Subscribe";
+
+    /// Counters and gauges by `name{label=value,…}`, histograms by the same with their samples.
+    #[derive(Default)]
+    struct Seen {
+        values: Mutex<BTreeMap<String, Arc<AtomicU64>>>,
+        samples: Mutex<BTreeMap<String, Arc<Samples>>>,
+    }
+
+    #[derive(Default)]
+    struct Samples(Mutex<Vec<f64>>);
+
+    impl metrics::HistogramFn for Samples {
+        fn record(&self, value: f64) {
+            self.0.lock().expect("samples").push(value);
+        }
+    }
+
+    fn id(key: &Key) -> String {
+        let labels: Vec<String> = key
+            .labels()
+            .map(|l| format!("{}={}", l.key(), l.value()))
+            .collect();
+        format!("{}{{{}}}", key.name(), labels.join(","))
+    }
+
+    impl Seen {
+        fn value(&self, id: &str) -> Arc<AtomicU64> {
+            let mut values = self.values.lock().expect("values");
+            values.entry(id.to_owned()).or_default().clone()
+        }
+
+        fn count(&self, id: &str) -> u64 {
+            self.value(id).load(Ordering::Relaxed)
+        }
+
+        fn gauge(&self, id: &str) -> f64 {
+            f64::from_bits(self.value(id).load(Ordering::Relaxed))
+        }
+
+        fn samples(&self, id: &str) -> usize {
+            let samples = self.samples.lock().expect("samples");
+            samples.get(id).map_or(0, |s| s.0.lock().expect("samples").len())
+        }
+    }
+
+    impl Recorder for Seen {
+        fn describe_counter(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
+        fn describe_gauge(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
+        fn describe_histogram(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
+
+        fn register_counter(&self, key: &Key, _: &Metadata<'_>) -> Counter {
+            Counter::from_arc(self.value(&id(key)))
+        }
+
+        fn register_gauge(&self, key: &Key, _: &Metadata<'_>) -> Gauge {
+            Gauge::from_arc(self.value(&id(key)))
+        }
+
+        fn register_histogram(&self, key: &Key, _: &Metadata<'_>) -> Histogram {
+            let mut samples = self.samples.lock().expect("samples");
+            Histogram::from_arc(samples.entry(id(key)).or_default().clone())
+        }
+    }
+
+    /// A body of one data frame, then `trailers` (if any).
+    struct Answer {
+        data: Option<bytes::Bytes>,
+        trailers: Option<HeaderMap>,
+    }
+
+    impl http_body::Body for Answer {
+        type Data = bytes::Bytes;
+        type Error = tonic::Status;
+
+        fn poll_frame(
+            mut self: Pin<&mut Self>,
+            _cx: &mut Context<'_>,
+        ) -> Poll<Option<Result<Frame<bytes::Bytes>, tonic::Status>>> {
+            if let Some(data) = self.data.take() {
+                return Poll::Ready(Some(Ok(Frame::data(data))));
+            }
+            Poll::Ready(self.trailers.take().map(|t| Ok(Frame::trailers(t))))
+        }
+    }
+
+    fn grpc_status(code: Code) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert("grpc-status", (code as i32).into());
+        headers
+    }
+
+    /// A handler answering every call with its function's response.
+    #[derive(Clone)]
+    struct Handler(fn() -> Response<Body>);
+
+    impl Service<Request<()>> for Handler {
+        type Response = Response<Body>;
+        type Error = Infallible;
+        type Future = std::future::Ready<Result<Response<Body>, Infallible>>;
+
+        fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+            Poll::Ready(Ok(()))
+        }
+
+        fn call(&mut self, _request: Request<()>) -> Self::Future {
+            std::future::ready(Ok((self.0)()))
+        }
+    }
+
+    fn metered(answer: fn() -> Response<Body>) -> Metered<Handler> {
+        MetricsLayer::new(&[rosetta_proto::FILE_DESCRIPTOR_SET]).layer(Handler(answer))
+    }
+
+    async fn call<S>(service: &mut S, path: &str) -> Response<Body>
+    where
+        S: Service<Request<()>, Response = Response<Body>, Error = Infallible>,
+    {
+        let request = Request::builder().uri(path).body(()).expect("request");
+        let Ok(response) = service.call(request).await;
+        response
+    }
+
+    async fn drain(response: Response<Body>) {
+        let mut body = std::pin::pin!(response.into_body());
+        while let Some(frame) = std::future::poll_fn(|cx| body.as_mut().poll_frame(cx)).await {
+            frame.expect("frame");
+        }
+    }
+
+    fn unary_ok() -> Response<Body> {
+        Response::new(Body::new(Answer {
+            data: Some(bytes::Bytes::from_static(b"\0\0\0\0\0")),
+            trailers: Some(grpc_status(Code::Ok)),
+        }))
+    }
+
+    fn refused() -> Response<Body> {
+        tonic::Status::unauthenticated("no").into_http()
+    }
+
+    const LOGIN_LABELS: &str = "service=rosetta.account.v1.AccountService,method=Login";
+
+    #[tokio::test]
+    async fn unary_calls_count_by_the_status_of_their_trailers() {
+        let seen = Seen::default();
+        let _local = metrics::set_default_local_recorder(&seen);
+        let mut service = metered(unary_ok);
+        let answer = call(&mut service, LOGIN).await;
+        let ok = format!("{REQUESTS}{{{LOGIN_LABELS},code=OK}}");
+        assert_eq!(seen.count(&ok), 0, "counted only once the status passes");
+        drain(answer).await;
+        assert_eq!(seen.count(&ok), 1);
+        assert_eq!(seen.samples(&format!("{DURATION}{{{LOGIN_LABELS}}}")), 1);
+
+        // An answer dropped before its end: the client went away.
+        drop(call(&mut service, LOGIN).await);
+        assert_eq!(
+            seen.count(&format!("{REQUESTS}{{{LOGIN_LABELS},code=CANCELLED}}")),
+            1
+        );
+    }
+
+    #[tokio::test]
+    async fn refusals_count_at_once_and_unknown_paths_share_one_series() {
+        let seen = Seen::default();
+        let _local = metrics::set_default_local_recorder(&seen);
+        let mut service = metered(refused);
+        drop(call(&mut service, LOGIN).await);
+        assert_eq!(
+            seen.count(&format!("{REQUESTS}{{{LOGIN_LABELS},code=UNAUTHENTICATED}}")),
+            1
+        );
+        for path in ["/made.Up/One", "/made.Up/Two"] {
+            drop(call(&mut service, path).await);
+        }
+        assert_eq!(
+            seen.count(&format!(
+                "{REQUESTS}{{service=unknown,method=unknown,code=UNAUTHENTICATED}}"
+            )),
+            2
+        );
+    }
+
+    #[tokio::test]
+    async fn server_streams_count_when_they_open_and_show_while_open() {
+        let seen = Seen::default();
+        let _local = metrics::set_default_local_recorder(&seen);
+        let mut service = metered(unary_ok);
+        let labels = "service=rosetta.messaging.v1.MessagingService,method=Subscribe";
+        let stream = call(&mut service, SUBSCRIBE).await;
+        assert_eq!(seen.count(&format!("{REQUESTS}{{{labels},code=OK}}")), 1);
+        assert_eq!(seen.samples(&format!("{DURATION}{{{labels}}}")), 1);
+        let open = format!("{STREAMS_OPEN}{{{labels}}}");
+        assert_eq!(seen.gauge(&open), 1.0);
+        drop(stream);
+        assert_eq!(seen.gauge(&open), 0.0);
+        assert_eq!(
+            seen.count(&format!("{REQUESTS}{{{labels},code=OK}}")),
+            1,
+            "a stream's end is not a second count"
+        );
+    }
+}
