@@ -24,7 +24,7 @@ use std::{
 };
 
 use http::{HeaderMap, Request, Response};
-use http_body::{Body as _, Frame, SizeHint};
+use http_body::{Frame, SizeHint};
 use metrics::{Counter, Gauge, Histogram};
 use prost::Message as _;
 use tonic::{Code, body::Body};
@@ -347,6 +347,7 @@ mod tests {
         sync::{Mutex, atomic::AtomicU64, atomic::Ordering},
     };
 
+    use http_body::Body as _;
     use metrics::{Key, KeyName, Metadata, Recorder, SharedString, Unit};
 
     use super::*;
