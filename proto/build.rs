@@ -29,7 +29,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // `compile` includes the imports (google/protobuf/any.proto, duration.proto), which a
     // reflection client fetches by file name.
     let details = protox::compile(ERROR_DETAILS, ["."])?;
-    fs::write(out.join("error_details_descriptor.bin"), details.encode_to_vec())?;
+    fs::write(
+        out.join("error_details_descriptor.bin"),
+        details.encode_to_vec(),
+    )?;
     tonic_prost_build::configure()
         .emit_rerun_if_changed(false)
         .codec_path("crate::codec::LeanCodec")

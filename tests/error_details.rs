@@ -49,6 +49,9 @@ async fn python_reflection_client_decodes_error_info() {
         String::from_utf8_lossy(&output.stderr)
     );
     assert!(output.status.success(), "python client failed:\n{text}");
-    assert!(text.contains("2 passed"), "expected two passing tests:\n{text}");
+    assert!(
+        text.contains("2 passed"),
+        "expected two passing tests:\n{text}"
+    );
     server.stop().await;
 }

@@ -60,6 +60,7 @@ impl Counters {
 
     /// A frame refused or a command that failed, by command name.
     pub fn error(&self, command: &'static str) {
-        counter!("rosetta_bridge_errors_total", "bridge" => self.bridge, "command" => command).increment(1);
+        counter!("rosetta_bridge_errors_total", "bridge" => self.bridge, "command" => command)
+            .increment(1);
     }
 }

@@ -113,8 +113,7 @@ impl MetricsLayer {
                     };
                     for method in &service.method {
                         let path = format!("/{full}/{}", method.name());
-                        let method =
-                            Method::new(&full, method.name(), method.server_streaming());
+                        let method = Method::new(&full, method.name(), method.server_streaming());
                         by_path.insert(path, Arc::new(method));
                     }
                 }
@@ -395,7 +394,9 @@ mod tests {
 
         fn samples(&self, id: &str) -> usize {
             let samples = self.samples.lock().expect("samples");
-            samples.get(id).map_or(0, |s| s.0.lock().expect("samples").len())
+            samples
+                .get(id)
+                .map_or(0, |s| s.0.lock().expect("samples").len())
         }
     }
 
@@ -523,7 +524,9 @@ mod tests {
         let mut service = metered(refused);
         drop(call(&mut service, LOGIN).await);
         assert_eq!(
-            seen.count(&format!("{REQUESTS}{{{LOGIN_LABELS},code=UNAUTHENTICATED}}")),
+            seen.count(&format!(
+                "{REQUESTS}{{{LOGIN_LABELS},code=UNAUTHENTICATED}}"
+            )),
             1
         );
         for path in ["/made.Up/One", "/made.Up/Two"] {

@@ -13,9 +13,15 @@ const QUEUED: &str = "rosetta_messaging_writer_queue_depth";
 
 /// Describes the service's metrics to the installed recorder (their `# HELP` lines).
 pub fn describe_metrics() {
-    describe_counter!(SENT, "Messages stored (retries of a stored send not counted)");
+    describe_counter!(
+        SENT,
+        "Messages stored (retries of a stored send not counted)"
+    );
     describe_counter!(DELIVERED, "Message events pushed onto event streams");
-    describe_gauge!(USERS_ONLINE, "Users with an open event stream in this process");
+    describe_gauge!(
+        USERS_ONLINE,
+        "Users with an open event stream in this process"
+    );
     describe_gauge!(STREAMS_OPEN, "Event streams open in this process");
     describe_histogram!(BATCH_SIZE, "Sends written per writer transaction");
     describe_gauge!(QUEUED, "Sends waiting for a writer lane");

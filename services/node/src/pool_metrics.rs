@@ -13,7 +13,10 @@ const EVERY: Duration = Duration::from_secs(5);
 
 /// Samples `db`'s pool into the gauges until `tasks` stops.
 pub fn sample(db: &DatabaseConnection, tasks: &Tasks) {
-    metrics::describe_gauge!(OPEN, "Database connections the pool holds (idle and in use)");
+    metrics::describe_gauge!(
+        OPEN,
+        "Database connections the pool holds (idle and in use)"
+    );
     metrics::describe_gauge!(IDLE, "Database connections idle in the pool");
     let db = db.clone();
     let stopping = tasks.stopping().clone();
