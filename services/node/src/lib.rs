@@ -4,6 +4,7 @@
 pub mod config;
 pub mod node;
 pub mod telemetry;
+pub mod web;
 
 pub use config::Config;
 pub use node::{Node, Role};
