@@ -4,7 +4,9 @@
 # no Node; run this after changing web/src, web/static or proto/.
 set -euo pipefail
 cd "$(dirname "$0")"
-npm ci --no-audit --no-fund --silent
+if [ ! -d node_modules/.bin ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  npm ci --no-audit --no-fund --silent
+fi
 rm -rf src/gen
 npx buf generate
 npx tsc --noEmit -p .

@@ -58,6 +58,7 @@ export class Chat {
     byId("chat").hidden = false;
     byId("chat-title").textContent = title;
     byId("chat").dataset.conversation = key(target);
+    byId("chat").dataset.loaded = "false";
     const list = byId("messages");
     list.replaceChildren();
     try {

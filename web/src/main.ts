@@ -9,6 +9,7 @@ import { byId, displayName, errorText, handles } from "./dom";
 import { People } from "./people";
 import { Chat, type Target } from "./chat";
 import { Sidebar } from "./sidebar";
+import { Groups } from "./groups";
 
 /** Waits before reopening a broken event stream, growing to this bound. */
 const MAX_BACKOFF_MS = 10_000;
@@ -23,13 +24,16 @@ class App {
   private people: People;
   private chat: Chat;
   private sidebar: Sidebar;
+  private groups: Groups;
   private stream: AbortController | null = null;
   private refreshTimer: ReturnType<typeof setTimeout> | undefined;
 
   constructor(private api: Api) {
     this.people = new People(api);
     this.chat = new Chat(api, this.people, status, (t) => this.sidebar.clearUnread(t));
-    this.sidebar = new Sidebar(api, this.people, status, (t, title) => void this.chat.show(t, title));
+    const open = (t: Target, title: string) => void this.chat.show(t, title);
+    this.sidebar = new Sidebar(api, this.people, status, open);
+    this.groups = new Groups(api, status, open, (k) => this.sidebar.unreadText(k));
     byId("register-btn").addEventListener("click", () => void this.register());
     byId("login-btn").addEventListener("click", () => void this.login());
     byId("logout-btn").addEventListener("click", () => void this.logout());
@@ -87,7 +91,7 @@ class App {
     status("");
     this.stream = new AbortController();
     void this.subscribe(this.stream.signal);
-    await this.sidebar.refreshAll();
+    await Promise.all([this.sidebar.refreshAll(), this.groups.refresh()]);
   }
 
   private scheduleRefresh(): void {
@@ -171,7 +175,7 @@ class App {
       case "groupUpdated":
       case "groupInvitationReceived":
       case "groupInvitationAnswered":
-        await this.sidebar.refreshGroups();
+        await this.groups.refresh();
         break;
       default:
         break;

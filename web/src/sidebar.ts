@@ -1,7 +1,7 @@
-// The left column: user search, friend requests, contacts with presence and unread counts,
-// and groups.
+// The left column's people: user search, friend requests, contacts with presence and unread
+// counts.
 
-import { Direction, PresenceStatus, RequestState, type Group } from "./gen/rosetta/social/v1/social_pb";
+import { Direction, PresenceStatus, RequestState } from "./gen/rosetta/social/v1/social_pb";
 import type { User } from "./gen/rosetta/account/v1/account_pb";
 import type { Api } from "./api";
 import { byId, displayName, el, errorText, handles } from "./dom";
@@ -13,7 +13,6 @@ const PAGE = 100;
 export class Sidebar {
   private presence = new Map<string, PresenceStatus>();
   private unread = new Map<string, number>();
-  private groups = new Map<string, Group>();
 
   constructor(
     private api: Api,
@@ -25,11 +24,10 @@ export class Sidebar {
     byId<HTMLInputElement>("search-input").addEventListener("keydown", (e) => {
       if ((e as KeyboardEvent).key === "Enter") void this.search();
     });
-    byId("create-group-btn").addEventListener("click", () => void this.createGroup());
   }
 
   async refreshAll(): Promise<void> {
-    await Promise.all([this.refreshContacts(), this.refreshRequests(), this.refreshGroups(), this.refreshUnread()]);
+    await Promise.all([this.refreshContacts(), this.refreshRequests(), this.refreshUnread()]);
   }
 
   async refreshContacts(): Promise<void> {
@@ -71,7 +69,7 @@ export class Sidebar {
     return this.presence.get(id) === PresenceStatus.ONLINE ? "online" : "offline";
   }
 
-  private unreadText(k: string): string {
+  unreadText(k: string): string {
     const n = this.unread.get(k) ?? 0;
     return n > 0 ? String(n) : "";
   }
@@ -192,48 +190,6 @@ export class Sidebar {
       this.status(`friend request sent to ${displayName(user, user.id)}`);
     } catch (err) {
       this.status(`friend request: ${errorText(err)}`);
-    }
-  }
-
-  async refreshGroups(): Promise<void> {
-    try {
-      const { groups } = await this.api.social.listMyGroups({ page: { pageSize: PAGE } });
-      const list = byId("groups");
-      list.replaceChildren();
-      for (const group of groups) {
-        this.groups.set(group.id.toString(), group);
-        const target: Target = { kind: "group", id: group.id };
-        list.append(
-          el(
-            "li",
-            { "data-testid": `group-${group.id}`, "data-name": group.name },
-            el(
-              "button",
-              { class: "open", onclick: () => this.open(target, `${group.name} (group ${group.id})`) },
-              `${group.name} · ${group.memberCount} members`,
-            ),
-            el("span", { class: "unread", "data-testid": `unread-${key(target)}` }, this.unreadText(key(target))),
-          ),
-        );
-      }
-    } catch (err) {
-      this.status(`groups: ${errorText(err)}`);
-    }
-  }
-
-  private async createGroup(): Promise<void> {
-    const name = byId<HTMLInputElement>("group-name").value.trim();
-    const members = byId<HTMLInputElement>("group-members")
-      .value.split(/[\s,]+/)
-      .filter((s) => /^\d+$/.test(s))
-      .map(BigInt);
-    if (!name) return;
-    try {
-      const group = await this.api.social.createGroup({ name, memberIds: members, friendsOnly: true });
-      this.status(`group ${group.name} created`);
-      await this.refreshGroups();
-    } catch (err) {
-      this.status(`create group: ${errorText(err)}`);
     }
   }
 }

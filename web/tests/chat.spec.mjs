@@ -189,6 +189,20 @@ async function main() {
     await message(bob, "(message recalled)").waitFor();
     await bob.locator("#messages li[data-recalled=true]").waitFor();
 
+    step("alice makes a group with bob in it; they chat there");
+    await alice.fill("#group-name", "tea");
+    await alice.fill("#group-members", bobId.toString());
+    await alice.click("#create-group-btn");
+    await alice.click('#groups li[data-name="tea"] button.open');
+    await alice.locator("#chat[data-loaded=true]").waitFor();
+    await bob.click('#groups li[data-name="tea"] button.open');
+    await bob.locator("#chat[data-loaded=true]").waitFor();
+    await sendText(alice, "tea at five?");
+    await message(bob, "tea at five?").waitFor();
+    await sendText(bob, "yes please");
+    await message(alice, "yes please").waitFor();
+    await shoot(bob, "bob-group-chat");
+
     step("a pipe (QtQQ) user befriends alice and writes to her");
     const pipe = new Pipe(PIPE);
     try {
