@@ -172,8 +172,32 @@ fn asset(content_type: &'static str, body: impl Into<String>) -> Response {
 }
 
 #[cfg(test)]
+// figment's Jail fixes the closures' error type to figment::Error.
+#[allow(clippy::result_large_err)]
 mod tests {
     use super::*;
+    use crate::{Config, config::Overrides};
+
+    #[test]
+    fn the_environment_sets_the_origins_and_an_empty_web_listen() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("ROSETTA_WEB_LISTEN", "");
+            jail.set_env(
+                "ROSETTA_GRPC_WEB__ALLOWED_ORIGINS",
+                r#"["https://chat.example", "http://10.0.0.2:8080"]"#,
+            );
+            let config = Config::load(None, &Overrides::default()).map_err(|e| e.to_string())?;
+            assert_eq!(listen_addr(&config.web_listen).map_err(|e| e.to_string())?, None);
+            let origins = config
+                .grpc_web
+                .origins(&config.web_listen)
+                .map_err(|e| e.to_string())?;
+            let expected = AllowedOrigins::new(["https://chat.example", "http://10.0.0.2:8080"])
+                .map_err(|e| e.to_string())?;
+            assert_eq!(origins, expected);
+            Ok(())
+        });
+    }
 
     #[test]
     fn the_own_origins_follow_web_listen_and_empty_turns_the_client_off() {
