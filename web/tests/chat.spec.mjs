@@ -101,6 +101,7 @@ async function register(page, username) {
   await page.fill("#nickname", username[0].toUpperCase() + username.slice(1));
   await page.click("#register-btn");
   await page.locator("#app").waitFor({ state: "visible" });
+  await page.locator("#auth").waitFor({ state: "hidden" });
   // The event stream is open (its replay ended): live events will arrive.
   await page.locator("body[data-live=true]").waitFor();
   return BigInt(await page.locator("#me").getAttribute("data-id"));
@@ -236,6 +237,8 @@ async function main() {
     step("alice logs out");
     await alice.click("#logout-btn");
     await alice.locator("#auth").waitFor({ state: "visible" });
+    await alice.locator("#app").waitFor({ state: "hidden" });
+    await shoot(alice, "alice-logged-out");
     step("passed");
   } catch (err) {
     for (const [name, page] of Object.entries(pages)) {
