@@ -8,7 +8,9 @@ use std::{net::SocketAddr, path::PathBuf, time::Duration};
 use bridges::Bridge;
 use clap::{Parser, Subcommand};
 use rosetta_bridge_kit::{Backend, Endpoints};
-use rosetta_node::{Config, Node, Role, config::Overrides, node::Plugins, telemetry};
+use rosetta_node::{
+    Config, Node, Role, config::Overrides, node::Plugins, telemetry, web::WebServer,
+};
 use tokio::net::TcpListener;
 
 #[derive(Parser)]
@@ -184,11 +186,20 @@ async fn run() -> anyhow::Result<()> {
                 .await?;
         }
     }
+    // The web client, served next to the services it calls.
+    let web = match role {
+        Role::All => WebServer::start(&config.web_listen, &config.grpc_web, grpc_addr).await?,
+        _ => None,
+    };
     // The services serve until the bridges have signed their users out; then the node drains
     // its calls and stops its background tasks.
     let sessions_grace = config.shutdown.sessions();
+    let calls_grace = config.shutdown.calls();
     let shutdown = async move {
         rosetta_kit::server::shutdown_signal().await;
+        if let Some(web) = web {
+            web.stop(calls_grace).await;
+        }
         bridges.stop(sessions_grace).await;
     };
     node.serve(listener, shutdown).await?;

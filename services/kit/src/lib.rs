@@ -4,6 +4,7 @@
 //! the groups of background tasks a shutdown stops and waits for.
 
 pub mod error;
+pub mod grpc_web;
 pub mod guard;
 pub mod page;
 pub mod rpc_metrics;

@@ -1,8 +1,9 @@
 //! The gRPC server every role runs: the Rosetta services it was given, plus standard health
 //! (`grpc.health.v1`) and reflection (v1 and v1alpha, for older `grpcurl`) for exactly those
 //! services, shut down gracefully on a signal. Every call runs in a span continuing the
-//! caller's trace ([`crate::trace`]) and within the server's [`Limits`] ([`crate::guard`]), and is measured
-//! ([`crate::rpc_metrics`]).
+//! caller's trace ([`crate::trace`]), within the server's [`Limits`] ([`crate::guard`]), and is
+//! measured ([`crate::rpc_metrics`]). Browsers call the same listener with gRPC-Web, from the
+//! allowed origins only ([`crate::grpc_web`]).
 
 use std::{convert::Infallible, future::Future};
 
@@ -15,6 +16,7 @@ use tonic::{
 };
 use tonic_health::ServingStatus;
 
+pub use crate::grpc_web::AllowedOrigins;
 pub use crate::guard::Limits;
 use crate::guard::{Exempt, GuardLayer};
 
@@ -24,12 +26,15 @@ pub struct ServiceSet {
     routes: RoutesBuilder,
     names: Vec<&'static str>,
     limits: Limits,
+    origins: AllowedOrigins,
 }
 
-/// What [`serve`] serves: the routes and the limits they are served within.
+/// What [`serve`] serves: the routes, the limits they are served within and the web origins
+/// that may call them.
 pub struct Served {
     routes: Routes,
     limits: Limits,
+    origins: AllowedOrigins,
 }
 
 impl ServiceSet {
@@ -40,6 +45,11 @@ impl ServiceSet {
     /// Serves the services within `limits` (none by default).
     pub fn with_limits(self, limits: Limits) -> Self {
         Self { limits, ..self }
+    }
+
+    /// Lets web pages from `origins` call over gRPC-Web (none by default).
+    pub fn with_allowed_origins(self, origins: AllowedOrigins) -> Self {
+        Self { origins, ..self }
     }
 
     /// Adds a service; its name is reported SERVING by health and listed by reflection.
@@ -92,6 +102,7 @@ impl ServiceSet {
         Ok(Served {
             routes: self.routes.routes(),
             limits: self.limits,
+            origins: self.origins,
         })
     }
 }
@@ -103,15 +114,25 @@ pub async fn serve(
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), tonic::transport::Error> {
     let local = listener.local_addr().ok();
-    let Served { routes, limits } = served;
-    tracing::info!(addr = ?local, ?limits, "gRPC listening");
+    let Served {
+        routes,
+        limits,
+        origins,
+    } = served;
+    tracing::info!(addr = ?local, ?limits, ?origins, "gRPC listening");
     let guard = GuardLayer::new(
         limits,
         Exempt::streaming_requests_of(&[rosetta_proto::FILE_DESCRIPTOR_SET]),
     );
     Server::builder()
+        // gRPC-Web from browsers comes over HTTP/1.1 as well as HTTP/2.
+        .accept_http1(true)
         .tcp_nodelay(true)
         .trace_fn(crate::trace::server_span)
+        // Outermost, so that preflights are answered and every answer is marked for its origin;
+        // then gRPC-Web becomes gRPC, which the metrics, the guard and the routes see alike.
+        .layer(origins.cors())
+        .layer(tonic_web::GrpcWebLayer::new())
         // Outside the guard, so that calls it refuses or cuts are counted too.
         .layer(metered())
         .layer(guard)

@@ -52,6 +52,10 @@ pub struct Config {
     /// The legacy-protocol bridges and their listen addresses.
     pub bridges: rosetta_bridge_kit::settings::BridgesSettings,
     pub shutdown: ShutdownSettings,
+    /// Where `rosetta all` serves the web client (Rosetta Web); empty: not served.
+    pub web_listen: String,
+    /// Browsers calling the gRPC listener (gRPC-Web).
+    pub grpc_web: crate::web::GrpcWebSettings,
 }
 
 /// Bounds on each step of a graceful shutdown (SIGTERM, Ctrl-C), taken in this order. Each
@@ -163,6 +167,8 @@ impl Default for Config {
             files: rosetta_files::FilesSettings::default(),
             bridges: Default::default(),
             shutdown: ShutdownSettings::default(),
+            web_listen: "127.0.0.1:8080".into(),
+            grpc_web: Default::default(),
         }
     }
 }

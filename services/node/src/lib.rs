@@ -5,6 +5,7 @@ pub mod config;
 pub mod node;
 mod pool_metrics;
 pub mod telemetry;
+pub mod web;
 
 pub use config::Config;
 pub use node::{Node, Role};

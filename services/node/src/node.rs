@@ -102,7 +102,9 @@ impl Node {
         let events: Arc<dyn EventSink> = message_events.clone();
         let presence: Arc<dyn PresenceView> = presences.clone();
 
-        let mut services = ServiceSet::new().with_limits(config.server_limits());
+        let mut services = ServiceSet::new()
+            .with_limits(config.server_limits())
+            .with_allowed_origins(config.grpc_web.origins(&config.web_listen)?);
         if let Some(private_pem) = private_pem {
             if !config.account.fixed_verification_code.trim().is_empty() {
                 tracing::warn!(
