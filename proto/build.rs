@@ -11,6 +11,7 @@ const PROTOS: &[&str] = &[
     "rosetta/social/v1/social.proto",
     "rosetta/messaging/v1/messaging.proto",
     "rosetta/files/v1/files.proto",
+    "rosetta/admin/v1/admin.proto",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
