@@ -8,9 +8,9 @@ use clap::{Args, Subcommand};
 use rosetta_node::Config;
 use rosetta_proto::{
     admin::v1::{
-        AuditEntry, DeleteUserRequest, DisableUserRequest, EnableUserRequest,
-        ForceLogoutRequest, GetUserRequest, ListAuditLogRequest, ListUsersRequest,
-        ResetPasswordRequest, UserDetails, UserSummary, admin_service_client::AdminServiceClient,
+        AuditEntry, DeleteUserRequest, DisableUserRequest, EnableUserRequest, ForceLogoutRequest,
+        GetUserRequest, ListAuditLogRequest, ListUsersRequest, ResetPasswordRequest, UserDetails,
+        UserSummary, admin_service_client::AdminServiceClient,
     },
     common::v1::{PageRequest, UserRef, user_ref::Ref},
 };
@@ -102,7 +102,11 @@ pub enum AdminCommand {
 #[derive(Args)]
 pub struct Api {
     /// The account service's gRPC endpoint.
-    #[arg(long, env = "ROSETTA_ADMIN_SERVER", default_value = "http://127.0.0.1:50051")]
+    #[arg(
+        long,
+        env = "ROSETTA_ADMIN_SERVER",
+        default_value = "http://127.0.0.1:50051"
+    )]
     server: String,
     /// An access token of an account with the admin role (from Login).
     #[arg(long, env = "ROSETTA_TOKEN", hide_env_values = true)]
@@ -171,8 +175,16 @@ pub async fn run(command: AdminCommand, config: &Config) -> anyhow::Result<()> {
                 user: Some(user_ref(&user)),
                 note,
             })?;
-            let reply = api.client().await?.disable_user(request).await?.into_inner();
-            println!("{}", json!({"disabled": user, "sessions_ended": reply.sessions_ended}));
+            let reply = api
+                .client()
+                .await?
+                .disable_user(request)
+                .await?
+                .into_inner();
+            println!(
+                "{}",
+                json!({"disabled": user, "sessions_ended": reply.sessions_ended})
+            );
         }
         C::Enable { user, note, api } => {
             let request = api.request(EnableUserRequest {
@@ -187,14 +199,27 @@ pub async fn run(command: AdminCommand, config: &Config) -> anyhow::Result<()> {
                 user: Some(user_ref(&user)),
                 session_id: session,
             })?;
-            let reply = api.client().await?.force_logout(request).await?.into_inner();
-            println!("{}", json!({"user": user, "sessions_ended": reply.sessions_ended}));
+            let reply = api
+                .client()
+                .await?
+                .force_logout(request)
+                .await?
+                .into_inner();
+            println!(
+                "{}",
+                json!({"user": user, "sessions_ended": reply.sessions_ended})
+            );
         }
         C::ResetPassword { user, api } => {
             let request = api.request(ResetPasswordRequest {
                 user: Some(user_ref(&user)),
             })?;
-            let reply = api.client().await?.reset_password(request).await?.into_inner();
+            let reply = api
+                .client()
+                .await?
+                .reset_password(request)
+                .await?
+                .into_inner();
             println!(
                 "{}",
                 json!({"user": user, "code": reply.code, "expires_at_ms": reply.expires_at_ms})
@@ -246,7 +271,9 @@ async fn audit(api: &Api, target_user_id: i64, limit: usize) -> anyhow::Result<(
         let request = api.request(ListAuditLogRequest {
             target_user_id,
             page: Some(PageRequest {
-                page_size: u32::try_from(limit - printed).unwrap_or(PAGE_SIZE).min(PAGE_SIZE),
+                page_size: u32::try_from(limit - printed)
+                    .unwrap_or(PAGE_SIZE)
+                    .min(PAGE_SIZE),
                 page_token,
             }),
         })?;

@@ -75,7 +75,11 @@ fn admin_methods() -> BTreeSet<String> {
 }
 
 /// Calls every admin RPC with `token`, each acting on `target`; the outcome per method name.
-async fn every_rpc(admin: &mut Admin, token: &str, target: i64) -> Vec<(&'static str, Result<(), Status>)> {
+async fn every_rpc(
+    admin: &mut Admin,
+    token: &str,
+    target: i64,
+) -> Vec<(&'static str, Result<(), Status>)> {
     let user = by_id(target);
     vec![
         (
@@ -304,7 +308,12 @@ async fn operators_act_on_accounts(backend: Backend) {
 
     // The operator's view of bob: profile, handles, both sessions.
     let details = admin
-        .get_user(authed(GetUserRequest { user: by_id(bob.id) }, token))
+        .get_user(authed(
+            GetUserRequest {
+                user: by_id(bob.id),
+            },
+            token,
+        ))
         .await
         .expect("get user")
         .into_inner();
@@ -317,7 +326,10 @@ async fn operators_act_on_accounts(backend: Backend) {
         .iter()
         .map(|h| (h.protocol.as_str(), h.handle.as_str()))
         .collect();
-    assert!(handles.contains(&("ourchat", bob.ocid.as_str())), "{handles:?}");
+    assert!(
+        handles.contains(&("ourchat", bob.ocid.as_str())),
+        "{handles:?}"
+    );
     assert!(handles.contains(&("pipe", bob.id.to_string().as_str())));
     let mut sessions: Vec<&str> = details.sessions.iter().map(|s| s.id.as_str()).collect();
     sessions.sort_unstable();
@@ -357,7 +369,12 @@ async fn operators_act_on_accounts(backend: Backend) {
 
     // A recovery code: the password is unchanged until the user redeems it, once.
     let code = admin
-        .reset_password(authed(ResetPasswordRequest { user: by_id(bob.id) }, token))
+        .reset_password(authed(
+            ResetPasswordRequest {
+                user: by_id(bob.id),
+            },
+            token,
+        ))
         .await
         .expect("reset password")
         .into_inner();
@@ -386,7 +403,10 @@ async fn operators_act_on_accounts(backend: Backend) {
         .await
         .expect_err("a code works once");
     assert_eq!(reason(&again), Reason::BadProof);
-    let old = account.login(login("bob", "bob-pw")).await.expect_err("old");
+    let old = account
+        .login(login("bob", "bob-pw"))
+        .await
+        .expect_err("old");
     assert_eq!(reason(&old), Reason::BadCredentials);
 
     // Disabled: the right password is refused with the typed reason; enabled again, it works.
@@ -402,13 +422,23 @@ async fn operators_act_on_accounts(backend: Backend) {
         .await
         .expect("disable");
     assert!(revoked(&server, &live).await);
-    let refused = account.login(login("bob", "bob-new")).await.expect_err("disabled");
+    let refused = account
+        .login(login("bob", "bob-new"))
+        .await
+        .expect_err("disabled");
     assert_eq!(
         (refused.code(), reason(&refused)),
         (Code::PermissionDenied, Reason::AccountDisabled)
     );
-    let wrong = account.login(login("bob", "nope")).await.expect_err("wrong");
-    assert_eq!(reason(&wrong), Reason::BadCredentials, "no state for a wrong password");
+    let wrong = account
+        .login(login("bob", "nope"))
+        .await
+        .expect_err("wrong");
+    assert_eq!(
+        reason(&wrong),
+        Reason::BadCredentials,
+        "no state for a wrong password"
+    );
     let listed = admin
         .list_users(authed(
             ListUsersRequest {
@@ -448,7 +478,12 @@ async fn operators_act_on_accounts(backend: Backend) {
             .await
             .expect_err("self-disable"),
         admin
-            .delete_user(authed(DeleteUserRequest { user: by_id(opal_id) }, token))
+            .delete_user(authed(
+                DeleteUserRequest {
+                    user: by_id(opal_id),
+                },
+                token,
+            ))
             .await
             .expect_err("self-delete"),
     ] {
@@ -460,14 +495,27 @@ async fn operators_act_on_accounts(backend: Backend) {
 
     // Deleted: sessions end, the login is refused, the name is free, the row stays.
     admin
-        .delete_user(authed(DeleteUserRequest { user: by_id(bob.id) }, token))
+        .delete_user(authed(
+            DeleteUserRequest {
+                user: by_id(bob.id),
+            },
+            token,
+        ))
         .await
         .expect("delete");
     assert!(revoked(&server, &live).await);
-    let gone = account.login(login("bob", "bob-new")).await.expect_err("deleted");
+    let gone = account
+        .login(login("bob", "bob-new"))
+        .await
+        .expect_err("deleted");
     assert_eq!(reason(&gone), Reason::BadCredentials);
     let shown = admin
-        .get_user(authed(GetUserRequest { user: by_id(bob.id) }, token))
+        .get_user(authed(
+            GetUserRequest {
+                user: by_id(bob.id),
+            },
+            token,
+        ))
         .await
         .expect("a deleted account is found by id")
         .into_inner();
@@ -497,7 +545,12 @@ async fn operators_act_on_accounts(backend: Backend) {
 
     // A failed call is audited with its reason; every action on bob is listed, newest first.
     let missing = admin
-        .reset_password(authed(ResetPasswordRequest { user: by_id(999_999) }, token))
+        .reset_password(authed(
+            ResetPasswordRequest {
+                user: by_id(999_999),
+            },
+            token,
+        ))
         .await
         .expect_err("nobody");
     assert_eq!(missing.code(), Code::NotFound);

@@ -162,7 +162,10 @@ async fn disable_ends_legacy_sessions(backend: Backend) {
 
     // The next login is refused on each, in its protocol's words.
     let mut pipe = Pipe::connect(bridges.pipe).await;
-    assert_eq!(pipe.call("login|pia|pw-pia").await, "login_error|登录失败！");
+    assert_eq!(
+        pipe.call("login|pia|pw-pia").await,
+        "login_error|登录失败！"
+    );
     let (_, answer, body) = imps_login(bridges.imps, "ivan").await;
     assert_eq!(answer, cmd::S_ERROR);
     assert_eq!(Fields(&body).i32(), error::BAD_CREDENTIALS);
@@ -191,4 +194,7 @@ async fn disable_ends_legacy_sessions(backend: Backend) {
     assert_eq!(reply["type"], "LOGIN_SUCCESS", "{reply}");
     server.stop().await;
 }
-both_backends!(disable_ends_legacy_sessions, super::disable_ends_legacy_sessions);
+both_backends!(
+    disable_ends_legacy_sessions,
+    super::disable_ends_legacy_sessions
+);

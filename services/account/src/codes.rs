@@ -238,10 +238,13 @@ pub(crate) async fn issue_operator<C: ConnectionTrait>(
     db: &C,
     user_id: i64,
 ) -> Result<(String, i64), ApiError> {
-    let mut rng = rand::rng();
-    let value: String = (0..12)
-        .map(|_| char::from(OPERATOR_ALPHABET[rng.random_range(0..OPERATOR_ALPHABET.len())]))
-        .collect();
+    // The generator is not `Send`: it must not live across an await.
+    let value: String = {
+        let mut rng = rand::rng();
+        (0..12)
+            .map(|_| char::from(OPERATOR_ALPHABET[rng.random_range(0..OPERATOR_ALPHABET.len())]))
+            .collect()
+    };
     let now = now_ms();
     let expires_at_ms = now + OPERATOR_CODE_TTL_MS;
     let target = user_id.to_string();

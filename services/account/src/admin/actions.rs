@@ -119,7 +119,11 @@ impl Accounts {
         })
     }
 
-    pub(crate) async fn admin_enable(&self, actor: &Actor, req: &EnableUserRequest) -> ApiResult<()> {
+    pub(crate) async fn admin_enable(
+        &self,
+        actor: &Actor,
+        req: &EnableUserRequest,
+    ) -> ApiResult<()> {
         let note = note(&req.note)?;
         let target = self.admin_target(req.user.as_ref(), false).await?;
         let txn = begin_write(&self.db).await?;
@@ -159,7 +163,11 @@ impl Accounts {
             actor,
             action: "ForceLogout",
             target: Some(target.id),
-            details: format!("session={:?} sessions_ended={}", req.session_id, ended.len()),
+            details: format!(
+                "session={:?} sessions_ended={}",
+                req.session_id,
+                ended.len()
+            ),
             outcome: audit::OK,
         };
         audit::record(&*txn, entry).await?;
@@ -194,7 +202,11 @@ impl Accounts {
         })
     }
 
-    pub(crate) async fn admin_delete(&self, actor: &Actor, req: &DeleteUserRequest) -> ApiResult<()> {
+    pub(crate) async fn admin_delete(
+        &self,
+        actor: &Actor,
+        req: &DeleteUserRequest,
+    ) -> ApiResult<()> {
         let target = self.admin_target(req.user.as_ref(), false).await?;
         not_self(actor, target.id, "delete")?;
         let (id, username) = (target.id, target.username.clone());

@@ -26,23 +26,33 @@ impl AdminGrpc {
         Self { accounts }
     }
 
-    /// Runs `op` for an admin caller. A call that fails after it was authorised is audited
-    /// here with its reason (its own entry went with its rolled-back transaction); one that
-    /// succeeds wrote its entry itself.
-    async fn admin<T: Debug, R>(
+    /// The admin behind `req` and its message, or the refusal: identity from the verified
+    /// token only, the role from the database, on every call.
+    async fn authorize<T>(
         &self,
         req: Request<T>,
         action: &'static str,
-        op: impl AsyncFnOnce(&Accounts, &Actor, &T) -> ApiResult<R>,
-    ) -> Result<Response<R>, Status> {
+    ) -> Result<(Actor, T), Status> {
         let caller = Caller::of(&req)?;
         let actor = roles::authorize(&self.accounts.db, caller.user_id, action).await?;
-        let body = req.into_inner();
-        match op(&self.accounts, &actor, &body).await {
+        Ok((actor, req.into_inner()))
+    }
+
+    /// The reply of an authorised call. One that failed is audited here with its reason (its
+    /// own entry went with its rolled-back transaction); one that succeeded wrote its entry
+    /// itself.
+    async fn finish<T: Debug, R>(
+        &self,
+        actor: &Actor,
+        action: &'static str,
+        body: &T,
+        result: ApiResult<R>,
+    ) -> Result<Response<R>, Status> {
+        match result {
             Ok(reply) => Ok(Response::new(reply)),
             Err(err) => {
                 let entry = Entry {
-                    actor: &actor,
+                    actor,
                     action,
                     target: None,
                     details: format!("{body:?}").chars().take(MAX_REQUEST_TEXT).collect(),
@@ -58,7 +68,12 @@ impl AdminGrpc {
 }
 
 /// The entry of a call that only reads.
-fn read(actor: &Actor, action: &'static str, target: Option<i64>, details: String) -> Entry<'_> {
+fn read<'a>(
+    actor: &'a Actor,
+    action: &'static str,
+    target: Option<i64>,
+    details: String,
+) -> Entry<'a> {
     Entry {
         actor,
         action,
@@ -73,77 +88,86 @@ type Reply<T> = Result<Response<T>, Status>;
 #[tonic::async_trait]
 impl AdminService for AdminGrpc {
     async fn list_users(&self, req: Request<ListUsersRequest>) -> Reply<ListUsersResponse> {
-        self.admin(req, "ListUsers", async |accounts, actor, body| {
-            let reply = accounts.admin_list_users(body).await?;
+        const ACTION: &str = "ListUsers";
+        let (actor, body) = self.authorize(req, ACTION).await?;
+        let result = async {
+            let reply = self.accounts.admin_list_users(&body).await?;
             let details = format!("query={:?} users={}", body.query, reply.users.len());
-            audit::record(&accounts.db, read(actor, "ListUsers", None, details)).await?;
+            audit::record(&self.accounts.db, read(&actor, ACTION, None, details)).await?;
             Ok(reply)
-        })
-        .await
+        }
+        .await;
+        self.finish(&actor, ACTION, &body, result).await
     }
 
     async fn get_user(&self, req: Request<GetUserRequest>) -> Reply<UserDetails> {
-        self.admin(req, "GetUser", async |accounts, actor, body| {
-            let reply = accounts.admin_get_user(body.user.as_ref()).await?;
+        const ACTION: &str = "GetUser";
+        let (actor, body) = self.authorize(req, ACTION).await?;
+        let result = async {
+            let reply = self.accounts.admin_get_user(body.user.as_ref()).await?;
             let target = reply.summary.as_ref().and_then(|s| s.user.as_ref());
-            let entry = read(actor, "GetUser", target.map(|u| u.id), String::new());
-            audit::record(&accounts.db, entry).await?;
+            let entry = read(&actor, ACTION, target.map(|u| u.id), String::new());
+            audit::record(&self.accounts.db, entry).await?;
             Ok(reply)
-        })
-        .await
+        }
+        .await;
+        self.finish(&actor, ACTION, &body, result).await
     }
 
     async fn disable_user(&self, req: Request<DisableUserRequest>) -> Reply<DisableUserResponse> {
-        self.admin(req, "DisableUser", async |accounts, actor, body| {
-            accounts.admin_disable(actor, body).await
-        })
-        .await
+        const ACTION: &str = "DisableUser";
+        let (actor, body) = self.authorize(req, ACTION).await?;
+        let result = self.accounts.admin_disable(&actor, &body).await;
+        self.finish(&actor, ACTION, &body, result).await
     }
 
     async fn enable_user(&self, req: Request<EnableUserRequest>) -> Reply<EnableUserResponse> {
-        self.admin(req, "EnableUser", async |accounts, actor, body| {
-            accounts.admin_enable(actor, body).await?;
-            Ok(EnableUserResponse {})
-        })
-        .await
+        const ACTION: &str = "EnableUser";
+        let (actor, body) = self.authorize(req, ACTION).await?;
+        let result = self.accounts.admin_enable(&actor, &body).await;
+        let result = result.map(|()| EnableUserResponse {});
+        self.finish(&actor, ACTION, &body, result).await
     }
 
     async fn force_logout(&self, req: Request<ForceLogoutRequest>) -> Reply<ForceLogoutResponse> {
-        self.admin(req, "ForceLogout", async |accounts, actor, body| {
-            accounts.admin_force_logout(actor, body).await
-        })
-        .await
+        const ACTION: &str = "ForceLogout";
+        let (actor, body) = self.authorize(req, ACTION).await?;
+        let result = self.accounts.admin_force_logout(&actor, &body).await;
+        self.finish(&actor, ACTION, &body, result).await
     }
 
     async fn reset_password(
         &self,
         req: Request<ResetPasswordRequest>,
     ) -> Reply<ResetPasswordResponse> {
-        self.admin(req, "ResetPassword", async |accounts, actor, body| {
-            accounts.admin_reset_password(actor, body).await
-        })
-        .await
+        const ACTION: &str = "ResetPassword";
+        let (actor, body) = self.authorize(req, ACTION).await?;
+        let result = self.accounts.admin_reset_password(&actor, &body).await;
+        self.finish(&actor, ACTION, &body, result).await
     }
 
     async fn delete_user(&self, req: Request<DeleteUserRequest>) -> Reply<DeleteUserResponse> {
-        self.admin(req, "DeleteUser", async |accounts, actor, body| {
-            accounts.admin_delete(actor, body).await?;
-            Ok(DeleteUserResponse {})
-        })
-        .await
+        const ACTION: &str = "DeleteUser";
+        let (actor, body) = self.authorize(req, ACTION).await?;
+        let result = self.accounts.admin_delete(&actor, &body).await;
+        let result = result.map(|()| DeleteUserResponse {});
+        self.finish(&actor, ACTION, &body, result).await
     }
 
     async fn list_audit_log(
         &self,
         req: Request<ListAuditLogRequest>,
     ) -> Reply<ListAuditLogResponse> {
-        self.admin(req, "ListAuditLog", async |accounts, actor, body| {
-            let reply = audit::list(&accounts.db, body).await?;
+        const ACTION: &str = "ListAuditLog";
+        let (actor, body) = self.authorize(req, ACTION).await?;
+        let result = async {
+            let reply = audit::list(&self.accounts.db, &body).await?;
             let target = (body.target_user_id != 0).then_some(body.target_user_id);
             let details = format!("entries={}", reply.entries.len());
-            audit::record(&accounts.db, read(actor, "ListAuditLog", target, details)).await?;
+            audit::record(&self.accounts.db, read(&actor, ACTION, target, details)).await?;
             Ok(reply)
-        })
-        .await
+        }
+        .await;
+        self.finish(&actor, ACTION, &body, result).await
     }
 }

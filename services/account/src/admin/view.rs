@@ -161,7 +161,10 @@ async fn summaries<C: ConnectionTrait>(
     let last_seen: HashMap<i64, Option<i64>> = session::Entity::find()
         .select_only()
         .column(session::Column::UserId)
-        .column_as(Expr::col(session::Column::LastUsedAtMs).max(), "last_seen")
+        .column_as(
+            Expr::expr(Func::max(Expr::col(session::Column::LastUsedAtMs))),
+            "last_seen",
+        )
         .filter(session::Column::UserId.is_in(ids.clone()))
         .group_by(session::Column::UserId)
         .into_tuple()
@@ -172,7 +175,10 @@ async fn summaries<C: ConnectionTrait>(
     let live: HashMap<i64, i64> = session::Entity::find()
         .select_only()
         .column(session::Column::UserId)
-        .column_as(Expr::col(session::Column::Id).count(), "live")
+        .column_as(
+            Expr::expr(Func::count(Expr::col(session::Column::Id))),
+            "live",
+        )
         .filter(session::Column::UserId.is_in(ids))
         .filter(live_sessions(now_ms()))
         .group_by(session::Column::UserId)
