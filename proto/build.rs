@@ -14,6 +14,7 @@ const PROTOS: &[&str] = &[
     "rosetta/social/v1/social.proto",
     "rosetta/messaging/v1/messaging.proto",
     "rosetta/files/v1/files.proto",
+    "rosetta/admin/v1/admin.proto",
 ];
 
 /// The error-detail files, under their canonical googleapis names (what clients import).

@@ -1,5 +1,6 @@
 //! `rosetta`: one binary, one role (or all of them) per process.
 
+mod admin;
 mod bridges;
 mod metrics;
 
@@ -50,6 +51,9 @@ enum Command {
         #[command(flatten)]
         services: ServiceEndpoints,
     },
+    /// Operating Rosetta: grant the admin role, and the admin API for scripts.
+    #[command(subcommand)]
+    Admin(admin::AdminCommand),
     /// Imports a legacy server's database into this node's database (legacy ids kept;
     /// idempotent: a second run changes nothing).
     Import {
@@ -141,6 +145,7 @@ async fn run() -> anyhow::Result<()> {
             tracing::info!("rosetta stopped");
             return Ok(());
         }
+        Command::Admin(command) => return admin::run(command, &config).await,
         Command::Import {
             system,
             from,

@@ -50,6 +50,12 @@ pub mod files {
     }
 }
 
+pub mod admin {
+    pub mod v1 {
+        tonic::include_proto!("rosetta.admin.v1");
+    }
+}
+
 /// Request metadata that is part of the API contract besides `authorization`.
 pub mod metadata {
     /// The bridge credential (hex of the shared bridge key): only a bridge holding it may speak

@@ -124,6 +124,10 @@ reasons! {
         SystemGroup = "SYSTEM_GROUP",
         OwnerCannotLeave = "OWNER_CANNOT_LEAVE",
         RecallWindowPassed = "RECALL_WINDOW_PASSED",
+        /// The account was disabled by an operator: no login on any protocol.
+        AccountDisabled = "ACCOUNT_DISABLED",
+        /// An admin RPC called by an account without the admin role.
+        AdminRoleRequired = "ADMIN_ROLE_REQUIRED",
     }
     /// The state of things does not allow the request.
     State {

@@ -96,6 +96,15 @@ impl Imps {
         self.0.send(message.encode()).await.expect("IMPS write");
     }
 
+    /// The next frame, whatever its command.
+    pub async fn recv_any(&mut self) -> Frame {
+        tokio::time::timeout(PATIENCE, self.0.next())
+            .await
+            .expect("an IMPS frame in time")
+            .expect("IMPS bridge closed the connection")
+            .expect("a well-formed frame")
+    }
+
     /// The next frame with command `want`, skipping others (presence pushes and the like).
     pub async fn recv(&mut self, want: u8) -> Frame {
         loop {
@@ -106,6 +115,22 @@ impl Imps {
                 .expect("a well-formed frame");
             if frame.cmd == want {
                 return frame;
+            }
+        }
+    }
+}
+
+impl Imps {
+    /// Waits for the bridge to close the connection, returning the frames it sent before.
+    pub async fn closed(&mut self) -> Vec<Frame> {
+        let mut frames = Vec::new();
+        loop {
+            match tokio::time::timeout(PATIENCE, self.0.next())
+                .await
+                .expect("the IMPS bridge closes the connection in time")
+            {
+                Some(Ok(frame)) => frames.push(frame),
+                None | Some(Err(_)) => return frames,
             }
         }
     }
@@ -172,5 +197,20 @@ impl Ws {
     pub async fn call(&mut self, text: &str) -> Value {
         self.send(text).await;
         self.recv_where(|_| true).await
+    }
+
+    /// Waits for the server to close the WebSocket, skipping other frames; the close frame's
+    /// code, if it sent one.
+    pub async fn closed(&mut self) -> Option<u16> {
+        loop {
+            match tokio::time::timeout(PATIENCE, self.0.next())
+                .await
+                .expect("the server closes the WebSocket in time")
+            {
+                Some(Ok(Message::Close(frame))) => return frame.map(|f| u16::from(f.code)),
+                Some(Ok(_)) => {}
+                None | Some(Err(_)) => return None,
+            }
+        }
     }
 }

@@ -38,7 +38,11 @@ pub fn refusal(status: &Status) -> Refusal {
         return Refusal::Outage;
     };
     match reason {
-        Reason::BadCredentials | Reason::Throttled | Reason::RateLimited => Refusal::Credentials,
+        // A disabled account: the login's refusal, the only one the client shows.
+        Reason::BadCredentials
+        | Reason::Throttled
+        | Reason::RateLimited
+        | Reason::AccountDisabled => Refusal::Credentials,
         Reason::UsernameTaken | Reason::BadName => Refusal::NameTaken,
         Reason::PhoneTaken => Refusal::PhoneTaken,
         Reason::InvalidArgument | Reason::EmailTaken | Reason::TooLarge | Reason::EmptyMessage => {
@@ -71,6 +75,10 @@ mod tests {
     #[test]
     fn reasons_map_to_the_clients_answers() {
         assert_eq!(refusal(&status(Reason::Throttled)), Refusal::Credentials);
+        assert_eq!(
+            refusal(&status(Reason::AccountDisabled)),
+            Refusal::Credentials
+        );
         assert_eq!(refusal(&status(Reason::UsernameTaken)), Refusal::NameTaken);
         assert_eq!(refusal(&status(Reason::CodeInvalid)), Refusal::CodeWrong);
         assert_eq!(refusal(&status(Reason::NotMember)), Refusal::NotInLobby);

@@ -1,6 +1,9 @@
 //! sea-orm entities, one module per table (grouped by owning service past the accounts).
 
+pub mod admin;
+pub mod audit_log;
 pub mod credential;
+pub mod disabled_account;
 pub mod legacy_token;
 pub mod policy_epoch;
 pub mod session;

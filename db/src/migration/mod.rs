@@ -9,6 +9,7 @@ mod m0004_files;
 mod m0005_throttle_expiry;
 mod m0006_group_invitations;
 mod m0007_policy_epochs;
+mod m0008_admin;
 
 pub struct Migrator;
 
@@ -23,6 +24,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0005_throttle_expiry::Migration),
             Box::new(m0006_group_invitations::Migration),
             Box::new(m0007_policy_epochs::Migration),
+            Box::new(m0008_admin::Migration),
         ]
     }
 }

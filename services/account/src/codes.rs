@@ -152,13 +152,25 @@ pub async fn consume(
     purpose: VerificationPurpose,
     presented: &str,
 ) -> Result<(), ApiError> {
+    consume_on(db, channel as i16, target, purpose, presented).await
+}
+
+/// [`consume`] on a channel by its stored number (the API's channels, or
+/// [`OPERATOR_CHANNEL`]).
+async fn consume_on(
+    db: &DatabaseConnection,
+    channel: i16,
+    target: &str,
+    purpose: VerificationPurpose,
+    presented: &str,
+) -> Result<(), ApiError> {
     let spend = Query::update()
         .table(code::Entity)
         .value(
             code::Column::Attempts,
             Expr::col(code::Column::Attempts).add(1),
         )
-        .and_where(code::Column::Channel.eq(channel as i16))
+        .and_where(code::Column::Channel.eq(channel))
         .and_where(code::Column::Target.eq(target))
         .and_where(code::Column::Purpose.eq(purpose as i16))
         .and_where(code::Column::ExpiresAtMs.gt(now_ms()))
@@ -177,7 +189,7 @@ pub async fn consume(
     }
     // Two right guesses at once: only the one that deletes the code has spent it.
     let deleted = code::Entity::delete_many()
-        .filter(code::Column::Channel.eq(channel as i16))
+        .filter(code::Column::Channel.eq(channel))
         .filter(code::Column::Target.eq(target))
         .filter(code::Column::CodeHash.eq(code_hash))
         .exec(db)
@@ -191,11 +203,11 @@ pub async fn consume(
 /// Why no attempt could be spent on the code for `target`.
 async fn refusal(
     db: &DatabaseConnection,
-    channel: VerificationChannel,
+    channel: i16,
     target: &str,
     purpose: VerificationPurpose,
 ) -> Result<ApiError, ApiError> {
-    let row = code::Entity::find_by_id((channel as i16, target.to_owned()))
+    let row = code::Entity::find_by_id((channel, target.to_owned()))
         .one(db)
         .await?;
     Ok(match row {
@@ -206,6 +218,70 @@ async fn refusal(
         ),
         Some(_) => ApiError::invalid(Reason::CodeInvalid, "code expired; request a new one"),
     })
+}
+
+/// The stored channel of recovery codes an operator issues (ResetPassword): not one of the
+/// API's channels, so SendVerificationCode can never issue or replace one. Its target is the
+/// user id in decimal.
+pub(crate) const OPERATOR_CHANNEL: i16 = 100;
+
+/// How long an operator's recovery code is valid: long enough to hand it to the user.
+pub(crate) const OPERATOR_CODE_TTL_MS: i64 = 24 * 3_600_000;
+
+/// Letters and digits that cannot be mistaken for each other when read out (no 0/O, 1/I).
+const OPERATOR_ALPHABET: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZ23456789";
+
+/// Stores a fresh operator recovery code for `user_id` on `db` (the admin call's
+/// transaction), replacing an earlier one, and returns it with its expiry. Redeemed by
+/// [`consume_operator`] through RecoverPassword.
+pub(crate) async fn issue_operator<C: ConnectionTrait>(
+    db: &C,
+    user_id: i64,
+) -> Result<(String, i64), ApiError> {
+    // The generator is not `Send`: it must not live across an await.
+    let value: String = {
+        let mut rng = rand::rng();
+        (0..12)
+            .map(|_| char::from(OPERATOR_ALPHABET[rng.random_range(0..OPERATOR_ALPHABET.len())]))
+            .collect()
+    };
+    let now = now_ms();
+    let expires_at_ms = now + OPERATOR_CODE_TTL_MS;
+    let target = user_id.to_string();
+    code::Entity::delete_by_id((OPERATOR_CHANNEL, target.clone()))
+        .exec(db)
+        .await?;
+    code::Entity::insert(code::ActiveModel {
+        channel: Set(OPERATOR_CHANNEL),
+        target: Set(target),
+        purpose: Set(VerificationPurpose::Recovery as i16),
+        code_hash: Set(digest(&value)),
+        expires_at_ms: Set(expires_at_ms),
+        attempts: Set(0),
+        sent_at_ms: Set(now),
+        window_start_ms: Set(now),
+        sends_in_window: Set(1),
+    })
+    .exec_without_returning(db)
+    .await?;
+    Ok((value, expires_at_ms))
+}
+
+/// Spends the operator recovery code of `user_id` if `presented` matches it (attempts
+/// limited as for every code). Codes are compared case-insensitively, as they are read out.
+pub(crate) async fn consume_operator(
+    db: &DatabaseConnection,
+    user_id: i64,
+    presented: &str,
+) -> Result<(), ApiError> {
+    consume_on(
+        db,
+        OPERATOR_CHANNEL,
+        &user_id.to_string(),
+        VerificationPurpose::Recovery,
+        &presented.trim().to_ascii_uppercase(),
+    )
+    .await
 }
 
 fn rate_limited(wait_ms: i64) -> ApiError {

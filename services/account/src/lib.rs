@@ -4,6 +4,7 @@
 //! thin gRPC face over it.
 
 mod accounts;
+pub mod admin;
 mod codes;
 mod config;
 mod grpc;
@@ -16,6 +17,7 @@ mod sources;
 mod throttle;
 
 pub use accounts::Accounts;
+pub use admin::AdminGrpc;
 pub use codes::{CodeSender, LogSender, MemorySender};
 pub use config::AccountConfig;
 pub use grpc::{AccountGrpc, PUBLIC_METHODS};

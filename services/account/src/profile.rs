@@ -277,21 +277,8 @@ impl Accounts {
         self.check_password(&me, scheme.normalize(&req.password)?, scheme)
             .await?;
         let id = me.id;
-        let mut active = me.into_active_model();
-        active.username = Set(format!("deleted-{id}"));
-        active.email = Set(None);
-        active.phone = Set(None);
-        active.nickname = Set(String::new());
-        active.avatar = Set(String::new());
-        active.signature = Set(String::new());
-        active.security_answer_hash = Set(None);
-        active.deleted_at_ms = Set(Some(now_ms()));
         let txn = self.db.begin().await?;
-        active.update(&txn).await?;
-        credential::Entity::delete_many()
-            .filter(credential::Column::UserId.eq(id))
-            .exec(&txn)
-            .await?;
+        scrub_account(&txn, me).await?;
         txn.commit().await?;
         self.revoke_all(id).await
     }
@@ -332,9 +319,9 @@ impl Accounts {
         Ok(())
     }
 
-    /// A recovery code may have gone to the account's phone or to its e-mail address. A code
-    /// refused for one target is tried on the other; a failing database is an error, not a
-    /// wrong proof.
+    /// A recovery code may have gone to the account's phone or to its e-mail address, or an
+    /// operator may have issued one (admin ResetPassword). A code refused for one is tried on
+    /// the next; a failing database is an error, not a wrong proof.
     async fn consume_recovery_code(&self, user: &user::Model, code: &str) -> ApiResult<bool> {
         let targets = [
             (VerificationChannel::Phone, user.phone.as_deref()),
@@ -356,11 +343,41 @@ impl Accounts {
                 Err(_refused) => {}
             }
         }
-        Ok(false)
+        match codes::consume_operator(&self.db, user.id, code).await {
+            Ok(()) => Ok(true),
+            Err(err) if err.reason == Reason::Internal => Err(err),
+            Err(_refused) => Ok(false),
+        }
     }
 }
 
-fn escape_like(text: &str) -> String {
+/// Deletes an account on `db` (a transaction): the row stays, so that messages others
+/// received still name their sender, with every personal field scrubbed and the user name
+/// `deleted-<id>` (freeing the name, e-mail and phone); its passwords are removed. Sessions
+/// are the caller's to end.
+pub(crate) async fn scrub_account<C: sea_orm::ConnectionTrait>(
+    db: &C,
+    account: user::Model,
+) -> ApiResult<()> {
+    let id = account.id;
+    let mut active = account.into_active_model();
+    active.username = Set(format!("deleted-{id}"));
+    active.email = Set(None);
+    active.phone = Set(None);
+    active.nickname = Set(String::new());
+    active.avatar = Set(String::new());
+    active.signature = Set(String::new());
+    active.security_answer_hash = Set(None);
+    active.deleted_at_ms = Set(Some(now_ms()));
+    active.update(db).await?;
+    credential::Entity::delete_many()
+        .filter(credential::Column::UserId.eq(id))
+        .exec(db)
+        .await?;
+    Ok(())
+}
+
+pub(crate) fn escape_like(text: &str) -> String {
     text.replace('\\', "\\\\")
         .replace('%', "\\%")
         .replace('_', "\\_")

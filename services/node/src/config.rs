@@ -354,6 +354,10 @@ impl clap::ValueEnum for LogFormat {
     }
 }
 
+/// The `admin` subcommands' server and token (`ROSETTA_ADMIN_SERVER`, `ROSETTA_TOKEN`): flags
+/// with environment fallbacks, not configuration keys.
+const ADMIN_FLAGS: [&str; 2] = ["admin_server", "token"];
+
 /// The `bridge` subcommand's service addresses (`ROSETTA_GRPC_ENDPOINT`, …): flags with
 /// environment fallbacks, not configuration keys.
 const BRIDGE_FLAGS: [&str; 5] = [
@@ -385,6 +389,7 @@ impl Config {
                             && key != "python"
                             && !key.starts_with("test_")
                             && !BRIDGE_FLAGS.iter().any(|flag| key == *flag)
+                            && !ADMIN_FLAGS.iter().any(|flag| key == *flag)
                     })
                     .split("__"),
             )

@@ -4,7 +4,7 @@
 use std::{future::Future, sync::Arc, time::Duration};
 
 use anyhow::Context as _;
-use rosetta_account::{AccountGrpc, Accounts, CodeSender, HashPool, LogSender};
+use rosetta_account::{AccountGrpc, Accounts, AdminGrpc, CodeSender, HashPool, LogSender};
 use rosetta_auth::{Authenticator, BridgeKey, KeyFiles, KeyPair, SessionGuard, TokenVerifier};
 use rosetta_db::sea_orm::DatabaseConnection;
 use rosetta_events::{EventSink, PresenceView};
@@ -13,6 +13,7 @@ use rosetta_kit::{
     tasks::Tasks,
 };
 use rosetta_proto::account::v1::account_service_server::AccountServiceServer;
+use rosetta_proto::admin::v1::admin_service_server::AdminServiceServer;
 use rosetta_proto::files::v1::files_service_server::FilesServiceServer;
 use rosetta_proto::messaging::v1::messaging_service_server::MessagingServiceServer;
 use rosetta_proto::social::v1::social_service_server::SocialServiceServer;
@@ -125,8 +126,12 @@ impl Node {
                 None => accounts,
             };
             let bridge_key = bridge_key(config, true)?;
-            let grpc = AccountServiceServer::new(AccountGrpc::new(Arc::new(accounts), bridge_key));
+            let accounts = Arc::new(accounts);
+            let grpc = AccountServiceServer::new(AccountGrpc::new(accounts.clone(), bridge_key));
             services.add(auth.protect(grpc, rosetta_account::PUBLIC_METHODS));
+            // Every admin RPC needs a token; the admin role is checked by the service itself.
+            let admin = AdminServiceServer::new(AdminGrpc::new(accounts));
+            services.add(auth.protect(admin, &[]));
         }
         if role.runs(Role::Social) {
             let social = Social::new(db.clone(), events.clone(), presence.clone())

@@ -53,6 +53,8 @@ pub(super) enum Refusal {
 pub(super) fn refusal(reason: Option<Reason>) -> Refusal {
     match reason {
         Some(Reason::BadCredentials) => Refusal::BadCredentials,
+        // A disabled account: the command's own failure text (a login's "登录失败，请重试").
+        Some(Reason::AccountDisabled) => Refusal::Other,
         Some(Reason::Throttled) => Refusal::Throttled,
         Some(Reason::UsernameTaken) => Refusal::UsernameTaken,
         Some(Reason::EmailTaken) => Refusal::EmailTaken,

@@ -45,8 +45,9 @@ pub(super) fn refusal(reason: Option<Reason>) -> Refusal {
         R::UsernameTaken => domain(error::USER_EXISTS),
         R::NotFound => domain(error::NO_SUCH_USER),
         R::Offline => domain(error::OFFLINE),
-        // The legacy server answered a refused login with 6 whatever the cause.
-        R::BadCredentials | R::Throttled => domain(error::BAD_CREDENTIALS),
+        // The legacy server answered a refused login with 6 whatever the cause; a disabled
+        // account is a refused login.
+        R::BadCredentials | R::Throttled | R::AccountDisabled => domain(error::BAD_CREDENTIALS),
         other => match other.class() {
             // The login's session ended under it: as the client understands being logged out.
             Class::Session => domain(error::ELSEWHERE),
@@ -89,6 +90,10 @@ mod tests {
             error::USER_EXISTS
         );
         assert_eq!(refusal(Some(Reason::Offline)).code, error::OFFLINE);
+        assert_eq!(
+            refusal(Some(Reason::AccountDisabled)).code,
+            error::BAD_CREDENTIALS
+        );
         assert!(!refusal(None).expected && !refusal(Some(Reason::Internal)).expected);
     }
 }

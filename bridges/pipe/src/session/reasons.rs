@@ -60,8 +60,9 @@ fn account(call: Call, reason: Reason) -> Option<Reply> {
     Some(match (call, reason) {
         (C::Register, R::UsernameTaken | R::BadName | R::InvalidArgument) => Reply::RegisterError,
         (C::Login, R::BadCredentials | R::InvalidArgument | R::BadName) => Reply::LoginError,
-        // Locked for repeated wrong passwords: the same text for every user name.
-        (C::Login, R::Throttled | R::RateLimited) => Reply::LoginFailed,
+        // Locked for repeated wrong passwords, or disabled by an operator: the same text for
+        // every user name.
+        (C::Login, R::Throttled | R::RateLimited | R::AccountDisabled) => Reply::LoginFailed,
         (
             C::RecoverPassword,
             R::BadProof | R::NotFound | R::InvalidArgument | R::Throttled | R::RateLimited,
@@ -73,6 +74,7 @@ fn account(call: Call, reason: Reason) -> Option<Reply> {
             | R::TokenExpired
             | R::TokenMissing
             | R::SessionRevoked
+            | R::AccountDisabled
             | R::NotFound
             | R::InvalidArgument,
         ) => command.token_error(),
@@ -204,6 +206,10 @@ mod tests {
             Some(Command::GetUserFriend.token_error())
         );
         assert_eq!(refusal(check, Some(Reason::Unavailable)), None);
+        assert_eq!(
+            refusal(Call::Login, Some(Reason::AccountDisabled)),
+            Some(Reply::LoginFailed)
+        );
         assert_eq!(refusal(check, None), None);
     }
 }

@@ -1,0 +1,347 @@
+//! `rosetta admin …`: the operator's command line. `grant` and `revoke` write the admin role
+//! straight to this node's database (the API never grants it); every other subcommand is a
+//! thin client of `rosetta.admin.v1.AdminService`, printing one JSON object per line.
+
+use std::time::Duration;
+
+use clap::{Args, Subcommand};
+use rosetta_node::Config;
+use rosetta_proto::{
+    admin::v1::{
+        AuditEntry, DeleteUserRequest, DisableUserRequest, EnableUserRequest, ForceLogoutRequest,
+        GetUserRequest, ListAuditLogRequest, ListUsersRequest, ResetPasswordRequest, UserDetails,
+        UserSummary, admin_service_client::AdminServiceClient,
+    },
+    common::v1::{PageRequest, UserRef, user_ref::Ref},
+};
+use serde_json::{Value, json};
+use tonic::{Request, transport::Channel};
+
+/// Longest wait for the server to answer one call.
+const CALL_DEADLINE: Duration = Duration::from_secs(30);
+/// Longest wait to connect.
+const CONNECT_DEADLINE: Duration = Duration::from_secs(10);
+/// Rows asked for per page when a subcommand walks every page.
+const PAGE_SIZE: u32 = 500;
+
+#[derive(Subcommand)]
+pub enum AdminCommand {
+    /// Gives the admin role to an account (by id or user name), in this node's database
+    /// (`--database-url` / `--data-dir`, as for `rosetta all`). Audited as "cli".
+    Grant { user: String },
+    /// Takes the admin role from an account, in this node's database.
+    Revoke { user: String },
+    /// Lists accounts, one JSON object per line (every page).
+    ListUsers {
+        /// Substring of user name, nickname or e-mail, or an exact id.
+        #[arg(long, default_value = "")]
+        query: String,
+        /// Also list deleted accounts.
+        #[arg(long)]
+        include_deleted: bool,
+        #[command(flatten)]
+        api: Api,
+    },
+    /// Shows one account: profile, role, state, handles, live sessions.
+    ShowUser {
+        user: String,
+        #[command(flatten)]
+        api: Api,
+    },
+    /// Disables an account: its logins are refused and its sessions end at once.
+    Disable {
+        user: String,
+        /// Why, for the audit log.
+        #[arg(long, default_value = "")]
+        note: String,
+        #[command(flatten)]
+        api: Api,
+    },
+    /// Enables a disabled account.
+    Enable {
+        user: String,
+        #[arg(long, default_value = "")]
+        note: String,
+        #[command(flatten)]
+        api: Api,
+    },
+    /// Ends one session of an account (`--session`) or all of them.
+    Logout {
+        user: String,
+        #[arg(long, default_value = "")]
+        session: String,
+        #[command(flatten)]
+        api: Api,
+    },
+    /// Issues a one-time recovery code; the user sets a new password with it (RecoverPassword).
+    ResetPassword {
+        user: String,
+        #[command(flatten)]
+        api: Api,
+    },
+    /// Deletes an account (not undoable).
+    Delete {
+        user: String,
+        #[command(flatten)]
+        api: Api,
+    },
+    /// The audit log, newest first.
+    Audit {
+        /// Only entries about this user id.
+        #[arg(long, default_value_t = 0)]
+        user_id: i64,
+        /// At most this many entries.
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+        #[command(flatten)]
+        api: Api,
+    },
+}
+
+/// Where the admin API is and whose token calls it.
+#[derive(Args)]
+pub struct Api {
+    /// The account service's gRPC endpoint.
+    #[arg(
+        long,
+        env = "ROSETTA_ADMIN_SERVER",
+        default_value = "http://127.0.0.1:50051"
+    )]
+    server: String,
+    /// An access token of an account with the admin role (from Login).
+    #[arg(long, env = "ROSETTA_TOKEN", hide_env_values = true)]
+    token: String,
+}
+
+impl Api {
+    async fn client(&self) -> anyhow::Result<AdminServiceClient<Channel>> {
+        let channel = Channel::from_shared(self.server.clone())?
+            .connect_timeout(CONNECT_DEADLINE)
+            .timeout(CALL_DEADLINE)
+            .connect()
+            .await?;
+        Ok(AdminServiceClient::new(channel))
+    }
+
+    fn request<T>(&self, message: T) -> anyhow::Result<Request<T>> {
+        let mut request = Request::new(message);
+        request.set_timeout(CALL_DEADLINE);
+        request
+            .metadata_mut()
+            .insert("authorization", format!("Bearer {}", self.token).parse()?);
+        Ok(request)
+    }
+}
+
+/// A user named on the command line: a number is an id, a text with `@` an e-mail address,
+/// anything else a user name.
+pub fn user_ref(text: &str) -> UserRef {
+    let text = text.trim();
+    let r = match text.parse::<i64>() {
+        Ok(id) => Ref::Id(id),
+        Err(_) if text.contains('@') => Ref::Email(text.to_owned()),
+        Err(_) => Ref::Username(text.to_owned()),
+    };
+    UserRef { r#ref: Some(r) }
+}
+
+pub async fn run(command: AdminCommand, config: &Config) -> anyhow::Result<()> {
+    use AdminCommand as C;
+    match command {
+        C::Grant { user } => {
+            let db = rosetta_db::connect(&config.database_url()).await?;
+            let id = rosetta_account::admin::grant(&db, &user).await?;
+            println!("{}", json!({"granted": id}));
+        }
+        C::Revoke { user } => {
+            let db = rosetta_db::connect(&config.database_url()).await?;
+            let id = rosetta_account::admin::revoke(&db, &user).await?;
+            println!("{}", json!({"revoked": id}));
+        }
+        C::ListUsers {
+            query,
+            include_deleted,
+            api,
+        } => list_users(&api, query, include_deleted).await?,
+        C::ShowUser { user, api } => {
+            let request = api.request(GetUserRequest {
+                user: Some(user_ref(&user)),
+            })?;
+            let details = api.client().await?.get_user(request).await?.into_inner();
+            println!("{}", details_json(&details));
+        }
+        C::Disable { user, note, api } => {
+            let request = api.request(DisableUserRequest {
+                user: Some(user_ref(&user)),
+                note,
+            })?;
+            let reply = api
+                .client()
+                .await?
+                .disable_user(request)
+                .await?
+                .into_inner();
+            println!(
+                "{}",
+                json!({"disabled": user, "sessions_ended": reply.sessions_ended})
+            );
+        }
+        C::Enable { user, note, api } => {
+            let request = api.request(EnableUserRequest {
+                user: Some(user_ref(&user)),
+                note,
+            })?;
+            api.client().await?.enable_user(request).await?;
+            println!("{}", json!({"enabled": user}));
+        }
+        C::Logout { user, session, api } => {
+            let request = api.request(ForceLogoutRequest {
+                user: Some(user_ref(&user)),
+                session_id: session,
+            })?;
+            let reply = api
+                .client()
+                .await?
+                .force_logout(request)
+                .await?
+                .into_inner();
+            println!(
+                "{}",
+                json!({"user": user, "sessions_ended": reply.sessions_ended})
+            );
+        }
+        C::ResetPassword { user, api } => {
+            let request = api.request(ResetPasswordRequest {
+                user: Some(user_ref(&user)),
+            })?;
+            let reply = api
+                .client()
+                .await?
+                .reset_password(request)
+                .await?
+                .into_inner();
+            println!(
+                "{}",
+                json!({"user": user, "code": reply.code, "expires_at_ms": reply.expires_at_ms})
+            );
+        }
+        C::Delete { user, api } => {
+            let request = api.request(DeleteUserRequest {
+                user: Some(user_ref(&user)),
+            })?;
+            api.client().await?.delete_user(request).await?;
+            println!("{}", json!({"deleted": user}));
+        }
+        C::Audit {
+            user_id,
+            limit,
+            api,
+        } => audit(&api, user_id, limit).await?,
+    }
+    Ok(())
+}
+
+async fn list_users(api: &Api, query: String, include_deleted: bool) -> anyhow::Result<()> {
+    let mut client = api.client().await?;
+    let mut page_token = String::new();
+    loop {
+        let request = api.request(ListUsersRequest {
+            query: query.clone(),
+            include_deleted,
+            page: Some(PageRequest {
+                page_size: PAGE_SIZE,
+                page_token,
+            }),
+        })?;
+        let reply = client.list_users(request).await?.into_inner();
+        for user in &reply.users {
+            println!("{}", summary_json(user));
+        }
+        page_token = reply.page.map(|p| p.next_page_token).unwrap_or_default();
+        if page_token.is_empty() {
+            return Ok(());
+        }
+    }
+}
+
+async fn audit(api: &Api, target_user_id: i64, limit: usize) -> anyhow::Result<()> {
+    let mut client = api.client().await?;
+    let (mut page_token, mut printed) = (String::new(), 0);
+    while printed < limit {
+        let request = api.request(ListAuditLogRequest {
+            target_user_id,
+            page: Some(PageRequest {
+                page_size: u32::try_from(limit - printed)
+                    .unwrap_or(PAGE_SIZE)
+                    .min(PAGE_SIZE),
+                page_token,
+            }),
+        })?;
+        let reply = client.list_audit_log(request).await?.into_inner();
+        for entry in &reply.entries {
+            println!("{}", entry_json(entry));
+        }
+        printed += reply.entries.len();
+        page_token = reply.page.map(|p| p.next_page_token).unwrap_or_default();
+        if page_token.is_empty() {
+            break;
+        }
+    }
+    Ok(())
+}
+
+fn summary_json(s: &UserSummary) -> Value {
+    let user = s.user.clone().unwrap_or_default();
+    json!({
+        "id": user.id,
+        "username": user.username,
+        "ocid": user.ocid,
+        "nickname": user.nickname,
+        "email": user.email,
+        "phone": user.phone,
+        "created_at_ms": user.created_at_ms,
+        "admin": s.admin,
+        "disabled_at_ms": s.disabled_at_ms,
+        "deleted_at_ms": s.deleted_at_ms,
+        "live_sessions": s.live_sessions,
+        "last_seen_ms": s.last_seen_ms,
+    })
+}
+
+fn details_json(d: &UserDetails) -> Value {
+    let mut value = summary_json(&d.summary.clone().unwrap_or_default());
+    value["handles"] = d
+        .handles
+        .iter()
+        .map(|h| (h.protocol.clone(), Value::from(h.handle.clone())))
+        .collect::<serde_json::Map<_, _>>()
+        .into();
+    value["sessions"] = d
+        .sessions
+        .iter()
+        .map(|s| {
+            json!({
+                "id": s.id,
+                "protocol": s.protocol,
+                "client": s.client,
+                "created_at_ms": s.created_at_ms,
+                "last_used_at_ms": s.last_used_at_ms,
+                "refresh_expires_at_ms": s.refresh_expires_at_ms,
+            })
+        })
+        .collect();
+    value
+}
+
+fn entry_json(e: &AuditEntry) -> Value {
+    json!({
+        "id": e.id,
+        "at_ms": e.at_ms,
+        "actor_user_id": e.actor_user_id,
+        "actor": e.actor,
+        "action": e.action,
+        "target_user_id": e.target_user_id,
+        "details": e.details,
+        "outcome": e.outcome,
+    })
+}
