@@ -42,7 +42,11 @@ impl Rosetta {
         let deadline = Instant::now() + START_BOUND;
         loop {
             if let Some(status) = self.child.try_wait().expect("wait") {
-                assert!(status.success(), "exit status {status}; log:\n{}", self.log());
+                assert!(
+                    status.success(),
+                    "exit status {status}; log:\n{}",
+                    self.log()
+                );
                 return;
             }
             assert!(
