@@ -181,7 +181,12 @@ impl Http1 {
 }
 
 /// A gRPC-Web call over HTTP/1.1 from the web client's origin.
-async fn grpc_web(addr: SocketAddr, path: &str, token: &str, request: &impl prost::Message) -> Http1 {
+async fn grpc_web(
+    addr: SocketAddr,
+    path: &str,
+    token: &str,
+    request: &impl prost::Message,
+) -> Http1 {
     let bearer = format!("Bearer {token}");
     let mut headers = vec![
         ("content-type", "application/grpc-web+proto"),
@@ -197,7 +202,10 @@ async fn grpc_web(addr: SocketAddr, path: &str, token: &str, request: &impl pros
 /// Reads a unary answer: one message, then a trailer with status 0.
 async fn unary<T: prost::Message + Default>(mut exchange: Http1) -> T {
     assert_eq!(exchange.status, 200);
-    assert_eq!(exchange.header("access-control-allow-origin"), Some(OWN_ORIGIN));
+    assert_eq!(
+        exchange.header("access-control-allow-origin"),
+        Some(OWN_ORIGIN)
+    );
     let Some(Frame::Data(message)) = exchange.next_frame().await else {
         panic!("no message; headers {:?}", exchange.headers);
     };
@@ -223,13 +231,20 @@ async fn unary_calls_and_the_event_stream_work_over_grpc_web_on_http1() {
         ..Default::default()
     };
     let path = "/rosetta.account.v1.AccountService/Register";
-    let registered: RegisterResponse = unary(grpc_web(server.addr, path, "", &register).await).await;
+    let registered: RegisterResponse =
+        unary(grpc_web(server.addr, path, "", &register).await).await;
     assert_eq!(registered.user.expect("user").username, "wendy");
 
     let wendy = server.user("wendy2", "pw").await;
     let other = server.user("otto", "pw").await;
     let path = "/rosetta.messaging.v1.MessagingService/Subscribe";
-    let mut stream = grpc_web(server.addr, path, &wendy.access_token, &SubscribeRequest::default()).await;
+    let mut stream = grpc_web(
+        server.addr,
+        path,
+        &wendy.access_token,
+        &SubscribeRequest::default(),
+    )
+    .await;
     assert_eq!(stream.status, 200);
     let next_event = async |stream: &mut Http1| -> Item {
         let Some(Frame::Data(data)) = stream.next_frame().await else {
@@ -244,7 +259,16 @@ async fn unary_calls_and_the_event_stream_work_over_grpc_web_on_http1() {
 
     // The open stream takes no place: another call goes through meanwhile.
     let path = "/rosetta.account.v1.AccountService/GetMyProfile";
-    let me: User = unary(grpc_web(server.addr, path, &wendy.access_token, &GetMyProfileRequest {}).await).await;
+    let me: User = unary(
+        grpc_web(
+            server.addr,
+            path,
+            &wendy.access_token,
+            &GetMyProfileRequest {},
+        )
+        .await,
+    )
+    .await;
     assert_eq!(me.username, "wendy2");
 
     // Live delivery on the HTTP/1.1 stream.
@@ -312,8 +336,13 @@ async fn grpc_web_works_over_http2_too() {
     let Some(Frame::Data(message)) = take_frame(&mut body) else {
         panic!("no message");
     };
-    assert_eq!(User::decode(message.as_slice()).expect("user").username, "hilda");
-    assert!(matches!(take_frame(&mut body), Some(Frame::Trailer(t)) if t.contains("grpc-status:0")));
+    assert_eq!(
+        User::decode(message.as_slice()).expect("user").username,
+        "hilda"
+    );
+    assert!(
+        matches!(take_frame(&mut body), Some(Frame::Trailer(t)) if t.contains("grpc-status:0"))
+    );
 }
 
 /// A CORS preflight for a gRPC-Web call from `origin`.
@@ -321,9 +350,19 @@ async fn preflight(addr: SocketAddr, origin: &str) -> Http1 {
     let headers = [
         ("origin", origin),
         ("access-control-request-method", "POST"),
-        ("access-control-request-headers", "content-type,x-grpc-web,authorization"),
+        (
+            "access-control-request-headers",
+            "content-type,x-grpc-web,authorization",
+        ),
     ];
-    Http1::send(addr, "OPTIONS", "/rosetta.account.v1.AccountService/Login", &headers, &[]).await
+    Http1::send(
+        addr,
+        "OPTIONS",
+        "/rosetta.account.v1.AccountService/Login",
+        &headers,
+        &[],
+    )
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -374,7 +413,10 @@ async fn only_the_web_clients_origins_may_call() {
     })
     .await;
     let allowed = preflight(configured.addr, OTHER_ORIGIN).await;
-    assert_eq!(allowed.header("access-control-allow-origin"), Some(OTHER_ORIGIN));
+    assert_eq!(
+        allowed.header("access-control-allow-origin"),
+        Some(OTHER_ORIGIN)
+    );
     let denied = preflight(configured.addr, OWN_ORIGIN).await;
     assert_eq!(denied.header("access-control-allow-origin"), None);
 }

@@ -928,6 +928,8 @@ fn spawn_rosetta(
         .env("ROSETTA_NATS_URL", NATS_URL)
         .env("ROSETTA_MESSAGING__BUS_SUBJECT", subject)
         .env("ROSETTA_ACCOUNT__CODE_RESEND_INTERVAL_SECS", "0")
+        // Two replicas run at once: neither serves the web client on its fixed port.
+        .env("ROSETTA_WEB_LISTEN", "")
         .envs(
             ["PIPE", "DPC", "IMPS", "OURCHAT", "CLOUDCHAT"]
                 .map(|b| (format!("ROSETTA_BRIDGES__{b}__ENABLED"), "false")),

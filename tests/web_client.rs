@@ -31,6 +31,32 @@ impl Rosetta {
     fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
+
+    /// SIGTERM, then waits (polling: a child's exit has no event here) for a clean exit.
+    fn terminate(&mut self) {
+        let sent = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(sent.success(), "kill -TERM failed");
+        let deadline = Instant::now() + START_BOUND;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                assert!(
+                    status.success(),
+                    "exit status {status}; log:\n{}",
+                    self.log()
+                );
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "still running after SIGTERM; log:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
 }
 
 impl Drop for Rosetta {
@@ -126,7 +152,9 @@ fn run_script(repo: &Path, envs: &[(&str, String)]) -> Output {
     match rx.recv_timeout(SCRIPT_BOUND) {
         Ok(output) => output.expect("node ran"),
         Err(_) => {
-            let _ = Command::new("kill").args(["-KILL", &pid.to_string()]).status();
+            let _ = Command::new("kill")
+                .args(["-KILL", &pid.to_string()])
+                .status();
             panic!("the browser test did not finish within {SCRIPT_BOUND:?}");
         }
     }
@@ -146,7 +174,7 @@ fn two_browsers_and_a_pipe_client_chat_live() {
 
     let dir = tempfile::tempdir().expect("temp dir");
     let (grpc, web, pipe) = (free_addr(), free_addr(), free_addr());
-    let rosetta = start(dir.path(), grpc, web, pipe);
+    let mut rosetta = start(dir.path(), grpc, web, pipe);
     for addr in [grpc, web, pipe] {
         accepting(addr, &rosetta);
     }
@@ -174,4 +202,11 @@ fn two_browsers_and_a_pipe_client_chat_live() {
     for shot in ["alice-chat.png", "bob-chat.png", "alice-pipe-chat.png"] {
         assert!(artifacts.join(shot).is_file(), "no screenshot {shot}");
     }
+
+    // The web listener stops with the rest of the process.
+    rosetta.terminate();
+    assert!(
+        std::net::TcpStream::connect(web).is_err(),
+        "the web client is still served"
+    );
 }

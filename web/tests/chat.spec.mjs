@@ -135,6 +135,103 @@ async function shoot(page, name) {
   await page.screenshot({ path: path.join(ARTIFACTS, `${name}.png`), fullPage: true });
 }
 
+async function chatBothWays({ alice, bob }, aliceId, bobId) {
+  step("they befriend each other, and see each other online");
+  await befriend(alice, bob, "bob", "alice");
+  await alice.locator(`[data-testid="presence-${bobId}"]`).filter({ hasText: "online" }).waitFor();
+
+  step("a message to a closed chat counts as unread; opening it shows history and marks it read");
+  await openChat(alice, "bob");
+  await sendText(alice, "are you there?");
+  const badge = `[data-testid="unread-user-${aliceId}"]`;
+  await bob.locator(badge).filter({ hasText: "1" }).waitFor();
+  await openChat(bob, "alice");
+  await message(bob, "are you there?").waitFor();
+  await bob.locator(`${badge}:empty`).waitFor({ state: "attached" });
+
+  step("they chat both ways, live");
+  await sendText(alice, "hello bob, from the browser");
+  await message(bob, "hello bob, from the browser").waitFor();
+  await sendText(bob, "hi alice!");
+  await message(alice, "hi alice!").waitFor();
+  await shoot(alice, "alice-chat");
+  await shoot(bob, "bob-chat");
+}
+
+async function fileAndRecall({ alice, bob }) {
+  step("a file goes from alice to bob and comes back out of bob's browser");
+  const content = `a small file for bob ${Date.now()}`;
+  await alice.setInputFiles("#file-input", {
+    name: "note.txt",
+    mimeType: "text/plain",
+    buffer: Buffer.from(content),
+  });
+  await alice.click("#upload-btn");
+  const fileMessage = message(bob, "note.txt");
+  await fileMessage.waitFor();
+  const [download] = await Promise.all([
+    bob.waitForEvent("download"),
+    fileMessage.locator("button.download").click(),
+  ]);
+  const saved = path.join(ARTIFACTS, "downloaded-note.txt");
+  await download.saveAs(saved);
+  if (readFileSync(saved, "utf8") !== content) throw new Error("the downloaded file differs");
+
+  step("alice recalls a message; bob sees it recalled");
+  const recallable = message(alice, "hello bob, from the browser");
+  await recallable.locator("button.recall").click();
+  await message(bob, "(message recalled)").waitFor();
+  await bob.locator("#messages li[data-recalled=true]").waitFor();
+}
+
+async function groupChat({ alice, bob }, bobId) {
+  step("alice makes a group with bob in it; they chat there");
+  await alice.fill("#group-name", "tea");
+  await alice.fill("#group-members", bobId.toString());
+  await alice.click("#create-group-btn");
+  await alice.click('#groups li[data-name="tea"] button.open');
+  await alice.locator("#chat[data-loaded=true]").waitFor();
+  await bob.click('#groups li[data-name="tea"] button.open');
+  await bob.locator("#chat[data-loaded=true]").waitFor();
+  await sendText(alice, "tea at five?");
+  await message(bob, "tea at five?").waitFor();
+  await sendText(bob, "yes please");
+  await message(alice, "yes please").waitFor();
+  await shoot(bob, "bob-group-chat");
+}
+
+async function pipeUserWrites(alice, aliceId) {
+  step("a pipe (QtQQ) user befriends alice and writes to her");
+  const pipe = new Pipe(PIPE);
+  try {
+    await pipe.call(`register|penny|${PIPE_PASSWORD}|Penny|1|hi|1|cat`, "register_succ|");
+    const login = await pipe.call(`login|penny|${PIPE_PASSWORD}`, "login_succ|");
+    const [, , pennyUid, token] = login.split("|");
+    const aliceUid = aliceId.toString().padStart(5, "0");
+    await pipe.call(`add_friend|${pennyUid}|${aliceUid}|hello|${token}`, "add_friend_succ|");
+    await alice.click(`#requests li[data-username="penny"] button:has-text("Accept")`);
+    const penny = alice.locator(`#contacts li[data-username="penny"]`);
+    await penny.waitFor();
+    // She shows as what she is to her client: uid 000NN.
+    await penny.locator(".handles").filter({ hasText: `uid ${pennyUid}` }).waitFor();
+    await openChat(alice, "penny");
+    await pipe.call(
+      `send_message|0|${pennyUid}|${aliceUid}|20261207080000|hello alice from pipe|${token}`,
+      "send_message_succ|",
+    );
+    const fromPipe = message(alice, "hello alice from pipe");
+    await fromPipe.waitFor();
+    await fromPipe.locator(".handles").filter({ hasText: `uid ${pennyUid}` }).waitFor();
+    step("and alice's answer reaches the pipe client");
+    await sendText(alice, "hi_penny");
+    const pushed = await pipe.expect("message|0|");
+    if (!pushed.includes("hi_penny")) throw new Error(`pipe push: ${pushed}`);
+    await shoot(alice, "alice-pipe-chat");
+  } finally {
+    pipe.close();
+  }
+}
+
 async function main() {
   mkdirSync(ARTIFACTS, { recursive: true });
   const browser = await chromium.launch({
@@ -146,99 +243,19 @@ async function main() {
   try {
     pages.alice = await openPage(browser, "alice");
     pages.bob = await openPage(browser, "bob");
-    const { alice, bob } = pages;
-
     step("two people register in two browser contexts");
-    const aliceId = await register(alice, "alice");
-    const bobId = await register(bob, "bob");
-
-    step("they befriend each other, and see each other online");
-    await befriend(alice, bob, "bob", "alice");
-    await alice.locator(`[data-testid="presence-${bobId}"]`).filter({ hasText: "online" }).waitFor();
-
-    step("they chat both ways, live");
-    await openChat(alice, "bob");
-    await openChat(bob, "alice");
-    await sendText(alice, "hello bob, from the browser");
-    await message(bob, "hello bob, from the browser").waitFor();
-    await sendText(bob, "hi alice!");
-    await message(alice, "hi alice!").waitFor();
-    await shoot(alice, "alice-chat");
-    await shoot(bob, "bob-chat");
-
-    step("a file goes from alice to bob and comes back out of bob's browser");
-    const content = `a small file for bob ${Date.now()}`;
-    await alice.setInputFiles("#file-input", {
-      name: "note.txt",
-      mimeType: "text/plain",
-      buffer: Buffer.from(content),
-    });
-    await alice.click("#upload-btn");
-    const fileMessage = message(bob, "note.txt");
-    await fileMessage.waitFor();
-    const [download] = await Promise.all([
-      bob.waitForEvent("download"),
-      fileMessage.locator("button.download").click(),
-    ]);
-    const saved = path.join(ARTIFACTS, "downloaded-note.txt");
-    await download.saveAs(saved);
-    if (readFileSync(saved, "utf8") !== content) throw new Error("the downloaded file differs");
-
-    step("alice recalls a message; bob sees it recalled");
-    const recallable = message(alice, "hello bob, from the browser");
-    await recallable.locator("button.recall").click();
-    await message(bob, "(message recalled)").waitFor();
-    await bob.locator("#messages li[data-recalled=true]").waitFor();
-
-    step("alice makes a group with bob in it; they chat there");
-    await alice.fill("#group-name", "tea");
-    await alice.fill("#group-members", bobId.toString());
-    await alice.click("#create-group-btn");
-    await alice.click('#groups li[data-name="tea"] button.open');
-    await alice.locator("#chat[data-loaded=true]").waitFor();
-    await bob.click('#groups li[data-name="tea"] button.open');
-    await bob.locator("#chat[data-loaded=true]").waitFor();
-    await sendText(alice, "tea at five?");
-    await message(bob, "tea at five?").waitFor();
-    await sendText(bob, "yes please");
-    await message(alice, "yes please").waitFor();
-    await shoot(bob, "bob-group-chat");
-
-    step("a pipe (QtQQ) user befriends alice and writes to her");
-    const pipe = new Pipe(PIPE);
-    try {
-      await pipe.call(`register|penny|${PIPE_PASSWORD}|Penny|1|hi|1|cat`, "register_succ|");
-      const login = await pipe.call(`login|penny|${PIPE_PASSWORD}`, "login_succ|");
-      const [, , pennyUid, token] = login.split("|");
-      const aliceUid = aliceId.toString().padStart(5, "0");
-      await pipe.call(`add_friend|${pennyUid}|${aliceUid}|hello|${token}`, "add_friend_succ|");
-      await alice.click(`#requests li[data-username="penny"] button:has-text("Accept")`);
-      const penny = alice.locator(`#contacts li[data-username="penny"]`);
-      await penny.waitFor();
-      // She shows as what she is to her client: uid 000NN.
-      await penny.locator(".handles").filter({ hasText: `uid ${pennyUid}` }).waitFor();
-      await openChat(alice, "penny");
-      await pipe.call(
-        `send_message|0|${pennyUid}|${aliceUid}|20261207080000|hello alice from pipe|${token}`,
-        "send_message_succ|",
-      );
-      const fromPipe = message(alice, "hello alice from pipe");
-      await fromPipe.waitFor();
-      await fromPipe.locator(".handles").filter({ hasText: `uid ${pennyUid}` }).waitFor();
-      step("and alice's answer reaches the pipe client");
-      await sendText(alice, "hi_penny");
-      const pushed = await pipe.expect("message|0|");
-      if (!pushed.includes("hi_penny")) throw new Error(`pipe push: ${pushed}`);
-      await shoot(alice, "alice-pipe-chat");
-    } finally {
-      pipe.close();
-    }
+    const aliceId = await register(pages.alice, "alice");
+    const bobId = await register(pages.bob, "bob");
+    await chatBothWays(pages, aliceId, bobId);
+    await fileAndRecall(pages);
+    await groupChat(pages, bobId);
+    await pipeUserWrites(pages.alice, aliceId);
 
     step("alice logs out");
-    await alice.click("#logout-btn");
-    await alice.locator("#auth").waitFor({ state: "visible" });
-    await alice.locator("#app").waitFor({ state: "hidden" });
-    await shoot(alice, "alice-logged-out");
+    await pages.alice.click("#logout-btn");
+    await pages.alice.locator("#auth").waitFor({ state: "visible" });
+    await pages.alice.locator("#app").waitFor({ state: "hidden" });
+    await shoot(pages.alice, "alice-logged-out");
     step("passed");
   } catch (err) {
     for (const [name, page] of Object.entries(pages)) {

@@ -65,7 +65,10 @@ mod tests {
     #[test]
     fn origins_are_taken_without_a_trailing_slash() {
         let origins = AllowedOrigins::new(["http://localhost:8080/"]).expect("valid");
-        assert_eq!(origins.0, [HeaderValue::from_static("http://localhost:8080")]);
+        assert_eq!(
+            origins.0,
+            [HeaderValue::from_static("http://localhost:8080")]
+        );
         assert!(AllowedOrigins::new(["http://bad\norigin"]).is_err());
     }
 }

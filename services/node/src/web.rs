@@ -136,12 +136,28 @@ fn page_config(public_url: &str, grpc_addr: SocketAddr) -> String {
     serde_json::json!({ "grpcUrl": url, "grpcPort": grpc_addr.port() }).to_string()
 }
 
-async fn serve(listener: TcpListener, config: String, shutdown: impl Future<Output = ()> + Send + 'static) {
+async fn serve(
+    listener: TcpListener,
+    config: String,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) {
     let app = Router::new()
-        .route("/", get(|| async { asset("text/html; charset=utf-8", INDEX) }))
-        .route("/index.html", get(|| async { asset("text/html; charset=utf-8", INDEX) }))
-        .route("/app.js", get(|| async { asset("text/javascript; charset=utf-8", APP_JS) }))
-        .route("/app.css", get(|| async { asset("text/css; charset=utf-8", APP_CSS) }))
+        .route(
+            "/",
+            get(|| async { asset("text/html; charset=utf-8", INDEX) }),
+        )
+        .route(
+            "/index.html",
+            get(|| async { asset("text/html; charset=utf-8", INDEX) }),
+        )
+        .route(
+            "/app.js",
+            get(|| async { asset("text/javascript; charset=utf-8", APP_JS) }),
+        )
+        .route(
+            "/app.css",
+            get(|| async { asset("text/css; charset=utf-8", APP_CSS) }),
+        )
         .route(
             "/config.json",
             get(move || async move { asset("application/json", config) }),
@@ -187,7 +203,10 @@ mod tests {
                 r#"["https://chat.example", "http://10.0.0.2:8080"]"#,
             );
             let config = Config::load(None, &Overrides::default()).map_err(|e| e.to_string())?;
-            assert_eq!(listen_addr(&config.web_listen).map_err(|e| e.to_string())?, None);
+            assert_eq!(
+                listen_addr(&config.web_listen).map_err(|e| e.to_string())?,
+                None
+            );
             let origins = config
                 .grpc_web
                 .origins(&config.web_listen)
@@ -217,7 +236,13 @@ mod tests {
     fn the_page_reaches_a_loopback_listener_by_its_own_host() {
         let loopback = page_config("", "127.0.0.1:50051".parse().expect("addr"));
         assert_eq!(loopback, r#"{"grpcPort":50051,"grpcUrl":""}"#);
-        let public = page_config("https://chat.example/", "0.0.0.0:50051".parse().expect("addr"));
-        assert!(public.contains(r#""grpcUrl":"https://chat.example""#), "{public}");
+        let public = page_config(
+            "https://chat.example/",
+            "0.0.0.0:50051".parse().expect("addr"),
+        );
+        assert!(
+            public.contains(r#""grpcUrl":"https://chat.example""#),
+            "{public}"
+        );
     }
 }
