@@ -928,8 +928,9 @@ fn spawn_rosetta(
         .env("ROSETTA_NATS_URL", NATS_URL)
         .env("ROSETTA_MESSAGING__BUS_SUBJECT", subject)
         .env("ROSETTA_ACCOUNT__CODE_RESEND_INTERVAL_SECS", "0")
-        // Two replicas run at once: neither serves the web client on its fixed port.
+        // Two replicas run at once: neither serves the web client or metrics on a fixed port.
         .env("ROSETTA_WEB_LISTEN", "")
+        .env("ROSETTA_METRICS_LISTEN", "")
         .envs(
             ["PIPE", "DPC", "IMPS", "OURCHAT", "CLOUDCHAT"]
                 .map(|b| (format!("ROSETTA_BRIDGES__{b}__ENABLED"), "false")),

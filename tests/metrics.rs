@@ -169,8 +169,9 @@ async fn metrics_show_rpc_messaging_and_bridge_series_after_traffic() {
         ("ROSETTA_GRPC_LISTEN", grpc.to_string()),
         ("ROSETTA_METRICS_LISTEN", metrics.to_string()),
         ("ROSETTA_BRIDGES__PIPE__LISTEN", pipe.to_string()),
+        ("ROSETTA_WEB_LISTEN", String::new()),
     ];
-    // Every bridge but pipe off, so that the test binds no fixed port.
+    // Every bridge but pipe off, and no web client, so that the test binds no fixed port.
     for off in [
         "ROSETTA_BRIDGES__DPC__ENABLED",
         "ROSETTA_BRIDGES__IMPS__ENABLED",

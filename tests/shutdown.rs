@@ -119,11 +119,13 @@ async fn accepting(addr: SocketAddr, process: &Rosetta) {
     }
 }
 
-/// Every bridge but pipe off, and no web client, so that the test binds no fixed port.
+/// Every bridge but pipe off, no web client and no metrics, so that the test binds no fixed
+/// port.
 fn pipe_only(pipe: SocketAddr) -> Vec<(&'static str, String)> {
     let mut env = vec![
         ("ROSETTA_BRIDGES__PIPE__LISTEN", pipe.to_string()),
         ("ROSETTA_WEB_LISTEN", String::new()),
+        ("ROSETTA_METRICS_LISTEN", String::new()),
     ];
     for off in [
         "ROSETTA_BRIDGES__DPC__ENABLED",
