@@ -135,13 +135,11 @@ impl Writer {
             reply,
         };
         let stopped = || ApiError::unavailable("the message writer has stopped");
-        // Counted before it is queued, so that the lane, which may take it at once, never
-        // takes the gauge below zero.
+        // Room first (a caller that gives up while waiting for it leaves no trace), then
+        // counted, then queued without a pause: the lane that takes the send subtracts it.
+        let room = lane.reserve().await.map_err(|_| stopped())?;
         crate::meters::queued(1.0);
-        if lane.send(job).await.is_err() {
-            crate::meters::queued(-1.0);
-            return Err(stopped());
-        }
+        room.send(job);
         written.await.map_err(|_| stopped())?
     }
 
