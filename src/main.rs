@@ -1,6 +1,7 @@
 //! `rosetta`: one binary, one role (or all of them) per process.
 
 mod bridges;
+mod limits;
 
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
@@ -126,6 +127,7 @@ async fn run() -> anyhow::Result<()> {
         Command::Bridge { name, services } => {
             let _telemetry =
                 telemetry::init(&config, &format!("rosetta-bridge-{name:?}").to_lowercase())?;
+            limits::raise_descriptor_limit();
             let backend = with_bridge_key(
                 Backend::connect_each(&services.resolve())?,
                 rosetta_node::node::bridge_key(&config, false)?.map(|key| key.to_hex()),
@@ -161,6 +163,7 @@ async fn run() -> anyhow::Result<()> {
         }
     };
     let _telemetry = telemetry::init(&config, &format!("rosetta-{role:?}").to_lowercase())?;
+    limits::raise_descriptor_limit();
     let node = Node::build(&config, role, Plugins::default()).await?;
     let listener = TcpListener::bind(config.grpc_listen).await?;
     let grpc_addr = listener.local_addr()?;
