@@ -2,6 +2,7 @@
 
 mod admin;
 mod bridges;
+mod limits;
 mod metrics;
 
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
@@ -134,6 +135,7 @@ async fn run() -> anyhow::Result<()> {
             let _telemetry =
                 telemetry::init(&config, &format!("rosetta-bridge-{name:?}").to_lowercase())?;
             metrics::install(&config)?;
+            limits::raise_descriptor_limit();
             let backend = with_bridge_key(
                 Backend::connect_each(&services.resolve())?,
                 rosetta_node::node::bridge_key(&config, false)?.map(|key| key.to_hex()),
@@ -171,6 +173,7 @@ async fn run() -> anyhow::Result<()> {
     };
     let _telemetry = telemetry::init(&config, &format!("rosetta-{role:?}").to_lowercase())?;
     metrics::install(&config)?;
+    limits::raise_descriptor_limit();
     let node = Node::build(&config, role, Plugins::default()).await?;
     let listener = TcpListener::bind(config.grpc_listen).await?;
     let grpc_addr = listener.local_addr()?;

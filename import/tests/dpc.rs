@@ -321,6 +321,7 @@ async fn start_bridge(server: &TestServer) -> Bridge {
         auth_listen: listeners.auth.local_addr().expect("addr"),
         chat_listen: listeners.chat.local_addr().expect("addr"),
         file_listen: listeners.file.local_addr().expect("addr"),
+        ..DpcSettings::default()
     };
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let bridge = Bridge {

@@ -12,6 +12,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::{Bridge, Ws, js, payload, register};
+use rosetta_bridge_kit::settings::CloudChatSettings;
 use rosetta_testkit::bench::{env_or as env, rss_kib};
 use rosetta_testkit::{Backend, TestServer};
 
@@ -53,7 +54,15 @@ async fn main() {
     let rounds = env("CLOUDCHAT_BENCH_ROUNDS", 20);
     let senders_count = env("CLOUDCHAT_BENCH_SENDERS", 20);
     let server = TestServer::start(Backend::Sqlite).await;
-    let bridge = Bridge::start(server.backend()).await;
+    // Every benchmark connection comes from 127.0.0.1: no per-address cap.
+    let settings = CloudChatSettings {
+        limits: rosetta_bridge_kit::settings::ConnectionLimits {
+            max_per_address: usize::MAX,
+            ..CloudChatSettings::default().limits
+        },
+        ..CloudChatSettings::default()
+    };
+    let bridge = Bridge::start_with(server.backend(), settings).await;
     let addr = bridge.addr;
 
     let mut users = Vec::new();

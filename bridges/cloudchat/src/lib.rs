@@ -6,6 +6,7 @@
 //! WebSocket connection, anything else is one request/reply over HTTP.
 
 pub mod codec;
+mod connection;
 mod http_sessions;
 mod session;
 
@@ -13,21 +14,23 @@ use std::{
     collections::HashMap,
     net::SocketAddr,
     sync::{Arc, Mutex},
+    time::Duration,
 };
 
 use axum::{
-    Router,
+    Extension, Router,
     body::{Body, to_bytes},
     extract::{ConnectInfo, FromRequestParts, Request, State, ws::WebSocketUpgrade},
     http::{StatusCode, header},
     response::{IntoResponse, Response},
-    serve::ListenerExt as _,
 };
-use rosetta_bridge_kit::{Backend, Counters, settings::CloudChatSettings};
+use rosetta_bridge_kit::{
+    Backend, Counters, HTTP_UNAVAILABLE, Listening, serve_tcp, settings::CloudChatSettings,
+};
 use tokio::net::TcpListener;
-use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 use crate::{
+    connection::Scope,
     http_sessions::HttpSessions,
     session::{Conn, Outcome},
 };
@@ -47,13 +50,6 @@ pub(crate) struct Shared {
     sockets: session::Sockets,
 }
 
-#[derive(Clone)]
-struct AppState {
-    shared: Arc<Shared>,
-    closing: CancellationToken,
-    tasks: TaskTracker,
-}
-
 /// Serves cloudchat clients on `listener` until `shutdown` completes.
 pub async fn serve(
     listener: TcpListener,
@@ -62,55 +58,37 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send,
 ) {
     // The listener is already bound to `settings.listen`.
-    let state = AppState {
-        shared: Arc::new(Shared {
-            backend,
-            counters: Counters::new(BRIDGE),
-            http: HttpSessions::new(&settings),
-            online: rosetta_bridge_kit::LiveLogins::default(),
-            sockets: Mutex::new(HashMap::new()),
-        }),
-        closing: CancellationToken::new(),
-        tasks: TaskTracker::new(),
-    };
-    tracing::info!(bridge = BRIDGE, addr = ?listener.local_addr().ok(), "bridge listening");
-    let app = Router::new().fallback(entry).with_state(state.clone());
-    // Without TCP_NODELAY a push written right after a reply waits for the client's delayed
-    // ACK (40 ms on Linux) before it leaves.
-    let listener = listener.tap_io(|stream| {
-        let _ = stream.set_nodelay(true);
+    let shared = Arc::new(Shared {
+        backend,
+        counters: Counters::new(BRIDGE),
+        http: HttpSessions::new(&settings),
+        online: rosetta_bridge_kit::LiveLogins::default(),
+        sockets: Mutex::new(HashMap::new()),
     });
-    let server = tokio::spawn(
-        axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(state.closing.clone().cancelled_owned())
-        .into_future(),
-    );
-    shutdown.await;
-    state.closing.cancel();
-    if let Err(err) = server.await {
-        tracing::warn!(bridge = BRIDGE, %err, "server task failed");
-    }
-    state.tasks.close();
-    state.tasks.wait().await;
-    tracing::info!(bridge = BRIDGE, "bridge stopped");
+    let app = Router::new().fallback(entry).with_state(shared);
+    let header_timeout = Duration::from_millis(settings.limits.header_timeout_ms);
+    // Over a cap: 503, which both clients read as a failed request or WebSocket connect (and
+    // retry: the web client reconnects after 5 s, the HarmonyOS one every 3 s).
+    let listening = Listening::new(BRIDGE, listener, settings.limits, HTTP_UNAVAILABLE);
+    serve_tcp(listening, shutdown, move |stream, peer, conns| {
+        connection::serve(app.clone(), stream, peer, conns, header_timeout)
+    })
+    .await;
 }
 
 /// Any method, any path: a WebSocket upgrade or one HTTP request.
 async fn entry(
-    State(state): State<AppState>,
+    State(shared): State<Arc<Shared>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Extension(scope): Extension<Scope>,
     request: Request,
 ) -> Response {
     let (mut parts, body) = request.into_parts();
     if parts.headers.contains_key(header::UPGRADE) {
-        let upgrade = match WebSocketUpgrade::from_request_parts(&mut parts, &state).await {
+        let upgrade = match WebSocketUpgrade::from_request_parts(&mut parts, &shared).await {
             Ok(upgrade) => upgrade,
             Err(rejection) => return rejection.into_response(),
         };
-        let held = state.tasks.token();
         // Small buffers: connections are many and mostly idle (the 128 KiB defaults made a
         // held WebSocket cost ~157 KiB of the bridge's memory). The write buffer stays
         // uncapped (the default): a reply is queued whole before it is written, and a history
@@ -124,22 +102,22 @@ async fn entry(
                 let span = tracing::info_span!("connection", bridge = BRIDGE, %peer);
                 tracing::Instrument::instrument(
                     async move {
-                        session::websocket(state.shared, socket, peer.ip(), state.closing).await;
-                        drop(held);
+                        session::websocket(shared, socket, peer.ip(), scope.conns).await;
+                        drop(scope.held);
                     },
                     span,
                 )
             });
     }
     let Ok(bytes) = to_bytes(body, codec::MAX_MESSAGE).await else {
-        state.shared.counters.error("HTTP");
+        shared.counters.error("HTTP");
         return (StatusCode::BAD_REQUEST, ILLEGAL).into_response();
     };
     let Ok(text) = std::str::from_utf8(&bytes) else {
-        state.shared.counters.error("HTTP");
+        shared.counters.error("HTTP");
         return (StatusCode::BAD_REQUEST, ILLEGAL).into_response();
     };
-    let mut conn = Conn::http(state.shared.clone(), peer.ip());
+    let mut conn = Conn::http(shared.clone(), peer.ip());
     match conn.on_message(text).await {
         Outcome::Illegal => (StatusCode::BAD_REQUEST, ILLEGAL).into_response(),
         Outcome::Replies(replies) => match replies.into_iter().next() {

@@ -83,6 +83,11 @@ async fn run() {
         auth_listen: listeners.auth.local_addr().expect("addr"),
         chat_listen: listeners.chat.local_addr().expect("addr"),
         file_listen: listeners.file.local_addr().expect("addr"),
+        // Every benchmark connection comes from 127.0.0.1.
+        limits: rosetta_bridge_kit::settings::ConnectionLimits {
+            max_per_address: usize::MAX,
+            ..DpcSettings::default().limits
+        },
     };
     let (auth, chat) = (settings.auth_listen, settings.chat_listen);
     tokio::spawn(serve(

@@ -52,6 +52,8 @@ pub async fn serve(
         let Some(request) = next_request(&mut reader, &conns).await else {
             break;
         };
+        // A request has come: an upload or a download may now take as long as it takes.
+        conns.handshake.done();
         let keep_open = match request {
             FileRequest::Upload {
                 credentials,

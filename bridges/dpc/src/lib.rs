@@ -16,7 +16,9 @@ mod wire;
 
 use std::sync::Arc;
 
-use rosetta_bridge_kit::{Backend, LiveLogins, serve_tcp, settings::DpcSettings};
+use rosetta_bridge_kit::{
+    Backend, Listening, LiveLogins, Refusal, serve_tcp, settings::DpcSettings,
+};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -66,26 +68,28 @@ pub async fn serve(
     let stop = CancellationToken::new();
     let follower = tokio::spawn(lobby.run(stop.clone()));
     let (auth, chat, file) = (shared.clone(), shared.clone(), shared);
+    // Over a cap each server closes the connection: the protocol has no "server full", and a
+    // close without reply is how the original refused anything (the login shows nothing,
+    // the chat window reconnects, a file transfer reports a network error).
+    let listening = |listener| Listening::new("dpc", listener, settings.limits, Refusal::Close);
     tokio::join!(
         async {
             shutdown.await;
             stop.cancel();
         },
         serve_tcp(
-            "dpc",
-            listeners.auth,
+            listening(listeners.auth),
             stop.clone().cancelled_owned(),
             move |stream, peer, conns| auth::serve(stream, peer, conns, auth.clone()),
         ),
         serve_tcp(
-            "dpc",
-            listeners.chat,
+            // A chat window never logs in on this socket and may only listen, for hours.
+            listening(listeners.chat).without_handshake(),
             stop.clone().cancelled_owned(),
             move |stream, peer, conns| chat::serve(stream, peer, conns, chat.clone()),
         ),
         serve_tcp(
-            "dpc",
-            listeners.file,
+            listening(listeners.file),
             stop.clone().cancelled_owned(),
             move |stream, peer, conns| {
                 // Numbered here, in the accept loop: the order of arrival (see `uploads`).

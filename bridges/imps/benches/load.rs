@@ -115,7 +115,14 @@ async fn run() {
     tokio::spawn(rosetta_bridge_imps::serve(
         listener,
         server.backend(),
-        ImpsSettings::default(),
+        ImpsSettings {
+            // Every benchmark connection comes from 127.0.0.1.
+            limits: rosetta_bridge_kit::settings::ConnectionLimits {
+                max_per_address: usize::MAX,
+                ..ImpsSettings::default().limits
+            },
+            ..ImpsSettings::default()
+        },
         std::future::pending(),
     ));
 

@@ -11,7 +11,7 @@ mod session;
 
 use std::sync::Arc;
 
-use rosetta_bridge_kit::{Backend, serve_tcp, settings::ImpsSettings};
+use rosetta_bridge_kit::{Backend, Listening, Refusal, serve_tcp, settings::ImpsSettings};
 use tokio::net::TcpListener;
 
 pub use names::{alias_id, display_name};
@@ -24,7 +24,10 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send,
 ) {
     let shared = Arc::new(session::Shared::new(backend, &settings));
-    serve_tcp("imps", listener, shutdown, move |stream, peer, conns| {
+    // The error frame (S_ERROR) is dialect-specific and the login screen answers any error by
+    // reconnecting at once; a close before the first frame is what the client handles best.
+    let listening = Listening::new("imps", listener, settings.limits, Refusal::Close);
+    serve_tcp(listening, shutdown, move |stream, peer, conns| {
         session::run(shared.clone(), stream, peer, conns)
     })
     .await;

@@ -27,8 +27,8 @@ use std::{
 
 use futures::StreamExt as _;
 use rosetta_bridge_kit::{
-    Backend, Connections, EventStream, Live, LiveLogins, LoginRegistry, OnClose, Registered,
-    UserSession, end_login, kicked, next_event, settings::ImpsSettings,
+    Backend, Connections, EventStream, Handshake, Live, LiveLogins, LoginRegistry, OnClose,
+    Registered, UserSession, end_login, kicked, next_event, settings::ImpsSettings,
 };
 use rosetta_proto::messaging::v1::{Event, event::Kind};
 use tokio::{net::TcpStream, time::Instant};
@@ -158,6 +158,8 @@ struct Conn {
     shared: Arc<Shared>,
     io: Io,
     login: Login,
+    /// Marked at the login: the handshake timeout no longer applies.
+    handshake: Handshake,
 }
 
 /// A logged-in user's command or push in progress: the socket and the login, borrowed
@@ -188,6 +190,7 @@ pub async fn run(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr, conns
         shared,
         io: Io::new(backend, peer, conns.counters, write),
         login: Login::Anonymous,
+        handshake: conns.handshake.clone(),
     };
     let ending = conn.serve(&mut frames, &conns.closing).await;
     Box::pin(conn.close(ending)).await;

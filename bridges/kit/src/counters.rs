@@ -46,6 +46,17 @@ impl Counters {
         gauge!("rosetta_bridge_connections_open", "bridge" => self.bridge).decrement(1.0);
     }
 
+    /// A connection refused over a cap (`reason`: `listener` or `address`).
+    pub fn refused(&self, reason: &'static str) {
+        counter!("bridge_connections_refused_total", "bridge" => self.bridge, "reason" => reason)
+            .increment(1);
+    }
+
+    /// A connection closed for not logging in within the handshake timeout.
+    pub fn handshake_timed_out(&self) {
+        counter!("bridge_handshake_timeouts_total", "bridge" => self.bridge).increment(1);
+    }
+
     /// A frame received, by command name.
     pub fn frame_in(&self, command: &'static str) {
         counter!("rosetta_bridge_frames_in_total", "bridge" => self.bridge, "command" => command)

@@ -1,6 +1,7 @@
 //! The parts every bridge shares, so that a bridge crate holds only its protocol: a codec
 //! (bytes ⇄ frames) and a session (frames ⇄ the calls made through [`Backend`]).
 
+pub mod admission;
 pub mod backend;
 pub mod calls;
 pub mod client;
@@ -15,11 +16,12 @@ pub mod session;
 pub mod settings;
 pub mod unread;
 
+pub use admission::{HTTP_UNAVAILABLE, Refusal};
 pub use backend::{Backend, CALL_DEADLINE, Endpoints};
 pub use calls::CallCounts;
 pub use counters::Counters;
 pub use events::{EventStream, next_event};
-pub use listen::{Connections, serve_tcp};
+pub use listen::{Connections, Handshake, Listening, serve_tcp};
 pub use login::{Live, LiveLogins, OnClose, end_login};
 pub use paging::all_pages;
 pub use read_marks::{MarkRecorder, ReadMarks};

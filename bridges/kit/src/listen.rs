@@ -1,8 +1,18 @@
 //! The accept loop: one task per connection, each in a span naming the bridge and the peer;
-//! on shutdown it stops accepting, tells the open connections to end, and returns once every
-//! one of them has returned (each has ended its login by then).
+//! connections over the listener's caps are refused in the protocol's form; a connection that
+//! has not logged in within the handshake timeout is told to end; on shutdown it stops
+//! accepting, tells the open connections to end, and returns once every one of them has
+//! returned (each has ended its login by then).
 
-use std::{future::Future, net::SocketAddr};
+use std::{
+    future::Future,
+    net::SocketAddr,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Duration,
+};
 
 use tokio::{
     net::{TcpListener, TcpStream},
@@ -11,61 +21,149 @@ use tokio::{
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument as _;
 
-use crate::Counters;
+use crate::{
+    Counters,
+    admission::{self, Admission, Backoff, MAX_REFUSING, Refusal},
+    settings::ConnectionLimits,
+};
+
+/// A listener and what it admits.
+pub struct Listening {
+    /// The bridge's name, in logs and counters.
+    pub bridge: &'static str,
+    pub listener: TcpListener,
+    pub limits: ConnectionLimits,
+    /// What a connection over a cap gets.
+    pub refusal: Refusal,
+    /// Whether connections must log in within `limits.handshake_timeout_ms` (false for a
+    /// socket the protocol never logs in on).
+    pub handshake: bool,
+}
+
+impl Listening {
+    pub fn new(
+        bridge: &'static str,
+        listener: TcpListener,
+        limits: ConnectionLimits,
+        refusal: Refusal,
+    ) -> Self {
+        Self {
+            bridge,
+            listener,
+            limits,
+            refusal,
+            handshake: true,
+        }
+    }
+
+    /// No handshake timeout on this listener.
+    #[must_use]
+    pub fn without_handshake(mut self) -> Self {
+        self.handshake = false;
+        self
+    }
+
+    fn handshake_timeout(&self) -> Option<Duration> {
+        (self.handshake && self.limits.handshake_timeout_ms > 0)
+            .then(|| Duration::from_millis(self.limits.handshake_timeout_ms))
+    }
+}
 
 /// What a connection task gets besides its socket.
 #[derive(Clone)]
 pub struct Connections {
-    /// Cancelled when the bridge shuts down: the connection ends its login (the services
-    /// still run meanwhile) and returns.
+    /// Cancelled when the bridge shuts down, or when the connection has not logged in within
+    /// the handshake timeout: the connection ends its login, if any (the services still run
+    /// meanwhile), and returns.
     pub closing: CancellationToken,
     pub counters: Counters,
+    /// Marked by the session once the connection has logged in.
+    pub handshake: Handshake,
 }
 
-/// Accepts on `listener` until `shutdown` completes, running `handle` for each connection;
-/// then closes the listener, cancels the open connections and waits for every one of them to
-/// return. Dropping this future (a caller's bound on the shutdown ran out) aborts the
-/// connections still open, so none outlives the bridge.
-pub async fn serve_tcp<H, F>(
-    bridge: &'static str,
-    listener: TcpListener,
-    shutdown: impl Future<Output = ()>,
-    handle: H,
-) where
+/// Whether a connection has logged in (and so is past the handshake timeout).
+#[derive(Clone, Default)]
+pub struct Handshake(Arc<AtomicBool>);
+
+impl Handshake {
+    /// The connection has logged in: the handshake timeout no longer applies to it.
+    pub fn done(&self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+
+    pub fn is_done(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// Accepts on `listening` until `shutdown` completes, running `handle` for each connection
+/// admitted; then closes the listener, cancels the open connections and waits for every one
+/// of them to return. Dropping this future (a caller's bound on the shutdown ran out) aborts
+/// the connections still open, so none outlives the bridge.
+pub async fn serve_tcp<H, F>(listening: Listening, shutdown: impl Future<Output = ()>, handle: H)
+where
     H: Fn(TcpStream, SocketAddr, Connections) -> F,
     F: Future<Output = ()> + Send + 'static,
 {
-    let connections = Connections {
-        closing: CancellationToken::new(),
-        counters: Counters::new(bridge),
-    };
+    let bridge = listening.bridge;
+    let counters = Counters::new(bridge);
+    let closing = CancellationToken::new();
+    let admission = Admission::new(bridge, &listening.limits);
+    let handshake_timeout = listening.handshake_timeout();
+    let (listener, refusal) = (listening.listener, listening.refusal);
     let mut open = JoinSet::new();
-    let local = listener.local_addr().ok();
-    tracing::info!(bridge, addr = ?local, "bridge listening");
-    tokio::pin!(shutdown);
+    let mut refusing = JoinSet::new();
+    let mut backoff = Backoff::new();
+    let pause = tokio::time::sleep(Duration::ZERO);
+    let mut paused = false;
+    tracing::info!(bridge, addr = ?listener.local_addr().ok(), "bridge listening");
+    tokio::pin!(shutdown, pause);
     loop {
         tokio::select! {
             () = &mut shutdown => break,
             Some(ended) = open.join_next(), if !open.is_empty() => reaped(bridge, ended),
-            accepted = listener.accept() => match accepted {
+            Some(_) = refusing.join_next(), if !refusing.is_empty() => {}
+            () = &mut pause, if paused => paused = false,
+            accepted = listener.accept(), if !paused => match accepted {
                 Ok((stream, peer)) => {
+                    backoff.succeeded();
+                    let slot = match admission.admit(peer.ip()) {
+                        Ok(slot) => slot,
+                        Err(over) => {
+                            counters.refused(over.label());
+                            tracing::debug!(bridge, %peer, over = over.label(), "connection refused");
+                            if let Refusal::Reply(reply) = refusal
+                                && refusing.len() < MAX_REFUSING
+                            {
+                                refusing.spawn(admission::refuse(stream, reply));
+                            }
+                            continue;
+                        }
+                    };
                     let _ = stream.set_nodelay(true);
                     let span = tracing::info_span!("connection", bridge, %peer);
-                    let counters = connections.counters;
-                    let task = handle(stream, peer, connections.clone());
+                    let conn = Connections {
+                        closing: closing.child_token(),
+                        counters,
+                        handshake: Handshake::default(),
+                    };
+                    let task = handle(stream, peer, conn.clone());
                     open.spawn(
                         async move {
                             counters.connection_opened();
-                            task.await;
+                            within_handshake(task, &conn, handshake_timeout).await;
                             counters.connection_closed();
+                            drop(slot);
                         }
                         .instrument(span),
                     );
                 }
                 // Out of descriptors and the like: back off instead of spinning.
                 Err(err) => {
-                    tracing::warn!(bridge, %err, "accept failed");
-                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    let wait = backoff.failed();
+                    tracing::warn!(bridge, %err, ?wait, "accept failed");
+                    pause.as_mut().reset(tokio::time::Instant::now() + wait);
+                    paused = true;
                 }
             },
         }
@@ -77,11 +175,36 @@ pub async fn serve_tcp<H, F>(
         open = open.len(),
         "bridge stopping; ending open connections"
     );
-    connections.closing.cancel();
+    closing.cancel();
     while let Some(ended) = open.join_next().await {
         reaped(bridge, ended);
     }
     tracing::info!(bridge, "bridge stopped");
+}
+
+/// Runs `task`; if the connection has not logged in when `timeout` runs out, tells it to end
+/// (through its `closing`, so a login in flight is still ended properly) and waits for it.
+async fn within_handshake(
+    task: impl Future<Output = ()>,
+    conn: &Connections,
+    timeout: Option<Duration>,
+) {
+    tokio::pin!(task);
+    if let Some(timeout) = timeout {
+        tokio::select! {
+            () = &mut task => return,
+            () = tokio::time::sleep(timeout) => {}
+        }
+        if !conn.handshake.is_done() {
+            tracing::info!(
+                ?timeout,
+                "not logged in within the handshake timeout; closing"
+            );
+            conn.counters.handshake_timed_out();
+            conn.closing.cancel();
+        }
+    }
+    task.await;
 }
 
 /// Logs a connection task that panicked (its peer's socket is closed by now).
@@ -90,6 +213,9 @@ fn reaped(bridge: &'static str, ended: Result<(), tokio::task::JoinError>) {
         tracing::error!(bridge, %err, "connection task failed");
     }
 }
+
+#[cfg(test)]
+mod limit_tests;
 
 #[cfg(test)]
 mod tests {
@@ -116,8 +242,12 @@ mod tests {
         let (seen, mut steps) = mpsc::channel(2);
         let (release, released) = tokio::sync::watch::channel(false);
         let serving = tokio::spawn(serve_tcp(
-            "test",
-            listener,
+            Listening::new(
+                "test",
+                listener,
+                ConnectionLimits::default(),
+                Refusal::Close,
+            ),
             async {
                 let _ = stopped.await;
             },
@@ -166,8 +296,12 @@ mod tests {
         let (guard_tx, guard_rx) = oneshot::channel::<()>();
         let guard = std::sync::Mutex::new(Some(guard_tx));
         let serving = tokio::spawn(serve_tcp(
-            "test",
-            listener,
+            Listening::new(
+                "test",
+                listener,
+                ConnectionLimits::default(),
+                Refusal::Close,
+            ),
             std::future::pending(),
             move |_stream, _peer, _conns| {
                 // Held until the task ends; its drop closes `guard_rx`.

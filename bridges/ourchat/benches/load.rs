@@ -140,7 +140,14 @@ async fn run() {
     tokio::spawn(rosetta_bridge_ourchat::serve(
         listener,
         server.backend(),
-        OurChatSettings::default(),
+        OurChatSettings {
+            // Every benchmark connection comes from 127.0.0.1.
+            limits: rosetta_bridge_kit::settings::ConnectionLimits {
+                max_per_address: usize::MAX,
+                ..OurChatSettings::default().limits
+            },
+            ..OurChatSettings::default()
+        },
         async {
             let _ = stopped.await;
         },

@@ -163,6 +163,7 @@ impl Connection {
                     events,
                     live,
                 }));
+                self.handshake.done();
                 Ok(())
             }
             Err(status) => {

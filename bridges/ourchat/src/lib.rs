@@ -14,7 +14,9 @@ mod push;
 mod refusal;
 pub mod session;
 
-use rosetta_bridge_kit::{Backend, LiveLogins, serve_tcp, settings::OurChatSettings};
+use rosetta_bridge_kit::{
+    Backend, HTTP_UNAVAILABLE, Listening, LiveLogins, serve_tcp, settings::OurChatSettings,
+};
 use tokio::net::TcpListener;
 
 /// Serves ourchat clients on `listener` until `shutdown` completes.
@@ -25,7 +27,10 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send,
 ) {
     let live = LiveLogins::default();
-    serve_tcp("ourchat", listener, shutdown, move |stream, peer, conns| {
+    // Over a cap: a 503 to the WebSocket handshake, which the client's `websockets` library
+    // reports as a failed connect.
+    let listening = Listening::new("ourchat", listener, settings.limits, HTTP_UNAVAILABLE);
+    serve_tcp(listening, shutdown, move |stream, peer, conns| {
         session::run(
             stream,
             peer,

@@ -16,8 +16,8 @@ use std::{collections::HashMap, net::SocketAddr, sync::Arc, time::Duration};
 
 use futures::{SinkExt as _, StreamExt as _};
 use rosetta_bridge_kit::{
-    Backend, Connections, Counters, EventStream, Live, LiveLogins, OnClose, UserSession, end_login,
-    next_event, settings::OurChatSettings,
+    Backend, Connections, Counters, EventStream, Handshake, Live, LiveLogins, OnClose, UserSession,
+    end_login, next_event, settings::OurChatSettings,
 };
 use rosetta_proto::messaging::v1::Event;
 use tokio::net::TcpStream;
@@ -36,8 +36,6 @@ use crate::{
     refusal::Failure,
 };
 
-/// A peer that has not finished the WebSocket handshake by then is dropped.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// A client that does not take a frame (or a close) within this time is disconnected.
 const WRITE_DEADLINE: Duration = Duration::from_secs(10);
 
@@ -68,7 +66,20 @@ pub async fn run(
     // The handshake, the login's end and the frame handlers are boxed so that their state is
     // allocated only while they run, not kept in every idle connection's task.
     let accept = tokio_tungstenite::accept_async_with_config(stream, Some(ws_config()));
-    let ws = match Box::pin(tokio::time::timeout(HANDSHAKE_TIMEOUT, accept)).await {
+    // A peer that has not sent its whole handshake by the header timeout is dropped.
+    let header_timeout = Duration::from_millis(settings.limits.header_timeout_ms);
+    let accept = async {
+        if header_timeout.is_zero() {
+            Ok(accept.await)
+        } else {
+            tokio::time::timeout(header_timeout, accept).await
+        }
+    };
+    let accepted = tokio::select! {
+        () = conns.closing.cancelled() => return,
+        accepted = Box::pin(accept) => accepted,
+    };
+    let ws = match accepted {
         Ok(Ok(ws)) => ws,
         Ok(Err(err)) => {
             tracing::debug!(%err, "WebSocket handshake failed");
@@ -89,6 +100,7 @@ pub async fn run(
         live,
         login: Login::Out,
         ocids: HashMap::new(),
+        handshake: conns.handshake.clone(),
     };
     connection.serve(ws, &conns.closing).await;
     Box::pin(connection.log_out()).await;
@@ -105,6 +117,8 @@ pub(crate) struct Connection {
     pub(crate) login: Login,
     /// user id → ocid, for the `sender` of pushed messages.
     pub(crate) ocids: HashMap<i64, String>,
+    /// Marked at the first login: the handshake timeout no longer applies.
+    pub(crate) handshake: Handshake,
 }
 
 /// Where the connection's login stands.

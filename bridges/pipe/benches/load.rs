@@ -90,6 +90,11 @@ async fn run() {
         server.backend(),
         PipeSettings {
             write_gap_ms: gap,
+            // Every benchmark connection comes from 127.0.0.1.
+            limits: rosetta_bridge_kit::settings::ConnectionLimits {
+                max_per_address: usize::MAX,
+                ..PipeSettings::default().limits
+            },
             ..PipeSettings::default()
         },
         std::future::pending(),

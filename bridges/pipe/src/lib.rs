@@ -11,7 +11,7 @@ mod session;
 
 use std::sync::Arc;
 
-use rosetta_bridge_kit::{Backend, serve_tcp, settings::PipeSettings};
+use rosetta_bridge_kit::{Backend, Listening, Refusal, serve_tcp, settings::PipeSettings};
 use tokio::net::TcpListener;
 
 /// Serves pipe clients on `listener` until `shutdown` completes.
@@ -22,8 +22,14 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send,
 ) {
     let shared = Arc::new(session::Shared::new(backend, &settings));
-    serve_tcp("pipe", listener, shutdown, move |stream, peer, conns| {
+    let listening = Listening::new("pipe", listener, settings.limits, REFUSAL);
+    serve_tcp(listening, shutdown, move |stream, peer, conns| {
         session::run(shared.clone(), stream, peer, conns)
     })
     .await;
 }
+
+/// What a connection over a cap gets before the close: the protocol has no "server full",
+/// and the client shows this reply (the real server's "login failed") whenever it arrives,
+/// so the user sees why the login did not go through.
+pub const REFUSAL: Refusal = Refusal::Reply("login_error|登录失败！".as_bytes());

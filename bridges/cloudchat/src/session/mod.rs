@@ -21,7 +21,9 @@ use std::{
 };
 
 use axum::extract::ws::{CloseFrame, Message as WsMessage, WebSocket, close_code};
-use rosetta_bridge_kit::{Backend, EventStream, Live, OnClose, UserSession, end_login, next_event};
+use rosetta_bridge_kit::{
+    Backend, Connections, EventStream, Handshake, Live, OnClose, UserSession, end_login, next_event,
+};
 use rosetta_proto::{account::v1::search_users_request::Query, common::v1::PageRequest};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
@@ -108,6 +110,8 @@ pub(crate) struct Conn {
     /// Where pushes from other connections come in; `None` for HTTP.
     pushes: Option<mpsc::Sender<Out>>,
     login: Login,
+    /// A WebSocket's: marked when it logs in, so the handshake timeout no longer applies.
+    handshake: Option<Handshake>,
 }
 
 /// Why a WebSocket's service ended.
@@ -126,10 +130,8 @@ pub(crate) async fn websocket(
     shared: Arc<Shared>,
     mut socket: WebSocket,
     peer: IpAddr,
-    closing: CancellationToken,
+    conns: Connections,
 ) {
-    let counters = shared.counters;
-    counters.connection_opened();
     let (push_tx, mut push_rx) = mpsc::channel::<Out>(PUSH_QUEUE);
     let mut conn = Conn {
         backend: shared.backend.for_client(peer),
@@ -137,8 +139,9 @@ pub(crate) async fn websocket(
         peer,
         pushes: Some(push_tx),
         login: Login::Anonymous,
+        handshake: Some(conns.handshake),
     };
-    let end = Box::pin(conn.serve(&mut socket, &mut push_rx, &closing)).await;
+    let end = Box::pin(conn.serve(&mut socket, &mut push_rx, &conns.closing)).await;
     if end == End::Revoked {
         // The protocol has no message for it: the login ends and the socket is closed with a
         // close frame saying why, so the client does not go on talking to a dead login.
@@ -150,7 +153,6 @@ pub(crate) async fn websocket(
         write(&mut socket, WsMessage::Close(Some(frame))).await;
     }
     Box::pin(conn.unbind(OnClose::KeepSession)).await;
-    counters.connection_closed();
 }
 
 /// Writes one frame within [`WRITE_DEADLINE`]; false when the connection is to be dropped.
@@ -186,6 +188,7 @@ impl Conn {
             peer,
             pushes: None,
             login: Login::Anonymous,
+            handshake: None,
         }
     }
 
@@ -412,6 +415,9 @@ impl Conn {
             events,
             live,
         }));
+        if let Some(handshake) = &self.handshake {
+            handshake.done();
+        }
         Ok(())
     }
 

@@ -6,7 +6,7 @@
 use std::{net::SocketAddr, time::Duration};
 
 use rosetta_bridge_dpc::{Listeners, serve};
-use rosetta_bridge_kit::settings::DpcSettings;
+use rosetta_bridge_kit::settings::{ConnectionLimits, DpcSettings};
 use rosetta_testkit::TestServer;
 use tokio::{
     io::{AsyncReadExt as _, AsyncWriteExt as _},
@@ -25,6 +25,11 @@ pub struct Bridge {
 }
 
 pub async fn start_bridge(server: &TestServer) -> Bridge {
+    start_bridge_with(server, DpcSettings::default().limits).await
+}
+
+/// The bridge with the given connection limits.
+pub async fn start_bridge_with(server: &TestServer, limits: ConnectionLimits) -> Bridge {
     let bind = || TcpListener::bind("127.0.0.1:0");
     let listeners = Listeners {
         auth: bind().await.expect("bind"),
@@ -36,6 +41,7 @@ pub async fn start_bridge(server: &TestServer) -> Bridge {
         auth_listen: listeners.auth.local_addr().expect("addr"),
         chat_listen: listeners.chat.local_addr().expect("addr"),
         file_listen: listeners.file.local_addr().expect("addr"),
+        limits,
     };
     let (tx, rx) = oneshot::channel::<()>();
     let bridge = Bridge {

@@ -139,6 +139,7 @@ impl Conn {
             asked: HashSet::new(),
             delivered: backlog::Delivered::default(),
         }));
+        self.handshake.done();
         self.io
             .send(ServerMessage::LoggedIn {
                 user: name,

@@ -138,6 +138,7 @@ impl Connection {
             backlog,
             marks,
         }));
+        self.handshake.done();
         sent
     }
 

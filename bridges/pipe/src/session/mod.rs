@@ -21,8 +21,8 @@ use std::{
 };
 
 use rosetta_bridge_kit::{
-    Backend, Connections, Counters, Live, LiveLogins, LoginRegistry, ReadMarks, Registered,
-    UserSession, settings::PipeSettings,
+    Backend, Connections, Counters, Handshake, Live, LiveLogins, LoginRegistry, ReadMarks,
+    Registered, UserSession, settings::PipeSettings,
 };
 use tokio::{net::TcpStream, sync::mpsc, task::JoinHandle};
 use tokio_util::sync::CancellationToken;
@@ -116,6 +116,8 @@ struct Connection {
     /// not pay for 32 whole replies.
     out: mpsc::Sender<Box<Reply>>,
     state: LoginState,
+    /// Marked at the first login: the handshake timeout no longer applies.
+    handshake: Handshake,
 }
 
 /// What woke the connection up.
@@ -146,6 +148,7 @@ pub(crate) async fn run(
         counters: conns.counters,
         out,
         state: LoginState::Anonymous,
+        handshake: conns.handshake.clone(),
     };
     let mut partial = Partial::default();
     let mut writer_done = false;
