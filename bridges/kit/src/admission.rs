@@ -70,8 +70,7 @@ impl Admission {
 
     /// A place for a connection from `ip`, held until the [`Slot`] drops.
     pub(crate) fn admit(self: &Arc<Self>, ip: IpAddr) -> Result<Slot, Over> {
-        // An IPv4 client on a dual-stack socket counts as its IPv4 address.
-        let ip = ip.to_canonical();
+        let ip = address_key(ip);
         let mut open = self.lock();
         if open.total >= self.max_connections {
             return Err(Over::Listener);
@@ -90,6 +89,16 @@ impl Admission {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Open> {
         self.open.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// What one "address" is for the per-address cap: an IPv4 client on a dual-stack socket counts
+/// as its IPv4 address, and an IPv6 client as its /64, which one host commonly holds whole (or
+/// it could take the bridge by counting through its own prefix).
+fn address_key(ip: IpAddr) -> IpAddr {
+    match ip.to_canonical() {
+        IpAddr::V6(v6) => IpAddr::V6((u128::from(v6) & !u128::from(u64::MAX)).into()),
+        v4 => v4,
     }
 }
 
@@ -221,6 +230,21 @@ mod tests {
         let _v4 = admission.admit([10, 0, 0, 1].into()).expect("v4");
         let mapped: IpAddr = std::net::Ipv4Addr::new(10, 0, 0, 1).to_ipv6_mapped().into();
         assert_eq!(admission.admit(mapped).err(), Some(Over::Address));
+    }
+
+    #[test]
+    fn an_ipv6_host_counts_by_its_64_prefix() {
+        let admission = Admission::new("test", &limits(10, 1));
+        let host = |last: u16| IpAddr::from([0x2001, 0xdb8, 0, 1, 0, 0, 0, last]);
+        let _first = admission
+            .admit(host(1))
+            .expect("first address of the prefix");
+        assert_eq!(admission.admit(host(2)).err(), Some(Over::Address));
+        let other: IpAddr = [0x2001, 0xdb8, 0, 2, 0, 0, 0, 1].into();
+        assert!(
+            admission.admit(other).is_ok(),
+            "another /64 is another address"
+        );
     }
 
     #[test]
