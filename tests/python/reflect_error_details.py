@@ -3,7 +3,7 @@
 A refused call carries a `google.rpc.Status` in its `grpc-status-details-bin` trailer, whose
 details are `Any`s (`ErrorInfo`, `RetryInfo`). A client without local copies of the googleapis
 files can decode them only if the server's reflection resolves those symbols and their imports.
-Run by `tests/error_details.rs`, apart from the account client's tests (the file name keeps
+Run by `tests/python_client.rs`, apart from the account client's tests (the file name keeps
 pytest from collecting it with them).
 """
 
