@@ -44,6 +44,9 @@ pub(crate) fn refusal(status: &Status) -> Refusal {
     match reason {
         Reason::EmailTaken => Refusal::EmailTaken,
         Reason::NotFound => Refusal::NotFound,
+        // A login during maintenance (the client asked SERVER_STATUS before maintenance
+        // began): a login's status 2, "server error", the protocol's nearest to "busy".
+        Reason::Maintenance => Refusal::Outage,
         other => match other.class() {
             Class::Service => Refusal::Outage,
             Class::Input

@@ -48,6 +48,10 @@ pub(super) fn refusal(reason: Option<Reason>) -> Refusal {
         // The legacy server answered a refused login with 6 whatever the cause; a disabled
         // account is a refused login.
         R::BadCredentials | R::Throttled | R::AccountDisabled => domain(error::BAD_CREDENTIALS),
+        // Maintenance: "user state does not allow the operation", the nearest the client
+        // has to "server busy"; like every error on the login screen it shows a dialog and
+        // reconnects.
+        R::Maintenance => domain(error::NOT_ALLOWED),
         other => match other.class() {
             // The login's session ended under it: as the client understands being logged out.
             Class::Session => domain(error::ELSEWHERE),
