@@ -93,6 +93,8 @@ mod tests {
         assert_eq!(refusal(&status(Reason::NotFound)), Refusal::NotFound);
         assert_eq!(refusal(&status(Reason::Throttled)), Refusal::Refused);
         assert_eq!(refusal(&status(Reason::Internal)), Refusal::Outage);
+        // A login during maintenance: status 2, "server error".
+        assert_eq!(refusal(&status(Reason::Maintenance)), Refusal::Outage);
         assert_eq!(refusal(&Status::unavailable("down")), Refusal::Outage);
         assert_eq!(details(&status(Reason::NotFriends)), "NOT_FRIENDS: refused");
     }

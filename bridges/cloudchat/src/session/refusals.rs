@@ -148,6 +148,10 @@ mod tests {
         }
         assert_eq!(refusal(None), Refusal::Outage);
         assert_eq!(
+            refusal(Some(Reason::Maintenance)).text(Step::Login),
+            MAINTENANCE
+        );
+        assert_eq!(
             refusal(Some(Reason::AlreadyFriends)).text(Step::AddFriend),
             "你和 TA 已经是好友了"
         );

@@ -98,6 +98,9 @@ mod tests {
             refusal(Some(Reason::AccountDisabled)).code,
             error::BAD_CREDENTIALS
         );
+        let maintenance = refusal(Some(Reason::Maintenance));
+        assert_eq!(maintenance.code, error::NOT_ALLOWED);
+        assert!(maintenance.expected, "maintenance is no failure to warn about");
         assert!(!refusal(None).expected && !refusal(Some(Reason::Internal)).expected);
     }
 }

@@ -214,6 +214,10 @@ mod tests {
             refusal(Call::Login, Some(Reason::AccountDisabled)),
             Some(Reply::LoginFailed)
         );
+        assert_eq!(
+            refusal(Call::Login, Some(Reason::Maintenance)),
+            Some(Reply::LoginFailed)
+        );
         assert_eq!(refusal(check, None), None);
     }
 }
