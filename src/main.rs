@@ -141,7 +141,9 @@ async fn run() -> anyhow::Result<()> {
                 rosetta_node::node::bridge_key(&config, false)?.map(|key| key.to_hex()),
             )?;
             let mut bridges = bridges::Running::new();
-            bridges.start(name, &config.bridges, backend.clone()).await?;
+            bridges
+                .start(name, &config.bridges, backend.clone())
+                .await?;
             let process = rosetta_node::heartbeat::process(config.status_interval());
             bridges.report(backend, &process, config.status_interval());
             rosetta_kit::server::shutdown_signal().await;

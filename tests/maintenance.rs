@@ -277,7 +277,10 @@ async fn maintenance_refuses_new_logins(backend: Backend) {
     let reply = dpc_auth(bridges.dpc_auth, &dpc_login("dora", "dora-pw")).await;
     assert_eq!(reply, serde_json::json!({"op": 0, "test": 2}));
     let (status, login) = ourchat_start(bridges.ourchat, &ocid, &ourchat_pw).await;
-    assert_eq!((&status["code"], &status["status"]), (&12.into(), &1.into()));
+    assert_eq!(
+        (&status["code"], &status["status"]),
+        (&12.into(), &1.into())
+    );
     assert_eq!((&login["code"], &login["status"]), (&7.into(), &2.into()));
     let refused = account
         .login(grpc_login("gus"))
@@ -285,7 +288,10 @@ async fn maintenance_refuses_new_logins(backend: Backend) {
         .expect_err("gRPC login refused");
     assert_eq!(refused.code(), Code::Unavailable);
     assert_eq!(reason(&refused), Reason::Maintenance);
-    assert!(refused.message().contains("back at 10:00 UTC"), "{refused:?}");
+    assert!(
+        refused.message().contains("back at 10:00 UTC"),
+        "{refused:?}"
+    );
     let retry = refused.get_details_retry_info().expect("RetryInfo");
     assert!(retry.retry_delay.is_some_and(|d| d > Duration::ZERO));
 
@@ -347,8 +353,14 @@ async fn maintenance_refuses_new_logins(backend: Backend) {
         .collect();
     assert_eq!(switches.len(), 3, "{entries:?}");
     assert!(switches[0].starts_with("enabled=false"), "{switches:?}");
-    assert!(switches[1].starts_with("enabled=true drain=true"), "{switches:?}");
-    assert!(switches[2].starts_with("enabled=true drain=false"), "{switches:?}");
+    assert!(
+        switches[1].starts_with("enabled=true drain=true"),
+        "{switches:?}"
+    );
+    assert!(
+        switches[2].starts_with("enabled=true drain=false"),
+        "{switches:?}"
+    );
     server.stop().await;
 }
 both_backends!(

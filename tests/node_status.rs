@@ -128,11 +128,18 @@ async fn status_of_roles_and_bridges(backend: Backend) {
     );
     for role in status.instances.iter().filter(|i| i.kind == "role") {
         assert_eq!(role.version, env!("CARGO_PKG_VERSION"), "{role:?}");
-        assert!(role.uptime_ms >= 0 && role.last_seen_ms <= status.now_ms, "{role:?}");
+        assert!(
+            role.uptime_ms >= 0 && role.last_seen_ms <= status.now_ms,
+            "{role:?}"
+        );
     }
     let pipe = bridge(&status, "pipe").expect("the pipe bridge");
     assert_eq!(
-        (pipe.process_id.as_str(), pipe.version.as_str(), pipe.host.as_str()),
+        (
+            pipe.process_id.as_str(),
+            pipe.version.as_str(),
+            pipe.host.as_str()
+        ),
         ("bridge-process-1", "9.9.9-test", "bridge-host")
     );
     assert!(!pipe.stale);

@@ -138,11 +138,7 @@ async fn admin_cli_shows_status_and_switches_maintenance() {
     let server = format!("http://{grpc}");
     let api = ["--server", server.as_str(), "--token", token.as_str()];
     let with_api = |args: &[&'static str]| -> Vec<String> {
-        args.iter()
-            .copied()
-            .chain(api)
-            .map(str::to_owned)
-            .collect()
+        args.iter().copied().chain(api).map(str::to_owned).collect()
     };
 
     // A pipe client logged in; `status` shows it on the pipe bridge of the same process as
@@ -153,8 +149,7 @@ async fn admin_cli_shows_status_and_switches_maintenance() {
         let args = with_api(&["status"]);
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let status = admin(dir.path(), &args).await;
-        if status["protocols"]["pipe"] == serde_json::json!({"connections": 1, "online_users": 1})
-        {
+        if status["protocols"]["pipe"] == serde_json::json!({"connections": 1, "online_users": 1}) {
             break status;
         }
         assert!(

@@ -41,7 +41,9 @@ pub async fn status_leg(cluster: &Cluster, admin_user: &User, admin_name: &str) 
             .into_inner();
         let mut seen: BTreeMap<(&str, &str), usize> = BTreeMap::new();
         for live in status.instances.iter().filter(|i| !i.stale) {
-            *seen.entry((live.kind.as_str(), live.name.as_str())).or_default() += 1;
+            *seen
+                .entry((live.kind.as_str(), live.name.as_str()))
+                .or_default() += 1;
         }
         let imps_user = status
             .protocols

@@ -70,8 +70,8 @@ pub async fn serve(
     let header_timeout = Duration::from_millis(settings.limits.header_timeout_ms);
     // Over a cap: 503, which both clients read as a failed request or WebSocket connect (and
     // retry: the web client reconnects after 5 s, the HarmonyOS one every 3 s).
-    let listening = Listening::new(BRIDGE, listener, settings.limits, HTTP_UNAVAILABLE)
-        .reported_on(&board);
+    let listening =
+        Listening::new(BRIDGE, listener, settings.limits, HTTP_UNAVAILABLE).reported_on(&board);
     serve_tcp(listening, shutdown, move |stream, peer, conns| {
         connection::serve(app.clone(), stream, peer, conns, header_timeout)
     })

@@ -85,10 +85,7 @@ mod tests {
             Refusal::Credentials
         );
         assert_eq!(refusal(&status(Reason::UsernameTaken)), Refusal::NameTaken);
-        assert_eq!(
-            refusal(&status(Reason::Maintenance)),
-            Refusal::Maintenance
-        );
+        assert_eq!(refusal(&status(Reason::Maintenance)), Refusal::Maintenance);
         assert_eq!(refusal(&status(Reason::CodeInvalid)), Refusal::CodeWrong);
         assert_eq!(refusal(&status(Reason::NotMember)), Refusal::NotInLobby);
         assert_eq!(

@@ -4,12 +4,12 @@
 use std::{sync::Arc, time::Duration};
 
 use rosetta_bridge_kit::{EventStream, UserSession};
-use rosetta_proto::admin::v1::GetServerStatusRequest;
 use rosetta_proto::account::v1::{
     DeleteAccountRequest, LoginRequest, LoginResponse, PasswordScheme, RegisterRequest,
     SendVerificationCodeRequest, VerificationChannel, VerificationPurpose,
     login_request::Identifier,
 };
+use rosetta_proto::admin::v1::GetServerStatusRequest;
 use serde_json::{Map, Value};
 use tonic::Status;
 
@@ -43,11 +43,7 @@ impl Connection {
                 false
             }
         };
-        codec::server_status(if maintenance {
-            codec::MAINTENANCE
-        } else {
-            0
-        })
+        codec::server_status(if maintenance { codec::MAINTENANCE } else { 0 })
     }
 
     /// GENERATE_VERIFY (14). With an address, a registration code goes out through the

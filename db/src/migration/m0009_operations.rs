@@ -49,7 +49,10 @@ impl MigrationTrait for Migration {
     }
 
     async fn down(&self, m: &SchemaManager) -> Result<(), DbErr> {
-        for table in [NodeStatus::Table.into_iden(), Maintenance::Table.into_iden()] {
+        for table in [
+            NodeStatus::Table.into_iden(),
+            Maintenance::Table.into_iden(),
+        ] {
             m.drop_table(Table::drop().table(table).to_owned()).await?;
         }
         Ok(())

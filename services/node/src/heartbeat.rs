@@ -22,7 +22,9 @@ pub fn process(interval: Duration) -> Process {
         version: VERSION.to_owned(),
         host: host_name(),
         started_at_ms: now_ms(),
-        interval_ms: i64::try_from(interval.as_millis()).unwrap_or(i64::MAX).max(1),
+        interval_ms: i64::try_from(interval.as_millis())
+            .unwrap_or(i64::MAX)
+            .max(1),
     }
 }
 

@@ -100,7 +100,10 @@ mod tests {
         );
         let maintenance = refusal(Some(Reason::Maintenance));
         assert_eq!(maintenance.code, error::NOT_ALLOWED);
-        assert!(maintenance.expected, "maintenance is no failure to warn about");
+        assert!(
+            maintenance.expected,
+            "maintenance is no failure to warn about"
+        );
         assert!(!refusal(None).expected && !refusal(Some(Reason::Internal)).expected);
     }
 }

@@ -45,7 +45,9 @@ impl NodeService for NodeGrpc {
             .as_ref()
             .is_some_and(|key| key.verifies(req.metadata()));
         if !from_bridge {
-            return Err(ApiError::denied(Reason::Forbidden, "only bridges report their status").into());
+            return Err(
+                ApiError::denied(Reason::Forbidden, "only bridges report their status").into(),
+            );
         }
         let body = req.into_inner();
         let known = body
