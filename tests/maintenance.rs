@@ -2,8 +2,8 @@
 //! login is refused on each protocol with that protocol's "server busy" reply (pipe
 //! `login_error|登录失败！`, IMPS error 3, CloudChat `LOGIN_FAILURE` "服务器维护中，请稍后再试",
 //! DPC `test 2`, OurChat server status 1 and login status 2, gRPC UNAVAILABLE / MAINTENANCE
-//! with a RetryInfo); sessions already open are kept, or ended by a drain (a pipe client is
-//! disconnected); an admin still logs in; turned off, logins work again; each switch is in
+//! with a RetryInfo); sessions already open are kept, or ended by a drain (pipe, IMPS and
+//! CloudChat clients disconnected in their protocols' ways); an admin still logs in; turned off, logins work again; each switch is in
 //! the audit log. Real sockets to real bridges in front of a real node.
 
 mod clients;
@@ -208,6 +208,46 @@ async fn set_maintenance(
         .into_inner()
 }
 
+/// An IMPS user registered and logged in: the connection.
+async fn imps_user(addr: SocketAddr, name: &str) -> Imps {
+    let mut imps = Imps::connect(addr).await;
+    imps.send(ClientMessage::Register {
+        user: name.into(),
+        password: format!("pw-{name}"),
+        gender: 1,
+        email: format!("{name}@example.cn"),
+    })
+    .await;
+    imps.recv(cmd::S_REGISTER).await;
+    imps.send(ClientMessage::Login {
+        user: name.into(),
+        password: format!("pw-{name}"),
+    })
+    .await;
+    imps.recv(cmd::S_LOGIN_RSP).await;
+    imps
+}
+
+/// A CloudChat user registered and logged in: the connection.
+async fn cloudchat_user(addr: SocketAddr, name: &str) -> Ws {
+    let mut ws = Ws::connect(addr).await;
+    let registered = ws
+        .call(&format!(
+            r#"{{"type":"REGISTER","payload":{{"username":"{name}","password":"pw-{name}","email":"{name}@example.com"}}}}"#
+        ))
+        .await;
+    assert_eq!(registered["type"], "REGISTER_SUCCESS", "{registered}");
+    drop(ws);
+    let mut ws = Ws::connect(addr).await;
+    let login = ws
+        .call(&format!(
+            r#"{{"type":"LOGIN","payload":{{"username":"{name}","password":"pw-{name}"}}}}"#
+        ))
+        .await;
+    assert_eq!(login["type"], "LOGIN_SUCCESS", "{login}");
+    ws
+}
+
 /// Accounts on every protocol, registered before maintenance: (OurChat ocid, its password).
 async fn register_everyone(server: &TestServer, bridges: &Bridges) -> (String, String) {
     let (pia, _, _) = Pipe::user(bridges.pipe, "pia").await;
@@ -252,9 +292,11 @@ async fn maintenance_refuses_new_logins(backend: Backend) {
     let mut admin = AdminServiceClient::new(server.channel().await);
     let mut account = server.account().await;
     let (ocid, ourchat_pw) = register_everyone(&server, &bridges).await;
-    // Sessions open before maintenance: a pipe client and a gRPC client.
+    // Sessions open before maintenance: pipe, IMPS, CloudChat and gRPC clients.
     let (mut pete, pete_uid, pete_token) = Pipe::user(bridges.pipe, "pete").await;
     let gus = server.user("gus", "gus-pw").await;
+    let mut iris = imps_user(bridges.imps, "iris").await;
+    let mut cleo = cloudchat_user(bridges.cloudchat, "cleo").await;
 
     let on = set_maintenance(&mut admin, &opal.access_token, true, false).await;
     let state = on.maintenance.expect("state");
@@ -310,10 +352,18 @@ async fn maintenance_refuses_new_logins(backend: Backend) {
         .await
         .expect("a gRPC session opened before is kept");
 
-    // A drain ends the sessions of everyone but admins: the pipe client is disconnected.
+    // A drain ends the sessions of everyone but admins: each legacy client is disconnected in
+    // its protocol's way (pipe: the close; IMPS: error 7, then the close; CloudChat: 1008).
     let drained = set_maintenance(&mut admin, &opal.access_token, true, true).await;
-    assert!(drained.sessions_ended >= 2, "{drained:?}");
+    assert!(drained.sessions_ended >= 4, "{drained:?}");
     pete.closed().await;
+    let last = iris.closed().await;
+    let told = last
+        .iter()
+        .find(|f| f.cmd == cmd::S_ERROR)
+        .expect("IMPS is told before the close");
+    assert_eq!(Fields(&told.body).i32(), error::ELSEWHERE);
+    assert_eq!(cleo.closed().await, Some(1008), "policy close");
     let ended = account
         .get_my_profile(authed(GetMyProfileRequest {}, &gus.access_token))
         .await
