@@ -2,8 +2,8 @@
 //! login is refused on each protocol with that protocol's "server busy" reply (pipe
 //! `login_error|登录失败！`, IMPS error 3, CloudChat `LOGIN_FAILURE` "服务器维护中，请稍后再试",
 //! DPC `test 2`, OurChat server status 1 and login status 2, gRPC UNAVAILABLE / MAINTENANCE
-//! with a RetryInfo); sessions already open are kept, or ended by a drain (pipe, IMPS and
-//! CloudChat clients disconnected in their protocols' ways); an admin still logs in; turned off, logins work again; each switch is in
+//! with a RetryInfo); sessions already open are kept, or ended by a drain (pipe, IMPS,
+//! CloudChat and OurChat clients disconnected in their protocols' ways); an admin still logs in; turned off, logins work again; each switch is in
 //! the audit log. Real sockets to real bridges in front of a real node.
 
 mod clients;
@@ -297,6 +297,14 @@ async fn maintenance_refuses_new_logins(backend: Backend) {
     let gus = server.user("gus", "gus-pw").await;
     let mut iris = imps_user(bridges.imps, "iris").await;
     let mut cleo = cloudchat_user(bridges.cloudchat, "cleo").await;
+    // Olga's client reads pushes (`time` in its login), so a drain can tell it.
+    let mut olga = Ws::connect(bridges.ourchat).await;
+    let login = olga
+        .call(&format!(
+            r#"{{"code": 6, "time": 1722441600, "login_type": 1, "account": "{ocid}", "password": "{ourchat_pw}"}}"#
+        ))
+        .await;
+    assert_eq!(login["status"], 0, "{login}");
 
     let on = set_maintenance(&mut admin, &opal.access_token, true, false).await;
     let state = on.maintenance.expect("state");
@@ -353,7 +361,8 @@ async fn maintenance_refuses_new_logins(backend: Backend) {
         .expect("a gRPC session opened before is kept");
 
     // A drain ends the sessions of everyone but admins: each legacy client is disconnected in
-    // its protocol's way (pipe: the close; IMPS: error 7, then the close; CloudChat: 1008).
+    // its protocol's way (pipe: the close; IMPS: error 7, then the close; CloudChat: 1008;
+    // OurChat: the close).
     let drained = set_maintenance(&mut admin, &opal.access_token, true, true).await;
     assert!(drained.sessions_ended >= 4, "{drained:?}");
     pete.closed().await;
@@ -364,6 +373,7 @@ async fn maintenance_refuses_new_logins(backend: Backend) {
         .expect("IMPS is told before the close");
     assert_eq!(Fields(&told.body).i32(), error::ELSEWHERE);
     assert_eq!(cleo.closed().await, Some(1008), "policy close");
+    olga.closed().await;
     let ended = account
         .get_my_profile(authed(GetMyProfileRequest {}, &gus.access_token))
         .await
