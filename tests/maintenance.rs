@@ -3,8 +3,9 @@
 //! `login_error|登录失败！`, IMPS error 3, CloudChat `LOGIN_FAILURE` "服务器维护中，请稍后再试",
 //! DPC `test 2`, OurChat server status 1 and login status 2, gRPC UNAVAILABLE / MAINTENANCE
 //! with a RetryInfo); sessions already open are kept, or ended by a drain (pipe, IMPS,
-//! CloudChat and OurChat clients disconnected in their protocols' ways); an admin still logs in; turned off, logins work again; each switch is in
-//! the audit log. Real sockets to real bridges in front of a real node.
+//! CloudChat and OurChat clients disconnected in their protocols' ways); an admin still logs
+//! in; turned off, logins work again; each switch is in the audit log. Real sockets to real
+//! bridges in front of a real node.
 
 mod clients;
 
