@@ -15,6 +15,7 @@ const PROTOS: &[&str] = &[
     "rosetta/messaging/v1/messaging.proto",
     "rosetta/files/v1/files.proto",
     "rosetta/admin/v1/admin.proto",
+    "rosetta/admin/v1/node.proto",
 ];
 
 /// The error-detail files, under their canonical googleapis names (what clients import).

@@ -2,6 +2,8 @@
 //! straight to this node's database (the API never grants it); every other subcommand is a
 //! thin client of `rosetta.admin.v1.AdminService`, printing one JSON object per line.
 
+mod ops;
+
 use std::time::Duration;
 
 use clap::{Args, Subcommand};
@@ -82,6 +84,26 @@ pub enum AdminCommand {
     /// Deletes an account (not undoable).
     Delete {
         user: String,
+        #[command(flatten)]
+        api: Api,
+    },
+    /// Every role and bridge instance (version, uptime, connections, online users), the
+    /// load per protocol and the maintenance state.
+    Status {
+        #[command(flatten)]
+        api: Api,
+    },
+    /// Maintenance mode: `on` refuses new logins of non-admins (each protocol's "server busy"
+    /// reply), `off` takes them again.
+    Maintenance {
+        #[arg(value_enum)]
+        switch: ops::Switch,
+        /// A message for the users, e.g. when the work ends.
+        #[arg(long, default_value = "")]
+        message: String,
+        /// With `on`: also end every live session of non-admins now.
+        #[arg(long)]
+        drain: bool,
         #[command(flatten)]
         api: Api,
     },
@@ -237,6 +259,13 @@ pub async fn run(command: AdminCommand, config: &Config) -> anyhow::Result<()> {
             limit,
             api,
         } => audit(&api, user_id, limit).await?,
+        C::Status { api } => ops::status(&api).await?,
+        C::Maintenance {
+            switch,
+            message,
+            drain,
+            api,
+        } => ops::maintenance(&api, switch, message, drain).await?,
     }
     Ok(())
 }

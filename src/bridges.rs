@@ -5,7 +5,8 @@
 use std::{net::SocketAddr, time::Duration};
 
 use anyhow::Context as _;
-use rosetta_bridge_kit::{Backend, settings::BridgesSettings};
+use rosetta_account::admin::status::Process;
+use rosetta_bridge_kit::{Backend, settings::BridgesSettings, status::ProcessInfo};
 use tokio::{net::TcpListener, task::JoinHandle};
 use tokio_util::sync::CancellationToken;
 
@@ -95,10 +96,11 @@ impl Bridge {
 /// How long an aborted bridge may take to drop its sessions.
 const ABORTED: Duration = Duration::from_secs(1);
 
-/// The bridges one process runs, stopped together.
+/// The bridges one process runs, stopped together, and their status reporter.
 pub struct Running {
     closing: CancellationToken,
     bridges: Vec<(Bridge, JoinHandle<()>)>,
+    reporter: Option<JoinHandle<()>>,
 }
 
 impl Running {
@@ -106,7 +108,23 @@ impl Running {
         Self {
             closing: CancellationToken::new(),
             bridges: Vec::new(),
+            reporter: None,
         }
+    }
+
+    /// Reports the bridges started on `backend` (it and its clones share one board) every
+    /// `interval`, as `process`, until the bridges stop.
+    pub fn report(&mut self, backend: Backend, process: &Process, interval: Duration) {
+        let info = ProcessInfo {
+            id: process.id.clone(),
+            version: process.version.clone(),
+            host: process.host.clone(),
+            started_at_ms: process.started_at_ms,
+        };
+        let stop = self.closing.clone();
+        self.reporter = Some(tokio::spawn(rosetta_bridge_kit::status::report(
+            backend, info, interval, stop,
+        )));
     }
 
     pub async fn start(
@@ -127,12 +145,16 @@ impl Running {
     /// Logout), so the services must still serve meanwhile. Sessions still open at the bound
     /// are aborted.
     pub async fn stop(self, grace: Duration) {
+        self.closing.cancel();
+        if let Some(reporter) = self.reporter {
+            // It returns at the cancel, or within its call's deadline.
+            let _ = tokio::time::timeout(grace, reporter).await;
+        }
         if self.bridges.is_empty() {
             return;
         }
         let started = tokio::time::Instant::now();
         let deadline = started + grace;
-        self.closing.cancel();
         for (bridge, mut running) in self.bridges {
             match tokio::time::timeout_at(deadline, &mut running).await {
                 Ok(Ok(())) => {}

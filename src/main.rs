@@ -141,7 +141,11 @@ async fn run() -> anyhow::Result<()> {
                 rosetta_node::node::bridge_key(&config, false)?.map(|key| key.to_hex()),
             )?;
             let mut bridges = bridges::Running::new();
-            bridges.start(name, &config.bridges, backend).await?;
+            bridges
+                .start(name, &config.bridges, backend.clone())
+                .await?;
+            let process = rosetta_node::heartbeat::process(config.status_interval());
+            bridges.report(backend, &process, config.status_interval());
             rosetta_kit::server::shutdown_signal().await;
             bridges.stop(config.shutdown.sessions()).await;
             tracing::info!("rosetta stopped");
@@ -193,6 +197,7 @@ async fn run() -> anyhow::Result<()> {
                 .start(bridge, &config.bridges, backend.clone())
                 .await?;
         }
+        bridges.report(backend, &node.process, config.status_interval());
     }
     // The web client, served next to the services it calls.
     let web = match role {

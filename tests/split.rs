@@ -11,6 +11,8 @@
 //! once the previous one is healthy, as compose does.
 
 mod clients;
+#[path = "split/status.rs"]
+mod status;
 
 use std::{
     collections::{BTreeMap, BTreeSet},
@@ -388,6 +390,8 @@ impl Cluster {
                 .map(|(key, value)| (key.clone(), local(Some(key), value)))
                 .collect();
             env.insert("ROSETTA_MESSAGING__BUS_SUBJECT".into(), subject.clone());
+            // Status reports twice a second, so the status check need not wait.
+            env.insert("ROSETTA_STATUS_INTERVAL_MS".into(), "500".into());
             // Export spans within a fraction of a second, so the test need not wait.
             env.insert("OTEL_BSP_SCHEDULE_DELAY".into(), "100".into());
             let health = match env.get("ROSETTA_GRPC_LISTEN") {
@@ -839,6 +843,7 @@ async fn split_deployment_end_to_end() {
     trace_spans_three_processes(&cluster, &receiver, &otlp, &alice, &bob).await;
     pipe_leg(&cluster, &receiver, &bob).await;
     let (ivan, ivan_id) = imps_leg(&cluster, &bob).await;
+    status::status_leg(&cluster, &alice, "alice").await;
     imps_stream_resumes_after_replica_restart(&mut cluster, ivan, ivan_id, &bob).await;
     killed_replica_loses_no_acknowledged_message(&mut cluster, &alice, &bob).await;
 }

@@ -152,6 +152,9 @@ reasons! {
     Service {
         /// The service is overloaded or a dependency is down; try again later.
         Unavailable = "UNAVAILABLE",
+        /// The server is in maintenance mode (`AdminService/SetMaintenance`): new logins are
+        /// refused until an operator ends it; a `RetryInfo` detail suggests when to try again.
+        Maintenance = "MAINTENANCE",
         /// An unexpected failure, logged by the service; never carries its cause.
         Internal = "INTERNAL",
     }

@@ -58,18 +58,20 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send,
 ) {
     // The listener is already bound to `settings.listen`.
+    let board = backend.board().clone();
     let shared = Arc::new(Shared {
         backend,
         counters: Counters::new(BRIDGE),
         http: HttpSessions::new(&settings),
-        online: rosetta_bridge_kit::LiveLogins::default(),
+        online: rosetta_bridge_kit::LiveLogins::reported(BRIDGE, &board),
         sockets: Mutex::new(HashMap::new()),
     });
     let app = Router::new().fallback(entry).with_state(shared);
     let header_timeout = Duration::from_millis(settings.limits.header_timeout_ms);
     // Over a cap: 503, which both clients read as a failed request or WebSocket connect (and
     // retry: the web client reconnects after 5 s, the HarmonyOS one every 3 s).
-    let listening = Listening::new(BRIDGE, listener, settings.limits, HTTP_UNAVAILABLE);
+    let listening =
+        Listening::new(BRIDGE, listener, settings.limits, HTTP_UNAVAILABLE).reported_on(&board);
     serve_tcp(listening, shutdown, move |stream, peer, conns| {
         connection::serve(app.clone(), stream, peer, conns, header_timeout)
     })

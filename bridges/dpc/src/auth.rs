@@ -19,6 +19,11 @@ use crate::{
     wire::{self, FrameReader},
 };
 
+/// The login's answer while the server is in maintenance: a `test` the client shows nothing
+/// for (dpc.md §3: "any other value: nothing happens"), so the user stays on the login
+/// screen, rather than `test 1`'s "wrong user name or password".
+pub const MAINTENANCE: i64 = 2;
+
 pub async fn serve(stream: TcpStream, peer: SocketAddr, conns: Connections, shared: Arc<Shared>) {
     let (read, mut write) = stream.into_split();
     let mut reader = FrameReader::new(read);
@@ -83,6 +88,7 @@ async fn handle(
         {
             Ok(_) => Some(auth_reply(0, 0)),
             Err(AuthError::BadCredentials) => Some(auth_reply(0, 1)),
+            Err(AuthError::Maintenance) => Some(auth_reply(0, MAINTENANCE)),
             Err(AuthError::Backend(status)) => {
                 tracing::warn!(%status, "login failed");
                 None

@@ -294,6 +294,7 @@ async fn authenticate(
         Err(err) => {
             match err {
                 AuthError::BadCredentials => tracing::info!("chat line with bad credentials"),
+                AuthError::Maintenance => tracing::info!("chat login refused: maintenance"),
                 AuthError::Backend(status) => tracing::warn!(%status, "chat login failed"),
             }
             conns.counters.error("line");

@@ -58,12 +58,13 @@ pub async fn serve(
         "DPC bridge starting"
     );
     let lobby = lobby::Lobby::new();
+    let board = backend.board().clone();
     let shared = Arc::new(Shared {
         logins: logins::Logins::new(backend.clone(), lobby.clone()),
         backend,
         lobby: lobby.clone(),
         uploads: Arc::default(),
-        live: LiveLogins::default(),
+        live: LiveLogins::reported("dpc", &board),
     });
     let stop = CancellationToken::new();
     let follower = tokio::spawn(lobby.run(stop.clone()));
@@ -71,7 +72,9 @@ pub async fn serve(
     // Over a cap each server closes the connection: the protocol has no "server full", and a
     // close without reply is how the original refused anything (the login shows nothing,
     // the chat window reconnects, a file transfer reports a network error).
-    let listening = |listener| Listening::new("dpc", listener, settings.limits, Refusal::Close);
+    let listening = |listener| {
+        Listening::new("dpc", listener, settings.limits, Refusal::Close).reported_on(&board)
+    };
     tokio::join!(
         async {
             shutdown.await;

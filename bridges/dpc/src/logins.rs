@@ -33,6 +33,8 @@ const PRUNE_ABOVE: usize = 4096;
 pub enum AuthError {
     /// Unknown user, wrong password or too many failed attempts.
     BadCredentials,
+    /// The server is in maintenance: no new logins.
+    Maintenance,
     /// The services could not answer.
     Backend(Status),
 }
@@ -202,6 +204,7 @@ impl Logins {
                 | Refusal::NotInLobby
                 | Refusal::BadInput
                 | Refusal::NameTaken => AuthError::BadCredentials,
+                Refusal::Maintenance => AuthError::Maintenance,
                 _ => AuthError::Backend(status),
             })?
             .into_inner();

@@ -25,6 +25,10 @@ pub enum Refusal {
     NotInLobby,
     /// The session was ended elsewhere: authenticate afresh.
     SessionEnded,
+    /// The server is in maintenance: the login's `test 2`, a value the client answers with
+    /// no dialog and no window, so the user stays on the login screen and may try later
+    /// (`test 1` would tell them their password is wrong).
+    Maintenance,
     /// A refusal DPC has no words for (logged where it is converted).
     Other,
     /// No answer from the services (no reason: transport failure, deadline) or a failure on
@@ -43,6 +47,7 @@ pub fn refusal(status: &Status) -> Refusal {
         | Reason::Throttled
         | Reason::RateLimited
         | Reason::AccountDisabled => Refusal::Credentials,
+        Reason::Maintenance => Refusal::Maintenance,
         Reason::UsernameTaken | Reason::BadName => Refusal::NameTaken,
         Reason::PhoneTaken => Refusal::PhoneTaken,
         Reason::InvalidArgument | Reason::EmailTaken | Reason::TooLarge | Reason::EmptyMessage => {
@@ -80,6 +85,7 @@ mod tests {
             Refusal::Credentials
         );
         assert_eq!(refusal(&status(Reason::UsernameTaken)), Refusal::NameTaken);
+        assert_eq!(refusal(&status(Reason::Maintenance)), Refusal::Maintenance);
         assert_eq!(refusal(&status(Reason::CodeInvalid)), Refusal::CodeWrong);
         assert_eq!(refusal(&status(Reason::NotMember)), Refusal::NotInLobby);
         assert_eq!(

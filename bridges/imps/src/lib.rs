@@ -23,10 +23,11 @@ pub async fn serve(
     settings: ImpsSettings,
     shutdown: impl Future<Output = ()> + Send,
 ) {
-    let shared = Arc::new(session::Shared::new(backend, &settings));
     // The error frame (S_ERROR) is dialect-specific and the login screen answers any error by
     // reconnecting at once; a close before the first frame is what the client handles best.
-    let listening = Listening::new("imps", listener, settings.limits, Refusal::Close);
+    let listening = Listening::new("imps", listener, settings.limits, Refusal::Close)
+        .reported_on(backend.board());
+    let shared = Arc::new(session::Shared::new(backend, &settings));
     serve_tcp(listening, shutdown, move |stream, peer, conns| {
         session::run(shared.clone(), stream, peer, conns)
     })

@@ -60,13 +60,14 @@ pub struct Shared {
 
 impl Shared {
     pub fn new(backend: Backend, settings: &ImpsSettings) -> Self {
+        let live = LiveLogins::reported("imps", backend.board());
         Self {
             backend,
             heartbeat_timeout: Duration::from_millis(settings.heartbeat_timeout_ms.max(1)),
             idle_close: Duration::from_millis(settings.idle_close_ms.max(1)),
             name_ttl: Duration::from_millis(settings.name_cache_ms),
             logins: LoginRegistry::default(),
-            live: LiveLogins::default(),
+            live,
         }
     }
 }

@@ -87,6 +87,11 @@ impl Admission {
         })
     }
 
+    /// Connections admitted and still open.
+    pub(crate) fn open(&self) -> usize {
+        self.lock().total
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, Open> {
         self.open.lock().unwrap_or_else(|e| e.into_inner())
     }

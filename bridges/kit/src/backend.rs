@@ -10,6 +10,7 @@ use opentelemetry::propagation::Injector;
 use rosetta_proto::{
     Reason,
     account::v1::{RegisterRequest, account_service_client::AccountServiceClient},
+    admin::v1::node_service_client::NodeServiceClient,
     files::v1::files_service_client::FilesServiceClient,
     messaging::v1::messaging_service_client::MessagingServiceClient,
     social::v1::social_service_client::SocialServiceClient,
@@ -48,6 +49,8 @@ pub struct Backend {
     pub(crate) client: Option<std::sync::Arc<crate::client::Client>>,
     /// Where the calls are counted, if anywhere (`counting`).
     pub(crate) calls: Option<CallCounts>,
+    /// The counts of the bridges on this backend, for their status reports.
+    pub(crate) board: crate::Board,
 }
 
 /// Where each service is; one address may serve several (or all, as `rosetta all` does).
@@ -105,6 +108,7 @@ impl Backend {
             bridge_key: None,
             client: None,
             calls: None,
+            board: crate::Board::default(),
         })
     }
 
@@ -113,6 +117,17 @@ impl Backend {
     pub fn counting(mut self, counts: CallCounts) -> Self {
         self.calls = Some(counts);
         self
+    }
+
+    /// The counts of the bridges running on this backend (and its clones), reported by
+    /// [`crate::status::report`].
+    pub fn board(&self) -> &crate::Board {
+        &self.board
+    }
+
+    /// The process-level calls: the server status a legacy client may ask before it logs in.
+    pub fn node(&self) -> NodeServiceClient<Traced> {
+        NodeServiceClient::with_interceptor(self.account.clone(), self.traced())
     }
 
     /// Account calls; made for a client (`for_client`), they carry its address.

@@ -14,6 +14,7 @@ pub mod read_marks;
 pub mod registry;
 pub mod session;
 pub mod settings;
+pub mod status;
 pub mod unread;
 
 pub use admission::{HTTP_UNAVAILABLE, Refusal};
@@ -27,3 +28,4 @@ pub use paging::all_pages;
 pub use read_marks::{MarkRecorder, ReadMarks};
 pub use registry::{LoginRegistry, Registered, kicked};
 pub use session::UserSession;
+pub use status::Board;

@@ -38,6 +38,8 @@ pub struct Listening {
     /// Whether connections must log in within `limits.handshake_timeout_ms` (false for a
     /// socket the protocol never logs in on).
     pub handshake: bool,
+    /// Where the open connections are counted for the status reports, if anywhere.
+    pub board: Option<crate::Board>,
 }
 
 impl Listening {
@@ -53,7 +55,15 @@ impl Listening {
             limits,
             refusal,
             handshake: true,
+            board: None,
         }
+    }
+
+    /// The open connections counted on `board` (the backend's) for the status reports.
+    #[must_use]
+    pub fn reported_on(mut self, board: &crate::Board) -> Self {
+        self.board = Some(board.clone());
+        self
     }
 
     /// No handshake timeout on this listener.
@@ -109,6 +119,9 @@ where
     let counters = Counters::new(bridge);
     let closing = CancellationToken::new();
     let admission = Admission::new(bridge, &listening.limits);
+    if let Some(board) = &listening.board {
+        board.listener(bridge, &admission);
+    }
     let handshake_timeout = listening.handshake_timeout();
     let (listener, refusal) = (listening.listener, listening.refusal);
     let mut open = JoinSet::new();

@@ -30,14 +30,21 @@ pub struct LiveLogins {
 }
 
 #[derive(Default)]
-struct Slot {
-    count: usize,
+pub(crate) struct Slot {
+    pub(crate) count: usize,
     /// Set while the last connection's sign-out is in flight: a new connection of the user
     /// waits for it, so the OFFLINE it sends cannot land after the new one showed them online.
     ending: Option<watch::Receiver<()>>,
 }
 
 impl LiveLogins {
+    /// A table whose users are counted on `board` as `bridge`'s, for its status reports.
+    pub fn reported(bridge: &'static str, board: &crate::Board) -> Self {
+        let live = Self::default();
+        board.logins(bridge, &live);
+        live
+    }
+
     /// Counts one more connection of `user` until the returned guard is ended or dropped;
     /// first waits for a sign-out of the user still in flight. Call it before the login shows
     /// the user online (before Subscribe or SetPresence ONLINE).
@@ -62,6 +69,11 @@ impl LiveLogins {
             // The sender is dropped when the sign-out is over (bounded by its deadline).
             let _ = ending.changed().await;
         }
+    }
+
+    /// The table, for the status board (`crate::status`), which must not keep it alive.
+    pub(crate) fn weak(&self) -> std::sync::Weak<Mutex<HashMap<i64, Slot>>> {
+        Arc::downgrade(&self.slots)
     }
 
     /// How many connections of `user` are live here.

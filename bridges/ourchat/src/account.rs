@@ -9,6 +9,7 @@ use rosetta_proto::account::v1::{
     SendVerificationCodeRequest, VerificationChannel, VerificationPurpose,
     login_request::Identifier,
 };
+use rosetta_proto::admin::v1::GetServerStatusRequest;
 use serde_json::{Map, Value};
 use tonic::Status;
 
@@ -25,6 +26,26 @@ const SUBSCRIBE_PATIENCE: Duration = Duration::from_secs(10);
 const ACCOUNT_FIELDS: [&str; 5] = ["ocid", "nickname", "status", "avater", "time"];
 
 impl Connection {
+    /// SERVER_STATUS (12): status 1 ("Maintenance in progress"; the client keeps its Join
+    /// button disabled) while the server is in maintenance, else 0. Services that do not
+    /// answer get 0: the client may then try, and a login it sends meets the outage's own
+    /// reply (status 2).
+    pub(crate) async fn server_status(&self) -> String {
+        let asked = self
+            .backend
+            .node()
+            .get_server_status(GetServerStatusRequest {})
+            .await;
+        let maintenance = match asked {
+            Ok(reply) => reply.into_inner().maintenance,
+            Err(status) => {
+                refusal::log(&status, "server status unknown");
+                false
+            }
+        };
+        codec::server_status(if maintenance { codec::MAINTENANCE } else { 0 })
+    }
+
     /// GENERATE_VERIFY (14). With an address, a registration code goes out through the
     /// account service's sender; the real client names none and just gets status 0.
     pub(crate) async fn generate_verify(&self, email: Option<String>) -> Result<String, Failure> {

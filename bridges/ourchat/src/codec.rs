@@ -260,6 +260,9 @@ fn with_status(code: i64, status: i64) -> Map<String, Value> {
     map
 }
 
+/// SERVER_STATUS's status while the server is in maintenance.
+pub const MAINTENANCE: i64 = 1;
+
 /// `{"code":12,"status":0}`: 0 running, 1 maintenance.
 pub fn server_status(status: i64) -> String {
     Value::Object(with_status(code::SERVER_STATUS, status)).to_string()

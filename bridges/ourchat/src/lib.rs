@@ -26,10 +26,11 @@ pub async fn serve(
     settings: OurChatSettings,
     shutdown: impl Future<Output = ()> + Send,
 ) {
-    let live = LiveLogins::default();
+    let live = LiveLogins::reported("ourchat", backend.board());
     // Over a cap: a 503 to the WebSocket handshake, which the client's `websockets` library
     // reports as a failed connect.
-    let listening = Listening::new("ourchat", listener, settings.limits, HTTP_UNAVAILABLE);
+    let listening = Listening::new("ourchat", listener, settings.limits, HTTP_UNAVAILABLE)
+        .reported_on(backend.board());
     serve_tcp(listening, shutdown, move |stream, peer, conns| {
         session::run(
             stream,

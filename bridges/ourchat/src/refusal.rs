@@ -44,6 +44,9 @@ pub(crate) fn refusal(status: &Status) -> Refusal {
     match reason {
         Reason::EmailTaken => Refusal::EmailTaken,
         Reason::NotFound => Refusal::NotFound,
+        // A login during maintenance (the client asked SERVER_STATUS before maintenance
+        // began): a login's status 2, "server error", the protocol's nearest to "busy".
+        Reason::Maintenance => Refusal::Outage,
         other => match other.class() {
             Class::Service => Refusal::Outage,
             Class::Input
@@ -90,6 +93,8 @@ mod tests {
         assert_eq!(refusal(&status(Reason::NotFound)), Refusal::NotFound);
         assert_eq!(refusal(&status(Reason::Throttled)), Refusal::Refused);
         assert_eq!(refusal(&status(Reason::Internal)), Refusal::Outage);
+        // A login during maintenance: status 2, "server error".
+        assert_eq!(refusal(&status(Reason::Maintenance)), Refusal::Outage);
         assert_eq!(refusal(&Status::unavailable("down")), Refusal::Outage);
         assert_eq!(details(&status(Reason::NotFriends)), "NOT_FRIENDS: refused");
     }

@@ -343,7 +343,7 @@ impl Connection {
             self.pushes = true;
         }
         let outcome = match request {
-            Request::ServerStatus => Ok(codec::server_status(0)),
+            Request::ServerStatus => Ok(self.server_status().await),
             Request::GenerateVerify { email } => self.generate_verify(email).await,
             Request::Register {
                 email,

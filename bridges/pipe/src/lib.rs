@@ -21,8 +21,9 @@ pub async fn serve(
     settings: PipeSettings,
     shutdown: impl Future<Output = ()> + Send,
 ) {
+    let listening =
+        Listening::new("pipe", listener, settings.limits, REFUSAL).reported_on(backend.board());
     let shared = Arc::new(session::Shared::new(backend, &settings));
-    let listening = Listening::new("pipe", listener, settings.limits, REFUSAL);
     serve_tcp(listening, shutdown, move |stream, peer, conns| {
         session::run(shared.clone(), stream, peer, conns)
     })

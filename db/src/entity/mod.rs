@@ -5,6 +5,8 @@ pub mod audit_log;
 pub mod credential;
 pub mod disabled_account;
 pub mod legacy_token;
+pub mod maintenance;
+pub mod node_status;
 pub mod policy_epoch;
 pub mod session;
 pub mod throttle;

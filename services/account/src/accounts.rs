@@ -46,6 +46,8 @@ pub struct Accounts {
     pub(crate) login_throttle: Throttle,
     /// Where every password hash runs (see `hash_pool`).
     pub(crate) hash_pool: Arc<HashPool>,
+    /// The maintenance switch as last read (see `admin::maintenance`).
+    pub(crate) maintenance: crate::admin::maintenance::Cache,
 }
 
 impl Accounts {
@@ -70,6 +72,7 @@ impl Accounts {
             sender,
             public_pems,
             login_throttle,
+            maintenance: Default::default(),
         })
     }
 

@@ -17,7 +17,7 @@ mod sources;
 mod throttle;
 
 pub use accounts::Accounts;
-pub use admin::AdminGrpc;
+pub use admin::{AdminGrpc, NODE_PUBLIC_METHODS, NodeGrpc};
 pub use codes::{CodeSender, LogSender, MemorySender};
 pub use config::AccountConfig;
 pub use grpc::{AccountGrpc, PUBLIC_METHODS};

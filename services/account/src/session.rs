@@ -67,10 +67,11 @@ impl Accounts {
         user: &user::Model,
         client: &str,
     ) -> ApiResult<LoginResponse> {
-        // Checked before and after the session is stored: a DisableUser that commits between
-        // the two is seen by the second check, or ends this session in its own second pass
-        // (see `admin::actions`), so no login outlives a disable.
-        self.refuse_disabled(user.id).await?;
+        // Checked before and after the session is stored: a DisableUser (or a draining
+        // SetMaintenance) that commits between the two is seen by the second check, or ends
+        // this session in its own second pass (see `admin::actions`, `admin::maintenance`),
+        // so no login outlives a disable or a drain.
+        self.refuse_login(user.id, false).await?;
         let now = now_ms();
         let id = uuid::Uuid::new_v4().to_string();
         let refresh = refresh_token();
@@ -88,9 +89,9 @@ impl Accounts {
         })
         .exec(&self.db)
         .await?;
-        if let Err(disabled) = self.refuse_disabled(user.id).await {
+        if let Err(refused) = self.refuse_login(user.id, true).await {
             self.revoke(&id).await?;
-            return Err(disabled);
+            return Err(refused);
         }
         let (access_token, access_expires_at_ms) = self.issuer.issue(user.id, &id, now)?;
         Ok(LoginResponse {

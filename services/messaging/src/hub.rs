@@ -176,6 +176,13 @@ impl Hub {
         }
     }
 
+    /// Event streams open in this process, and the users they belong to (the status an
+    /// operator reads, `AdminService/GetStatus`).
+    pub fn counts(&self) -> (usize, usize) {
+        let users = self.users();
+        (users.values().map(|u| u.queues.len()).sum(), users.len())
+    }
+
     fn remove(&self, user: i64, queue: &Arc<Queue>) {
         let mut users = self.users();
         let Some(entry) = users.get_mut(&user) else {

@@ -42,6 +42,9 @@ pub struct Config {
     /// Prometheus scrape endpoint of this process (any path, e.g. `/metrics`), `host:port`;
     /// empty: no endpoint and no metrics recorded.
     pub metrics_listen: String,
+    /// How often every role and bridge instance reports its status (`AdminService/GetStatus`),
+    /// milliseconds; an instance is listed as stale after three intervals without a report.
+    pub status_interval_ms: u64,
     /// NATS server (e.g. `nats://127.0.0.1:4222`) carrying events between processes; unset,
     /// events travel in-process only (right for `rosetta all`).
     pub nats_url: Option<String>,
@@ -146,6 +149,13 @@ pub struct AccountSettings {
     pub hash_queue: usize,
 }
 
+impl Config {
+    /// How often status is reported (at least every 100 ms).
+    pub fn status_interval(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(self.status_interval_ms.max(100))
+    }
+}
+
 impl Default for Config {
     fn default() -> Self {
         Self {
@@ -160,6 +170,7 @@ impl Default for Config {
             log_format: LogFormat::Text,
             otlp_endpoint: None,
             metrics_listen: "127.0.0.1:9090".into(),
+            status_interval_ms: 5_000,
             nats_url: None,
             account: AccountSettings::default(),
             messaging: MessagingSettings::default(),

@@ -2,6 +2,7 @@
 //! into a running node, shared by the `rosetta` binary and the end-to-end test harness.
 
 pub mod config;
+pub mod heartbeat;
 pub mod node;
 mod pool_metrics;
 pub mod telemetry;

@@ -4,7 +4,10 @@
 use std::{future::Future, sync::Arc, time::Duration};
 
 use anyhow::Context as _;
-use rosetta_account::{AccountGrpc, Accounts, AdminGrpc, CodeSender, HashPool, LogSender};
+use rosetta_account::{
+    AccountGrpc, Accounts, AdminGrpc, CodeSender, HashPool, LogSender, NodeGrpc,
+    admin::status::Process,
+};
 use rosetta_auth::{Authenticator, BridgeKey, KeyFiles, KeyPair, SessionGuard, TokenVerifier};
 use rosetta_db::sea_orm::DatabaseConnection;
 use rosetta_events::{EventSink, PresenceView};
@@ -13,7 +16,9 @@ use rosetta_kit::{
     tasks::Tasks,
 };
 use rosetta_proto::account::v1::account_service_server::AccountServiceServer;
-use rosetta_proto::admin::v1::admin_service_server::AdminServiceServer;
+use rosetta_proto::admin::v1::{
+    admin_service_server::AdminServiceServer, node_service_server::NodeServiceServer,
+};
 use rosetta_proto::files::v1::files_service_server::FilesServiceServer;
 use rosetta_proto::messaging::v1::messaging_service_server::MessagingServiceServer;
 use rosetta_proto::social::v1::social_service_server::SocialServiceServer;
@@ -60,6 +65,9 @@ impl Default for Plugins {
 
 pub struct Node {
     pub db: DatabaseConnection,
+    /// This process as its status reports name it (the bridges of `rosetta all` report under
+    /// the same id).
+    pub process: Process,
     services: ServiceSet,
     /// The `Subscribe` streams' pumps: told to stop when the server starts draining, since an
     /// open stream never ends by itself and would hold the drain to its bound.
@@ -127,11 +135,16 @@ impl Node {
             };
             let bridge_key = bridge_key(config, true)?;
             let accounts = Arc::new(accounts);
-            let grpc = AccountServiceServer::new(AccountGrpc::new(accounts.clone(), bridge_key));
+            let grpc =
+                AccountServiceServer::new(AccountGrpc::new(accounts.clone(), bridge_key.clone()));
             services.add(auth.protect(grpc, rosetta_account::PUBLIC_METHODS));
             // Every admin RPC needs a token; the admin role is checked by the service itself.
-            let admin = AdminServiceServer::new(AdminGrpc::new(accounts));
+            let admin = AdminServiceServer::new(AdminGrpc::new(accounts.clone()));
             services.add(auth.protect(admin, &[]));
+            // Bridges' status reports (checked against the bridge key by the service) and
+            // the public server status.
+            let node = NodeServiceServer::new(NodeGrpc::new(accounts, bridge_key));
+            services.add(auth.protect(node, rosetta_account::NODE_PUBLIC_METHODS));
         }
         if role.runs(Role::Social) {
             let social = Social::new(db.clone(), events.clone(), presence.clone())
@@ -139,6 +152,9 @@ impl Node {
             let grpc = SocialServiceServer::new(SocialGrpc::new(Arc::new(social)));
             services.add(auth.protect(grpc, rosetta_social::PUBLIC_METHODS));
         }
+        let process = crate::heartbeat::process(config.status_interval());
+        let hub = role.runs(Role::Messaging).then(|| bus.hub().clone());
+        crate::heartbeat::start(db.clone(), role, process.clone(), hub, &background);
         if role.runs(Role::Messaging) {
             presences.clone().keep(bus.hub().clone(), &background);
             let messaging = rosetta_messaging::Messaging::new(
@@ -163,6 +179,7 @@ impl Node {
         }
         Ok(Self {
             db,
+            process,
             services,
             streams,
             background,

@@ -47,6 +47,9 @@ pub(super) enum Refusal {
     Other,
     /// The services failed or did not answer in time: the command's own failure text.
     Outage,
+    /// The server is in maintenance: a login's [`MAINTENANCE`] text (the client shows a
+    /// failure's text verbatim on its form).
+    Maintenance,
 }
 
 /// Where each reason falls.
@@ -56,6 +59,7 @@ pub(super) fn refusal(reason: Option<Reason>) -> Refusal {
         // A disabled account: the command's own failure text (a login's "登录失败，请重试").
         Some(Reason::AccountDisabled) => Refusal::Other,
         Some(Reason::Throttled) => Refusal::Throttled,
+        Some(Reason::Maintenance) => Refusal::Maintenance,
         Some(Reason::UsernameTaken) => Refusal::UsernameTaken,
         Some(Reason::EmailTaken) => Refusal::EmailTaken,
         Some(Reason::CodeRequired) => Refusal::CodeRequired,
@@ -84,6 +88,9 @@ impl Refusal {
         match (step, self) {
             (Step::Login, Refusal::BadCredentials) => "密码错误",
             (Step::Login, Refusal::Throttled) => "尝试次数过多，请稍后再试",
+            (Step::Login | Step::TokenLogin | Step::OpenSession, Refusal::Maintenance) => {
+                MAINTENANCE
+            }
             (Step::Login | Step::OpenSession, _) => "登录失败，请重试",
             (Step::TokenLogin, _) => "令牌已失效，请重新登录",
             (Step::Register, Refusal::UsernameTaken) => "用户名已存在",
@@ -104,6 +111,10 @@ impl Refusal {
         }
     }
 }
+
+/// A login refused while the server is in maintenance ("the server is under maintenance,
+/// please try again later").
+pub(super) const MAINTENANCE: &str = "服务器维护中，请稍后再试";
 
 /// An e-mail change over this protocol: it cannot carry the code sent to the new address.
 pub(super) const EMAIL_NEEDS_CODE: &str = "修改邮箱需要验证码，邮箱未修改";
@@ -136,6 +147,10 @@ mod tests {
             let _ = refusal(Some(*reason)).text(Step::Send);
         }
         assert_eq!(refusal(None), Refusal::Outage);
+        assert_eq!(
+            refusal(Some(Reason::Maintenance)).text(Step::Login),
+            MAINTENANCE
+        );
         assert_eq!(
             refusal(Some(Reason::AlreadyFriends)).text(Step::AddFriend),
             "你和 TA 已经是好友了"

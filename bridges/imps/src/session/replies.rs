@@ -48,6 +48,10 @@ pub(super) fn refusal(reason: Option<Reason>) -> Refusal {
         // The legacy server answered a refused login with 6 whatever the cause; a disabled
         // account is a refused login.
         R::BadCredentials | R::Throttled | R::AccountDisabled => domain(error::BAD_CREDENTIALS),
+        // Maintenance: "user state does not allow the operation", the nearest the client
+        // has to "server busy"; like every error on the login screen it shows a dialog and
+        // reconnects.
+        R::Maintenance => domain(error::NOT_ALLOWED),
         other => match other.class() {
             // The login's session ended under it: as the client understands being logged out.
             Class::Session => domain(error::ELSEWHERE),
@@ -93,6 +97,12 @@ mod tests {
         assert_eq!(
             refusal(Some(Reason::AccountDisabled)).code,
             error::BAD_CREDENTIALS
+        );
+        let maintenance = refusal(Some(Reason::Maintenance));
+        assert_eq!(maintenance.code, error::NOT_ALLOWED);
+        assert!(
+            maintenance.expected,
+            "maintenance is no failure to warn about"
         );
         assert!(!refusal(None).expected && !refusal(Some(Reason::Internal)).expected);
     }

@@ -63,13 +63,14 @@ pub(crate) struct Shared {
 
 impl Shared {
     pub(crate) fn new(backend: Backend, settings: &PipeSettings) -> Self {
+        let live = LiveLogins::reported("pipe", backend.board());
         Self {
             backend,
             write_gap: Duration::from_millis(settings.write_gap_ms),
             doc_layout: settings.group_info_doc_layout,
             read_mark_flush: Duration::from_millis(settings.read_mark_flush_ms),
             registry: LoginRegistry::default(),
-            live: LiveLogins::default(),
+            live,
             retiring: Mutex::new(Vec::new()),
         }
     }

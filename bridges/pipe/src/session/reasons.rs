@@ -60,9 +60,12 @@ fn account(call: Call, reason: Reason) -> Option<Reply> {
     Some(match (call, reason) {
         (C::Register, R::UsernameTaken | R::BadName | R::InvalidArgument) => Reply::RegisterError,
         (C::Login, R::BadCredentials | R::InvalidArgument | R::BadName) => Reply::LoginError,
-        // Locked for repeated wrong passwords, or disabled by an operator: the same text for
-        // every user name.
-        (C::Login, R::Throttled | R::RateLimited | R::AccountDisabled) => Reply::LoginFailed,
+        // Locked for repeated wrong passwords, disabled by an operator, or the server in
+        // maintenance: the real server's "login failed" (its answer when the server side
+        // failed), the same text for every user name.
+        (C::Login, R::Throttled | R::RateLimited | R::AccountDisabled | R::Maintenance) => {
+            Reply::LoginFailed
+        }
         (
             C::RecoverPassword,
             R::BadProof | R::NotFound | R::InvalidArgument | R::Throttled | R::RateLimited,
@@ -75,6 +78,7 @@ fn account(call: Call, reason: Reason) -> Option<Reply> {
             | R::TokenMissing
             | R::SessionRevoked
             | R::AccountDisabled
+            | R::Maintenance
             | R::NotFound
             | R::InvalidArgument,
         ) => command.token_error(),
@@ -208,6 +212,10 @@ mod tests {
         assert_eq!(refusal(check, Some(Reason::Unavailable)), None);
         assert_eq!(
             refusal(Call::Login, Some(Reason::AccountDisabled)),
+            Some(Reply::LoginFailed)
+        );
+        assert_eq!(
+            refusal(Call::Login, Some(Reason::Maintenance)),
             Some(Reply::LoginFailed)
         );
         assert_eq!(refusal(check, None), None);

@@ -170,4 +170,28 @@ impl AdminService for AdminGrpc {
         .await;
         self.finish(&actor, ACTION, &body, result).await
     }
+
+    async fn get_status(&self, req: Request<GetStatusRequest>) -> Reply<GetStatusResponse> {
+        const ACTION: &str = "GetStatus";
+        let (actor, body) = self.authorize(req, ACTION).await?;
+        let result = async {
+            let mut reply = super::status::list(&self.accounts.db).await?;
+            reply.maintenance = Some(self.accounts.maintenance(true).await?);
+            let details = format!("instances={}", reply.instances.len());
+            audit::record(&self.accounts.db, read(&actor, ACTION, None, details)).await?;
+            Ok(reply)
+        }
+        .await;
+        self.finish(&actor, ACTION, &body, result).await
+    }
+
+    async fn set_maintenance(
+        &self,
+        req: Request<SetMaintenanceRequest>,
+    ) -> Reply<SetMaintenanceResponse> {
+        const ACTION: &str = "SetMaintenance";
+        let (actor, body) = self.authorize(req, ACTION).await?;
+        let result = self.accounts.admin_set_maintenance(&actor, &body).await;
+        self.finish(&actor, ACTION, &body, result).await
+    }
 }

@@ -7,9 +7,13 @@
 mod actions;
 pub mod audit;
 mod grpc;
+pub(crate) mod maintenance;
+mod node;
 mod roles;
+pub mod status;
 mod view;
 
 pub use audit::Actor;
 pub use grpc::AdminGrpc;
+pub use node::{NODE_PUBLIC_METHODS, NodeGrpc};
 pub use roles::{grant, revoke};
