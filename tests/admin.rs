@@ -14,7 +14,7 @@ use rosetta_proto::{
         RegisterRequest, login_request::Identifier, recover_password_request::Proof,
     },
     admin::v1::{
-        DeleteUserRequest, DisableUserRequest, EnableUserRequest, ForceLogoutRequest,
+        AnnounceRequest, DeleteUserRequest, DisableUserRequest, EnableUserRequest, ForceLogoutRequest,
         GetUserRequest, ListAuditLogRequest, ListUsersRequest, ResetPasswordRequest,
         admin_service_client::AdminServiceClient,
     },
@@ -156,6 +156,19 @@ async fn every_rpc(
                 .await
                 .map(drop),
         ),
+        (
+            "Announce",
+            admin
+                .announce(authed(
+                    AnnounceRequest {
+                        text: "test".into(),
+                        lifetime_secs: 60,
+                    },
+                    token,
+                ))
+                .await
+                .map(drop),
+        ),
     ]
 }
 
@@ -236,7 +249,7 @@ async fn only_admins_pass(backend: Backend) {
         assert_eq!(reason(&err), Reason::AdminRoleRequired, "{method}");
     }
 
-    // The log has the grants, eve's eight calls and the revoke; eve's refused calls are not
+    // The log has the grants, eve's nine calls and the revoke; eve's refused calls are not
     // stored (a caller without the role cannot grow the log).
     let entries = audit_log(&mut admin, &opal.access_token, 0, 3).await;
     let eve_id = eve.user.as_ref().unwrap().id;
@@ -248,7 +261,7 @@ async fn only_admins_pass(backend: Backend) {
     assert_eq!(by_eve, admin_methods());
     assert_eq!(
         entries.iter().filter(|e| e.actor_user_id == eve_id).count(),
-        8
+        9
     );
     assert!(entries.iter().all(|e| e.outcome == "OK"), "{entries:?}");
     let cli: Vec<(&str, i64)> = entries

@@ -10,6 +10,7 @@ mod m0005_throttle_expiry;
 mod m0006_group_invitations;
 mod m0007_policy_epochs;
 mod m0008_admin;
+mod m0010_announcements;
 
 pub struct Migrator;
 
@@ -25,6 +26,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0006_group_invitations::Migration),
             Box::new(m0007_policy_epochs::Migration),
             Box::new(m0008_admin::Migration),
+            Box::new(m0010_announcements::Migration),
         ]
     }
 }

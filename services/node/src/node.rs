@@ -130,7 +130,8 @@ impl Node {
             let grpc = AccountServiceServer::new(AccountGrpc::new(accounts.clone(), bridge_key));
             services.add(auth.protect(grpc, rosetta_account::PUBLIC_METHODS));
             // Every admin RPC needs a token; the admin role is checked by the service itself.
-            let admin = AdminServiceServer::new(AdminGrpc::new(accounts));
+            let admin =
+                AdminServiceServer::new(AdminGrpc::new(accounts).with_events(events.clone()));
             services.add(auth.protect(admin, &[]));
         }
         if role.runs(Role::Social) {
