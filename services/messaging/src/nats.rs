@@ -91,6 +91,10 @@ impl NatsBus {
         let received = Arc::new(AtomicU64::new(0));
         let (hand_over, incoming) = mpsc::channel(HAND_OVER);
         let broadcasts = client.subscribe(format!("{prefix}.{BROADCAST}")).await?;
+        // Listening once this returns: a broadcast right after is not missed.
+        if let Err(err) = confirm(&client).await {
+            tracing::warn!(%err, "NATS did not confirm the broadcast subscription");
+        }
         tasks.spawn(receive(
             Receiver {
                 client: client.clone(),
