@@ -14,9 +14,9 @@ use rosetta_proto::{
         RegisterRequest, login_request::Identifier, recover_password_request::Proof,
     },
     admin::v1::{
-        AnnounceRequest, DeleteUserRequest, DisableUserRequest, EnableUserRequest, ForceLogoutRequest,
-        GetUserRequest, ListAuditLogRequest, ListUsersRequest, ResetPasswordRequest,
-        admin_service_client::AdminServiceClient,
+        AnnounceRequest, DeleteUserRequest, DisableUserRequest, EnableUserRequest,
+        ForceLogoutRequest, GetUserRequest, ListAuditLogRequest, ListUsersRequest,
+        ResetPasswordRequest, admin_service_client::AdminServiceClient,
     },
     common::v1::{PageRequest, UserRef, user_ref::Ref},
 };

@@ -514,12 +514,12 @@ async fn bounds_hold(backend: Backend) {
         (refused("x".repeat(2001), 0), "too long"),
         (refused("a\u{7}b".into(), 0), "control character"),
         (refused("ok".into(), 59), "lifetime too short"),
-        (refused("ok".into(), 30 * 24 * 3600 + 1), "lifetime too long"),
+        (
+            refused("ok".into(), 30 * 24 * 3600 + 1),
+            "lifetime too long",
+        ),
     ] {
-        let err = admin
-            .announce(authed(request, &opal))
-            .await
-            .expect_err(why);
+        let err = admin.announce(authed(request, &opal)).await.expect_err(why);
         assert_eq!(err.code(), Code::InvalidArgument, "{why}: {err:?}");
     }
     for n in 0..16 {

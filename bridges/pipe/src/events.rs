@@ -210,9 +210,7 @@ fn push_of(me: i64, kind: Option<event::Kind>) -> Option<Push> {
             group: request.group_id.to_string(),
             note: request.note,
         }),
-        event::Kind::Announcement(announcement) => {
-            Push::Other(announcement_push(announcement))
-        }
+        event::Kind::Announcement(announcement) => Push::Other(announcement_push(announcement)),
         event::Kind::Signal(signal) => match signal.kind? {
             signal::Kind::FileOffer(offer) => Push::Other(Reply::FileOffer {
                 from: padded_uid(signal.from_user_id),

@@ -50,7 +50,11 @@ fn text(text: &str) -> ApiResult<String> {
 }
 
 fn lifetime_ms(secs: i64) -> ApiResult<i64> {
-    let secs = if secs == 0 { DEFAULT_LIFETIME_SECS } else { secs };
+    let secs = if secs == 0 {
+        DEFAULT_LIFETIME_SECS
+    } else {
+        secs
+    };
     if !LIFETIME_SECS.contains(&secs) {
         return Err(ApiError::invalid(
             Reason::InvalidArgument,
@@ -133,14 +137,7 @@ mod tests {
     #[test]
     fn text_and_lifetime_bounds() {
         assert_eq!(text("  hello\nworld ").unwrap(), "hello\nworld");
-        for bad in [
-            "",
-            "   ",
-            "a\u{0}b",
-            "a\rb",
-            "tab\there",
-            "evil\u{202E}txt",
-        ] {
+        for bad in ["", "   ", "a\u{0}b", "a\rb", "tab\there", "evil\u{202E}txt"] {
             assert!(text(bad).is_err(), "{bad:?}");
         }
         assert!(text(&"x".repeat(MAX_TEXT_CHARS)).is_ok());
