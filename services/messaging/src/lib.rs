@@ -8,7 +8,9 @@
 //! sees how much of a presence: friends all, group peers status only) → [`policy`] (who may
 //! send where, answered from memory and confirmed inside each write) → [`conversations`] /
 //! [`send`] / [`history`] (the domain, `impl Messaging`; [`commit`] writes sends in batches,
-//! one transaction each) → [`stream`] (`Subscribe`) → [`grpc`] (thin handlers).
+//! one transaction each) → [`stream`] (`Subscribe`, with operator announcements: stored once
+//! by the admin service, broadcast on the bus, delivered once per user) → [`grpc`] (thin
+//! handlers).
 //!
 //! # Storage trade-off: fan-out on write
 //!

@@ -264,6 +264,12 @@ async fn messaging_bus(
             }
         ),
         None => {
+            if role == Role::Account {
+                tracing::warn!(
+                    "no nats_url: announcements sent here reach no open event stream of \
+                     another process (users get them at their next login)"
+                );
+            }
             if role == Role::All && config.database_url().starts_with("postgres") {
                 tracing::info!(
                     "in-process event bus: run one `rosetta all` per database, or set \
