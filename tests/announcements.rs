@@ -495,7 +495,37 @@ async fn later_logins_get_it_once(backend: Backend) {
         fourth,
         "the expired third is skipped"
     );
+
+    // A live delivery moves the user's cursor too (written in batches): once it has, the
+    // next login does not repeat it.
+    let newbie_id = newbie.user.as_ref().expect("user").id;
+    cursor_reaches(&db, newbie_id, fourth.id).await;
+    drop(newbie_events);
+    let mut again = subscribe(&server, &newbie.access_token).await;
+    let fifth = announce(&mut admin, &opal, "fifth").await;
+    assert_eq!(next_announcement(&mut again).await, fifth);
     server.stop().await;
+}
+
+/// Waits (bounded) until `user`'s announcement cursor has reached `id`.
+async fn cursor_reaches(db: &sea_orm::DatabaseConnection, user: i64, id: i64) {
+    use rosetta_db::entity::announcement_cursor;
+    use sea_orm::EntityTrait as _;
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        let cursor = announcement_cursor::Entity::find_by_id(user)
+            .one(db)
+            .await
+            .expect("read the cursor");
+        if cursor.as_ref().is_some_and(|c| c.last_id >= id) {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "cursor of {user} never reached {id}: {cursor:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
 }
 both_backends!(later_logins, super::later_logins_get_it_once);
 

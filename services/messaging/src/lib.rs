@@ -66,6 +66,8 @@ pub struct Messaging {
     /// Who may send where, from memory; the writer confirms each send with it.
     policy: Arc<policy::Policy>,
     writer: commit::Writer,
+    /// Users' announcement cursors moved by live deliveries, written in batches.
+    live_cursors: stream::LiveCursors,
 }
 
 impl Messaging {
@@ -88,6 +90,7 @@ impl Messaging {
                 config.writer_lanes,
                 background,
             ),
+            live_cursors: stream::LiveCursors::start(db.clone(), background),
             conversations: conversations::Cache::default(),
             policy,
             db,

@@ -37,6 +37,7 @@ use crate::{
 mod announce;
 
 use announce::Announced;
+pub(crate) use announce::LiveCursors;
 
 /// Events read from the log per query while catching up.
 const REPLAY_BATCH: u64 = 500;

@@ -9,17 +9,20 @@
 //! a stored announcement once. Live delivery is per stream (every device online at the
 //! moment shows it, as with a message), and a stream never sends one twice.
 
+use std::collections::BTreeMap;
+
 use rosetta_db::{
     entity::{announcement, announcement_cursor},
     now_ms,
 };
-use rosetta_kit::ApiResult;
+use rosetta_kit::{ApiResult, tasks::Tasks};
 use rosetta_proto::messaging::v1::{Announcement, Event, event, subscribe_response::Item};
 use sea_orm::{
-    ColumnTrait as _, ConnectionTrait as _, EntityTrait as _, QueryFilter as _, QueryOrder as _,
-    QuerySelect as _,
-    sea_query::{Expr, ExprTrait as _, OnConflict, Query},
+    ColumnTrait as _, ConnectionTrait as _, DatabaseConnection, EntityTrait as _, QueryFilter as _,
+    QueryOrder as _, QuerySelect as _,
+    sea_query::{Alias, Expr, ExprTrait as _, OnConflict, Query},
 };
+use tokio::sync::mpsc;
 
 use super::{Outbox, send};
 use crate::Messaging;
@@ -84,7 +87,9 @@ impl Messaging {
             return Ok(true);
         }
         announced.last = announcement.id;
-        self.advance(me, announcement.id).await?;
+        if !self.live_cursors.record(me, announcement.id) {
+            self.advance(me, announcement.id).await?;
+        }
         Ok(send(out, Item::Event(event_of(announcement.clone()))).await)
     }
 
@@ -105,6 +110,80 @@ impl Messaging {
             )
             .to_owned();
         Ok(self.db.execute(&upsert).await?.rows_affected() > 0)
+    }
+}
+
+/// Cursor moves of live deliveries, written together. A broadcast wakes every open stream at
+/// once: one upsert per stream would queue as many single-row writes (on SQLite, one writer
+/// at a time) in front of the sends. A user who logs in again within the batch's few
+/// milliseconds may be shown a live announcement a second time; no other effect.
+pub(crate) struct LiveCursors {
+    queue: mpsc::Sender<(i64, i64)>,
+}
+
+/// Cursor moves waiting; past this a stream writes its own.
+const LIVE_QUEUE: usize = 65_536;
+/// Rows per statement, far below both databases' bound-parameter limits.
+const ROWS: usize = 4096;
+
+impl LiveCursors {
+    /// The writer runs in `background` until it stops, writing what is queued then.
+    pub(crate) fn start(db: DatabaseConnection, background: &Tasks) -> Self {
+        let (queue, mut moves) = mpsc::channel(LIVE_QUEUE);
+        let stopping = background.stopping().clone();
+        background.spawn(async move {
+            let mut batch = Vec::with_capacity(ROWS);
+            loop {
+                tokio::select! {
+                    got = moves.recv_many(&mut batch, ROWS) => if got == 0 { return },
+                    () = stopping.cancelled() => {
+                        moves.close();
+                        while moves.recv_many(&mut batch, ROWS).await > 0 {
+                            write(&db, &mut batch).await;
+                        }
+                        return;
+                    }
+                }
+                write(&db, &mut batch).await;
+            }
+        });
+        Self { queue }
+    }
+
+    /// Queues `user`'s cursor move to `id`; `false` when the queue is full or stopped (the
+    /// caller then writes it itself).
+    fn record(&self, user: i64, id: i64) -> bool {
+        self.queue.try_send((user, id)).is_ok()
+    }
+}
+
+/// Writes a batch of cursor moves (the newest per user) in one statement; a failure is
+/// logged (those users may be shown a live announcement again at their next login).
+async fn write(db: &DatabaseConnection, batch: &mut Vec<(i64, i64)>) {
+    use announcement_cursor::Column;
+    let newest: BTreeMap<i64, i64> = batch.drain(..).fold(BTreeMap::new(), |mut m, (u, id)| {
+        let slot = m.entry(u).or_insert(id);
+        *slot = Ord::max(*slot, id);
+        m
+    });
+    let mut upsert = Query::insert();
+    upsert
+        .into_table(announcement_cursor::Entity)
+        .columns([Column::UserId, Column::LastId]);
+    for (user, id) in &newest {
+        upsert.values_panic([(*user).into(), (*id).into()]);
+    }
+    upsert.on_conflict(
+        OnConflict::column(Column::UserId)
+            .update_column(Column::LastId)
+            .action_and_where(
+                Expr::col((announcement_cursor::Entity, Column::LastId))
+                    .lt(Expr::col((Alias::new("excluded"), Column::LastId))),
+            )
+            .to_owned(),
+    );
+    if let Err(err) = db.execute(&upsert).await {
+        tracing::warn!(%err, users = newest.len(), "announcement cursors not moved");
     }
 }
 
