@@ -2,6 +2,7 @@
 //! straight to this node's database (the API never grants it); every other subcommand is a
 //! thin client of `rosetta.admin.v1.AdminService`, printing one JSON object per line.
 
+mod announce;
 mod ops;
 
 use std::time::Duration;
@@ -104,6 +105,18 @@ pub enum AdminCommand {
         /// With `on`: also end every live session of non-admins now.
         #[arg(long)]
         drain: bool,
+        #[command(flatten)]
+        api: Api,
+    },
+    /// Sends an announcement to every user on every protocol: shown at once to everyone
+    /// online, and once to each user who logs in later within its lifetime.
+    Announce {
+        /// The text (at most 2,000 characters; line breaks allowed).
+        text: String,
+        /// How long users who log in later still get it, in seconds (60 to 2,592,000);
+        /// 0 for one day.
+        #[arg(long, default_value_t = 0)]
+        lifetime_secs: i64,
         #[command(flatten)]
         api: Api,
     },
@@ -254,6 +267,11 @@ pub async fn run(command: AdminCommand, config: &Config) -> anyhow::Result<()> {
             api.client().await?.delete_user(request).await?;
             println!("{}", json!({"deleted": user}));
         }
+        C::Announce {
+            text,
+            lifetime_secs,
+            api,
+        } => announce::run(&api, text, lifetime_secs).await?,
         C::Audit {
             user_id,
             limit,

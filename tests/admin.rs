@@ -14,9 +14,10 @@ use rosetta_proto::{
         RegisterRequest, login_request::Identifier, recover_password_request::Proof,
     },
     admin::v1::{
-        DeleteUserRequest, DisableUserRequest, EnableUserRequest, ForceLogoutRequest,
-        GetStatusRequest, GetUserRequest, ListAuditLogRequest, ListUsersRequest,
-        ResetPasswordRequest, SetMaintenanceRequest, admin_service_client::AdminServiceClient,
+        AnnounceRequest, DeleteUserRequest, DisableUserRequest, EnableUserRequest,
+        ForceLogoutRequest, GetStatusRequest, GetUserRequest, ListAuditLogRequest,
+        ListUsersRequest, ResetPasswordRequest, SetMaintenanceRequest,
+        admin_service_client::AdminServiceClient,
     },
     common::v1::{PageRequest, UserRef, user_ref::Ref},
 };
@@ -172,6 +173,19 @@ async fn every_rpc(
                         enabled: false,
                         message: String::new(),
                         drain: false,
+                    },
+                    token,
+                ))
+                .await
+                .map(drop),
+        ),
+        (
+            "Announce",
+            admin
+                .announce(authed(
+                    AnnounceRequest {
+                        text: "test".into(),
+                        lifetime_secs: 60,
                     },
                     token,
                 ))

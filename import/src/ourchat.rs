@@ -472,6 +472,10 @@ fn plan_user(row: &UserRow, now: i64, s: &mut Summary) -> Option<NewUser> {
         );
         return None;
     }
+    if ocid == rosetta_proto::system::OCID {
+        s.skip(USERS, "ocid reserved for the system's announcements");
+        return None;
+    }
     if ocid.len() != 10 || !ocid.bytes().all(|b| b.is_ascii_alphanumeric()) {
         s.note("ocid not 10 letters and digits (hand-made row): kept as it is");
     }

@@ -258,6 +258,12 @@ pub enum Slot {
 }
 
 pub async fn slot<C: ConnectionTrait>(db: &C, id: i64, username: &str) -> anyhow::Result<Slot> {
+    // The system's identity, in which legacy clients receive announcements.
+    if id == rosetta_proto::system::USER_ID
+        || username.eq_ignore_ascii_case(rosetta_proto::system::NAME)
+    {
+        return Ok(Slot::Taken("id or user name reserved for the system"));
+    }
     if let Some(existing) = user::Entity::find_by_id(id).one(db).await? {
         return Ok(if existing.username == username {
             Slot::Already
@@ -311,6 +317,9 @@ async fn fresh_ocid<C: ConnectionTrait>(db: &C) -> anyhow::Result<String> {
             .take(10)
             .map(char::from)
             .collect();
+        if ocid == rosetta_proto::system::OCID {
+            continue;
+        }
         if user::Entity::find()
             .filter(user::Column::Ocid.eq(&ocid))
             .one(db)

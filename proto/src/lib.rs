@@ -65,3 +65,15 @@ pub mod metadata {
     /// honoured only next to a valid [`BRIDGE_KEY`].
     pub const CLIENT_ADDR: &str = "x-rosetta-client-addr";
 }
+
+/// The system's own identity, in which legacy clients receive operator announcements
+/// (`rosetta.messaging.v1.Announcement`). No account can hold any of these: user ids start
+/// at 1, the account service refuses the name and never draws the ocid.
+pub mod system {
+    /// The user id (the pipe uid `00000`, the CloudChat contact 0).
+    pub const USER_ID: i64 = 0;
+    /// The user name (IMPS and DPC show senders by name).
+    pub const NAME: &str = "system";
+    /// The OurChat ocid.
+    pub const OCID: &str = "0000000000";
+}

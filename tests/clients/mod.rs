@@ -214,3 +214,49 @@ impl Ws {
         }
     }
 }
+
+/// A DPC client socket (auth or chat): each frame a 15-byte space-padded length header and a
+/// JSON body, header and body written separately, as the tkinter client does.
+pub struct Dpc(TcpStream);
+
+impl Dpc {
+    pub async fn connect(addr: SocketAddr) -> Self {
+        Self(TcpStream::connect(addr).await.expect("DPC bridge accepts"))
+    }
+
+    pub async fn send(&mut self, json: &str) {
+        let header = format!("{:<15}", json.len());
+        self.0.write_all(header.as_bytes()).await.expect("header");
+        self.0.write_all(json.as_bytes()).await.expect("body");
+    }
+
+    /// The next frame's body.
+    pub async fn recv(&mut self) -> String {
+        let mut header = [0u8; 15];
+        tokio::time::timeout(PATIENCE, self.0.read_exact(&mut header))
+            .await
+            .expect("a DPC frame in time")
+            .expect("DPC header");
+        let len: usize = std::str::from_utf8(&header)
+            .expect("ASCII header")
+            .trim_end()
+            .parse()
+            .expect("numeric header");
+        let mut body = vec![0u8; len];
+        tokio::time::timeout(PATIENCE, self.0.read_exact(&mut body))
+            .await
+            .expect("a DPC body in time")
+            .expect("DPC body");
+        String::from_utf8(body).expect("UTF-8 body")
+    }
+
+    /// The next frame whose body contains `text`, skipping others.
+    pub async fn recv_containing(&mut self, text: &str) -> String {
+        loop {
+            let body = self.recv().await;
+            if body.contains(text) {
+                return body;
+            }
+        }
+    }
+}

@@ -12,16 +12,20 @@ use rosetta_bridge_kit::{
     Connections, EventStream, Live, OnClose, UserSession, end_login, login, next_event,
 };
 use rosetta_proto::{
-    messaging::v1::{MessageKind, SendMessageRequest, send_message_request},
+    messaging::v1::{Event, MessageKind, SendMessageRequest, event, send_message_request},
     social::v1::PresenceStatus,
 };
-use tokio::{net::TcpStream, sync::broadcast::error::RecvError};
+use tokio::{
+    net::{TcpStream, tcp::OwnedWriteHalf},
+    sync::broadcast::error::RecvError,
+};
 use tonic::{Code, Status};
 use tracing::Instrument as _;
 
 use crate::{
     Shared,
     codec::{ChatLine, Credentials, FrameError},
+    lobby::announcement_line,
     logins::{AuthError, Recheck},
     refusal::{Refusal, refusal},
     wire::{self, FrameReader},
@@ -29,6 +33,8 @@ use crate::{
 
 /// Idempotency keys of this socket's latest lines, so it does not receive them back.
 const OWN_LINES: usize = 64;
+/// Announcement ids a socket remembers (at most 16 are active at once).
+const SHOWN: usize = 32;
 /// How long a chat window's first line waits for its user's event stream to come up.
 const OPEN_PATIENCE: Duration = Duration::from_secs(5);
 
@@ -38,21 +44,22 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, conns: Connections, shar
     let mut lines = shared.lobby.subscribe();
     let mut own: VecDeque<(i64, String)> = VecDeque::new();
     let mut owner = Owner::Nobody;
+    let mut shown = Shown::default();
     loop {
         tokio::select! {
             () = conns.closing.cancelled() => break,
             line = lines.recv() => match line {
                 Ok(line) => {
-                    if own
+                    let echo = own
                         .iter()
-                        .any(|(u, k)| *u == line.sender_id && *k == line.client_message_id)
-                    {
+                        .any(|(u, k)| *u == line.sender_id && *k == line.client_message_id);
+                    let seen = line.announcement.is_some_and(|id| !shown.first_time(id));
+                    if echo || seen {
                         continue;
                     }
-                    if wire::send(&mut write, &line.frame).await.is_err() {
+                    if !push(&mut write, &line.frame, &conns).await {
                         break;
                     }
-                    conns.counters.frame_out("push");
                 }
                 Err(RecvError::Lagged(skipped)) => {
                     tracing::warn!(skipped, "chat socket fell behind; lines skipped");
@@ -60,10 +67,20 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, conns: Connections, shar
                 }
                 Err(RecvError::Closed) => break,
             },
-            // The owner's own events are not shown (the lobby's lines come above); the stream
-            // is how a revoked session is noticed.
-            event = next_event(owner.events()) => if event.is_none() {
-                owner = owner.revoked(&shared).await;
+            // The owner's own events are not shown (the lobby's lines come above) but for an
+            // announcement, which the room's stream skips when its user had it already; the
+            // stream is also how a revoked session is noticed.
+            event = next_event(owner.events()) => match event {
+                None => owner = owner.revoked(&shared).await,
+                Some(Event { kind: Some(event::Kind::Announcement(announcement)), .. }) => {
+                    if shown.first_time(announcement.id) {
+                        let line = announcement_line(&announcement);
+                        if !push(&mut write, &line.frame, &conns).await {
+                            break;
+                        }
+                    }
+                }
+                Some(_) => {}
             },
             frame = reader.next() => match frame {
                 Ok(Some(map)) => {
@@ -102,6 +119,34 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, conns: Connections, shar
         }
     }
     owner.close().await;
+}
+
+/// Writes a room line or announcement to the socket; `false` once it is gone.
+async fn push(write: &mut OwnedWriteHalf, frame: &[u8], conns: &Connections) -> bool {
+    if wire::send(write, frame).await.is_err() {
+        return false;
+    }
+    conns.counters.frame_out("push");
+    true
+}
+
+/// Announcements a socket has shown (the newest few), so that one reaching it both through
+/// the room and through its owner's stream shows once.
+#[derive(Default)]
+struct Shown(VecDeque<i64>);
+
+impl Shown {
+    /// Whether `id` is new here; remembers it.
+    fn first_time(&mut self, id: i64) -> bool {
+        if self.0.contains(&id) {
+            return false;
+        }
+        if self.0.len() >= SHOWN {
+            self.0.pop_front();
+        }
+        self.0.push_back(id);
+        true
+    }
 }
 
 /// Whose window a chat socket is.

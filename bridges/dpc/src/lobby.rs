@@ -21,7 +21,7 @@ use rosetta_bridge_kit::{EventStream, UserSession};
 use rosetta_proto::{
     account::v1::GetProfilesRequest,
     common::v1::{ConversationRef, conversation_ref},
-    messaging::v1::{ListMessagesRequest, Message, MessageKind, event, message},
+    messaging::v1::{Announcement, ListMessagesRequest, Message, MessageKind, event, message},
     social::v1::JoinPublicGroupRequest,
 };
 use tokio::sync::{broadcast, watch};
@@ -47,6 +47,8 @@ pub struct LobbyLine {
     /// Who sent it and with which idempotency key: the sending socket skips its own lines.
     pub sender_id: i64,
     pub client_message_id: String,
+    /// An operator's announcement (its id): a socket that has shown it skips it.
+    pub announcement: Option<i64>,
     /// The encoded push frame, `{"op": 0, "args": {"name": …}, "news": "<name>:<text>"}`.
     pub frame: Bytes,
 }
@@ -250,10 +252,17 @@ impl Lobby {
                     event = events.next() => event,
                 };
                 let Some(event) = event else { return true };
-                if let Some(event::Kind::Message(message)) = event.kind
-                    && message.to == Some(message::To::ToGroupId(group))
-                {
-                    self.deliver(session, message, seen).await;
+                match event.kind {
+                    Some(event::Kind::Message(message))
+                        if message.to == Some(message::To::ToGroupId(group)) =>
+                    {
+                        self.deliver(session, message, seen).await;
+                    }
+                    // The room hears it, as every socket heard every line.
+                    Some(event::Kind::Announcement(announcement)) => {
+                        let _ = self.lines.send(Arc::new(announcement_line(&announcement)));
+                    }
+                    _ => {}
                 }
             }
         }
@@ -316,8 +325,22 @@ impl Lobby {
         let _ = self.lines.send(Arc::new(LobbyLine {
             sender_id: message.sender_id,
             client_message_id: message.client_message_id,
+            announcement: None,
             frame: frame.into(),
         }));
+    }
+}
+
+/// An operator's announcement as a chat line from the reserved name `system` (no account can
+/// take it), with the input box's trailing newline every line has.
+pub fn announcement_line(announcement: &Announcement) -> LobbyLine {
+    let news = format!("{}\n", announcement.text);
+    let frame = codec::frame(&codec::chat_push(rosetta_proto::system::NAME, &news));
+    LobbyLine {
+        sender_id: rosetta_proto::system::USER_ID,
+        client_message_id: String::new(),
+        announcement: Some(announcement.id),
+        frame: frame.into(),
     }
 }
 

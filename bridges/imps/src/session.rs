@@ -357,6 +357,7 @@ impl Conn {
                 Some(Kind::FriendRequestAnswered(request)) => ctx.push_friend_answer(request).await,
                 Some(Kind::PresenceChanged(presence)) => ctx.push_presence(presence).await,
                 Some(Kind::Signal(signal)) => ctx.push_signal(signal).await,
+                Some(Kind::Announcement(announcement)) => ctx.push_announcement(announcement).await,
                 // No push; a former friend's name is not sent to from memory any more.
                 Some(Kind::FriendRemoved(removed)) => {
                     ctx.me.names.forget(removed.user_id);

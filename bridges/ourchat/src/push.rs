@@ -1,5 +1,6 @@
 //! Events → pushes, for connections that read them: others' messages as TEXT (0), being
-//! added to a group as NEW_SESSION (9).
+//! added to a group as NEW_SESSION (9), operators' announcements as TEXT (0) from the
+//! reserved system ocid.
 
 use rosetta_bridge_kit::UserSession;
 use rosetta_proto::{
@@ -42,6 +43,18 @@ impl Connection {
                     codec::text_push(m.sent_at_ms / 1000, m.id, &from, &target, &text),
                 ))
             }
+            // From the system's ocid, which no account is given; message id 0 (no stored
+            // message).
+            event::Kind::Announcement(announcement) => Some((
+                "text",
+                codec::text_push(
+                    announcement.sent_at_ms / 1000,
+                    0,
+                    rosetta_proto::system::OCID,
+                    &Target::User(session.user().ocid.clone()),
+                    &announcement.text,
+                ),
+            )),
             // An invitation accepted elsewhere (the inviter is the actor).
             event::Kind::MemberJoined(change)
                 if change.user_id == me && change.actor_id != change.user_id =>

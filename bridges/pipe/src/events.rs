@@ -8,7 +8,9 @@ use std::{
 };
 
 use rosetta_bridge_kit::{EventStream, MarkRecorder, UserSession};
-use rosetta_proto::messaging::v1::{ConversationKind, Message, event, message, signal};
+use rosetta_proto::messaging::v1::{
+    Announcement, ConversationKind, Message, event, message, signal,
+};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tonic::Status;
@@ -40,9 +42,25 @@ fn message_time(message: &Message) -> String {
     if !message.client_time.is_empty() {
         return message.client_time.clone();
     }
-    chrono::DateTime::from_timestamp_millis(message.sent_at_ms)
+    server_time(message.sent_at_ms)
+}
+
+/// Server time in the example session's digits-only shape (`yyyyMMddHHmmss`, UTC).
+fn server_time(at_ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(at_ms)
         .map(|t| t.format("%Y%m%d%H%M%S").to_string())
         .unwrap_or_default()
+}
+
+/// An operator's announcement: a private message (type 0) from the reserved system uid
+/// `00000`, which no account has (uids start at 1).
+fn announcement_push(announcement: Announcement) -> Reply {
+    Reply::PrivateMessage {
+        kind: 0,
+        from: padded_uid(rosetta_proto::system::USER_ID),
+        time: server_time(announcement.sent_at_ms),
+        data: announcement.text,
+    }
 }
 
 /// Text, or the attachment's file id for messages other protocols sent without text.
@@ -192,6 +210,7 @@ fn push_of(me: i64, kind: Option<event::Kind>) -> Option<Push> {
             group: request.group_id.to_string(),
             note: request.note,
         }),
+        event::Kind::Announcement(announcement) => Push::Other(announcement_push(announcement)),
         event::Kind::Signal(signal) => match signal.kind? {
             signal::Kind::FileOffer(offer) => Push::Other(Reply::FileOffer {
                 from: padded_uid(signal.from_user_id),
@@ -248,6 +267,20 @@ mod tests {
         // A type whose parity contradicts the route is not trusted.
         let odd_private = message(message::To::ToUserId(125), "pipe-1-abc");
         assert_eq!(message_push(&odd_private).render(), "message|0|00124|t1|hi");
+    }
+
+    #[test]
+    fn announcements_come_from_the_system_uid() {
+        let announcement = Announcement {
+            id: 3,
+            text: "maintenance at 22:00".into(),
+            sent_at_ms: 1_567_679_400_000,
+            expires_at_ms: 1_567_765_800_000,
+        };
+        assert_eq!(
+            announcement_push(announcement).render(),
+            "message|0|00000|20190905103000|maintenance at 22:00"
+        );
     }
 
     #[test]

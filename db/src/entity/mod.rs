@@ -1,6 +1,8 @@
 //! sea-orm entities, one module per table (grouped by owning service past the accounts).
 
 pub mod admin;
+pub mod announcement;
+pub mod announcement_cursor;
 pub mod audit_log;
 pub mod credential;
 pub mod disabled_account;

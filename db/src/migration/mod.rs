@@ -11,6 +11,7 @@ mod m0006_group_invitations;
 mod m0007_policy_epochs;
 mod m0008_admin;
 mod m0009_operations;
+mod m0010_announcements;
 
 pub struct Migrator;
 
@@ -27,6 +28,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0007_policy_epochs::Migration),
             Box::new(m0008_admin::Migration),
             Box::new(m0009_operations::Migration),
+            Box::new(m0010_announcements::Migration),
         ]
     }
 }

@@ -400,6 +400,10 @@ impl Accounts {
                 .take(OCID_LEN)
                 .map(char::from)
                 .collect();
+            // The system's ocid (announcements to OurChat clients) is never drawn.
+            if ocid == rosetta_proto::system::OCID {
+                continue;
+            }
             if self.find(user::Column::Ocid.eq(&ocid)).await?.is_none() {
                 return Ok(ocid);
             }

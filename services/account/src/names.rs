@@ -4,8 +4,11 @@
 use rosetta_kit::{ApiError, ApiResult, Reason, text::is_bidi_control};
 
 /// Names of the system's own voices (announcements, operators) that nobody may pose as.
+/// `system` ([`rosetta_proto::system::NAME`]) is the sender IMPS and DPC clients see on
+/// announcements; pipe and CloudChat show user id 0 and OurChat the reserved ocid, neither
+/// of which an account can get (ids start at 1, the ocid is never drawn).
 const SYSTEM_NAMES: &[&str] = &[
-    "system",
+    rosetta_proto::system::NAME,
     "admin",
     "administrator",
     "root",
@@ -22,7 +25,8 @@ const SYSTEM_NAMES: &[&str] = &[
 ///   send to user 153.
 ///
 /// The other bridges name users by numeric id (pipe, CloudChat) or ocid (OurChat) through
-/// lookups of their own kind, never by user name, so no other form needs reserving.
+/// lookups of their own kind, never by user name, so no other form needs reserving (their
+/// system identities are reserved where ids and ocids are drawn).
 const SYSTEM_PREFIXES: &[&str] = &["deleted-", "#"];
 
 /// Characters of a nickname.

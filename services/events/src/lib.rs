@@ -11,6 +11,14 @@ use rosetta_proto::{messaging::v1::event::Kind, social::v1::Presence};
 #[async_trait::async_trait]
 pub trait EventSink: Send + Sync {
     async fn publish(&self, recipients: &[i64], kind: Kind) -> ApiResult<()>;
+
+    /// Pushes a live-only event to every open stream of every user, wherever it runs (an
+    /// announcement, stored by its sender, not per user). Best effort: a stream that misses
+    /// it reads the stored announcements when it next re-reads. Without a messaging service
+    /// there are no streams: dropped.
+    async fn broadcast(&self, kind: Kind) {
+        tracing::debug!(?kind, "broadcast discarded: no messaging service");
+    }
 }
 
 /// Presence of users as a viewer may see it (invisible users appear offline to others).

@@ -22,6 +22,8 @@ pub use crate::nats::NatsBus;
 pub trait Bus: Send + Sync {
     /// Delivers each `(recipient, event)`; best effort (the log is the truth).
     async fn publish(&self, deliveries: Vec<(i64, Event)>);
+    /// Delivers `event` to every open stream of every user, in every process; best effort.
+    async fn broadcast(&self, event: Event);
     /// Registers a stream of `user` in this process's hub and returns once the bus carries
     /// the user's events to it: events published after this returns reach the subscription.
     /// So a stream subscribes BEFORE it reads its backlog.
@@ -51,6 +53,10 @@ impl Bus for LocalBus {
         for (user, event) in deliveries {
             self.hub.deliver(user, Arc::new(event));
         }
+    }
+
+    async fn broadcast(&self, event: Event) {
+        self.hub.deliver_all(Arc::new(event));
     }
 
     async fn subscribe(&self, user: i64) -> ApiResult<Subscription> {

@@ -154,6 +154,15 @@ impl Hub {
         }
     }
 
+    /// Hands `event` to every open stream in this process (a broadcast: announcements).
+    pub fn deliver_all(&self, event: Arc<Event>) {
+        for entry in self.users().values() {
+            for queue in &entry.queues {
+                queue.push(event.clone(), self.queue_limit);
+            }
+        }
+    }
+
     /// As [`Hub::deliver`], for an event that came through the bus subscription made for
     /// `generation` of the user's entry: a subscription that outlived the streams it was made
     /// for delivers nothing (the entry's own subscription carries the same events).
@@ -330,6 +339,17 @@ mod tests {
         }
         assert_eq!(seq(b.try_recv()), None);
         assert_eq!(hub.stream_count(), 3);
+    }
+
+    #[test]
+    fn a_broadcast_reaches_every_stream_of_every_user() {
+        let hub = Arc::new(Hub::new(8));
+        let (mut a1, mut a2, mut b) = (hub.subscribe(1), hub.subscribe(1), hub.subscribe(2));
+        hub.deliver_all(event(0));
+        for sub in [&mut a1, &mut a2, &mut b] {
+            assert_eq!(seq(sub.try_recv()), Some(0));
+            assert_eq!(seq(sub.try_recv()), None);
+        }
     }
 
     #[test]

@@ -8,7 +8,9 @@
 //! sees how much of a presence: friends all, group peers status only) → [`policy`] (who may
 //! send where, answered from memory and confirmed inside each write) → [`conversations`] /
 //! [`send`] / [`history`] (the domain, `impl Messaging`; [`commit`] writes sends in batches,
-//! one transaction each) → [`stream`] (`Subscribe`) → [`grpc`] (thin handlers).
+//! one transaction each) → [`stream`] (`Subscribe`, with operator announcements: stored once
+//! by the admin service, broadcast on the bus, delivered once per user) → [`grpc`] (thin
+//! handlers).
 //!
 //! # Storage trade-off: fan-out on write
 //!
@@ -64,6 +66,8 @@ pub struct Messaging {
     /// Who may send where, from memory; the writer confirms each send with it.
     policy: Arc<policy::Policy>,
     writer: commit::Writer,
+    /// Users' announcement cursors moved by live deliveries, written in batches.
+    live_cursors: stream::LiveCursors,
 }
 
 impl Messaging {
@@ -86,6 +90,7 @@ impl Messaging {
                 config.writer_lanes,
                 background,
             ),
+            live_cursors: stream::LiveCursors::start(db.clone(), background),
             conversations: conversations::Cache::default(),
             policy,
             db,

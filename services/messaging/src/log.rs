@@ -34,7 +34,7 @@ pub struct Events {
 pub fn is_live_only(kind: &Kind) -> bool {
     matches!(
         kind,
-        Kind::PresenceChanged(_) | Kind::Signal(_) | Kind::Typing(_)
+        Kind::PresenceChanged(_) | Kind::Signal(_) | Kind::Typing(_) | Kind::Announcement(_)
     )
 }
 
@@ -176,6 +176,11 @@ impl EventSink for Events {
         } else {
             self.publish_durable(recipients, kind).await
         }
+    }
+
+    async fn broadcast(&self, kind: Kind) {
+        let event = stored_event(0, rosetta_db::now_ms(), kind);
+        self.bus.broadcast(event).await;
     }
 }
 

@@ -4,7 +4,9 @@
 //! A process subscribes to a user's subject only while the user has a stream in it (from the
 //! first stream's opening to the last one's close), so it receives and decodes only its own
 //! users' events; a process without streams (`rosetta social`) receives nothing. Its own
-//! publications come back the same way, so there is one delivery path.
+//! publications come back the same way, so there is one delivery path. Broadcasts (operator
+//! announcements, rare) go to one subject every process listens to, `<prefix>.all` (user
+//! subjects are numeric, so no user's subject is it).
 //!
 //! One task receives for every subscription (a `SelectAll` of them, each ending when its
 //! user's last stream closes). Core NATS is at-most-once: a wake-up published while this
@@ -46,6 +48,9 @@ const SUBSCRIPTION_CAPACITY: usize = 4096;
 /// New subscriptions on their way to the receiving task.
 const HAND_OVER: usize = 256;
 
+/// The subject after the prefix that every process listens to for broadcasts.
+const BROADCAST: &str = "all";
+
 pub struct NatsBus {
     client: async_nats::Client,
     prefix: String,
@@ -85,13 +90,21 @@ impl NatsBus {
         let hub = Arc::new(Hub::new(queue_limit));
         let received = Arc::new(AtomicU64::new(0));
         let (hand_over, incoming) = mpsc::channel(HAND_OVER);
+        let broadcasts = client.subscribe(format!("{prefix}.{BROADCAST}")).await?;
+        // Listening once this returns: a broadcast right after is not missed.
+        if let Err(err) = confirm(&client).await {
+            tracing::warn!(%err, "NATS did not confirm the broadcast subscription");
+        }
         tasks.spawn(receive(
             Receiver {
                 client: client.clone(),
                 hub: hub.clone(),
                 received: received.clone(),
             },
-            incoming,
+            Incoming {
+                users: incoming,
+                broadcasts,
+            },
             tasks.stopping().clone(),
         ));
         let resyncs = Arc::new(AtomicU64::new(0));
@@ -188,6 +201,14 @@ impl Bus for NatsBus {
         }
     }
 
+    async fn broadcast(&self, event: Event) {
+        let subject = format!("{}.{BROADCAST}", self.prefix);
+        let payload = bytes::Bytes::from(event.encode_to_vec());
+        if let Err(err) = self.client.publish(subject, payload).await {
+            tracing::warn!(%err, "bus broadcast failed; streams read it when they next re-read");
+        }
+    }
+
     async fn subscribe(&self, user: i64) -> ApiResult<Subscription> {
         let subscription = self.hub.subscribe(user);
         // The user's first stream here subscribes; the others (even concurrent ones) wait
@@ -241,24 +262,39 @@ impl Receiver {
             Err(_) => tracing::warn!(subject = %msg.subject, "malformed bus message"),
         }
     }
+
+    fn deliver_all(&self, msg: async_nats::Message) {
+        self.received.fetch_add(1, Ordering::Relaxed);
+        match Event::decode(msg.payload) {
+            Ok(event) => self.hub.deliver_all(Arc::new(event)),
+            Err(_) => tracing::warn!(subject = %msg.subject, "malformed bus broadcast"),
+        }
+    }
+}
+
+/// What the receiving task listens to: the users' subscriptions as they are handed over, and
+/// the broadcast subject.
+struct Incoming {
+    users: mpsc::Receiver<UserSubscriber>,
+    broadcasts: async_nats::Subscriber,
 }
 
 /// Hands each bus message to the local hub until `stopping`; then unsubscribes every user
 /// and flushes this process's last publications.
-async fn receive(
-    receiver: Receiver,
-    mut incoming: mpsc::Receiver<UserSubscriber>,
-    stopping: CancellationToken,
-) {
+async fn receive(receiver: Receiver, mut incoming: Incoming, stopping: CancellationToken) {
     let mut subscribers = SelectAll::new();
     loop {
         tokio::select! {
-            Some(subscriber) = incoming.recv() => subscribers.push(subscriber),
+            Some(subscriber) = incoming.users.recv() => subscribers.push(subscriber),
             Some((user, generation, msg)) = subscribers.next(), if !subscribers.is_empty() => {
                 receiver.deliver(user, generation, msg);
             }
+            Some(msg) = incoming.broadcasts.next() => receiver.deliver_all(msg),
             () = stopping.cancelled() => break,
         }
+    }
+    if let Err(err) = incoming.broadcasts.unsubscribe().await {
+        tracing::debug!(%err, "NATS unsubscribe at shutdown failed");
     }
     for subscriber in subscribers.iter_mut() {
         if let Err(err) = subscriber.subscriber.unsubscribe().await {

@@ -9,6 +9,9 @@
 //! also re-read when the queue overflowed or the bus may have lost wake-ups
 //! ([`Wake::Reread`]); it is never polled.
 //!
+//! After `CaughtUp` the stream sends the operator announcements the user has not had yet, and
+//! those the bus broadcasts while it is open ([`announce`]).
+//!
 //! A timer checks, through the session cache, that the stream's session is still live: a
 //! stream opened with a session that was since revoked (logout, a password change elsewhere,
 //! a recovery) ends with `SESSION_REVOKED` instead of delivering a stolen session's events
@@ -30,6 +33,11 @@ use crate::{
     Messaging,
     bus::{Subscription, Wake},
 };
+
+mod announce;
+
+use announce::Announced;
+pub(crate) use announce::LiveCursors;
 
 /// Events read from the log per query while catching up.
 const REPLAY_BATCH: u64 = 500;
@@ -108,6 +116,10 @@ impl Messaging {
         if !send(out, Item::CaughtUp(CaughtUp { head_seq: last })).await {
             return Ok(());
         }
+        let mut announced = Announced::default();
+        if !self.send_pending(me, out, &mut announced).await? {
+            return Ok(());
+        }
         let mut check = tokio::time::interval(self.config.session_check_interval);
         check.set_missed_tick_behavior(MissedTickBehavior::Delay);
         check.reset();
@@ -115,6 +127,12 @@ impl Messaging {
             tokio::select! {
                 wake = live.recv() => match wake {
                     Wake::Event(event) => {
+                        if let Some(event::Kind::Announcement(announcement)) = &event.kind {
+                            if !self.send_live(me, announcement, out, &mut announced).await? {
+                                return Ok(());
+                            }
+                            continue;
+                        }
                         if event.seq > last + 1 {
                             last = self.replay(me, last, out).await?;
                         }
@@ -125,7 +143,13 @@ impl Messaging {
                             last = last.max(event.seq);
                         }
                     }
-                    Wake::Reread => last = self.replay(me, last, out).await?,
+                    Wake::Reread => {
+                        last = self.replay(me, last, out).await?;
+                        // A broadcast may have been lost with the other wake-ups.
+                        if !self.send_pending(me, out, &mut announced).await? {
+                            return Ok(());
+                        }
+                    }
                 },
                 _ = check.tick(), if session.is_some() => {
                     if let Some(session) = session {

@@ -252,3 +252,37 @@ impl Relay {
         }
     }
 }
+
+/// A broadcast (an announcement) from a process without streams reaches every stream of
+/// every user in every process on the bus, and nothing on another prefix.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broadcast_reaches_every_process() {
+    let (url, prefix, tasks) = (nats_url(), prefix(), Tasks::new());
+    let here = bus(&url, &prefix, &tasks).await;
+    let elsewhere = bus(&url, &prefix, &tasks).await;
+    let sender = bus(&url, &prefix, &tasks).await;
+    let other_deployment = bus(&url, &format!("{prefix}.other"), &tasks).await;
+    let mut alice = here.subscribe(ALICE).await.expect("subscribed");
+    let mut alice_too = here.subscribe(ALICE).await.expect("subscribed");
+    let mut bob = elsewhere.subscribe(BOB).await.expect("subscribed");
+    let mut stranger = other_deployment.subscribe(ALICE).await.expect("subscribed");
+
+    sender.broadcast(event(0)).await;
+    sender.publish(vec![(ALICE, event(1))]).await;
+    // Two subjects: the order between them is not kept (nor needed).
+    for stream in [&mut alice, &mut alice_too] {
+        let mut got = [next_seq(stream).await, next_seq(stream).await];
+        got.sort_unstable();
+        assert_eq!(got, [0, 1], "the broadcast and alice's own event");
+    }
+    assert_eq!(next_seq(&mut bob).await, 0, "the broadcast");
+    // The server handed the broadcast to every subscriber before these: the other prefix's
+    // stream's next wake-up is its own event, not the broadcast.
+    other_deployment.publish(vec![(ALICE, event(7))]).await;
+    assert_eq!(
+        next_seq(&mut stranger).await,
+        7,
+        "another prefix's broadcast does not arrive"
+    );
+    tasks.stop("test", PATIENCE).await;
+}

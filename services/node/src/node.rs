@@ -139,7 +139,9 @@ impl Node {
                 AccountServiceServer::new(AccountGrpc::new(accounts.clone(), bridge_key.clone()));
             services.add(auth.protect(grpc, rosetta_account::PUBLIC_METHODS));
             // Every admin RPC needs a token; the admin role is checked by the service itself.
-            let admin = AdminServiceServer::new(AdminGrpc::new(accounts.clone()));
+            let admin = AdminServiceServer::new(
+                AdminGrpc::new(accounts.clone()).with_events(events.clone()),
+            );
             services.add(auth.protect(admin, &[]));
             // Bridges' status reports (checked against the bridge key by the service) and
             // the public server status.
@@ -280,6 +282,12 @@ async fn messaging_bus(
             }
         ),
         None => {
+            if role == Role::Account {
+                tracing::warn!(
+                    "no nats_url: announcements sent here reach no open event stream of \
+                     another process (users get them at their next login)"
+                );
+            }
             if role == Role::All && config.database_url().starts_with("postgres") {
                 tracing::info!(
                     "in-process event bus: run one `rosetta all` per database, or set \

@@ -7,13 +7,16 @@
 //! | FriendRequestAnswered (accepted) | ACCEPT_FRIEND_REQUEST + CONTACT_ADDED (GetPresence) |
 //! | FriendRequestAnswered (refused, withdrawn) | REFUSE_FRIEND_REQUEST |
 //! | FriendRemoved (by the other) | DELETED_BY_CONTACT |
+//! | Announcement | MESSAGE_RECEIVED_OTHER from the system contact 0 |
 
 use rosetta_bridge_kit::UserSession;
 use rosetta_proto::{
-    messaging::v1::{event, message},
+    messaging::v1::{Announcement, event, message},
     social::v1::RequestState,
 };
 use serde_json::json;
+
+use crate::codec::{self, ContentKind, MessageView};
 
 use super::{
     Out,
@@ -53,6 +56,24 @@ pub(super) async fn of(session: &UserSession, kind: Option<event::Kind>) -> Vec<
                 json!({"contactId": removed.removed_by}),
             )]
         }
+        Some(event::Kind::Announcement(announcement)) => vec![reply(
+            "MESSAGE_RECEIVED_OTHER",
+            announcement_value(me, &announcement),
+        )],
         _ => Vec::new(),
     }
+}
+
+/// An operator's announcement as a text message from the system contact, id 0, which no
+/// account has (ids start at 1). Message id 0, as the original server's pushes carried.
+fn announcement_value(me: i64, announcement: &Announcement) -> serde_json::Value {
+    codec::message_object(&MessageView {
+        id: 0,
+        sender_id: rosetta_proto::system::USER_ID,
+        receiver_id: me,
+        content: &announcement.text,
+        sent_at_secs: announcement.sent_at_ms.div_euclid(1000),
+        read: false,
+        kind: ContentKind::Text,
+    })
 }

@@ -4,9 +4,10 @@
 //! |---|---|---|
 //! | C_SEND_MSG | `LookupUser` (unless the name is remembered), `SendMessage` (TEXT) | none; S_ERROR 5 when the recipient is not online, else the refusal's code |
 //! | `message` (private, to the user) | `MarkRead` | S_SEND_MSG (text, `[image] …`, `[file] …`) or S_AUDIO_RSP ×n |
+//! | `announcement` | — | S_SEND_MSG from `system` |
 
 use rosetta_proto::messaging::v1::{
-    Message, MessageKind, SendMessageRequest, message::To, send_message_request,
+    Announcement, Message, MessageKind, SendMessageRequest, message::To, send_message_request,
 };
 use tonic::Status;
 
@@ -76,6 +77,21 @@ impl Ctx<'_> {
                 self.io.error(code).await
             }
         }
+    }
+
+    /// An operator's announcement: a chat message from the reserved name `system`, which no
+    /// account can take (a reply to it finds nobody).
+    pub(super) async fn push_announcement(
+        &mut self,
+        announcement: Announcement,
+    ) -> Result<(), Close> {
+        self.io
+            .send(ServerMessage::Message {
+                from: rosetta_proto::system::NAME.to_owned(),
+                text: announcement.text,
+                time: local_time(announcement.sent_at_ms),
+            })
+            .await
     }
 
     /// A received message as the client shows it.

@@ -4,8 +4,12 @@
 use std::{fmt::Debug, sync::Arc};
 
 use rosetta_auth::Caller;
+use rosetta_events::{DiscardEvents, EventSink};
 use rosetta_kit::ApiResult;
-use rosetta_proto::admin::v1::{admin_service_server::AdminService, *};
+use rosetta_proto::{
+    admin::v1::{admin_service_server::AdminService, *},
+    messaging::v1::event::Kind,
+};
 use tonic::{Request, Response, Status};
 
 use super::{
@@ -19,11 +23,22 @@ const MAX_REQUEST_TEXT: usize = 500;
 
 pub struct AdminGrpc {
     accounts: Arc<Accounts>,
+    /// Where announcements are broadcast: the messaging service's streams.
+    events: Arc<dyn EventSink>,
 }
 
 impl AdminGrpc {
+    /// Announcements reach no stream until [`AdminGrpc::with_events`] names the sink.
     pub fn new(accounts: Arc<Accounts>) -> Self {
-        Self { accounts }
+        Self {
+            accounts,
+            events: Arc::new(DiscardEvents),
+        }
+    }
+
+    /// Broadcasts announcements through `events`.
+    pub fn with_events(self, events: Arc<dyn EventSink>) -> Self {
+        Self { events, ..self }
     }
 
     /// The admin behind `req` and its message, or the refusal: identity from the verified
@@ -192,6 +207,21 @@ impl AdminService for AdminGrpc {
         const ACTION: &str = "SetMaintenance";
         let (actor, body) = self.authorize(req, ACTION).await?;
         let result = self.accounts.admin_set_maintenance(&actor, &body).await;
+        self.finish(&actor, ACTION, &body, result).await
+    }
+
+    async fn announce(&self, req: Request<AnnounceRequest>) -> Reply<AnnounceResponse> {
+        const ACTION: &str = "Announce";
+        let (actor, body) = self.authorize(req, ACTION).await?;
+        let result = self.accounts.admin_announce(&actor, &body).await;
+        if let Ok(announcement) = &result {
+            // Stored and committed: streams that miss this read it when they next open.
+            let kind = Kind::Announcement(announcement.clone());
+            self.events.broadcast(kind).await;
+        }
+        let result = result.map(|announcement| AnnounceResponse {
+            announcement: Some(announcement),
+        });
         self.finish(&actor, ACTION, &body, result).await
     }
 }
