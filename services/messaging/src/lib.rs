@@ -27,6 +27,7 @@ mod commit;
 mod config;
 mod conversations;
 mod convert;
+mod fanout;
 mod grpc;
 mod history;
 mod hub;
@@ -44,12 +45,13 @@ pub mod visibility;
 
 use std::sync::Arc;
 
-pub use bus::{Bus, Hub, LocalBus, NatsBus, Subscription, Wake};
+pub use bus::{Bus, GroupLink, Hub, LocalBus, NatsBus, Subscription, Wake};
 pub use config::MessagingConfig;
 pub use grpc::{MessagingGrpc, PUBLIC_METHODS};
 pub use log::Events;
 pub use meters::describe_metrics;
 pub use presence::Presences;
+pub use stream::Resume;
 use sea_orm::DatabaseConnection;
 
 /// The domain: every RPC of the service as a method returning `ApiResult`.
@@ -78,12 +80,14 @@ impl Messaging {
         background: &rosetta_kit::tasks::Tasks,
     ) -> Self {
         let policy = Arc::new(policy::Policy::new(db.clone()));
+        fanout::start_dispatcher(db.clone(), bus.hub(), background);
         Self {
             writer: commit::Writer::new(
                 &db,
                 events.clone(),
                 policy.clone(),
                 config.writer_lanes,
+                config.group_fanout_max_members,
                 background,
             ),
             conversations: conversations::Cache::default(),
