@@ -46,7 +46,7 @@ pub mod visibility;
 use std::sync::Arc;
 
 pub use bus::{Bus, GroupLink, Hub, LocalBus, NatsBus, Subscription, Wake};
-pub use config::MessagingConfig;
+pub use config::{DEFAULT_GROUP_FANOUT_MAX_MEMBERS, MessagingConfig};
 pub use grpc::{MessagingGrpc, PUBLIC_METHODS};
 pub use log::Events;
 pub use meters::describe_metrics;
