@@ -118,10 +118,10 @@ fn list_request(group: i64) -> ListMessagesRequest {
 async fn live_members_receive_and_a_kicked_one_stops(backend: Backend) {
     let store = store(backend).await;
     let node = node(&store.url, None, THRESHOLD).await;
-    let users = users(&node.db, "live", 5).await;
-    let (owner, kicked) = (users[0], users[4]);
+    let users = users(&node.db, "live", 7).await;
+    let (owner, kicked, removed) = (users[0], users[6], users[5]);
     let g1 = group(&node, owner, &users[1..]).await;
-    // A second large group the kicked member stays in: its message, sent after the first
+    // A second large group the removed members stay in: its message, sent after the first
     // group's, shows that nothing of the first one was queued for them before it.
     let g2 = group(&node, owner, &users[2..]).await;
     let mut streams = Vec::new();
@@ -138,15 +138,42 @@ async fn live_members_receive_and_a_kicked_one_stops(backend: Backend) {
 
     kick(&node, owner, g1, kicked).await;
     let second = send(&node, users[1], g1, "after the kick").await;
-    for stream in &mut streams[..4] {
-        assert_eq!(next_message(stream).await.1.id, second.id);
+    for stream in &mut streams[..6] {
+        assert_eq!(next_message(stream).await, (0, second.clone()));
     }
     let sentinel = send(&node, users[2], g2, "sentinel").await;
     assert_eq!(
-        next_message(&mut streams[4]).await.1.id,
+        next_message(&mut streams[6]).await.1.id,
         sentinel.id,
         "the kicked member's stream skipped the message sent after the kick"
     );
+    for i in [0, 2, 3, 4, 5] {
+        assert_eq!(next_message(&mut streams[i]).await.1.id, sentinel.id);
+    }
+
+    // A removal whose event never arrives (a lost wake-up): the membership read before each
+    // delivery stops the stream all the same. Five members are left: still large.
+    remove_silently(&node, g1, removed).await;
+    let third = send(&node, users[1], g1, "after a silent removal").await;
+    for stream in &mut streams[..5] {
+        assert_eq!(next_message(stream).await, (0, third.clone()));
+    }
+    let sentinel = send(&node, users[2], g2, "second sentinel").await;
+    assert_eq!(
+        next_message(&mut streams[5]).await.1.id,
+        sentinel.id,
+        "removed without an event, skipped all the same"
+    );
+}
+
+/// Deletes a membership row without any event, as if the removal's wake-up were lost.
+async fn remove_silently(node: &Node, group: i64, user: i64) {
+    use rosetta_db::entity::social::group_member;
+    use sea_orm::EntityTrait as _;
+    group_member::Entity::delete_by_id((group, user))
+        .exec(&node.db)
+        .await
+        .unwrap();
 }
 
 /// A stream closed and reopened with its resume point (the log seq and the conversation
