@@ -313,3 +313,68 @@ async fn a_2000_member_group_on_sqlite() {
         started.elapsed()
     );
 }
+
+/// Measurement for BENCHMARKS.md ("Large groups"), not a check: per-send time and rows
+/// written in a group of `ROSETTA_GROUP_MEMBERS` (default 2,000) members, all streaming,
+/// fanned out on read (default threshold) and on write (threshold 0), on SQLite and (with
+/// `ROSETTA_BENCH_POSTGRES=1`) PostgreSQL. Run:
+/// `cargo test --release -p rosetta-messaging --test large_groups -- --ignored --nocapture`
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a measurement; run with --ignored --nocapture"]
+async fn measure_group_sends() {
+    let members: usize = std::env::var("ROSETTA_GROUP_MEMBERS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2000);
+    let sends: usize = 100;
+    let mut backends = vec![Backend::Sqlite];
+    if std::env::var("ROSETTA_BENCH_POSTGRES").is_ok_and(|v| v == "1") {
+        backends.push(Backend::Postgres);
+    }
+    println!("| backend | members | fan-out | rows per send | ms per send (sequential) | ms to reach all streams |");
+    println!("|---|---|---|---|---|---|");
+    for backend in backends {
+        for threshold in [rosetta_messaging::DEFAULT_GROUP_FANOUT_MAX_MEMBERS, 0] {
+            let store = store(backend).await;
+            let node = node(&store.url, None, threshold).await;
+            let users = users(&node.db, "m", members).await;
+            let g = group(&node, users[0], &users[1..]).await;
+            let mut streams = Vec::with_capacity(users.len());
+            for &user in &users {
+                streams.push(open(&node, user, Resume::default()).await);
+            }
+            let before = counts(&node.db).await;
+            let started = Instant::now();
+            let mut reach = std::time::Duration::ZERO;
+            for i in 0..sends {
+                let at = Instant::now();
+                let sent = send(&node, users[1 + i % (members - 1)], g, &format!("m{i}")).await;
+                // Every stream drained before the next send: the time until the last member
+                // has it.
+                for stream in &mut streams {
+                    assert_eq!(next_message(stream).await.1.id, sent.id);
+                }
+                reach += at.elapsed();
+            }
+            let elapsed = started.elapsed();
+            let after = counts(&node.db).await;
+            let rows = (after.events - before.events) + (after.messages - before.messages);
+            let sends_i = i64::try_from(sends).unwrap();
+            // Send time alone, without streams: a second run of sends, nothing drained.
+            drop(streams);
+            let at = Instant::now();
+            for i in 0..sends {
+                send(&node, users[1 + i % (members - 1)], g, &format!("q{i}")).await;
+            }
+            let alone = at.elapsed();
+            println!(
+                "| {backend:?} | {members} | {} | {} | {:.2} | {:.2} |",
+                if threshold == 0 { "on write" } else { "on read" },
+                rows / sends_i,
+                alone.as_secs_f64() * 1000.0 / sends as f64,
+                reach.as_secs_f64() * 1000.0 / sends as f64,
+            );
+            let _ = elapsed;
+        }
+    }
+}
