@@ -128,9 +128,8 @@ async fn subscribe(
 ) -> Result<Streaming<SubscribeResponse>, Status> {
     let request = resume.request();
     session
-        .call(
-            request,
-            |backend, request| async move { backend.messaging().subscribe(request).await },
-        )
+        .call(request, |backend, request| async move {
+            backend.messaging().subscribe(request).await
+        })
         .await
 }

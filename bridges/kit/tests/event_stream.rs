@@ -192,7 +192,10 @@ async fn resumes_a_large_group_after_a_cut(backend: rosetta_testkit::Backend) {
     assert_eq!(next_text(&mut events).await, "after", "nothing repeated");
     assert!(relay.accepted() >= 2, "the stream was reopened");
 }
-both_backends!(large_group_after_a_cut, super::resumes_a_large_group_after_a_cut);
+both_backends!(
+    large_group_after_a_cut,
+    super::resumes_a_large_group_after_a_cut
+);
 
 struct Texted {
     seq: u64,

@@ -32,7 +32,12 @@ const USERS_PER_READ: usize = 4096;
 pub fn start_dispatcher(db: DatabaseConnection, hub: &Arc<Hub>, tasks: &Tasks) {
     let (dispatch, inbox) = mpsc::channel(DISPATCH_QUEUE);
     if hub.set_group_dispatch(dispatch) {
-        tasks.spawn(dispatch_loop(db, hub.clone(), inbox, tasks.stopping().clone()));
+        tasks.spawn(dispatch_loop(
+            db,
+            hub.clone(),
+            inbox,
+            tasks.stopping().clone(),
+        ));
     }
 }
 
@@ -151,10 +156,15 @@ pub async fn large_group<C: ConnectionTrait>(
     if max_members == 0 {
         return Ok(None);
     }
-    let Some(me) = group_member::Entity::find_by_id((group, user)).one(db).await? else {
+    let Some(me) = group_member::Entity::find_by_id((group, user))
+        .one(db)
+        .await?
+    else {
         return Ok(None);
     };
-    let limit = u64::try_from(max_members).unwrap_or(u64::MAX).saturating_add(1);
+    let limit = u64::try_from(max_members)
+        .unwrap_or(u64::MAX)
+        .saturating_add(1);
     let counted: Vec<i64> = group_member::Entity::find()
         .select_only()
         .column(group_member::Column::UserId)

@@ -61,8 +61,8 @@ pub use grpc::{MessagingGrpc, PUBLIC_METHODS};
 pub use log::Events;
 pub use meters::describe_metrics;
 pub use presence::Presences;
-pub use stream::Resume;
 use sea_orm::DatabaseConnection;
+pub use stream::Resume;
 
 /// The domain: every RPC of the service as a method returning `ApiResult`.
 pub struct Messaging {

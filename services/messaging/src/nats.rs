@@ -275,7 +275,10 @@ impl Receiver {
         match Event::decode(msg.payload) {
             Ok(event) => match key {
                 Key::User(user) => self.hub.deliver_from(user, generation, Arc::new(event)),
-                Key::Group(group) => self.hub.deliver_group_from(group, generation, Arc::new(event)),
+                Key::Group(group) => {
+                    self.hub
+                        .deliver_group_from(group, generation, Arc::new(event))
+                }
             },
             Err(_) => tracing::warn!(subject = %msg.subject, "malformed bus message"),
         }

@@ -72,7 +72,11 @@ async fn rows_per_message(backend: Backend) {
         .unwrap();
     assert_eq!(history.messages.len(), 1);
     assert_eq!(history.messages[0].id, sent.id);
-    let unread = node.messaging.unread_counts(large_members[1]).await.unwrap();
+    let unread = node
+        .messaging
+        .unread_counts(large_members[1])
+        .await
+        .unwrap();
     let in_large = unread
         .conversations
         .iter()
@@ -132,7 +136,11 @@ async fn live_members_receive_and_a_kicked_one_stops(backend: Backend) {
     let first = send(&node, users[1], g1, "to all").await;
     for stream in &mut streams {
         let (seq, got) = next_message(stream).await;
-        assert_eq!((seq, got.id), (0, first.id), "woken by conversation, not log");
+        assert_eq!(
+            (seq, got.id),
+            (0, first.id),
+            "woken by conversation, not log"
+        );
         assert_eq!(got.seq, 1);
     }
 
@@ -212,7 +220,10 @@ async fn a_reopened_stream_loses_nothing(backend: Backend) {
     ];
     let mut again = open(&node, me, resume.clone()).await;
     let replayed: Vec<i64> = again.replayed_messages().iter().map(|m| m.id).collect();
-    assert_eq!(replayed, missed, "exactly what was sent meanwhile, in order");
+    assert_eq!(
+        replayed, missed,
+        "exactly what was sent meanwhile, in order"
+    );
     let third = send(&node, users[1], g, "live again").await;
     assert_eq!(next_message(&mut again).await.1.id, third.id);
 
@@ -285,7 +296,12 @@ rosetta_messaging_both_backends!(two_processes_over_nats, crate::across_processe
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_2000_member_group_on_sqlite() {
     let store = store(Backend::Sqlite).await;
-    let node = node(&store.url, None, rosetta_messaging::DEFAULT_GROUP_FANOUT_MAX_MEMBERS).await;
+    let node = node(
+        &store.url,
+        None,
+        rosetta_messaging::DEFAULT_GROUP_FANOUT_MAX_MEMBERS,
+    )
+    .await;
     let users = users(&node.db, "big", 2000).await;
     let before = counts(&node.db).await;
     let g = group(&node, users[0], &users[1..]).await;
@@ -331,7 +347,9 @@ async fn measure_group_sends() {
     if std::env::var("ROSETTA_BENCH_POSTGRES").is_ok_and(|v| v == "1") {
         backends.push(Backend::Postgres);
     }
-    println!("| backend | members | fan-out | rows per send | ms per send (sequential) | ms to reach all streams |");
+    println!(
+        "| backend | members | fan-out | rows per send | ms per send (sequential) | ms to reach all streams |"
+    );
     println!("|---|---|---|---|---|---|");
     for backend in backends {
         for threshold in [rosetta_messaging::DEFAULT_GROUP_FANOUT_MAX_MEMBERS, 0] {
@@ -369,7 +387,11 @@ async fn measure_group_sends() {
             let alone = at.elapsed();
             println!(
                 "| {backend:?} | {members} | {} | {} | {:.2} | {:.2} |",
-                if threshold == 0 { "on write" } else { "on read" },
+                if threshold == 0 {
+                    "on write"
+                } else {
+                    "on read"
+                },
                 rows / sends_i,
                 alone.as_secs_f64() * 1000.0 / sends as f64,
                 reach.as_secs_f64() * 1000.0 / sends as f64,

@@ -410,12 +410,7 @@ impl Stream {
                 self.seen(m, resume);
             }
         }
-        resume.after_seq = Some(
-            resume
-                .after_seq
-                .unwrap_or(0)
-                .max(self.caught_up.head_seq),
-        );
+        resume.after_seq = Some(resume.after_seq.unwrap_or(0).max(self.caught_up.head_seq));
         for cursor in &self.caught_up.conversation_cursors {
             let at = resume.cursors.entry(cursor.conversation_id).or_default();
             *at = (*at).max(cursor.seq);
