@@ -146,6 +146,50 @@ pub async fn large_groups_of<C: ConnectionTrait>(
     Ok(large)
 }
 
+/// Groups (with when `user` joined) of the group conversations in `cursors` that have
+/// messages after the client's cursor, that `user` is a member of, and that are not in
+/// `known`: a group that shrank to small while the client was away still has its large-era
+/// messages to resume by cursor (they are in no log). Two statements.
+pub async fn lagging_groups<C: ConnectionTrait>(
+    db: &C,
+    user: i64,
+    cursors: &HashMap<i64, u64>,
+    known: &HashSet<i64>,
+) -> ApiResult<Vec<(i64, i64)>> {
+    if cursors.is_empty() {
+        return Ok(Vec::new());
+    }
+    let rows = conversation::Entity::find()
+        .filter(conversation::Column::Id.is_in(cursors.keys().copied()))
+        .filter(conversation::Column::GroupId.is_not_null())
+        .all(db)
+        .await?;
+    let lagging: Vec<i64> = rows
+        .iter()
+        .filter(|c| {
+            cursors
+                .get(&c.id)
+                .is_some_and(|&seq| crate::log::to_u64(c.last_seq) > seq)
+        })
+        .filter_map(|c| c.group_id)
+        .filter(|group| !known.contains(group))
+        .collect();
+    if lagging.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut mine: Vec<(i64, i64)> = group_member::Entity::find()
+        .select_only()
+        .column(group_member::Column::GroupId)
+        .column(group_member::Column::JoinedAtMs)
+        .filter(group_member::Column::UserId.eq(user))
+        .filter(group_member::Column::GroupId.is_in(lagging))
+        .into_tuple()
+        .all(db)
+        .await?;
+    mine.sort_unstable();
+    Ok(mine)
+}
+
 /// The same for one group: `Some` when `user` is a member and the group is large.
 pub async fn large_group<C: ConnectionTrait>(
     db: &C,

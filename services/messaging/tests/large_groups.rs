@@ -240,6 +240,43 @@ async fn a_reopened_stream_loses_nothing(backend: Backend) {
     assert_eq!(fresh.replayed_messages().len(), 5);
 }
 
+/// A group that was large while the stream was away and is small again when it comes back:
+/// the messages of its large time are in no log, and still come back by cursor, once.
+async fn a_group_that_shrank_while_away_resumes_by_cursor(backend: Backend) {
+    let store = store(backend).await;
+    let node = node(&store.url, None, THRESHOLD).await;
+    let users = users(&node.db, "shrink", 6).await;
+    let (owner, me) = (users[0], users[1]);
+    let g = group(&node, owner, &users[1..]).await;
+    let first = send(&node, users[2], g, "seen").await;
+    let mut resume = Resume {
+        after_seq: Some(0),
+        ..Default::default()
+    };
+    let stream = open(&node, me, resume.clone()).await;
+    stream.keep(&mut resume);
+    assert_eq!(resume.cursors.get(&first.conversation_id), Some(&1));
+    stream.close().await;
+
+    let large = send(&node, users[2], g, "while large").await;
+    for gone in &users[3..] {
+        kick(&node, owner, g, *gone).await;
+    }
+    let small = send(&node, users[2], g, "small again").await;
+    let before = counts(&node.db).await;
+    send(&node, users[2], g, "probe").await;
+    assert_eq!(
+        counts(&node.db).await.events - before.events,
+        3,
+        "three members left: fanned out on write again"
+    );
+
+    let again = open(&node, me, resume).await;
+    let replayed: Vec<i64> = again.replayed_messages().iter().map(|m| m.id).collect();
+    assert_eq!(replayed[..2], [large.id, small.id], "in order, once each");
+    assert_eq!(replayed.len(), 3, "and the probe");
+}
+
 /// Two processes sharing the database and a NATS bus: every member gets the message in
 /// either process, each process receives ONE bus message for it however many of the group's
 /// members stream there, and a member kicked through the other process stops receiving.
@@ -290,6 +327,10 @@ rosetta_messaging_both_backends!(
 );
 rosetta_messaging_both_backends!(reopen_without_loss, crate::a_reopened_stream_loses_nothing);
 rosetta_messaging_both_backends!(two_processes_over_nats, crate::across_processes);
+rosetta_messaging_both_backends!(
+    shrank_while_away,
+    crate::a_group_that_shrank_while_away_resumes_by_cursor
+);
 
 /// The target size on SQLite with the default threshold: creating the group writes O(n)
 /// rows, one message writes one row and reaches all 2,000 live members.

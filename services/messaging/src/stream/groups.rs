@@ -11,6 +11,9 @@
 //! from then on; a leave, kick or dissolution in the log unfollows at once (the dispatcher
 //! has already stopped delivering: it confirms membership per message).
 //!
+//! A group the client holds a cursor for and that has newer messages is followed too, large
+//! or not: it may have been large while the client was away (those messages are in no log).
+//!
 //! Where a group's cursor starts: the client's cursor for its conversation; with no resume
 //! point at all, the conversation's newest seq; otherwise the user's read (or cleared) mark,
 //! skipping messages sent before they joined (less [`JOIN_SKEW_MS`] of clock skew between
@@ -130,7 +133,9 @@ fn message_event(model: &rosetta_db::entity::messaging::message::Model) -> Event
 }
 
 impl Messaging {
-    /// Links every large group of `me` to the stream `live`, with its starting cursor.
+    /// Links every large group of `me` to the stream `live`, with its starting cursor, and
+    /// every group the client holds a cursor for that has newer messages (it may have been
+    /// large meanwhile).
     pub(super) async fn follow_large_groups(
         &self,
         me: i64,
@@ -139,7 +144,9 @@ impl Messaging {
     ) -> ApiResult<Tracks> {
         let max = self.config.group_fanout_max_members;
         let mut tracks = Tracks::default();
-        let found = fanout::large_groups_of(&self.db, me, max).await?;
+        let mut found = fanout::large_groups_of(&self.db, me, max).await?;
+        let known = found.iter().map(|&(group, _)| group).collect();
+        found.extend(fanout::lagging_groups(&self.db, me, &resume.cursors, &known).await?);
         let mut links = Vec::with_capacity(found.len());
         for &(group, _) in &found {
             links.push(self.bus.link_group(live, group).await?);
