@@ -128,7 +128,13 @@ async fn subscribe(
     after: Option<u64>,
 ) -> Streaming<SubscribeResponse> {
     client
-        .subscribe(authed(SubscribeRequest { after_seq: after }, &who.token))
+        .subscribe(authed(
+            SubscribeRequest {
+                after_seq: after,
+                ..Default::default()
+            },
+            &who.token,
+        ))
         .await
         .expect("subscribe")
         .into_inner()

@@ -231,7 +231,13 @@ async fn metrics_show_rpc_messaging_and_bridge_series_after_traffic() {
         .into_inner();
     let mut messaging = MessagingServiceClient::new(channel);
     let mut stream = messaging
-        .subscribe(authed(SubscribeRequest { after_seq: None }, &token))
+        .subscribe(authed(
+            SubscribeRequest {
+                after_seq: None,
+                ..Default::default()
+            },
+            &token,
+        ))
         .await
         .expect("subscribe")
         .into_inner();

@@ -25,7 +25,13 @@ const PATIENCE: Duration = Duration::from_secs(10);
 
 async fn subscribe(server: &TestServer, token: &str) -> Streaming<SubscribeResponse> {
     MessagingServiceClient::new(server.channel().await)
-        .subscribe(authed(SubscribeRequest { after_seq: None }, token))
+        .subscribe(authed(
+            SubscribeRequest {
+                after_seq: None,
+                ..Default::default()
+            },
+            token,
+        ))
         .await
         .expect("subscribed")
         .into_inner()

@@ -106,7 +106,13 @@ async fn receives(stream: &mut Streaming<SubscribeResponse>, text: &str) {
 
 async fn subscribe(server: &TestServer, token: &str) -> Streaming<SubscribeResponse> {
     MessagingServiceClient::new(server.channel().await)
-        .subscribe(authed(SubscribeRequest { after_seq: None }, token))
+        .subscribe(authed(
+            SubscribeRequest {
+                after_seq: None,
+                ..Default::default()
+            },
+            token,
+        ))
         .await
         .expect("subscribe")
         .into_inner()

@@ -283,7 +283,10 @@ async fn stopping_node_ends_open_event_streams() {
     let login = server.user("ines", "pw-ines").await;
     let mut stream = MessagingServiceClient::new(server.channel().await)
         .subscribe(authed(
-            SubscribeRequest { after_seq: None },
+            SubscribeRequest {
+                after_seq: None,
+                ..Default::default()
+            },
             &login.access_token,
         ))
         .await

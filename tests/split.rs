@@ -755,7 +755,13 @@ async fn subscribe(
     after: Option<u64>,
 ) -> Streaming<SubscribeResponse> {
     MessagingServiceClient::new(messaging)
-        .subscribe(authed(SubscribeRequest { after_seq: after }, &who.token))
+        .subscribe(authed(
+            SubscribeRequest {
+                after_seq: after,
+                ..Default::default()
+            },
+            &who.token,
+        ))
         .await
         .expect("subscribe")
         .into_inner()

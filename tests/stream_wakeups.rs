@@ -70,7 +70,13 @@ async fn send(channel: &Channel, from: &User, to: i64, text: &str) {
 /// Bob's stream from the head, once it has caught up.
 async fn stream(channel: Channel, who: &User) -> Streaming<SubscribeResponse> {
     let mut stream = MessagingServiceClient::new(channel)
-        .subscribe(authed(SubscribeRequest { after_seq: None }, &who.token))
+        .subscribe(authed(
+            SubscribeRequest {
+                after_seq: None,
+                ..Default::default()
+            },
+            &who.token,
+        ))
         .await
         .expect("subscribed")
         .into_inner();

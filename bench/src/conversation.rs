@@ -156,7 +156,13 @@ async fn subscriber(
     let mut after: Option<u64> = None;
     let mut ready = Some(ready);
     loop {
-        let stream = match grpc::authed(SubscribeRequest { after_seq: after }, &user.token) {
+        let stream = match grpc::authed(
+            SubscribeRequest {
+                after_seq: after,
+                ..Default::default()
+            },
+            &user.token,
+        ) {
             Ok(request) => client.subscribe(request).await,
             Err(_) => return,
         };

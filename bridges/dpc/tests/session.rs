@@ -209,7 +209,10 @@ async fn lobby_with_a_grpc_member() {
     let mut messaging = MessagingServiceClient::new(channel);
     let mut events = messaging
         .subscribe(authed(
-            SubscribeRequest { after_seq: None },
+            SubscribeRequest {
+                after_seq: None,
+                ..Default::default()
+            },
             &carol.access_token,
         ))
         .await

@@ -7,13 +7,11 @@
 
 use std::{sync::Arc, time::Duration};
 
-use rosetta_proto::messaging::v1::{
-    Event, SubscribeRequest, SubscribeResponse, subscribe_response::Item,
-};
+use rosetta_proto::messaging::v1::{Event, SubscribeResponse, subscribe_response::Item};
 use tokio::time::Instant;
 use tonic::{Code, Status, Streaming};
 
-use crate::UserSession;
+use crate::{UserSession, resume::Resume};
 
 /// The first pause before reopening a broken stream; it doubles up to [`MAX_PAUSE`].
 const FIRST_PAUSE: Duration = Duration::from_millis(250);
@@ -23,9 +21,10 @@ const MAX_PAUSE: Duration = Duration::from_secs(15);
 pub struct EventStream {
     session: Arc<UserSession>,
     state: State,
-    /// The newest sequence number of the user's log seen here; a reopened stream resumes
-    /// after it. `None` until the first catch-up marker (the stream then replays nothing).
-    resume_after: Option<u64>,
+    /// Where a reopened stream resumes: after the newest seq of the user's log seen here and
+    /// the newest message seen in each large group. Nothing until the first catch-up marker
+    /// (the stream then replays nothing).
+    resume: Resume,
     /// The pause before the next reopening, doubled at each failure in a row.
     pause: Duration,
 }
@@ -45,12 +44,12 @@ impl EventStream {
     /// user counts as online before the login is answered; after `patience` the stream is
     /// kept all the same and comes up by itself.
     pub async fn open(session: Arc<UserSession>, patience: Duration) -> Result<Self, Status> {
-        let mut stream = subscribe(&session, None).await?;
-        let mut resume_after = None;
+        let mut resume = Resume::default();
+        let mut stream = subscribe(&session, &resume).await?;
         match tokio::time::timeout(patience, stream.message()).await {
             Ok(Ok(Some(SubscribeResponse {
                 item: Some(Item::CaughtUp(caught_up)),
-            }))) => resume_after = Some(caught_up.head_seq),
+            }))) => resume.caught_up(&caught_up),
             Ok(Ok(Some(_))) | Err(_) => {}
             Ok(Ok(None)) => return Err(Status::unavailable("event stream ended at once")),
             Ok(Err(status)) => return Err(status),
@@ -58,7 +57,7 @@ impl EventStream {
         Ok(Self {
             session,
             state: State::Open(Box::new(stream)),
-            resume_after,
+            resume,
             pause: FIRST_PAUSE,
         })
     }
@@ -71,7 +70,7 @@ impl EventStream {
                 State::Revoked => return None,
                 State::Broken { retry_at } => {
                     tokio::time::sleep_until(*retry_at).await;
-                    match subscribe(&self.session, self.resume_after).await {
+                    match subscribe(&self.session, &self.resume).await {
                         Ok(stream) => self.state = State::Open(Box::new(stream)),
                         Err(status) => self.broke(&status),
                     }
@@ -80,9 +79,9 @@ impl EventStream {
                     Ok(Some(SubscribeResponse { item: Some(item) })) => {
                         self.pause = FIRST_PAUSE;
                         match item {
-                            Item::CaughtUp(caught_up) => self.seen(caught_up.head_seq),
+                            Item::CaughtUp(caught_up) => self.resume.caught_up(&caught_up),
                             Item::Event(event) => {
-                                self.seen(event.seq);
+                                self.resume.seen(&event);
                                 return Some(event);
                             }
                         }
@@ -98,14 +97,6 @@ impl EventStream {
     /// Whether the session behind the stream was found revoked.
     pub fn revoked(&self) -> bool {
         matches!(self.state, State::Revoked)
-    }
-
-    /// The newest event sequence number seen (0 for events outside the log, e.g. presence,
-    /// which do not move it).
-    fn seen(&mut self, seq: u64) {
-        if seq > 0 {
-            self.resume_after = Some(self.resume_after.map_or(seq, |after| after.max(seq)));
-        }
     }
 
     fn broke(&mut self, status: &Status) {
@@ -133,12 +124,12 @@ pub async fn next_event(events: Option<&mut EventStream>) -> Option<Event> {
 
 async fn subscribe(
     session: &UserSession,
-    after_seq: Option<u64>,
+    resume: &Resume,
 ) -> Result<Streaming<SubscribeResponse>, Status> {
+    let request = resume.request();
     session
-        .call(
-            SubscribeRequest { after_seq },
-            |backend, request| async move { backend.messaging().subscribe(request).await },
-        )
+        .call(request, |backend, request| async move {
+            backend.messaging().subscribe(request).await
+        })
         .await
 }

@@ -102,7 +102,10 @@ async fn three_protocols(backend: Backend) {
     let mut messaging = MessagingServiceClient::new(server.channel().await);
     let mut events = messaging
         .subscribe(authed(
-            SubscribeRequest { after_seq: None },
+            SubscribeRequest {
+                after_seq: None,
+                ..Default::default()
+            },
             &grpc.access_token,
         ))
         .await

@@ -616,7 +616,13 @@ async fn send_to_group(server: &TestServer, token: &str, group: i64, text: &str)
 
 async fn subscribe(server: &TestServer, token: &str) -> Streaming<SubscribeResponse> {
     let mut stream = MessagingServiceClient::new(server.channel().await)
-        .subscribe(authed(SubscribeRequest { after_seq: None }, token))
+        .subscribe(authed(
+            SubscribeRequest {
+                after_seq: None,
+                ..Default::default()
+            },
+            token,
+        ))
         .await
         .expect("subscribe")
         .into_inner();

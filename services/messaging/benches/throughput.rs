@@ -306,7 +306,13 @@ async fn subscribe(
 ) {
     let mut client = MessagingServiceClient::new(channel);
     let mut stream = client
-        .subscribe(as_user(SubscribeRequest { after_seq: None }, me))
+        .subscribe(as_user(
+            SubscribeRequest {
+                after_seq: None,
+                ..Default::default()
+            },
+            me,
+        ))
         .await
         .expect("subscribe")
         .into_inner();

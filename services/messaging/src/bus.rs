@@ -14,7 +14,7 @@ use std::sync::Arc;
 use rosetta_kit::ApiResult;
 use rosetta_proto::messaging::v1::Event;
 
-pub use crate::hub::{Hub, Subscription, Wake};
+pub use crate::hub::{GroupLink, Hub, Subscription, Wake};
 pub use crate::nats::NatsBus;
 
 /// Carries events to the streams of their recipients, wherever they run.
@@ -28,6 +28,12 @@ pub trait Bus: Send + Sync {
     /// the user's events to it: events published after this returns reach the subscription.
     /// So a stream subscribes BEFORE it reads its backlog.
     async fn subscribe(&self, user: i64) -> ApiResult<Subscription>;
+    /// Delivers a large group's event (a message stored once, in its conversation) to the
+    /// streams linked to the group, wherever they run: one publication, not one per member.
+    async fn publish_group(&self, group: i64, event: Event);
+    /// Links `stream` to the large `group` and returns once the bus carries the group's
+    /// events to it (as [`Bus::subscribe`] does for the user's own).
+    async fn link_group(&self, stream: &Subscription, group: i64) -> ApiResult<GroupLink>;
     /// This process's streams.
     fn hub(&self) -> &Arc<Hub>;
 }
@@ -61,6 +67,14 @@ impl Bus for LocalBus {
 
     async fn subscribe(&self, user: i64) -> ApiResult<Subscription> {
         Ok(self.hub.subscribe(user))
+    }
+
+    async fn publish_group(&self, group: i64, event: Event) {
+        self.hub.deliver_group(group, Arc::new(event));
+    }
+
+    async fn link_group(&self, stream: &Subscription, group: i64) -> ApiResult<GroupLink> {
+        Ok(self.hub.link_group(stream, group))
     }
 
     fn hub(&self) -> &Arc<Hub> {

@@ -2,6 +2,21 @@ use std::time::Duration;
 
 use crate::hub::DEFAULT_QUEUE_LIMIT;
 
+/// Up to 200 members a group message is fanned out on write: one log row and one log-head
+/// update per member, in two multi-row statements of the send's batch, and replay stays one
+/// range scan (BENCHMARKS.md, "Large groups": ~3 ms per message at 201 members on SQLite,
+/// 80 ms at 2,000). The legacy systems' groups (pipe, IMPS, OurChat) hold tens to a few
+/// hundred members, so they keep exact per-user seqs. Above it the per-message cost would grow
+/// with the group; fan-out on read keeps it at one row.
+pub const DEFAULT_GROUP_FANOUT_MAX_MEMBERS: usize = 200;
+
+impl MessagingConfig {
+    /// Whether a group of `members` members is large (its messages are fanned out on read).
+    pub fn is_large(&self, members: usize) -> bool {
+        self.group_fanout_max_members > 0 && members > self.group_fanout_max_members
+    }
+}
+
 /// Tunables of the messaging service.
 #[derive(Debug, Clone)]
 pub struct MessagingConfig {
@@ -21,6 +36,11 @@ pub struct MessagingConfig {
     /// keep their order. More lanes overlap more transactions' round trips, at the cost of one
     /// busy connection each. Clamped to 1..=64. SQLite admits one writer and always uses one.
     pub writer_lanes: usize,
+    /// Groups with more members than this are *large*: a message there is one row in the
+    /// conversation's log (`messages`) and no row in the members' logs; their streams read it
+    /// by cursor (fan-out on read, see the crate docs). Smaller groups and private chats are
+    /// fanned out on write into each member's log. 0 turns fan-out on read off.
+    pub group_fanout_max_members: usize,
 }
 
 impl Default for MessagingConfig {
@@ -31,6 +51,7 @@ impl Default for MessagingConfig {
             session_check_interval: Duration::from_secs(2),
             stream_queue: DEFAULT_QUEUE_LIMIT,
             writer_lanes: 4,
+            group_fanout_max_members: DEFAULT_GROUP_FANOUT_MAX_MEMBERS,
         }
     }
 }

@@ -119,10 +119,11 @@ impl MessagingService for MessagingGrpc {
             guard,
             session_id: caller.session_id,
         });
+        let resume = crate::stream::Resume::from_request(req.get_ref())?;
         let (tx, rx) = mpsc::channel(STREAM_QUEUE);
         self.streams.spawn(self.messaging.clone().subscribe(
             caller.user_id,
-            req.get_ref().after_seq,
+            resume,
             tx,
             session,
             self.streams.stopping().clone(),

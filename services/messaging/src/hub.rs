@@ -10,6 +10,10 @@
 //!
 //! A queue also carries one other wake-up, [`Wake::Reread`]: "re-read your log", sent when the
 //! queue overflowed or when the bus may have lost events (a NATS reconnect, see `nats.rs`).
+//!
+//! Large groups' messages reach streams through a second index, by group ([`groups`]).
+
+mod groups;
 
 use std::{
     collections::{HashMap, VecDeque},
@@ -18,6 +22,9 @@ use std::{
 
 use rosetta_proto::messaging::v1::Event;
 use tokio::sync::{Notify, OnceCell};
+
+pub use self::groups::GroupLink;
+pub(crate) use self::groups::GroupWake;
 use tokio_util::sync::CancellationToken;
 
 /// Events a stream may fall behind the bus before it re-reads its log instead.
@@ -44,6 +51,10 @@ pub struct Hub {
     /// Numbers each user entry, so that a bus subscription left over from a user's previous
     /// streams cannot deliver into the entry of their next ones.
     next_generation: Mutex<u64>,
+    /// Large groups' linked streams, by group.
+    groups: Mutex<HashMap<i64, groups::GroupStreams>>,
+    /// Confirms membership before a large group's event is delivered (set by the service).
+    group_dispatch: std::sync::OnceLock<tokio::sync::mpsc::Sender<GroupWake>>,
 }
 
 /// One user's streams in this process.
@@ -81,7 +92,19 @@ impl Hub {
             users: Mutex::new(HashMap::new()),
             queue_limit: queue_limit.max(1),
             next_generation: Mutex::new(0),
+            groups: Mutex::new(HashMap::new()),
+            group_dispatch: std::sync::OnceLock::new(),
         }
+    }
+
+    /// A fresh entry number (user and group entries share the counter).
+    fn generation(&self) -> u64 {
+        let mut next = self
+            .next_generation
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        *next += 1;
+        *next
     }
 
     fn users(&self) -> MutexGuard<'_, HashMap<i64, UserStreams>> {
@@ -98,18 +121,11 @@ impl Hub {
         });
         let mut users = self.users();
         let first = !users.contains_key(&user);
-        let entry = users.entry(user).or_insert_with(|| {
-            let mut next = self
-                .next_generation
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
-            *next += 1;
-            UserStreams {
-                queues: Vec::with_capacity(1),
-                generation: *next,
-                ended: CancellationToken::new(),
-                listening: Arc::new(OnceCell::new()),
-            }
+        let entry = users.entry(user).or_insert_with(|| UserStreams {
+            queues: Vec::with_capacity(1),
+            generation: self.generation(),
+            ended: CancellationToken::new(),
+            listening: Arc::new(OnceCell::new()),
         });
         entry.queues.push(queue.clone());
         crate::meters::stream_changed(1.0, first);

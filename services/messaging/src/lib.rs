@@ -8,27 +8,37 @@
 //! sees how much of a presence: friends all, group peers status only) → [`policy`] (who may
 //! send where, answered from memory and confirmed inside each write) → [`conversations`] /
 //! [`send`] / [`history`] (the domain, `impl Messaging`; [`commit`] writes sends in batches,
-//! one transaction each) → [`stream`] (`Subscribe`, with operator announcements: stored once
-//! by the admin service, broadcast on the bus, delivered once per user) → [`grpc`] (thin
-//! handlers).
+//! one transaction each) → [`fanout`] (large groups) → [`stream`] (`Subscribe`, with operator
+//! announcements: stored once by the admin service, broadcast on the bus, delivered once per
+//! user) → [`grpc`] (thin handlers).
 //!
-//! # Storage trade-off: fan-out on write
+//! # Storage trade-off: fan-out on write, and on read for large groups
 //!
 //! Every durable event (a message included) is written once per recipient into that
 //! recipient's log (`user_events`, keyed by user and per-user seq). Replay after a disconnect
 //! is then one primary-key range scan, per-user sequence numbers are exact, and offline
 //! delivery costs nothing extra. The price is O(members) rows per group message: fine for
-//! chat groups of tens to a few hundred members (the legacy systems' sizes), expensive for
-//! groups of many thousands. The alternative, per-conversation sequences read at subscribe
-//! time (a user keeps one cursor per conversation and the stream merges conversations), writes
-//! one row per message but makes resume and the per-user seq a merge over every conversation
-//! of the user; it is the way to go if very large groups ever matter, and is not built.
+//! chat groups of tens to a few hundred members (the legacy systems' sizes), too much for
+//! groups of thousands.
+//!
+//! So a group with more members than [`MessagingConfig::group_fanout_max_members`] (default
+//! [`DEFAULT_GROUP_FANOUT_MAX_MEMBERS`]) is *large*, and its messages are fanned out on read
+//! ([`fanout`]): the message row and the conversation-row update are all that is written (no
+//! log row, no log head), the bus carries one wake-up per group (`Bus::publish_group`; with
+//! NATS one subject per group, subscribed by a process while one of its streams follows the
+//! group), the process confirms which of its linked users are still members in one read
+//! before delivering, and each stream follows its large groups by conversation seq, resuming
+//! from per-conversation cursors ([`Resume`]; the proto's `SubscribeRequest` documents the
+//! client side). Membership changes, creation included, stay in the members' logs (O(n) rows
+//! per change), and that is how a stream learns to follow or drop a group. Private chats and
+//! small groups are unchanged.
 
 pub mod bus;
 mod commit;
 mod config;
 mod conversations;
 mod convert;
+mod fanout;
 mod grpc;
 mod history;
 mod hub;
@@ -46,13 +56,14 @@ pub mod visibility;
 
 use std::sync::Arc;
 
-pub use bus::{Bus, Hub, LocalBus, NatsBus, Subscription, Wake};
-pub use config::MessagingConfig;
+pub use bus::{Bus, GroupLink, Hub, LocalBus, NatsBus, Subscription, Wake};
+pub use config::{DEFAULT_GROUP_FANOUT_MAX_MEMBERS, MessagingConfig};
 pub use grpc::{MessagingGrpc, PUBLIC_METHODS};
 pub use log::Events;
 pub use meters::describe_metrics;
 pub use presence::Presences;
 use sea_orm::DatabaseConnection;
+pub use stream::Resume;
 
 /// The domain: every RPC of the service as a method returning `ApiResult`.
 pub struct Messaging {
@@ -82,12 +93,14 @@ impl Messaging {
         background: &rosetta_kit::tasks::Tasks,
     ) -> Self {
         let policy = Arc::new(policy::Policy::new(db.clone()));
+        fanout::start_dispatcher(db.clone(), bus.hub(), background);
         Self {
             writer: commit::Writer::new(
                 &db,
                 events.clone(),
                 policy.clone(),
                 config.writer_lanes,
+                config.group_fanout_max_members,
                 background,
             ),
             live_cursors: stream::LiveCursors::start(db.clone(), background),

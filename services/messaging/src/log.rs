@@ -118,6 +118,13 @@ impl Events {
         }
     }
 
+    /// Hands committed large-group messages to the bus, one publication per message.
+    pub async fn wake_groups(&self, deliveries: Vec<(i64, Event)>) {
+        for (group, event) in deliveries {
+            self.bus.publish_group(group, event).await;
+        }
+    }
+
     /// Stores `kind` for `recipients` in a transaction of its own, then wakes them.
     pub async fn publish_durable(&self, recipients: &[i64], kind: Kind) -> ApiResult<()> {
         let tx = rosetta_db::begin_write(&self.db).await?;

@@ -8,6 +8,10 @@
 //! announcements, rare) go to one subject every process listens to, `<prefix>.all` (user
 //! subjects are numeric, so no user's subject is it).
 //!
+//! Large groups have a subject each (`<prefix>.g.<group id>`): a message there is published
+//! once, and a process subscribes to it while one of its streams is linked to the group
+//! (`Hub::link_group`), so it receives the message once however many members stream here.
+//!
 //! One task receives for every subscription (a `SelectAll` of them, each ending when its
 //! user's last stream closes). Core NATS is at-most-once: a wake-up published while this
 //! process's connection is down is lost. So when the connection comes back (or the client
@@ -32,7 +36,7 @@ use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 
 use crate::{
     bus::Bus,
-    hub::{Hub, Subscription},
+    hub::{GroupLink, Hub, Listening, Subscription},
 };
 
 /// Longest a stream's opening waits for NATS to take (and confirm) its user's subscription.
@@ -55,7 +59,7 @@ pub struct NatsBus {
     client: async_nats::Client,
     prefix: String,
     hub: Arc<Hub>,
-    hand_over: mpsc::Sender<UserSubscriber>,
+    hand_over: mpsc::Sender<KeySubscriber>,
     received: Arc<AtomicU64>,
     resyncs: Arc<AtomicU64>,
 }
@@ -138,18 +142,18 @@ impl NatsBus {
         self.resyncs.load(Ordering::Relaxed)
     }
 
-    /// Subscribes `user`'s subject, hands it to the receiving task, and waits until the server
-    /// has it, so that nothing published afterwards is missed.
-    async fn listen(&self, user: i64, subscription: &Subscription) -> ApiResult<()> {
-        let listening = subscription.listening();
-        let subject = format!("{}.{user}", self.prefix);
+    /// Subscribes the subject of `key` (a user's or a large group's), hands it to the
+    /// receiving task, and waits until the server has it, so that nothing published
+    /// afterwards is missed.
+    async fn listen(&self, key: Key, listening: &Listening) -> ApiResult<()> {
+        let subject = self.subject(key);
         let subscriber = tokio::time::timeout(NATS_WAIT, self.client.subscribe(subject))
             .await
             .map_err(|_| unavailable("timed out"))?
             .map_err(|err| unavailable(&err.to_string()))?;
         let ended = listening.ended.clone().cancelled_owned();
-        let handed = UserSubscriber {
-            user,
+        let handed = KeySubscriber {
+            key,
             generation: listening.generation,
             subscriber,
             ended: Box::pin(ended),
@@ -159,10 +163,31 @@ impl NatsBus {
             .await
             .map_err(|_| unavailable("the bus is stopping"))?;
         if let Err(err) = confirm(&self.client).await {
-            tracing::warn!(%err, user, "NATS did not confirm a subscription");
+            tracing::warn!(%err, ?key, "NATS did not confirm a subscription");
         }
         Ok(())
     }
+
+    fn subject(&self, key: Key) -> String {
+        match key {
+            Key::User(user) => format!("{}.{user}", self.prefix),
+            Key::Group(group) => format!("{}.g.{group}", self.prefix),
+        }
+    }
+
+    async fn publish_to(&self, key: Key, event: &Event) {
+        let payload = bytes::Bytes::from(event.encode_to_vec());
+        if let Err(err) = self.client.publish(self.subject(key), payload).await {
+            tracing::warn!(%err, ?key, "bus publish failed; the event stays in the log");
+        }
+    }
+}
+
+/// Whose subject: a user's, or a large group's.
+#[derive(Debug, Clone, Copy)]
+enum Key {
+    User(i64),
+    Group(i64),
 }
 
 /// Returns once the server has taken every command this client sent before (a subscription),
@@ -193,11 +218,7 @@ fn unavailable(why: &str) -> ApiError {
 impl Bus for NatsBus {
     async fn publish(&self, deliveries: Vec<(i64, Event)>) {
         for (user, event) in deliveries {
-            let subject = format!("{}.{user}", self.prefix);
-            let payload = bytes::Bytes::from(event.encode_to_vec());
-            if let Err(err) = self.client.publish(subject, payload).await {
-                tracing::warn!(%err, user, "bus publish failed; the event stays in the log");
-            }
+            self.publish_to(Key::User(user), &event).await;
         }
     }
 
@@ -213,11 +234,26 @@ impl Bus for NatsBus {
         let subscription = self.hub.subscribe(user);
         // The user's first stream here subscribes; the others (even concurrent ones) wait
         // for it; if it fails, the next one tries again.
-        let ready = subscription.listening().ready.clone();
-        ready
-            .get_or_try_init(|| self.listen(user, &subscription))
+        let listening = subscription.listening().clone();
+        listening
+            .ready
+            .get_or_try_init(|| self.listen(Key::User(user), &listening))
             .await?;
         Ok(subscription)
+    }
+
+    async fn publish_group(&self, group: i64, event: Event) {
+        self.publish_to(Key::Group(group), &event).await;
+    }
+
+    async fn link_group(&self, stream: &Subscription, group: i64) -> ApiResult<GroupLink> {
+        let link = self.hub.link_group(stream, group);
+        let listening = link.listening().clone();
+        listening
+            .ready
+            .get_or_try_init(|| self.listen(Key::Group(group), &listening))
+            .await?;
+        Ok(link)
     }
 
     fn hub(&self) -> &Arc<Hub> {
@@ -225,26 +261,26 @@ impl Bus for NatsBus {
     }
 }
 
-/// One user's NATS subscription, ending when the user's last stream here closes (it is then
-/// dropped, which unsubscribes).
-struct UserSubscriber {
-    user: i64,
+/// One user's (or large group's) NATS subscription, ending when the last stream here that
+/// needs it closes or unlinks (it is then dropped, which unsubscribes).
+struct KeySubscriber {
+    key: Key,
     generation: u64,
     subscriber: async_nats::Subscriber,
     ended: Pin<Box<WaitForCancellationFutureOwned>>,
 }
 
-impl Stream for UserSubscriber {
-    type Item = (i64, u64, async_nats::Message);
+impl Stream for KeySubscriber {
+    type Item = (Key, u64, async_nats::Message);
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         if self.ended.as_mut().poll(cx).is_ready() {
             return Poll::Ready(None);
         }
-        let (user, generation) = (self.user, self.generation);
+        let (key, generation) = (self.key, self.generation);
         self.subscriber
             .poll_next_unpin(cx)
-            .map(|msg| msg.map(|msg| (user, generation, msg)))
+            .map(|msg| msg.map(|msg| (key, generation, msg)))
     }
 }
 
@@ -255,10 +291,16 @@ struct Receiver {
 }
 
 impl Receiver {
-    fn deliver(&self, user: i64, generation: u64, msg: async_nats::Message) {
+    fn deliver(&self, key: Key, generation: u64, msg: async_nats::Message) {
         self.received.fetch_add(1, Ordering::Relaxed);
         match Event::decode(msg.payload) {
-            Ok(event) => self.hub.deliver_from(user, generation, Arc::new(event)),
+            Ok(event) => match key {
+                Key::User(user) => self.hub.deliver_from(user, generation, Arc::new(event)),
+                Key::Group(group) => {
+                    self.hub
+                        .deliver_group_from(group, generation, Arc::new(event))
+                }
+            },
             Err(_) => tracing::warn!(subject = %msg.subject, "malformed bus message"),
         }
     }
@@ -272,10 +314,10 @@ impl Receiver {
     }
 }
 
-/// What the receiving task listens to: the users' subscriptions as they are handed over, and
-/// the broadcast subject.
+/// What the receiving task listens to: the user and group subscriptions as they are handed
+/// over, and the broadcast subject.
 struct Incoming {
-    users: mpsc::Receiver<UserSubscriber>,
+    users: mpsc::Receiver<KeySubscriber>,
     broadcasts: async_nats::Subscriber,
 }
 
@@ -286,8 +328,8 @@ async fn receive(receiver: Receiver, mut incoming: Incoming, stopping: Cancellat
     loop {
         tokio::select! {
             Some(subscriber) = incoming.users.recv() => subscribers.push(subscriber),
-            Some((user, generation, msg)) = subscribers.next(), if !subscribers.is_empty() => {
-                receiver.deliver(user, generation, msg);
+            Some((key, generation, msg)) = subscribers.next(), if !subscribers.is_empty() => {
+                receiver.deliver(key, generation, msg);
             }
             Some(msg) = incoming.broadcasts.next() => receiver.deliver_all(msg),
             () = stopping.cancelled() => break,

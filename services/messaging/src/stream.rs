@@ -12,17 +12,22 @@
 //! After `CaughtUp` the stream sends the operator announcements the user has not had yet, and
 //! those the bus broadcasts while it is open ([`announce`]).
 //!
+//! Large groups' messages are not in the log: the stream follows each of the user's large
+//! groups by conversation seq ([`groups`]), resuming from the cursors of a [`Resume`].
+//!
 //! A timer checks, through the session cache, that the stream's session is still live: a
 //! stream opened with a session that was since revoked (logout, a password change elsewhere,
 //! a recovery) ends with `SESSION_REVOKED` instead of delivering a stolen session's events
 //! forever.
 
-use std::sync::Arc;
+use std::{collections::HashMap, sync::Arc};
 
 use rosetta_auth::SessionGuard;
 use rosetta_kit::{ApiError, ApiResult, Reason};
 use rosetta_proto::{
-    messaging::v1::{CaughtUp, Event, SubscribeResponse, event, subscribe_response::Item},
+    messaging::v1::{
+        CaughtUp, Event, SubscribeRequest, SubscribeResponse, event, subscribe_response::Item,
+    },
     social::v1::PresenceStatus,
 };
 use tokio::{sync::mpsc, time::MissedTickBehavior};
@@ -35,7 +40,9 @@ use crate::{
 };
 
 mod announce;
+mod groups;
 
+use self::groups::Tracks;
 use announce::Announced;
 pub(crate) use announce::LiveCursors;
 
@@ -43,6 +50,40 @@ pub(crate) use announce::LiveCursors;
 const REPLAY_BATCH: u64 = 500;
 
 pub type Outbox = mpsc::Sender<Result<SubscribeResponse, Status>>;
+
+/// Where a stream resumes: the user's log position and, for large groups, one cursor per
+/// conversation (`SubscribeRequest` documents both). The one representation of a stream's
+/// starting point, whatever request carries it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Resume {
+    /// After this log seq; `None`: from now on.
+    pub after_seq: Option<u64>,
+    /// Conversation id → newest message seq the client holds.
+    pub cursors: HashMap<i64, u64>,
+}
+
+impl Resume {
+    /// The most conversation cursors one request may carry.
+    pub const MAX_CURSORS: usize = 4096;
+
+    /// Read from a Subscribe request; TOO_LARGE past [`Resume::MAX_CURSORS`] cursors.
+    pub fn from_request(req: &SubscribeRequest) -> ApiResult<Self> {
+        if req.conversation_cursors.len() > Self::MAX_CURSORS {
+            return Err(ApiError::invalid(
+                Reason::TooLarge,
+                "at most 4096 conversation cursors",
+            ));
+        }
+        Ok(Self {
+            after_seq: req.after_seq,
+            cursors: req
+                .conversation_cursors
+                .iter()
+                .map(|c| (c.conversation_id, c.seq))
+                .collect(),
+        })
+    }
+}
 
 /// The session a stream was opened with, re-checked on its timer.
 pub struct SessionCheck {
@@ -70,7 +111,7 @@ impl Messaging {
     pub async fn subscribe(
         self: Arc<Self>,
         me: i64,
-        after: Option<u64>,
+        resume: Resume,
         out: Outbox,
         session: Option<SessionCheck>,
         stopping: CancellationToken,
@@ -81,7 +122,7 @@ impl Messaging {
                     tracing::warn!(%err, me, "presence update on subscribe failed");
                 }
                 let result = self
-                    .serve(me, after, &mut live, &out, session.as_ref(), &stopping)
+                    .serve(me, resume, &mut live, &out, session.as_ref(), &stopping)
                     .await;
                 // Leave the hub before a sign-out asks whether the user still streams here.
                 drop(live);
@@ -98,22 +139,29 @@ impl Messaging {
         }
     }
 
-    /// The backlog after `after` (or nothing, from the head), `CaughtUp`, then what the bus
-    /// wakes the stream for.
+    /// The backlog after the resume point (or nothing, from the head), `CaughtUp`, then what
+    /// the bus wakes the stream for.
     async fn serve(
         &self,
         me: i64,
-        after: Option<u64>,
+        resume: Resume,
         live: &mut Subscription,
         out: &Outbox,
         session: Option<&SessionCheck>,
         stopping: &CancellationToken,
     ) -> ApiResult<()> {
-        let mut last = match after {
-            Some(after) => self.replay(me, after, out).await?,
+        // Linked before anything is read, like the user's own subscription.
+        let mut tracks = self.follow_large_groups(me, &resume, live).await?;
+        let mut last = match resume.after_seq {
+            Some(after) => self.replay(me, after, &mut tracks, live, out).await?,
             None => self.events.head(me).await?,
         };
-        if !send(out, Item::CaughtUp(CaughtUp { head_seq: last })).await {
+        self.catch_up_all(me, &mut tracks, out).await?;
+        let caught_up = CaughtUp {
+            head_seq: last,
+            conversation_cursors: tracks.cursors(),
+        };
+        if !send(out, Item::CaughtUp(caught_up)).await {
             return Ok(());
         }
         let mut announced = Announced::default();
@@ -124,42 +172,69 @@ impl Messaging {
         check.set_missed_tick_behavior(MissedTickBehavior::Delay);
         check.reset();
         loop {
-            tokio::select! {
-                wake = live.recv() => match wake {
-                    Wake::Event(event) => {
-                        if let Some(event::Kind::Announcement(announcement)) = &event.kind {
-                            if !self.send_live(me, announcement, out, &mut announced).await? {
-                                return Ok(());
-                            }
-                            continue;
-                        }
-                        if event.seq > last + 1 {
-                            last = self.replay(me, last, out).await?;
-                        }
-                        if event.seq == 0 || event.seq == last + 1 {
-                            if !send(out, Item::Event(Event::clone(&event))).await {
-                                return Ok(());
-                            }
-                            last = last.max(event.seq);
-                        }
-                    }
-                    Wake::Reread => {
-                        last = self.replay(me, last, out).await?;
-                        // A broadcast may have been lost with the other wake-ups.
-                        if !self.send_pending(me, out, &mut announced).await? {
-                            return Ok(());
-                        }
-                    }
-                },
+            let wake = tokio::select! {
+                wake = live.recv() => wake,
                 _ = check.tick(), if session.is_some() => {
                     if let Some(session) = session {
                         session.require_live().await?;
                     }
+                    continue;
                 }
                 () = out.closed() => return Ok(()),
                 () = stopping.cancelled() => return Err(shutting_down()),
+            };
+            let open = match wake {
+                Wake::Event(event) => match &event.kind {
+                    Some(event::Kind::Announcement(announcement)) => {
+                        self.send_live(me, announcement, out, &mut announced)
+                            .await?
+                    }
+                    _ if groups::is_group_message(&event) => {
+                        self.on_group_message(me, &event, &mut tracks, out).await?;
+                        true
+                    }
+                    _ => {
+                        self.on_log_event(me, &event, &mut last, &mut tracks, live, out)
+                            .await?
+                    }
+                },
+                Wake::Reread => {
+                    last = self.replay(me, last, &mut tracks, live, out).await?;
+                    self.catch_up_all(me, &mut tracks, out).await?;
+                    // A broadcast may have been lost with the other wake-ups.
+                    self.send_pending(me, out, &mut announced).await?
+                }
+            };
+            if !open {
+                return Ok(());
             }
         }
+    }
+
+    /// A live event of the user's own log (or a live-only one, seq 0): sent when it is the
+    /// next seq, after a re-read of what a jump skipped. False when the client has gone.
+    async fn on_log_event(
+        &self,
+        me: i64,
+        event: &Event,
+        last: &mut u64,
+        tracks: &mut Tracks,
+        live: &Subscription,
+        out: &Outbox,
+    ) -> ApiResult<bool> {
+        if event.seq > *last + 1 {
+            *last = self.replay(me, *last, tracks, live, out).await?;
+        }
+        if event.seq == 0 {
+            return Ok(send(out, Item::Event(event.clone())).await);
+        }
+        if event.seq == *last + 1 {
+            if !self.forward(me, event.clone(), tracks, live, out).await? {
+                return Ok(false);
+            }
+            *last += 1;
+        }
+        Ok(true)
     }
 
     /// A revoked session cannot sign its user out any more (its token no longer works), so
@@ -175,13 +250,20 @@ impl Messaging {
     }
 
     /// Sends every stored event after `last`; returns the new last seq sent.
-    async fn replay(&self, me: i64, mut last: u64, out: &Outbox) -> ApiResult<u64> {
+    async fn replay(
+        &self,
+        me: i64,
+        mut last: u64,
+        tracks: &mut Tracks,
+        live: &Subscription,
+        out: &Outbox,
+    ) -> ApiResult<u64> {
         loop {
             let batch = self.events.read_after(me, last, REPLAY_BATCH).await?;
             let full = batch.len() as u64 == REPLAY_BATCH;
             for event in batch {
                 let seq = event.seq;
-                if !send(out, Item::Event(event)).await {
+                if !self.forward(me, event, tracks, live, out).await? {
                     return Ok(last);
                 }
                 last = seq;

@@ -236,6 +236,9 @@ pub struct MessagingSettings {
     /// PostgreSQL: concurrent writer lanes for sends (a conversation always uses the same
     /// one); 1..=64. SQLite always writes through one.
     pub writer_lanes: usize,
+    /// Groups with more members than this are fanned out on read (a message is one row); 0
+    /// fans every group out on write.
+    pub group_fanout_max_members: usize,
 }
 
 impl Default for MessagingSettings {
@@ -250,6 +253,7 @@ impl Default for MessagingSettings {
             poll_interval_ms: 0,
             bus_subject: "rosetta.events".into(),
             writer_lanes: d.writer_lanes,
+            group_fanout_max_members: d.group_fanout_max_members,
         }
     }
 }
@@ -263,6 +267,7 @@ impl MessagingSettings {
             session_check_interval: Duration::from_millis(self.session_check_ms.max(10)),
             stream_queue: self.stream_queue.max(1),
             writer_lanes: self.writer_lanes,
+            group_fanout_max_members: self.group_fanout_max_members,
         }
     }
 }

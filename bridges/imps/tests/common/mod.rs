@@ -267,7 +267,13 @@ pub fn wire(frame: &Frame) -> Vec<u8> {
 pub async fn events(server: &TestServer, token: &str) -> Streaming<SubscribeResponse> {
     let mut client = MessagingServiceClient::new(server.channel().await);
     let mut stream = client
-        .subscribe(authed(SubscribeRequest { after_seq: None }, token))
+        .subscribe(authed(
+            SubscribeRequest {
+                after_seq: None,
+                ..Default::default()
+            },
+            token,
+        ))
         .await
         .expect("subscribe")
         .into_inner();

@@ -277,7 +277,13 @@ pub async fn live_events(
 ) {
     let mut messaging = MessagingServiceClient::new(server.channel().await);
     let mut events = messaging
-        .subscribe(authed(SubscribeRequest { after_seq: None }, access_token))
+        .subscribe(authed(
+            SubscribeRequest {
+                after_seq: None,
+                ..Default::default()
+            },
+            access_token,
+        ))
         .await
         .expect("subscribe")
         .into_inner();

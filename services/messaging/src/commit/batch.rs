@@ -11,8 +11,11 @@
 //! 4. one update of the conversation rows (`last_seq`, `last_message_id`, `last_at_ms`
 //!    together: one row update per conversation per batch);
 //! 5. one multi-row upsert of the senders' read marks;
-//! 6. one read of the members of the batch's groups (private chats need none);
-//! 7. [`Events::append_all`] — the fan-out into every recipient's log.
+//! 6. one count of the members of the batch's groups, then one read of the members of its
+//!    small ones (private chats need neither; with fan-out on read turned off, no count);
+//! 7. [`Events::append_all`] — the fan-out into every recipient's log. A large group's
+//!    message gets no log row at all: it is woken once, for the group, and read by cursor
+//!    (see the crate docs).
 
 use std::{
     borrow::Cow,
@@ -46,6 +49,8 @@ pub(super) enum Written {
     Committed {
         outcomes: Vec<ApiResult<Stored>>,
         deliveries: Vec<(i64, Event)>,
+        /// Large groups' messages: (group, event with seq 0), one each.
+        group_deliveries: Vec<(i64, Event)>,
     },
     /// Rolled back, nothing written: these drafts (batch index, in index order) repeat a
     /// stored message, here; the others are to be written again without them.
@@ -68,6 +73,7 @@ pub(super) async fn write(
     db: &DatabaseConnection,
     policy: &Policy,
     drafts: &[&Draft],
+    fanout_max_members: usize,
 ) -> Result<Written, DbErr> {
     let tx = rosetta_db::begin_write(db).await?;
     let admissions: Vec<_> = drafts.iter().map(|d| d.admission).collect();
@@ -84,7 +90,7 @@ pub(super) async fn write(
         .filter(|&i| matches!(parts[i], Part::Write))
         .collect();
     let mut stored: HashMap<usize, message::Model> = HashMap::with_capacity(writes.len());
-    let mut deliveries = Vec::new();
+    let (mut deliveries, mut group_deliveries) = (Vec::new(), Vec::new());
     if !writes.is_empty() {
         let seqs = assign_seqs(&*tx, drafts, &writes).await?;
         let inserted = insert_messages(&*tx, drafts, &writes, &seqs).await?;
@@ -113,7 +119,7 @@ pub(super) async fn write(
             .collect();
         update_conversations(&*tx, &written).await?;
         mark_read(&*tx, &written).await?;
-        deliveries = fan_out(&*tx, &written).await?;
+        (deliveries, group_deliveries) = fan_out(&*tx, &written, fanout_max_members).await?;
     }
     tx.commit().await?;
     let outcomes = parts
@@ -135,6 +141,7 @@ pub(super) async fn write(
     Ok(Written::Committed {
         outcomes,
         deliveries,
+        group_deliveries,
     })
 }
 
@@ -407,11 +414,13 @@ async fn mark_read(
 }
 
 /// Appends each written message to its recipients' logs, in batch order: a private chat's
-/// two users, a group's members as of this transaction.
+/// two users, a small group's members as of this transaction. A large group's message is
+/// returned apart, to wake the group once.
 async fn fan_out(
     tx: &impl ConnectionTrait,
     written: &[(&Draft, &message::Model)],
-) -> Result<Vec<(i64, Event)>, DbErr> {
+    fanout_max_members: usize,
+) -> Result<(Vec<(i64, Event)>, Vec<(i64, Event)>), DbErr> {
     let groups: BTreeSet<i64> = written
         .iter()
         .filter_map(|(draft, _)| match draft.conversation.members {
@@ -419,9 +428,10 @@ async fn fan_out(
             Members::Pair(..) => None,
         })
         .collect();
+    let large = large_groups(tx, &groups, fanout_max_members).await?;
+    let small: Vec<i64> = groups.difference(&large).copied().collect();
     let mut members = HashMap::<i64, Vec<i64>>::new();
-    let groups: Vec<i64> = groups.into_iter().collect();
-    for chunk in groups.chunks(SMALL_ROWS) {
+    for chunk in small.chunks(SMALL_ROWS) {
         let rows: Vec<(i64, i64)> = group_member::Entity::find()
             .select_only()
             .column(group_member::Column::GroupId)
@@ -434,18 +444,27 @@ async fn fan_out(
             members.entry(group).or_default().push(user);
         }
     }
-    let events: Vec<(Cow<'_, [i64]>, Kind)> = written
-        .iter()
-        .map(|(draft, model)| {
-            let recipients = match draft.conversation.members {
-                Members::Pair(lo, hi) => Cow::Owned(vec![lo, hi]),
-                Members::Group(group) => {
-                    Cow::Borrowed(members.get(&group).map_or(&[][..], Vec::as_slice))
-                }
-            };
-            (recipients, Kind::Message(convert::message(model)))
-        })
-        .collect();
+    let mut group_deliveries = Vec::new();
+    let mut events: Vec<(Cow<'_, [i64]>, Kind)> = Vec::with_capacity(written.len());
+    for (draft, model) in written {
+        let kind = Kind::Message(convert::message(model));
+        let recipients = match draft.conversation.members {
+            Members::Pair(lo, hi) => Cow::Owned(vec![lo, hi]),
+            Members::Group(group) if large.contains(&group) => {
+                let event = Event {
+                    seq: 0,
+                    at_ms: model.sent_at_ms,
+                    kind: Some(kind),
+                };
+                group_deliveries.push((group, event));
+                continue;
+            }
+            Members::Group(group) => {
+                Cow::Borrowed(members.get(&group).map_or(&[][..], Vec::as_slice))
+            }
+        };
+        events.push((recipients, kind));
+    }
     let events: Vec<(&[i64], &Kind)> = events
         .iter()
         .map(|(recipients, kind)| (recipients.as_ref(), kind))
@@ -455,5 +474,38 @@ async fn fan_out(
         .map(|(draft, _)| draft.now)
         .max()
         .unwrap_or_else(rosetta_db::now_ms);
-    Events::append_all(tx, &events, at_ms).await
+    let deliveries = Events::append_all(tx, &events, at_ms).await?;
+    Ok((deliveries, group_deliveries))
+}
+
+/// Which of `groups` have more than `max_members` members (none when it is 0): one grouped
+/// count per chunk of groups.
+async fn large_groups(
+    tx: &impl ConnectionTrait,
+    groups: &BTreeSet<i64>,
+    max_members: usize,
+) -> Result<BTreeSet<i64>, DbErr> {
+    let mut large = BTreeSet::new();
+    if max_members == 0 || groups.is_empty() {
+        return Ok(large);
+    }
+    let groups: Vec<i64> = groups.iter().copied().collect();
+    for chunk in groups.chunks(SMALL_ROWS) {
+        let counts: Vec<(i64, i64)> = group_member::Entity::find()
+            .select_only()
+            .column(group_member::Column::GroupId)
+            .column_as(Expr::col(group_member::Column::UserId).count(), "members")
+            .filter(group_member::Column::GroupId.is_in(chunk.iter().copied()))
+            .group_by(group_member::Column::GroupId)
+            .into_tuple()
+            .all(tx)
+            .await?;
+        large.extend(
+            counts
+                .into_iter()
+                .filter(|&(_, n)| usize::try_from(n).unwrap_or(usize::MAX) > max_members)
+                .map(|(group, _)| group),
+        );
+    }
+    Ok(large)
 }

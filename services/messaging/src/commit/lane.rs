@@ -30,6 +30,8 @@ pub(super) struct Lane {
     pub events: Arc<Events>,
     pub policy: Arc<Policy>,
     pub fallbacks: Arc<AtomicU64>,
+    /// Groups above this many members are fanned out on read (0: none).
+    pub fanout_max_members: usize,
 }
 
 impl Lane {
@@ -82,12 +84,14 @@ impl Lane {
 async fn settle(lane: &Lane, mut jobs: Vec<Job>) -> Result<(), (Vec<Job>, DbErr)> {
     loop {
         let drafts: Vec<&super::Draft> = jobs.iter().map(|job| &job.draft).collect();
-        match batch::write(&lane.db, &lane.policy, &drafts).await {
+        match batch::write(&lane.db, &lane.policy, &drafts, lane.fanout_max_members).await {
             Ok(batch::Written::Committed {
                 outcomes,
                 deliveries,
+                group_deliveries,
             }) => {
                 lane.events.wake(deliveries).await;
+                lane.events.wake_groups(group_deliveries).await;
                 let stored = outcomes
                     .iter()
                     .filter(|outcome| matches!(outcome, Ok(stored) if !stored.duplicate))

@@ -97,6 +97,7 @@ impl Writer {
         events: Arc<Events>,
         policy: Arc<Policy>,
         lanes: usize,
+        fanout_max_members: usize,
         tasks: &Tasks,
     ) -> Self {
         let (count, lane_db) = match db.get_database_backend() {
@@ -112,6 +113,7 @@ impl Writer {
                     events: events.clone(),
                     policy: policy.clone(),
                     fallbacks: fallbacks.clone(),
+                    fanout_max_members,
                 };
                 tasks.spawn(lane.run(jobs, tasks.stopping().clone()));
                 queue

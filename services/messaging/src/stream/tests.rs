@@ -69,7 +69,7 @@ async fn open(world: &World, capacity: usize) -> Inbox {
     let (tx, mut rx) = mpsc::channel(capacity);
     tokio::spawn(world.messaging.clone().subscribe(
         world.me,
-        None,
+        crate::stream::Resume::default(),
         tx,
         None,
         CancellationToken::new(),

@@ -30,6 +30,7 @@ async fn concurrent_lanes_keep_every_sequence_gapless() {
         other_events,
         Arc::new(Policy::new(other_db.clone())),
         LANES,
+        crate::config::DEFAULT_GROUP_FANOUT_MAX_MEMBERS,
         &other_tasks,
     ));
     const TASKS: usize = 32;

@@ -87,6 +87,7 @@ async fn world(backend: Backend) -> World {
         events.clone(),
         Arc::new(Policy::new(db.clone())),
         LANES,
+        crate::config::DEFAULT_GROUP_FANOUT_MAX_MEMBERS,
         &tasks,
     ));
     World {
