@@ -40,7 +40,7 @@ const CONNECTION_WINDOW: u32 = (1 << 31) - 1;
 pub struct Backend {
     account: Channel,
     social: Channel,
-    messaging: Channel,
+    pub(crate) messaging: Channel,
     files: Channel,
     /// The bridge credential, sent with account calls made for a client.
     pub(crate) bridge_key: Option<MetadataValue<tonic::metadata::Ascii>>,
@@ -48,6 +48,9 @@ pub struct Backend {
     pub(crate) client: Option<std::sync::Arc<crate::client::Client>>,
     /// Where the calls are counted, if anywhere (`counting`).
     pub(crate) calls: Option<CallCounts>,
+    /// The process's multiplexed event stream, made with the bridge key (`with_bridge_key`);
+    /// without it each login subscribes on its own.
+    pub(crate) mux: Option<std::sync::Arc<crate::mux::Mux>>,
 }
 
 /// Where each service is; one address may serve several (or all, as `rosetta all` does).
@@ -105,6 +108,7 @@ impl Backend {
             bridge_key: None,
             client: None,
             calls: None,
+            mux: None,
         })
     }
 
@@ -113,6 +117,12 @@ impl Backend {
     pub fn counting(mut self, counts: CallCounts) -> Self {
         self.calls = Some(counts);
         self
+    }
+
+    /// The process's multiplexed event stream, if this backend has one (it has the bridge
+    /// key).
+    pub fn event_mux(&self) -> Option<&std::sync::Arc<crate::mux::Mux>> {
+        self.mux.as_ref()
     }
 
     /// Account calls; made for a client (`for_client`), they carry its address.

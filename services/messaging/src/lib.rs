@@ -8,7 +8,7 @@
 //! sees how much of a presence: friends all, group peers status only) → [`policy`] (who may
 //! send where, answered from memory and confirmed inside each write) → [`conversations`] /
 //! [`send`] / [`history`] (the domain, `impl Messaging`; [`commit`] writes sends in batches,
-//! one transaction each) → [`stream`] (`Subscribe`) → [`grpc`] (thin handlers).
+//! one transaction each) → [`stream`] (`Subscribe`) → [`bridge_events`] (`BridgeEvents`: many users' `Subscribe` over one stream) → [`grpc`] (thin handlers).
 //!
 //! # Storage trade-off: fan-out on write
 //!
@@ -22,6 +22,7 @@
 //! one row per message but makes resume and the per-user seq a merge over every conversation
 //! of the user; it is the way to go if very large groups ever matter, and is not built.
 
+mod bridge_events;
 pub mod bus;
 mod commit;
 mod config;
@@ -44,6 +45,7 @@ pub mod visibility;
 
 use std::sync::Arc;
 
+pub use bridge_events::MAX_FEEDS as BRIDGE_STREAM_MAX_FEEDS;
 pub use bus::{Bus, Hub, LocalBus, NatsBus, Subscription, Wake};
 pub use config::MessagingConfig;
 pub use grpc::{MessagingGrpc, PUBLIC_METHODS};
