@@ -254,10 +254,8 @@ impl Mux {
         request
             .metadata_mut()
             .insert(metadata::BRIDGE_KEY, self.key.clone());
-        let mut client = MessagingServiceClient::with_interceptor(
-            self.channel.clone(),
-            self.calls.clone(),
-        );
+        let mut client =
+            MessagingServiceClient::with_interceptor(self.channel.clone(), self.calls.clone());
         let responses = client.bridge_events(request).await?.into_inner();
         Ok((tx, responses))
     }
@@ -355,8 +353,7 @@ impl Mux {
 
 /// A refusal of the stream itself, which retrying does not mend.
 pub fn refusal(status: &Status) -> bool {
-    status.code() == Code::Unimplemented
-        || Reason::of(status) == Some(Reason::BridgeKeyRequired)
+    status.code() == Code::Unimplemented || Reason::of(status) == Some(Reason::BridgeKeyRequired)
 }
 
 async fn send(requests: &mpsc::Sender<BridgeEventsRequest>, action: Action) -> bool {

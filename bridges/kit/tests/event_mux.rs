@@ -133,7 +133,11 @@ async fn refuses_callers_and_users_it_must(backend: rosetta_testkit::Backend) {
         ended,
         vec![
             (1, Code::Unauthenticated as i32, "TOKEN_INVALID".to_owned()),
-            (2, Code::Unauthenticated as i32, "SESSION_REVOKED".to_owned()),
+            (
+                2,
+                Code::Unauthenticated as i32,
+                "SESSION_REVOKED".to_owned()
+            ),
         ]
     );
 
@@ -272,7 +276,11 @@ async fn traffic(notes: &Notes, count: usize, during: impl FnOnce()) -> Vec<Stri
 
 async fn expect_exactly(events: &mut EventStream, texts: &[String]) {
     for text in texts {
-        assert_eq!(&next_text(events).await, text, "in order, none lost or repeated");
+        assert_eq!(
+            &next_text(events).await,
+            text,
+            "in order, none lost or repeated"
+        );
     }
 }
 
@@ -297,7 +305,10 @@ async fn a_cut_mid_traffic_loses_and_repeats_nothing(backend: rosetta_testkit::B
     assert!(relay.accepted() >= 2, "the stream was reopened");
     assert!(!events.revoked());
 }
-both_backends!(cut_mid_traffic, super::a_cut_mid_traffic_loses_and_repeats_nothing);
+both_backends!(
+    cut_mid_traffic,
+    super::a_cut_mid_traffic_loses_and_repeats_nothing
+);
 
 /// A TCP relay whose target can change: the messaging replica a bridge reaches.
 struct Switch {
@@ -342,7 +353,8 @@ impl Switch {
 /// moves from the first to the second mid-traffic and its user misses and repeats nothing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replica_failover_loses_and_repeats_nothing() {
-    let nats = std::env::var("ROSETTA_TEST_NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".into());
+    let nats =
+        std::env::var("ROSETTA_TEST_NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".into());
     let subject = format!("rosetta.test.{}", uuid_like());
     let first = TestServer::start_with(rosetta_testkit::Backend::Postgres, |c| {
         c.nats_url = Some(nats.clone());

@@ -170,7 +170,11 @@ async fn a_stream_cut_mid_traffic_loses_and_repeats_nothing() {
             16 => relay.reopen(),
             _ => {}
         }
-        let text = if n == 31 { "last".to_owned() } else { format!("m{n:02}") };
+        let text = if n == 31 {
+            "last".to_owned()
+        } else {
+            format!("m{n:02}")
+        };
         let request = authed(
             SendMessageRequest {
                 to: Some(To::ToUserId(alice_id)),
@@ -190,7 +194,8 @@ async fn a_stream_cut_mid_traffic_loses_and_repeats_nothing() {
     }
     let bob_uid = format!("{bob_id:05}");
     for n in 1..=30u32 {
-        pipe.expect(&format!("message|0|{bob_uid}|t{n}|m{n:02}")).await;
+        pipe.expect(&format!("message|0|{bob_uid}|t{n}|m{n:02}"))
+            .await;
     }
     // A repeat of any of them would come before this one.
     pipe.expect(&format!("message|0|{bob_uid}|t31|last")).await;

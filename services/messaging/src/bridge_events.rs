@@ -26,8 +26,8 @@ use std::{
 use rosetta_auth::{Authenticator, SessionGuard};
 use rosetta_kit::{ApiError, Reason, tasks::Tasks};
 use rosetta_proto::messaging::v1::{
-    BridgeEventsRequest, BridgeEventsResponse, BridgeFeedAdd, BridgeFeedEnded,
-    SubscribeResponse, bridge_events_request::Action, bridge_events_response, subscribe_response,
+    BridgeEventsRequest, BridgeEventsResponse, BridgeFeedAdd, BridgeFeedEnded, SubscribeResponse,
+    bridge_events_request::Action, bridge_events_response, subscribe_response,
 };
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -230,7 +230,9 @@ fn ended(feed_id: u64, user_id: i64, status: &Status) -> BridgeEventsResponse {
         user_id,
         item: Some(bridge_events_response::Item::Ended(BridgeFeedEnded {
             code: status.code() as i32,
-            reason: Reason::of(status).map(|r| r.to_string()).unwrap_or_default(),
+            reason: Reason::of(status)
+                .map(|r| r.to_string())
+                .unwrap_or_default(),
             message: status.message().to_owned(),
         })),
     }

@@ -53,7 +53,10 @@ impl Direct {
         match tokio::time::timeout(patience, stream.message()).await {
             Ok(Ok(Some(SubscribeResponse {
                 item: Some(Item::CaughtUp(caught_up)),
-            }))) => resume_after = Some(resume_after.map_or(caught_up.head_seq, |a| a.max(caught_up.head_seq))),
+            }))) => {
+                resume_after =
+                    Some(resume_after.map_or(caught_up.head_seq, |a| a.max(caught_up.head_seq)))
+            }
             Ok(Ok(Some(_))) | Err(_) => {}
             Ok(Ok(None)) => return Err(Status::unavailable("event stream ended at once")),
             Ok(Err(status)) => return Err(status),
