@@ -100,7 +100,7 @@ impl EventStream {
                 Source::Shared(shared) => shared,
             };
             match shared.next().await {
-                Next::Event(event) => return Some(event),
+                Next::Event(event) => return Some(*event),
                 Next::Revoked => return None,
                 Next::Refused => {
                     // The service stopped serving the stream: go on with a Subscribe of our
@@ -144,7 +144,7 @@ impl Drop for EventStream {
 }
 
 enum Next {
-    Event(Event),
+    Event(Box<Event>),
     Revoked,
     /// The multiplexed stream is refused: subscribe directly.
     Refused,

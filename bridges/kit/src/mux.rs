@@ -95,7 +95,7 @@ struct FeedState {
 
 /// What a feed has for its connection.
 pub enum Take {
-    Event(Event),
+    Event(Box<Event>),
     /// The feed ended with this status (a revoked session, a refusal, a failure).
     Ended(Status),
     Empty,
@@ -318,7 +318,8 @@ impl Mux {
         };
         match response.item {
             Some(Item::Event(event)) => {
-                if !feed.push(event) {
+                let kept = feed.push(event);
+                if !kept {
                     let mut state = self.lock();
                     if state.feeds.contains_key(&response.feed_id) {
                         self.renumber(&mut state, &feed);
@@ -435,7 +436,7 @@ impl Feed {
             if event.seq > 0 {
                 state.taken = Some(event.seq);
             }
-            return Take::Event(event);
+            return Take::Event(Box::new(event));
         }
         match &state.ended {
             Some(status) => Take::Ended(status.clone()),

@@ -92,10 +92,9 @@ async fn next_response(responses: &mut Streaming<BridgeEventsResponse>) -> Bridg
 async fn refuses_callers_and_users_it_must(backend: rosetta_testkit::Backend) {
     let server = TestServer::start(backend).await;
     for key in [None, Some("00".repeat(32))] {
-        let refused = open(server.channel().await, key.as_deref())
-            .await
-            .err()
-            .expect("refused without the bridge key");
+        let Err(refused) = open(server.channel().await, key.as_deref()).await else {
+            panic!("opened without the bridge key");
+        };
         assert_eq!(refused.code(), Code::PermissionDenied, "{refused:?}");
         assert_eq!(Reason::of(&refused), Some(Reason::BridgeKeyRequired));
     }
