@@ -210,7 +210,10 @@ impl Mux {
                     self.refuse(status);
                     return;
                 }
-                Err(status) => tracing::warn!(%status, "BridgeEvents failed to open"),
+                Err(status) => {
+                    tracing::warn!(%status, "BridgeEvents failed to open");
+                    self.fail_opening(&status);
+                }
             }
             if self.stop_if_idle() {
                 return;
@@ -337,6 +340,20 @@ impl Mux {
                 feed.end(status);
             }
             None => {}
+        }
+    }
+
+    /// The stream could not be opened: logins still waiting for their first `CaughtUp` fail
+    /// now, as their own `Subscribe` would have, rather than being answered as if live; feeds
+    /// that were live wait for the next stream.
+    fn fail_opening(&self, status: &Status) {
+        for feed in self.lock().feeds.values() {
+            let mut state = feed.lock();
+            if !state.caught_up && state.ended.is_none() {
+                state.ended = Some(status.clone());
+                drop(state);
+                feed.wake.notify_one();
+            }
         }
     }
 
