@@ -62,7 +62,7 @@ async fn announce(admin: &mut Admin, token: &str, text: &str) -> Announcement {
 /// A `Subscribe` stream of `token`'s user, read up to its `CaughtUp`.
 async fn subscribe(server: &TestServer, token: &str) -> Events {
     let mut stream = MessagingServiceClient::new(server.channel().await)
-        .subscribe(authed(SubscribeRequest { after_seq: None }, token))
+        .subscribe(authed(SubscribeRequest::default(), token))
         .await
         .expect("subscribe")
         .into_inner();

@@ -128,6 +128,8 @@ reasons! {
         AccountDisabled = "ACCOUNT_DISABLED",
         /// An admin RPC called by an account without the admin role.
         AdminRoleRequired = "ADMIN_ROLE_REQUIRED",
+        /// A service-to-service RPC called without the bridge credential.
+        BridgeKeyRequired = "BRIDGE_KEY_REQUIRED",
     }
     /// The state of things does not allow the request.
     State {

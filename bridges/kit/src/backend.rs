@@ -41,7 +41,7 @@ const CONNECTION_WINDOW: u32 = (1 << 31) - 1;
 pub struct Backend {
     account: Channel,
     social: Channel,
-    messaging: Channel,
+    pub(crate) messaging: Channel,
     files: Channel,
     /// The bridge credential, sent with account calls made for a client.
     pub(crate) bridge_key: Option<MetadataValue<tonic::metadata::Ascii>>,
@@ -51,6 +51,9 @@ pub struct Backend {
     pub(crate) calls: Option<CallCounts>,
     /// The counts of the bridges on this backend, for their status reports.
     pub(crate) board: crate::Board,
+    /// The process's multiplexed event stream, made with the bridge key (`with_bridge_key`);
+    /// without it each login subscribes on its own.
+    pub(crate) mux: Option<std::sync::Arc<crate::mux::Mux>>,
 }
 
 /// Where each service is; one address may serve several (or all, as `rosetta all` does).
@@ -109,6 +112,7 @@ impl Backend {
             client: None,
             calls: None,
             board: crate::Board::default(),
+            mux: None,
         })
     }
 
@@ -128,6 +132,12 @@ impl Backend {
     /// The process-level calls: the server status a legacy client may ask before it logs in.
     pub fn node(&self) -> NodeServiceClient<Traced> {
         NodeServiceClient::with_interceptor(self.account.clone(), self.traced())
+    }
+
+    /// The process's multiplexed event stream, if this backend has one (it has the bridge
+    /// key).
+    pub fn event_mux(&self) -> Option<&std::sync::Arc<crate::mux::Mux>> {
+        self.mux.as_ref()
     }
 
     /// Account calls; made for a client (`for_client`), they carry its address.

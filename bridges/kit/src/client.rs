@@ -38,10 +38,17 @@ pub(crate) struct Client {
 }
 
 impl Backend {
-    /// This backend with the bridge credential (the key file's hex text) sent on account
-    /// calls made for a client.
+    /// This backend with the bridge credential (the key file's hex text): sent on account
+    /// calls made for a client, and what opens the process's one multiplexed event stream
+    /// (`BridgeEvents`), which every login of this backend and its clones shares.
     pub fn with_bridge_key(mut self, key_hex: &str) -> Result<Self, InvalidMetadataValue> {
-        self.bridge_key = Some(key_hex.trim().parse()?);
+        let key: AsciiMetadataValue = key_hex.trim().parse()?;
+        self.mux = Some(Arc::new(crate::mux::Mux::new(
+            self.messaging.clone(),
+            key.clone(),
+            TraceContext::default(),
+        )));
+        self.bridge_key = Some(key);
         Ok(self)
     }
 

@@ -1,42 +1,47 @@
-//! A logged-in user's canonical event stream, as every bridge reads it: opened once at login,
-//! reopened after a break from the newest event seen (so nothing sent meanwhile is lost), with
-//! a growing pause between attempts, and over for good when the session is revoked.
+//! A logged-in user's canonical event stream, as every bridge reads it: opened once at login
+//! (the login is answered once the user counts as online), mended after breaks from the newest
+//! event seen (so nothing sent meanwhile is lost or repeated), and over for good when the
+//! session is revoked.
+//!
+//! By default a login's events come over the bridge process's one multiplexed stream
+//! ([`crate::mux`], `BridgeEvents`), which needs the bridge key; a backend without the key, or
+//! a messaging service that refuses the stream, gives each login a `Subscribe` of its own
+//! ([`direct`]). The bridges see the same [`EventStream`] either way.
 //!
 //! [`EventStream::next`] is cancel-safe: a bridge can poll it in a `select!` beside its socket,
 //! its heartbeat and its shutdown, and a branch taken elsewhere loses no event and no pause.
 
+mod direct;
+
 use std::{sync::Arc, time::Duration};
 
-use rosetta_proto::messaging::v1::{Event, SubscribeResponse, subscribe_response::Item};
+use rosetta_proto::messaging::v1::Event;
 use tokio::time::Instant;
-use tonic::{Code, Status, Streaming};
+use tonic::{Code, Status};
 
-use crate::{UserSession, resume::Resume};
-
-/// The first pause before reopening a broken stream; it doubles up to [`MAX_PAUSE`].
-const FIRST_PAUSE: Duration = Duration::from_millis(250);
-const MAX_PAUSE: Duration = Duration::from_secs(15);
+use self::direct::{Direct, FIRST_PAUSE, MAX_PAUSE};
+use crate::{
+    UserSession,
+    mux::{self, Feed, Mux, Take},
+    resume::Resume,
+};
 
 /// The user's events, one at a time, for as long as their session lives.
-pub struct EventStream {
-    session: Arc<UserSession>,
-    state: State,
-    /// Where a reopened stream resumes: after the newest seq of the user's log seen here and
-    /// the newest message seen in each large group. Nothing until the first catch-up marker
-    /// (the stream then replays nothing).
-    resume: Resume,
-    /// The pause before the next reopening, doubled at each failure in a row.
-    pause: Duration,
+pub struct EventStream(Source);
+
+enum Source {
+    Shared(Shared),
+    Direct(Box<Direct>),
 }
 
-enum State {
-    Open(Box<Streaming<SubscribeResponse>>),
-    /// Broken: reopen at this instant.
-    Broken {
-        retry_at: Instant,
-    },
-    /// The session was revoked: no more events.
-    Revoked,
+/// A feed of the process's multiplexed stream.
+struct Shared {
+    mux: Arc<Mux>,
+    feed: Arc<Feed>,
+    /// Set while a feed that ended (not revoked) waits to be added again.
+    retry_at: Option<Instant>,
+    pause: Duration,
+    revoked: bool,
 }
 
 impl EventStream {
@@ -44,72 +49,139 @@ impl EventStream {
     /// user counts as online before the login is answered; after `patience` the stream is
     /// kept all the same and comes up by itself.
     pub async fn open(session: Arc<UserSession>, patience: Duration) -> Result<Self, Status> {
-        let mut resume = Resume::default();
-        let mut stream = subscribe(&session, &resume).await?;
-        match tokio::time::timeout(patience, stream.message()).await {
-            Ok(Ok(Some(SubscribeResponse {
-                item: Some(Item::CaughtUp(caught_up)),
-            }))) => resume.caught_up(&caught_up),
-            Ok(Ok(Some(_))) | Err(_) => {}
-            Ok(Ok(None)) => return Err(Status::unavailable("event stream ended at once")),
-            Ok(Err(status)) => return Err(status),
+        let Some(mux) = session.backend().mux.clone() else {
+            return Self::direct(session, Resume::default(), patience).await;
+        };
+        let feed = mux.add(session.clone(), Resume::default());
+        let deadline = Instant::now() + patience;
+        loop {
+            match feed.ready() {
+                Some(Ok(())) => break,
+                Some(Err(status)) => {
+                    mux.remove(&feed);
+                    if mux::refusal(&status) {
+                        return Self::direct(session, Resume::default(), patience).await;
+                    }
+                    return Err(status);
+                }
+                None => {
+                    if tokio::time::timeout_at(deadline, feed.changed())
+                        .await
+                        .is_err()
+                    {
+                        break;
+                    }
+                }
+            }
         }
-        Ok(Self {
-            session,
-            state: State::Open(Box::new(stream)),
-            resume,
+        Ok(Self(Source::Shared(Shared {
+            mux,
+            feed,
+            retry_at: None,
             pause: FIRST_PAUSE,
-        })
+            revoked: false,
+        })))
+    }
+
+    async fn direct(
+        session: Arc<UserSession>,
+        resume: Resume,
+        patience: Duration,
+    ) -> Result<Self, Status> {
+        let direct = Direct::open(session, resume, patience).await?;
+        Ok(Self(Source::Direct(Box::new(direct))))
     }
 
     /// The next event; `None` once the session is revoked (logged out elsewhere, password
     /// changed, account deleted): the bridge then ends the login. Breaks are mended here.
     pub async fn next(&mut self) -> Option<Event> {
         loop {
-            match &mut self.state {
-                State::Revoked => return None,
-                State::Broken { retry_at } => {
-                    tokio::time::sleep_until(*retry_at).await;
-                    match subscribe(&self.session, &self.resume).await {
-                        Ok(stream) => self.state = State::Open(Box::new(stream)),
-                        Err(status) => self.broke(&status),
-                    }
-                }
-                State::Open(stream) => match stream.message().await {
-                    Ok(Some(SubscribeResponse { item: Some(item) })) => {
-                        self.pause = FIRST_PAUSE;
-                        match item {
-                            Item::CaughtUp(caught_up) => self.resume.caught_up(&caught_up),
-                            Item::Event(event) => {
-                                self.resume.seen(&event);
-                                return Some(event);
+            let shared = match &mut self.0 {
+                Source::Direct(direct) => return direct.next().await,
+                Source::Shared(shared) => shared,
+            };
+            match shared.next().await {
+                Next::Event(event) => return Some(*event),
+                Next::Revoked => return None,
+                Next::Refused => {
+                    // The service stopped serving the stream: go on with a Subscribe of our
+                    // own after the newest event taken, mended by its own retries.
+                    shared.mux.remove(&shared.feed);
+                    let (session, after) = (shared.feed.session().clone(), shared.feed.taken());
+                    let direct = loop {
+                        match Direct::open(session.clone(), after.clone(), Duration::ZERO).await {
+                            Ok(direct) => break direct,
+                            Err(status) if status.code() == Code::Unauthenticated => {
+                                shared.revoked = true;
+                                return None;
+                            }
+                            Err(status) => {
+                                tracing::debug!(%status, "subscribe failed; retrying");
+                                tokio::time::sleep(MAX_PAUSE).await;
                             }
                         }
-                    }
-                    Ok(Some(_)) => {}
-                    Ok(None) => self.broke(&Status::unavailable("event stream ended")),
-                    Err(status) => self.broke(&status),
-                },
+                    };
+                    self.0 = Source::Direct(Box::new(direct));
+                }
             }
         }
     }
 
     /// Whether the session behind the stream was found revoked.
     pub fn revoked(&self) -> bool {
-        matches!(self.state, State::Revoked)
-    }
-
-    fn broke(&mut self, status: &Status) {
-        if status.code() == Code::Unauthenticated {
-            tracing::info!(user = self.session.user_id(), %status, "session revoked; events end");
-            self.state = State::Revoked;
-            return;
+        match &self.0 {
+            Source::Direct(direct) => direct.revoked(),
+            Source::Shared(shared) => shared.revoked,
         }
-        tracing::debug!(user = self.session.user_id(), %status, pause = ?self.pause, "event stream broke");
-        self.state = State::Broken {
-            retry_at: Instant::now() + self.pause,
-        };
-        self.pause = (self.pause * 2).min(MAX_PAUSE);
+    }
+}
+
+impl Drop for EventStream {
+    fn drop(&mut self) {
+        if let Source::Shared(shared) = &self.0 {
+            shared.mux.remove(&shared.feed);
+        }
+    }
+}
+
+enum Next {
+    Event(Box<Event>),
+    Revoked,
+    /// The multiplexed stream is refused: subscribe directly.
+    Refused,
+}
+
+impl Shared {
+    async fn next(&mut self) -> Next {
+        loop {
+            if self.revoked {
+                return Next::Revoked;
+            }
+            if let Some(retry_at) = self.retry_at {
+                tokio::time::sleep_until(retry_at).await;
+                self.retry_at = None;
+                self.mux.readd(&self.feed);
+            }
+            match self.feed.take() {
+                Take::Event(event) => {
+                    self.pause = FIRST_PAUSE;
+                    return Next::Event(event);
+                }
+                Take::Ended(status) if mux::refusal(&status) => return Next::Refused,
+                Take::Ended(status) if status.code() == Code::Unauthenticated => {
+                    let user = self.feed.session().user_id();
+                    tracing::info!(user, %status, "session revoked; events end");
+                    self.revoked = true;
+                }
+                Take::Ended(status) => {
+                    let user = self.feed.session().user_id();
+                    tracing::debug!(user, %status, pause = ?self.pause, "event feed ended");
+                    self.retry_at = Some(Instant::now() + self.pause);
+                    self.pause = (self.pause * 2).min(MAX_PAUSE);
+                }
+                Take::Empty => self.feed.changed().await,
+            }
+        }
     }
 }
 
@@ -120,16 +192,4 @@ pub async fn next_event(events: Option<&mut EventStream>) -> Option<Event> {
         Some(events) => events.next().await,
         None => std::future::pending().await,
     }
-}
-
-async fn subscribe(
-    session: &UserSession,
-    resume: &Resume,
-) -> Result<Streaming<SubscribeResponse>, Status> {
-    let request = resume.request();
-    session
-        .call(request, |backend, request| async move {
-            backend.messaging().subscribe(request).await
-        })
-        .await
 }

@@ -9,6 +9,7 @@ pub mod counters;
 pub mod events;
 pub mod listen;
 pub mod login;
+pub mod mux;
 pub mod paging;
 pub mod read_marks;
 pub mod registry;

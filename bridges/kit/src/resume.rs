@@ -41,6 +41,21 @@ impl Resume {
         }
     }
 
+    /// Whether `event` is at or before this point: a log event by its seq, a large group's
+    /// message (outside the log) by its conversation's cursor. Live-only events never are.
+    pub fn repeats(&self, event: &Event) -> bool {
+        if event.seq > 0 {
+            return self.after_seq.is_some_and(|after| event.seq <= after);
+        }
+        match &event.kind {
+            Some(Kind::Message(message)) if matches!(message.to, Some(To::ToGroupId(_))) => self
+                .cursors
+                .get(&message.conversation_id)
+                .is_some_and(|&cursor| message.seq <= cursor),
+            _ => false,
+        }
+    }
+
     /// Newest log seq seen, if any.
     pub fn after_seq(&self) -> Option<u64> {
         self.after_seq

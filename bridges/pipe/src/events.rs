@@ -7,12 +7,11 @@ use std::{
     sync::{Arc, Mutex},
 };
 
-use rosetta_bridge_kit::{EventStream, MarkRecorder, UserSession};
+use rosetta_bridge_kit::{MarkRecorder, UserSession};
 use rosetta_proto::messaging::v1::{
-    Announcement, ConversationKind, Message, event, message, signal,
+    Announcement, ConversationKind, Event, Message, event, message, signal,
 };
 use tokio::sync::mpsc;
-use tokio_util::sync::CancellationToken;
 use tonic::Status;
 
 use crate::codec::{Reply, padded_uid};
@@ -151,43 +150,38 @@ impl Backlog {
     }
 }
 
-/// Turns events into pushes until the session is revoked (then `revoked` is cancelled, for
-/// the connection to end the login) or the connection drops the login (which aborts this
-/// task). The stream mends its own breaks, resuming after the last event seen.
+/// Turns one event into its push, if the protocol has one, and queues it for the writer;
+/// `false` once the writer is gone. Polled from the connection's own task (the event stream
+/// waits in its `select!`), so an idle login costs no task of its own.
 pub(crate) async fn push(
-    session: Arc<UserSession>,
-    mut events: EventStream,
-    out: mpsc::Sender<Box<Reply>>,
-    backlog: Arc<Backlog>,
-    marks: MarkRecorder,
-    revoked: CancellationToken,
-) {
-    let me = session.user_id();
-    while let Some(event) = events.next().await {
-        let Some(push) = push_of(me, event.kind) else {
-            continue;
-        };
-        // A message delivered live is not unread any more, unless the login's backlog holds
-        // it. Its mark goes into the pending set before the push is queued (memory only, no
-        // wait), so a `get_unread_message` answering the push, which flushes the set first,
-        // never lists it; the set's writer moves the read state in the background.
-        let (reply, unmarked) = match push {
-            Push::Message(message) => {
-                let unmarked = backlog.hold(&message) && !marks.try_record(&message);
-                (message_push(&message), unmarked.then_some(message))
-            }
-            Push::Other(reply) => (reply, None),
-        };
-        if out.send(Box::new(reply)).await.is_err() {
-            return;
+    me: i64,
+    event: Event,
+    out: &mpsc::Sender<Box<Reply>>,
+    backlog: &Backlog,
+    marks: &MarkRecorder,
+) -> bool {
+    let Some(push) = push_of(me, event.kind) else {
+        return true;
+    };
+    // A message delivered live is not unread any more, unless the login's backlog holds
+    // it. Its mark goes into the pending set before the push is queued (memory only, no
+    // wait), so a `get_unread_message` answering the push, which flushes the set first,
+    // never lists it; the set's writer moves the read state in the background.
+    let (reply, unmarked) = match push {
+        Push::Message(message) => {
+            let unmarked = backlog.hold(&message) && !marks.try_record(&message);
+            (message_push(&message), unmarked.then_some(message))
         }
-        if let Some(message) = unmarked {
-            // The set was full: after the push, flush it and record this one. Boxed: the task
-            // waits on its stream nearly all the time and should only hold what that needs.
-            Box::pin(marks.record(&message)).await;
-        }
+        Push::Other(reply) => (reply, None),
+    };
+    if out.send(Box::new(reply)).await.is_err() {
+        return false;
     }
-    revoked.cancel();
+    if let Some(message) = unmarked {
+        // The set was full: after the push, flush it and record this one.
+        marks.record(&message).await;
+    }
+    true
 }
 
 enum Push {

@@ -147,6 +147,61 @@ async fn a_broken_event_stream_resumes_where_it_stopped() {
     bridge.stop().await;
 }
 
+/// The bridge's one event stream cut while a friend writes steadily: the pipe client gets
+/// every message once, in order (the stream is reopened and the login's feed resumes after
+/// the newest event it queued).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_cut_mid_traffic_loses_and_repeats_nothing() {
+    let server = TestServer::start(Backend::Sqlite).await;
+    let (alice, bob) = grpc_friends(&server, "alice", "bob").await;
+    let (alice_id, bob_id) = (
+        alice.user.as_ref().expect("user").id,
+        bob.user.as_ref().expect("user").id,
+    );
+    let messaging = MessagingServiceClient::new(server.channel().await);
+    let relay = Relay::start(server.addr).await;
+    let bridge = bridge_through(server, &relay).await;
+    let mut pipe = bridge.client().await;
+    pipe.login("alice", "alice-pw").await;
+
+    for n in 1..=31u32 {
+        match n {
+            11 => relay.cut(),
+            16 => relay.reopen(),
+            _ => {}
+        }
+        let text = if n == 31 {
+            "last".to_owned()
+        } else {
+            format!("m{n:02}")
+        };
+        let request = authed(
+            SendMessageRequest {
+                to: Some(To::ToUserId(alice_id)),
+                kind: MessageKind::Text.into(),
+                text,
+                client_message_id: format!("burst-{n}"),
+                client_time: format!("t{n}"),
+                ..Default::default()
+            },
+            &bob.access_token,
+        );
+        messaging
+            .clone()
+            .send_message(request)
+            .await
+            .expect("bob writes");
+    }
+    let bob_uid = format!("{bob_id:05}");
+    for n in 1..=30u32 {
+        pipe.expect(&format!("message|0|{bob_uid}|t{n}|m{n:02}"))
+            .await;
+    }
+    // A repeat of any of them would come before this one.
+    pipe.expect(&format!("message|0|{bob_uid}|t31|last")).await;
+    bridge.stop().await;
+}
+
 /// With the services out of reach, a token issued to another connection cannot be checked:
 /// that is the command's failure form (and a log line), not a token error that would tell the
 /// client to log in again.

@@ -2,14 +2,19 @@
 
 use std::sync::Arc;
 
-use rosetta_auth::{Caller, SessionGuard};
-use rosetta_kit::tasks::Tasks;
+use rosetta_auth::{Authenticator, BridgeKey, Caller, SessionGuard};
+use rosetta_kit::{ApiError, Reason, tasks::Tasks};
 use rosetta_proto::messaging::v1::{messaging_service_server::MessagingService, *};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
-use tonic::{Request, Response, Status};
+use tonic::{Request, Response, Status, Streaming};
 
-use crate::{Messaging, conversations::Target, stream::SessionCheck};
+use crate::{
+    Messaging,
+    bridge_events::{self, BridgeFeeds},
+    conversations::Target,
+    stream::SessionCheck,
+};
 
 pub struct MessagingGrpc {
     messaging: Arc<Messaging>,
@@ -18,6 +23,9 @@ pub struct MessagingGrpc {
     /// `UNAVAILABLE` (a graceful shutdown waits for open calls, and a stream never ends by
     /// itself).
     streams: Tasks,
+    /// The bridge credential and the token check of `BridgeEvents`; without them every
+    /// `BridgeEvents` call is refused.
+    bridges: Option<(BridgeKey, Authenticator)>,
 }
 
 impl MessagingGrpc {
@@ -26,6 +34,7 @@ impl MessagingGrpc {
             messaging,
             sessions: None,
             streams,
+            bridges: None,
         }
     }
 
@@ -34,6 +43,17 @@ impl MessagingGrpc {
     pub fn with_sessions(self, sessions: Arc<SessionGuard>) -> Self {
         Self {
             sessions: Some(sessions),
+            ..self
+        }
+    }
+}
+
+impl MessagingGrpc {
+    /// Serves `BridgeEvents` to callers presenting `key`, verifying each feed's access token
+    /// with `auth`.
+    pub fn with_bridges(self, key: BridgeKey, auth: Authenticator) -> Self {
+        Self {
+            bridges: Some((key, auth)),
             ..self
         }
     }
@@ -131,6 +151,34 @@ impl MessagingService for MessagingGrpc {
         Ok(Response::new(ReceiverStream::new(rx)))
     }
 
+    type BridgeEventsStream = ReceiverStream<Result<BridgeEventsResponse, Status>>;
+
+    async fn bridge_events(
+        &self,
+        req: Request<Streaming<BridgeEventsRequest>>,
+    ) -> Reply<Self::BridgeEventsStream> {
+        let Some((_, auth)) = self
+            .bridges
+            .as_ref()
+            .filter(|(key, _)| key.verifies(req.metadata()))
+        else {
+            return Err(ApiError::denied(
+                Reason::BridgeKeyRequired,
+                "BridgeEvents is for bridges: present the bridge key",
+            )
+            .into());
+        };
+        let feeds = BridgeFeeds {
+            messaging: self.messaging.clone(),
+            auth: auth.clone(),
+            sessions: auth.sessions().clone(),
+            tasks: self.streams.clone(),
+        };
+        let (tx, rx) = mpsc::channel(bridge_events::STREAM_QUEUE);
+        self.streams.spawn(feeds.serve(req.into_inner(), tx));
+        Ok(Response::new(ReceiverStream::new(rx)))
+    }
+
     async fn set_presence(&self, req: Request<SetPresenceRequest>) -> Reply<SetPresenceResponse> {
         let me = Caller::of(&req)?.user_id;
         self.messaging
@@ -170,5 +218,6 @@ impl MessagingService for MessagingGrpc {
     }
 }
 
-/// Methods callable without a bearer token: none.
-pub const PUBLIC_METHODS: &[&str] = &[];
+/// Methods callable without a bearer token: `BridgeEvents`, which is the bridge's own call
+/// (checked against the bridge key by its handler) and carries a token per user instead.
+pub const PUBLIC_METHODS: &[&str] = &["BridgeEvents"];

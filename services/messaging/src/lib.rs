@@ -10,7 +10,8 @@
 //! [`send`] / [`history`] (the domain, `impl Messaging`; [`commit`] writes sends in batches,
 //! one transaction each) → [`fanout`] (large groups) → [`stream`] (`Subscribe`, with operator
 //! announcements: stored once by the admin service, broadcast on the bus, delivered once per
-//! user) → [`grpc`] (thin handlers).
+//! user) → [`bridge_events`] (`BridgeEvents`: many users' `Subscribe` over one stream) →
+//! [`grpc`] (thin handlers).
 //!
 //! # Storage trade-off: fan-out on write, and on read for large groups
 //!
@@ -33,6 +34,7 @@
 //! per change), and that is how a stream learns to follow or drop a group. Private chats and
 //! small groups are unchanged.
 
+mod bridge_events;
 pub mod bus;
 mod commit;
 mod config;
@@ -56,8 +58,10 @@ pub mod visibility;
 
 use std::sync::Arc;
 
-pub use bus::{Bus, GroupLink, Hub, LocalBus, NatsBus, Subscription, Wake};
-pub use config::{DEFAULT_GROUP_FANOUT_MAX_MEMBERS, MessagingConfig};
+//! one transaction each) → [`fanout`] (large groups) → [`stream`] (`Subscribe`, with operator
+//! announcements: stored once by the admin service, broadcast on the bus, delivered once per
+//! user) → [`bridge_events`] (`BridgeEvents`: many users' `Subscribe` over one stream) →
+//! [`grpc`] (thin handlers).
 pub use grpc::{MessagingGrpc, PUBLIC_METHODS};
 pub use log::Events;
 pub use meters::describe_metrics;

@@ -26,7 +26,7 @@ use rosetta_auth::SessionGuard;
 use rosetta_kit::{ApiError, ApiResult, Reason};
 use rosetta_proto::{
     messaging::v1::{
-        CaughtUp, Event, SubscribeRequest, SubscribeResponse, event, subscribe_response::Item,
+        CaughtUp, ConversationCursor, Event, SubscribeRequest, SubscribeResponse, event, subscribe_response::Item,
     },
     social::v1::PresenceStatus,
 };
@@ -68,16 +68,21 @@ impl Resume {
 
     /// Read from a Subscribe request; TOO_LARGE past [`Resume::MAX_CURSORS`] cursors.
     pub fn from_request(req: &SubscribeRequest) -> ApiResult<Self> {
-        if req.conversation_cursors.len() > Self::MAX_CURSORS {
+        Self::from_parts(req.after_seq, &req.conversation_cursors)
+    }
+
+    /// From a log position and conversation cursors (a Subscribe request's, or a
+    /// BridgeEvents feed's); TOO_LARGE past [`Resume::MAX_CURSORS`] cursors.
+    pub fn from_parts(after_seq: Option<u64>, cursors: &[ConversationCursor]) -> ApiResult<Self> {
+        if cursors.len() > Self::MAX_CURSORS {
             return Err(ApiError::invalid(
                 Reason::TooLarge,
                 "at most 4096 conversation cursors",
             ));
         }
         Ok(Self {
-            after_seq: req.after_seq,
-            cursors: req
-                .conversation_cursors
+            after_seq,
+            cursors: cursors
                 .iter()
                 .map(|c| (c.conversation_id, c.seq))
                 .collect(),

@@ -167,10 +167,21 @@ impl Node {
                 presences,
                 &background,
             );
-            let grpc = MessagingServiceServer::new(
-                rosetta_messaging::MessagingGrpc::new(Arc::new(messaging), streams.clone())
-                    .with_sessions(sessions.clone()),
-            );
+            let grpc = rosetta_messaging::MessagingGrpc::new(Arc::new(messaging), streams.clone())
+                .with_sessions(sessions.clone());
+            // BridgeEvents needs the bridge credential; `all` has it (the account role made it
+            // above), a split messaging role reads the file mounted for it.
+            let grpc = match bridge_key(config, false)? {
+                Some(key) => grpc.with_bridges(key, auth.clone()),
+                None => {
+                    tracing::warn!(
+                        "no bridge key (bridge_key_file): BridgeEvents is refused, bridges \
+                         fall back to one Subscribe per connection"
+                    );
+                    grpc
+                }
+            };
+            let grpc = MessagingServiceServer::new(grpc);
             services.add(auth.protect(grpc, rosetta_messaging::PUBLIC_METHODS));
         }
         if role.runs(Role::Files) {

@@ -14,9 +14,7 @@ use rosetta_proto::account::v1::{
     PasswordScheme, login_request::Identifier,
 };
 use rosetta_proto::common::v1::{UserRef, user_ref};
-use tokio_util::sync::CancellationToken;
 use tonic::Status;
-use tracing::Instrument as _;
 
 use super::{
     Connection, Login, LoginState, PROTOCOL, SUBSCRIBE_PATIENCE,
@@ -115,26 +113,14 @@ impl Connection {
             })
             .await;
         let backlog = Backlog::at_login(!unread.is_empty());
-        let revoked = CancellationToken::new();
         let marks = ReadMarks::start(session.clone(), self.shared.read_mark_flush);
-        let pusher = tokio::spawn(
-            events::push(
-                session.clone(),
-                events,
-                self.out.clone(),
-                backlog.clone(),
-                marks.recorder(),
-                revoked.clone(),
-            )
-            .in_current_span(),
-        );
         self.state = LoginState::LoggedIn(Box::new(Login {
             session,
             token,
             registered,
             live,
-            pusher,
-            revoked,
+            events,
+            revoked: false,
             backlog,
             marks,
         }));
@@ -154,17 +140,17 @@ impl Connection {
             token,
             registered,
             live,
-            pusher,
+            events,
             revoked,
             marks,
             ..
         } = *login;
         // The event stream goes first, so that no resubscription shows the user online again.
-        pusher.abort();
+        drop(events);
         drop(registered);
         let uid = session.user_id();
         // A revoked session can neither mark, set presence nor log out; the services ended it.
-        let on_close = if revoked.is_cancelled() {
+        let on_close = if revoked {
             marks.abandon();
             OnClose::KeepSession
         } else {

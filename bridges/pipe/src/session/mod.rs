@@ -21,11 +21,11 @@ use std::{
 };
 
 use rosetta_bridge_kit::{
-    Backend, Connections, Counters, Handshake, Live, LiveLogins, LoginRegistry, ReadMarks,
-    Registered, UserSession, settings::PipeSettings,
+    Backend, Connections, Counters, EventStream, Handshake, Live, LiveLogins, LoginRegistry,
+    ReadMarks, Registered, UserSession, settings::PipeSettings,
 };
-use tokio::{net::TcpStream, sync::mpsc, task::JoinHandle};
-use tokio_util::sync::CancellationToken;
+use rosetta_proto::messaging::v1::Event;
+use tokio::{net::TcpStream, sync::mpsc};
 use tracing::Instrument as _;
 
 use crate::{
@@ -97,10 +97,10 @@ struct Login {
     registered: Registered,
     /// Counts this connection among the user's live ones.
     live: Live,
-    /// Turns the user's events into pushes.
-    pusher: JoinHandle<()>,
-    /// Cancelled by the pusher when the session was revoked.
-    revoked: CancellationToken,
+    /// The user's events, polled by the connection's task and turned into pushes.
+    events: EventStream,
+    /// Set once the event stream ended because the session was revoked.
+    revoked: bool,
     /// The unread messages the login announced, until the client fetches them.
     backlog: Arc<Backlog>,
     /// Read marks of the messages pushed, written in the background.
@@ -127,6 +127,7 @@ enum Wake {
     PartialDue,
     Kicked,
     Revoked,
+    Event(Box<Event>),
 }
 
 /// Serves one client until it closes, its writer fails, its session is revoked, or the
@@ -160,8 +161,7 @@ pub(crate) async fn run(
                 writer_done = true;
                 break;
             }
-            () = conn.kicked() => Wake::Kicked,
-            () = conn.revoked() => Wake::Revoked,
+            wake = conn.login_wake() => wake,
             () = partial.due() => Wake::PartialDue,
             ready = read.readable() => match ready {
                 Ok(()) => Wake::Read(reader::take(&read, &mut partial)),
@@ -207,26 +207,37 @@ impl Connection {
                 true
             }
             Wake::Revoked => {
+                if let LoginState::LoggedIn(login) = &mut self.state {
+                    login.revoked = true;
+                }
                 // The protocol has no message for it; the client notices the close and must
                 // log in again, as after any reconnect.
                 tracing::info!("session revoked; closing the connection");
                 false
             }
+            Wake::Event(event) => match &self.state {
+                LoginState::LoggedIn(login) => {
+                    let me = login.session.user_id();
+                    let marks = login.marks.recorder();
+                    crate::events::push(me, *event, &self.out, &login.backlog, &marks).await
+                }
+                LoginState::Anonymous => true,
+            },
         }
     }
 
-    /// Completes when this connection's login is kicked by a newer one; never without one.
-    async fn kicked(&self) {
-        match &self.state {
-            LoginState::LoggedIn(login) => login.registered.kicked().await,
-            LoginState::Anonymous => std::future::pending().await,
-        }
-    }
-
-    /// Completes when this connection's session was revoked; never without one.
-    async fn revoked(&self) {
-        match &self.state {
-            LoginState::LoggedIn(login) => login.revoked.cancelled().await,
+    /// What the login needs next: an event to push, or its end (kicked by a newer login, or
+    /// the session revoked); never without a login. Cancel-safe, for the connection's
+    /// `select!`.
+    async fn login_wake(&mut self) -> Wake {
+        match &mut self.state {
+            LoginState::LoggedIn(login) => tokio::select! {
+                () = login.registered.kicked() => Wake::Kicked,
+                event = login.events.next() => match event {
+                    Some(event) => Wake::Event(Box::new(event)),
+                    None => Wake::Revoked,
+                },
+            },
             LoginState::Anonymous => std::future::pending().await,
         }
     }
