@@ -3,6 +3,8 @@
 
 pub mod entity;
 pub mod migration;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 

@@ -22,8 +22,8 @@ use std::{
 use rosetta_proto::{
     Reason,
     messaging::v1::{
-        BridgeEventsRequest, BridgeEventsResponse, BridgeFeedAdd, BridgeFeedRemove, Event,
-        bridge_events_request::Action, bridge_events_response::Item,
+        BridgeEventsRequest, BridgeEventsResponse, BridgeFeedAdd, BridgeFeedRemove, CaughtUp,
+        Event, bridge_events_request::Action, bridge_events_response::Item,
         messaging_service_client::MessagingServiceClient,
     },
     metadata,
@@ -36,7 +36,7 @@ use tonic::{
     transport::Channel,
 };
 
-use crate::{UserSession, backend::TraceContext};
+use crate::{UserSession, backend::TraceContext, resume::Resume};
 
 /// Events one feed may hold for a connection that reads slowly.
 pub const FEED_QUEUE: usize = 256;

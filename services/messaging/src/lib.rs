@@ -58,10 +58,9 @@ pub mod visibility;
 
 use std::sync::Arc;
 
-//! one transaction each) → [`fanout`] (large groups) → [`stream`] (`Subscribe`, with operator
-//! announcements: stored once by the admin service, broadcast on the bus, delivered once per
-//! user) → [`bridge_events`] (`BridgeEvents`: many users' `Subscribe` over one stream) →
-//! [`grpc`] (thin handlers).
+pub use bridge_events::MAX_FEEDS as BRIDGE_STREAM_MAX_FEEDS;
+pub use bus::{Bus, GroupLink, Hub, LocalBus, NatsBus, Subscription, Wake};
+pub use config::{DEFAULT_GROUP_FANOUT_MAX_MEMBERS, MessagingConfig};
 pub use grpc::{MessagingGrpc, PUBLIC_METHODS};
 pub use log::Events;
 pub use meters::describe_metrics;

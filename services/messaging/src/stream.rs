@@ -26,7 +26,8 @@ use rosetta_auth::SessionGuard;
 use rosetta_kit::{ApiError, ApiResult, Reason};
 use rosetta_proto::{
     messaging::v1::{
-        CaughtUp, ConversationCursor, Event, SubscribeRequest, SubscribeResponse, event, subscribe_response::Item,
+        CaughtUp, ConversationCursor, Event, SubscribeRequest, SubscribeResponse, event,
+        subscribe_response::Item,
     },
     social::v1::PresenceStatus,
 };
@@ -82,10 +83,7 @@ impl Resume {
         }
         Ok(Self {
             after_seq,
-            cursors: cursors
-                .iter()
-                .map(|c| (c.conversation_id, c.seq))
-                .collect(),
+            cursors: cursors.iter().map(|c| (c.conversation_id, c.seq)).collect(),
         })
     }
 }

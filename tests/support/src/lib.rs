@@ -20,12 +20,11 @@ use rosetta_proto::{
     messaging::v1::{GetPresenceRequest, messaging_service_client::MessagingServiceClient},
     social::v1::PresenceStatus,
 };
-use sea_orm::{ConnectionTrait, Database};
 
 use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
 use tonic::{Request, transport::Channel};
 
-pub const DEFAULT_POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+pub use rosetta_db::testing::{DEFAULT_POSTGRES_URL, PgDatabase};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -49,61 +48,6 @@ macro_rules! both_backends {
             }
         }
     };
-}
-
-/// A PostgreSQL database that exists for one test.
-pub struct PgDatabase {
-    admin_url: String,
-    pub name: String,
-    pub url: String,
-}
-
-impl PgDatabase {
-    pub async fn create() -> Self {
-        let admin_url = std::env::var("ROSETTA_TEST_POSTGRES_URL")
-            .unwrap_or_else(|_| DEFAULT_POSTGRES_URL.into());
-        let admin = Database::connect(&admin_url).await.unwrap_or_else(|err| {
-            panic!(
-                "PostgreSQL test: cannot reach {admin_url} ({err}). Start PostgreSQL or point \
-                 ROSETTA_TEST_POSTGRES_URL at one; this test does not pass without it."
-            )
-        });
-        let name = format!("rosetta_test_{}", uuid::Uuid::new_v4().simple());
-        admin
-            .execute_unprepared(&format!("CREATE DATABASE {name}"))
-            .await
-            .expect("create test database");
-        let base = admin_url
-            .rsplit_once('/')
-            .map_or(admin_url.as_str(), |(base, _)| base);
-        let url = format!("{base}/{name}");
-        Self {
-            admin_url,
-            name,
-            url,
-        }
-    }
-}
-
-impl Drop for PgDatabase {
-    fn drop(&mut self) {
-        let (admin_url, name) = (self.admin_url.clone(), self.name.clone());
-        // Drop needs async I/O: do it on a runtime of its own, outside the test's.
-        let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .ok()?;
-            rt.block_on(async {
-                let admin = Database::connect(&admin_url).await.ok()?;
-                admin
-                    .execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                    .await
-                    .ok()
-            })
-        })
-        .join();
-    }
 }
 
 /// A running node and what a test needs to talk to it.

@@ -3,17 +3,13 @@
 
 #![allow(dead_code)]
 
-use std::{
-    any::Any,
-    sync::{
-        Arc,
-        atomic::{AtomicU64, Ordering},
-    },
-    time::Duration,
-};
+use std::{any::Any, sync::Arc, time::Duration};
 
 use rosetta_auth::Caller;
-use rosetta_db::entity::{social::friendship, user};
+use rosetta_db::{
+    entity::{social::friendship, user},
+    testing::PgDatabase,
+};
 use rosetta_kit::tasks::Tasks;
 pub use rosetta_messaging::Resume;
 use rosetta_messaging::{Bus, Events, LocalBus, Messaging, MessagingConfig, NatsBus, Presences};
@@ -26,8 +22,8 @@ use rosetta_proto::{
 };
 use rosetta_social::Social;
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait as _, ConnectionTrait, Database, DatabaseConnection,
-    EntityTrait as _, QueryFilter as _, QueryOrder as _,
+    ActiveValue::Set, ColumnTrait as _, ConnectionTrait, DatabaseConnection, EntityTrait as _,
+    QueryFilter as _, QueryOrder as _,
 };
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -81,61 +77,6 @@ pub async fn store(backend: Backend) -> Store {
                 _keep: Box::new(pg),
             }
         }
-    }
-}
-
-struct PgDatabase {
-    admin_url: String,
-    name: String,
-    url: String,
-}
-
-impl PgDatabase {
-    async fn create() -> Self {
-        static NEXT: AtomicU64 = AtomicU64::new(0);
-        let admin_url = std::env::var("ROSETTA_TEST_POSTGRES_URL")
-            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
-        let admin = Database::connect(&admin_url).await.unwrap_or_else(|err| {
-            panic!("PostgreSQL test: cannot reach {admin_url} ({err}); this test needs it")
-        });
-        let name = format!(
-            "rosetta_groups_{}_{}_{}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed),
-            rosetta_db::now_ms()
-        );
-        admin
-            .execute_unprepared(&format!("CREATE DATABASE {name}"))
-            .await
-            .expect("create test database");
-        let base = admin_url.rsplit_once('/').map_or("", |(base, _)| base);
-        let url = format!("{base}/{name}");
-        Self {
-            admin_url,
-            name,
-            url,
-        }
-    }
-}
-
-impl Drop for PgDatabase {
-    fn drop(&mut self) {
-        let (admin_url, name) = (self.admin_url.clone(), self.name.clone());
-        // Drop needs async I/O: on a runtime of its own, outside the test's.
-        let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .ok()?;
-            rt.block_on(async {
-                let admin = Database::connect(&admin_url).await.ok()?;
-                admin
-                    .execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                    .await
-                    .ok()
-            })
-        })
-        .join();
     }
 }
 

@@ -7,22 +7,17 @@
 mod batches;
 mod lanes;
 
-use std::{
-    sync::{
-        Arc,
-        atomic::{AtomicU64, Ordering},
-    },
-    time::Duration,
-};
+use std::{sync::Arc, time::Duration};
 
 use rosetta_db::entity::{
     messaging::{conversation, message},
     social::{group, group_member},
 };
+use rosetta_db::testing::PgDatabase;
 use rosetta_kit::ApiResult;
 use rosetta_proto::messaging::v1::{MessageKind, event::Kind};
 use sea_orm::{
-    ActiveValue::Set, ConnectionTrait as _, Database, DatabaseConnection, DatabaseTransaction,
+    ActiveValue::Set, ConnectionTrait as _, DatabaseConnection, DatabaseTransaction,
     EntityTrait as _, TransactionTrait as _,
 };
 use tokio::sync::oneshot;
@@ -268,62 +263,6 @@ fn draft(conversation: Conversation, sender: i64, target: Target, key: &str) -> 
             ..Default::default()
         },
         now: rosetta_db::now_ms(),
-    }
-}
-
-/// A PostgreSQL database that exists for one test.
-struct PgDatabase {
-    admin_url: String,
-    name: String,
-    url: String,
-}
-
-impl PgDatabase {
-    async fn create() -> Self {
-        static NEXT: AtomicU64 = AtomicU64::new(0);
-        let admin_url = std::env::var("ROSETTA_TEST_POSTGRES_URL")
-            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
-        let admin = Database::connect(&admin_url).await.unwrap_or_else(|err| {
-            panic!("PostgreSQL test: cannot reach {admin_url} ({err}); this test needs it")
-        });
-        let name = format!(
-            "rosetta_writer_{}_{}_{}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed),
-            rosetta_db::now_ms()
-        );
-        admin
-            .execute_unprepared(&format!("CREATE DATABASE {name}"))
-            .await
-            .expect("create test database");
-        let base = admin_url.rsplit_once('/').map_or("", |(base, _)| base);
-        let url = format!("{base}/{name}");
-        Self {
-            admin_url,
-            name,
-            url,
-        }
-    }
-}
-
-impl Drop for PgDatabase {
-    fn drop(&mut self) {
-        let (admin_url, name) = (self.admin_url.clone(), self.name.clone());
-        // Dropping needs async I/O: on a runtime of its own, outside the test's.
-        let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .ok()?;
-            rt.block_on(async {
-                let admin = Database::connect(&admin_url).await.ok()?;
-                admin
-                    .execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                    .await
-                    .ok()
-            })
-        })
-        .join();
     }
 }
 
