@@ -8,62 +8,13 @@ mod clients;
 
 use std::net::SocketAddr;
 
-use clients::{Fields, Imps, Pipe, Ws};
+use clients::{Fields, Imps, Pipe, Ws, bridges};
 use rosetta_bridge_imps::codec::{ClientMessage, cmd, error};
-use rosetta_bridge_kit::settings::{CloudChatSettings, ImpsSettings, PipeSettings};
 use rosetta_proto::{
     admin::v1::{DisableUserRequest, EnableUserRequest, admin_service_client::AdminServiceClient},
     common::v1::{UserRef, user_ref::Ref},
 };
 use rosetta_testkit::{Backend, TestServer, authed, both_backends};
-use tokio::net::TcpListener;
-use tokio_util::sync::{CancellationToken, DropGuard};
-
-/// The bridges in front of one node; they stop when dropped.
-struct Bridges {
-    pipe: SocketAddr,
-    imps: SocketAddr,
-    cloudchat: SocketAddr,
-    _closing: DropGuard,
-}
-
-async fn bridges(server: &TestServer) -> Bridges {
-    let closing = CancellationToken::new();
-    let bind = || async {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let addr = listener.local_addr().expect("addr");
-        (listener, addr)
-    };
-    let (pipe, pipe_addr) = bind().await;
-    let (imps, imps_addr) = bind().await;
-    let (cloudchat, cloudchat_addr) = bind().await;
-    let stop = || closing.clone().cancelled_owned();
-    let backend = server.backend();
-    tokio::spawn(rosetta_bridge_pipe::serve(
-        pipe,
-        backend.clone(),
-        PipeSettings::default(),
-        stop(),
-    ));
-    tokio::spawn(rosetta_bridge_imps::serve(
-        imps,
-        backend.clone(),
-        ImpsSettings::default(),
-        stop(),
-    ));
-    tokio::spawn(rosetta_bridge_cloudchat::serve(
-        cloudchat,
-        backend,
-        CloudChatSettings::default(),
-        stop(),
-    ));
-    Bridges {
-        pipe: pipe_addr,
-        imps: imps_addr,
-        cloudchat: cloudchat_addr,
-        _closing: closing.drop_guard(),
-    }
-}
 
 fn by_name(name: &str) -> Option<UserRef> {
     Some(UserRef {
@@ -102,7 +53,7 @@ async fn cloudchat_login(addr: SocketAddr, name: &str) -> (Ws, serde_json::Value
 
 async fn disable_ends_legacy_sessions(backend: Backend) {
     let server = TestServer::start(backend).await;
-    let bridges = bridges(&server).await;
+    let bridges = bridges::start(&server).await;
     let opal = server.user("opal", "opal-pw").await;
     let db = rosetta_db::connect(&server.config.database_url())
         .await

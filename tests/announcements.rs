@@ -11,8 +11,8 @@ mod online;
 
 use std::collections::BTreeMap;
 
-use clients::{Imps, PATIENCE, Pipe, Ws};
-use online::{Online, bridges, each_protocol_shows, log_everyone_in};
+use clients::{Imps, PATIENCE, Pipe, Ws, bridges};
+use online::{Online, each_protocol_shows, log_everyone_in};
 use rosetta_bridge_imps::codec::{ClientMessage, cmd};
 use rosetta_proto::{
     Reason,
@@ -97,7 +97,7 @@ async fn next_announcement(stream: &mut Events) -> Announcement {
 
 async fn every_protocol_gets_it(backend: Backend) {
     let server = TestServer::start(backend).await;
-    let bridges = bridges(&server).await;
+    let bridges = bridges::start(&server).await;
     let opal = admin_user(&server, "opal").await;
     let mut admin = AdminServiceClient::new(server.channel().await);
     let gus = server.user("gus", "pw-gus").await;
@@ -215,7 +215,7 @@ impl SocialLobby {
 /// expired one reaches nobody.
 async fn later_logins_get_it_once(backend: Backend) {
     let server = TestServer::start(backend).await;
-    let bridges = bridges(&server).await;
+    let bridges = bridges::start(&server).await;
     let opal = admin_user(&server, "opal").await;
     let mut admin = AdminServiceClient::new(server.channel().await);
     let twin = server.user("twin", "pw-twin").await;
@@ -388,7 +388,7 @@ both_backends!(bounds, super::bounds_hold);
 /// The system's names cannot be registered on the protocols that let a client choose one.
 async fn system_identity_is_reserved(backend: Backend) {
     let server = TestServer::start(backend).await;
-    let bridges = bridges(&server).await;
+    let bridges = bridges::start(&server).await;
     let mut pipe = Pipe::connect(bridges.pipe).await;
     let reply = pipe
         .call("register|system|pw-system|sys|1|sig|1|answer")

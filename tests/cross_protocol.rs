@@ -4,13 +4,13 @@
 
 mod clients;
 
-use std::{net::SocketAddr, time::Duration};
+use std::time::Duration;
 
-use clients::{Fields, Imps, PATIENCE, Pipe, Ws};
-use rosetta_bridge_imps::codec::{ClientMessage, cmd};
-use rosetta_bridge_kit::settings::{
-    CloudChatSettings, ImpsSettings, OurChatSettings, PipeSettings,
+use clients::{
+    Fields, Imps, PATIENCE, Pipe, Ws,
+    bridges::{self, sha256_hex},
 };
+use rosetta_bridge_imps::codec::{ClientMessage, cmd};
 use rosetta_proto::{
     account::v1::{LoginRequest, LookupUserRequest, PasswordScheme, login_request::Identifier},
     common::v1::{UserRef, user_ref},
@@ -20,73 +20,13 @@ use rosetta_proto::{
     },
 };
 use rosetta_testkit::{Backend, TestServer, authed, both_backends};
-use sha2::{Digest as _, Sha256};
-use tokio::net::TcpListener;
-use tokio_util::sync::CancellationToken;
 
 /// MD5 hex of "123456", as the pipe client sends its password.
 const MD5_123456: &str = "e10adc3949ba59abbe56e057f20f883e";
 
-/// The bridges in front of one node; they stop when dropped.
-struct Bridges {
-    pipe: SocketAddr,
-    imps: SocketAddr,
-    ourchat: SocketAddr,
-    cloudchat: SocketAddr,
-    _closing: tokio_util::sync::DropGuard,
-}
-
-async fn bridges(server: &TestServer) -> Bridges {
-    let closing = CancellationToken::new();
-    let bind = || async {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let addr = listener.local_addr().expect("addr");
-        (listener, addr)
-    };
-    let ((pipe, pipe_addr), (imps, imps_addr)) = (bind().await, bind().await);
-    let ((ourchat, ourchat_addr), (cloudchat, cloudchat_addr)) = (bind().await, bind().await);
-    let stop = || closing.clone().cancelled_owned();
-    let backend = server.backend();
-    tokio::spawn(rosetta_bridge_pipe::serve(
-        pipe,
-        backend.clone(),
-        PipeSettings::default(),
-        stop(),
-    ));
-    tokio::spawn(rosetta_bridge_imps::serve(
-        imps,
-        backend.clone(),
-        ImpsSettings::default(),
-        stop(),
-    ));
-    tokio::spawn(rosetta_bridge_ourchat::serve(
-        ourchat,
-        backend.clone(),
-        OurChatSettings::default(),
-        stop(),
-    ));
-    tokio::spawn(rosetta_bridge_cloudchat::serve(
-        cloudchat,
-        backend,
-        CloudChatSettings::default(),
-        stop(),
-    ));
-    Bridges {
-        pipe: pipe_addr,
-        imps: imps_addr,
-        ourchat: ourchat_addr,
-        cloudchat: cloudchat_addr,
-        _closing: closing.drop_guard(),
-    }
-}
-
-fn sha256_hex(text: &str) -> String {
-    hex::encode(Sha256::digest(text.as_bytes()))
-}
-
 async fn imps_pipe_chat(backend: Backend) {
     let server = TestServer::start(backend).await;
-    let bridges = bridges(&server).await;
+    let bridges = bridges::start(&server).await;
 
     // Penny registers and logs in on pipe; the bridge answers with her uid.
     let mut penny = Pipe::connect(bridges.pipe).await;
@@ -198,7 +138,7 @@ both_backends!(imps_and_pipe, super::imps_pipe_chat);
 
 async fn cloudchat_ourchat_chat(backend: Backend) {
     let server = TestServer::start(backend).await;
-    let bridges = bridges(&server).await;
+    let bridges = bridges::start(&server).await;
 
     // Olga uses an OurChat client written from the document (`time` in the login turns on
     // pushes); she registers with an e-mail and the SHA-256 hex of her password.

@@ -11,12 +11,11 @@ mod clients;
 
 use std::{net::SocketAddr, time::Duration};
 
-use clients::{Fields, Imps, PATIENCE, Pipe, Ws};
-use rosetta_bridge_dpc::Listeners;
-use rosetta_bridge_imps::codec::{ClientMessage, cmd, error};
-use rosetta_bridge_kit::settings::{
-    CloudChatSettings, DpcSettings, ImpsSettings, OurChatSettings, PipeSettings,
+use clients::{
+    Fields, Imps, PATIENCE, Pipe, Ws,
+    bridges::{self, Bridges, sha256_hex},
 };
+use rosetta_bridge_imps::codec::{ClientMessage, cmd, error};
 use rosetta_proto::{
     Reason,
     account::v1::{GetMyProfileRequest, LoginRequest, PasswordScheme, login_request::Identifier},
@@ -27,92 +26,12 @@ use rosetta_proto::{
 };
 use rosetta_testkit::{Backend, TestServer, authed, both_backends, reason};
 use serde_json::Value;
-use sha2::{Digest as _, Sha256};
 use tokio::{
     io::{AsyncReadExt as _, AsyncWriteExt as _},
-    net::{TcpListener, TcpStream},
+    net::TcpStream,
 };
-use tokio_util::sync::{CancellationToken, DropGuard};
 use tonic::{Code, transport::Channel};
 use tonic_types::StatusExt as _;
-
-/// The five bridges in front of one node; they stop when dropped.
-struct Bridges {
-    pipe: SocketAddr,
-    imps: SocketAddr,
-    cloudchat: SocketAddr,
-    ourchat: SocketAddr,
-    dpc_auth: SocketAddr,
-    _closing: DropGuard,
-}
-
-async fn bind() -> (TcpListener, SocketAddr) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    (listener, addr)
-}
-
-async fn bridges(server: &TestServer) -> Bridges {
-    let closing = CancellationToken::new();
-    let stop = || closing.clone().cancelled_owned();
-    let backend = server.backend();
-    let (pipe, pipe_addr) = bind().await;
-    let (imps, imps_addr) = bind().await;
-    let (cloudchat, cloudchat_addr) = bind().await;
-    let (ourchat, ourchat_addr) = bind().await;
-    let ((auth, auth_addr), (chat, chat_addr), (file, file_addr)) =
-        (bind().await, bind().await, bind().await);
-    let pipe_settings = PipeSettings::default();
-    tokio::spawn(rosetta_bridge_pipe::serve(
-        pipe,
-        backend.clone(),
-        pipe_settings,
-        stop(),
-    ));
-    tokio::spawn(rosetta_bridge_imps::serve(
-        imps,
-        backend.clone(),
-        ImpsSettings::default(),
-        stop(),
-    ));
-    tokio::spawn(rosetta_bridge_cloudchat::serve(
-        cloudchat,
-        backend.clone(),
-        CloudChatSettings::default(),
-        stop(),
-    ));
-    tokio::spawn(rosetta_bridge_ourchat::serve(
-        ourchat,
-        backend.clone(),
-        OurChatSettings::default(),
-        stop(),
-    ));
-    let dpc = DpcSettings {
-        enabled: true,
-        auth_listen: auth_addr,
-        chat_listen: chat_addr,
-        file_listen: file_addr,
-        ..DpcSettings::default()
-    };
-    tokio::spawn(rosetta_bridge_dpc::serve(
-        Listeners { auth, chat, file },
-        backend,
-        dpc,
-        stop(),
-    ));
-    Bridges {
-        pipe: pipe_addr,
-        imps: imps_addr,
-        cloudchat: cloudchat_addr,
-        ourchat: ourchat_addr,
-        dpc_auth: auth_addr,
-        _closing: closing.drop_guard(),
-    }
-}
-
-fn sha256_hex(text: &str) -> String {
-    hex::encode(Sha256::digest(text.as_bytes()))
-}
 
 /// A DPC auth request as the client makes it (one connection, one frame: a 15-byte
 /// space-padded length, then the JSON); the reply's JSON.
@@ -282,7 +201,7 @@ async fn register_everyone(server: &TestServer, bridges: &Bridges) -> (String, S
 
 async fn maintenance_refuses_new_logins(backend: Backend) {
     let server = TestServer::start(backend).await;
-    let bridges = bridges(&server).await;
+    let bridges = bridges::start(&server).await;
     let opal = server.user("opal", "opal-pw").await;
     let db = rosetta_db::connect(&server.config.database_url())
         .await

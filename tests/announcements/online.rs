@@ -1,95 +1,15 @@
 //! The live users of every protocol for the announcement tests: the five bridges in front of
 //! one node, a user logged in on each, and what each of them must show.
 
-use std::net::SocketAddr;
-
 use rosetta_bridge_imps::codec::{ClientMessage, cmd};
-use rosetta_bridge_kit::settings::{
-    CloudChatSettings, DpcSettings, ImpsSettings, OurChatSettings, PipeSettings,
-};
 use rosetta_proto::messaging::v1::Announcement;
 use rosetta_testkit::TestServer;
 use serde_json::{Value, json};
-use sha2::{Digest as _, Sha256};
-use tokio::net::TcpListener;
-use tokio_util::sync::{CancellationToken, DropGuard};
 
-use crate::clients::{Dpc, Fields, Imps, Pipe, Ws};
-
-/// The five bridges in front of one node; they stop when dropped.
-pub struct Bridges {
-    pub pipe: SocketAddr,
-    pub imps: SocketAddr,
-    pub ourchat: SocketAddr,
-    pub cloudchat: SocketAddr,
-    pub dpc_auth: SocketAddr,
-    pub dpc_chat: SocketAddr,
-    _closing: DropGuard,
-}
-
-pub async fn bridges(server: &TestServer) -> Bridges {
-    let closing = CancellationToken::new();
-    let bind = || async {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let addr = listener.local_addr().expect("addr");
-        (listener, addr)
-    };
-    let ((pipe, pipe_addr), (imps, imps_addr)) = (bind().await, bind().await);
-    let ((ourchat, ourchat_addr), (cloudchat, cloudchat_addr)) = (bind().await, bind().await);
-    let stop = || closing.clone().cancelled_owned();
-    let backend = server.backend();
-    tokio::spawn(rosetta_bridge_pipe::serve(
-        pipe,
-        backend.clone(),
-        PipeSettings::default(),
-        stop(),
-    ));
-    tokio::spawn(rosetta_bridge_imps::serve(
-        imps,
-        backend.clone(),
-        ImpsSettings::default(),
-        stop(),
-    ));
-    tokio::spawn(rosetta_bridge_ourchat::serve(
-        ourchat,
-        backend.clone(),
-        OurChatSettings::default(),
-        stop(),
-    ));
-    tokio::spawn(rosetta_bridge_cloudchat::serve(
-        cloudchat,
-        backend.clone(),
-        CloudChatSettings::default(),
-        stop(),
-    ));
-    let dpc = rosetta_bridge_dpc::Listeners {
-        auth: bind().await.0,
-        chat: bind().await.0,
-        file: bind().await.0,
-    };
-    let settings = DpcSettings {
-        enabled: true,
-        auth_listen: dpc.auth.local_addr().expect("addr"),
-        chat_listen: dpc.chat.local_addr().expect("addr"),
-        file_listen: dpc.file.local_addr().expect("addr"),
-        ..DpcSettings::default()
-    };
-    let (dpc_auth, dpc_chat) = (settings.auth_listen, settings.chat_listen);
-    tokio::spawn(rosetta_bridge_dpc::serve(dpc, backend, settings, stop()));
-    Bridges {
-        pipe: pipe_addr,
-        imps: imps_addr,
-        ourchat: ourchat_addr,
-        cloudchat: cloudchat_addr,
-        dpc_auth,
-        dpc_chat,
-        _closing: closing.drop_guard(),
-    }
-}
-
-pub fn sha256_hex(text: &str) -> String {
-    hex::encode(Sha256::digest(text.as_bytes()))
-}
+use crate::clients::{
+    Dpc, Fields, Imps, Pipe, Ws,
+    bridges::{Bridges, sha256_hex},
+};
 
 /// The live users of every protocol, each logged in and ready for pushes.
 pub struct Online {

@@ -4,6 +4,8 @@
 
 #![allow(dead_code)] // Each test crate uses its own part of this module.
 
+pub mod bridges;
+
 use std::{net::SocketAddr, time::Duration};
 
 use futures::{SinkExt as _, StreamExt as _};
