@@ -4,17 +4,14 @@
 
 mod announce;
 mod ops;
+mod users;
 
 use std::time::Duration;
 
 use clap::{Args, Subcommand};
 use rosetta_node::Config;
 use rosetta_proto::{
-    admin::v1::{
-        AuditEntry, DeleteUserRequest, DisableUserRequest, EnableUserRequest, ForceLogoutRequest,
-        GetUserRequest, ListAuditLogRequest, ListUsersRequest, ResetPasswordRequest, UserDetails,
-        UserSummary, admin_service_client::AdminServiceClient,
-    },
+    admin::v1::{AuditEntry, ListAuditLogRequest, admin_service_client::AdminServiceClient},
     common::v1::{PageRequest, UserRef, user_ref::Ref},
 };
 use serde_json::{Value, json};
@@ -197,76 +194,13 @@ pub async fn run(command: AdminCommand, config: &Config) -> anyhow::Result<()> {
             query,
             include_deleted,
             api,
-        } => list_users(&api, query, include_deleted).await?,
-        C::ShowUser { user, api } => {
-            let request = api.request(GetUserRequest {
-                user: Some(user_ref(&user)),
-            })?;
-            let details = api.client().await?.get_user(request).await?.into_inner();
-            println!("{}", details_json(&details));
-        }
-        C::Disable { user, note, api } => {
-            let request = api.request(DisableUserRequest {
-                user: Some(user_ref(&user)),
-                note,
-            })?;
-            let reply = api
-                .client()
-                .await?
-                .disable_user(request)
-                .await?
-                .into_inner();
-            println!(
-                "{}",
-                json!({"disabled": user, "sessions_ended": reply.sessions_ended})
-            );
-        }
-        C::Enable { user, note, api } => {
-            let request = api.request(EnableUserRequest {
-                user: Some(user_ref(&user)),
-                note,
-            })?;
-            api.client().await?.enable_user(request).await?;
-            println!("{}", json!({"enabled": user}));
-        }
-        C::Logout { user, session, api } => {
-            let request = api.request(ForceLogoutRequest {
-                user: Some(user_ref(&user)),
-                session_id: session,
-            })?;
-            let reply = api
-                .client()
-                .await?
-                .force_logout(request)
-                .await?
-                .into_inner();
-            println!(
-                "{}",
-                json!({"user": user, "sessions_ended": reply.sessions_ended})
-            );
-        }
-        C::ResetPassword { user, api } => {
-            let request = api.request(ResetPasswordRequest {
-                user: Some(user_ref(&user)),
-            })?;
-            let reply = api
-                .client()
-                .await?
-                .reset_password(request)
-                .await?
-                .into_inner();
-            println!(
-                "{}",
-                json!({"user": user, "code": reply.code, "expires_at_ms": reply.expires_at_ms})
-            );
-        }
-        C::Delete { user, api } => {
-            let request = api.request(DeleteUserRequest {
-                user: Some(user_ref(&user)),
-            })?;
-            api.client().await?.delete_user(request).await?;
-            println!("{}", json!({"deleted": user}));
-        }
+        } => users::list(&api, query, include_deleted).await?,
+        C::ShowUser { user, api } => users::show(&api, &user).await?,
+        C::Disable { user, note, api } => users::disable(&api, &user, note).await?,
+        C::Enable { user, note, api } => users::enable(&api, &user, note).await?,
+        C::Logout { user, session, api } => users::logout(&api, &user, session).await?,
+        C::ResetPassword { user, api } => users::reset_password(&api, &user).await?,
+        C::Delete { user, api } => users::delete(&api, &user).await?,
         C::Announce {
             text,
             lifetime_secs,
@@ -286,29 +220,6 @@ pub async fn run(command: AdminCommand, config: &Config) -> anyhow::Result<()> {
         } => ops::maintenance(&api, switch, message, drain).await?,
     }
     Ok(())
-}
-
-async fn list_users(api: &Api, query: String, include_deleted: bool) -> anyhow::Result<()> {
-    let mut client = api.client().await?;
-    let mut page_token = String::new();
-    loop {
-        let request = api.request(ListUsersRequest {
-            query: query.clone(),
-            include_deleted,
-            page: Some(PageRequest {
-                page_size: PAGE_SIZE,
-                page_token,
-            }),
-        })?;
-        let reply = client.list_users(request).await?.into_inner();
-        for user in &reply.users {
-            println!("{}", summary_json(user));
-        }
-        page_token = reply.page.map(|p| p.next_page_token).unwrap_or_default();
-        if page_token.is_empty() {
-            return Ok(());
-        }
-    }
 }
 
 async fn audit(api: &Api, target_user_id: i64, limit: usize) -> anyhow::Result<()> {
@@ -335,49 +246,6 @@ async fn audit(api: &Api, target_user_id: i64, limit: usize) -> anyhow::Result<(
         }
     }
     Ok(())
-}
-
-fn summary_json(s: &UserSummary) -> Value {
-    let user = s.user.clone().unwrap_or_default();
-    json!({
-        "id": user.id,
-        "username": user.username,
-        "ocid": user.ocid,
-        "nickname": user.nickname,
-        "email": user.email,
-        "phone": user.phone,
-        "created_at_ms": user.created_at_ms,
-        "admin": s.admin,
-        "disabled_at_ms": s.disabled_at_ms,
-        "deleted_at_ms": s.deleted_at_ms,
-        "live_sessions": s.live_sessions,
-        "last_seen_ms": s.last_seen_ms,
-    })
-}
-
-fn details_json(d: &UserDetails) -> Value {
-    let mut value = summary_json(&d.summary.clone().unwrap_or_default());
-    value["handles"] = d
-        .handles
-        .iter()
-        .map(|h| (h.protocol.clone(), Value::from(h.handle.clone())))
-        .collect::<serde_json::Map<_, _>>()
-        .into();
-    value["sessions"] = d
-        .sessions
-        .iter()
-        .map(|s| {
-            json!({
-                "id": s.id,
-                "protocol": s.protocol,
-                "client": s.client,
-                "created_at_ms": s.created_at_ms,
-                "last_used_at_ms": s.last_used_at_ms,
-                "refresh_expires_at_ms": s.refresh_expires_at_ms,
-            })
-        })
-        .collect();
-    value
 }
 
 fn entry_json(e: &AuditEntry) -> Value {

@@ -115,38 +115,14 @@ impl Node {
             .with_limits(config.server_limits())
             .with_allowed_origins(config.grpc_web.origins(&config.web_listen)?);
         if let Some(private_pem) = private_pem {
-            if !config.account.fixed_verification_code.trim().is_empty() {
-                tracing::warn!(
-                    "account.fixed_verification_code is set: every verification code is the \
-                     same known value (test rigs and demos only)"
-                );
-            }
-            let accounts = Accounts::new(
-                db.clone(),
-                config.account.to_domain(),
-                &private_pem,
-                vec![public_pem],
-                sessions.clone(),
-                plugins.code_sender,
-            )?;
-            let accounts = match plugins.hash_pool {
-                Some(pool) => accounts.with_hash_pool(pool),
-                None => accounts,
-            };
-            let bridge_key = bridge_key(config, true)?;
-            let accounts = Arc::new(accounts);
-            let grpc =
-                AccountServiceServer::new(AccountGrpc::new(accounts.clone(), bridge_key.clone()));
-            services.add(auth.protect(grpc, rosetta_account::PUBLIC_METHODS));
-            // Every admin RPC needs a token; the admin role is checked by the service itself.
-            let admin = AdminServiceServer::new(
-                AdminGrpc::new(accounts.clone()).with_events(events.clone()),
+            let accounts = accounts(config, &db, &private_pem, public_pem, &sessions, plugins)?;
+            add_account_services(
+                &mut services,
+                &auth,
+                accounts,
+                bridge_key(config, true)?,
+                &events,
             );
-            services.add(auth.protect(admin, &[]));
-            // Bridges' status reports (checked against the bridge key by the service) and
-            // the public server status.
-            let node = NodeServiceServer::new(NodeGrpc::new(accounts, bridge_key));
-            services.add(auth.protect(node, rosetta_account::NODE_PUBLIC_METHODS));
         }
         if role.runs(Role::Social) {
             let social = Social::new(db.clone(), events.clone(), presence.clone())
@@ -169,18 +145,7 @@ impl Node {
             );
             let grpc = rosetta_messaging::MessagingGrpc::new(Arc::new(messaging), streams.clone())
                 .with_sessions(sessions.clone());
-            // BridgeEvents needs the bridge credential; `all` has it (the account role made it
-            // above), a split messaging role reads the file mounted for it.
-            let grpc = match bridge_key(config, false)? {
-                Some(key) => grpc.with_bridges(key, auth.clone()),
-                None => {
-                    tracing::warn!(
-                        "no bridge key (bridge_key_file): BridgeEvents is refused, bridges \
-                         fall back to one Subscribe per connection"
-                    );
-                    grpc
-                }
-            };
+            let grpc = with_bridge_events(grpc, config, &auth)?;
             let grpc = MessagingServiceServer::new(grpc);
             services.add(auth.protect(grpc, rosetta_messaging::PUBLIC_METHODS));
         }
@@ -306,6 +271,75 @@ async fn messaging_bus(
                 );
             }
             Arc::new(rosetta_messaging::LocalBus::new(queue))
+        }
+    })
+}
+
+/// The account service as this node's configuration and plugins make it.
+fn accounts(
+    config: &Config,
+    db: &DatabaseConnection,
+    private_pem: &str,
+    public_pem: String,
+    sessions: &Arc<SessionGuard>,
+    plugins: Plugins,
+) -> anyhow::Result<Arc<Accounts>> {
+    if !config.account.fixed_verification_code.trim().is_empty() {
+        tracing::warn!(
+            "account.fixed_verification_code is set: every verification code is the same known \
+             value (test rigs and demos only)"
+        );
+    }
+    let accounts = Accounts::new(
+        db.clone(),
+        config.account.to_domain(),
+        private_pem,
+        vec![public_pem],
+        sessions.clone(),
+        plugins.code_sender,
+    )?;
+    Ok(Arc::new(match plugins.hash_pool {
+        Some(pool) => accounts.with_hash_pool(pool),
+        None => accounts,
+    }))
+}
+
+/// The account role's faces: the account service, the admin service (every RPC needs a
+/// token; the admin role is checked by the service itself) and the node service (bridges'
+/// status reports, checked against the bridge key by the service, and the public server
+/// status).
+fn add_account_services(
+    services: &mut ServiceSet,
+    auth: &Authenticator,
+    accounts: Arc<Accounts>,
+    bridge_key: Option<BridgeKey>,
+    events: &Arc<dyn EventSink>,
+) {
+    let grpc = AccountServiceServer::new(AccountGrpc::new(accounts.clone(), bridge_key.clone()));
+    services.add(auth.protect(grpc, rosetta_account::PUBLIC_METHODS));
+    let admin =
+        AdminServiceServer::new(AdminGrpc::new(accounts.clone()).with_events(events.clone()));
+    services.add(auth.protect(admin, &[]));
+    let node = NodeServiceServer::new(NodeGrpc::new(accounts, bridge_key));
+    services.add(auth.protect(node, rosetta_account::NODE_PUBLIC_METHODS));
+}
+
+/// BridgeEvents needs the bridge credential: `all` has it (its account role made it), a split
+/// messaging role reads the file mounted for it; without it bridges fall back to one
+/// `Subscribe` per connection.
+fn with_bridge_events(
+    grpc: rosetta_messaging::MessagingGrpc,
+    config: &Config,
+    auth: &Authenticator,
+) -> anyhow::Result<rosetta_messaging::MessagingGrpc> {
+    Ok(match bridge_key(config, false)? {
+        Some(key) => grpc.with_bridges(key, auth.clone()),
+        None => {
+            tracing::warn!(
+                "no bridge key (bridge_key_file): BridgeEvents is refused, bridges fall back to \
+                 one Subscribe per connection"
+            );
+            grpc
         }
     })
 }
