@@ -7,12 +7,11 @@ mod clients;
 use std::{
     net::{IpAddr, Ipv4Addr, SocketAddr},
     os::unix::process::CommandExt as _,
-    path::{Path, PathBuf},
-    process::{Child, Command},
+    path::Path,
     time::{Duration, Instant},
 };
 
-use clients::{PATIENCE, Ws};
+use clients::{PATIENCE, Ws, process::Rosetta};
 use rosetta_proto::account::v1::{
     LoginRequest, PasswordScheme, RegisterRequest, account_service_client::AccountServiceClient,
     login_request::Identifier,
@@ -32,57 +31,27 @@ const PER_ADDRESS: usize = 250;
 const SERVED: &str = "login_error|用户名或密码错误！";
 
 /// `rosetta all`, started with its soft descriptor limit lowered to [`SOFT_LIMIT`] (the hard
-/// limit left as it is); killed when dropped.
-struct Rosetta {
-    child: Child,
-    log: PathBuf,
-}
-
-impl Rosetta {
-    fn spawn(dir: &Path, env: &[(&str, String)]) -> Self {
-        let log = dir.join("rosetta.log");
-        let file = std::fs::File::create(&log).expect("log file");
-        let mut command = Command::new(env!("CARGO_BIN_EXE_rosetta"));
-        command
-            .arg("all")
-            .env_clear()
-            .env("RUST_LOG", "info")
-            .env("ROSETTA_DATA_DIR", dir)
-            .envs(env.iter().map(|(k, v)| (k, v)))
-            .current_dir(dir)
-            .stdout(file.try_clone().expect("log file"))
-            .stderr(file);
-        // SAFETY: only async-signal-safe calls (getrlimit, setrlimit) between fork and exec.
-        unsafe {
-            command.pre_exec(|| {
-                let mut limit = libc::rlimit {
-                    rlim_cur: 0,
-                    rlim_max: 0,
-                };
-                if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                limit.rlim_cur = SOFT_LIMIT.min(limit.rlim_max);
-                if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) != 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                Ok(())
-            });
-        }
-        let child = command.spawn().expect("spawn rosetta");
-        Self { child, log }
+/// limit left as it is).
+fn spawn_with_low_soft_limit(dir: &Path, env: &[(&str, String)]) -> Rosetta {
+    let mut command = Rosetta::command(&["all"], dir, env);
+    // SAFETY: only async-signal-safe calls (getrlimit, setrlimit) between fork and exec.
+    unsafe {
+        command.pre_exec(|| {
+            let mut limit = libc::rlimit {
+                rlim_cur: 0,
+                rlim_max: 0,
+            };
+            if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            limit.rlim_cur = SOFT_LIMIT.min(limit.rlim_max);
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
     }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-impl Drop for Rosetta {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+    Rosetta::start(command, dir)
 }
 
 /// A free loopback address (bound, read, released).
@@ -161,7 +130,7 @@ async fn a_thousand_idle_connections_block_neither_grpc_nor_another_bridge() {
         ("ROSETTA_BRIDGES__IMPS__ENABLED", "false".into()),
         ("ROSETTA_BRIDGES__CLOUDCHAT__ENABLED", "false".into()),
     ];
-    let all = Rosetta::spawn(dir.path(), &env);
+    let all = spawn_with_low_soft_limit(dir.path(), &env);
     accepting(grpc, &all).await;
     accepting(pipe, &all).await;
     accepting(ourchat, &all).await;

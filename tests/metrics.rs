@@ -7,12 +7,10 @@ mod clients;
 
 use std::{
     net::SocketAddr,
-    path::{Path, PathBuf},
-    process::{Child, Command},
     time::{Duration, Instant},
 };
 
-use clients::{PATIENCE, Pipe};
+use clients::{PATIENCE, Pipe, process::Rosetta};
 use rosetta_proto::{
     account::v1::{
         LoginRequest, PasswordScheme, RegisterRequest,
@@ -28,43 +26,6 @@ use rosetta_proto::{
 use rosetta_testkit::authed;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tonic::Code;
-
-/// `rosetta all` as a child process, logging into its data directory; killed when dropped.
-struct Rosetta {
-    child: Child,
-    log: PathBuf,
-}
-
-impl Rosetta {
-    fn spawn(dir: &Path, env: &[(&str, String)]) -> Self {
-        let log = dir.join("rosetta.log");
-        let file = std::fs::File::create(&log).expect("log file");
-        let child = Command::new(env!("CARGO_BIN_EXE_rosetta"))
-            .arg("all")
-            // Only what the test sets, not the developer's ROSETTA_* variables.
-            .env_clear()
-            .env("RUST_LOG", "info")
-            .env("ROSETTA_DATA_DIR", dir)
-            .envs(env.iter().map(|(k, v)| (k, v)))
-            .current_dir(dir)
-            .stdout(file.try_clone().expect("log file"))
-            .stderr(file)
-            .spawn()
-            .expect("spawn rosetta");
-        Self { child, log }
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-impl Drop for Rosetta {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// A free loopback address (bound, read, released): the exporter binds its own listener.
 fn free_addr() -> SocketAddr {
@@ -180,7 +141,7 @@ async fn metrics_show_rpc_messaging_and_bridge_series_after_traffic() {
     ] {
         env.push((off, "false".into()));
     }
-    let rosetta = Rosetta::spawn(dir.path(), &env);
+    let rosetta = Rosetta::spawn(&["all"], dir.path(), &env);
     // The metrics endpoint is bound before the node starts, so it is up once gRPC is.
     let channel = rosetta_testkit::connect(&format!("http://{grpc}"), PATIENCE).await;
     let before = scrape(metrics).await;

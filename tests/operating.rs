@@ -5,58 +5,14 @@
 
 mod clients;
 
-use std::{
-    net::SocketAddr,
-    path::{Path, PathBuf},
-    process::{Child, Command},
-    time::Duration,
-};
+use std::{net::SocketAddr, path::Path, process::Command, time::Duration};
 
-use clients::{PATIENCE, Pipe};
+use clients::{PATIENCE, Pipe, process::Rosetta};
 use rosetta_proto::account::v1::{
     LoginRequest, PasswordScheme, RegisterRequest, account_service_client::AccountServiceClient,
     login_request::Identifier,
 };
 use serde_json::Value;
-
-/// `rosetta all` as a child process, logging into its data directory; killed when dropped.
-struct Rosetta {
-    child: Child,
-    log: PathBuf,
-}
-
-impl Rosetta {
-    fn spawn(dir: &Path, env: &[(&str, String)]) -> Self {
-        let log = dir.join("rosetta.log");
-        let file = std::fs::File::create(&log).expect("log file");
-        let child = Command::new(env!("CARGO_BIN_EXE_rosetta"))
-            .arg("all")
-            // Only what the test sets, not the developer's ROSETTA_* variables.
-            .env_clear()
-            .env("RUST_LOG", "info")
-            .env("ROSETTA_DATA_DIR", dir)
-            .envs(env.iter().map(|(k, v)| (k, v)))
-            .current_dir(dir)
-            .stdout(file.try_clone().expect("log file"))
-            .stderr(file)
-            .spawn()
-            .expect("spawn rosetta");
-        Self { child, log }
-    }
-}
-
-impl Drop for Rosetta {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        if std::thread::panicking() {
-            eprintln!(
-                "rosetta log:\n{}",
-                std::fs::read_to_string(&self.log).unwrap_or_default()
-            );
-        }
-    }
-}
 
 fn free_addr() -> SocketAddr {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -109,7 +65,7 @@ async fn admin_cli_shows_status_and_switches_maintenance() {
     ] {
         env.push((off, "false".into()));
     }
-    let _rosetta = Rosetta::spawn(dir.path(), &env);
+    let _rosetta = Rosetta::spawn(&["all"], dir.path(), &env);
     let channel = rosetta_testkit::connect(&format!("http://{grpc}"), PATIENCE).await;
     let mut account = AccountServiceClient::new(channel);
     account

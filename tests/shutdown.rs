@@ -7,12 +7,11 @@ mod clients;
 
 use std::{
     net::SocketAddr,
-    path::{Path, PathBuf},
-    process::{Child, Command},
+    path::Path,
     time::{Duration, Instant},
 };
 
-use clients::{PATIENCE, Pipe};
+use clients::{PATIENCE, Pipe, process::Rosetta};
 use rosetta_db::entity::{legacy_token, messaging::presence, session};
 use rosetta_proto::messaging::v1::{
     SubscribeRequest, messaging_service_client::MessagingServiceClient, subscribe_response::Item,
@@ -30,73 +29,14 @@ const SESSIONS_BOUND: Duration = Duration::from_secs(3);
 /// What a process may take beyond its bounds to start up its exit and be reaped.
 const SLACK: Duration = Duration::from_secs(5);
 
-/// A `rosetta` child process with its own data directory, logging into `rosetta.log` there;
-/// killed if still running when dropped.
-struct Rosetta {
-    child: Child,
-    log: PathBuf,
-}
-
-impl Rosetta {
-    fn spawn(args: &[&str], dir: &Path, env: &[(&str, String)]) -> Self {
-        let log = dir.join("rosetta.log");
-        let file = std::fs::File::create(&log).expect("log file");
-        let child = Command::new(env!("CARGO_BIN_EXE_rosetta"))
-            .args(args)
-            // Only what the test sets, not the developer's ROSETTA_* variables.
-            .env_clear()
-            .env("RUST_LOG", "info")
-            .env("ROSETTA_DATA_DIR", dir)
-            .env(
-                "ROSETTA_SHUTDOWN__SESSIONS_MS",
-                SESSIONS_BOUND.as_millis().to_string(),
-            )
-            .envs(env.iter().map(|(k, v)| (k, v)))
-            .current_dir(dir)
-            .stdout(file.try_clone().expect("log file"))
-            .stderr(file)
-            .spawn()
-            .expect("spawn rosetta");
-        Self { child, log }
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// Sends SIGTERM and waits (polling) for the process to exit, cleanly and within `bound`;
-    /// returns how long it took.
-    async fn terminate(&mut self, bound: Duration) -> Duration {
-        let sent = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .expect("run kill");
-        assert!(sent.success(), "kill -TERM failed");
-        let since = Instant::now();
-        loop {
-            if let Some(status) = self.child.try_wait().expect("wait") {
-                assert!(
-                    status.success(),
-                    "exit status {status}; log:\n{}",
-                    self.log()
-                );
-                return since.elapsed();
-            }
-            assert!(
-                since.elapsed() < bound,
-                "still running {bound:?} after SIGTERM; its log:\n{}",
-                self.log()
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-}
-
-impl Drop for Rosetta {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// `rosetta ARGS…` with the sessions' drain bound the tests measure against.
+fn spawn(args: &[&str], dir: &Path, env: &[(&str, String)]) -> Rosetta {
+    let bound = (
+        "ROSETTA_SHUTDOWN__SESSIONS_MS",
+        SESSIONS_BOUND.as_millis().to_string(),
+    );
+    let env: Vec<(&str, String)> = std::iter::once(bound).chain(env.iter().cloned()).collect();
+    Rosetta::spawn(args, dir, &env)
 }
 
 /// A free loopback address (bound, read, released).
@@ -179,7 +119,7 @@ async fn graceful_shutdown_revokes_sessions() {
     let (grpc, pipe) = (free_addr(), free_addr());
     let mut env = pipe_only(pipe);
     env.push(("ROSETTA_GRPC_LISTEN", grpc.to_string()));
-    let mut all = Rosetta::spawn(&["all"], dir.path(), &env);
+    let mut all = spawn(&["all"], dir.path(), &env);
     accepting(pipe, &all).await;
 
     let (mut client, uid, _token) = Pipe::user(pipe, "stella").await;
@@ -224,7 +164,7 @@ async fn bridge_exits_after_sigterm_with_its_services_stopped() {
     let pipe = free_addr();
     // The node's data dir holds the bridge key the bridge presents.
     let key = services.config.data_dir.join("bridge.key");
-    let mut bridge = Rosetta::spawn(
+    let mut bridge = spawn(
         &["bridge", "pipe", "--grpc", &services.endpoint()],
         dir.path(),
         &[
@@ -256,7 +196,7 @@ async fn bridge_exits_within_its_bound_when_its_services_hang() {
     let hung_addr = hung.local_addr().expect("addr");
     let dir = tempfile::tempdir().expect("temp dir");
     let pipe = free_addr();
-    let mut bridge = Rosetta::spawn(
+    let mut bridge = spawn(
         &["bridge", "pipe", "--grpc", &format!("http://{hung_addr}")],
         dir.path(),
         &[("ROSETTA_BRIDGES__PIPE__LISTEN", pipe.to_string())],

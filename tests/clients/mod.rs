@@ -5,6 +5,7 @@
 #![allow(dead_code)] // Each test crate uses its own part of this module.
 
 pub mod bridges;
+pub mod process;
 
 use std::{net::SocketAddr, time::Duration};
 
