@@ -28,6 +28,7 @@ use rosetta_proto::{
     },
     metadata,
 };
+use futures::stream::{FuturesUnordered, StreamExt as _};
 use tokio::sync::{Notify, mpsc};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{
@@ -44,6 +45,8 @@ pub const FEED_QUEUE: usize = 256;
 const KEEP_CAPACITY: usize = 8;
 /// Adds and removes on their way to the service.
 const REQUEST_QUEUE: usize = 64;
+/// Adds waiting for their access tokens at once.
+const ADDS_IN_FLIGHT: usize = 64;
 /// The first pause before reopening a broken stream; it doubles up to [`MAX_PAUSE`].
 const FIRST_PAUSE: Duration = Duration::from_millis(250);
 const MAX_PAUSE: Duration = Duration::from_secs(15);
@@ -61,6 +64,9 @@ pub struct Mux {
 #[derive(Default)]
 struct MuxState {
     feeds: HashMap<u64, Arc<Feed>>,
+    /// Feeds to add on the open stream (the driver takes them; a feed removed or renumbered
+    /// before its turn is skipped then), so that routing an event never walks every feed.
+    to_add: Vec<Arc<Feed>>,
     /// Feeds to remove on the open stream.
     removed: Vec<u64>,
     next_id: u64,
@@ -88,8 +94,6 @@ struct FeedState {
     after: Resume,
     /// The newest events the connection took.
     taken: Resume,
-    /// Whether the open stream was told about the feed.
-    sent: bool,
     caught_up: bool,
     ended: Option<Status>,
 }
@@ -147,6 +151,7 @@ impl Mux {
         let id = state.next_id;
         feed.lock().id = id;
         state.feeds.insert(id, feed.clone());
+        state.to_add.push(feed.clone());
         self.drive(&mut state);
         feed
     }
@@ -178,9 +183,9 @@ impl Mux {
         inner.id = id;
         inner.events = VecDeque::new();
         inner.after = inner.taken.clone();
-        inner.sent = false;
         inner.ended = None;
         state.feeds.insert(id, feed.clone());
+        state.to_add.push(feed.clone());
     }
 
     /// Wakes the driver, starting one if none runs.
@@ -231,6 +236,7 @@ impl Mux {
         if state.feeds.is_empty() {
             state.driving = false;
             state.removed = Vec::new();
+            state.to_add = Vec::new();
             return true;
         }
         false
@@ -249,9 +255,7 @@ impl Mux {
         {
             let mut state = self.lock();
             state.removed = Vec::new();
-            for feed in state.feeds.values() {
-                feed.lock().sent = false;
-            }
+            state.to_add = state.feeds.values().cloned().collect();
         }
         let (tx, rx) = mpsc::channel(REQUEST_QUEUE);
         let mut request = Request::new(ReceiverStream::new(rx));
@@ -265,12 +269,16 @@ impl Mux {
     }
 
     /// Sends what the feeds ask for and routes what comes back, until the stream breaks or
-    /// the last feed leaves.
+    /// the last feed leaves. Adds wait for their access tokens (a refresh is a call) side by
+    /// side, at most [`ADDS_IN_FLIGHT`] at once, while events keep being routed: after a
+    /// break every feed is added again, and one slow refresh must not hold up the others.
     async fn serve(
         &self,
         requests: mpsc::Sender<BridgeEventsRequest>,
         mut responses: Streaming<BridgeEventsResponse>,
     ) {
+        let mut waiting = VecDeque::new();
+        let mut adding = FuturesUnordered::new();
         loop {
             let (adds, removes, idle) = self.pending();
             if idle {
@@ -282,12 +290,11 @@ impl Mux {
                     return;
                 }
             }
-            for feed in adds {
-                if let Some(add) = feed.add_request().await
-                    && !send(&requests, Action::Add(add)).await
-                {
-                    return;
-                }
+            waiting.extend(adds);
+            while adding.len() < ADDS_IN_FLIGHT
+                && let Some(feed) = waiting.pop_front()
+            {
+                adding.push(async move { feed.add_request().await });
             }
             tokio::select! {
                 response = responses.message() => match response {
@@ -298,6 +305,17 @@ impl Mux {
                         return;
                     }
                 },
+                Some(add) = adding.next() => {
+                    // Checked here, by the task that also sends the removes: a feed removed
+                    // or renumbered while its token was fetched is not added (a later remove
+                    // is sent after this add).
+                    if let Some(add) = add
+                        && self.lock().feeds.contains_key(&add.feed_id)
+                        && !send(&requests, Action::Add(add)).await
+                    {
+                        return;
+                    }
+                }
                 () = self.wake.notified() => {}
             }
         }
@@ -307,12 +325,7 @@ impl Mux {
     fn pending(&self) -> (Vec<Arc<Feed>>, Vec<u64>, bool) {
         let mut state = self.lock();
         let removes = std::mem::take(&mut state.removed);
-        let adds = state
-            .feeds
-            .values()
-            .filter(|feed| !std::mem::replace(&mut feed.lock().sent, true))
-            .cloned()
-            .collect();
+        let adds = std::mem::take(&mut state.to_add);
         (adds, removes, state.feeds.is_empty())
     }
 
@@ -393,9 +406,11 @@ impl Feed {
         &self.session
     }
 
-    /// The add that starts this feed on a stream, with a fresh access token; `None` (and the
-    /// feed ended) when no token can be had.
+    /// The add that starts this feed on a stream, with a fresh access token; `None` when no
+    /// token can be had (the feed then ends) or the feed was renumbered meanwhile (its new
+    /// number has an add of its own).
     async fn add_request(&self) -> Option<BridgeFeedAdd> {
+        let id = self.lock().id;
         let access_token = match self.session.access_token().await {
             Ok(token) => token,
             Err(status) => {
@@ -404,6 +419,9 @@ impl Feed {
             }
         };
         let state = self.lock();
+        if state.id != id {
+            return None;
+        }
         let resume = state.after.request();
         Some(BridgeFeedAdd {
             feed_id: state.id,
