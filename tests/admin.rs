@@ -41,17 +41,6 @@ fn login(name: &str, password: &str) -> LoginRequest {
     }
 }
 
-/// Gives `name` the admin role as `rosetta admin grant` does: through the library, on the
-/// node's database.
-async fn grant(server: &TestServer, name: &str) {
-    let db = rosetta_db::connect(&server.config.database_url())
-        .await
-        .expect("the test reaches the node's database");
-    rosetta_account::admin::grant(&db, name)
-        .await
-        .expect("grant");
-}
-
 async fn revoke(server: &TestServer, name: &str) {
     let db = rosetta_db::connect(&server.config.database_url())
         .await
@@ -230,7 +219,7 @@ async fn only_admins_pass(backend: Backend) {
     let server = TestServer::start(backend).await;
     let mut admin = AdminServiceClient::new(server.channel().await);
     let opal = server.user("opal", "opal-pw").await;
-    grant(&server, "opal").await;
+    server.grant_admin("opal").await;
     let eve = server.user("eve", "eve-pw").await;
     let victim = server.user("victim", "victim-pw").await;
     let victim_id = victim.user.as_ref().unwrap().id;
@@ -262,7 +251,7 @@ async fn only_admins_pass(backend: Backend) {
     assert_eq!(err.code(), Code::Unauthenticated);
 
     // Granted, the same token passes every RPC; revoked, it is refused again.
-    grant(&server, "eve").await;
+    server.grant_admin("eve").await;
     for (method, outcome) in every_rpc(&mut admin, &eve.access_token, victim_id).await {
         outcome.unwrap_or_else(|err| panic!("{method} as an admin: {err:?}"));
     }
@@ -336,7 +325,7 @@ async fn operators_act_on_accounts(backend: Backend) {
     let server = TestServer::start(backend).await;
     let mut admin = AdminServiceClient::new(server.channel().await);
     let opal = server.user("opal", "opal-pw").await;
-    grant(&server, "opal").await;
+    server.grant_admin("opal").await;
     let token = opal.access_token.as_str();
     let first = server.user("bob", "bob-pw").await;
     let second = device(&server, "bob", "bob-pw").await;

@@ -55,12 +55,7 @@ async fn disable_ends_legacy_sessions(backend: Backend) {
     let server = TestServer::start(backend).await;
     let bridges = bridges::start(&server).await;
     let opal = server.user("opal", "opal-pw").await;
-    let db = rosetta_db::connect(&server.config.database_url())
-        .await
-        .expect("the test reaches the node's database");
-    rosetta_account::admin::grant(&db, "opal")
-        .await
-        .expect("grant");
+    server.grant_admin("opal").await;
     let mut admin = AdminServiceClient::new(server.channel().await);
 
     // A user logged in on each protocol.

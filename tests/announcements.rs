@@ -34,12 +34,7 @@ type Events = Streaming<SubscribeResponse>;
 /// `name` registered over gRPC and given the admin role as `rosetta admin grant` does.
 async fn admin_user(server: &TestServer, name: &str) -> String {
     let login = server.user(name, &format!("pw-{name}")).await;
-    let db = rosetta_db::connect(&server.config.database_url())
-        .await
-        .expect("the test reaches the node's database");
-    rosetta_account::admin::grant(&db, name)
-        .await
-        .expect("grant");
+    server.grant_admin(name).await;
     login.access_token
 }
 

@@ -203,12 +203,7 @@ async fn maintenance_refuses_new_logins(backend: Backend) {
     let server = TestServer::start(backend).await;
     let bridges = bridges::start(&server).await;
     let opal = server.user("opal", "opal-pw").await;
-    let db = rosetta_db::connect(&server.config.database_url())
-        .await
-        .expect("the test reaches the node's database");
-    rosetta_account::admin::grant(&db, "opal")
-        .await
-        .expect("grant");
+    server.grant_admin("opal").await;
     let mut admin = AdminServiceClient::new(server.channel().await);
     let mut account = server.account().await;
     let (ocid, ourchat_pw) = register_everyone(&server, &bridges).await;

@@ -73,12 +73,7 @@ async fn status_of_roles_and_bridges(backend: Backend) {
     })
     .await;
     let opal = server.user("opal", "opal-pw").await;
-    let db = rosetta_db::connect(&server.config.database_url())
-        .await
-        .expect("the test reaches the node's database");
-    rosetta_account::admin::grant(&db, "opal")
-        .await
-        .expect("grant");
+    server.grant_admin("opal").await;
     let mut admin = AdminServiceClient::new(server.channel().await);
 
     // A bridge process: the pipe bridge and its reporter on one backend, as `rosetta bridge`

@@ -14,12 +14,7 @@ use super::{Cluster, User, clients::PATIENCE};
 
 /// Waits (bounded) until GetStatus lists every role and bridge process of the compose file.
 pub async fn status_leg(cluster: &Cluster, admin_user: &User, admin_name: &str) {
-    let db = rosetta_db::connect(&cluster._pg.url)
-        .await
-        .expect("the test reaches the deployment's database");
-    rosetta_account::admin::grant(&db, admin_name)
-        .await
-        .expect("grant");
+    rosetta_testkit::grant_admin(&cluster._pg.url, admin_name).await;
     let mut admin = AdminServiceClient::new(cluster.channel("account").await);
     let want = BTreeMap::from([
         (("bridge", "cloudchat"), 1),

@@ -145,6 +145,12 @@ impl TestServer {
         AccountServiceClient::new(self.channel().await)
     }
 
+    /// Gives `name` the admin role as `rosetta admin grant` does: through the library, on the
+    /// node's database.
+    pub async fn grant_admin(&self, name: &str) {
+        grant_admin(&self.config.database_url(), name).await;
+    }
+
     /// Registers `username` with a plain password and logs in.
     pub async fn user(&self, username: &str, password: &str) -> LoginResponse {
         let mut account = self.account().await;
@@ -307,4 +313,14 @@ pub mod bench {
             })
             .unwrap_or(0)
     }
+}
+
+/// Gives `name` the admin role on the database at `url`, as `rosetta admin grant` does.
+pub async fn grant_admin(url: &str, name: &str) {
+    let db = rosetta_db::connect(url)
+        .await
+        .expect("the test reaches the node's database");
+    rosetta_account::admin::grant(&db, name)
+        .await
+        .expect("grant");
 }
