@@ -19,6 +19,7 @@ use std::{
     time::Duration,
 };
 
+use futures::stream::{FuturesUnordered, StreamExt as _};
 use rosetta_proto::{
     Reason,
     messaging::v1::{
@@ -28,7 +29,6 @@ use rosetta_proto::{
     },
     metadata,
 };
-use futures::stream::{FuturesUnordered, StreamExt as _};
 use tokio::sync::{Notify, mpsc};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{
