@@ -200,7 +200,11 @@ pub async fn run(endpoints: &Endpoints, opts: &Options, quiet: bool) -> anyhow::
     bar.set_message("holding");
     tokio::time::sleep(opts.hold).await;
     let rss_end = opts.server_pid.map(rss_kib).transpose()?;
-    let alive = held.iter_mut().map(Held::is_open).filter(|open| *open).count();
+    let alive = held
+        .iter_mut()
+        .map(Held::is_open)
+        .filter(|open| *open)
+        .count();
     bar.finish_and_clear();
     let run = Run {
         streaming: held.len(),
@@ -238,34 +242,34 @@ impl Run {
             rss_end,
         } = *self;
         let mut report = Report::new("grpc-idle", url);
-    report.param("clients", opts.clients);
-    report.param("users", opts.users);
-    report.param("sources", opts.sources.clamp(1, 254));
-    report.param("hold_s", opts.hold.as_secs_f64());
-    report.param("connect_only", opts.connect_only);
-    report.counter("streaming", streaming as f64, "");
-    report.counter("alive after hold", alive as f64, "");
-    if let (Some(before), [(n1, Some(mid)), (n2, Some(after))]) = (rss_before, &readings[..]) {
-        report.counter("server RSS before", before as f64, "KiB");
-        report.counter("server RSS after 1st half", *mid as f64, "KiB");
-        report.counter("server RSS after all", *after as f64, "KiB");
-        let whole = (*after as f64 - before as f64) / (*n2).max(1) as f64;
-        report.counter("RSS per client, all", whole, "KiB");
-        let marginal = (*after as f64 - *mid as f64) / n2.saturating_sub(*n1).max(1) as f64;
-        report.counter("RSS per client, 2nd half", marginal, "KiB");
+        report.param("clients", opts.clients);
+        report.param("users", opts.users);
+        report.param("sources", opts.sources.clamp(1, 254));
+        report.param("hold_s", opts.hold.as_secs_f64());
+        report.param("connect_only", opts.connect_only);
+        report.counter("streaming", streaming as f64, "");
+        report.counter("alive after hold", alive as f64, "");
+        if let (Some(before), [(n1, Some(mid)), (n2, Some(after))]) = (rss_before, &readings[..]) {
+            report.counter("server RSS before", before as f64, "KiB");
+            report.counter("server RSS after 1st half", *mid as f64, "KiB");
+            report.counter("server RSS after all", *after as f64, "KiB");
+            let whole = (*after as f64 - before as f64) / (*n2).max(1) as f64;
+            report.counter("RSS per client, all", whole, "KiB");
+            let marginal = (*after as f64 - *mid as f64) / n2.saturating_sub(*n1).max(1) as f64;
+            report.counter("RSS per client, 2nd half", marginal, "KiB");
+        }
+        if let Some(end) = rss_end {
+            report.counter("server RSS after hold", end as f64, "KiB");
+        }
+        report.latency("connect + subscribe", opening);
+        if errors > 0 {
+            report.fail(format!("{errors} clients failed to subscribe"));
+        }
+        if alive < streaming {
+            report.fail(format!("{} streams ended while idle", streaming - alive));
+        }
+        report
     }
-    if let Some(end) = rss_end {
-        report.counter("server RSS after hold", end as f64, "KiB");
-    }
-    report.latency("connect + subscribe", opening);
-    if errors > 0 {
-        report.fail(format!("{errors} clients failed to subscribe"));
-    }
-    if alive < streaming {
-        report.fail(format!("{} streams ended while idle", streaming - alive));
-    }
-    report
-}
 }
 
 #[cfg(test)]

@@ -40,7 +40,12 @@ async fn a_chat_window_that_does_not_read_is_disconnected() {
     )
     .await;
     server
-        .await_presence(&bob.access_token, alice_id, PresenceStatus::Online, PATIENCE)
+        .await_presence(
+            &bob.access_token,
+            alice_id,
+            PresenceStatus::Online,
+            PATIENCE,
+        )
         .await;
 
     // About 9.6 MB of lines: far more than the socket buffers of both ends hold.

@@ -51,7 +51,6 @@ pub use outbox::{Gone, Inbox, Outbox, Outgoing, outbox};
 /// Events read from the log per query while catching up.
 const REPLAY_BATCH: u64 = 500;
 
-
 /// Where a stream resumes: the user's log position and, for large groups, one cursor per
 /// conversation (`SubscribeRequest` documents both). The one representation of a stream's
 /// starting point, whatever request carries it.

@@ -76,8 +76,12 @@ mod tests {
     #[tokio::test]
     async fn items_pass_in_order_and_a_dropped_inbox_is_gone() {
         let (tx, mut rx) = outbox(2);
-        tx.send(Ok(SubscribeResponse::default())).await.expect("open");
-        tx.send(Err(Status::unavailable("bye"))).await.expect("open");
+        tx.send(Ok(SubscribeResponse::default()))
+            .await
+            .expect("open");
+        tx.send(Err(Status::unavailable("bye")))
+            .await
+            .expect("open");
         assert!(rx.recv().await.expect("item").is_ok());
         assert!(rx.try_recv().expect("item").is_err());
         drop(rx);

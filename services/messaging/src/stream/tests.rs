@@ -5,7 +5,6 @@ use std::{sync::Arc, time::Duration};
 
 use rosetta_kit::tasks::Tasks;
 use rosetta_proto::messaging::v1::{FriendRemoved, event::Kind, subscribe_response::Item};
-use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::{Bus, Events, LocalBus, Messaging, MessagingConfig, Presences, test_support::user};

@@ -15,8 +15,8 @@ pub use rosetta_messaging::Resume;
 use rosetta_messaging::{Bus, Events, LocalBus, Messaging, MessagingConfig, NatsBus, Presences};
 use rosetta_proto::{
     messaging::v1::{
-        CaughtUp, Event, Message, MessageKind, SendMessageRequest, SubscribeResponse, event::Kind,
-        message::To, send_message_request, subscribe_response::Item,
+        CaughtUp, Event, Message, MessageKind, SendMessageRequest, event::Kind, message::To,
+        send_message_request, subscribe_response::Item,
     },
     social::v1::CreateGroupRequest,
 };
@@ -25,7 +25,6 @@ use sea_orm::{
     ActiveValue::Set, ColumnTrait as _, ConnectionTrait, DatabaseConnection, EntityTrait as _,
     QueryFilter as _, QueryOrder as _,
 };
-use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 /// Longest wait for something a test expects.
