@@ -10,6 +10,7 @@ mod conversation;
 mod dpc;
 mod flood;
 mod grpc;
+mod grpc_idle;
 mod imps;
 mod ledger;
 mod live;
@@ -75,6 +76,8 @@ enum Scenario {
     LoginStorm(login::Options),
     /// Scenario 5: 1,000 logins at once; the server's RSS growth and a bystander's p99.
     LoginFlood(flood::Options),
+    /// Idle native gRPC clients, one HTTP/2 connection and Subscribe each; RSS per client.
+    GrpcIdle(grpc_idle::Options),
 }
 
 /// Parses `500ms`, `30s`, `2m`, `1h` or a bare number of seconds.
@@ -134,6 +137,7 @@ async fn run(cli: &Cli) -> anyhow::Result<Report> {
         }
         Scenario::LoginStorm(opts) => login::run(&services, opts, hidden).await,
         Scenario::LoginFlood(opts) => flood::run(&services, opts).await,
+        Scenario::GrpcIdle(opts) => grpc_idle::run(&services, opts, hidden).await,
     }
 }
 

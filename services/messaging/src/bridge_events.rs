@@ -184,7 +184,7 @@ impl BridgeFeeds {
             guard: self.sessions.clone(),
             session_id: caller.session_id,
         };
-        let (tx, mut rx) = mpsc::channel(FEED_QUEUE);
+        let (tx, mut rx) = crate::stream::outbox(FEED_QUEUE);
         let core = self.messaging.clone().subscribe(
             user,
             resume,

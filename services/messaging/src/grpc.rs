@@ -131,7 +131,7 @@ impl MessagingService for MessagingGrpc {
         Ok(Response::new(RecallMessageResponse {}))
     }
 
-    type SubscribeStream = ReceiverStream<Result<SubscribeResponse, Status>>;
+    type SubscribeStream = crate::stream::Inbox;
 
     async fn subscribe(&self, req: Request<SubscribeRequest>) -> Reply<Self::SubscribeStream> {
         let caller = Caller::of(&req)?;
@@ -140,7 +140,7 @@ impl MessagingService for MessagingGrpc {
             session_id: caller.session_id,
         });
         let resume = crate::stream::Resume::from_request(req.get_ref())?;
-        let (tx, rx) = mpsc::channel(STREAM_QUEUE);
+        let (tx, rx) = crate::stream::outbox(STREAM_QUEUE);
         self.streams.spawn(self.messaging.clone().subscribe(
             caller.user_id,
             resume,
@@ -148,7 +148,7 @@ impl MessagingService for MessagingGrpc {
             session,
             self.streams.stopping().clone(),
         ));
-        Ok(Response::new(ReceiverStream::new(rx)))
+        Ok(Response::new(rx))
     }
 
     type BridgeEventsStream = ReceiverStream<Result<BridgeEventsResponse, Status>>;

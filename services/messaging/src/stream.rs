@@ -31,9 +31,8 @@ use rosetta_proto::{
     },
     social::v1::PresenceStatus,
 };
-use tokio::{sync::mpsc, time::MissedTickBehavior};
+use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
-use tonic::Status;
 
 use crate::{
     Messaging,
@@ -42,15 +41,15 @@ use crate::{
 
 mod announce;
 mod groups;
+mod outbox;
 
 use self::groups::Tracks;
 use announce::Announced;
 pub(crate) use announce::LiveCursors;
+pub use outbox::{Gone, Inbox, Outbox, Outgoing, outbox};
 
 /// Events read from the log per query while catching up.
 const REPLAY_BATCH: u64 = 500;
-
-pub type Outbox = mpsc::Sender<Result<SubscribeResponse, Status>>;
 
 /// Where a stream resumes: the user's log position and, for large groups, one cursor per
 /// conversation (`SubscribeRequest` documents both). The one representation of a stream's
@@ -119,9 +118,12 @@ impl Messaging {
         session: Option<SessionCheck>,
         stopping: CancellationToken,
     ) {
-        let result = match self.bus.subscribe(me).await {
+        // Every step but the idle wait is boxed: a task's future is as large as its largest
+        // state, and thousands of streams sit idle in the loop of `serve` for hours, so the
+        // states of catching up, replaying and forwarding are allocated only while they run.
+        let result = match Box::pin(self.bus.subscribe(me)).await {
             Ok(mut live) => {
-                if let Err(err) = self.presences.touch(me, None).await {
+                if let Err(err) = Box::pin(self.presences.touch(me, None)).await {
                     tracing::warn!(%err, me, "presence update on subscribe failed");
                 }
                 let result = self
@@ -137,7 +139,7 @@ impl Messaging {
             let revoked = err.reason == Reason::SessionRevoked;
             let _ = out.send(Err(err.into())).await;
             if revoked {
-                self.sign_out_revoked(me).await;
+                Box::pin(self.sign_out_revoked(me)).await;
             }
         }
     }
@@ -154,21 +156,21 @@ impl Messaging {
         stopping: &CancellationToken,
     ) -> ApiResult<()> {
         // Linked before anything is read, like the user's own subscription.
-        let mut tracks = self.follow_large_groups(me, &resume, live).await?;
+        let mut tracks = Box::pin(self.follow_large_groups(me, &resume, live)).await?;
         let mut last = match resume.after_seq {
-            Some(after) => self.replay(me, after, &mut tracks, live, out).await?,
-            None => self.events.head(me).await?,
+            Some(after) => Box::pin(self.replay(me, after, &mut tracks, live, out)).await?,
+            None => Box::pin(self.events.head(me)).await?,
         };
-        self.catch_up_all(me, &mut tracks, out).await?;
+        Box::pin(self.catch_up_all(me, &mut tracks, out)).await?;
         let caught_up = CaughtUp {
             head_seq: last,
             conversation_cursors: tracks.cursors(),
         };
-        if !send(out, Item::CaughtUp(caught_up)).await {
+        if !Box::pin(send(out, Item::CaughtUp(caught_up))).await {
             return Ok(());
         }
         let mut announced = Announced::default();
-        if !self.send_pending(me, out, &mut announced).await? {
+        if !Box::pin(self.send_pending(me, out, &mut announced)).await? {
             return Ok(());
         }
         let mut check = tokio::time::interval(self.config.session_check_interval);
@@ -179,7 +181,7 @@ impl Messaging {
                 wake = live.recv() => wake,
                 _ = check.tick(), if session.is_some() => {
                     if let Some(session) = session {
-                        session.require_live().await?;
+                        Box::pin(session.require_live()).await?;
                     }
                     continue;
                 }
@@ -189,23 +191,22 @@ impl Messaging {
             let open = match wake {
                 Wake::Event(event) => match &event.kind {
                     Some(event::Kind::Announcement(announcement)) => {
-                        self.send_live(me, announcement, out, &mut announced)
-                            .await?
+                        Box::pin(self.send_live(me, announcement, out, &mut announced)).await?
                     }
                     _ if groups::is_group_message(&event) => {
-                        self.on_group_message(me, &event, &mut tracks, out).await?;
+                        Box::pin(self.on_group_message(me, &event, &mut tracks, out)).await?;
                         true
                     }
                     _ => {
-                        self.on_log_event(me, &event, &mut last, &mut tracks, live, out)
-                            .await?
+                        let step = self.on_log_event(me, &event, &mut last, &mut tracks, live, out);
+                        Box::pin(step).await?
                     }
                 },
                 Wake::Reread => {
-                    last = self.replay(me, last, &mut tracks, live, out).await?;
-                    self.catch_up_all(me, &mut tracks, out).await?;
+                    last = Box::pin(self.replay(me, last, &mut tracks, live, out)).await?;
+                    Box::pin(self.catch_up_all(me, &mut tracks, out)).await?;
                     // A broadcast may have been lost with the other wake-ups.
-                    self.send_pending(me, out, &mut announced).await?
+                    Box::pin(self.send_pending(me, out, &mut announced)).await?
                 }
             };
             if !open {

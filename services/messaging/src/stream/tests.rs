@@ -5,7 +5,6 @@ use std::{sync::Arc, time::Duration};
 
 use rosetta_kit::tasks::Tasks;
 use rosetta_proto::messaging::v1::{FriendRemoved, event::Kind, subscribe_response::Item};
-use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::{Bus, Events, LocalBus, Messaging, MessagingConfig, Presences, test_support::user};
@@ -62,11 +61,11 @@ fn durable(n: i64) -> Kind {
     })
 }
 
-type Inbox = mpsc::Receiver<Result<rosetta_proto::messaging::v1::SubscribeResponse, tonic::Status>>;
+use crate::stream::Inbox;
 
 /// Opens a stream with an outbox of `capacity`, and waits for its `CaughtUp`.
 async fn open(world: &World, capacity: usize) -> Inbox {
-    let (tx, mut rx) = mpsc::channel(capacity);
+    let (tx, mut rx) = crate::stream::outbox(capacity);
     tokio::spawn(world.messaging.clone().subscribe(
         world.me,
         crate::stream::Resume::default(),

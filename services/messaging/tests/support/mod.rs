@@ -15,8 +15,8 @@ pub use rosetta_messaging::Resume;
 use rosetta_messaging::{Bus, Events, LocalBus, Messaging, MessagingConfig, NatsBus, Presences};
 use rosetta_proto::{
     messaging::v1::{
-        CaughtUp, Event, Message, MessageKind, SendMessageRequest, SubscribeResponse, event::Kind,
-        message::To, send_message_request, subscribe_response::Item,
+        CaughtUp, Event, Message, MessageKind, SendMessageRequest, event::Kind, message::To,
+        send_message_request, subscribe_response::Item,
     },
     social::v1::CreateGroupRequest,
 };
@@ -25,7 +25,6 @@ use sea_orm::{
     ActiveValue::Set, ColumnTrait as _, ConnectionTrait, DatabaseConnection, EntityTrait as _,
     QueryFilter as _, QueryOrder as _,
 };
-use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 /// Longest wait for something a test expects.
@@ -275,7 +274,7 @@ pub async fn counts(db: &DatabaseConnection) -> Counts {
 
 /// An open stream: what it replayed before `CaughtUp`, then live items.
 pub struct Stream {
-    rx: mpsc::Receiver<Result<SubscribeResponse, tonic::Status>>,
+    rx: rosetta_messaging::Inbox,
     pub replayed: Vec<Event>,
     pub caught_up: CaughtUp,
     stop: CancellationToken,
@@ -283,7 +282,7 @@ pub struct Stream {
 
 /// Opens a stream of `user` from `resume` and waits for its `CaughtUp`.
 pub async fn open(node: &Node, user: i64, resume: Resume) -> Stream {
-    let (tx, mut rx) = mpsc::channel(4096);
+    let (tx, mut rx) = rosetta_messaging::outbox(4096);
     let stop = CancellationToken::new();
     tokio::spawn(
         node.messaging
@@ -306,7 +305,7 @@ pub async fn open(node: &Node, user: i64, resume: Resume) -> Stream {
     }
 }
 
-async fn next_item(rx: &mut mpsc::Receiver<Result<SubscribeResponse, tonic::Status>>) -> Item {
+async fn next_item(rx: &mut rosetta_messaging::Inbox) -> Item {
     tokio::time::timeout(PATIENCE, rx.recv())
         .await
         .expect("an item within the patience")
