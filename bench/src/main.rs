@@ -17,7 +17,9 @@ mod login;
 mod ourchat;
 mod pipe;
 mod plot;
+mod push_probe;
 mod report;
+mod seed;
 mod soak;
 mod target;
 mod ws;
@@ -75,6 +77,9 @@ enum Scenario {
     LoginStorm(login::Options),
     /// Scenario 5: 1,000 logins at once; the server's RSS growth and a bystander's p99.
     LoginFlood(flood::Options),
+    /// Bench-only: writes users straight into a node's database with cheap verifiers, for
+    /// `soak --seeded` (never on a database real users share).
+    Seed(seed::Options),
 }
 
 /// Parses `500ms`, `30s`, `2m`, `1h` or a bare number of seconds.
@@ -134,6 +139,7 @@ async fn run(cli: &Cli) -> anyhow::Result<Report> {
         }
         Scenario::LoginStorm(opts) => login::run(&services, opts, hidden).await,
         Scenario::LoginFlood(opts) => flood::run(&services, opts).await,
+        Scenario::Seed(opts) => seed::run(opts, hidden).await,
     }
 }
 
