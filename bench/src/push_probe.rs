@@ -12,12 +12,12 @@ use std::{
 
 use anyhow::Context as _;
 use futures::{StreamExt as _, TryStreamExt as _, stream};
+use rosetta_proto::account::v1::{
+    LoginRequest, account_service_client::AccountServiceClient, login_request::Identifier,
+};
 use rosetta_proto::messaging::v1::{
     MessageKind, SendMessageRequest, messaging_service_client::MessagingServiceClient,
     send_message_request,
-};
-use rosetta_proto::account::v1::{
-    LoginRequest, account_service_client::AccountServiceClient, login_request::Identifier,
 };
 
 use crate::{
@@ -79,7 +79,9 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 /// The probe number in a pushed text (`soak-push-17`), if it is one.
 fn probe_index(data: &str) -> Option<u64> {
     let rest = data.trim().strip_prefix(TAG)?;
-    let digits = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
+    let digits = rest
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(rest.len());
     rest[..digits].parse().ok()
 }
 
@@ -155,7 +157,9 @@ pub async fn run(
             client.send_message(grpc::authed(request, &sender.token)?),
         )
         .await;
-        if let Err(err) = sent.map_err(|e| e.to_string()).and_then(|r| r.map_err(|e| e.to_string()))
+        if let Err(err) = sent
+            .map_err(|e| e.to_string())
+            .and_then(|r| r.map_err(|e| e.to_string()))
         {
             lock(&probe.sent).remove(&(index as u64));
             failed += 1;

@@ -20,8 +20,8 @@ use rosetta_db::{
     entity::{credential, user},
     now_ms,
     sea_orm::{
-        ActiveValue::Set, ColumnTrait as _, DatabaseConnection, EntityTrait as _,
-        QueryFilter as _, TransactionTrait as _,
+        ActiveValue::Set, ColumnTrait as _, DatabaseConnection, EntityTrait as _, QueryFilter as _,
+        TransactionTrait as _,
     },
 };
 use sha2::{Digest as _, Sha256};
@@ -106,23 +106,26 @@ async fn write_batch(
 ) -> anyhow::Result<()> {
     let now = now_ms();
     let names: Vec<String> = range.clone().map(|i| name(prefix, i)).collect();
-    let users = range.clone().zip(&names).map(|(i, name)| user::ActiveModel {
-        username: Set(name.clone()),
-        ocid: Set(ocid(prefix, i)),
-        email: Set(None),
-        phone: Set(None),
-        // What `rosetta-bench` registers with: the name as nickname.
-        nickname: Set(name.clone()),
-        avatar: Set(String::new()),
-        signature: Set(String::new()),
-        gender: Set(0),
-        vip: Set(false),
-        security_question_id: Set(0),
-        security_answer_hash: Set(None),
-        created_at_ms: Set(now),
-        deleted_at_ms: Set(None),
-        ..Default::default()
-    });
+    let users = range
+        .clone()
+        .zip(&names)
+        .map(|(i, name)| user::ActiveModel {
+            username: Set(name.clone()),
+            ocid: Set(ocid(prefix, i)),
+            email: Set(None),
+            phone: Set(None),
+            // What `rosetta-bench` registers with: the name as nickname.
+            nickname: Set(name.clone()),
+            avatar: Set(String::new()),
+            signature: Set(String::new()),
+            gender: Set(0),
+            vip: Set(false),
+            security_question_id: Set(0),
+            security_answer_hash: Set(None),
+            created_at_ms: Set(now),
+            deleted_at_ms: Set(None),
+            ..Default::default()
+        });
     let tx = db.begin().await?;
     user::Entity::insert_many(users)
         .exec_without_returning(&tx)
@@ -249,9 +252,7 @@ mod tests {
     /// Seeds a running node's own database, then logs seeded users in through its account
     /// service in every password form, by name and by ocid; an unseeded name is refused.
     async fn seeded_users_log_in(backend: rosetta_testkit::Backend) {
-        use rosetta_proto::account::v1::{
-            LoginRequest, PasswordScheme, login_request::Identifier,
-        };
+        use rosetta_proto::account::v1::{LoginRequest, PasswordScheme, login_request::Identifier};
         let server = rosetta_testkit::TestServer::start(backend).await;
         let opts = Options {
             database: server.config.database_url(),
@@ -297,13 +298,19 @@ mod tests {
             .await;
         assert!(unseeded.is_err(), "only the seeded range exists");
         // Seeding the same range again is refused by the unique names, not doubled.
-        assert!(seed(&server_db(&opts.database).await, &opts, true).await.is_err());
+        assert!(
+            seed(&server_db(&opts.database).await, &opts, true)
+                .await
+                .is_err()
+        );
         server.stop().await;
     }
 
     async fn server_db(url: &str) -> DatabaseConnection {
-        rosetta_db::connect(url).await.expect("opens the node's database")
+        rosetta_db::connect(url)
+            .await
+            .expect("opens the node's database")
     }
 
-    rosetta_testkit::both_backends!(seeded_users, seeded_users_log_in);
+    rosetta_testkit::both_backends!(seeded_users, super::seeded_users_log_in);
 }

@@ -55,8 +55,18 @@ pub struct Options {
     /// of registering fresh ones.
     #[arg(long, value_name = "PREFIX")]
     pub seeded: Option<String>,
-    /// Pipe only: during the hold, push this many private messages over gRPC to random idle
-    /// users and time their arrival on the idle sockets.
+    /// With --seeded: the first user's number (a soak process of a multi-process run takes
+    /// its own range).
+    #[arg(long, default_value_t = 0)]
+    pub first: usize,
+    /// Created once every connection is logged in (a multi-process run waits for it).
+    #[arg(long, value_name = "FILE")]
+    pub ready_file: Option<std::path::PathBuf>,
+    /// The hold ends as soon as this file exists (--hold is then the longest it lasts).
+    #[arg(long, value_name = "FILE")]
+    pub hold_until_file: Option<std::path::PathBuf>,
+    /// Pipe only: at the end of the hold, push this many private messages over gRPC to random
+    /// idle users and time their arrival on the idle sockets.
     #[arg(long, default_value_t = 0)]
     pub pushes: usize,
     /// Pushes per second.
@@ -149,7 +159,7 @@ const SETTLE: Duration = Duration::from_secs(2);
 /// The users to log in: seeded ones, or fresh registrations.
 async fn users(endpoints: &Endpoints, opts: &Options) -> anyhow::Result<Vec<User>> {
     if let Some(prefix) = &opts.seeded {
-        return Ok((0..opts.connections)
+        return Ok((opts.first..opts.first + opts.connections)
             .map(|i| User {
                 id: 0,
                 name: seed::name(prefix, i),
@@ -236,6 +246,9 @@ fn check(opts: &Options) -> anyhow::Result<()> {
     if opts.pushes > 0 && opts.bridge != Bridge::Pipe {
         bail!("--pushes is measured on pipe connections only");
     }
+    if opts.first > 0 && opts.seeded.is_none() {
+        bail!("--first numbers seeded users: it needs --seeded");
+    }
     if opts.pushes > opts.connections {
         bail!("--pushes cannot exceed --connections (one push per idle user)");
     }
@@ -281,6 +294,10 @@ pub async fn run(
         from = to;
     }
     let login_secs = start.elapsed().as_secs_f64() - SETTLE.as_secs_f64() * bounds.len() as f64;
+    if let Some(path) = &opts.ready_file {
+        std::fs::write(path, format!("{}\n", held.len()))
+            .with_context(|| format!("cannot write {}", path.display()))?;
+    }
 
     let mut report = Report::new(&format!("{}-soak", opts.bridge.name()), &addr.to_string());
     opener.bar.set_message("holding");
@@ -299,7 +316,10 @@ pub async fn run(
     let rate = held.len() as f64 / login_secs.max(1e-9);
     report.counter("login rate", rate, "login/s");
     report.counter("alive after hold", alive as f64, "");
-    let half = bounds.iter().position(|&b| b == users.len() / 2).map(|i| i + 1);
+    let half = bounds
+        .iter()
+        .position(|&b| b == users.len() / 2)
+        .map(|i| i + 1);
     report_readings(&mut report, &readings, half);
     if let Some(end) = rss_end.server {
         report.counter("server RSS after hold", end as f64, "KiB");
@@ -312,13 +332,17 @@ pub async fn run(
         report.fail(format!("{errors} logins failed"));
     }
     if alive < held.len() {
-        report.fail(format!("{} connections dropped while idle", held.len() - alive));
+        report.fail(format!(
+            "{} connections dropped while idle",
+            held.len() - alive
+        ));
     }
     Ok(report)
 }
 
-/// Holds the connections for `--hold`, pushing the probes meanwhile. IMPS clients heartbeat
-/// every 20 s, as the real client does, so that the bridge keeps them online.
+/// Holds the connections for `--hold` (or until `--hold-until-file` exists), then pushes the
+/// probes (after the holder's readings: the probe's set-up hashes passwords). IMPS clients heartbeat every 20 s, as the real client does, so that the
+/// bridge keeps them online.
 async fn hold(
     endpoints: &Endpoints,
     opts: &Options,
@@ -326,17 +350,22 @@ async fn hold(
     probe: &Arc<push_probe::Probe>,
     report: &mut Report,
 ) -> anyhow::Result<()> {
+    const HEARTBEAT: Duration = Duration::from_secs(20);
+    const LOOK_FOR_FILE: Duration = Duration::from_millis(500);
     let hold_end = Instant::now() + opts.hold;
-    if opts.pushes > 0 {
-        let targets = push_targets(held, opts.pushes)?;
-        push_probe::run(endpoints, probe, &targets, opts.push_rate, report).await?;
-    }
-    while Instant::now() < hold_end {
-        let step = hold_end
-            .saturating_duration_since(Instant::now())
-            .min(Duration::from_secs(20));
+    let mut next_heartbeat = Instant::now() + HEARTBEAT;
+    loop {
+        let now = Instant::now();
+        if now >= hold_end || opts.hold_until_file.as_ref().is_some_and(|f| f.exists()) {
+            break;
+        }
+        let mut step = hold_end.min(next_heartbeat).saturating_duration_since(now);
+        if opts.hold_until_file.is_some() {
+            step = step.min(LOOK_FOR_FILE);
+        }
         tokio::time::sleep(step).await;
-        if opts.bridge == Bridge::Imps {
+        if opts.bridge == Bridge::Imps && Instant::now() >= next_heartbeat {
+            next_heartbeat += HEARTBEAT;
             for conn in held.iter_mut() {
                 if let Held::Imps(conn) = conn {
                     // A failed heartbeat shows up in the alive count.
@@ -344,6 +373,10 @@ async fn hold(
                 }
             }
         }
+    }
+    if opts.pushes > 0 {
+        let targets = push_targets(held, opts.pushes)?;
+        push_probe::run(endpoints, probe, &targets, opts.push_rate, report).await?;
     }
     Ok(())
 }
@@ -371,7 +404,10 @@ fn push_targets(held: &[Held], count: usize) -> anyhow::Result<Vec<i64>> {
 /// second-half figures (`half`: the index of the reading at half the connections).
 fn report_readings(report: &mut Report, readings: &[Reading], half: Option<usize>) {
     for (name, pick) in [
-        ("server", (|r: &Reading| r.server) as fn(&Reading) -> Option<u64>),
+        (
+            "server",
+            (|r: &Reading| r.server) as fn(&Reading) -> Option<u64>,
+        ),
         ("node", |r: &Reading| r.node),
     ] {
         let Some(before) = readings.first().and_then(pick) else {
@@ -401,7 +437,11 @@ fn report_readings(report: &mut Report, readings: &[Reading], half: Option<usize
         {
             let added = last.connections.saturating_sub(mid.0.connections).max(1);
             let marginal = (after as f64 - mid.1 as f64) / added as f64;
-            report.counter(&format!("{name} KiB per connection, 2nd half"), marginal, "KiB");
+            report.counter(
+                &format!("{name} KiB per connection, 2nd half"),
+                marginal,
+                "KiB",
+            );
         }
     }
 }
