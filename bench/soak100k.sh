@@ -33,6 +33,9 @@ PIPE_PORT=${PIPE_PORT:-18281}
 PREFIX=${PREFIX:-soak}
 # Longest a soak process holds if this script dies without telling it to stop.
 MAX_HOLD=${MAX_HOLD:-2h}
+# The node's database: empty for SQLite in $DIR/all, or a PostgreSQL URL of an empty
+# database that the run may fill (e.g. postgres://postgres@127.0.0.1:5432/scale_soak).
+DATABASE_URL=${DATABASE_URL:-}
 
 BRIDGES=$(((N + PER_BRIDGE - 1) / PER_BRIDGE))
 ((BRIDGES <= 250)) || { echo "at most 250 bridges (127.0.1.1 … 127.0.1.250)" >&2; exit 1; }
@@ -64,7 +67,8 @@ reading() {
 }
 
 rm -rf "$DIR" && mkdir -p "$DIR/all"
-"$BIN/rosetta-bench" --quiet seed --database "sqlite://$DIR/all/rosetta.db?mode=rwc" \
+if [[ -n $DATABASE_URL ]]; then export ROSETTA_DATABASE_URL=$DATABASE_URL; fi
+"$BIN/rosetta-bench" --quiet seed --database "${DATABASE_URL:-sqlite://$DIR/all/rosetta.db?mode=rwc}" \
   --prefix "$PREFIX" --count "$N" >&2
 
 export ROSETTA_METRICS_LISTEN= ROSETTA_WEB_LISTEN= ROSETTA_ACCOUNT__SOURCE_LOGIN_PER_MINUTE=0 \
