@@ -18,7 +18,9 @@ mod login;
 mod ourchat;
 mod pipe;
 mod plot;
+mod push_probe;
 mod report;
+mod seed;
 mod soak;
 mod target;
 mod ws;
@@ -78,6 +80,9 @@ enum Scenario {
     LoginFlood(flood::Options),
     /// Idle native gRPC clients, one HTTP/2 connection and Subscribe each; RSS per client.
     GrpcIdle(grpc_idle::Options),
+    /// Bench-only: writes users straight into a node's database with cheap verifiers, for
+    /// `soak --seeded` (never on a database real users share).
+    Seed(seed::Options),
 }
 
 /// Parses `500ms`, `30s`, `2m`, `1h` or a bare number of seconds.
@@ -138,6 +143,7 @@ async fn run(cli: &Cli) -> anyhow::Result<Report> {
         Scenario::LoginStorm(opts) => login::run(&services, opts, hidden).await,
         Scenario::LoginFlood(opts) => flood::run(&services, opts).await,
         Scenario::GrpcIdle(opts) => grpc_idle::run(&services, opts, hidden).await,
+        Scenario::Seed(opts) => seed::run(opts, hidden).await,
     }
 }
 

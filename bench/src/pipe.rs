@@ -101,12 +101,25 @@ impl Conn {
         password: &str,
         on_push: Arc<dyn Fn(Push) + Send + Sync>,
     ) -> anyhow::Result<Conn> {
+        Self::login_with_buffer(addr, source, name, password, on_push, 64 * 1024).await
+    }
+
+    /// [`Conn::login`] with a read buffer of `buffer` bytes: a soak of 100,000 idle
+    /// connections holds one buffer each in this process.
+    pub async fn login_with_buffer(
+        addr: SocketAddr,
+        source: Option<std::net::IpAddr>,
+        name: &str,
+        password: &str,
+        on_push: Arc<dyn Fn(Push) + Send + Sync>,
+        buffer: usize,
+    ) -> anyhow::Result<Conn> {
         let stream = connect_from(addr, source).await?;
         stream.set_nodelay(true)?;
         let (mut read, writer) = stream.into_split();
         let (tx, replies) = mpsc::unbounded_channel();
         let reader = tokio::spawn(async move {
-            let mut buf = vec![0u8; 64 * 1024];
+            let mut buf = vec![0u8; buffer.max(1)];
             loop {
                 let n = match read.read(&mut buf).await {
                     Ok(0) | Err(_) => return,
