@@ -32,6 +32,8 @@ use crate::{
 const ONLINE: i16 = PresenceStatus::Online as i16;
 const OFFLINE: i16 = PresenceStatus::Offline as i16;
 const INVISIBLE: i16 = PresenceStatus::Invisible as i16;
+/// Users whose activity one refresh statement updates.
+const REFRESH_CHUNK: usize = 1000;
 
 pub struct Presences {
     db: DatabaseConnection,
@@ -240,18 +242,18 @@ impl Presences {
         });
     }
 
+    /// Marks `users` active now, [`REFRESH_CHUNK`] at a time: one statement for every
+    /// streaming user would pass SQLite's limit of 32,766 bound values, and hold its one writer
+    /// for the whole list while sends wait.
     async fn refresh(&self, users: &[i64]) -> ApiResult<()> {
-        if users.is_empty() {
-            return Ok(());
+        let now = rosetta_db::now_ms();
+        for chunk in users.chunks(REFRESH_CHUNK) {
+            presence::Entity::update_many()
+                .col_expr(presence::Column::LastActiveMs, Expr::value(now))
+                .filter(presence::Column::UserId.is_in(chunk.iter().copied()))
+                .exec(&self.db)
+                .await?;
         }
-        presence::Entity::update_many()
-            .col_expr(
-                presence::Column::LastActiveMs,
-                Expr::value(rosetta_db::now_ms()),
-            )
-            .filter(presence::Column::UserId.is_in(users.iter().copied()))
-            .exec(&self.db)
-            .await?;
         Ok(())
     }
 
@@ -282,5 +284,42 @@ impl Presences {
 impl PresenceView for Presences {
     async fn presence(&self, viewer: i64, users: &[i64]) -> ApiResult<Vec<Presence>> {
         self.view(viewer, users).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{bus::LocalBus, test_support::user};
+
+    /// A process streaming more users than SQLite takes bound values in one statement still
+    /// keeps every one of them present (one statement for all of them failed past 32,766).
+    #[tokio::test]
+    async fn refresh_covers_more_users_than_one_statement_may_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("db").display());
+        let db = rosetta_db::connect(&url).await.unwrap();
+        let events = Arc::new(Events::new(db.clone(), Arc::new(LocalBus::default())));
+        let presences = Presences::new(db.clone(), Duration::from_secs(60), events);
+        let (first, last) = (user(&db, "first").await, user(&db, "last").await);
+        presences.touch(first, None).await.unwrap();
+        presences.touch(last, None).await.unwrap();
+        let stale = rosetta_db::now_ms() - 3_600_000;
+        presence::Entity::update_many()
+            .col_expr(presence::Column::LastActiveMs, Expr::value(stale))
+            .exec(&db)
+            .await
+            .unwrap();
+
+        // The two real users at both ends of a list of 40,000 streaming users.
+        let mut streaming: Vec<i64> = (1_000_000..1_040_000).collect();
+        streaming[0] = first;
+        streaming[39_999] = last;
+        presences.refresh(&streaming).await.unwrap();
+
+        for user in [first, last] {
+            let row = presence::Entity::find_by_id(user).one(&db).await.unwrap();
+            assert!(row.unwrap().last_active_ms > stale, "user {user} refreshed");
+        }
     }
 }
