@@ -27,7 +27,7 @@ pub use events::{EventStream, next_event};
 pub use listen::{Connections, Handshake, Listening, serve_tcp};
 pub use login::{Live, LiveLogins, OnClose, end_login};
 pub use paging::all_pages;
-pub use read_marks::{MarkRecorder, ReadMarks};
+pub use read_marks::{LoginMarks, ReadMarks};
 pub use registry::{LoginRegistry, Registered, kicked};
 pub use resume::Resume;
 pub use session::UserSession;

@@ -8,7 +8,7 @@
 
 use std::sync::Arc;
 
-use rosetta_bridge_kit::{EventStream, OnClose, ReadMarks, UserSession, end_login};
+use rosetta_bridge_kit::{EventStream, OnClose, UserSession, end_login};
 use rosetta_proto::account::v1::{
     ExchangeLegacyTokenRequest, IssueLegacyTokenRequest, LegacyTokenFormat, LoginRequest,
     PasswordScheme, login_request::Identifier,
@@ -113,7 +113,7 @@ impl Connection {
             })
             .await;
         let backlog = Backlog::at_login(!unread.is_empty());
-        let marks = ReadMarks::start(session.clone(), self.shared.read_mark_flush);
+        let marks = self.shared.marks.login(session.clone());
         self.state = LoginState::LoggedIn(Box::new(Login {
             session,
             token,
