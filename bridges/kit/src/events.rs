@@ -202,4 +202,3 @@ pub async fn next_event(events: Option<&mut EventStream>) -> Option<Event> {
         None => std::future::pending().await,
     }
 }
-

@@ -22,6 +22,7 @@ pub mod unread;
 pub use admission::{HTTP_UNAVAILABLE, Refusal};
 pub use backend::{Backend, CALL_DEADLINE, Endpoints};
 pub use calls::CallCounts;
+pub use client::ClientHandle;
 pub use counters::Counters;
 pub use events::{EventStream, next_event};
 pub use listen::{Connections, Handshake, Listening, serve_tcp};

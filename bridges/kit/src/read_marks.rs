@@ -263,7 +263,11 @@ impl Inner {
 
     /// The batches whose window has closed, marked as being written (as many as `room`), and
     /// when the next window closes; `None` once nothing waits (the task then ends).
-    fn due(&self, room: usize, now: Instant) -> Option<(Vec<(u64, Arc<UserSession>, Batch)>, Option<Instant>)> {
+    fn due(
+        &self,
+        room: usize,
+        now: Instant,
+    ) -> Option<(Vec<(u64, Arc<UserSession>, Batch)>, Option<Instant>)> {
         let mut state = self.lock();
         if state.logins.is_empty() && room == CONCURRENT_WRITES {
             state.driving = false;
@@ -281,7 +285,11 @@ impl Inner {
             }
             if pending.due <= now {
                 pending.writing = true;
-                due.push((*key, pending.session.clone(), std::mem::take(&mut pending.marks)));
+                due.push((
+                    *key,
+                    pending.session.clone(),
+                    std::mem::take(&mut pending.marks),
+                ));
             } else {
                 next = Some(next.map_or(pending.due, |next| next.min(pending.due)));
             }

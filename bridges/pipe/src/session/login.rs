@@ -75,7 +75,7 @@ impl Connection {
     /// `login|username|password`.
     pub(super) async fn login(&mut self, username: String, password: String) -> bool {
         let logged_in = self
-            .backend
+            .backend()
             .login(LoginRequest {
                 identifier: Some(Identifier::Username(username)),
                 password_scheme: password_scheme(&password).into(),
@@ -90,7 +90,7 @@ impl Connection {
                 return self.answer(Command::Login, reply).await;
             }
         };
-        let session = Arc::new(UserSession::new(self.backend.clone(), response));
+        let session = Arc::new(UserSession::new(self.backend(), response));
         let uid = session.user_id();
         // Counted and registered before the previous login here ends, so that a login of the
         // same user again does not show them offline in between.
@@ -180,7 +180,7 @@ impl Connection {
             return Err(command.token_error());
         }
         let exchanged = self
-            .backend
+            .backend()
             .exchange_legacy_token(ExchangeLegacyTokenRequest {
                 protocol: PROTOCOL.into(),
                 user: Some(UserRef {
@@ -194,7 +194,7 @@ impl Connection {
             .await;
         match exchanged {
             Ok(opened) => Ok(Actor::Borrowed(Arc::new(UserSession::new(
-                self.backend.clone(),
+                self.backend(),
                 opened.into_inner(),
             )))),
             Err(status) => match reasons::refused(Call::TokenCheck(command), status) {

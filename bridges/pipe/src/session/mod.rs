@@ -25,8 +25,8 @@ use std::{
 };
 
 use rosetta_bridge_kit::{
-    Backend, Connections, Counters, EventStream, Handshake, Live, LiveLogins, LoginMarks,
-    LoginRegistry, ReadMarks, Registered, UserSession, settings::PipeSettings,
+    Backend, ClientHandle, Connections, Counters, EventStream, Handshake, Live, LiveLogins,
+    LoginMarks, LoginRegistry, ReadMarks, Registered, UserSession, settings::PipeSettings,
 };
 use rosetta_proto::messaging::v1::Event;
 use tokio::net::TcpStream;
@@ -112,8 +112,9 @@ struct Login {
 
 struct Connection {
     shared: Arc<Shared>,
-    /// The services, acting for this client's address.
-    backend: Backend,
+    /// This client's address and failed logins, for the services acting for it
+    /// ([`Self::backend`]); not a whole backend, which every idle connection would hold.
+    client: ClientHandle,
     peer: SocketAddr,
     counters: Counters,
     /// The client's socket: read in [`run`], written by the handlers.
@@ -141,7 +142,7 @@ pub(crate) async fn run(
     conns: Connections,
 ) {
     let mut conn = Connection {
-        backend: shared.backend.for_client(peer.ip()),
+        client: ClientHandle::new(peer.ip()),
         socket: Socket::new(stream, shared.write_gap, conns.counters),
         shared,
         peer,
@@ -196,6 +197,11 @@ async fn login_wake(state: &mut LoginState) -> Wake {
 }
 
 impl Connection {
+    /// The services, acting for this client's address.
+    fn backend(&self) -> Backend {
+        self.shared.backend.with_client(&self.client)
+    }
+
     /// Handles what woke the connection; false when it should close.
     async fn on(&mut self, wake: Wake, partial: &mut Partial) -> bool {
         match wake {
@@ -299,7 +305,7 @@ impl Connection {
                     question,
                     answer,
                 };
-                let reply = account::register(&self.backend, username, password, profile).await;
+                let reply = account::register(&self.backend(), username, password, profile).await;
                 self.answer(command, reply).await
             }
             Request::Login { username, password } => self.login(username, password).await,
@@ -310,7 +316,7 @@ impl Connection {
                 new_password,
             } => {
                 let reply = account::forget_passwd(
-                    &self.backend,
+                    &self.backend(),
                     username,
                     &question,
                     answer,

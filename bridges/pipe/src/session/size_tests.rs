@@ -11,10 +11,10 @@ use tokio_util::sync::CancellationToken;
 
 use super::{LoginState, Shared, login_wake, run};
 
-/// Bytes of a connection's task future, at most (1,232 measured in a debug build, where the
-/// connection record is 432 of them; 1,528 before the fallback paths of the event stream and
-/// the held-start timer were boxed).
-const TASK_BUDGET: usize = 1280;
+/// Bytes of a connection's task future, at most (976 measured in a debug build; 1,528 with a
+/// whole backend in the connection record and the event stream's fallback paths and the
+/// held-start timer inline).
+const TASK_BUDGET: usize = 1024;
 /// Bytes of the future that waits for a login's next event or its end, at most (296
 /// measured; 488 before).
 const WAKE_BUDGET: usize = 320;
