@@ -68,6 +68,8 @@ impl Conversation {
 }
 
 type Batch = HashMap<Conversation, u64>;
+/// A login's batch taken for writing: its key, its session and the marks.
+type Taken = (u64, Arc<UserSession>, Batch);
 
 /// The batcher of one bridge: the pending marks of its logins and the task that writes them;
 /// see the module. Cheap to clone: clones share the batcher.
@@ -263,11 +265,7 @@ impl Inner {
 
     /// The batches whose window has closed, marked as being written (as many as `room`), and
     /// when the next window closes; `None` once nothing waits (the task then ends).
-    fn due(
-        &self,
-        room: usize,
-        now: Instant,
-    ) -> Option<(Vec<(u64, Arc<UserSession>, Batch)>, Option<Instant>)> {
+    fn due(&self, room: usize, now: Instant) -> Option<(Vec<Taken>, Option<Instant>)> {
         let mut state = self.lock();
         if state.logins.is_empty() && room == CONCURRENT_WRITES {
             state.driving = false;
