@@ -37,6 +37,22 @@ pub(crate) struct Client {
     failed_logins: AtomicU32,
 }
 
+/// A connection's side of [`Backend::for_client`] without the backend itself: a connection
+/// that keeps this (one pointer) instead of a whole backend per connection makes its backend
+/// when it calls, with [`Backend::with_client`]. Clones share the count of failed logins.
+#[derive(Clone)]
+pub struct ClientHandle(Arc<Client>);
+
+impl ClientHandle {
+    /// The client at `addr`, with no failed logins yet.
+    pub fn new(addr: IpAddr) -> Self {
+        Self(Arc::new(Client {
+            addr: addr.to_string().parse().expect("an IP address is ASCII"),
+            failed_logins: AtomicU32::new(0),
+        }))
+    }
+}
+
 impl Backend {
     /// This backend with the bridge credential (the key file's hex text): sent on account
     /// calls made for a client, and what opens the process's one multiplexed event stream
@@ -55,12 +71,13 @@ impl Backend {
     /// The backend one connection uses: its account calls name `addr` as the client's
     /// address, and its logins count towards the connection's bound. Clones share the count.
     pub fn for_client(&self, addr: IpAddr) -> Backend {
-        let addr = addr.to_string().parse().expect("an IP address is ASCII");
+        self.with_client(&ClientHandle::new(addr))
+    }
+
+    /// This backend acting for `client`, as [`Self::for_client`] made it.
+    pub fn with_client(&self, client: &ClientHandle) -> Backend {
         let mut backend = self.clone();
-        backend.client = Some(Arc::new(Client {
-            addr,
-            failed_logins: AtomicU32::new(0),
-        }));
+        backend.client = Some(client.0.clone());
         backend
     }
 

@@ -94,35 +94,23 @@ impl EventStream {
 
     /// The next event; `None` once the session is revoked (logged out elsewhere, password
     /// changed, account deleted): the bridge then ends the login. Breaks are mended here.
+    ///
+    /// The future waiting here is kept inline in every idle connection's task, so it holds only
+    /// what waiting on the shared feed needs: a direct stream's wait (the fallback) and the
+    /// switch to it are boxed, allocated only where they are taken.
     pub async fn next(&mut self) -> Option<Event> {
         loop {
             let shared = match &mut self.0 {
-                Source::Direct(direct) => return direct.next().await,
+                Source::Direct(direct) => return Box::pin(direct.next()).await,
                 Source::Shared(shared) => shared,
             };
             match shared.next().await {
                 Next::Event(event) => return Some(*event),
                 Next::Revoked => return None,
-                Next::Refused => {
-                    // The service stopped serving the stream: go on with a Subscribe of our
-                    // own after the newest event taken, mended by its own retries.
-                    shared.mux.remove(&shared.feed);
-                    let (session, after) = (shared.feed.session().clone(), shared.feed.taken());
-                    let direct = loop {
-                        match Direct::open(session.clone(), after.clone(), Duration::ZERO).await {
-                            Ok(direct) => break direct,
-                            Err(status) if status.code() == Code::Unauthenticated => {
-                                shared.revoked = true;
-                                return None;
-                            }
-                            Err(status) => {
-                                tracing::debug!(%status, "subscribe failed; retrying");
-                                tokio::time::sleep(MAX_PAUSE).await;
-                            }
-                        }
-                    };
-                    self.0 = Source::Direct(Box::new(direct));
-                }
+                Next::Refused => match Box::pin(shared.fall_back()).await {
+                    Some(direct) => self.0 = Source::Direct(Box::new(direct)),
+                    None => return None,
+                },
             }
         }
     }
@@ -152,13 +140,34 @@ enum Next {
 }
 
 impl Shared {
+    /// The service stopped serving the stream: a Subscribe of our own after the newest event
+    /// taken, mended by its own retries; `None` if the session turns out revoked.
+    async fn fall_back(&mut self) -> Option<Direct> {
+        self.mux.remove(&self.feed);
+        let (session, after) = (self.feed.session().clone(), self.feed.taken());
+        loop {
+            match Direct::open(session.clone(), after.clone(), Duration::ZERO).await {
+                Ok(direct) => return Some(direct),
+                Err(status) if status.code() == Code::Unauthenticated => {
+                    self.revoked = true;
+                    return None;
+                }
+                Err(status) => {
+                    tracing::debug!(%status, "subscribe failed; retrying");
+                    tokio::time::sleep(MAX_PAUSE).await;
+                }
+            }
+        }
+    }
+
     async fn next(&mut self) -> Next {
         loop {
             if self.revoked {
                 return Next::Revoked;
             }
             if let Some(retry_at) = self.retry_at {
-                tokio::time::sleep_until(retry_at).await;
+                // Boxed: only a feed waiting to be added again pays for the timer.
+                Box::pin(tokio::time::sleep_until(retry_at)).await;
                 self.retry_at = None;
                 self.mux.readd(&self.feed);
             }

@@ -2,19 +2,18 @@
 //! pushes, and the stored unread messages (which the real server lost) for the login count
 //! and `get_unread_message`.
 
-use std::{
-    collections::HashSet,
-    sync::{Arc, Mutex},
-};
+use std::{collections::HashSet, sync::Mutex};
 
-use rosetta_bridge_kit::{MarkRecorder, UserSession};
+use rosetta_bridge_kit::{LoginMarks, UserSession};
 use rosetta_proto::messaging::v1::{
     Announcement, ConversationKind, Event, Message, event, message, signal,
 };
-use tokio::sync::mpsc;
 use tonic::Status;
 
-use crate::codec::{Reply, padded_uid};
+use crate::{
+    codec::{Reply, padded_uid},
+    session::Socket,
+};
 
 /// The idempotency key of a message sent from a pipe client; it also carries the client's
 /// message type, so a pipe recipient gets the type the sender chose.
@@ -120,8 +119,8 @@ pub(crate) struct Backlog(Mutex<Option<Vec<Message>>>);
 
 impl Backlog {
     /// A backlog that waits for `get_unread_message` if the login found unread messages.
-    pub(crate) fn at_login(unread: bool) -> Arc<Self> {
-        Arc::new(Self(Mutex::new(unread.then(Vec::new))))
+    pub(crate) fn at_login(unread: bool) -> Self {
+        Self(Mutex::new(unread.then(Vec::new)))
     }
 
     fn held(&self) -> std::sync::MutexGuard<'_, Option<Vec<Message>>> {
@@ -150,23 +149,23 @@ impl Backlog {
     }
 }
 
-/// Turns one event into its push, if the protocol has one, and queues it for the writer;
-/// `false` once the writer is gone. Polled from the connection's own task (the event stream
-/// waits in its `select!`), so an idle login costs no task of its own.
+/// Turns one event into its push, if the protocol has one, and writes it; `false` once a
+/// write failed. Polled from the connection's own task (the event stream waits in its
+/// `select!`), so an idle login costs no task of its own.
 pub(crate) async fn push(
     me: i64,
     event: Event,
-    out: &mpsc::Sender<Box<Reply>>,
+    socket: &Socket,
     backlog: &Backlog,
-    marks: &MarkRecorder,
+    marks: &LoginMarks,
 ) -> bool {
     let Some(push) = push_of(me, event.kind) else {
         return true;
     };
     // A message delivered live is not unread any more, unless the login's backlog holds
-    // it. Its mark goes into the pending set before the push is queued (memory only, no
+    // it. Its mark goes into the pending set before the push is written (memory only, no
     // wait), so a `get_unread_message` answering the push, which flushes the set first,
-    // never lists it; the set's writer moves the read state in the background.
+    // never lists it; the bridge's batcher moves the read state in the background.
     let (reply, unmarked) = match push {
         Push::Message(message) => {
             let unmarked = backlog.hold(&message) && !marks.try_record(&message);
@@ -174,7 +173,7 @@ pub(crate) async fn push(
         }
         Push::Other(reply) => (reply, None),
     };
-    if out.send(Box::new(reply)).await.is_err() {
+    if !socket.send(&reply).await {
         return false;
     }
     if let Some(message) = unmarked {

@@ -2,8 +2,8 @@
 //!
 //! [`codec`] turns one read of client bytes into a typed [`codec::Request`] and typed replies
 //! and pushes back into the exact bytes the real server sent; it does no I/O. The session
-//! (one task per connection) turns requests into calls on the canonical services and the
-//! logged-in user's `Subscribe` events into the protocol's pushes.
+//! (one task per connection, which also writes its replies and pushes) turns requests into
+//! calls on the canonical services and the logged-in user's events into the protocol's pushes.
 
 pub mod codec;
 mod events;

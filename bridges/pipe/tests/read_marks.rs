@@ -134,3 +134,60 @@ both_backends!(
     marks_written_before_a_listing_and_at_close,
     super::marks_written_before_a_listing_and_at_close
 );
+
+async fn each_login_flushes_only_its_own_marks(backend: Backend) {
+    // One batcher serves every login of the bridge; nothing is written in the background
+    // within the test, so only a login's own listing or close writes its marks.
+    let settings = PipeSettings {
+        read_mark_flush_ms: 3_600_000,
+        ..PipeSettings::default()
+    };
+    let server = TestServer::start(backend).await;
+    let calls = CallCounts::default();
+    let counted = server.backend().counting(calls.clone());
+    let bridge = Bridge::with_backend(server, counted, settings).await;
+    let (mut alice_pipe, (uid, token), alice, bob) = alice_and_bob(&bridge).await;
+    let (carol, dave) = grpc_friends(&bridge.server, "carol", "dave").await;
+    let mut carol_pipe = bridge.client().await;
+    let (_, _, count) = carol_pipe.login("carol", "carol-pw").await;
+    assert_eq!(count, 0);
+
+    send(&bridge.server, &bob, id(&alice), "to alice").await;
+    alice_pipe.recv_until_prefix("message|0|").await;
+    send(&bridge.server, &dave, id(&carol), "to carol").await;
+    carol_pipe.recv_until_prefix("message|0|").await;
+    assert_eq!(
+        unread(&bridge.server, &alice).await,
+        1,
+        "alice's mark waits"
+    );
+    assert_eq!(
+        unread(&bridge.server, &carol).await,
+        1,
+        "carol's mark waits"
+    );
+
+    // Alice's listing writes her mark, not Carol's.
+    alice_pipe
+        .send(&format!("get_unread_message|{uid}|{token}"))
+        .await;
+    alice_pipe.expect("no_unread_message|0").await;
+    assert_eq!(unread(&bridge.server, &alice).await, 0);
+    assert_eq!(
+        unread(&bridge.server, &carol).await,
+        1,
+        "carol's mark still waits"
+    );
+    assert_eq!(calls.get("MarkRead"), 1);
+
+    // Carol's close writes hers.
+    drop(carol_pipe);
+    until_unread(&bridge.server, &carol, 0).await;
+    assert_eq!(calls.get("MarkRead"), 2);
+    drop(alice_pipe);
+    bridge.stop().await;
+}
+both_backends!(
+    each_login_flushes_only_its_own_marks,
+    super::each_login_flushes_only_its_own_marks
+);

@@ -127,17 +127,17 @@ impl Connection {
                 self.answer(command, reply).await
             }
             _ => {
-                let backlog = match &actor {
-                    Actor::Own(_) => self.current_login().map(|l| l.backlog.clone()),
+                let own = match &actor {
+                    Actor::Own(_) => self.current_login(),
                     Actor::Borrowed(_) => None,
                 };
                 // The marks of messages already pushed are written first, so that none of
                 // them is listed again.
-                if let (Actor::Own(_), Some(login)) = (&actor, self.current_login()) {
+                if let Some(login) = own {
                     login.marks.flush().await;
                 }
-                self.unread_messages(actor.session(), backlog.as_deref())
-                    .await
+                let backlog = own.map(|login| &login.backlog);
+                self.unread_messages(actor.session(), backlog).await
             }
         };
         release(actor).await;

@@ -8,7 +8,7 @@
 
 use std::sync::Arc;
 
-use rosetta_bridge_kit::{EventStream, OnClose, ReadMarks, UserSession, end_login};
+use rosetta_bridge_kit::{EventStream, OnClose, UserSession, end_login};
 use rosetta_proto::account::v1::{
     ExchangeLegacyTokenRequest, IssueLegacyTokenRequest, LegacyTokenFormat, LoginRequest,
     PasswordScheme, login_request::Identifier,
@@ -75,7 +75,7 @@ impl Connection {
     /// `login|username|password`.
     pub(super) async fn login(&mut self, username: String, password: String) -> bool {
         let logged_in = self
-            .backend
+            .backend()
             .login(LoginRequest {
                 identifier: Some(Identifier::Username(username)),
                 password_scheme: password_scheme(&password).into(),
@@ -90,7 +90,7 @@ impl Connection {
                 return self.answer(Command::Login, reply).await;
             }
         };
-        let session = Arc::new(UserSession::new(self.backend.clone(), response));
+        let session = Arc::new(UserSession::new(self.backend(), response));
         let uid = session.user_id();
         // Counted and registered before the previous login here ends, so that a login of the
         // same user again does not show them offline in between.
@@ -113,7 +113,7 @@ impl Connection {
             })
             .await;
         let backlog = Backlog::at_login(!unread.is_empty());
-        let marks = ReadMarks::start(session.clone(), self.shared.read_mark_flush);
+        let marks = self.shared.marks.login(session.clone());
         self.state = LoginState::LoggedIn(Box::new(Login {
             session,
             token,
@@ -180,7 +180,7 @@ impl Connection {
             return Err(command.token_error());
         }
         let exchanged = self
-            .backend
+            .backend()
             .exchange_legacy_token(ExchangeLegacyTokenRequest {
                 protocol: PROTOCOL.into(),
                 user: Some(UserRef {
@@ -194,7 +194,7 @@ impl Connection {
             .await;
         match exchanged {
             Ok(opened) => Ok(Actor::Borrowed(Arc::new(UserSession::new(
-                self.backend.clone(),
+                self.backend(),
                 opened.into_inner(),
             )))),
             Err(status) => match reasons::refused(Call::TokenCheck(command), status) {

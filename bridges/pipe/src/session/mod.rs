@@ -1,6 +1,10 @@
 //! One pipe connection: reads are commands, commands become calls on the canonical services,
-//! and every reply or push goes through the connection's writer task, which writes each one
-//! on its own and keeps the configured gap between them (the protocol has no framing).
+//! and every reply or push is written by the connection's own task, each on its own and the
+//! configured gap after the previous one (the protocol has no framing; [`writer`]).
+//!
+//! An idle logged-in connection is one task (this module's [`run`]) holding its socket and a
+//! compact login record: its events come from the process's shared stream, its read marks
+//! go to the bridge's one batcher, and it has no writer task and no outgoing queue.
 //!
 //! The commands themselves are in one module per area, each a table of legacy command →
 //! canonical call → legacy reply: [`account`], [`social`], [`chat`]; refusals are turned into
@@ -21,11 +25,11 @@ use std::{
 };
 
 use rosetta_bridge_kit::{
-    Backend, Connections, Counters, EventStream, Handshake, Live, LiveLogins, LoginRegistry,
-    ReadMarks, Registered, UserSession, settings::PipeSettings,
+    Backend, ClientHandle, Connections, Counters, EventStream, Handshake, Live, LiveLogins,
+    LoginMarks, LoginRegistry, ReadMarks, Registered, UserSession, settings::PipeSettings,
 };
 use rosetta_proto::messaging::v1::Event;
-use tokio::{net::TcpStream, sync::mpsc};
+use tokio::net::TcpStream;
 use tracing::Instrument as _;
 
 use crate::{
@@ -33,9 +37,8 @@ use crate::{
     events::Backlog,
 };
 use reader::{Partial, Read};
+pub(crate) use writer::Socket;
 
-/// Replies and pushes waiting for the writer; a client that stops reading stalls only itself.
-const QUEUE: usize = 64;
 /// Page size for the listings behind one reply, and the most pages one reply reads.
 const PAGE: u32 = 500;
 const MAX_PAGES: usize = 200;
@@ -48,8 +51,8 @@ pub(crate) struct Shared {
     backend: Backend,
     write_gap: Duration,
     doc_layout: bool,
-    /// How long the read marks of pushed messages gather before they are written.
-    read_mark_flush: Duration,
+    /// The read marks of pushed messages, gathered and written for every login here.
+    marks: ReadMarks,
     /// The latest login of each user here (the real server's online map: pushes go to the
     /// latest login only; an older one loses the user).
     registry: LoginRegistry,
@@ -68,7 +71,7 @@ impl Shared {
             backend,
             write_gap: Duration::from_millis(settings.write_gap_ms),
             doc_layout: settings.group_info_doc_layout,
-            read_mark_flush: Duration::from_millis(settings.read_mark_flush_ms),
+            marks: ReadMarks::new(Duration::from_millis(settings.read_mark_flush_ms)),
             registry: LoginRegistry::default(),
             live,
             retiring: Mutex::new(Vec::new()),
@@ -102,20 +105,20 @@ struct Login {
     /// Set once the event stream ended because the session was revoked.
     revoked: bool,
     /// The unread messages the login announced, until the client fetches them.
-    backlog: Arc<Backlog>,
-    /// Read marks of the messages pushed, written in the background.
-    marks: ReadMarks,
+    backlog: Backlog,
+    /// Read marks of the messages pushed, written in the background by the bridge's batcher.
+    marks: LoginMarks,
 }
 
 struct Connection {
     shared: Arc<Shared>,
-    /// The services, acting for this client's address.
-    backend: Backend,
+    /// This client's address and failed logins, for the services acting for it
+    /// ([`Self::backend`]); not a whole backend, which every idle connection would hold.
+    client: ClientHandle,
     peer: SocketAddr,
     counters: Counters,
-    /// Boxed: a channel allocates room for 32 items up front, and an idle connection should
-    /// not pay for 32 whole replies.
-    out: mpsc::Sender<Box<Reply>>,
+    /// The client's socket: read in [`run`], written by the handlers.
+    socket: Socket,
     state: LoginState,
     /// Marked at the first login: the handshake timeout no longer applies.
     handshake: Handshake,
@@ -130,7 +133,7 @@ enum Wake {
     Event(Box<Event>),
 }
 
-/// Serves one client until it closes, its writer fails, its session is revoked, or the
+/// Serves one client until it closes, a write to it fails, its session is revoked, or the
 /// bridge shuts down.
 pub(crate) async fn run(
     shared: Arc<Shared>,
@@ -138,33 +141,23 @@ pub(crate) async fn run(
     peer: SocketAddr,
     conns: Connections,
 ) {
-    let (read, write) = stream.into_split();
-    let (out, queue) = mpsc::channel(QUEUE);
-    let mut writer = tokio::spawn(
-        writer::write_loop(write, queue, shared.write_gap, conns.counters).in_current_span(),
-    );
     let mut conn = Connection {
-        backend: shared.backend.for_client(peer.ip()),
+        client: ClientHandle::new(peer.ip()),
+        socket: Socket::new(stream, shared.write_gap, conns.counters),
         shared,
         peer,
         counters: conns.counters,
-        out,
         state: LoginState::Anonymous,
         handshake: conns.handshake.clone(),
     };
     let mut partial = Partial::default();
-    let mut writer_done = false;
     loop {
         let wake = tokio::select! {
             () = conns.closing.cancelled() => break,
-            _ = &mut writer => {
-                writer_done = true;
-                break;
-            }
-            wake = conn.login_wake() => wake,
+            wake = login_wake(&mut conn.state) => wake,
             () = partial.due() => Wake::PartialDue,
-            ready = read.readable() => match ready {
-                Ok(()) => Wake::Read(reader::take(&read, &mut partial)),
+            ready = conn.socket.stream().readable() => match ready {
+                Ok(()) => Wake::Read(reader::take(conn.socket.stream(), &mut partial)),
                 Err(err) => {
                     tracing::debug!(%err, "socket failed; closing");
                     break;
@@ -185,13 +178,30 @@ pub(crate) async fn run(
         }
     }
     Box::pin(conn.end_login()).await;
-    drop(conn);
-    if !writer_done && let Err(err) = writer.await {
-        tracing::warn!(%err, "the writer task failed");
+    conn.socket.close().await;
+}
+
+/// What the login needs next: an event to push, or its end (kicked by a newer login, or the
+/// session revoked); never without a login. Cancel-safe, for the connection's `select!`.
+async fn login_wake(state: &mut LoginState) -> Wake {
+    match state {
+        LoginState::LoggedIn(login) => tokio::select! {
+            () = login.registered.kicked() => Wake::Kicked,
+            event = login.events.next() => match event {
+                Some(event) => Wake::Event(Box::new(event)),
+                None => Wake::Revoked,
+            },
+        },
+        LoginState::Anonymous => std::future::pending().await,
     }
 }
 
 impl Connection {
+    /// The services, acting for this client's address.
+    fn backend(&self) -> Backend {
+        self.shared.backend.with_client(&self.client)
+    }
+
     /// Handles what woke the connection; false when it should close.
     async fn on(&mut self, wake: Wake, partial: &mut Partial) -> bool {
         match wake {
@@ -218,27 +228,11 @@ impl Connection {
             Wake::Event(event) => match &self.state {
                 LoginState::LoggedIn(login) => {
                     let me = login.session.user_id();
-                    let marks = login.marks.recorder();
-                    crate::events::push(me, *event, &self.out, &login.backlog, &marks).await
+                    crate::events::push(me, *event, &self.socket, &login.backlog, &login.marks)
+                        .await
                 }
                 LoginState::Anonymous => true,
             },
-        }
-    }
-
-    /// What the login needs next: an event to push, or its end (kicked by a newer login, or
-    /// the session revoked); never without a login. Cancel-safe, for the connection's
-    /// `select!`.
-    async fn login_wake(&mut self) -> Wake {
-        match &mut self.state {
-            LoginState::LoggedIn(login) => tokio::select! {
-                () = login.registered.kicked() => Wake::Kicked,
-                event = login.events.next() => match event {
-                    Some(event) => Wake::Event(Box::new(event)),
-                    None => Wake::Revoked,
-                },
-            },
-            LoginState::Anonymous => std::future::pending().await,
         }
     }
 
@@ -311,7 +305,7 @@ impl Connection {
                     question,
                     answer,
                 };
-                let reply = account::register(&self.backend, username, password, profile).await;
+                let reply = account::register(&self.backend(), username, password, profile).await;
                 self.answer(command, reply).await
             }
             Request::Login { username, password } => self.login(username, password).await,
@@ -322,7 +316,7 @@ impl Connection {
                 new_password,
             } => {
                 let reply = account::forget_passwd(
-                    &self.backend,
+                    &self.backend(),
                     username,
                     &question,
                     answer,
@@ -426,9 +420,9 @@ impl Connection {
         }
     }
 
-    /// Queues a reply; false when the writer is gone (the client closed or stopped reading).
+    /// Writes a reply; false when the write failed (the client closed or stopped reading).
     async fn send(&self, reply: Reply) -> bool {
-        self.out.send(Box::new(reply)).await.is_ok()
+        self.socket.send(&reply).await
     }
 
     /// Sends `reply`, counting it as an error of `command`.
@@ -445,3 +439,6 @@ impl Connection {
         self.send(reply).await
     }
 }
+
+#[cfg(test)]
+mod size_tests;

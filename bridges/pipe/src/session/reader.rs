@@ -8,7 +8,7 @@
 
 use std::{cell::RefCell, time::Duration};
 
-use tokio::{net::tcp::OwnedReadHalf, time::Instant};
+use tokio::{net::TcpStream, time::Instant};
 
 use crate::codec::{self, ParseError, Request};
 
@@ -36,7 +36,8 @@ impl Partial {
     /// Completes when the held start has waited long enough; never when nothing is held.
     pub(super) async fn due(&self) {
         match &self.held {
-            Some((_, due)) => tokio::time::sleep_until(*due).await,
+            // Boxed: only a connection holding a start pays for the timer.
+            Some((_, due)) => Box::pin(tokio::time::sleep_until(*due)).await,
             None => std::future::pending().await,
         }
     }
@@ -64,7 +65,7 @@ pub(super) enum Read {
 }
 
 /// Takes what the socket has (after readiness) and parses it in one pass.
-pub(super) fn take(read: &OwnedReadHalf, partial: &mut Partial) -> Read {
+pub(super) fn take(read: &TcpStream, partial: &mut Partial) -> Read {
     BUFFER.with_borrow_mut(|buffer| {
         buffer.clear();
         let held = partial.held.take();
