@@ -159,7 +159,8 @@ impl Cache {
     /// asked again anyway), then the oldest answers. Never the whole cache at once, which
     /// would send every cached session to the database together.
     fn make_room(&mut self, ttl: Duration) {
-        self.entries.retain(|_, (live, at)| !*live || at.elapsed() < ttl);
+        self.entries
+            .retain(|_, (live, at)| !*live || at.elapsed() < ttl);
         let excess = self.entries.len().saturating_sub(SHED_TO);
         if excess == 0 {
             return;
@@ -201,7 +202,9 @@ mod tests {
         // Full of fresh answers: the oldest are shed down to SHED_TO, not all.
         while cache.entries.len() < MAX_CACHED {
             let n = cache.entries.len();
-            cache.entries.insert(format!("f{n}"), (false, Instant::now()));
+            cache
+                .entries
+                .insert(format!("f{n}"), (false, Instant::now()));
         }
         cache.insert("newer", true, ttl);
         assert_eq!(cache.entries.len(), SHED_TO + 1);
