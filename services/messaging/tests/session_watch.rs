@@ -159,6 +159,13 @@ async fn idle_streams_cost_no_session_queries(backend: Backend) {
     }
     let after = process.guard.queries();
     let periods = started.elapsed().as_millis() / PERIOD.as_millis() + 2;
+    println!(
+        "{backend:?}: {} idle streams over {:?}: {} session lookups, {} watch queries",
+        streams.len(),
+        started.elapsed(),
+        after.lookups - before.lookups,
+        after.watch_runs - before.watch_runs
+    );
     assert_eq!(
         after.lookups - before.lookups,
         0,
