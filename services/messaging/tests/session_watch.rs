@@ -136,12 +136,16 @@ async fn ended(rx: &mut Inbox, within: Duration) -> tonic::Status {
 /// Many idle streams (two per session) for many periods: the guard looks no session up, and
 /// the watch queries once per period for all of them.
 async fn idle_streams_cost_no_session_queries(backend: Backend) {
-    const SESSIONS: usize = 100;
+    // More for a measurement: ROSETTA_WATCH_TEST_SESSIONS=2000.
+    let sessions = std::env::var("ROSETTA_WATCH_TEST_SESSIONS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(100);
     const PERIODS: u64 = 20;
     let store = store(backend).await;
     // A short cache lifetime: a per-stream check would have to ask the database again.
     let process = process(&store.url, PERIOD * 4).await;
-    let users = users(&process.db, "idle", SESSIONS).await;
+    let users = users(&process.db, "idle", sessions).await;
     let mut streams = Vec::new();
     for &user in &users {
         let session = login(&process.db, user).await;
