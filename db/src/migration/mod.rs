@@ -12,6 +12,7 @@ mod m0007_policy_epochs;
 mod m0008_admin;
 mod m0009_operations;
 mod m0010_announcements;
+mod m0011_session_watch;
 
 pub struct Migrator;
 
@@ -29,6 +30,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0008_admin::Migration),
             Box::new(m0009_operations::Migration),
             Box::new(m0010_announcements::Migration),
+            Box::new(m0011_session_watch::Migration),
         ]
     }
 }

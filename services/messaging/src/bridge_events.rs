@@ -2,7 +2,7 @@
 //!
 //! Each feed is one `Subscribe` run by the same core ([`Messaging::subscribe`]: hub
 //! registration before the backlog, replay, `CaughtUp`, live events, presence, the session
-//! timer, the re-read on overflow), whose items are tagged with the feed and forwarded onto the
+//! watch, the re-read on overflow), whose items are tagged with the feed and forwarded onto the
 //! bridge's one stream. What a bridge saves is an HTTP/2 stream, its buffers and a pump per
 //! legacy connection on both sides; what each user costs here is what a `Subscribe` costs
 //! minus the stream.
@@ -104,7 +104,7 @@ pub struct BridgeFeeds {
     pub messaging: Arc<Messaging>,
     /// Verifies each feed's access token.
     pub auth: Authenticator,
-    /// The feeds' session timers.
+    /// The feeds' session checks (each feed watches its session through it).
     pub sessions: Arc<SessionGuard>,
     /// The feeds and the stream itself; stopping it ends the stream with `UNAVAILABLE`.
     pub tasks: Tasks,
@@ -180,10 +180,7 @@ impl BridgeFeeds {
             }
         };
         let user = caller.user_id;
-        let session = SessionCheck {
-            guard: self.sessions.clone(),
-            session_id: caller.session_id,
-        };
+        let session = SessionCheck::new(self.sessions.clone(), &caller.session_id);
         let (tx, mut rx) = crate::stream::outbox(FEED_QUEUE);
         let core = self.messaging.clone().subscribe(
             user,

@@ -24,9 +24,10 @@ pub struct MessagingConfig {
     pub presence_timeout: Duration,
     /// How long a sender may recall their own message.
     pub recall_window: Duration,
-    /// How often an open stream checks that its session is still live. The check reads the
-    /// session cache (a revocation in this process shows at once, one elsewhere within the
-    /// cache's lifetime), not the log: streams are woken by the bus, never polled.
+    /// How often the process's session watch (rosetta-auth `SessionWatch`, started by the node)
+    /// looks in the database for sessions ended by other processes; a revocation in this
+    /// process ends its streams at once. One query per period for the whole process, none per
+    /// stream: streams are woken by the bus and the watch, never polled.
     pub session_check_interval: Duration,
     /// Events one stream may have waiting between the bus and its client before it drops
     /// them and re-reads its log instead (the bus is built with it, see `Hub::new`).

@@ -38,8 +38,8 @@ impl MessagingGrpc {
         }
     }
 
-    /// Ends each `Subscribe` stream once its session is revoked (checked on the stream's
-    /// session timer, through the same cache the auth layer uses).
+    /// Ends each `Subscribe` stream once its session is revoked (seen by the process's session
+    /// watch, confirmed through the same cache the auth layer uses).
     pub fn with_sessions(self, sessions: Arc<SessionGuard>) -> Self {
         Self {
             sessions: Some(sessions),
@@ -135,10 +135,10 @@ impl MessagingService for MessagingGrpc {
 
     async fn subscribe(&self, req: Request<SubscribeRequest>) -> Reply<Self::SubscribeStream> {
         let caller = Caller::of(&req)?;
-        let session = self.sessions.clone().map(|guard| SessionCheck {
-            guard,
-            session_id: caller.session_id,
-        });
+        let session = self
+            .sessions
+            .clone()
+            .map(|guard| SessionCheck::new(guard, &caller.session_id));
         let resume = crate::stream::Resume::from_request(req.get_ref())?;
         let (tx, rx) = crate::stream::outbox(STREAM_QUEUE);
         self.streams.spawn(self.messaging.clone().subscribe(

@@ -66,7 +66,7 @@ pub use log::Events;
 pub use meters::describe_metrics;
 pub use presence::Presences;
 use sea_orm::DatabaseConnection;
-pub use stream::{Gone, Inbox, Outbox, Outgoing, Resume, outbox};
+pub use stream::{Gone, Inbox, Outbox, Outgoing, Resume, SessionCheck, outbox};
 
 /// The domain: every RPC of the service as a method returning `ApiResult`.
 pub struct Messaging {

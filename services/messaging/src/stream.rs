@@ -15,14 +15,14 @@
 //! Large groups' messages are not in the log: the stream follows each of the user's large
 //! groups by conversation seq ([`groups`]), resuming from the cursors of a [`Resume`].
 //!
-//! A timer checks, through the session cache, that the stream's session is still live: a
-//! stream opened with a session that was since revoked (logout, a password change elsewhere,
-//! a recovery) ends with `SESSION_REVOKED` instead of delivering a stolen session's events
-//! forever.
+//! The stream watches its session through the process's one session watch (no timer and no
+//! query per stream): when the watch fires, one check through the session cache confirms it,
+//! and a stream whose session was revoked (logout, a password change elsewhere, a recovery)
+//! ends with `SESSION_REVOKED` instead of delivering a stolen session's events forever.
 
 use std::{collections::HashMap, sync::Arc};
 
-use rosetta_auth::SessionGuard;
+use rosetta_auth::{SessionGuard, WatchHandle};
 use rosetta_kit::{ApiError, ApiResult, Reason};
 use rosetta_proto::{
     messaging::v1::{
@@ -31,7 +31,6 @@ use rosetta_proto::{
     },
     social::v1::PresenceStatus,
 };
-use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
 
 use crate::{
@@ -87,15 +86,32 @@ impl Resume {
     }
 }
 
-/// The session a stream was opened with, re-checked on its timer.
+/// The session a stream was opened with, and its hold on the process's session watch.
 pub struct SessionCheck {
-    pub guard: Arc<SessionGuard>,
-    pub session_id: String,
+    guard: Arc<SessionGuard>,
+    watch: WatchHandle,
 }
 
 impl SessionCheck {
-    async fn require_live(&self) -> ApiResult<()> {
-        if self.guard.is_live(&self.session_id).await? {
+    /// Starts watching `session_id` (the caller has checked that it is live).
+    pub fn new(guard: Arc<SessionGuard>, session_id: &str) -> Self {
+        let watch = guard.watch(session_id);
+        Self { guard, watch }
+    }
+
+    /// Completes when the watch says the session may have ended.
+    async fn fired(check: Option<&Self>) {
+        match check {
+            Some(check) => check.watch.ended().await,
+            None => std::future::pending().await,
+        }
+    }
+
+    /// After the watch fired: `SESSION_REVOKED` if the session has ended, else watches anew.
+    async fn confirm(&mut self) -> ApiResult<()> {
+        let id = self.watch.session_id().to_owned();
+        if self.guard.is_live(&id).await? {
+            self.watch = self.guard.watch(&id);
             Ok(())
         } else {
             Err(ApiError::unauthenticated(
@@ -118,6 +134,7 @@ impl Messaging {
         session: Option<SessionCheck>,
         stopping: CancellationToken,
     ) {
+        let mut session = session;
         // Every step but the idle wait is boxed: a task's future is as large as its largest
         // state, and thousands of streams sit idle in the loop of `serve` for hours, so the
         // states of catching up, replaying and forwarding are allocated only while they run.
@@ -127,7 +144,7 @@ impl Messaging {
                     tracing::warn!(%err, me, "presence update on subscribe failed");
                 }
                 let result = self
-                    .serve(me, resume, &mut live, &out, session.as_ref(), &stopping)
+                    .serve(me, resume, &mut live, &out, session.as_mut(), &stopping)
                     .await;
                 // Leave the hub before a sign-out asks whether the user still streams here.
                 drop(live);
@@ -152,7 +169,7 @@ impl Messaging {
         resume: Resume,
         live: &mut Subscription,
         out: &Outbox,
-        session: Option<&SessionCheck>,
+        mut session: Option<&mut SessionCheck>,
         stopping: &CancellationToken,
     ) -> ApiResult<()> {
         // Linked before anything is read, like the user's own subscription.
@@ -173,20 +190,18 @@ impl Messaging {
         if !Box::pin(self.send_pending(me, out, &mut announced)).await? {
             return Ok(());
         }
-        let mut check = tokio::time::interval(self.config.session_check_interval);
-        check.set_missed_tick_behavior(MissedTickBehavior::Delay);
-        check.reset();
         loop {
             let wake = tokio::select! {
-                wake = live.recv() => wake,
-                _ = check.tick(), if session.is_some() => {
-                    if let Some(session) = session {
-                        Box::pin(session.require_live()).await?;
-                    }
-                    continue;
-                }
+                wake = live.recv() => Some(wake),
+                () = SessionCheck::fired(session.as_deref()) => None,
                 () = out.closed() => return Ok(()),
                 () = stopping.cancelled() => return Err(shutting_down()),
+            };
+            let Some(wake) = wake else {
+                if let Some(session) = session.as_deref_mut() {
+                    Box::pin(session.confirm()).await?;
+                }
+                continue;
             };
             let open = match wake {
                 Wake::Event(event) => match &event.kind {

@@ -221,8 +221,9 @@ pub struct MessagingSettings {
     pub presence_timeout_ms: u64,
     /// How long senders may recall their messages.
     pub recall_window_secs: u64,
-    /// How often an open stream checks (through the session cache) that its session is still
-    /// live; a revoked one ends the stream with `SESSION_REVOKED`.
+    /// How often the process's session watch looks for sessions ended by other processes
+    /// (one query per period for all open streams); a stream whose session ended ends with
+    /// `SESSION_REVOKED`.
     pub session_check_ms: u64,
     /// Events one stream may have waiting for a slow client before it drops them and re-reads
     /// its log instead; the queue allocates only for events actually waiting.
@@ -263,7 +264,7 @@ impl MessagingSettings {
         rosetta_messaging::MessagingConfig {
             presence_timeout: Duration::from_millis(self.presence_timeout_ms),
             recall_window: Duration::from_secs(self.recall_window_secs),
-            // A timer of zero would spin.
+            // A watch period of zero would spin.
             session_check_interval: Duration::from_millis(self.session_check_ms.max(10)),
             stream_queue: self.stream_queue.max(1),
             writer_lanes: self.writer_lanes,

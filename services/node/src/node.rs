@@ -8,7 +8,9 @@ use rosetta_account::{
     AccountGrpc, Accounts, AdminGrpc, CodeSender, HashPool, LogSender, NodeGrpc,
     admin::status::Process,
 };
-use rosetta_auth::{Authenticator, BridgeKey, KeyFiles, KeyPair, SessionGuard, TokenVerifier};
+use rosetta_auth::{
+    Authenticator, BridgeKey, KeyFiles, KeyPair, SessionGuard, SessionWatch, TokenVerifier,
+};
 use rosetta_db::sea_orm::DatabaseConnection;
 use rosetta_events::{EventSink, PresenceView};
 use rosetta_kit::{
@@ -101,6 +103,12 @@ impl Node {
         let messaging_config = config.messaging.to_domain();
         let (streams, background) = (Tasks::new(), Tasks::new());
         crate::pool_metrics::sample(&db, &background);
+        // One watch for every event stream of this process (none per stream).
+        SessionWatch::start(
+            sessions.clone(),
+            messaging_config.session_check_interval,
+            &background,
+        );
         let bus = messaging_bus(config, role, &background).await?;
         let message_events = Arc::new(rosetta_messaging::Events::new(db.clone(), bus.clone()));
         let presences = Arc::new(rosetta_messaging::Presences::new(
