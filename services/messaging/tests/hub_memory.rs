@@ -2,45 +2,18 @@
 //! allocator, against the per-user 1,024-slot broadcast channel they replace. Run with
 //! `--nocapture` to see the numbers.
 
-use std::{
-    alloc::{GlobalAlloc, Layout, System},
-    sync::{
-        Arc,
-        atomic::{AtomicIsize, Ordering},
-    },
-};
+use std::sync::Arc;
 
+use counting::live;
 use rosetta_messaging::Hub;
 use rosetta_proto::messaging::v1::Event;
 
-/// Bytes currently allocated by the whole test process.
-struct Counting;
-
-static LIVE: AtomicIsize = AtomicIsize::new(0);
-
-// SAFETY: forwards to the system allocator and only counts.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        LIVE.fetch_add(layout.size() as isize, Ordering::SeqCst);
-        // SAFETY: the caller's contract, forwarded.
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        LIVE.fetch_sub(layout.size() as isize, Ordering::SeqCst);
-        // SAFETY: the caller's contract, forwarded.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
+mod counting;
 
 #[global_allocator]
-static GLOBAL: Counting = Counting;
+static GLOBAL: counting::Counting = counting::Counting;
 
 const USERS: i64 = 10_000;
-
-fn live() -> isize {
-    LIVE.load(Ordering::SeqCst)
-}
 
 /// One test, so that no other test allocates while this one counts.
 #[test]

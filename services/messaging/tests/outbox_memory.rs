@@ -2,43 +2,17 @@
 //! against the channel of unboxed items they replace (whose first block of 32 slots was about
 //! 15 KiB per stream). Run with `--nocapture` to see the numbers.
 
-use std::{
-    alloc::{GlobalAlloc, Layout, System},
-    sync::atomic::{AtomicIsize, Ordering},
-};
-
+use counting::live;
 use rosetta_messaging::{Outgoing, outbox};
 
-/// Bytes currently allocated by the whole test process.
-struct Counting;
-
-static LIVE: AtomicIsize = AtomicIsize::new(0);
-
-// SAFETY: forwards to the system allocator and only counts.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        LIVE.fetch_add(layout.size() as isize, Ordering::SeqCst);
-        // SAFETY: the caller's contract, forwarded.
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        LIVE.fetch_sub(layout.size() as isize, Ordering::SeqCst);
-        // SAFETY: the caller's contract, forwarded.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
+mod counting;
 
 #[global_allocator]
-static GLOBAL: Counting = Counting;
+static GLOBAL: counting::Counting = counting::Counting;
 
 const STREAMS: isize = 10_000;
 /// The capacity the gRPC Subscribe handler gives a stream's outbox.
 const CAPACITY: usize = 256;
-
-fn live() -> isize {
-    LIVE.load(Ordering::SeqCst)
-}
 
 /// One test, so that no other test allocates while this one counts.
 #[test]

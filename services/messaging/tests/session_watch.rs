@@ -11,9 +11,7 @@ use std::{sync::Arc, time::Duration};
 use rosetta_auth::{SessionGuard, SessionWatch};
 use rosetta_db::entity::session;
 use rosetta_kit::tasks::Tasks;
-use rosetta_messaging::{
-    Bus, Events, Inbox, LocalBus, Messaging, MessagingConfig, Presences, Resume, SessionCheck,
-};
+use rosetta_messaging::{Bus, Inbox, LocalBus, Messaging, MessagingConfig, Resume, SessionCheck};
 use rosetta_proto::{Reason, messaging::v1::subscribe_response::Item};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait as _, DatabaseConnection, EntityTrait as _, QueryFilter as _,
@@ -39,24 +37,11 @@ async fn process(url: &str, ttl: Duration) -> Process {
     let db = rosetta_db::connect(url).await.unwrap();
     let tasks = Tasks::new();
     let bus: Arc<dyn Bus> = Arc::new(LocalBus::new(4096));
-    let events = Arc::new(Events::new(db.clone(), bus.clone()));
     let config = MessagingConfig {
         session_check_interval: PERIOD,
         ..Default::default()
     };
-    let presences = Arc::new(Presences::new(
-        db.clone(),
-        config.presence_timeout,
-        events.clone(),
-    ));
-    let messaging = Arc::new(Messaging::new(
-        db.clone(),
-        config,
-        bus,
-        events,
-        presences,
-        &tasks,
-    ));
+    let (messaging, _, _) = support::messaging(&db, bus, config, &tasks);
     let guard = Arc::new(SessionGuard::new(db.clone(), ttl));
     SessionWatch::start(guard.clone(), PERIOD, &tasks);
     Process {

@@ -116,11 +116,29 @@ pub async fn node(url: &str, prefix: Option<&str>, threshold: usize) -> Node {
         }
         None => (Arc::new(LocalBus::new(4096)), None),
     };
-    let events = Arc::new(Events::new(db.clone(), bus.clone()));
     let config = MessagingConfig {
         group_fanout_max_members: threshold,
         ..Default::default()
     };
+    let (messaging, events, presences) = messaging(&db, bus, config, &tasks);
+    let social = Arc::new(Social::new(db.clone(), events, presences));
+    Node {
+        db,
+        messaging,
+        social,
+        nats,
+        _tasks: tasks,
+    }
+}
+
+/// The messaging service of one process on `db` and `bus`, with its event log and presences.
+pub fn messaging(
+    db: &DatabaseConnection,
+    bus: Arc<dyn Bus>,
+    config: MessagingConfig,
+    tasks: &Tasks,
+) -> (Arc<Messaging>, Arc<Events>, Arc<Presences>) {
+    let events = Arc::new(Events::new(db.clone(), bus.clone()));
     let presences = Arc::new(Presences::new(
         db.clone(),
         config.presence_timeout,
@@ -132,16 +150,9 @@ pub async fn node(url: &str, prefix: Option<&str>, threshold: usize) -> Node {
         bus,
         events.clone(),
         presences.clone(),
-        &tasks,
+        tasks,
     ));
-    let social = Arc::new(Social::new(db.clone(), events, presences));
-    Node {
-        db,
-        messaging,
-        social,
-        nats,
-        _tasks: tasks,
-    }
+    (messaging, events, presences)
 }
 
 /// `n` users named `<prefix>0…`, stored straight into the database (the account service is
