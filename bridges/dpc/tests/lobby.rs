@@ -16,7 +16,7 @@ use rosetta_proto::{
         GetPresenceRequest, HeartbeatRequest, messaging_service_client::MessagingServiceClient,
     },
     social::v1::{
-        DissolveGroupRequest, JoinPublicGroupRequest, KickMemberRequest, MuteMemberRequest,
+        DissolveGroupRequest, KickMemberRequest, MuteMemberRequest,
         social_service_client::SocialServiceClient,
     },
 };
@@ -49,18 +49,8 @@ async fn lobby_cannot_be_hijacked(backend: Backend) {
     let alice_id = alice.user.as_ref().expect("user").id;
 
     // Mallory is in the lobby before any DPC user.
+    let lobby = join_lobby(&server, &mallory.access_token).await;
     let mut social = SocialServiceClient::new(server.channel().await);
-    let lobby = social
-        .join_public_group(authed(
-            JoinPublicGroupRequest {
-                slug: "dpc-lobby".into(),
-                name: String::new(),
-            },
-            &mallory.access_token,
-        ))
-        .await
-        .expect("join")
-        .into_inner();
     assert_eq!(lobby.owner_id, 0, "nobody owns the lobby");
 
     for (name, password) in [("alice", "abc123"), ("bob", "xyz789")] {

@@ -9,10 +9,8 @@ use std::time::Duration;
 
 use common::*;
 use rosetta_proto::{
-    account::v1::{ChangePasswordRequest, LoginResponse, PasswordScheme},
-    social::v1::{
-        JoinPublicGroupRequest, PresenceStatus, social_service_client::SocialServiceClient,
-    },
+    account::v1::{ChangePasswordRequest, PasswordScheme},
+    social::v1::PresenceStatus,
 };
 use rosetta_testkit::{Backend, TestServer, authed, both_backends};
 
@@ -33,7 +31,7 @@ async fn offline_when_chat_socket_closes(backend: Backend) {
     let alice_id = alice.user.as_ref().expect("user").id;
     // Bob is a lobby peer over gRPC; Alice is the only DPC user, so her session holds the
     // lobby stream, which alone used to keep her online until the presence timeout.
-    join_lobby(&server, &bob).await;
+    join_lobby(&server, &bob.access_token).await;
     assert_eq!(
         login(&bridge, "alice", "abc123").await,
         frame(r#"{"op": 0, "test": 0}"#)
@@ -70,7 +68,7 @@ async fn a_revoked_window_no_longer_holds_its_user_online() {
     let bob = server.user("bob", "xyz789").await;
     let alice = server.user("alice", "abc123").await;
     let alice_id = alice.user.as_ref().expect("user").id;
-    join_lobby(&server, &bob).await;
+    join_lobby(&server, &bob.access_token).await;
     let mut listener = connect(bridge.chat).await;
     let mut old_window = connect(bridge.chat).await;
     send(&mut old_window, &line("alice", "abc123", "before")).await;
@@ -109,18 +107,4 @@ async fn a_revoked_window_no_longer_holds_its_user_online() {
 /// Reads pushes until one contains `text`.
 async fn until(stream: &mut tokio::net::TcpStream, text: &str) {
     while !read_body(stream).await.contains(text) {}
-}
-
-/// `user` joins the lobby over gRPC: a peer who may see the DPC users' presence.
-async fn join_lobby(server: &TestServer, user: &LoginResponse) {
-    SocialServiceClient::new(server.channel().await)
-        .join_public_group(authed(
-            JoinPublicGroupRequest {
-                slug: "dpc-lobby".into(),
-                name: String::new(),
-            },
-            &user.access_token,
-        ))
-        .await
-        .expect("join");
 }

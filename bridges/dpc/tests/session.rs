@@ -6,12 +6,9 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use rosetta_proto::{
-    messaging::v1::{
-        MessageKind, SendMessageRequest, SubscribeRequest, event,
-        messaging_service_client::MessagingServiceClient, send_message_request, subscribe_response,
-    },
-    social::v1::{JoinPublicGroupRequest, social_service_client::SocialServiceClient},
+use rosetta_proto::messaging::v1::{
+    MessageKind, SendMessageRequest, SubscribeRequest, event,
+    messaging_service_client::MessagingServiceClient, send_message_request, subscribe_response,
 };
 use rosetta_testkit::{Backend, TestServer, authed, both_backends};
 use serde_json::Value;
@@ -195,17 +192,7 @@ async fn lobby_with_a_grpc_member() {
     let carol = server.user("carol", "carol-pw").await;
     let carol_id = carol.user.as_ref().expect("user").id;
     let channel = server.channel().await;
-    let lobby = SocialServiceClient::new(channel.clone())
-        .join_public_group(authed(
-            JoinPublicGroupRequest {
-                slug: "dpc-lobby".into(),
-                name: String::new(),
-            },
-            &carol.access_token,
-        ))
-        .await
-        .expect("join lobby")
-        .into_inner();
+    let lobby = join_lobby(&server, &carol.access_token).await;
     let mut messaging = MessagingServiceClient::new(channel);
     let mut events = messaging
         .subscribe(authed(

@@ -9,14 +9,11 @@ use std::time::Duration;
 
 use common::*;
 use rosetta_proto::{
-    account::v1::LoginResponse,
     messaging::v1::{
         MessageKind, SendMessageRequest, messaging_service_client::MessagingServiceClient,
         send_message_request::To,
     },
-    social::v1::{
-        JoinPublicGroupRequest, PresenceStatus, social_service_client::SocialServiceClient,
-    },
+    social::v1::PresenceStatus,
 };
 use rosetta_testkit::{Backend, TestServer, authed};
 
@@ -30,7 +27,7 @@ async fn a_chat_window_that_does_not_read_is_disconnected() {
     let bob = server.user("bob", "xyz789").await;
     let alice = server.user("alice", "abc123").await;
     let alice_id = alice.user.as_ref().expect("user").id;
-    let lobby = join_lobby(&server, &bob).await;
+    let lobby = join_lobby(&server, &bob.access_token).await.id;
 
     // Alice's window speaks once, which makes it hers (she is online), and never reads again.
     let mut alice_chat = connect(bridge.chat).await;
@@ -75,20 +72,4 @@ async fn a_chat_window_that_does_not_read_is_disconnected() {
         )
         .await;
     drop(alice_chat);
-}
-
-/// `user` joins the lobby over gRPC; returns its group id.
-async fn join_lobby(server: &TestServer, user: &LoginResponse) -> i64 {
-    let group = SocialServiceClient::new(server.channel().await)
-        .join_public_group(authed(
-            JoinPublicGroupRequest {
-                slug: "dpc-lobby".into(),
-                name: String::new(),
-            },
-            &user.access_token,
-        ))
-        .await
-        .expect("join")
-        .into_inner();
-    group.id
 }

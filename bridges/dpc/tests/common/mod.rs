@@ -7,7 +7,10 @@ use std::{net::SocketAddr, time::Duration};
 
 use rosetta_bridge_dpc::{Listeners, serve};
 use rosetta_bridge_kit::settings::{ConnectionLimits, DpcSettings};
-use rosetta_testkit::TestServer;
+use rosetta_proto::social::v1::{
+    Group, JoinPublicGroupRequest, social_service_client::SocialServiceClient,
+};
+use rosetta_testkit::{TestServer, authed};
 use tokio::{
     io::{AsyncReadExt as _, AsyncWriteExt as _},
     net::{TcpListener, TcpStream},
@@ -165,4 +168,19 @@ pub async fn login(bridge: &Bridge, name: &str, password: &str) -> Vec<u8> {
         &format!(r#"{{"op": 0, "args": {{"user_name": "{name}", "user_pwd": "{password}"}}}}"#),
     )
     .await
+}
+
+/// The holder of `access_token` joins the DPC lobby over gRPC; the lobby as the answer gives it.
+pub async fn join_lobby(server: &TestServer, access_token: &str) -> Group {
+    SocialServiceClient::new(server.channel().await)
+        .join_public_group(authed(
+            JoinPublicGroupRequest {
+                slug: "dpc-lobby".into(),
+                name: String::new(),
+            },
+            access_token,
+        ))
+        .await
+        .expect("join the lobby")
+        .into_inner()
 }
