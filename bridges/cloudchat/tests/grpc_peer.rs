@@ -5,7 +5,6 @@ mod common;
 
 use common::{Bridge, Ws, payload, register};
 use rosetta_proto::{
-    account::v1::{LoginRequest, PasswordScheme, login_request::Identifier},
     common::v1::{ConversationRef, UserRef, conversation_ref, user_ref},
     messaging::v1::{
         GetUnreadCountsRequest, ListMessagesRequest, MarkReadRequest, MessageKind,
@@ -110,19 +109,7 @@ async fn chat_with_grpc_user(backend: Backend) {
     assert_eq!(messages[0]["status"], "sent");
 
     // alice's own canonical view (a second session of hers) agrees on unread counts
-    let alice_token = server
-        .account()
-        .await
-        .login(LoginRequest {
-            identifier: Some(Identifier::Username("alice".into())),
-            password: "secret1".into(),
-            password_scheme: PasswordScheme::Plain.into(),
-            client: "test".into(),
-        })
-        .await
-        .expect("alice logs in over gRPC")
-        .into_inner()
-        .access_token;
+    let alice_token = server.login("alice", "secret1").await.access_token;
     let unread = |token: String| {
         let mut messaging = messaging.clone();
         async move {

@@ -8,7 +8,6 @@ use std::time::Duration;
 
 use common::{Bridge, PATIENCE, befriend, login, register};
 use rosetta_proto::{
-    account::v1::{LoginRequest, PasswordScheme, login_request::Identifier},
     messaging::v1::{
         MessageKind, SendMessageRequest, messaging_service_client::MessagingServiceClient,
         send_message_request::To,
@@ -31,19 +30,7 @@ async fn a_websocket_that_does_not_read_is_disconnected() {
     befriend(&mut a, alice, &mut b, bob).await;
     drop(a);
     // Alice writes and watches over gRPC; bob's WebSocket never reads again.
-    let token = server
-        .account()
-        .await
-        .login(LoginRequest {
-            identifier: Some(Identifier::Username("alice".into())),
-            password: "secret1".into(),
-            password_scheme: PasswordScheme::Plain.into(),
-            client: "test".into(),
-        })
-        .await
-        .expect("alice logs in over gRPC")
-        .into_inner()
-        .access_token;
+    let token = server.login("alice", "secret1").await.access_token;
     server
         .await_presence(&token, bob, PresenceStatus::Online, PATIENCE)
         .await;

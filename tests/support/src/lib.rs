@@ -164,7 +164,13 @@ impl TestServer {
             })
             .await
             .expect("register");
-        account
+        self.login(username, password).await
+    }
+
+    /// Logs `username` in over gRPC with a plain password.
+    pub async fn login(&self, username: &str, password: &str) -> LoginResponse {
+        self.account()
+            .await
             .login(LoginRequest {
                 identifier: Some(Identifier::Username(username.into())),
                 password: password.into(),
