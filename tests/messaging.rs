@@ -403,14 +403,29 @@ async fn offline_delivery_and_history(backend: Backend) {
     );
     assert!(!page.has_more);
 
-    // Marking read sends alice a durable receipt.
+    // Marking read sends alice a durable receipt, unless the mark only records delivery to a
+    // client without read state: alice's first receipt is then the later mark's.
     let mut alice_stream = subscribe(&mut client, &alice, None).await;
     caught_up(&mut alice_stream).await;
+    let delivered = client
+        .mark_read(authed(
+            MarkReadRequest {
+                conversation: private(alice.id),
+                up_to_seq: 2,
+                no_receipt: true,
+            },
+            &bob.token,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(delivered.last_read_seq, 2);
     let read = client
         .mark_read(authed(
             MarkReadRequest {
                 conversation: private(alice.id),
                 up_to_seq: 3,
+                no_receipt: false,
             },
             &bob.token,
         ))

@@ -167,7 +167,7 @@ async fn chat_with_grpc_user(backend: Backend) {
         .mark_read(authed(
             MarkReadRequest {
                 conversation: private(alice),
-                up_to_seq: 0,
+                ..Default::default()
             },
             &carol_token,
         ))

@@ -372,6 +372,9 @@ pub(crate) async fn mark(session: &UserSession, conversation: ConversationRef, u
                 .request(MarkReadRequest {
                     conversation: Some(conversation),
                     up_to_seq,
+                    // The bridges that mark what they deliver serve clients without read
+                    // state: the sender is not told the message was read.
+                    no_receipt: true,
                 })
                 .await?;
             session.backend().messaging().mark_read(request).await

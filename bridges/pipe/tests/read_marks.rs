@@ -1,18 +1,20 @@
 //! A message pushed live counts as read: its push is not held up by the read mark, which is
 //! written in the background shortly after, before a `get_unread_message` of the same login
-//! lists anything, and before the login ends.
+//! lists anything, and before the login ends. It records delivery, so the sender gets no read
+//! receipt for it.
 
 mod common;
 
 use std::time::Duration;
 
-use common::{Bridge, Client, grpc_friends};
+use common::{Bridge, Client, grpc_friends, live_events};
 use rosetta_bridge_kit::{CallCounts, settings::PipeSettings};
 use rosetta_proto::{
     account::v1::LoginResponse,
     messaging::v1::{
-        GetUnreadCountsRequest, MessageKind, SendMessageRequest,
+        GetUnreadCountsRequest, MessageKind, SendMessageRequest, event::Kind,
         messaging_service_client::MessagingServiceClient, send_message_request,
+        subscribe_response::Item,
     },
 };
 use rosetta_testkit::{Backend, TestServer, authed, both_backends};
@@ -90,6 +92,44 @@ async fn marked_soon_after_the_push(backend: Backend) {
 both_backends!(
     marked_soon_after_the_push,
     super::marked_soon_after_the_push
+);
+
+async fn a_delivery_mark_sends_the_sender_no_receipt(backend: Backend) {
+    // A pipe client has no read state: the mark its bridge writes on delivery records the
+    // delivery; nobody saw the message read, so Bob is not told it was.
+    let bridge = Bridge::start(backend, None).await;
+    let (mut pipe, (uid, token), alice, bob) = alice_and_bob(&bridge).await;
+    let (_, mut bob_events) = live_events(&bridge.server, &bob.access_token).await;
+    send(&bridge.server, &bob, id(&alice), "one").await;
+    pipe.recv_until_prefix("message|0|").await;
+    until_unread(&bridge.server, &alice, 0).await;
+    // Alice's reply comes after the mark in Bob's log: every event before it is in view.
+    pipe.send(&format!(
+        "send_message|0|{uid}|{:05}|20260101120000|reply|{token}",
+        id(&bob)
+    ))
+    .await;
+    loop {
+        let item = tokio::time::timeout(WITHIN, bob_events.message())
+            .await
+            .expect("an event within the wait")
+            .expect("stream")
+            .expect("item")
+            .item;
+        let Some(Item::Event(event)) = item else {
+            continue;
+        };
+        match event.kind {
+            Some(Kind::ReadReceipt(receipt)) => panic!("Bob was sent a receipt: {receipt:?}"),
+            Some(Kind::Message(message)) if message.text == "reply" => break,
+            _ => {}
+        }
+    }
+    bridge.stop().await;
+}
+both_backends!(
+    a_delivery_mark_sends_the_sender_no_receipt,
+    super::a_delivery_mark_sends_the_sender_no_receipt
 );
 
 async fn marks_written_before_a_listing_and_at_close(backend: Backend) {

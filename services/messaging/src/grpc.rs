@@ -10,7 +10,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::{
-    Messaging,
+    Messaging, Receipt,
     bridge_events::{self, BridgeFeeds},
     conversations::Target,
     stream::SessionCheck,
@@ -108,7 +108,15 @@ impl MessagingService for MessagingGrpc {
         let me = Caller::of(&req)?.user_id;
         let req = req.into_inner();
         let target = Target::from_ref(req.conversation.as_ref())?;
-        let last_read_seq = self.messaging.mark_read(me, target, req.up_to_seq).await?;
+        let receipt = if req.no_receipt {
+            Receipt::Withheld
+        } else {
+            Receipt::Sent
+        };
+        let last_read_seq = self
+            .messaging
+            .mark_read(me, target, req.up_to_seq, receipt)
+            .await?;
         Ok(Response::new(MarkReadResponse { last_read_seq }))
     }
 

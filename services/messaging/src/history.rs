@@ -23,6 +23,15 @@ use crate::{
     policy,
 };
 
+/// Whether moving a read mark in a private chat tells the other side.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Receipt {
+    /// The reader's client shows messages as read: the other side gets a `ReadReceipt`.
+    Sent,
+    /// The mark records delivery to a client with no read state; nobody is told.
+    Withheld,
+}
+
 const DEFAULT_LIMIT: u64 = 50;
 const MAX_LIMIT: u64 = 500;
 
@@ -163,8 +172,15 @@ impl Messaging {
         })
     }
 
-    /// Moves the caller's read mark; the other side of a private chat gets a receipt.
-    pub async fn mark_read(&self, me: i64, target: Target, up_to: u64) -> ApiResult<u64> {
+    /// Moves the caller's read mark; the other side of a private chat gets a receipt unless
+    /// it is [`Receipt::Withheld`].
+    pub async fn mark_read(
+        &self,
+        me: i64,
+        target: Target,
+        up_to: u64,
+        receipt: Receipt,
+    ) -> ApiResult<u64> {
         conversations::authorize(&self.db, me, target).await?;
         let Some(conversation) = conversations::find(&self.db, me, target).await? else {
             return Ok(0);
@@ -179,7 +195,7 @@ impl Messaging {
         let ((before, _), (after, _)) =
             conversations::advance(&*tx, conversation.id, me, up_to, None).await?;
         let mut deliveries = Vec::new();
-        if let (Target::User(other), true) = (target, after > before) {
+        if let (Target::User(other), true, Receipt::Sent) = (target, after > before, receipt) {
             let receipt = Kind::ReadReceipt(ReadReceipt {
                 conversation_id: conversation.id,
                 reader_id: me,

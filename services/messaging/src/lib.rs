@@ -62,6 +62,7 @@ pub use bridge_events::MAX_FEEDS as BRIDGE_STREAM_MAX_FEEDS;
 pub use bus::{Bus, GroupLink, Hub, LocalBus, NatsBus, Subscription, Wake};
 pub use config::{DEFAULT_GROUP_FANOUT_MAX_MEMBERS, MessagingConfig};
 pub use grpc::{MessagingGrpc, PUBLIC_METHODS};
+pub use history::Receipt;
 pub use log::Events;
 pub use meters::describe_metrics;
 pub use presence::Presences;

@@ -105,6 +105,8 @@ pub(super) async fn mark_read(session: &UserSession, target_id: i64) -> Replies 
     let mark = MarkReadRequest {
         conversation: Some(private(target_id)),
         up_to_seq: 0,
+        // The user opened the chat: the other side may be told.
+        no_receipt: false,
     };
     session
         .call(mark, |backend, r| async move {
