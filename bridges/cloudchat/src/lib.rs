@@ -92,11 +92,12 @@ async fn entry(
             Err(rejection) => return rejection.into_response(),
         };
         // Small buffers: connections are many and mostly idle (the 128 KiB defaults made a
-        // held WebSocket cost ~157 KiB of the bridge's memory). The write buffer stays
+        // held WebSocket cost ~157 KiB of the bridge's memory); the read buffer is also the
+        // size of each read, and a larger frame grows it as it arrives. The write buffer stays
         // uncapped (the default): a reply is queued whole before it is written, and a history
         // (MESSAGES_LOADED) can be many MiB; a cap below that dropped the connection.
         return upgrade
-            .read_buffer_size(4 * 1024)
+            .read_buffer_size(1024)
             .write_buffer_size(0)
             .max_message_size(codec::MAX_MESSAGE)
             .max_frame_size(codec::MAX_MESSAGE)

@@ -42,6 +42,9 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, conns: Connections, shar
     let (read, mut write) = stream.into_split();
     let mut reader = FrameReader::new(read);
     let mut lines = shared.lobby.subscribe();
+    // Every await but the idle wait is boxed: this future is allocated whole for each chat
+    // window, which mostly listens for hours, so a call's state kept inline would size them
+    // all (12 KB a window before).
     let mut own: VecDeque<(i64, String)> = VecDeque::new();
     let mut owner = Owner::Nobody;
     let mut shown = Shown::default();
@@ -57,7 +60,7 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, conns: Connections, shar
                     if echo || seen {
                         continue;
                     }
-                    if !push(&mut write, &line.frame, &conns).await {
+                    if !Box::pin(push(&mut write, &line.frame, &conns)).await {
                         break;
                     }
                 }
@@ -71,11 +74,11 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, conns: Connections, shar
             // announcement, which the room's stream skips when its user had it already; the
             // stream is also how a revoked session is noticed.
             event = next_event(owner.events()) => match event {
-                None => owner = owner.revoked(&shared).await,
+                None => owner = Box::pin(owner.revoked(&shared)).await,
                 Some(Event { kind: Some(event::Kind::Announcement(announcement)), .. }) => {
                     if shown.first_time(announcement.id) {
                         let line = announcement_line(&announcement);
-                        if !push(&mut write, &line.frame, &conns).await {
+                        if !Box::pin(push(&mut write, &line.frame, &conns)).await {
                             break;
                         }
                     }
@@ -89,11 +92,11 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, conns: Connections, shar
                     let keep = match ChatLine::parse(&map) {
                         Ok(line) => {
                             let name = line.credentials.name.clone();
-                            let speaker = send_line(line, peer, &conns, &shared, &mut own)
-                                .instrument(span)
-                                .await;
-                            if let Some(session) = speaker {
-                                owner = owner.spoken_by(&shared, name, session).await;
+                            let speaker = Box::pin(
+                                send_line(line, peer, &conns, &shared, &mut own).instrument(span),
+                            );
+                            if let Some(session) = speaker.await {
+                                owner = Box::pin(owner.spoken_by(&shared, name, session)).await;
                             }
                             true
                         }
@@ -118,7 +121,7 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, conns: Connections, shar
             },
         }
     }
-    owner.close().await;
+    Box::pin(owner.close()).await;
 }
 
 /// Writes a room line or announcement to the socket; `false` once it is gone.
@@ -363,3 +366,6 @@ async fn send_to(session: &UserSession, group: i64, text: &str, key: &str) -> Re
         .await?;
     Ok(())
 }
+
+#[cfg(test)]
+mod size_tests;

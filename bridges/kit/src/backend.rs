@@ -4,7 +4,7 @@
 //! ([`CALL_DEADLINE`] unless the caller set its own), so no legacy command waits forever on
 //! a service that does not answer.
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 use opentelemetry::propagation::Injector;
 use rosetta_proto::{
@@ -39,21 +39,28 @@ const CONNECTION_WINDOW: u32 = (1 << 31) - 1;
 /// Clients of the four services. Cheap to clone: clones share the channels.
 #[derive(Clone)]
 pub struct Backend {
-    account: Channel,
-    social: Channel,
-    pub(crate) messaging: Channel,
-    files: Channel,
+    channels: Arc<Channels>,
     /// The bridge credential, sent with account calls made for a client.
     pub(crate) bridge_key: Option<MetadataValue<tonic::metadata::Ascii>>,
     /// The legacy client this backend acts for (`for_client`), if any.
-    pub(crate) client: Option<std::sync::Arc<crate::client::Client>>,
+    pub(crate) client: Option<Arc<crate::client::Client>>,
     /// Where the calls are counted, if anywhere (`counting`).
     pub(crate) calls: Option<CallCounts>,
     /// The counts of the bridges on this backend, for their status reports.
     pub(crate) board: crate::Board,
     /// The process's multiplexed event stream, made with the bridge key (`with_bridge_key`);
     /// without it each login subscribes on its own.
-    pub(crate) mux: Option<std::sync::Arc<crate::mux::Mux>>,
+    pub(crate) mux: Option<Arc<crate::mux::Mux>>,
+}
+
+/// The four services' channels, shared by every clone of a backend. Shared, not cloned: a
+/// channel's clone allocates (its own handle on the channel's queue), and every logged-in
+/// legacy connection holds a backend.
+struct Channels {
+    account: Channel,
+    social: Channel,
+    messaging: Channel,
+    files: Channel,
 }
 
 /// Where each service is; one address may serve several (or all, as `rosetta all` does).
@@ -103,11 +110,14 @@ impl Backend {
             channels.push((endpoint.to_owned(), channel.clone()));
             Ok(channel)
         };
-        Ok(Self {
+        let channels = Channels {
             account: channel(&endpoints.account)?,
             social: channel(&endpoints.social)?,
             messaging: channel(&endpoints.messaging)?,
             files: channel(&endpoints.files)?,
+        };
+        Ok(Self {
+            channels: Arc::new(channels),
             bridge_key: None,
             client: None,
             calls: None,
@@ -131,30 +141,35 @@ impl Backend {
 
     /// The process-level calls: the server status a legacy client may ask before it logs in.
     pub fn node(&self) -> NodeServiceClient<Traced> {
-        NodeServiceClient::with_interceptor(self.account.clone(), self.traced())
+        NodeServiceClient::with_interceptor(self.channels.account.clone(), self.traced())
     }
 
     /// The process's multiplexed event stream, if this backend has one (it has the bridge
     /// key).
-    pub fn event_mux(&self) -> Option<&std::sync::Arc<crate::mux::Mux>> {
+    pub fn event_mux(&self) -> Option<&Arc<crate::mux::Mux>> {
         self.mux.as_ref()
     }
 
     /// Account calls; made for a client (`for_client`), they carry its address.
     pub fn account(&self) -> AccountServiceClient<Sourced> {
-        AccountServiceClient::with_interceptor(self.account.clone(), self.outgoing())
+        AccountServiceClient::with_interceptor(self.channels.account.clone(), self.outgoing())
     }
 
     pub fn social(&self) -> SocialServiceClient<Traced> {
-        SocialServiceClient::with_interceptor(self.social.clone(), self.traced())
+        SocialServiceClient::with_interceptor(self.channels.social.clone(), self.traced())
     }
 
     pub fn messaging(&self) -> MessagingServiceClient<Traced> {
-        MessagingServiceClient::with_interceptor(self.messaging.clone(), self.traced())
+        MessagingServiceClient::with_interceptor(self.channels.messaging.clone(), self.traced())
     }
 
     pub fn files(&self) -> FilesServiceClient<Traced> {
-        FilesServiceClient::with_interceptor(self.files.clone(), self.traced())
+        FilesServiceClient::with_interceptor(self.channels.files.clone(), self.traced())
+    }
+
+    /// The messaging service's channel, for the process's event stream.
+    pub(crate) fn messaging_channel(&self) -> Channel {
+        self.channels.messaging.clone()
     }
 
     /// The interceptor of this backend's calls other than account ones.

@@ -60,7 +60,7 @@ impl Backend {
     pub fn with_bridge_key(mut self, key_hex: &str) -> Result<Self, InvalidMetadataValue> {
         let key: AsciiMetadataValue = key_hex.trim().parse()?;
         self.mux = Some(Arc::new(crate::mux::Mux::new(
-            self.messaging.clone(),
+            self.messaging_channel(),
             key.clone(),
             TraceContext::default(),
         )));

@@ -161,15 +161,7 @@ where
                         handshake: Handshake::default(),
                     };
                     let task = handle(stream, peer, conn.clone());
-                    open.spawn(
-                        async move {
-                            counters.connection_opened();
-                            within_handshake(task, &conn, handshake_timeout).await;
-                            counters.connection_closed();
-                            drop(slot);
-                        }
-                        .instrument(span),
-                    );
+                    open.spawn(connection(task, conn, handshake_timeout, slot).instrument(span));
                 }
                 // Out of descriptors and the like: back off instead of spinning.
                 Err(err) => {
@@ -193,6 +185,27 @@ where
         reaped(bridge, ended);
     }
     tracing::info!(bridge, "bridge stopped");
+}
+
+/// One admitted connection's task: `task` (the bridge's handler) within the handshake timeout,
+/// counted while it runs, holding its admission `slot` until it returns.
+///
+/// The handler's state is boxed, and so stored once. Inline, the async block holding it and
+/// the future it is moved into would each keep a copy for the connection's whole life: three
+/// copies of the largest part of an idle connection's memory.
+fn connection<F: Future<Output = ()>>(
+    task: F,
+    conn: Connections,
+    handshake_timeout: Option<Duration>,
+    slot: admission::Slot,
+) -> impl Future<Output = ()> {
+    let task = Box::pin(task);
+    async move {
+        conn.counters.connection_opened();
+        within_handshake(task, &conn, handshake_timeout).await;
+        conn.counters.connection_closed();
+        drop(slot);
+    }
 }
 
 /// Runs `task`; if the connection has not logged in when `timeout` runs out, tells it to end
@@ -239,6 +252,34 @@ mod tests {
     use super::*;
 
     const PATIENCE: Duration = Duration::from_secs(10);
+
+    /// An idle connection's memory is mostly its handler's state: the task spawned for it
+    /// must hold that state once (boxed), not once per future it passes through.
+    #[test]
+    fn a_connection_task_holds_its_handler_once() {
+        let handler = async {
+            let state = [1u8; 4096];
+            tokio::task::yield_now().await;
+            std::hint::black_box(&state);
+        };
+        let handler_size = std::mem::size_of_val(&handler);
+        assert!(
+            handler_size >= 4096,
+            "the handler holds its state: {handler_size}"
+        );
+        let conns = Connections {
+            closing: CancellationToken::new(),
+            counters: Counters::new("test"),
+            handshake: Handshake::default(),
+        };
+        let admission = Admission::new("test", &ConnectionLimits::default());
+        let slot = admission
+            .admit(std::net::Ipv4Addr::LOCALHOST.into())
+            .expect("room");
+        let task = connection(handler, conns, Some(PATIENCE), slot);
+        let size = std::mem::size_of_val(&task);
+        assert!(size < 1024, "the connection task is {size} bytes");
+    }
 
     async fn listener() -> (TcpListener, SocketAddr) {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");

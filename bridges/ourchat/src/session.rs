@@ -47,7 +47,9 @@ pub(crate) type Reply = (&'static str, String);
 /// [`codec::MAX_FRAME`] (a larger message or frame is refused by the WebSocket layer).
 fn ws_config() -> WebSocketConfig {
     WebSocketConfig::default()
-        .read_buffer_size(4 * 1024)
+        // The first read buffer, and the size of each read: frames are small JSON, and a
+        // larger one grows the buffer as it arrives.
+        .read_buffer_size(1024)
         .write_buffer_size(0)
         .max_write_buffer_size(4 * codec::MAX_FRAME)
         .max_message_size(Some(codec::MAX_FRAME))
@@ -63,35 +65,14 @@ pub async fn run(
     conns: Connections,
     live: LiveLogins,
 ) {
-    // The handshake, the login's end and the frame handlers are boxed so that their state is
-    // allocated only while they run, not kept in every idle connection's task.
-    let accept = tokio_tungstenite::accept_async_with_config(stream, Some(ws_config()));
-    // A peer that has not sent its whole handshake by the header timeout is dropped.
-    let header_timeout = Duration::from_millis(settings.limits.header_timeout_ms);
-    let accept = async {
-        if header_timeout.is_zero() {
-            Ok(accept.await)
-        } else {
-            tokio::time::timeout(header_timeout, accept).await
-        }
-    };
+    // The handshake, the login's end and every step but the idle wait are boxed, so that
+    // their state is allocated only while they run, not kept in every idle connection's task
+    // (the handshake's state, made here unboxed, would stay in this future for its whole life).
     let accepted = tokio::select! {
         () = conns.closing.cancelled() => return,
-        accepted = Box::pin(accept) => accepted,
+        accepted = Box::pin(accept(stream, &settings, conns.counters)) => accepted,
     };
-    let ws = match accepted {
-        Ok(Ok(ws)) => ws,
-        Ok(Err(err)) => {
-            tracing::debug!(%err, "WebSocket handshake failed");
-            conns.counters.error("handshake");
-            return;
-        }
-        Err(_) => {
-            tracing::debug!("WebSocket handshake timed out");
-            conns.counters.error("handshake");
-            return;
-        }
-    };
+    let Some(ws) = accepted else { return };
     let mut connection = Connection {
         backend,
         peer,
@@ -104,6 +85,31 @@ pub async fn run(
     };
     connection.serve(ws, &conns.closing).await;
     Box::pin(connection.log_out()).await;
+}
+
+/// The WebSocket upgrade, within the header timeout; `None` (counted) when it fails.
+async fn accept(stream: TcpStream, settings: &OurChatSettings, counters: Counters) -> Option<Ws> {
+    let accept = tokio_tungstenite::accept_async_with_config(stream, Some(ws_config()));
+    // A peer that has not sent its whole handshake by the header timeout is dropped.
+    let header_timeout = Duration::from_millis(settings.limits.header_timeout_ms);
+    let accepted = if header_timeout.is_zero() {
+        Ok(accept.await)
+    } else {
+        tokio::time::timeout(header_timeout, accept).await
+    };
+    match accepted {
+        Ok(Ok(ws)) => Some(ws),
+        Ok(Err(err)) => {
+            tracing::debug!(%err, "WebSocket handshake failed");
+            counters.error("handshake");
+            None
+        }
+        Err(_) => {
+            tracing::debug!("WebSocket handshake timed out");
+            counters.error("handshake");
+            None
+        }
+    }
 }
 
 pub(crate) struct Connection {
@@ -173,26 +179,26 @@ impl Connection {
             };
             let reply = match step {
                 Step::Closing => {
-                    close(&mut ws, CloseCode::Away, "server shutting down").await;
+                    Box::pin(close(&mut ws, CloseCode::Away, "server shutting down")).await;
                     return;
                 }
                 Step::Event(Some(event)) => Box::pin(self.push(*event)).await,
                 Step::Event(None) => {
-                    self.revoked(&mut ws).await;
+                    Box::pin(self.revoked(&mut ws)).await;
                     return;
                 }
                 Step::Incoming(Some(Ok(Message::Text(text)))) => {
                     Box::pin(self.frame(text.as_str())).await
                 }
                 Step::Incoming(other) => {
-                    if self.incoming(&mut ws, other).await.is_break() {
+                    if Box::pin(self.incoming(&mut ws, other)).await.is_break() {
                         return;
                     }
                     None
                 }
             };
             if let Some(reply) = reply
-                && self.send(&mut ws, reply).await.is_err()
+                && Box::pin(self.send(&mut ws, reply)).await.is_err()
             {
                 return;
             }
@@ -409,3 +415,6 @@ pub(crate) fn now_secs() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64)
 }
+
+#[cfg(test)]
+mod size_tests;

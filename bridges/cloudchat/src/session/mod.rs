@@ -58,6 +58,9 @@ const HTTP_OFF: &str = "服务器未开启 HTTP 登录";
 
 /// A frame to send, with its type name for the counters.
 pub(crate) type Out = (&'static str, String);
+/// A push queued for a WebSocket. Boxed: a queue allocates its first block of slots when it
+/// is made, and every held WebSocket has one.
+type Push = Box<Out>;
 
 /// A command's replies, or the failure text of its type's failure reply.
 type Replies = Result<Vec<Out>, &'static str>;
@@ -70,7 +73,7 @@ pub(crate) enum Outcome {
 
 /// Where the pushes of each user's bound WebSockets on this instance go: a reply meant for
 /// the user's WebSocket to a request that came over HTTP (CONTACT_ADDED after an HTTP accept).
-pub(crate) type Sockets = Mutex<HashMap<i64, Vec<mpsc::Sender<Out>>>>;
+pub(crate) type Sockets = Mutex<HashMap<i64, Vec<mpsc::Sender<Push>>>>;
 
 /// Who a connection acts for.
 enum Login {
@@ -108,7 +111,7 @@ pub(crate) struct Conn {
     backend: Backend,
     peer: IpAddr,
     /// Where pushes from other connections come in; `None` for HTTP.
-    pushes: Option<mpsc::Sender<Out>>,
+    pushes: Option<mpsc::Sender<Push>>,
     login: Login,
     /// A WebSocket's: marked when it logs in, so the handshake timeout no longer applies.
     handshake: Option<Handshake>,
@@ -132,7 +135,7 @@ pub(crate) async fn websocket(
     peer: IpAddr,
     conns: Connections,
 ) {
-    let (push_tx, mut push_rx) = mpsc::channel::<Out>(PUSH_QUEUE);
+    let (push_tx, mut push_rx) = mpsc::channel::<Push>(PUSH_QUEUE);
     let mut conn = Conn {
         backend: shared.backend.for_client(peer),
         shared,
@@ -197,14 +200,14 @@ impl Conn {
     async fn serve(
         &mut self,
         socket: &mut WebSocket,
-        push_rx: &mut mpsc::Receiver<Out>,
+        push_rx: &mut mpsc::Receiver<Push>,
         closing: &CancellationToken,
     ) -> End {
         let counters = self.shared.counters;
         loop {
             let outs = tokio::select! {
                 () = closing.cancelled() => return End::Shutdown,
-                Some(out) = push_rx.recv() => vec![out],
+                Some(out) = push_rx.recv() => vec![*out],
                 event = next_event(self.events()) => {
                     let Some(event) = event else {
                         return End::Revoked;
@@ -499,14 +502,14 @@ fn page(token: &str) -> PageRequest {
 }
 
 /// Lists a WebSocket's push queue under the user it is bound to.
-fn socket_bound(shared: &Shared, user: i64, pushes: mpsc::Sender<Out>) {
+fn socket_bound(shared: &Shared, user: i64, pushes: mpsc::Sender<Push>) {
     if let Ok(mut sockets) = shared.sockets.lock() {
         sockets.entry(user).or_default().push(pushes);
     }
 }
 
 /// Takes a WebSocket's push queue off its user's list.
-fn socket_unbound(shared: &Shared, user: i64, pushes: &mpsc::Sender<Out>) {
+fn socket_unbound(shared: &Shared, user: i64, pushes: &mpsc::Sender<Push>) {
     if let Ok(mut sockets) = shared.sockets.lock()
         && let Some(list) = sockets.get_mut(&user)
     {
@@ -524,7 +527,7 @@ fn post_to_sockets(shared: &Shared, user: i64, out: &Out) {
         return;
     };
     for pushes in sockets.get(&user).into_iter().flatten() {
-        if pushes.try_send(out.clone()).is_err() {
+        if pushes.try_send(Box::new(out.clone())).is_err() {
             tracing::debug!(user, kind = out.0, "push queue full or closed");
         }
     }
