@@ -13,6 +13,8 @@
 # HEAPTRACK=1 runs each bridge under heaptrack (its file is kept in DIR; RSS then includes
 # heaptrack's own, so read the per-connection figures from a run without it).
 set -euo pipefail
+# shellcheck source=bench/lib.sh
+source "$(dirname "$0")/lib.sh"
 
 BIN=${1:-target/release}
 N=${N:-1000}
@@ -37,19 +39,9 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# Waits (at most 60 s) until something accepts on $1:$2.
-wait_port() {
-  local deadline=$((SECONDS + 60))
-  until (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null; do
-    if ((SECONDS > deadline)); then echo "nothing listens on $1:$2 after 60 s" >&2; exit 1; fi
-    sleep 0.2
-  done
-}
 
 declare -A ports=([pipe]=8263 [imps]=1200 [ourchat]=7777 [cloudchat]=14514 [dpc]=9998)
-export ROSETTA_METRICS_LISTEN= ROSETTA_WEB_LISTEN= ROSETTA_ACCOUNT__SOURCE_LOGIN_PER_MINUTE=0 \
-  ROSETTA_ACCOUNT__SOURCE_REGISTER_PER_MINUTE=0 ROSETTA_ACCOUNT__SOURCE_CODE_PER_MINUTE=0 \
-  ROSETTA_ACCOUNT__HASH_QUEUE=1024
+bench_node_env
 
 printf "%-10s %12s %12s %16s %22s %6s\n" bridge "RSS before" "RSS after" "KiB/conn, all" \
   "KiB/conn, 2nd half" alive

@@ -18,6 +18,8 @@
 # (`rosetta-bench seed`, bench-only): registering 100,000 users over gRPC at the service's own
 # cost would take hours. The server's own hashing is unchanged.
 set -euo pipefail
+# shellcheck source=bench/lib.sh
+source "$(dirname "$0")/lib.sh"
 
 BIN=${1:-target/release}
 N=${N:-100000}
@@ -48,16 +50,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# Waits (at most 60 s) until something accepts on $1:$2.
-wait_port() {
-  local deadline=$((SECONDS + 60))
-  until (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null; do
-    if ((SECONDS > deadline)); then echo "nothing listens on $1:$2 after 60 s" >&2; exit 1; fi
-    sleep 0.2
-  done
-}
 
-rss() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
 
 # One line: connections held, the bridges' RSS summed, the node's RSS (KiB).
 reading() {
@@ -71,9 +64,7 @@ if [[ -n $DATABASE_URL ]]; then export ROSETTA_DATABASE_URL=$DATABASE_URL; fi
 "$BIN/rosetta-bench" --quiet seed --database "${DATABASE_URL:-sqlite://$DIR/all/rosetta.db?mode=rwc}" \
   --prefix "$PREFIX" --count "$N" >&2
 
-export ROSETTA_METRICS_LISTEN= ROSETTA_WEB_LISTEN= ROSETTA_ACCOUNT__SOURCE_LOGIN_PER_MINUTE=0 \
-  ROSETTA_ACCOUNT__SOURCE_REGISTER_PER_MINUTE=0 ROSETTA_ACCOUNT__SOURCE_CODE_PER_MINUTE=0 \
-  ROSETTA_ACCOUNT__HASH_QUEUE=1024
+bench_node_env
 ROSETTA_BRIDGES__PIPE__ENABLED=false ROSETTA_BRIDGES__DPC__ENABLED=false \
   ROSETTA_BRIDGES__IMPS__ENABLED=false ROSETTA_BRIDGES__OURCHAT__ENABLED=false \
   ROSETTA_BRIDGES__CLOUDCHAT__ENABLED=false \

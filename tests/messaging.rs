@@ -122,6 +122,27 @@ async fn send(client: &mut Client, from: &User, to: To, text: &str) -> SendMessa
         .into_inner()
 }
 
+/// `user` marks their private chat with `peer` read up to `up_to_seq`; their read mark after.
+async fn mark_read(
+    client: &mut Client,
+    user: &User,
+    peer: i64,
+    up_to_seq: u64,
+    no_receipt: bool,
+) -> u64 {
+    let request = MarkReadRequest {
+        conversation: private(peer),
+        up_to_seq,
+        no_receipt,
+    };
+    client
+        .mark_read(authed(request, &user.token))
+        .await
+        .expect("marked read")
+        .into_inner()
+        .last_read_seq
+}
+
 async fn subscribe(
     client: &mut Client,
     who: &User,
@@ -407,32 +428,8 @@ async fn offline_delivery_and_history(backend: Backend) {
     // client without read state: alice's first receipt is then the later mark's.
     let mut alice_stream = subscribe(&mut client, &alice, None).await;
     caught_up(&mut alice_stream).await;
-    let delivered = client
-        .mark_read(authed(
-            MarkReadRequest {
-                conversation: private(alice.id),
-                up_to_seq: 2,
-                no_receipt: true,
-            },
-            &bob.token,
-        ))
-        .await
-        .unwrap()
-        .into_inner();
-    assert_eq!(delivered.last_read_seq, 2);
-    let read = client
-        .mark_read(authed(
-            MarkReadRequest {
-                conversation: private(alice.id),
-                up_to_seq: 3,
-                no_receipt: false,
-            },
-            &bob.token,
-        ))
-        .await
-        .unwrap()
-        .into_inner();
-    assert_eq!(read.last_read_seq, 3);
+    assert_eq!(mark_read(&mut client, &bob, alice.id, 2, true).await, 2);
+    assert_eq!(mark_read(&mut client, &bob, alice.id, 3, false).await, 3);
     let receipt = next_where(&mut alice_stream, |e| {
         matches!(e.kind, Some(Kind::ReadReceipt(_)))
     })

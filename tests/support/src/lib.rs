@@ -6,7 +6,10 @@
 //! PostgreSQL test whose server cannot be reached fails with a message saying so: it never
 //! passes silently.
 
+mod accepted;
 pub mod relay;
+
+pub use accepted::{Accepted, accepted};
 
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 

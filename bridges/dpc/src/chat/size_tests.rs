@@ -5,9 +5,8 @@
 
 use std::sync::Arc;
 
-use rosetta_bridge_kit::{Backend, Connections, Counters, Handshake, LiveLogins};
-use tokio::net::{TcpListener, TcpStream};
-use tokio_util::sync::CancellationToken;
+use rosetta_bridge_kit::{Backend, LiveLogins};
+use rosetta_testkit::accepted;
 
 use crate::{Shared, lobby::Lobby, logins::Logins};
 
@@ -26,17 +25,8 @@ async fn an_idle_chat_window_task_stays_small() {
         lobby,
         uploads: Arc::default(),
     });
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let _client = TcpStream::connect(listener.local_addr().expect("addr"))
-        .await
-        .expect("connect");
-    let (stream, peer) = listener.accept().await.expect("accept");
-    let conns = Connections {
-        closing: CancellationToken::new(),
-        counters: Counters::new("dpc"),
-        handshake: Handshake::default(),
-    };
-    let task = super::serve(stream, peer, conns, shared);
+    let conn = accepted("dpc").await;
+    let task = super::serve(conn.stream, conn.peer, conn.conns, shared);
     let size = std::mem::size_of_val(&task);
     println!("chat socket task: {size} bytes");
     assert!(size <= TASK_BUDGET, "the chat socket task is {size} bytes");

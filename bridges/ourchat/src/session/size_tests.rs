@@ -3,11 +3,8 @@
 //! path (the handshake, a close, the end of a login) would size every idle connection. This
 //! size is a budget, so that such a path is boxed instead.
 
-use rosetta_bridge_kit::{
-    Backend, Connections, Counters, Handshake, LiveLogins, settings::OurChatSettings,
-};
-use tokio::net::{TcpListener, TcpStream};
-use tokio_util::sync::CancellationToken;
+use rosetta_bridge_kit::{Backend, LiveLogins, settings::OurChatSettings};
+use rosetta_testkit::accepted;
 
 /// Bytes of a connection's task future, at most (2,000 measured in a debug build; about
 /// 12 KB in a release build with the handshake's state and the close and revocation paths
@@ -17,23 +14,14 @@ const TASK_BUDGET: usize = 2304;
 #[tokio::test]
 async fn an_idle_connection_task_stays_small() {
     let backend = Backend::connect_lazy("http://127.0.0.1:1").expect("lazy backend");
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let _client = TcpStream::connect(listener.local_addr().expect("addr"))
-        .await
-        .expect("connect");
-    let (stream, peer) = listener.accept().await.expect("accept");
-    let conns = Connections {
-        closing: CancellationToken::new(),
-        counters: Counters::new("ourchat"),
-        handshake: Handshake::default(),
-    };
+    let conn = accepted("ourchat").await;
     let live = LiveLogins::reported("ourchat", backend.board());
     let task = super::run(
-        stream,
-        peer,
+        conn.stream,
+        conn.peer,
         backend.clone(),
         OurChatSettings::default(),
-        conns,
+        conn.conns,
         live,
     );
     let size = std::mem::size_of_val(&task);

@@ -5,9 +5,8 @@
 
 use std::sync::Arc;
 
-use rosetta_bridge_kit::{Backend, Connections, Counters, Handshake, settings::PipeSettings};
-use tokio::net::{TcpListener, TcpStream};
-use tokio_util::sync::CancellationToken;
+use rosetta_bridge_kit::{Backend, settings::PipeSettings};
+use rosetta_testkit::accepted;
 
 use super::{LoginState, Shared, login_wake, run};
 
@@ -23,16 +22,7 @@ const WAKE_BUDGET: usize = 320;
 async fn an_idle_connection_task_stays_small() {
     let backend = Backend::connect_lazy("http://127.0.0.1:1").expect("lazy backend");
     let shared = Arc::new(Shared::new(backend, &PipeSettings::default()));
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let _client = TcpStream::connect(listener.local_addr().expect("addr"))
-        .await
-        .expect("connect");
-    let (stream, peer) = listener.accept().await.expect("accept");
-    let conns = Connections {
-        closing: CancellationToken::new(),
-        counters: Counters::new("pipe"),
-        handshake: Handshake::default(),
-    };
+    let conn = accepted("pipe").await;
     let mut state = LoginState::Anonymous;
     let wake = login_wake(&mut state);
     let size = std::mem::size_of_val(&wake);
@@ -40,7 +30,7 @@ async fn an_idle_connection_task_stays_small() {
     assert!(size <= WAKE_BUDGET, "waiting for an event is {size} bytes");
     drop(wake);
 
-    let task = run(shared, stream, peer, conns);
+    let task = run(shared, conn.stream, conn.peer, conn.conns);
     let size = std::mem::size_of_val(&task);
     println!("connection task: {size} bytes");
     assert!(size <= TASK_BUDGET, "the connection task is {size} bytes");
