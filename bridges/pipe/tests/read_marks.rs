@@ -132,9 +132,9 @@ both_backends!(
     super::a_delivery_mark_sends_the_sender_no_receipt
 );
 
-async fn marks_written_before_a_listing_and_at_close(backend: Backend) {
-    // Nothing is written in the background within the test: only a listing or the close
-    // writes the marks.
+/// A bridge that writes no read mark in the background within a test (only a listing or a
+/// close writes them), its calls counted.
+async fn marking_only_on_demand(backend: Backend) -> (Bridge, CallCounts) {
     let settings = PipeSettings {
         read_mark_flush_ms: 3_600_000,
         ..PipeSettings::default()
@@ -142,7 +142,12 @@ async fn marks_written_before_a_listing_and_at_close(backend: Backend) {
     let server = TestServer::start(backend).await;
     let calls = CallCounts::default();
     let counted = server.backend().counting(calls.clone());
-    let bridge = Bridge::with_backend(server, counted, settings).await;
+    (Bridge::with_backend(server, counted, settings).await, calls)
+}
+
+async fn marks_written_before_a_listing_and_at_close(backend: Backend) {
+    // Only a listing or the close writes the marks.
+    let (bridge, calls) = marking_only_on_demand(backend).await;
     let (mut pipe, (uid, token), alice, bob) = alice_and_bob(&bridge).await;
 
     send(&bridge.server, &bob, id(&alice), "first").await;
@@ -176,16 +181,9 @@ both_backends!(
 );
 
 async fn each_login_flushes_only_its_own_marks(backend: Backend) {
-    // One batcher serves every login of the bridge; nothing is written in the background
-    // within the test, so only a login's own listing or close writes its marks.
-    let settings = PipeSettings {
-        read_mark_flush_ms: 3_600_000,
-        ..PipeSettings::default()
-    };
-    let server = TestServer::start(backend).await;
-    let calls = CallCounts::default();
-    let counted = server.backend().counting(calls.clone());
-    let bridge = Bridge::with_backend(server, counted, settings).await;
+    // One batcher serves every login of the bridge; only a login's own listing or close
+    // writes its marks.
+    let (bridge, calls) = marking_only_on_demand(backend).await;
     let (mut alice_pipe, (uid, token), alice, bob) = alice_and_bob(&bridge).await;
     let (carol, dave) = grpc_friends(&bridge.server, "carol", "dave").await;
     let mut carol_pipe = bridge.client().await;
