@@ -217,9 +217,11 @@ async fn within_handshake(
 ) {
     tokio::pin!(task);
     if let Some(timeout) = timeout {
+        // The timer is boxed: it is over within seconds, and inline it would stay in every
+        // connection's task for the connection's whole life.
         tokio::select! {
             () = &mut task => return,
-            () = tokio::time::sleep(timeout) => {}
+            () = Box::pin(tokio::time::sleep(timeout)) => {}
         }
         if !conn.handshake.is_done() {
             tracing::info!(
@@ -278,7 +280,10 @@ mod tests {
             .expect("room");
         let task = connection(handler, conns, Some(PATIENCE), slot);
         let size = std::mem::size_of_val(&task);
-        assert!(size < 1024, "the connection task is {size} bytes");
+        println!("connection task: {size} bytes");
+        // 216 measured in a debug build: 320 with the handshake timer inline, over 12 KiB
+        // with the handler stored in each layer.
+        assert!(size <= 256, "the connection task is {size} bytes");
     }
 
     async fn listener() -> (TcpListener, SocketAddr) {
