@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{Bridge, befriend, login, payload, register};
+use common::{Bridge, logged_in_friends, payload};
 use rosetta_testkit::{Backend, TestServer};
 
 /// Messages of this many characters (the canonical limit is 16 KiB)…
@@ -14,11 +14,7 @@ const COUNT: usize = 80;
 async fn history_over_one_mebibyte_loads() {
     let server = TestServer::start(Backend::Sqlite).await;
     let bridge = Bridge::start(server.backend()).await;
-    let (alice, _) = register(bridge.addr, "alice", "secret1").await;
-    let (bob, _) = register(bridge.addr, "bob", "secret2").await;
-    let (mut a, _) = login(bridge.addr, "alice", "secret1").await;
-    let (mut b, _) = login(bridge.addr, "bob", "secret2").await;
-    befriend(&mut a, alice, &mut b, bob).await;
+    let (alice, mut a, bob, b) = logged_in_friends(bridge.addr).await;
     // bob's pushes are not read: his socket is not the one under test.
     drop(b);
 

@@ -6,7 +6,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Bridge, PATIENCE, befriend, login, register};
+use common::{Bridge, PATIENCE, logged_in_friends};
 use rosetta_proto::{
     messaging::v1::{
         MessageKind, SendMessageRequest, messaging_service_client::MessagingServiceClient,
@@ -23,11 +23,7 @@ const WRITE_DEADLINE: Duration = Duration::from_secs(30);
 async fn a_websocket_that_does_not_read_is_disconnected() {
     let server = TestServer::start(Backend::Sqlite).await;
     let bridge = Bridge::start(server.backend()).await;
-    let (alice, _) = register(bridge.addr, "alice", "secret1").await;
-    let (bob, _) = register(bridge.addr, "bob", "secret2").await;
-    let (mut a, _) = login(bridge.addr, "alice", "secret1").await;
-    let (mut b, _) = login(bridge.addr, "bob", "secret2").await;
-    befriend(&mut a, alice, &mut b, bob).await;
+    let (_, a, bob, b) = logged_in_friends(bridge.addr).await;
     drop(a);
     // Alice writes and watches over gRPC; bob's WebSocket never reads again.
     let token = server.login("alice", "secret1").await.access_token;

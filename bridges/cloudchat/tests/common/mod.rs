@@ -285,6 +285,17 @@ pub async fn befriend(a: &mut Ws, from: i64, b: &mut Ws, to: i64) {
     payload(&a.recv().await, "CONTACT_ADDED");
 }
 
+/// Alice (`secret1`) and bob (`secret2`) registered, logged in on WebSockets and made friends:
+/// (alice's id, her socket, bob's id, his socket).
+pub async fn logged_in_friends(addr: SocketAddr) -> (i64, Ws, i64, Ws) {
+    let (alice, _) = register(addr, "alice", "secret1").await;
+    let (bob, _) = register(addr, "bob", "secret2").await;
+    let (mut a, _) = login(addr, "alice", "secret1").await;
+    let (mut b, _) = login(addr, "bob", "secret2").await;
+    befriend(&mut a, alice, &mut b, bob).await;
+    (alice, a, bob, b)
+}
+
 /// `contact`'s `online` flag in the CONTACTS_LOADED that `ws` (user `me`) gets.
 pub async fn contact_online(ws: &mut Ws, me: i64, contact: i64) -> bool {
     let reply = ws
