@@ -18,7 +18,7 @@ use sea_orm::{
 use crate::{
     Social,
     consent::{self, lock_users},
-    groups::{MEMBER, OWNER, add_rows, joined, member_count, member_ids, membership},
+    groups::{MEMBER, OWNER, add_rows, joined, membership, room_for_one, told_of_membership},
     limits::{self, MAX_GROUP_MEMBERS, invalid, limit_reached, within},
     users::require_live,
 };
@@ -127,16 +127,11 @@ impl Social {
         let now = now_ms();
         let txn = self.write().await?;
         if membership(&txn, lobby.id, me).await?.is_none() {
-            within(
-                member_count(&txn, lobby.id).await?,
-                1,
-                MAX_GROUP_MEMBERS,
-                "members per group",
-            )?;
+            room_for_one(&txn, &lobby).await?;
             add_rows(&txn, lobby.id, &[me], MEMBER, now).await?;
             txn.commit().await?;
-            let members = member_ids(&self.db, lobby.id).await?;
-            self.publish(&members, joined(lobby.id, me, me)).await;
+            let told = told_of_membership(&self.db, &lobby, &[me]).await?;
+            self.publish(&told, joined(lobby.id, me, me)).await;
         } else {
             txn.commit().await?;
         }

@@ -30,7 +30,7 @@ use sea_orm::{
 use crate::{
     Social,
     cursor::Cursor,
-    limits::{self, invalid},
+    limits::{self, MAX_GROUP_MEMBERS, invalid, within},
     social::rights_changed,
     users::profile,
 };
@@ -409,6 +409,43 @@ pub(crate) async fn member_count(db: &impl ConnectionTrait, group_id: i64) -> Ap
         .filter(group_member::Column::GroupId.eq(group_id))
         .count(db)
         .await?)
+}
+
+/// Refuses one more member when `group` is full: an ordinary group holds at most
+/// [`MAX_GROUP_MEMBERS`]. A system group (the DPC lobby) is joined by every user of its
+/// protocol, so it is bounded by the number of accounts (one row each) and not counted: a
+/// count would read the whole lobby on every join.
+pub(crate) async fn room_for_one(db: &impl ConnectionTrait, group: &group::Model) -> ApiResult<()> {
+    if group.system {
+        return Ok(());
+    }
+    within(
+        member_count(db, group.id).await?,
+        1,
+        MAX_GROUP_MEMBERS,
+        "members per group",
+    )
+}
+
+/// Who is told that `users` joined or left `group`: they themselves and every member. In a
+/// system group only they themselves: its members are every user of a protocol, and telling
+/// each of them of each join would make every join cost an event per member.
+pub(crate) async fn told_of_membership(
+    db: &impl ConnectionTrait,
+    group: &group::Model,
+    users: &[i64],
+) -> ApiResult<Vec<i64>> {
+    let mut told = if group.system {
+        Vec::new()
+    } else {
+        member_ids(db, group.id).await?
+    };
+    for user in users {
+        if !told.contains(user) {
+            told.push(*user);
+        }
+    }
+    Ok(told)
 }
 
 /// Inserts memberships with one role; users already members are left as they are. Call on the

@@ -29,8 +29,10 @@ use crate::{
     consent::PENDING,
     cursor::Cursor,
     friends::not_pending,
-    groups::{ADMIN, MEMBER, add_rows, joined, live_group, member_count, member_ids, membership},
-    limits::{MAX_GROUP_MEMBERS, invalid, within},
+    groups::{
+        ADMIN, MEMBER, add_rows, joined, live_group, membership, room_for_one, told_of_membership,
+    },
+    limits::invalid,
     social::not_blocked_either_way,
     users::{profiles, shown},
 };
@@ -96,17 +98,15 @@ impl Social {
             return Err(not_pending());
         }
         let joins = req.accept && membership(&txn, row.group_id, me).await?.is_none();
-        if req.accept {
-            live_group(&txn, row.group_id).await?;
+        let group = if req.accept {
+            let group = live_group(&txn, row.group_id).await?;
             not_blocked_either_way(&txn, me, row.inviter_id).await?;
-        }
-        if joins {
-            within(
-                member_count(&txn, row.group_id).await?,
-                1,
-                MAX_GROUP_MEMBERS,
-                "members per group",
-            )?;
+            Some(group)
+        } else {
+            None
+        };
+        if let (true, Some(group)) = (joins, &group) {
+            room_for_one(&txn, group).await?;
             add_rows(&txn, row.group_id, &[me], MEMBER, now).await?;
         }
         let state = if req.accept {
@@ -120,9 +120,9 @@ impl Social {
         let view = self.invitation_view(row).await?;
         self.publish(&[inviter], Kind::GroupInvitationAnswered(view.clone()))
             .await;
-        if joins {
-            let members = member_ids(&self.db, group_id).await?;
-            self.publish(&members, joined(group_id, me, inviter)).await;
+        if let (true, Some(group)) = (joins, &group) {
+            let told = told_of_membership(&self.db, group, &[me]).await?;
+            self.publish(&told, joined(group_id, me, inviter)).await;
         }
         Ok(view)
     }

@@ -27,10 +27,10 @@ use crate::{
     cursor::Cursor,
     friends::not_pending,
     groups::{
-        ADMIN, MEMBER, add_rows, joined, live_group, managed_group, member_count, member_ids,
-        membership, require_admin,
+        ADMIN, MEMBER, add_rows, joined, live_group, managed_group, membership, require_admin,
+        room_for_one, told_of_membership,
     },
-    limits::{self, MAX_GROUP_MEMBERS, MAX_PENDING_JOIN_REQUESTS, invalid, within},
+    limits::{self, MAX_PENDING_JOIN_REQUESTS, invalid, within},
     users::{profiles, shown},
 };
 
@@ -63,12 +63,7 @@ impl Social {
             .await?;
         within(mine, 1, MAX_PENDING_JOIN_REQUESTS, "pending join requests")?;
         let state = if group.public {
-            within(
-                member_count(&txn, group.id).await?,
-                1,
-                MAX_GROUP_MEMBERS,
-                "members per group",
-            )?;
+            room_for_one(&txn, &group).await?;
             add_rows(&txn, group.id, &[me], MEMBER, now).await?;
             RequestState::Accepted
         } else {
@@ -89,8 +84,8 @@ impl Social {
         txn.commit().await?;
         let shown = self.join_request_view(row).await?;
         if group.public {
-            let members = member_ids(&self.db, group.id).await?;
-            self.publish(&members, joined(group.id, me, me)).await;
+            let told = told_of_membership(&self.db, &group, &[me]).await?;
+            self.publish(&told, joined(group.id, me, me)).await;
         } else {
             let admins = admin_ids(&self.db, group.id).await?;
             self.publish(&admins, Kind::JoinRequestReceived(shown.clone()))
@@ -116,7 +111,7 @@ impl Social {
                 .ok_or_else(|| ApiError::not_found("no pending request of this user"))?,
             None => return Err(invalid("request_id or applicant is required")),
         };
-        managed_group(&self.db, row.group_id).await?;
+        let group = managed_group(&self.db, row.group_id).await?;
         require_admin(&self.db, row.group_id, me).await?;
         if row.state != PENDING {
             return Err(not_pending());
@@ -128,12 +123,7 @@ impl Social {
                 .await?
                 .is_none()
         {
-            within(
-                member_count(&txn, row.group_id).await?,
-                1,
-                MAX_GROUP_MEMBERS,
-                "members per group",
-            )?;
+            room_for_one(&txn, &group).await?;
             add_rows(&txn, row.group_id, &[row.applicant_id], MEMBER, now).await?;
             true
         } else {
@@ -167,9 +157,8 @@ impl Social {
         self.publish(&[applicant], Kind::JoinRequestAnswered(shown.clone()))
             .await;
         if newly_joined {
-            let members = member_ids(&self.db, group_id).await?;
-            self.publish(&members, joined(group_id, applicant, me))
-                .await;
+            let told = told_of_membership(&self.db, &group, &[applicant]).await?;
+            self.publish(&told, joined(group_id, applicant, me)).await;
         }
         Ok(shown)
     }

@@ -22,7 +22,7 @@ use crate::{
     consent::{self, lock_users},
     groups::{
         ADMIN, MEMBER, OWNER, add_rows, live_group, managed_group, member_ids, membership,
-        require_admin, require_member, require_owner,
+        require_admin, require_member, require_owner, told_of_membership,
     },
     limits::{MAX_GROUP_MEMBERS, invalid, within},
     social::rights_changed,
@@ -86,7 +86,7 @@ impl Social {
     /// A member leaves; the owner must transfer ownership first (or dissolve).
     pub async fn leave_group(&self, caller: &Caller, group_id: i64) -> ApiResult<()> {
         let me = caller.user_id;
-        live_group(&self.db, group_id).await?;
+        let group = live_group(&self.db, group_id).await?;
         let mine = require_member(&self.db, group_id, me).await?;
         if mine.role == OWNER {
             return Err(ApiError::precondition(
@@ -94,18 +94,18 @@ impl Social {
                 "the owner must transfer ownership or dissolve the group",
             ));
         }
-        self.remove_member(group_id, me, me).await
+        self.remove_member(&group, me, me).await
     }
 
     /// Owner or admin removes a member of lower rank.
     pub async fn kick_member(&self, caller: &Caller, group_id: i64, user_id: i64) -> ApiResult<()> {
         let me = caller.user_id;
-        managed_group(&self.db, group_id).await?;
+        let group = managed_group(&self.db, group_id).await?;
         if user_id == me {
             return Err(invalid("use LeaveGroup to leave"));
         }
         let (_, target) = self.outranked(group_id, me, user_id).await?;
-        self.remove_member(group_id, target.user_id, me).await
+        self.remove_member(&group, target.user_id, me).await
     }
 
     /// The owner hands the group to another member and stays on as an admin.
@@ -208,7 +208,13 @@ impl Social {
     }
 
     /// Deletes a membership and tells the remaining members and the one who left.
-    async fn remove_member(&self, group_id: i64, user_id: i64, actor_id: i64) -> ApiResult<()> {
+    async fn remove_member(
+        &self,
+        group: &group::Model,
+        user_id: i64,
+        actor_id: i64,
+    ) -> ApiResult<()> {
+        let group_id = group.id;
         let txn = self.write().await?;
         let removed = group_member::Entity::delete_by_id((group_id, user_id))
             .exec(&txn)
@@ -218,10 +224,9 @@ impl Social {
         }
         rights_changed(&txn, &[user_id]).await?;
         txn.commit().await?;
-        let mut recipients = member_ids(&self.db, group_id).await?;
-        recipients.push(user_id);
+        let told = told_of_membership(&self.db, group, &[user_id]).await?;
         self.publish(
-            &recipients,
+            &told,
             Kind::MemberLeft(GroupMemberChanged {
                 group_id,
                 user_id,

@@ -24,6 +24,7 @@ use sea_orm::{ActiveValue::Set, EntityTrait};
 use crate::Social;
 
 mod epochs;
+mod system_groups;
 
 /// Every published event with its recipients, in order.
 #[derive(Default)]
