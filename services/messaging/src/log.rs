@@ -17,9 +17,9 @@ use rosetta_kit::{ApiError, ApiResult};
 use rosetta_proto::messaging::v1::{Event, event::Kind};
 use sea_orm::{
     ActiveValue::Set,
-    ColumnTrait as _, ConnectionTrait, DatabaseBackend, DatabaseConnection, DbErr,
-    EntityTrait as _, QueryFilter as _, QueryOrder as _, QuerySelect as _,
-    sea_query::{Alias, Expr, ExprTrait as _, InsertStatement, LockType, OnConflict, Order, Query},
+    ColumnTrait as _, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait as _,
+    QueryFilter as _, QueryOrder as _, QuerySelect as _,
+    sea_query::{Alias, Expr, ExprTrait as _, InsertStatement, OnConflict, Query},
 };
 
 use crate::bus::Bus;
@@ -196,69 +196,36 @@ const ROWS_PER_STATEMENT: usize = 4096;
 
 /// Moves each user's log head on by their count of new events; returns, per user, the first
 /// seq reserved.
+///
+/// One upsert per chunk: new heads start at their count, existing ones count on. Its rows
+/// are in user id order, and PostgreSQL locks the heads it updates in the order of its rows,
+/// so two fan-outs over overlapping users lock them in the same order and cannot deadlock
+/// (SQLite has a single writer). The locks are held to the commit; taking them in one
+/// statement keeps that time short, as every writer to these users' logs waits on it.
 async fn reserve<C: ConnectionTrait>(
     tx: &C,
     counts: &BTreeMap<i64, i64>,
 ) -> Result<HashMap<i64, i64>, DbErr> {
     let counts: Vec<(i64, i64)> = counts.iter().map(|(&user, &n)| (user, n)).collect();
-    let returning =
-        || Query::returning().columns([event_head::Column::UserId, event_head::Column::LastSeq]);
     let mut heads = Vec::new();
     for chunk in counts.chunks(ROWS_PER_STATEMENT) {
-        if tx.get_database_backend() == DatabaseBackend::Sqlite {
-            // One statement: new heads start at their count, existing ones count on. SQLite has
-            // a single writer and needs no row locks.
-            let mut upsert = heads_insert(chunk, |n| n)?;
-            upsert
-                .on_conflict(
-                    OnConflict::column(event_head::Column::UserId)
-                        .value(
-                            event_head::Column::LastSeq,
-                            Expr::col((event_head::Entity, event_head::Column::LastSeq)).add(
-                                Expr::col((Alias::new("excluded"), event_head::Column::LastSeq)),
-                            ),
-                        )
-                        .to_owned(),
-                )
-                .returning(returning());
-            heads.extend(tx.query_all(&upsert).await?);
-            continue;
-        }
-        let mut ensure = heads_insert(chunk, |_| 0)?;
-        ensure.on_conflict(
-            OnConflict::column(event_head::Column::UserId)
-                .do_nothing()
-                .to_owned(),
-        );
-        tx.execute(&ensure).await?;
-        // Lock the counters in id order so that two fan-outs over overlapping users cannot
-        // deadlock.
-        let users: Vec<i64> = chunk.iter().map(|&(user, _)| user).collect();
-        let lock = Query::select()
-            .column(event_head::Column::UserId)
-            .from(event_head::Entity)
-            .and_where(Expr::col(event_head::Column::UserId).is_in(users))
-            .order_by(event_head::Column::UserId, Order::Asc)
-            .lock(LockType::Update)
-            .to_owned();
-        tx.query_all(&lock).await?;
-        // One update per distinct count (one, when the events all reach the same users).
-        let mut by_count = BTreeMap::<i64, Vec<i64>>::new();
-        for &(user, n) in chunk {
-            by_count.entry(n).or_default().push(user);
-        }
-        for (n, users) in by_count {
-            let bump = Query::update()
-                .table(event_head::Entity)
-                .value(
-                    event_head::Column::LastSeq,
-                    Expr::col(event_head::Column::LastSeq).add(n),
-                )
-                .and_where(Expr::col(event_head::Column::UserId).is_in(users))
-                .returning(returning())
-                .to_owned();
-            heads.extend(tx.query_all(&bump).await?);
-        }
+        let mut upsert = heads_insert(chunk)?;
+        upsert
+            .on_conflict(
+                OnConflict::column(event_head::Column::UserId)
+                    .value(
+                        event_head::Column::LastSeq,
+                        Expr::col((event_head::Entity, event_head::Column::LastSeq)).add(
+                            Expr::col((Alias::new("excluded"), event_head::Column::LastSeq)),
+                        ),
+                    )
+                    .to_owned(),
+            )
+            .returning(
+                Query::returning()
+                    .columns([event_head::Column::UserId, event_head::Column::LastSeq]),
+            );
+        heads.extend(tx.query_all(&upsert).await?);
     }
     let counts: HashMap<i64, i64> = counts.into_iter().collect();
     heads
@@ -271,16 +238,15 @@ async fn reserve<C: ConnectionTrait>(
         .collect()
 }
 
-/// `INSERT INTO event_heads (user_id, last_seq)`, one row per `(user, count)` with
-/// `last_seq` = `seq(count)`.
-fn heads_insert(counts: &[(i64, i64)], seq: impl Fn(i64) -> i64) -> Result<InsertStatement, DbErr> {
+/// `INSERT INTO event_heads (user_id, last_seq)`, one row per `(user, count)`, in order.
+fn heads_insert(counts: &[(i64, i64)]) -> Result<InsertStatement, DbErr> {
     let mut insert = Query::insert();
     insert
         .into_table(event_head::Entity)
         .columns([event_head::Column::UserId, event_head::Column::LastSeq]);
     for &(user, n) in counts {
         insert
-            .values([user.into(), seq(n).into()])
+            .values([user.into(), n.into()])
             .map_err(|err| DbErr::Custom(err.to_string()))?;
     }
     Ok(insert)
