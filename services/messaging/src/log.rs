@@ -5,10 +5,7 @@
 //! transaction that stores the events: writers to one user's log are serialized, so seqs have
 //! no gaps, and an event is visible in the log before the bus can announce it.
 
-use std::{
-    collections::{BTreeMap, HashMap},
-    sync::Arc,
-};
+use std::{collections::BTreeMap, sync::Arc};
 
 use prost::Message as _;
 use rosetta_db::entity::messaging::{event_head, user_event};
@@ -16,13 +13,13 @@ use rosetta_events::EventSink;
 use rosetta_kit::{ApiError, ApiResult};
 use rosetta_proto::messaging::v1::{Event, event::Kind};
 use sea_orm::{
-    ActiveValue::Set,
     ColumnTrait as _, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait as _,
     QueryFilter as _, QueryOrder as _, QuerySelect as _,
-    sea_query::{Alias, Expr, ExprTrait as _, InsertStatement, OnConflict, Query},
 };
 
 use crate::bus::Bus;
+
+mod heads;
 
 /// Durable events and live-only ones, handed to the log and the bus.
 pub struct Events {
@@ -79,36 +76,33 @@ impl Events {
         for user in events.iter().flat_map(|(users, _)| users) {
             *counts.entry(*user).or_default() += 1;
         }
-        let mut next_seq = reserve(tx, &counts).await?;
-        let mut rows = Vec::new();
-        let mut stored = Vec::new();
-        for (users, kind) in events {
-            let payload = Event {
-                kind: Some(kind.clone()),
-                ..Default::default()
-            }
-            .encode_to_vec();
-            for user in users {
+        let payloads: Vec<Vec<u8>> = events
+            .iter()
+            .map(|(_, kind)| {
+                Event {
+                    kind: Some((*kind).clone()),
+                    ..Default::default()
+                }
+                .encode_to_vec()
+            })
+            .collect();
+        // One log row per (recipient, event), in the order their seqs are given out.
+        let rows: Vec<heads::Row> = events
+            .iter()
+            .enumerate()
+            .flat_map(|(event, (users, _))| users.iter().map(move |&user| (user, event)))
+            .collect();
+        let mut next_seq = heads::append_rows(tx, &counts, &rows, &payloads, at_ms).await?;
+        rows.iter()
+            .map(|&(user, event)| {
                 let next = next_seq
                     .get_mut(&user)
                     .ok_or_else(|| DbErr::Custom(format!("no log head reserved for {user}")))?;
                 let seq = *next;
                 *next += 1;
-                rows.push(user_event::ActiveModel {
-                    user_id: Set(user),
-                    seq: Set(seq),
-                    at_ms: Set(at_ms),
-                    payload: Set(payload.clone()),
-                });
-                stored.push((user, stored_event(seq, at_ms, kind.clone())));
-            }
-        }
-        for chunk in rows.chunks(ROWS_PER_STATEMENT) {
-            user_event::Entity::insert_many(chunk.to_vec())
-                .exec_without_returning(tx)
-                .await?;
-        }
-        Ok(stored)
+                Ok((user, stored_event(seq, at_ms, events[event].1.clone())))
+            })
+            .collect()
     }
 
     /// Hands committed events (or live-only ones) to the bus.
@@ -189,67 +183,6 @@ impl EventSink for Events {
         let event = stored_event(0, rosetta_db::now_ms(), kind);
         self.bus.broadcast(event).await;
     }
-}
-
-/// Rows per multi-row statement, well below SQLite's and PostgreSQL's bound-parameter limits.
-const ROWS_PER_STATEMENT: usize = 4096;
-
-/// Moves each user's log head on by their count of new events; returns, per user, the first
-/// seq reserved.
-///
-/// One upsert per chunk: new heads start at their count, existing ones count on. Its rows
-/// are in user id order, and PostgreSQL locks the heads it updates in the order of its rows,
-/// so two fan-outs over overlapping users lock them in the same order and cannot deadlock
-/// (SQLite has a single writer). The locks are held to the commit; taking them in one
-/// statement keeps that time short, as every writer to these users' logs waits on it.
-async fn reserve<C: ConnectionTrait>(
-    tx: &C,
-    counts: &BTreeMap<i64, i64>,
-) -> Result<HashMap<i64, i64>, DbErr> {
-    let counts: Vec<(i64, i64)> = counts.iter().map(|(&user, &n)| (user, n)).collect();
-    let mut heads = Vec::new();
-    for chunk in counts.chunks(ROWS_PER_STATEMENT) {
-        let mut upsert = heads_insert(chunk)?;
-        upsert
-            .on_conflict(
-                OnConflict::column(event_head::Column::UserId)
-                    .value(
-                        event_head::Column::LastSeq,
-                        Expr::col((event_head::Entity, event_head::Column::LastSeq)).add(
-                            Expr::col((Alias::new("excluded"), event_head::Column::LastSeq)),
-                        ),
-                    )
-                    .to_owned(),
-            )
-            .returning(
-                Query::returning()
-                    .columns([event_head::Column::UserId, event_head::Column::LastSeq]),
-            );
-        heads.extend(tx.query_all(&upsert).await?);
-    }
-    let counts: HashMap<i64, i64> = counts.into_iter().collect();
-    heads
-        .into_iter()
-        .map(|row| {
-            let user: i64 = row.try_get("", "user_id")?;
-            let last: i64 = row.try_get("", "last_seq")?;
-            Ok((user, last - counts.get(&user).copied().unwrap_or(1) + 1))
-        })
-        .collect()
-}
-
-/// `INSERT INTO event_heads (user_id, last_seq)`, one row per `(user, count)`, in order.
-fn heads_insert(counts: &[(i64, i64)]) -> Result<InsertStatement, DbErr> {
-    let mut insert = Query::insert();
-    insert
-        .into_table(event_head::Entity)
-        .columns([event_head::Column::UserId, event_head::Column::LastSeq]);
-    for &(user, n) in counts {
-        insert
-            .values([user.into(), n.into()])
-            .map_err(|err| DbErr::Custom(err.to_string()))?;
-    }
-    Ok(insert)
 }
 
 fn stored_event(seq: i64, at_ms: i64, kind: Kind) -> Event {
