@@ -36,6 +36,7 @@ pub struct MessagingConfig {
     /// transaction; a conversation's sends always go to the same lane (`id % lanes`), so they
     /// keep their order. More lanes overlap more transactions' round trips, at the cost of one
     /// busy connection each. Clamped to 1..=64. SQLite admits one writer and always uses one.
+    /// Default [`DEFAULT_WRITER_LANES`].
     pub writer_lanes: usize,
     /// Groups with more members than this are *large*: a message there is one row in the
     /// conversation's log (`messages`) and no row in the members' logs; their streams read it
@@ -44,6 +45,11 @@ pub struct MessagingConfig {
     pub group_fanout_max_members: usize,
 }
 
+/// Writer lanes on PostgreSQL. Measured (BENCHMARKS.md, "PostgreSQL writer lanes"): 16 lanes
+/// wrote 2× the sends of 4 on two cores, and 32 or 64 no more than 16; each lane holds one of
+/// the pool's 32 connections while it writes.
+pub const DEFAULT_WRITER_LANES: usize = 16;
+
 impl Default for MessagingConfig {
     fn default() -> Self {
         Self {
@@ -51,7 +57,7 @@ impl Default for MessagingConfig {
             recall_window: Duration::from_secs(120),
             session_check_interval: Duration::from_secs(2),
             stream_queue: DEFAULT_QUEUE_LIMIT,
-            writer_lanes: 4,
+            writer_lanes: DEFAULT_WRITER_LANES,
             group_fanout_max_members: DEFAULT_GROUP_FANOUT_MAX_MEMBERS,
         }
     }
