@@ -186,7 +186,21 @@ both_backends!(example_session_byte_for_byte, super::example_session);
 /// DPC chat socket in the original push form.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lobby_with_a_grpc_member() {
-    let server = TestServer::start(Backend::Sqlite).await;
+    lobby_with_a_grpc_member_when(TestServer::start(Backend::Sqlite).await).await;
+}
+
+/// The same in a lobby fanned out on read (as one of more members than
+/// `group_fanout_max_members`, 200 by default, is): its messages are in no member's log.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_lobby_with_a_grpc_member() {
+    let server = TestServer::start_with(Backend::Sqlite, |config| {
+        config.messaging.group_fanout_max_members = 1;
+    })
+    .await;
+    lobby_with_a_grpc_member_when(server).await;
+}
+
+async fn lobby_with_a_grpc_member_when(server: TestServer) {
     let bridge = start_bridge(&server).await;
     server.user("alice", "abc123").await;
     let carol = server.user("carol", "carol-pw").await;

@@ -238,7 +238,7 @@ pub struct MessagingSettings {
     /// one); 1..=64. SQLite always writes through one.
     pub writer_lanes: usize,
     /// Groups with more members than this are fanned out on read (a message is one row); 0
-    /// fans every group out on write.
+    /// fans every group out on write. At most [`MAX_FANOUT_ON_WRITE_MEMBERS`].
     pub group_fanout_max_members: usize,
 }
 
@@ -259,6 +259,12 @@ impl Default for MessagingSettings {
     }
 }
 
+/// The largest `group_fanout_max_members`: one below the member limit of a group, up to which
+/// a system group's (the DPC lobby's) joins are told to every member; past it they reach only
+/// the joiner, and members' open streams could not learn that the group turned large.
+pub const MAX_FANOUT_ON_WRITE_MEMBERS: usize =
+    rosetta_social::limits::MAX_GROUP_MEMBERS as usize - 1;
+
 impl MessagingSettings {
     pub fn to_domain(&self) -> rosetta_messaging::MessagingConfig {
         rosetta_messaging::MessagingConfig {
@@ -268,7 +274,11 @@ impl MessagingSettings {
             session_check_interval: Duration::from_millis(self.session_check_ms.max(10)),
             stream_queue: self.stream_queue.max(1),
             writer_lanes: self.writer_lanes,
-            group_fanout_max_members: self.group_fanout_max_members,
+            // A system group's membership changes reach every member only up to the social
+            // limit (see `MAX_FANOUT_ON_WRITE_MEMBERS`): it must turn large before.
+            group_fanout_max_members: self
+                .group_fanout_max_members
+                .min(MAX_FANOUT_ON_WRITE_MEMBERS),
         }
     }
 }
@@ -466,6 +476,16 @@ mod tests {
             assert_eq!(limits.max_concurrent_requests, Some(8));
             Ok(())
         });
+    }
+
+    #[test]
+    fn large_groups_start_below_the_member_limit() {
+        let mut settings = MessagingSettings::default();
+        assert_eq!(settings.to_domain().group_fanout_max_members, 200);
+        settings.group_fanout_max_members = 5_000;
+        assert_eq!(settings.to_domain().group_fanout_max_members, 1_999);
+        settings.group_fanout_max_members = 0;
+        assert_eq!(settings.to_domain().group_fanout_max_members, 0);
     }
 
     #[test]

@@ -427,16 +427,32 @@ pub(crate) async fn room_for_one(db: &impl ConnectionTrait, group: &group::Model
     )
 }
 
-/// Who is told that `users` joined or left `group`: they themselves and every member. In a
-/// system group only they themselves: its members are every user of a protocol, and telling
-/// each of them of each join would make every join cost an event per member.
+/// Who is told that `users` joined or left `group`: they themselves and every member. A system
+/// group (the DPC lobby) holds every user of a protocol, and telling each member of each join
+/// would cost every join an event per member: past [`MAX_GROUP_MEMBERS`] members (read up to
+/// one more) its changes are told to the users concerned alone. Up to that bound every
+/// member hears of them, so members' open streams learn when the group turns large (fanned
+/// out on read, at `group_fanout_max_members`, which is kept below this bound) and follow it.
 pub(crate) async fn told_of_membership(
     db: &impl ConnectionTrait,
     group: &group::Model,
     users: &[i64],
 ) -> ApiResult<Vec<i64>> {
     let mut told = if group.system {
-        Vec::new()
+        let bound = MAX_GROUP_MEMBERS + 1;
+        let some: Vec<i64> = group_member::Entity::find()
+            .select_only()
+            .column(group_member::Column::UserId)
+            .filter(group_member::Column::GroupId.eq(group.id))
+            .limit(bound)
+            .into_tuple()
+            .all(db)
+            .await?;
+        if u64::try_from(some.len()).unwrap_or(u64::MAX) < bound {
+            some
+        } else {
+            Vec::new()
+        }
     } else {
         member_ids(db, group.id).await?
     };
