@@ -13,9 +13,9 @@ use rosetta_db::entity::{
 };
 use rosetta_kit::{ApiResult, tasks::Tasks};
 use sea_orm::{
-    ColumnTrait as _, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait as _,
-    QueryFilter as _, QueryOrder as _, QuerySelect as _, sea_query::Expr,
-    sea_query::ExprTrait as _,
+    ColumnTrait as _, ConnectionTrait, DatabaseBackend, DatabaseConnection, DbErr,
+    EntityTrait as _, QueryFilter as _, QueryOrder as _, QuerySelect as _, Statement, Value,
+    sea_query::Expr, sea_query::ExprTrait as _,
 };
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -27,6 +27,8 @@ use crate::hub::{GroupWake, Hub};
 const DISPATCH_QUEUE: usize = 1024;
 /// Users per membership read (bind parameters).
 const USERS_PER_READ: usize = 4096;
+/// Groups per bounded member count (three bind parameters each).
+const GROUPS_PER_COUNT: usize = 500;
 
 /// Starts the dispatcher of `hub`'s large-group wake-ups in `tasks` (once per hub).
 pub fn start_dispatcher(db: DatabaseConnection, hub: &Arc<Hub>, tasks: &Tasks) {
@@ -124,26 +126,65 @@ pub async fn large_groups_of<C: ConnectionTrait>(
         .all(db)
         .await?;
     let joined: HashMap<i64, i64> = mine.iter().copied().collect();
-    let mut large = Vec::new();
-    for chunk in mine.chunks(USERS_PER_READ) {
-        let counts: Vec<(i64, i64)> = group_member::Entity::find()
-            .select_only()
-            .column(group_member::Column::GroupId)
-            .column_as(Expr::col(group_member::Column::UserId).count(), "members")
-            .filter(group_member::Column::GroupId.is_in(chunk.iter().map(|&(g, _)| g)))
-            .group_by(group_member::Column::GroupId)
-            .into_tuple()
-            .all(db)
-            .await?;
-        large.extend(
-            counts
-                .into_iter()
-                .filter(|&(_, n)| usize::try_from(n).unwrap_or(usize::MAX) > max_members)
-                .map(|(group, _)| (group, joined.get(&group).copied().unwrap_or(0))),
-        );
-    }
+    let groups: Vec<i64> = mine.iter().map(|&(group, _)| group).collect();
+    let mut large: Vec<(i64, i64)> = larger_than(db, &groups, max_members)
+        .await?
+        .into_iter()
+        .map(|group| (group, joined.get(&group).copied().unwrap_or(0)))
+        .collect();
     large.sort_unstable();
     Ok(large)
+}
+
+/// Which of `groups` have more than `max_members` members (none when it is 0). Each group is
+/// counted up to one past the bound, not in full: a lobby of every user would otherwise be
+/// read whole for each batch of its messages and each of its members' streams.
+pub async fn larger_than<C: ConnectionTrait>(
+    db: &C,
+    groups: &[i64],
+    max_members: usize,
+) -> Result<Vec<i64>, DbErr> {
+    let mut large = Vec::new();
+    if max_members == 0 {
+        return Ok(large);
+    }
+    let backend = db.get_database_backend();
+    let bound = i64::try_from(max_members).unwrap_or(i64::MAX - 1) + 1;
+    for chunk in groups.chunks(GROUPS_PER_COUNT) {
+        // One bounded count per group, UNION ALL: one statement for the chunk.
+        let mut sql = String::new();
+        let mut values: Vec<Value> = Vec::with_capacity(chunk.len() * 3);
+        for (i, &group) in chunk.iter().enumerate() {
+            if i > 0 {
+                sql.push_str(" UNION ALL ");
+            }
+            let p = values.len();
+            let [g, g2, limit] = [p + 1, p + 2, p + 3].map(|n| placeholder(backend, n));
+            sql.push_str(&format!(
+                "SELECT CAST({g} AS BIGINT) AS group_id, (SELECT COUNT(*) FROM (SELECT 1 FROM \
+                 group_members WHERE group_id = {g2} LIMIT {limit}) AS m) AS members"
+            ));
+            values.extend([group.into(), group.into(), bound.into()]);
+        }
+        let rows = db
+            .query_all_raw(Statement::from_sql_and_values(backend, sql, values))
+            .await?;
+        for row in rows {
+            let members: i64 = row.try_get("", "members")?;
+            if members >= bound {
+                large.push(row.try_get("", "group_id")?);
+            }
+        }
+    }
+    Ok(large)
+}
+
+/// A bind parameter's placeholder in `backend`'s SQL.
+pub(crate) fn placeholder(backend: DatabaseBackend, n: usize) -> String {
+    match backend {
+        DatabaseBackend::Postgres => format!("${n}"),
+        _ => "?".into(),
+    }
 }
 
 /// Groups (with when `user` joined) of the group conversations in `cursors` that have
@@ -294,4 +335,37 @@ pub async fn messages_after<C: ConnectionTrait>(
         .limit(limit)
         .all(db)
         .await?)
+}
+
+#[cfg(test)]
+mod tests {
+    use rosetta_db::testing::PgDatabase;
+
+    use super::*;
+    use crate::test_support::{group_of, user};
+
+    /// Groups of 1, 2 and 3 members against bounds 0 (off), 1 and 2, on both backends.
+    #[tokio::test]
+    async fn larger_than_counts_up_to_the_bound() {
+        let pg = PgDatabase::create().await;
+        for db in [
+            rosetta_db::connect("sqlite::memory:").await.unwrap(),
+            rosetta_db::connect(&pg.url).await.unwrap(),
+        ] {
+            let (a, b, c) = (
+                user(&db, "a").await,
+                user(&db, "b").await,
+                user(&db, "c").await,
+            );
+            let groups = [
+                group_of(&db, &[a]).await,
+                group_of(&db, &[a, b]).await,
+                group_of(&db, &[a, b, c]).await,
+            ];
+            assert!(larger_than(&db, &groups, 0).await.unwrap().is_empty());
+            assert_eq!(larger_than(&db, &groups, 1).await.unwrap(), groups[1..]);
+            assert_eq!(larger_than(&db, &groups, 2).await.unwrap(), groups[2..]);
+            assert!(larger_than(&db, &groups, 3).await.unwrap().is_empty());
+        }
+    }
 }

@@ -35,7 +35,13 @@ use sea_orm::{
 };
 
 use super::{Draft, Stored};
-use crate::{conversations::Members, convert, log::Events, policy::Policy};
+use crate::{
+    conversations::Members,
+    convert,
+    fanout::{self, placeholder},
+    log::Events,
+    policy::Policy,
+};
 
 /// Message rows per INSERT: 13 parameters each, 13,312 in all, below SQLite's 32,766 and
 /// PostgreSQL's 65,535.
@@ -365,13 +371,6 @@ async fn update_conversations(
     Ok(())
 }
 
-fn placeholder(backend: DatabaseBackend, n: usize) -> String {
-    match backend {
-        DatabaseBackend::Postgres => format!("${n}"),
-        _ => "?".into(),
-    }
-}
-
 /// Moves each sender's read mark to their newest message of the batch. That seq is its
 /// conversation's highest (read and clear marks never pass `last_seq`), so the mark can only
 /// move forward.
@@ -428,7 +427,11 @@ async fn fan_out(
             Members::Pair(..) => None,
         })
         .collect();
-    let large = large_groups(tx, &groups, fanout_max_members).await?;
+    let listed: Vec<i64> = groups.iter().copied().collect();
+    let large: BTreeSet<i64> = fanout::larger_than(tx, &listed, fanout_max_members)
+        .await?
+        .into_iter()
+        .collect();
     let small: Vec<i64> = groups.difference(&large).copied().collect();
     let mut members = HashMap::<i64, Vec<i64>>::new();
     for chunk in small.chunks(SMALL_ROWS) {
@@ -476,36 +479,4 @@ async fn fan_out(
         .unwrap_or_else(rosetta_db::now_ms);
     let deliveries = Events::append_all(tx, &events, at_ms).await?;
     Ok((deliveries, group_deliveries))
-}
-
-/// Which of `groups` have more than `max_members` members (none when it is 0): one grouped
-/// count per chunk of groups.
-async fn large_groups(
-    tx: &impl ConnectionTrait,
-    groups: &BTreeSet<i64>,
-    max_members: usize,
-) -> Result<BTreeSet<i64>, DbErr> {
-    let mut large = BTreeSet::new();
-    if max_members == 0 || groups.is_empty() {
-        return Ok(large);
-    }
-    let groups: Vec<i64> = groups.iter().copied().collect();
-    for chunk in groups.chunks(SMALL_ROWS) {
-        let counts: Vec<(i64, i64)> = group_member::Entity::find()
-            .select_only()
-            .column(group_member::Column::GroupId)
-            .column_as(Expr::col(group_member::Column::UserId).count(), "members")
-            .filter(group_member::Column::GroupId.is_in(chunk.iter().copied()))
-            .group_by(group_member::Column::GroupId)
-            .into_tuple()
-            .all(tx)
-            .await?;
-        large.extend(
-            counts
-                .into_iter()
-                .filter(|&(_, n)| usize::try_from(n).unwrap_or(usize::MAX) > max_members)
-                .map(|(group, _)| group),
-        );
-    }
-    Ok(large)
 }

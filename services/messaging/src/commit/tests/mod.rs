@@ -9,21 +9,18 @@ mod lanes;
 
 use std::{sync::Arc, time::Duration};
 
-use rosetta_db::entity::{
-    messaging::{conversation, message},
-    social::{group, group_member},
-};
+use rosetta_db::entity::messaging::{conversation, message};
 use rosetta_db::testing::PgDatabase;
 use rosetta_kit::ApiResult;
 use rosetta_proto::messaging::v1::{MessageKind, event::Kind};
 use sea_orm::{
-    ActiveValue::Set, ConnectionTrait as _, DatabaseConnection, DatabaseTransaction,
-    EntityTrait as _, TransactionTrait as _,
+    ConnectionTrait as _, DatabaseConnection, DatabaseTransaction, EntityTrait as _,
+    TransactionTrait as _,
 };
 use tokio::sync::oneshot;
 
 use super::*;
-use crate::test_support::user;
+use crate::test_support::{group_of, user};
 use crate::{
     LocalBus,
     bus::Bus,
@@ -97,34 +94,6 @@ async fn world(backend: Backend) -> World {
         bob,
         _store: store,
     }
-}
-
-/// A group of `members`; returns its id.
-async fn group_of(db: &DatabaseConnection, members: &[i64]) -> i64 {
-    let now = rosetta_db::now_ms();
-    let id = group::Entity::insert(group::ActiveModel {
-        name: Set("g".into()),
-        owner_id: Set(members[0]),
-        public: Set(false),
-        created_at_ms: Set(now),
-        system: Set(false),
-        ..Default::default()
-    })
-    .exec_with_returning(db)
-    .await
-    .unwrap()
-    .id;
-    group_member::Entity::insert_many(members.iter().map(|&user| group_member::ActiveModel {
-        group_id: Set(id),
-        user_id: Set(user),
-        role: Set(0),
-        joined_at_ms: Set(now),
-        muted_until_ms: Set(0),
-    }))
-    .exec_without_returning(db)
-    .await
-    .unwrap();
-    id
 }
 
 /// What keeps a lane from writing until released.
