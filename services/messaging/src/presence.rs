@@ -18,8 +18,8 @@ use rosetta_proto::{
 };
 use sea_orm::{
     ActiveValue::Set,
-    ColumnTrait as _, ConnectionTrait as _, DatabaseConnection, EntityTrait as _, QueryFilter as _,
-    QuerySelect as _,
+    ColumnTrait as _, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait as _,
+    QueryFilter as _, QuerySelect as _,
     sea_query::{Expr, ExprTrait as _, OnConflict, Query},
 };
 
@@ -34,6 +34,56 @@ const OFFLINE: i16 = PresenceStatus::Offline as i16;
 const INVISIBLE: i16 = PresenceStatus::Invisible as i16;
 /// Users whose activity one refresh statement updates.
 const REFRESH_CHUNK: usize = 1000;
+/// Users per presence read (bind parameters).
+const USERS_PER_READ: usize = 4096;
+
+/// What a send's answer needs of a presence row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Liveness {
+    pub status: i16,
+    pub last_active_ms: i64,
+}
+
+impl Liveness {
+    fn of(row: &presence::Model) -> Self {
+        Self {
+            status: row.status,
+            last_active_ms: row.last_active_ms,
+        }
+    }
+}
+
+/// The presence rows of `users` (those that have one), in one statement per chunk: read by
+/// the writer inside a batch of sends for their answers.
+pub async fn liveness_of<C: ConnectionTrait>(
+    db: &C,
+    users: &[i64],
+) -> Result<HashMap<i64, Liveness>, DbErr> {
+    let mut found = HashMap::with_capacity(users.len());
+    for chunk in users.chunks(USERS_PER_READ) {
+        let rows: Vec<(i64, i16, i64)> = presence::Entity::find()
+            .select_only()
+            .columns([
+                presence::Column::UserId,
+                presence::Column::Status,
+                presence::Column::LastActiveMs,
+            ])
+            .filter(presence::Column::UserId.is_in(chunk.iter().copied()))
+            .into_tuple()
+            .all(db)
+            .await?;
+        for (user, status, last_active_ms) in rows {
+            found.insert(
+                user,
+                Liveness {
+                    status,
+                    last_active_ms,
+                },
+            );
+        }
+    }
+    Ok(found)
+}
 
 pub struct Presences {
     db: DatabaseConnection,
@@ -115,7 +165,12 @@ impl Presences {
     /// row read, for the send path, whose policy has just established the friendship.
     pub async fn online_to_friends(&self, user: i64) -> ApiResult<bool> {
         let row = presence::Entity::find_by_id(user).one(&self.db).await?;
-        Ok(self.raw(row.as_ref(), rosetta_db::now_ms()) == PresenceStatus::Online)
+        Ok(self.online_to_friends_by(row.as_ref().map(Liveness::of)))
+    }
+
+    /// The same from a row the writer read with the send ([`liveness_of`]).
+    pub fn online_to_friends_by(&self, row: Option<Liveness>) -> bool {
+        self.status_of(row, rosetta_db::now_ms()) == PresenceStatus::Online
     }
 
     /// Presence of `users` as `viewer` may see it: invisible shows as offline to others, and
@@ -144,6 +199,10 @@ impl Presences {
 
     /// The status a stored row means at `now`, before the invisibility rule.
     fn raw(&self, row: Option<&presence::Model>, now: i64) -> PresenceStatus {
+        self.status_of(row.map(Liveness::of), now)
+    }
+
+    fn status_of(&self, row: Option<Liveness>, now: i64) -> PresenceStatus {
         match row {
             Some(row) if now - row.last_active_ms <= self.timeout_ms => match row.status {
                 ONLINE => PresenceStatus::Online,

@@ -13,7 +13,12 @@ use rosetta_proto::messaging::v1::{
 };
 use sea_orm::{ColumnTrait as _, EntityTrait as _, QueryFilter as _};
 
-use crate::{Messaging, commit::Draft, conversations::Target, convert};
+use crate::{
+    Messaging,
+    commit::{Draft, Recipient, Stored},
+    conversations::Target,
+    convert,
+};
 
 /// Text (or caption) limit: 16 KiB.
 const MAX_TEXT: usize = 16 * 1024;
@@ -59,7 +64,7 @@ impl Messaging {
         };
         let client_message_id = draft.req.client_message_id.clone();
         match self.writer.write(draft).await {
-            Ok(stored) => self.respond(stored.message, stored.duplicate).await,
+            Ok(stored) => self.respond(stored).await,
             Err(refusal) => self.stored_or(sender, &client_message_id, refusal).await,
         }
     }
@@ -91,22 +96,18 @@ impl Messaging {
         }
     }
 
-    async fn respond(
-        &self,
-        stored: message::Model,
-        duplicate: bool,
-    ) -> ApiResult<SendMessageResponse> {
+    async fn respond(&self, stored: Stored) -> ApiResult<SendMessageResponse> {
         // Only sends the policy admitted get here: the two are friends, and a friend sees
         // the recipient's status as it is (but invisible as offline).
-        let recipient_online = match stored.to_user_id {
-            Some(to) if stored.to_group_id.is_none() => {
-                self.presences.online_to_friends(to).await?
-            }
+        let message = &stored.message;
+        let recipient_online = match (message.to_user_id, message.to_group_id, stored.recipient) {
+            (Some(_), None, Recipient::Read(row)) => self.presences.online_to_friends_by(row),
+            (Some(to), None, Recipient::Unread) => self.presences.online_to_friends(to).await?,
             _ => false,
         };
         Ok(SendMessageResponse {
-            message: Some(convert::message(&stored)),
-            duplicate,
+            message: Some(convert::message(message)),
+            duplicate: stored.duplicate,
             recipient_online,
         })
     }

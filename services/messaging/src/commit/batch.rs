@@ -34,13 +34,14 @@ use sea_orm::{
     sea_query::{Expr, ExprTrait as _, LockType, OnConflict, Order, Query, Value},
 };
 
-use super::{Draft, Stored};
+use super::{Draft, Recipient, Stored};
 use crate::{
     conversations::Members,
     convert,
     fanout::{self, placeholder},
     log::Events,
     policy::Policy,
+    presence,
 };
 
 /// Message rows per INSERT: 13 parameters each, 13,312 in all, below SQLite's 32,766 and
@@ -97,7 +98,13 @@ pub(super) async fn write(
         .collect();
     let mut stored: HashMap<usize, message::Model> = HashMap::with_capacity(writes.len());
     let (mut deliveries, mut group_deliveries) = (Vec::new(), Vec::new());
+    let mut present = HashMap::new();
     if !writes.is_empty() {
+        let recipients: Vec<i64> = writes
+            .iter()
+            .filter_map(|&i| recipient(drafts[i]))
+            .collect();
+        present = presence::liveness_of(&*tx, &recipients).await?;
         let seqs = assign_seqs(&*tx, drafts, &writes).await?;
         let inserted = insert_messages(&*tx, drafts, &writes, &seqs).await?;
         let by_key: HashMap<(i64, &str), &message::Model> = inserted
@@ -141,7 +148,15 @@ pub(super) async fn write(
                 .get(&at)
                 .cloned()
                 .ok_or_else(|| ApiError::internal("a written send has no stored message"))?;
-            Ok(Stored { message, duplicate })
+            let recipient = match recipient(drafts[at]) {
+                Some(user) => Recipient::Read(present.get(&user).copied()),
+                None => Recipient::Unread,
+            };
+            Ok(Stored {
+                message,
+                duplicate,
+                recipient,
+            })
         })
         .collect();
     Ok(Written::Committed {
@@ -149,6 +164,14 @@ pub(super) async fn write(
         deliveries,
         group_deliveries,
     })
+}
+
+/// The other user of a private send (the sender, writing to themselves); none for a group.
+fn recipient(draft: &Draft) -> Option<i64> {
+    match draft.conversation.members {
+        Members::Pair(lo, hi) => Some(if lo == draft.sender() { hi } else { lo }),
+        Members::Group(_) => None,
+    }
 }
 
 /// Sorts the drafts into refused ones, the first of each (sender, client id) — written — and

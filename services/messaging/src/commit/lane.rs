@@ -21,7 +21,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument as _;
 
-use super::{Job, MAX_BATCH, Stored, batch};
+use super::{Job, MAX_BATCH, Recipient, Stored, batch};
 use crate::{log::Events, policy::Policy};
 
 /// One lane's share of the writer.
@@ -113,6 +113,7 @@ async fn settle(lane: &Lane, mut jobs: Vec<Job>) -> Result<(), (Vec<Job>, DbErr)
                             let _ = job.reply.send(Ok(Stored {
                                 message,
                                 duplicate: true,
+                                recipient: Recipient::Unread,
                             }));
                         }
                         None => rest.push(job),

@@ -40,6 +40,7 @@ use crate::{
     conversations::Conversation,
     log::Events,
     policy::{Admission, Policy},
+    presence::Liveness,
 };
 
 /// The most sends one batch transaction holds: bounds the transaction's size and lock time
@@ -65,12 +66,24 @@ impl Draft {
     }
 }
 
-/// A written send: the stored message, and whether it was stored by an earlier send with the
-/// same `client_message_id` (a retry).
+/// A written send: the stored message, whether it was stored by an earlier send with the
+/// same `client_message_id` (a retry), and its private recipient's presence.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Stored {
     pub message: message::Model,
     pub duplicate: bool,
+    pub recipient: Recipient,
+}
+
+/// A private message's recipient's presence as the batch read it: one statement for the whole
+/// batch inside its transaction, so that the answer's `recipient_online` costs no read (and
+/// no connection hand-off) per send.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Recipient {
+    /// Not read: a group message, or a retry answered with what an earlier write stored.
+    Unread,
+    /// Read in the write; `None` when the recipient has no presence row (never present).
+    Read(Option<Liveness>),
 }
 
 /// Writes drafts through its lanes.

@@ -189,3 +189,48 @@ async fn recipients_follow_the_conversation(backend: Backend) {
     assert_eq!(world.log(world.bob).await.len(), 2);
 }
 both_backends!(recipients_follow_the_conversation);
+
+/// A private send's answer comes with the recipient's presence row as the batch read it (no
+/// read of its own); a group send's without.
+async fn the_batch_reads_the_recipients_presence(backend: Backend) {
+    use rosetta_db::entity::messaging::presence;
+    use sea_orm::ActiveValue::Set;
+
+    use crate::presence::Liveness;
+
+    let world = world(backend).await;
+    let first = world.writer.write(world.draft("never seen")).await.unwrap();
+    assert_eq!(first.recipient, Recipient::Read(None));
+
+    let seen_ms = rosetta_db::now_ms();
+    presence::Entity::insert(presence::ActiveModel {
+        user_id: Set(world.bob),
+        status: Set(1),
+        last_active_ms: Set(seen_ms),
+        announced: Set(0),
+        latitude: Set(None),
+        longitude: Set(None),
+        location_client_time: Set(None),
+        location_at_ms: Set(None),
+    })
+    .exec_without_returning(&world.db)
+    .await
+    .unwrap();
+    let second = world.writer.write(world.draft("present")).await.unwrap();
+    let bob = Liveness {
+        status: 1,
+        last_active_ms: seen_ms,
+    };
+    assert_eq!(second.recipient, Recipient::Read(Some(bob)));
+
+    let gid = group_of(&world.db, &[world.alice, world.bob]).await;
+    let group = world
+        .conversations
+        .get_or_create(&world.db, world.alice, Target::Group(gid))
+        .await
+        .unwrap();
+    let to_group = draft(group, world.alice, Target::Group(gid), "to all");
+    let stored = world.writer.write(to_group).await.unwrap();
+    assert_eq!(stored.recipient, Recipient::Unread);
+}
+both_backends!(the_batch_reads_the_recipients_presence);
