@@ -4,27 +4,21 @@
 # multi-row VALUES lists folded) and prints the statements that took the longest in total.
 # Time spent waiting for a row lock counts in the statement that waited.
 #
-#   bench/pg-statements.sh [BIN_DIR] [-- extra rosetta-bench conversation flags]
+#   bench/pg-statements.sh [BIN_DIR] [-- rosetta-bench conversation flags]
+#
+# The arguments are bench/conversation.sh's after its SETUP, e.g.
+#   bench/pg-statements.sh target/release -- --users 20 --messages 20000 --duration 8s --concurrency 256
 #
 # Needs the local PostgreSQL's server log (LOG, default the Debian cluster's file) and the right
 # to ALTER SYSTEM; the setting is reset on exit. TOP (default 16) statements are printed.
 set -euo pipefail
 LOG=${LOG:-/var/log/postgresql/postgresql-15-main.log}
 TOP=${TOP:-16}
-bin="target/release"
-if [ $# -gt 0 ] && [ "$1" != "--" ]; then
-  bin="$1"
-  shift
-fi
-[ "${1:-}" = "--" ] && shift
-flags=("$@")
-[ ${#flags[@]} -eq 0 ] && flags=(--users 20 --messages 20000 --duration 8s --concurrency 256)
-
 pg() { psql -q -h 127.0.0.1 -U postgres -At -c "$1" -c "select pg_reload_conf()" >/dev/null; }
 trap 'pg "alter system reset log_min_duration_statement"' EXIT
 pg "alter system set log_min_duration_statement = 0"
 start=$(($(wc -l <"$LOG") + 1))
-"$(dirname "$0")/conversation.sh" postgres "$bin" -- "${flags[@]}" | grep -E "send rate|lost"
+"$(dirname "$0")/conversation.sh" postgres "$@" | grep -E "send rate|lost"
 tail -n +"$start" "$LOG" | python3 -c '
 import collections, re, sys
 count, total = collections.Counter(), collections.Counter()
