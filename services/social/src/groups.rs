@@ -395,13 +395,15 @@ pub(crate) async fn require_owner(
 }
 
 pub(crate) async fn member_ids(db: &impl ConnectionTrait, group_id: i64) -> ApiResult<Vec<i64>> {
-    Ok(group_member::Entity::find()
+    Ok(members_of(group_id).into_tuple::<i64>().all(db).await?)
+}
+
+/// The user ids of a group's members, as a query.
+fn members_of(group_id: i64) -> sea_orm::Select<group_member::Entity> {
+    group_member::Entity::find()
         .select_only()
         .column(group_member::Column::UserId)
         .filter(group_member::Column::GroupId.eq(group_id))
-        .into_tuple::<i64>()
-        .all(db)
-        .await?)
 }
 
 pub(crate) async fn member_count(db: &impl ConnectionTrait, group_id: i64) -> ApiResult<u64> {
@@ -440,10 +442,7 @@ pub(crate) async fn told_of_membership(
 ) -> ApiResult<Vec<i64>> {
     let mut told = if group.system {
         let bound = MAX_GROUP_MEMBERS + 1;
-        let some: Vec<i64> = group_member::Entity::find()
-            .select_only()
-            .column(group_member::Column::UserId)
-            .filter(group_member::Column::GroupId.eq(group.id))
+        let some: Vec<i64> = members_of(group.id)
             .limit(bound)
             .into_tuple()
             .all(db)

@@ -105,7 +105,8 @@ impl Social {
         } else {
             None
         };
-        if let (true, Some(group)) = (joins, &group) {
+        let joining = group.filter(|_| joins);
+        if let Some(group) = &joining {
             room_for_one(&txn, group).await?;
             add_rows(&txn, row.group_id, &[me], MEMBER, now).await?;
         }
@@ -120,7 +121,7 @@ impl Social {
         let view = self.invitation_view(row).await?;
         self.publish(&[inviter], Kind::GroupInvitationAnswered(view.clone()))
             .await;
-        if let (true, Some(group)) = (joins, &group) {
+        if let Some(group) = &joining {
             let told = told_of_membership(&self.db, group, &[me]).await?;
             self.publish(&told, joined(group_id, me, inviter)).await;
         }

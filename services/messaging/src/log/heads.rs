@@ -76,7 +76,9 @@ fn reserve_and_insert(
     payloads: &[Vec<u8>],
     at_ms: i64,
 ) -> Statement {
-    let mut values: Vec<Value> = Vec::with_capacity(counts.len() * 2 + rows.len() * 4);
+    let mut values: Vec<Value> = Vec::with_capacity(1 + counts.len() * 2 + rows.len() * 3);
+    // $1 is the events' time, shared by every row.
+    values.push(at_ms.into());
     let mut sql = String::from("WITH h AS (INSERT INTO event_heads (user_id, last_seq) VALUES ");
     for (i, (&user, &n)) in counts.iter().enumerate() {
         let sep = if i > 0 { ", " } else { "" };
@@ -91,7 +93,7 @@ fn reserve_and_insert(
         " ON CONFLICT (user_id) DO UPDATE SET last_seq = event_heads.last_seq + \
          excluded.last_seq RETURNING user_id, last_seq), \
          e AS (INSERT INTO user_events (user_id, seq, at_ms, payload) \
-         SELECT v.user_id, h.last_seq - v.back, v.at_ms, v.payload FROM (VALUES ",
+         SELECT v.user_id, h.last_seq - v.back, $1::bigint, v.payload FROM (VALUES ",
     );
     // How many of each user's rows are still to come: the last row has the head's seq.
     let mut left: HashMap<i64, i64> = counts.iter().map(|(&user, &n)| (user, n)).collect();
@@ -103,21 +105,15 @@ fn reserve_and_insert(
         let p = values.len();
         let sep = if i > 0 { ", " } else { "" };
         sql.push_str(&format!(
-            "{sep}(${}::bigint, ${}::bigint, ${}::bigint, ${}::bytea)",
+            "{sep}(${}::bigint, ${}::bigint, ${}::bytea)",
             p + 1,
             p + 2,
-            p + 3,
-            p + 4
+            p + 3
         ));
-        values.extend([
-            user.into(),
-            back.into(),
-            at_ms.into(),
-            payloads[event].clone().into(),
-        ]);
+        values.extend([user.into(), back.into(), payloads[event].clone().into()]);
     }
     sql.push_str(
-        ") AS v (user_id, back, at_ms, payload) JOIN h ON h.user_id = v.user_id) \
+        ") AS v (user_id, back, payload) JOIN h ON h.user_id = v.user_id) \
          SELECT user_id, last_seq FROM h",
     );
     Statement::from_sql_and_values(DatabaseBackend::Postgres, sql, values)
