@@ -439,6 +439,8 @@ async fn offline_delivery_and_history(backend: Backend) {
         unreachable!()
     };
     assert_eq!((receipt.reader_id, receipt.up_to_seq), (bob.id, 3));
+    // A mark never moves back.
+    assert_eq!(mark_read(&mut client, &bob, alice.id, 1, true).await, 3);
     let unread = client
         .get_unread_counts(authed(GetUnreadCountsRequest {}, &bob.token))
         .await

@@ -63,6 +63,16 @@ pub enum Members {
     Group(i64),
 }
 
+impl Members {
+    /// Who `me`'s conversation with `target` is between.
+    fn of(me: i64, target: Target) -> Self {
+        match target {
+            Target::User(other) => Self::Pair(me.min(other), me.max(other)),
+            Target::Group(group) => Self::Group(group),
+        }
+    }
+}
+
 impl Conversation {
     fn of(model: &conversation::Model) -> ApiResult<Self> {
         let members = match (model.group_id, model.user_lo, model.user_hi) {
@@ -114,22 +124,38 @@ impl Cache {
         me: i64,
         target: Target,
     ) -> ApiResult<Conversation> {
-        let key = match target {
-            Target::User(other) => Members::Pair(me.min(other), me.max(other)),
-            Target::Group(group) => Members::Group(group),
-        };
-        if let Some(found) = self.lock().get(&key) {
+        if let Some(found) = self.lock().get(&Members::of(me, target)) {
             return Ok(*found);
         }
         let found = Conversation::of(&find_or_create(db, me, target).await?)?;
+        Ok(self.insert(found))
+    }
+
+    /// The conversation of `me` with `target`, if there is one (none is created).
+    pub async fn find<C: ConnectionTrait>(
+        &self,
+        db: &C,
+        me: i64,
+        target: Target,
+    ) -> ApiResult<Option<Conversation>> {
+        if let Some(found) = self.lock().get(&Members::of(me, target)) {
+            return Ok(Some(*found));
+        }
+        match find(db, me, target).await? {
+            Some(model) => Ok(Some(self.insert(Conversation::of(&model)?))),
+            None => Ok(None),
+        }
+    }
+
+    fn insert(&self, found: Conversation) -> Conversation {
         let mut entries = self.lock();
         if entries.len() >= self.capacity
             && let Some(evicted) = entries.keys().next().copied()
         {
             entries.remove(&evicted);
         }
-        entries.insert(key, found);
-        Ok(found)
+        entries.insert(found.members, found);
+        found
     }
 
     /// Entries are plain values written in one step: a panic elsewhere cannot leave one half

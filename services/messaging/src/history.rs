@@ -173,7 +173,8 @@ impl Messaging {
     }
 
     /// Moves the caller's read mark; the other side of a private chat gets a receipt unless
-    /// it is [`Receipt::Withheld`].
+    /// it is [`Receipt::Withheld`]. A mark without a receipt is written by the sends' writer,
+    /// with the next batch of its conversation (see `commit::marks`).
     pub async fn mark_read(
         &self,
         me: i64,
@@ -182,6 +183,17 @@ impl Messaging {
         receipt: Receipt,
     ) -> ApiResult<u64> {
         conversations::authorize(&self.db, me, target).await?;
+        if receipt == Receipt::Withheld {
+            let Some(conversation) = self.conversations.find(&self.db, me, target).await? else {
+                return Ok(0);
+            };
+            let mark = crate::commit::Mark {
+                conversation_id: conversation.id,
+                user: me,
+                up_to,
+            };
+            return self.writer.mark(mark).await;
+        }
         let Some(conversation) = conversations::find(&self.db, me, target).await? else {
             return Ok(0);
         };

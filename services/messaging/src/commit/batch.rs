@@ -15,7 +15,8 @@
 //!    small ones (private chats need neither; with fan-out on read turned off, no count);
 //! 7. [`Events::append_all`] — the fan-out into every recipient's log. A large group's
 //!    message gets no log row at all: it is woken once, for the group, and read by cursor
-//!    (see the crate docs).
+//!    (see the crate docs);
+//! 8. one upsert of the read marks queued with the sends ([`super::marks`]).
 
 use std::{
     borrow::Cow,
@@ -34,7 +35,7 @@ use sea_orm::{
     sea_query::{Expr, ExprTrait as _, LockType, OnConflict, Order, Query, Value},
 };
 
-use super::{Draft, Recipient, Stored};
+use super::{Draft, Mark, Recipient, Stored, marks};
 use crate::{
     conversations::Members,
     convert,
@@ -55,6 +56,8 @@ pub(super) enum Written {
     /// Committed: each draft's outcome in batch order, and the stored events to wake.
     Committed {
         outcomes: Vec<ApiResult<Stored>>,
+        /// Each mark's read seq afterwards, in order.
+        read: Vec<u64>,
         deliveries: Vec<(i64, Event)>,
         /// Large groups' messages: (group, event with seq 0), one each.
         group_deliveries: Vec<(i64, Event)>,
@@ -75,11 +78,12 @@ enum Part {
     Echo(usize),
 }
 
-/// Writes `drafts` in one transaction: see the module docs.
+/// Writes `drafts` and `marks` in one transaction: see the module docs.
 pub(super) async fn write(
     db: &DatabaseConnection,
     policy: &Policy,
     drafts: &[&Draft],
+    marks: &[Mark],
     fanout_max_members: usize,
 ) -> Result<Written, DbErr> {
     let tx = rosetta_db::begin_write(db).await?;
@@ -134,6 +138,11 @@ pub(super) async fn write(
         mark_read(&*tx, &written).await?;
         (deliveries, group_deliveries) = fan_out(&*tx, &written, fanout_max_members).await?;
     }
+    let read = if marks.is_empty() {
+        Vec::new()
+    } else {
+        marks::apply(&*tx, marks).await?
+    };
     tx.commit().await?;
     let outcomes = parts
         .into_iter()
@@ -161,6 +170,7 @@ pub(super) async fn write(
         .collect();
     Ok(Written::Committed {
         outcomes,
+        read,
         deliveries,
         group_deliveries,
     })

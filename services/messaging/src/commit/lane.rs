@@ -7,8 +7,11 @@
 //! stored messages (`duplicate`), and the rest are written again. Retries are rare, and each
 //! round removes at least one send, so this ends.
 //!
-//! Any other failure of a batch of several sends rolls it back and writes its sends one by
+//! Any other failure of a batch of several jobs rolls it back and writes its jobs one by
 //! one, so that a bad send fails only itself.
+//!
+//! Read marks queued with the sends ([`super::marks`]) are written in the same transaction,
+//! after them.
 
 use std::sync::{
     Arc,
@@ -21,7 +24,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument as _;
 
-use super::{Job, MAX_BATCH, Recipient, Stored, batch};
+use super::{Job, MAX_BATCH, MarkJob, Recipient, SendJob, Stored, batch};
 use crate::{log::Events, policy::Policy};
 
 /// One lane's share of the writer.
@@ -53,40 +56,64 @@ impl Lane {
             }
             crate::meters::queued(-(count as f64));
             crate::meters::batch_written(count);
-            let batch = std::mem::replace(&mut taken, Vec::with_capacity(MAX_BATCH));
-            if let Err((rest, err)) = settle(&self, batch).await {
-                self.one_by_one(rest, err).await;
+            let (mut sends, mut marks) = (Vec::new(), Vec::new());
+            for job in taken.drain(..) {
+                match job {
+                    Job::Send(send) => sends.push(send),
+                    Job::Mark(mark) => marks.push(mark),
+                }
+            }
+            if let Err((sends, marks, err)) = settle(&self, sends, marks).await {
+                self.one_by_one(sends, marks, err).await;
             }
         }
     }
 
-    /// After a failed batch: writes each of its unanswered sends alone, so that a bad send
+    /// After a failed batch: writes each of its unanswered jobs alone, so that a bad send
     /// fails only itself.
-    async fn one_by_one(&self, rest: Vec<Job>, err: DbErr) {
-        if rest.len() == 1 {
-            answer_all(rest, &err);
+    async fn one_by_one(&self, sends: Vec<SendJob>, marks: Vec<MarkJob>, err: DbErr) {
+        if sends.len() + marks.len() == 1 {
+            answer_all(sends, marks, &err);
             return;
         }
         self.fallbacks.fetch_add(1, Ordering::Relaxed);
-        tracing::debug!(%err, sends = rest.len(), "batch write failed; writing each send alone");
-        for job in rest {
+        tracing::debug!(%err, sends = sends.len(), marks = marks.len(), "batch write failed; writing each job alone");
+        for job in sends {
             let span = job.span.clone();
-            let alone = settle(self, vec![job]).instrument(span);
-            if let Err((rest, err)) = alone.await {
-                answer_all(rest, &err);
+            let alone = settle(self, vec![job], Vec::new()).instrument(span);
+            if let Err((sends, marks, err)) = alone.await {
+                answer_all(sends, marks, &err);
+            }
+        }
+        for job in marks {
+            if let Err((sends, marks, err)) = settle(self, Vec::new(), vec![job]).await {
+                answer_all(sends, marks, &err);
             }
         }
     }
 }
 
-/// Writes `jobs` as one batch, setting duplicates aside until the batch commits; answers every
-/// job it settles. On a failure other than a duplicate, hands back the jobs not yet answered.
-async fn settle(lane: &Lane, mut jobs: Vec<Job>) -> Result<(), (Vec<Job>, DbErr)> {
+/// A failed batch's unanswered jobs.
+type Unsettled = (Vec<SendJob>, Vec<MarkJob>, DbErr);
+
+/// Writes `jobs` and `marks` as one batch, setting duplicates aside until the batch commits;
+/// answers every job it settles. On a failure other than a duplicate, hands back the jobs not
+/// yet answered.
+async fn settle(lane: &Lane, mut jobs: Vec<SendJob>, marks: Vec<MarkJob>) -> Result<(), Unsettled> {
     loop {
         let drafts: Vec<&super::Draft> = jobs.iter().map(|job| &job.draft).collect();
-        match batch::write(&lane.db, &lane.policy, &drafts, lane.fanout_max_members).await {
+        let wanted: Vec<super::Mark> = marks.iter().map(|job| job.mark).collect();
+        let written = batch::write(
+            &lane.db,
+            &lane.policy,
+            &drafts,
+            &wanted,
+            lane.fanout_max_members,
+        );
+        match written.await {
             Ok(batch::Written::Committed {
                 outcomes,
+                read,
                 deliveries,
                 group_deliveries,
             }) => {
@@ -101,6 +128,9 @@ async fn settle(lane: &Lane, mut jobs: Vec<Job>) -> Result<(), (Vec<Job>, DbErr)
                     // The caller may have gone (a cancelled call): the message is stored all
                     // the same, and a retry with the same client_message_id finds it.
                     let _ = job.reply.send(outcome);
+                }
+                for (job, read) in marks.into_iter().zip(read) {
+                    let _ = job.reply.send(Ok(read));
                 }
                 return Ok(());
             }
@@ -119,19 +149,22 @@ async fn settle(lane: &Lane, mut jobs: Vec<Job>) -> Result<(), (Vec<Job>, DbErr)
                         None => rest.push(job),
                     }
                 }
-                if rest.is_empty() {
+                if rest.is_empty() && marks.is_empty() {
                     return Ok(());
                 }
                 jobs = rest;
             }
-            Err(err) => return Err((jobs, err)),
+            Err(err) => return Err((jobs, marks, err)),
         }
     }
 }
 
 /// A write failure as the callers see it: internal (the cause is logged, never sent).
-fn answer_all(jobs: Vec<Job>, err: &DbErr) {
-    for job in jobs {
+fn answer_all(sends: Vec<SendJob>, marks: Vec<MarkJob>, err: &DbErr) {
+    for job in sends {
+        let _ = job.reply.send(Err(ApiError::internal(err)));
+    }
+    for job in marks {
         let _ = job.reply.send(Err(ApiError::internal(err)));
     }
 }

@@ -22,6 +22,7 @@
 
 mod batch;
 mod lane;
+mod marks;
 #[cfg(test)]
 mod tests;
 
@@ -95,10 +96,23 @@ pub struct Writer {
     fallbacks: Arc<AtomicU64>,
 }
 
-struct Job {
+pub use marks::Mark;
+
+/// What a lane is asked to write.
+enum Job {
+    Send(SendJob),
+    Mark(MarkJob),
+}
+
+struct SendJob {
     draft: Draft,
     span: tracing::Span,
     reply: oneshot::Sender<ApiResult<Stored>>,
+}
+
+struct MarkJob {
+    mark: Mark,
+    reply: oneshot::Sender<ApiResult<u64>>,
 }
 
 impl Writer {
@@ -142,16 +156,35 @@ impl Writer {
     /// Writes `draft` and wakes its recipients once committed; a retry answers the message an
     /// earlier send stored, marked duplicate.
     pub async fn write(&self, draft: Draft) -> ApiResult<Stored> {
-        let lane = self.lane_of(draft.conversation.id);
+        let conversation = draft.conversation.id;
         let (reply, written) = oneshot::channel();
-        let job = Job {
+        let job = Job::Send(SendJob {
             draft,
             span: tracing::Span::current(),
             reply,
-        };
+        });
+        self.queue(conversation, job, written).await
+    }
+
+    /// Moves a read mark (without a receipt) with the next batch of its conversation's lane;
+    /// returns the read seq afterwards. See [`marks`].
+    pub async fn mark(&self, mark: Mark) -> ApiResult<u64> {
+        let (reply, written) = oneshot::channel();
+        let conversation = mark.conversation_id;
+        self.queue(conversation, Job::Mark(MarkJob { mark, reply }), written)
+            .await
+    }
+
+    async fn queue<T>(
+        &self,
+        conversation: i64,
+        job: Job,
+        written: oneshot::Receiver<ApiResult<T>>,
+    ) -> ApiResult<T> {
+        let lane = self.lane_of(conversation);
         let stopped = || ApiError::unavailable("the message writer has stopped");
         // Room first (a caller that gives up while waiting for it leaves no trace), then
-        // counted, then queued without a pause: the lane that takes the send subtracts it.
+        // counted, then queued without a pause: the lane that takes the job subtracts it.
         let room = lane.reserve().await.map_err(|_| stopped())?;
         crate::meters::queued(1.0);
         room.send(job);

@@ -1,11 +1,13 @@
 //! The writer on both backends: batch order and gapless seqs, retries answered from the unique
-//! key, a bad send failing alone, stopping, and (PostgreSQL) concurrent lanes.
+//! key, a bad send failing alone, stopping, read marks in the batch, and (PostgreSQL)
+//! concurrent lanes.
 //!
 //! PostgreSQL tests create a database of their own on `ROSETTA_TEST_POSTGRES_URL` (default
 //! the local server) and drop it after; they fail, never pass, when it cannot be reached.
 
 mod batches;
 mod lanes;
+mod marks;
 
 use std::{sync::Arc, time::Duration};
 
@@ -150,11 +152,25 @@ impl World {
     async fn enqueue(&self, draft: Draft) -> Answer {
         let (reply, written) = oneshot::channel();
         let lane = self.writer.lane_of(draft.conversation.id);
-        let job = Job {
+        let job = Job::Send(SendJob {
             draft,
             span: tracing::Span::none(),
             reply,
+        });
+        lane.send(job).await.expect("the lane runs");
+        written
+    }
+
+    /// Queues a read mark of `user` in alice and bob's conversation for its lane directly.
+    async fn enqueue_mark(&self, user: i64, up_to: u64) -> oneshot::Receiver<ApiResult<u64>> {
+        let (reply, written) = oneshot::channel();
+        let mark = Mark {
+            conversation_id: self.conversation.id,
+            user,
+            up_to,
         };
+        let lane = self.writer.lane_of(mark.conversation_id);
+        let job = Job::Mark(MarkJob { mark, reply });
         lane.send(job).await.expect("the lane runs");
         written
     }
