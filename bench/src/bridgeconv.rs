@@ -6,7 +6,9 @@
 //! OurChat (JSON over WebSocket) has no acknowledgement for text either and is driven the same
 //! way; CloudChat acknowledges each send (MESSAGE_RECEIVED_SELF) and is driven like pipe.
 //! DPC has one room: every line goes to every user of the run, so its gRPC baseline sends
-//! every message to one group of all the users.
+//! every message to one group of all the users. For the protocols without acknowledgements
+//! the baseline's senders also wait until the peer has each message (`--until-delivered`),
+//! so both sides run the same loop.
 
 use std::{
     net::SocketAddr,
@@ -49,6 +51,12 @@ impl Bridge {
             Bridge::Cloudchat => "cloudchat",
             Bridge::Dpc => "dpc",
         }
+    }
+
+    /// Whether the protocol acknowledges a send (pipe, CloudChat); a sender of the others
+    /// waits until its message reached the peer.
+    pub fn acknowledges(self) -> bool {
+        matches!(self, Bridge::Pipe | Bridge::Cloudchat)
     }
 
     /// The protocol's port on loopback (DPC: its chat port).
@@ -805,6 +813,10 @@ pub async fn run(
             connections: 4,
             text_size: opts.text_size,
             drain_timeout: opts.drain_timeout,
+            // Where the protocol acknowledges nothing, the bridge's senders wait for the
+            // peer; the baseline then does too, or it would compare a longer loop with a
+            // shorter one.
+            until_delivered: !opts.bridge.acknowledges(),
         };
         Some(conversation::run(endpoints, &grpc_opts, quiet).await?)
     };

@@ -57,7 +57,15 @@ pub struct Options {
     /// How long to wait for the last deliveries after the last send.
     #[arg(long, default_value = "15s", value_parser = crate::parse_duration)]
     pub drain_timeout: Duration,
+    /// A sender waits, after the acknowledgement, until its message reached the sender's peer
+    /// (user `u ^ 1`, in a group too) before it sends again, and send-ack is measured to that
+    /// moment: the way a client of a protocol without acknowledgements is driven.
+    #[arg(long)]
+    pub until_delivered: bool,
 }
+
+/// How long a sender waits for its message to reach the peer with `--until-delivered`.
+const REACH_WAIT: Duration = Duration::from_secs(30);
 
 /// Who sends what to whom: friend pairs (2k, 2k+1) and groups of consecutive users.
 pub struct Plan {
@@ -289,7 +297,13 @@ pub async fn run(endpoints: &Endpoints, opts: &Options, quiet: bool) -> anyhow::
                     ..Default::default()
                 };
                 let user = &plan.users[sender];
-                ledger.expect(key.clone(), user.id, &participants);
+                let peer = plan.users[sender ^ 1].id;
+                let reached = if opts.until_delivered {
+                    Some(ledger.expect_watched(key.clone(), user.id, &participants, peer))
+                } else {
+                    ledger.expect(key.clone(), user.id, &participants);
+                    None
+                };
                 let sent = Instant::now();
                 let result = match grpc::authed(request, &user.token) {
                     Ok(request) => client
@@ -297,6 +311,15 @@ pub async fn run(endpoints: &Endpoints, opts: &Options, quiet: bool) -> anyhow::
                         .await
                         .map_err(|s| s.to_string()),
                     Err(err) => Err(err.to_string()),
+                };
+                let result = match (result, reached) {
+                    (Ok(_), Some(reached)) => {
+                        match tokio::time::timeout(REACH_WAIT, reached).await {
+                            Ok(Ok(())) => Ok(()),
+                            _ => Err(format!("{key} did not reach the peer within 30 s")),
+                        }
+                    }
+                    (result, _) => result.map(drop),
                 };
                 match result {
                     Ok(_) => {
@@ -359,6 +382,7 @@ pub async fn run(endpoints: &Endpoints, opts: &Options, quiet: bool) -> anyhow::
     report.param("concurrency", opts.concurrency);
     report.param("connections", opts.connections);
     report.param("text_size", opts.text_size);
+    report.param("until_delivered", opts.until_delivered);
     report.counter("messages sent", acked as f64, "");
     report.counter("send rate", acked as f64 / send_secs.max(1e-9), "msg/s");
     report.counter("deliveries", tally.delivered as f64, "");

@@ -10,6 +10,8 @@ use std::{
     time::{Duration, Instant},
 };
 
+use tokio::sync::oneshot;
+
 use crate::report::Recorder;
 
 struct Entry {
@@ -19,6 +21,8 @@ struct Entry {
     received: HashMap<i64, u32>,
     /// The send failed: its deliveries are no longer owed (but any that arrive still count).
     failed: bool,
+    /// Told when this recipient first receives the message.
+    watch: Option<(i64, oneshot::Sender<()>)>,
 }
 
 #[derive(Default)]
@@ -59,6 +63,29 @@ impl Ledger {
 
     /// Enters a message under `key` just before it is sent.
     pub fn expect(&self, key: String, sender: i64, recipients: &[i64]) {
+        self.enter(key, sender, recipients, None);
+    }
+
+    /// [`Self::expect`], and the answer tells when `watch` first received the message.
+    pub fn expect_watched(
+        &self,
+        key: String,
+        sender: i64,
+        recipients: &[i64],
+        watch: i64,
+    ) -> oneshot::Receiver<()> {
+        let (tell, told) = oneshot::channel();
+        self.enter(key, sender, recipients, Some((watch, tell)));
+        told
+    }
+
+    fn enter(
+        &self,
+        key: String,
+        sender: i64,
+        recipients: &[i64],
+        watch: Option<(i64, oneshot::Sender<()>)>,
+    ) {
         let received = recipients
             .iter()
             .map(|&r| (r, 0))
@@ -72,6 +99,7 @@ impl Ledger {
                 sender,
                 received,
                 failed: false,
+                watch,
             },
         );
     }
@@ -105,6 +133,14 @@ impl Ledger {
         };
         *count += 1;
         if *count == 1 {
+            if entry
+                .watch
+                .as_ref()
+                .is_some_and(|(watched, _)| *watched == user)
+                && let Some((_, tell)) = entry.watch.take()
+            {
+                let _ = tell.send(());
+            }
             self.delivered.fetch_add(1, Ordering::Relaxed);
             if !entry.failed {
                 self.outstanding.fetch_sub(1, Ordering::Relaxed);

@@ -1,10 +1,10 @@
 //! Read marks written with a batch of sends. A bridge whose protocol counts a pushed message
 //! as read marks it without a receipt, a call for nearly every message it delivers: each as
 //! its own write transaction they took as many write turns as the sends (on SQLite, turns
-//! taken one after another). Queued to the lane of their conversation instead, they ride in
-//! the next batch: one statement for all of a batch's marks, after its sends, so a mark never
-//! lands before the message it covers was written (the bridge saw that message only after
-//! its batch committed, and the same lane writes it).
+//! taken one after another). Queued to a lane instead, they ride in its next batch: one
+//! statement for all of a batch's marks, after its sends. A mark covers messages already
+//! committed (the bridge saw them only then), and is clamped to the conversation's newest
+//! message as the batch sees it.
 
 use std::collections::BTreeMap;
 

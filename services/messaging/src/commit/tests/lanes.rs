@@ -9,12 +9,13 @@ use super::*;
 
 /// 32 tasks send into the private chats of six users and a group of all of them, through
 /// two writers (as two processes would: the same conversation in two lanes at once) of four
-/// lanes each (batches span several conversations and share users' log heads): no deadlock
+/// lanes each, spilling to the next lane at once (batches span several conversations, lanes
+/// share conversations and users' log heads): no deadlock
 /// (no batch fails and falls back), every conversation's seqs are 1..n and every log is
 /// gapless.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_lanes_keep_every_sequence_gapless() {
-    let world = world(Backend::Postgres).await;
+    let world = world_spilling_at(Backend::Postgres, 1).await;
     let mut users = vec![world.alice, world.bob];
     for name in ["carol", "dave", "erin", "frank"] {
         users.push(user(&world.db, name).await);
@@ -25,14 +26,17 @@ async fn concurrent_lanes_keep_every_sequence_gapless() {
     let other_bus: Arc<dyn Bus> = Arc::new(LocalBus::default());
     let other_events = Arc::new(Events::new(other_db.clone(), other_bus));
     let other_tasks = Tasks::new();
-    let other = Arc::new(Writer::new(
-        &other_db,
-        other_events,
-        Arc::new(Policy::new(other_db.clone())),
-        LANES,
-        crate::config::DEFAULT_GROUP_FANOUT_MAX_MEMBERS,
-        &other_tasks,
-    ));
+    let other = Arc::new(
+        Writer::new(
+            &other_db,
+            other_events,
+            Arc::new(Policy::new(other_db.clone())),
+            LANES,
+            crate::config::DEFAULT_GROUP_FANOUT_MAX_MEMBERS,
+            &other_tasks,
+        )
+        .spilling_at(1),
+    );
     const TASKS: usize = 32;
     const EACH: usize = 20;
     let sends = (0..TASKS).map(|task| {
@@ -102,4 +106,30 @@ async fn concurrent_lanes_keep_every_sequence_gapless() {
         assert!(n > 0);
         assert_eq!(seqs, (1..=n).collect::<Vec<_>>(), "log of user {user}");
     }
+}
+
+/// A light load fills one lane: a job goes to the first lane with fewer than `SPILL_AT`
+/// waiting (so sends arriving while it writes make its next batch, instead of each starting
+/// a transaction in an idle lane), and to the least loaded lane once every lane has that many.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_light_load_fills_one_lane() {
+    let world = world(Backend::Postgres).await;
+    let (writer, lanes) = (&world.writer, &world.writer.lanes);
+    assert_eq!(lanes.len(), LANES);
+    let picks = |lane: usize| writer.pick().same_channel(&lanes[lane]);
+    // Reserved room counts as waiting, and the lanes never take it.
+    let mut waiting = Vec::new();
+    for _ in 0..SPILL_AT - 1 {
+        waiting.push(lanes[0].reserve().await.unwrap());
+    }
+    assert!(picks(0), "below SPILL_AT the first lane takes the job");
+    waiting.push(lanes[0].reserve().await.unwrap());
+    assert!(picks(1), "at SPILL_AT the job spills to the next lane");
+    waiting.push(lanes[0].reserve().await.unwrap());
+    for (lane, extra) in [(1, 1), (2, 0), (3, 2)] {
+        for _ in 0..SPILL_AT + extra {
+            waiting.push(lanes[lane].reserve().await.unwrap());
+        }
+    }
+    assert!(picks(2), "every lane full: the least loaded");
 }

@@ -55,6 +55,11 @@ struct World {
 const LANES: usize = 4;
 
 async fn world(backend: Backend) -> World {
+    world_spilling_at(backend, SPILL_AT).await
+}
+
+/// [`world`] with a writer that spills to the next lane once `spill_at` jobs wait.
+async fn world_spilling_at(backend: Backend, spill_at: usize) -> World {
     let (url, store): (String, Box<dyn std::any::Any + Send + Sync>) = match backend {
         Backend::Sqlite => {
             let dir = tempfile::tempdir().unwrap();
@@ -76,14 +81,17 @@ async fn world(backend: Backend) -> World {
     let bus: Arc<dyn Bus> = Arc::new(LocalBus::default());
     let events = Arc::new(Events::new(db.clone(), bus));
     let tasks = Tasks::new();
-    let writer = Arc::new(Writer::new(
-        &db,
-        events.clone(),
-        Arc::new(Policy::new(db.clone())),
-        LANES,
-        crate::config::DEFAULT_GROUP_FANOUT_MAX_MEMBERS,
-        &tasks,
-    ));
+    let writer = Arc::new(
+        Writer::new(
+            &db,
+            events.clone(),
+            Arc::new(Policy::new(db.clone())),
+            LANES,
+            crate::config::DEFAULT_GROUP_FANOUT_MAX_MEMBERS,
+            &tasks,
+        )
+        .spilling_at(spill_at),
+    );
     World {
         url,
         db,
@@ -130,7 +138,7 @@ impl World {
         draft(self.conversation, self.alice, Target::User(self.bob), key)
     }
 
-    /// Blocks alice and bob's lane before it writes: on SQLite by holding the write turn, on
+    /// Blocks the first lane before it writes: on SQLite by holding the write turn, on
     /// PostgreSQL by locking their conversation's row.
     async fn hold(&self) -> Held {
         match self.backend() {
@@ -151,7 +159,7 @@ impl World {
     /// Queues `draft` for its lane directly; the receiver answers once it is written.
     async fn enqueue(&self, draft: Draft) -> Answer {
         let (reply, written) = oneshot::channel();
-        let lane = self.writer.lane_of(draft.conversation.id);
+        let lane = &self.writer.lanes[0];
         let job = Job::Send(SendJob {
             draft,
             span: tracing::Span::none(),
@@ -169,15 +177,15 @@ impl World {
             user,
             up_to,
         };
-        let lane = self.writer.lane_of(mark.conversation_id);
+        let lane = &self.writer.lanes[0];
         let job = Job::Mark(MarkJob { mark, reply });
         lane.send(job).await.expect("the lane runs");
         written
     }
 
-    /// Jobs waiting in alice and bob's lane (not yet taken).
+    /// Jobs waiting in the first lane (not yet taken).
     fn queued(&self) -> usize {
-        let lane = self.writer.lane_of(self.conversation.id);
+        let lane = &self.writer.lanes[0];
         lane.max_capacity() - lane.capacity()
     }
 
