@@ -9,14 +9,15 @@
 //! - SQLite admits one writer, so it has one lane, and that lane owns its own connection (a
 //!   pool of exactly one, opened with the shared pool's options): it never waits for the
 //!   shared pool, and the driver keeps that connection's prepared statements.
-//! - PostgreSQL commits concurrently: up to [`MessagingConfig::writer_lanes`] lanes over the
-//!   shared pool. A job goes to the first lane with fewer than [`SPILL_AT`] jobs waiting (the
-//!   least loaded when none has), so a light load fills one lane's batches and only a heavy
-//!   one spreads over many: a lane per few sends would commit a transaction per few sends
-//!   (at 20 sends in flight, 16 lanes cost 2.6× the CPU per message of one; BENCHMARKS.md).
-//!   Lanes (and other processes) lock conversation rows and then log heads, each in id
-//!   order, so they cannot deadlock, whichever lane a send takes. Sends a caller waits for
-//!   keep their order; concurrent sends never had one before their seqs.
+//! - PostgreSQL commits concurrently: [`MessagingConfig::writer_lanes`] lanes over the shared
+//!   pool, used by load. While fewer than [`ONE_LANE_BELOW`] jobs are in the writer, every job
+//!   goes to the first lane, whose batches then hold whatever arrived while it wrote: a lane
+//!   per few sends would commit a transaction per few sends (at 20 sends in flight, 16 lanes
+//!   cost 2.6× the CPU per message of one; BENCHMARKS.md). Under more load a job goes to lane
+//!   `conversation id % lanes`, so a conversation's row is wanted by one lane, not fought
+//!   over by all. Lanes (and other processes) lock conversation rows and then log heads,
+//!   each in id order, so they cannot deadlock whichever lane a job takes; sends a caller
+//!   waits for keep their order, and concurrent sends had none before their seqs.
 //!
 //! A retried send (same sender and `client_message_id`) is found by the unique key inside the
 //! write, not by a read before it ([`lane`]). A send that fails for any other reason fails
@@ -31,7 +32,10 @@ mod marks;
 mod tests;
 
 use std::{
-    sync::{Arc, atomic::AtomicU64},
+    sync::{
+        Arc,
+        atomic::{AtomicU64, AtomicUsize, Ordering},
+    },
     time::Duration,
 };
 
@@ -55,8 +59,8 @@ pub const MAX_BATCH: usize = 256;
 const QUEUE: usize = 1024;
 /// Bounds of the configured PostgreSQL lane count.
 const MAX_LANES: usize = 64;
-/// Jobs waiting for a lane before the next job spills to the next lane.
-const SPILL_AT: usize = 16;
+/// Jobs in the writer (queued or being written) below which one lane writes them all.
+const ONE_LANE_BELOW: usize = 64;
 
 /// A send that passed validation and policy, ready to be written.
 pub struct Draft {
@@ -96,8 +100,10 @@ pub enum Recipient {
 /// Writes drafts through its lanes.
 pub struct Writer {
     lanes: Vec<mpsc::Sender<Job>>,
-    /// Jobs waiting for a lane before the next spills to the next lane ([`SPILL_AT`]).
-    spill_at: usize,
+    /// Jobs queued or being written now: the load that spreads them over the lanes.
+    in_flight: AtomicUsize,
+    /// [`ONE_LANE_BELOW`] (tests spread even one job by conversation with 0).
+    one_lane_below: usize,
     /// Batches that failed and were written again send by send (a deadlock would show here);
     /// the lanes count them, tests read them.
     #[cfg(test)]
@@ -156,44 +162,43 @@ impl Writer {
             .collect();
         Self {
             lanes,
-            spill_at: SPILL_AT,
+            in_flight: AtomicUsize::new(0),
+            one_lane_below: ONE_LANE_BELOW,
             #[cfg(test)]
             fallbacks,
-        }
-    }
-
-    /// This writer spilling to the next lane once `jobs` wait (tests spread a few sends over
-    /// every lane with 1).
-    #[cfg(test)]
-    fn spilling_at(self, jobs: usize) -> Self {
-        Self {
-            spill_at: jobs,
-            ..self
         }
     }
 
     /// Writes `draft` and wakes its recipients once committed; a retry answers the message an
     /// earlier send stored, marked duplicate.
     pub async fn write(&self, draft: Draft) -> ApiResult<Stored> {
+        let conversation = draft.conversation.id;
         let (reply, written) = oneshot::channel();
         let job = Job::Send(SendJob {
             draft,
             span: tracing::Span::current(),
             reply,
         });
-        self.queue(job, written).await
+        self.queue(conversation, job, written).await
     }
 
     /// Moves a read mark (without a receipt) with the next batch of its conversation's lane;
     /// returns the read seq afterwards. See [`marks`].
     pub async fn mark(&self, mark: Mark) -> ApiResult<u64> {
         let (reply, written) = oneshot::channel();
-        self.queue(Job::Mark(MarkJob { mark, reply }), written)
+        let conversation = mark.conversation_id;
+        self.queue(conversation, Job::Mark(MarkJob { mark, reply }), written)
             .await
     }
 
-    async fn queue<T>(&self, job: Job, written: oneshot::Receiver<ApiResult<T>>) -> ApiResult<T> {
-        let lane = self.pick();
+    async fn queue<T>(
+        &self,
+        conversation: i64,
+        job: Job,
+        written: oneshot::Receiver<ApiResult<T>>,
+    ) -> ApiResult<T> {
+        let _load = Load::count(&self.in_flight);
+        let lane = self.lane_for(conversation);
         let stopped = || ApiError::unavailable("the message writer has stopped");
         // Room first (a caller that gives up while waiting for it leaves no trace), then
         // counted, then queued without a pause: the lane that takes the job subtracts it.
@@ -203,20 +208,47 @@ impl Writer {
         written.await.map_err(|_| stopped())?
     }
 
+    /// This writer spreading jobs over its lanes by conversation whatever the load.
+    #[cfg(test)]
+    fn spread(self) -> Self {
+        Self {
+            one_lane_below: 0,
+            ..self
+        }
+    }
+
     /// Batches written again send by send since the start.
     #[cfg(test)]
     fn fallbacks(&self) -> u64 {
         self.fallbacks.load(std::sync::atomic::Ordering::Relaxed)
     }
 
-    /// The first lane with fewer than `spill_at` jobs waiting, else the least loaded.
-    fn pick(&self) -> &mpsc::Sender<Job> {
-        let waiting = |lane: &mpsc::Sender<Job>| lane.max_capacity() - lane.capacity();
-        self.lanes
-            .iter()
-            .find(|lane| waiting(lane) < self.spill_at)
-            .or_else(|| self.lanes.iter().min_by_key(|lane| waiting(lane)))
-            .unwrap_or(&self.lanes[0])
+    /// The first lane under a light load, else the conversation's own lane.
+    fn lane_for(&self, conversation: i64) -> &mpsc::Sender<Job> {
+        if self.in_flight.load(Ordering::Relaxed) < self.one_lane_below {
+            return &self.lanes[0];
+        }
+        // `lanes` is never empty (at least one is spawned); rem_euclid keeps the index in range
+        // for any id.
+        let count = i64::try_from(self.lanes.len()).unwrap_or(1);
+        let index = usize::try_from(conversation.rem_euclid(count)).unwrap_or(0);
+        &self.lanes[index.min(self.lanes.len() - 1)]
+    }
+}
+
+/// One job counted in a writer's load for as long as its caller waits (however that ends).
+struct Load<'a>(&'a AtomicUsize);
+
+impl<'a> Load<'a> {
+    fn count(in_flight: &'a AtomicUsize) -> Self {
+        in_flight.fetch_add(1, Ordering::Relaxed);
+        Self(in_flight)
+    }
+}
+
+impl Drop for Load<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
     }
 }
 

@@ -9,13 +9,13 @@ use super::*;
 
 /// 32 tasks send into the private chats of six users and a group of all of them, through
 /// two writers (as two processes would: the same conversation in two lanes at once) of four
-/// lanes each, spilling to the next lane at once (batches span several conversations, lanes
-/// share conversations and users' log heads): no deadlock
+/// lanes each, spreading by conversation whatever the load (batches span several
+/// conversations and share users' log heads): no deadlock
 /// (no batch fails and falls back), every conversation's seqs are 1..n and every log is
 /// gapless.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_lanes_keep_every_sequence_gapless() {
-    let world = world_spilling_at(Backend::Postgres, 1).await;
+    let world = world_with(Backend::Postgres, Writer::spread).await;
     let mut users = vec![world.alice, world.bob];
     for name in ["carol", "dave", "erin", "frank"] {
         users.push(user(&world.db, name).await);
@@ -35,7 +35,7 @@ async fn concurrent_lanes_keep_every_sequence_gapless() {
             crate::config::DEFAULT_GROUP_FANOUT_MAX_MEMBERS,
             &other_tasks,
         )
-        .spilling_at(1),
+        .spread(),
     );
     const TASKS: usize = 32;
     const EACH: usize = 20;
@@ -108,28 +108,32 @@ async fn concurrent_lanes_keep_every_sequence_gapless() {
     }
 }
 
-/// A light load fills one lane: a job goes to the first lane with fewer than `SPILL_AT`
-/// waiting (so sends arriving while it writes make its next batch, instead of each starting
-/// a transaction in an idle lane), and to the least loaded lane once every lane has that many.
+/// A light load goes to one lane, whose batches then hold whatever arrived while it wrote,
+/// instead of each job starting a transaction in an idle lane; from `ONE_LANE_BELOW` jobs in
+/// the writer on, each conversation has its own lane.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_light_load_fills_one_lane() {
+async fn a_light_load_goes_to_one_lane() {
     let world = world(Backend::Postgres).await;
     let (writer, lanes) = (&world.writer, &world.writer.lanes);
     assert_eq!(lanes.len(), LANES);
-    let picks = |lane: usize| writer.pick().same_channel(&lanes[lane]);
-    // Reserved room counts as waiting, and the lanes never take it.
-    let mut waiting = Vec::new();
-    for _ in 0..SPILL_AT - 1 {
-        waiting.push(lanes[0].reserve().await.unwrap());
-    }
-    assert!(picks(0), "below SPILL_AT the first lane takes the job");
-    waiting.push(lanes[0].reserve().await.unwrap());
-    assert!(picks(1), "at SPILL_AT the job spills to the next lane");
-    waiting.push(lanes[0].reserve().await.unwrap());
-    for (lane, extra) in [(1, 1), (2, 0), (3, 2)] {
-        for _ in 0..SPILL_AT + extra {
-            waiting.push(lanes[lane].reserve().await.unwrap());
-        }
-    }
-    assert!(picks(2), "every lane full: the least loaded");
+    let lane_of = |conversation: i64| {
+        (0..LANES)
+            .find(|&i| writer.lane_for(conversation).same_channel(&lanes[i]))
+            .unwrap()
+    };
+    let conversations = [1, 2, 3, 6, 7];
+    let held: Vec<Load> = (1..ONE_LANE_BELOW)
+        .map(|_| Load::count(&writer.in_flight))
+        .collect();
+    let light: Vec<usize> = conversations.iter().map(|&c| lane_of(c)).collect();
+    assert_eq!(
+        light,
+        [0, 0, 0, 0, 0],
+        "one job short of the bound: one lane"
+    );
+    let _one_more = Load::count(&writer.in_flight);
+    let heavy: Vec<usize> = conversations.iter().map(|&c| lane_of(c)).collect();
+    assert_eq!(heavy, [1, 2, 3, 2, 3], "at the bound: by conversation");
+    drop(held);
+    assert_eq!(lane_of(7), 0, "light again");
 }

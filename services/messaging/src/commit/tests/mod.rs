@@ -55,11 +55,11 @@ struct World {
 const LANES: usize = 4;
 
 async fn world(backend: Backend) -> World {
-    world_spilling_at(backend, SPILL_AT).await
+    world_with(backend, |writer| writer).await
 }
 
-/// [`world`] with a writer that spills to the next lane once `spill_at` jobs wait.
-async fn world_spilling_at(backend: Backend, spill_at: usize) -> World {
+/// [`world`] with its writer made by `make` from the default one.
+async fn world_with(backend: Backend, make: impl FnOnce(Writer) -> Writer) -> World {
     let (url, store): (String, Box<dyn std::any::Any + Send + Sync>) = match backend {
         Backend::Sqlite => {
             let dir = tempfile::tempdir().unwrap();
@@ -81,17 +81,14 @@ async fn world_spilling_at(backend: Backend, spill_at: usize) -> World {
     let bus: Arc<dyn Bus> = Arc::new(LocalBus::default());
     let events = Arc::new(Events::new(db.clone(), bus));
     let tasks = Tasks::new();
-    let writer = Arc::new(
-        Writer::new(
-            &db,
-            events.clone(),
-            Arc::new(Policy::new(db.clone())),
-            LANES,
-            crate::config::DEFAULT_GROUP_FANOUT_MAX_MEMBERS,
-            &tasks,
-        )
-        .spilling_at(spill_at),
-    );
+    let writer = Arc::new(make(Writer::new(
+        &db,
+        events.clone(),
+        Arc::new(Policy::new(db.clone())),
+        LANES,
+        crate::config::DEFAULT_GROUP_FANOUT_MAX_MEMBERS,
+        &tasks,
+    )));
     World {
         url,
         db,
