@@ -33,9 +33,10 @@ pub struct MessagingConfig {
     /// them and re-reads its log instead (the bus is built with it, see `Hub::new`).
     pub stream_queue: usize,
     /// PostgreSQL: how many writer lanes write sends concurrently, each in batches of one
-    /// transaction; a conversation's sends always go to the same lane (`id % lanes`), so they
-    /// keep their order. More lanes overlap more transactions' round trips, at the cost of one
-    /// busy connection each. Clamped to 1..=64. SQLite admits one writer and always uses one.
+    /// transaction. Under a light load (fewer than 64 jobs in the writer) one lane writes them
+    /// all; above it a conversation's jobs go to lane `id % lanes`. More lanes overlap more
+    /// transactions' round trips, at the cost of one busy connection each. Clamped to
+    /// 1..=64. SQLite admits one writer and always uses one.
     /// Default [`DEFAULT_WRITER_LANES`].
     pub writer_lanes: usize,
     /// Groups with more members than this are *large*: a message there is one row in the

@@ -112,7 +112,9 @@ pub struct Writer {
 
 pub use marks::Mark;
 
-/// What a lane is asked to write.
+/// What a lane is asked to write. Sends are nearly every job: boxing them to shrink the rare
+/// mark would cost an allocation per send.
+#[allow(clippy::large_enum_variant)]
 enum Job {
     Send(SendJob),
     Mark(MarkJob),
