@@ -27,8 +27,9 @@ use std::{
 
 use futures::StreamExt as _;
 use rosetta_bridge_kit::{
-    Backend, Connections, EventStream, Handshake, Live, LiveLogins, LoginRegistry, OnClose,
-    Registered, UserSession, end_login, kicked, next_event, settings::ImpsSettings,
+    Backend, Connections, EventStream, Handshake, Live, LiveLogins, LoginMarks, LoginRegistry,
+    OnClose, ReadMarks, Registered, UserSession, end_login, kicked, next_event,
+    settings::ImpsSettings,
 };
 use rosetta_proto::messaging::v1::{Event, event::Kind};
 use tokio::{net::TcpStream, time::Instant};
@@ -56,6 +57,8 @@ pub struct Shared {
     logins: LoginRegistry,
     /// Connections per user, so that a user goes offline when their last one closes.
     live: LiveLogins,
+    /// The read marks of messages pushed live, written off the push path.
+    marks: ReadMarks,
 }
 
 impl Shared {
@@ -68,6 +71,7 @@ impl Shared {
             name_ttl: Duration::from_millis(settings.name_cache_ms),
             logins: LoginRegistry::default(),
             live,
+            marks: ReadMarks::new(Duration::from_millis(settings.read_mark_flush_ms)),
         }
     }
 }
@@ -118,6 +122,8 @@ struct LoggedIn {
     asked: HashSet<i64>,
     /// Messages delivered from the login's backlog, not to be pushed again live.
     delivered: backlog::Delivered,
+    /// Read marks of the messages pushed live, waiting to be written.
+    marks: LoginMarks,
 }
 
 impl Login {
@@ -389,6 +395,7 @@ impl Conn {
             registered,
             live,
             events,
+            marks,
             ..
         } = *me;
         // No resubscription may show the user online again while the login ends.
@@ -396,8 +403,15 @@ impl Conn {
         drop(registered);
         match ending {
             // The session is gone: the services have nothing left to hear from it.
-            Ending::Revoked => drop(live),
-            Ending::Left | Ending::Kicked => end_login(live, &session, OnClose::Logout).await,
+            Ending::Revoked => {
+                marks.abandon();
+                drop(live);
+            }
+            Ending::Left | Ending::Kicked => {
+                // The pushed messages' marks, while the session's token still works.
+                marks.finish().await;
+                end_login(live, &session, OnClose::Logout).await;
+            }
         }
     }
 }

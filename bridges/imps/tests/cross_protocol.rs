@@ -194,3 +194,60 @@ async fn offline_messages(backend: Backend) {
 }
 
 both_backends!(offline, super::offline_messages);
+
+/// A message pushed live counts as read: its mark is written off the push path, and at the
+/// latest when the login ends, so the next login does not deliver it again.
+async fn live_messages_are_not_delivered_again(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let bridge = bridge(&server, 300_000).await;
+    register_user(&bridge, "alice").await;
+    let mut alice = login(&bridge, "alice", "pw").await;
+    let carol = server.user("carol", "pw").await;
+    let token = carol.access_token.clone();
+    let mut stream = events(&server, &token).await;
+    let alice_id =
+        befriend_over_grpc(&server, &mut alice, "alice", "carol", &token, &mut stream).await;
+    alice.recv_cmd(cmd::S_ADDFRIEND_RSP).await;
+
+    let mut messaging = MessagingServiceClient::new(server.channel().await);
+    let sent = messaging
+        .send_message(authed(
+            SendMessageRequest {
+                to: Some(To::ToUserId(alice_id)),
+                kind: MessageKind::Text.into(),
+                text: "live".into(),
+                client_message_id: "live".into(),
+                ..Default::default()
+            },
+            &token,
+        ))
+        .await
+        .expect("send")
+        .into_inner();
+    assert!(sent.recipient_online);
+    let frame = alice.recv_cmd(cmd::S_SEND_MSG).await;
+    assert_eq!(Fields::of(&frame).string(), "carol");
+
+    // alice leaves at once; her login's end writes the mark before the session goes.
+    drop(alice);
+    next_event(
+        &mut stream,
+        |k| matches!(k, Kind::PresenceChanged(p) if p.status == PresenceStatus::Offline as i32),
+    )
+    .await;
+    let mut again = login(&bridge, "alice", "pw").await;
+    again
+        .send(ClientMessage::FriendList {
+            user: "alice".into(),
+        })
+        .await;
+    loop {
+        let frame = again.recv_raw().await;
+        assert_ne!(frame[6], cmd::S_SEND_MSG, "delivered twice: {frame:02x?}");
+        if frame[6] == cmd::S_FRIENDLIST_REFURBISH_RSP {
+            break;
+        }
+    }
+}
+
+both_backends!(live_read, super::live_messages_are_not_delivered_again);

@@ -144,6 +144,10 @@ pub struct ImpsSettings {
     /// How long a connection sends to a friend's name without looking it up again (names can
     /// change hands and no event says so; see the bridge's README). 0 looks up every send.
     pub name_cache_ms: u64,
+    /// A message pushed live counts as read (the next login must not deliver it again); its
+    /// read mark is written off the push path, batched per conversation, this many
+    /// milliseconds after the first push of a batch (and before the login ends).
+    pub read_mark_flush_ms: u64,
     /// The client logs in right after it connects (registration uses its own connection,
     /// which `idle_close_ms` closes anyway); one not logged in within `handshake_timeout_ms`
     /// (default 2 minutes) is closed.
@@ -158,6 +162,7 @@ impl Default for ImpsSettings {
             heartbeat_timeout_ms: 300_000,
             idle_close_ms: 120_000,
             name_cache_ms: 5_000,
+            read_mark_flush_ms: 50,
             limits: ConnectionLimits::with_handshake_timeout_ms(120_000),
         }
     }

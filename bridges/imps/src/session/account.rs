@@ -123,7 +123,7 @@ impl Conn {
         };
         let name = display_name(&me);
         self.login = Login::Online(Box::new(LoggedIn {
-            session,
+            session: session.clone(),
             name: name.clone(),
             registered,
             live,
@@ -138,6 +138,7 @@ impl Conn {
             clips: Default::default(),
             asked: HashSet::new(),
             delivered: backlog::Delivered::default(),
+            marks: self.shared.marks.login(session.clone()),
         }));
         self.handshake.done();
         self.io

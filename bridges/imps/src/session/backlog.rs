@@ -1,6 +1,8 @@
 //! Messages that arrived while the user was away: delivered as `S_SEND_MSG` (or `S_AUDIO_RSP`)
 //! right after `S_LOGIN_RSP`, oldest first, then marked read so that the next login does not
-//! deliver them again. Messages pushed live are marked read too, for the same reason.
+//! deliver them again. Messages pushed live are marked read too, for the same reason, off the
+//! push path: recorded into the bridge's batcher and written shortly after (and before the
+//! login ends).
 
 use std::collections::HashMap;
 
@@ -52,7 +54,7 @@ impl Ctx<'_> {
         Ok(())
     }
 
-    /// A message pushed live: shown unless the backlog already did, then marked read.
+    /// A message pushed live: shown unless the backlog already did, then recorded as read.
     pub(super) async fn push_message(&mut self, message: Message) -> Result<(), Close> {
         let me = self.user_id();
         if self.me.delivered.contains(&message)
@@ -63,7 +65,8 @@ impl Ctx<'_> {
         }
         let read = message.clone();
         self.show_message(message).await?;
-        mark_read(self.session(), std::slice::from_ref(&read)).await;
+        // Waits only when the login's pending conversations are full (it then writes them).
+        self.me.marks.record(&read).await;
         Ok(())
     }
 }
