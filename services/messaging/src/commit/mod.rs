@@ -31,6 +31,8 @@ mod marks;
 #[cfg(test)]
 mod tests;
 
+pub use marks::Mark;
+
 use std::{
     sync::{
         Arc,
@@ -110,8 +112,6 @@ pub struct Writer {
     fallbacks: Arc<AtomicU64>,
 }
 
-pub use marks::Mark;
-
 /// What a lane is asked to write. Sends are nearly every job: boxing them to shrink the rare
 /// mark would cost an allocation per send.
 #[allow(clippy::large_enum_variant)]
@@ -184,8 +184,8 @@ impl Writer {
         self.queue(conversation, job, written).await
     }
 
-    /// Moves a read mark (without a receipt) with the next batch of its conversation's lane;
-    /// returns the read seq afterwards. See [`marks`].
+    /// Moves a read mark (without a receipt) with a lane's next batch; returns the read seq
+    /// afterwards. See [`marks`].
     pub async fn mark(&self, mark: Mark) -> ApiResult<u64> {
         let (reply, written) = oneshot::channel();
         let conversation = mark.conversation_id;
