@@ -75,6 +75,14 @@ async fn private<C: ConnectionTrait>(
     if let Err(refusal) = not_to_self(sender, Target::User(to)) {
         return Ok(Err(refusal));
     }
+    // The friendship first, the blocks second: these reads may run outside one snapshot
+    // (the read-through before the write), and a block ends the friendship in the same
+    // commit. Read in this order, a friendship found gone means its block is visible to the
+    // second read, so a blocked sender hears BLOCKED, never NOT_FRIENDS.
+    let friends = friendship::Entity::find_by_id((sender, to))
+        .one(db)
+        .await?
+        .is_some();
     let blocked = block::Entity::find()
         .filter(
             Condition::any()
@@ -97,10 +105,6 @@ async fn private<C: ConnectionTrait>(
             "one of you blocks the other",
         )));
     }
-    let friends = friendship::Entity::find_by_id((sender, to))
-        .one(db)
-        .await?
-        .is_some();
     if !friends {
         return Ok(Err(ApiError::denied(
             Reason::NotFriends,
