@@ -178,19 +178,7 @@ async fn offline_messages(backend: Backend) {
     drop(alice);
 
     // A second login: nothing is delivered again before the reply to the next request.
-    let mut again = login(&bridge, "alice", "pw").await;
-    again
-        .send(ClientMessage::FriendList {
-            user: "alice".into(),
-        })
-        .await;
-    loop {
-        let frame = again.recv_raw().await;
-        assert_ne!(frame[6], cmd::S_SEND_MSG, "delivered twice: {frame:02x?}");
-        if frame[6] == cmd::S_FRIENDLIST_REFURBISH_RSP {
-            break;
-        }
-    }
+    nothing_delivered_again(&bridge, "alice").await;
 }
 
 both_backends!(offline, super::offline_messages);
@@ -235,11 +223,16 @@ async fn live_messages_are_not_delivered_again(backend: Backend) {
         |k| matches!(k, Kind::PresenceChanged(p) if p.status == PresenceStatus::Offline as i32),
     )
     .await;
-    let mut again = login(&bridge, "alice", "pw").await;
+    nothing_delivered_again(&bridge, "alice").await;
+}
+
+both_backends!(live_read, super::live_messages_are_not_delivered_again);
+
+/// A new login of `user` is delivered no message before the reply to its next request.
+async fn nothing_delivered_again(bridge: &Bridge, user: &str) {
+    let mut again = login(bridge, user, "pw").await;
     again
-        .send(ClientMessage::FriendList {
-            user: "alice".into(),
-        })
+        .send(ClientMessage::FriendList { user: user.into() })
         .await;
     loop {
         let frame = again.recv_raw().await;
@@ -249,5 +242,3 @@ async fn live_messages_are_not_delivered_again(backend: Backend) {
         }
     }
 }
-
-both_backends!(live_read, super::live_messages_are_not_delivered_again);
