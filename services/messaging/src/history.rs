@@ -174,7 +174,7 @@ impl Messaging {
 
     /// Moves the caller's read mark; the other side of a private chat gets a receipt unless
     /// it is [`Receipt::Withheld`]. A mark without a receipt is written by the sends' writer,
-    /// with the next batch of its conversation (see `commit::marks`).
+    /// in a lane's next batch (see `commit::marks`).
     pub async fn mark_read(
         &self,
         me: i64,
