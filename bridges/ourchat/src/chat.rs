@@ -25,9 +25,14 @@ impl Connection {
     pub(crate) async fn text(&mut self, target: Target, msg: String) -> Result<(), Failure> {
         let session = self.session().ok_or_else(not_logged_in)?;
         let to = match target {
-            Target::User(ocid) => {
-                send_message_request::To::ToUserId(lookup(&session, ocid).await?.id)
-            }
+            Target::User(ocid) => send_message_request::To::ToUserId(match self.ocids.id(&ocid) {
+                Some(id) => id,
+                None => {
+                    let user = lookup(&session, ocid).await?;
+                    self.ocids.learn(user.id, &user.ocid);
+                    user.id
+                }
+            }),
             Target::Group(group) => send_message_request::To::ToGroupId(group),
         };
         let message = SendMessageRequest {

@@ -10,6 +10,7 @@
 mod account;
 mod chat;
 pub mod codec;
+mod ocids;
 mod push;
 mod refusal;
 pub mod session;

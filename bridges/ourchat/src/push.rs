@@ -13,9 +13,6 @@ use crate::{
     session::{Connection, Reply},
 };
 
-/// Sender ocids remembered per connection (cleared when full).
-const OCID_CACHE: usize = 256;
-
 impl Connection {
     /// The frame an event becomes for this client, if any: others' messages (0) and being
     /// added to a group by someone else, or joining one by an invitation (9).
@@ -78,8 +75,8 @@ impl Connection {
 
     /// The ocid of a user id; the decimal id if the profile cannot be read (logged).
     async fn ocid_of(&mut self, session: &UserSession, user_id: i64) -> String {
-        if let Some(ocid) = self.ocids.get(&user_id) {
-            return ocid.clone();
+        if let Some(ocid) = self.ocids.ocid(user_id) {
+            return ocid.to_owned();
         }
         let request = GetProfilesRequest {
             user_ids: vec![user_id],
@@ -99,10 +96,7 @@ impl Connection {
                 return user_id.to_string();
             }
         };
-        if self.ocids.len() >= OCID_CACHE {
-            self.ocids.clear();
-        }
-        self.ocids.insert(user_id, ocid.clone());
+        self.ocids.learn(user_id, &ocid);
         ocid
     }
 }

@@ -12,7 +12,7 @@
 //! `"push": true`, any request only the document defines (codes 0, 8, 10, 16), or the
 //! `pushes` setting.
 
-use std::{collections::HashMap, net::SocketAddr, sync::Arc, time::Duration};
+use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use futures::{SinkExt as _, StreamExt as _};
 use rosetta_bridge_kit::{
@@ -80,7 +80,7 @@ pub async fn run(
         pushes: settings.pushes,
         live,
         login: Login::Out,
-        ocids: HashMap::new(),
+        ocids: Default::default(),
         handshake: conns.handshake.clone(),
     };
     connection.serve(ws, &conns.closing).await;
@@ -121,8 +121,8 @@ pub(crate) struct Connection {
     /// The users logged in on this bridge instance, counted per connection.
     pub(crate) live: LiveLogins,
     pub(crate) login: Login,
-    /// user id → ocid, for the `sender` of pushed messages.
-    pub(crate) ocids: HashMap<i64, String>,
+    /// Ocids met, both ways: pushes' senders, sends' recipients.
+    pub(crate) ocids: crate::ocids::Ocids,
     /// Marked at the first login: the handshake timeout no longer applies.
     pub(crate) handshake: Handshake,
 }
