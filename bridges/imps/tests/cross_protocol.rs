@@ -128,14 +128,7 @@ both_backends!(cross, super::cross_protocol);
 async fn offline_messages(backend: Backend) {
     let server = TestServer::start(backend).await;
     let bridge = bridge(&server, 300_000).await;
-    register_user(&bridge, "alice").await;
-    let mut alice = login(&bridge, "alice", "pw").await;
-    let carol = server.user("carol", "pw").await;
-    let token = carol.access_token.clone();
-    let mut stream = events(&server, &token).await;
-    let alice_id =
-        befriend_over_grpc(&server, &mut alice, "alice", "carol", &token, &mut stream).await;
-    alice.recv_cmd(cmd::S_ADDFRIEND_RSP).await;
+    let (alice, alice_id, token, mut stream) = alice_and_carol(&server, &bridge).await;
 
     // alice leaves; carol sees her go offline, then writes twice.
     drop(alice);
@@ -188,14 +181,7 @@ both_backends!(offline, super::offline_messages);
 async fn live_messages_are_not_delivered_again(backend: Backend) {
     let server = TestServer::start(backend).await;
     let bridge = bridge(&server, 300_000).await;
-    register_user(&bridge, "alice").await;
-    let mut alice = login(&bridge, "alice", "pw").await;
-    let carol = server.user("carol", "pw").await;
-    let token = carol.access_token.clone();
-    let mut stream = events(&server, &token).await;
-    let alice_id =
-        befriend_over_grpc(&server, &mut alice, "alice", "carol", &token, &mut stream).await;
-    alice.recv_cmd(cmd::S_ADDFRIEND_RSP).await;
+    let (mut alice, alice_id, token, mut stream) = alice_and_carol(&server, &bridge).await;
 
     let mut messaging = MessagingServiceClient::new(server.channel().await);
     let sent = messaging
@@ -241,4 +227,26 @@ async fn nothing_delivered_again(bridge: &Bridge, user: &str) {
             break;
         }
     }
+}
+
+/// alice logged in over IMPS and befriended over gRPC by carol: alice's connection and id,
+/// carol's access token and her event stream.
+async fn alice_and_carol(
+    server: &TestServer,
+    bridge: &Bridge,
+) -> (
+    Client,
+    i64,
+    String,
+    tonic::Streaming<rosetta_proto::messaging::v1::SubscribeResponse>,
+) {
+    register_user(bridge, "alice").await;
+    let mut alice = login(bridge, "alice", "pw").await;
+    let carol = server.user("carol", "pw").await;
+    let token = carol.access_token.clone();
+    let mut stream = events(server, &token).await;
+    let alice_id =
+        befriend_over_grpc(server, &mut alice, "alice", "carol", &token, &mut stream).await;
+    alice.recv_cmd(cmd::S_ADDFRIEND_RSP).await;
+    (alice, alice_id, token, stream)
 }
