@@ -109,6 +109,13 @@ impl ServiceEndpoints {
     }
 }
 
+/// jemalloc instead of glibc's malloc: a send allocates and frees dozens of small buffers on
+/// two or more threads, and glibc's arenas spent about a sixth of the node's CPU on it (free
+/// lists, consolidation); jemalloc's per-thread caches make the same work cheap (BENCHMARKS.md,
+/// "The allocator").
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 /// How long the runtime waits at exit for work a bounded shutdown step left behind (a
 /// blocking call on a dead peer): the process exits rather than hang on it.
 const LEFTOVERS: Duration = Duration::from_secs(1);
