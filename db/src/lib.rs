@@ -16,6 +16,11 @@ use sea_orm::{
 use sea_orm_migration::MigratorTrait;
 use tokio::sync::{Mutex, MutexGuard};
 
+/// Rows a SQLite connection's driver thread may hand over before it waits for the reader. The
+/// writer's statements return a row per message of a batch (`RETURNING`); with sqlx's default
+/// of 50 the driver thread slept and was woken several times per statement.
+const ROW_BUFFER: usize = 1024;
+
 /// Opens the database named by `url` (`sqlite://…` or `postgres://…`) and brings its schema up
 /// to date. Every role runs this on start; migrations are idempotent and ordered.
 pub async fn connect(url: &str) -> Result<DatabaseConnection, DbErr> {
@@ -33,6 +38,7 @@ pub async fn connect(url: &str) -> Result<DatabaseConnection, DbErr> {
                 .synchronous(SqliteSynchronous::Normal)
                 .busy_timeout(Duration::from_secs(10))
                 .foreign_keys(true)
+                .row_buffer_size(ROW_BUFFER)
         });
     } else {
         options.max_connections(32);
