@@ -11,7 +11,8 @@
 # The users are seeded straight into the node's database with cheap argon2id verifiers
 # (`rosetta-bench seed`, bench-only), so logins do not wait on the server's argon2 cost.
 # HEAPTRACK=1 runs each bridge under heaptrack (its file is kept in DIR; RSS then includes
-# heaptrack's own, so read the per-connection figures from a run without it).
+# heaptrack's own, so read the per-connection figures from a run without it). heaptrack follows
+# malloc only: build that `rosetta` with `--no-default-features` (no jemalloc).
 set -euo pipefail
 # shellcheck source=bench/lib.sh
 source "$(dirname "$0")/lib.sh"

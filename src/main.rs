@@ -113,6 +113,7 @@ impl ServiceEndpoints {
 /// two or more threads, and glibc's arenas spent about a sixth of the node's CPU on it (free
 /// lists, consolidation); jemalloc's per-thread caches make the same work cheap (BENCHMARKS.md,
 /// "The allocator").
+#[cfg(feature = "jemalloc")]
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
