@@ -9,6 +9,7 @@ pub mod codec;
 mod connection;
 mod http_sessions;
 mod session;
+mod upgrade;
 
 use std::{
     collections::HashMap,
@@ -20,7 +21,7 @@ use std::{
 use axum::{
     Extension, Router,
     body::{Body, to_bytes},
-    extract::{ConnectInfo, FromRequestParts, Request, State, ws::WebSocketUpgrade},
+    extract::{ConnectInfo, Request, State},
     http::{StatusCode, header},
     response::{IntoResponse, Response},
 };
@@ -30,7 +31,6 @@ use rosetta_bridge_kit::{
 use tokio::net::TcpListener;
 
 use crate::{
-    connection::Scope,
     http_sessions::HttpSessions,
     session::{Conn, Outcome},
 };
@@ -66,14 +66,21 @@ pub async fn serve(
         online: rosetta_bridge_kit::LiveLogins::reported(BRIDGE, &board),
         sockets: Mutex::new(HashMap::new()),
     });
-    let app = Router::new().fallback(entry).with_state(shared);
+    let app = Router::new().fallback(entry).with_state(shared.clone());
     let header_timeout = Duration::from_millis(settings.limits.header_timeout_ms);
     // Over a cap: 503, which both clients read as a failed request or WebSocket connect (and
     // retry: the web client reconnects after 5 s, the HarmonyOS one every 3 s).
     let listening =
         Listening::new(BRIDGE, listener, settings.limits, HTTP_UNAVAILABLE).reported_on(&board);
     serve_tcp(listening, shutdown, move |stream, peer, conns| {
-        connection::serve(app.clone(), stream, peer, conns, header_timeout)
+        connection::serve(
+            app.clone(),
+            shared.clone(),
+            stream,
+            peer,
+            conns,
+            header_timeout,
+        )
     })
     .await;
 }
@@ -82,35 +89,12 @@ pub async fn serve(
 async fn entry(
     State(shared): State<Arc<Shared>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    Extension(scope): Extension<Scope>,
+    Extension(pending): Extension<upgrade::Pending>,
     request: Request,
 ) -> Response {
     let (mut parts, body) = request.into_parts();
     if parts.headers.contains_key(header::UPGRADE) {
-        let upgrade = match WebSocketUpgrade::from_request_parts(&mut parts, &shared).await {
-            Ok(upgrade) => upgrade,
-            Err(rejection) => return rejection.into_response(),
-        };
-        // Small buffers: connections are many and mostly idle (the 128 KiB defaults made a
-        // held WebSocket cost ~157 KiB of the bridge's memory); the read buffer is also the
-        // size of each read, and a larger frame grows it as it arrives. The write buffer stays
-        // uncapped (the default): a reply is queued whole before it is written, and a history
-        // (MESSAGES_LOADED) can be many MiB; a cap below that dropped the connection.
-        return upgrade
-            .read_buffer_size(1024)
-            .write_buffer_size(0)
-            .max_message_size(codec::MAX_MESSAGE)
-            .max_frame_size(codec::MAX_MESSAGE)
-            .on_upgrade(move |socket| {
-                let span = tracing::info_span!("connection", bridge = BRIDGE, %peer);
-                tracing::Instrument::instrument(
-                    async move {
-                        session::websocket(shared, socket, peer.ip(), scope.conns).await;
-                        drop(scope.held);
-                    },
-                    span,
-                )
-            });
+        return upgrade::accept(&mut parts, &pending);
     }
     let Ok(bytes) = to_bytes(body, codec::MAX_MESSAGE).await else {
         shared.counters.error("HTTP");

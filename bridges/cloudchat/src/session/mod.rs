@@ -20,19 +20,24 @@ use std::{
     time::Duration,
 };
 
-use axum::extract::ws::{CloseFrame, Message as WsMessage, WebSocket, close_code};
+use futures::{SinkExt as _, StreamExt as _};
 use rosetta_bridge_kit::{
     Backend, Connections, EventStream, Handshake, Live, OnClose, UserSession, end_login, next_event,
 };
 use rosetta_proto::{account::v1::search_users_request::Query, common::v1::PageRequest};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
+use tokio_tungstenite::tungstenite::{
+    Message as WsMessage,
+    protocol::{CloseFrame, frame::coding::CloseCode},
+};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument as _;
 
 use crate::{
     Shared,
     codec::{self, DecodeError, NewFriendRequest, Request},
+    upgrade::WebSocket,
 };
 
 /// Pushes from other connections (an HTTP accept's CONTACT_ADDED) waiting for a slow client.
@@ -150,7 +155,7 @@ pub(crate) async fn websocket(
         // close frame saying why, so the client does not go on talking to a dead login.
         conn.abandon();
         let frame = CloseFrame {
-            code: close_code::POLICY,
+            code: CloseCode::Policy,
             reason: "session ended".into(),
         };
         write(&mut socket, WsMessage::Close(Some(frame))).await;
@@ -217,7 +222,7 @@ impl Conn {
                         None => return End::Shutdown,
                     }
                 }
-                received = socket.recv() => match received {
+                received = socket.next() => match received {
                     // Boxed so that the handlers' state is allocated only while they run,
                     // not kept in every idle connection's task.
                     Some(Ok(WsMessage::Text(text))) => {
@@ -232,7 +237,9 @@ impl Conn {
                         counters.error("BINARY");
                         continue;
                     }
-                    Some(Ok(WsMessage::Ping(_) | WsMessage::Pong(_))) => continue,
+                    Some(Ok(WsMessage::Ping(_) | WsMessage::Pong(_) | WsMessage::Frame(_))) => {
+                        continue;
+                    }
                     Some(Ok(WsMessage::Close(_)) | Err(_)) | None => return End::Closed,
                 },
             };
